@@ -1,0 +1,131 @@
+//! The block cache seam. Segment readers look blocks up here before fetching them by byte
+//! range from object storage. The engine ships a small in-memory implementation for tests
+//! and embedded use; the server plugs in the foyer hybrid (memory + disk) cache from the
+//! `tierkv-cache` crate.
+
+use std::collections::{HashMap, VecDeque};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::metrics::Counter;
+use crate::types::SegmentId;
+
+/// Names one block: segments are immutable and uniquely named, so this never goes stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockKey {
+    /// The segment.
+    pub segment: SegmentId,
+    /// Byte offset of the block in the segment object.
+    pub offset: u64,
+}
+
+/// A cache of segment blocks.
+#[async_trait]
+pub trait BlockCache: Send + Sync + std::fmt::Debug + 'static {
+    /// The cached block, if present.
+    async fn get(&self, key: &BlockKey) -> Option<Bytes>;
+    /// Offers a block to the cache (it may decline).
+    fn insert(&self, key: BlockKey, block: Bytes);
+    /// Hit and miss counters.
+    fn stats(&self) -> CacheStats;
+}
+
+/// Cache effectiveness counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups that found the block.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+}
+
+/// A bounded in-memory FIFO block cache.
+#[derive(Debug)]
+pub struct MemBlockCache {
+    capacity_bytes: usize,
+    inner: Mutex<MemInner>,
+    hits: Counter,
+    misses: Counter,
+}
+
+#[derive(Debug, Default)]
+struct MemInner {
+    map: HashMap<BlockKey, Bytes>,
+    order: VecDeque<BlockKey>,
+    bytes: usize,
+}
+
+impl MemBlockCache {
+    /// A cache holding at most `capacity_bytes` of blocks.
+    #[must_use]
+    pub fn new(capacity_bytes: usize) -> Self {
+        Self {
+            capacity_bytes,
+            inner: Mutex::new(MemInner::default()),
+            hits: Counter::default(),
+            misses: Counter::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl BlockCache for MemBlockCache {
+    async fn get(&self, key: &BlockKey) -> Option<Bytes> {
+        let got = self.inner.lock().map.get(key).cloned();
+        if got.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+        got
+    }
+
+    fn insert(&self, key: BlockKey, block: Bytes) {
+        if block.len() > self.capacity_bytes {
+            return;
+        }
+        let mut g = self.inner.lock();
+        if g.map.contains_key(&key) {
+            return;
+        }
+        g.bytes += block.len();
+        g.map.insert(key, block);
+        g.order.push_back(key);
+        while g.bytes > self.capacity_bytes {
+            let Some(old) = g.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = g.map.remove(&old) {
+                g.bytes -= b.len();
+            }
+        }
+    }
+
+    fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn evicts_oldest_past_capacity() {
+        let c = MemBlockCache::new(10);
+        let k = |o| BlockKey {
+            segment: SegmentId(1),
+            offset: o,
+        };
+        c.insert(k(0), Bytes::from_static(b"123456"));
+        c.insert(k(1), Bytes::from_static(b"123456"));
+        assert!(c.get(&k(0)).await.is_none());
+        assert!(c.get(&k(1)).await.is_some());
+        assert_eq!(c.stats(), CacheStats { hits: 1, misses: 1 });
+    }
+}

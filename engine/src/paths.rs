@@ -1,0 +1,109 @@
+//! Every object-storage key and local file name the engine uses is built here, and nowhere
+//! else.
+//!
+//! ```text
+//! shards/<sid:05>/epoch/<epoch:020>          who writes the shard from this epoch on (create-only)
+//! shards/<sid:05>/manifest/<version:020>     manifest versions (create-only: the CAS)
+//! shards/<sid:05>/segments/<id:032x>.seg     immutable sorted segments, never rewritten
+//! ```
+//! Zero-padded decimal numbers make lexicographic listing order equal numeric order.
+
+use crate::types::{Epoch, ManifestVersion, SegmentId, ShardId};
+
+/// Prefix of every object of one shard.
+#[must_use]
+pub fn shard_prefix(shard: ShardId) -> String {
+    format!("shards/{:05}", shard.0)
+}
+
+/// Prefix under which a shard's manifests live.
+#[must_use]
+pub fn manifest_prefix(shard: ShardId) -> String {
+    format!("{}/manifest/", shard_prefix(shard))
+}
+
+/// Key of one manifest version.
+#[must_use]
+pub fn manifest(shard: ShardId, v: ManifestVersion) -> String {
+    format!("{}{:020}", manifest_prefix(shard), v.0)
+}
+
+/// Parses the version out of a manifest key.
+#[must_use]
+pub fn parse_manifest(shard: ShardId, key: &str) -> Option<ManifestVersion> {
+    key.strip_prefix(&manifest_prefix(shard))?
+        .parse()
+        .ok()
+        .map(ManifestVersion)
+}
+
+/// Prefix under which a shard's epoch claims live.
+#[must_use]
+pub fn epoch_prefix(shard: ShardId) -> String {
+    format!("{}/epoch/", shard_prefix(shard))
+}
+
+/// Key of one epoch claim.
+#[must_use]
+pub fn epoch(shard: ShardId, e: Epoch) -> String {
+    format!("{}{:020}", epoch_prefix(shard), e.0)
+}
+
+/// Parses the epoch out of an epoch-claim key.
+#[must_use]
+pub fn parse_epoch(shard: ShardId, key: &str) -> Option<Epoch> {
+    key.strip_prefix(&epoch_prefix(shard))?
+        .parse()
+        .ok()
+        .map(Epoch)
+}
+
+/// Key of one segment.
+#[must_use]
+pub fn segment(shard: ShardId, id: SegmentId) -> String {
+    format!("{}/segments/{id}.seg", shard_prefix(shard))
+}
+
+/// Prefix under which a shard's segments live.
+#[must_use]
+pub fn segment_prefix(shard: ShardId) -> String {
+    format!("{}/segments/", shard_prefix(shard))
+}
+
+/// Parses a segment id out of a segment key.
+#[must_use]
+pub fn parse_segment(shard: ShardId, key: &str) -> Option<SegmentId> {
+    let hex = key
+        .strip_prefix(&segment_prefix(shard))?
+        .strip_suffix(".seg")?;
+    u128::from_str_radix(hex, 16).ok().map(SegmentId)
+}
+
+/// File name of a WAL segment file.
+#[must_use]
+pub fn wal_file(file_no: u64) -> String {
+    format!("{file_no:020}.wal")
+}
+
+/// Parses a WAL segment file name.
+#[must_use]
+pub fn parse_wal_file(name: &str) -> Option<u64> {
+    name.strip_suffix(".wal")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let s = ShardId(7);
+        let v = ManifestVersion(42);
+        assert_eq!(parse_manifest(s, &manifest(s, v)), Some(v));
+        assert_eq!(parse_epoch(s, &epoch(s, Epoch(3))), Some(Epoch(3)));
+        let id = SegmentId(0xdead_beef);
+        assert_eq!(parse_segment(s, &segment(s, id)), Some(id));
+        assert_eq!(parse_wal_file(&wal_file(9)), Some(9));
+        assert!(manifest(s, ManifestVersion(2)) < manifest(s, ManifestVersion(10)));
+    }
+}

@@ -1,0 +1,273 @@
+//! Domain types shared by every engine module.
+//!
+//! Every domain number is a newtype so that a sequence number can never be passed where an
+//! epoch is expected. Keys and values are [`Bytes`] so that they move between the WAL, the
+//! memtable and segments without copies.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Longest key the engine accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Longest content type the engine stores, in bytes.
+pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+/// Identifies one shard (a slice of the keyspace with its own manifest and sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId(pub u32);
+
+/// Per-shard sequence number. Every committed write batch takes the next one, and it is also
+/// the version of every entry the batch writes: strictly increasing per shard, hence per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SeqNo(pub u64);
+
+/// Leadership epoch of a shard writer. A writer whose epoch is older than the one recorded
+/// in object storage is fenced and may not publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Epoch(pub u64);
+
+/// Unique name of an immutable segment object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SegmentId(pub u128);
+
+/// Version of a shard's manifest (its object name in `shards/<sid>/manifest/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ManifestVersion(pub u64);
+
+/// Milliseconds since the Unix epoch, as given by a [`crate::clock::Clock`].
+pub type UnixMillis = u64;
+
+impl SeqNo {
+    /// The sequence number after this one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl Epoch {
+    /// The epoch after this one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl SegmentId {
+    /// A fresh random id; 128 random bits make collisions between writers negligible.
+    #[must_use]
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl fmt::Display for SeqNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+impl fmt::Display for ManifestVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a stored entry says about its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// The key holds `value`, labelled with an optional content type.
+    Put {
+        /// The value bytes.
+        value: Bytes,
+        /// Content type given by the writer (at most [`MAX_CONTENT_TYPE_LEN`] bytes).
+        content_type: Option<Bytes>,
+    },
+    /// The key was deleted at this version.
+    Tombstone,
+}
+
+/// One version of one key, as stored in the memtable and in segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key (1..=[`MAX_KEY_LEN`] bytes).
+    pub key: Bytes,
+    /// Version: the sequence number of the batch that wrote it.
+    pub seq: SeqNo,
+    /// Value or tombstone.
+    pub kind: EntryKind,
+    /// Absolute expiry; the entry is invisible from this instant on.
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl Entry {
+    /// Whether the entry is invisible at `now` (expired). Tombstones never "expire".
+    #[must_use]
+    pub fn is_expired(&self, now: UnixMillis) -> bool {
+        matches!(self.expires_at, Some(t) if t <= now)
+    }
+
+    /// Whether a reader at `now` sees a live value (not a tombstone and not expired).
+    #[must_use]
+    pub fn is_live(&self, now: UnixMillis) -> bool {
+        matches!(self.kind, EntryKind::Put { .. }) && !self.is_expired(now)
+    }
+
+    /// Bytes this entry costs in a memtable (an estimate used for size bounds).
+    #[must_use]
+    pub fn approx_size(&self) -> usize {
+        let body = match &self.kind {
+            EntryKind::Put {
+                value,
+                content_type,
+            } => value.len() + content_type.as_ref().map_or(0, Bytes::len),
+            EntryKind::Tombstone => 0,
+        };
+        self.key.len() + body + 48
+    }
+}
+
+/// A change to one key requested by a writer, before it has a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    /// Set the key to a value.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+        /// Optional content type.
+        content_type: Option<Bytes>,
+        /// Optional absolute expiry.
+        expires_at: Option<UnixMillis>,
+    },
+    /// Delete the key.
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+impl Mutation {
+    /// The key this mutation changes.
+    #[must_use]
+    pub fn key(&self) -> &Bytes {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key } => key,
+        }
+    }
+
+    /// The entry this mutation becomes once it has version `seq`.
+    #[must_use]
+    pub fn into_entry(self, seq: SeqNo) -> Entry {
+        match self {
+            Self::Put {
+                key,
+                value,
+                content_type,
+                expires_at,
+            } => Entry {
+                key,
+                seq,
+                kind: EntryKind::Put {
+                    value,
+                    content_type,
+                },
+                expires_at,
+            },
+            Self::Delete { key } => Entry {
+                key,
+                seq,
+                kind: EntryKind::Tombstone,
+                expires_at: None,
+            },
+        }
+    }
+}
+
+/// Precondition a write places on the current state of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Condition {
+    /// No precondition.
+    #[default]
+    None,
+    /// The key must not exist (no live value).
+    MustNotExist,
+    /// The key must exist with exactly this version.
+    VersionIs(SeqNo),
+}
+
+/// One mutation with its precondition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOp {
+    /// The change.
+    pub mutation: Mutation,
+    /// What must hold for the change to apply.
+    pub condition: Condition,
+}
+
+/// An atomic group of writes to distinct keys of one shard: all apply, with one version, or
+/// none does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    /// The writes, in any order; keys must be distinct.
+    pub ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an unconditional put.
+    #[must_use]
+    pub fn put(mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.ops.push(WriteOp {
+            mutation: Mutation::Put {
+                key: key.into(),
+                value: value.into(),
+                content_type: None,
+                expires_at: None,
+            },
+            condition: Condition::None,
+        });
+        self
+    }
+
+    /// Adds an unconditional delete.
+    #[must_use]
+    pub fn delete(mut self, key: impl Into<Bytes>) -> Self {
+        self.ops.push(WriteOp {
+            mutation: Mutation::Delete { key: key.into() },
+            condition: Condition::None,
+        });
+        self
+    }
+
+    /// Adds a write with a condition.
+    #[must_use]
+    pub fn op(mut self, mutation: Mutation, condition: Condition) -> Self {
+        self.ops.push(WriteOp {
+            mutation,
+            condition,
+        });
+        self
+    }
+}

@@ -1,0 +1,1 @@
+//! Gateway (public HTTP API). Filled by the API issue.
