@@ -9,17 +9,33 @@
 //! - [`clock`]: injected wall clock (system or manual for tests).
 //! - [`metrics`]: lock-free counters and histograms the server exports.
 //! - [`paths`]: every object-storage key and WAL file name.
+//! - [`routing`]: key → shard (jump consistent hash of xxh3).
 //! - [`store`]: object-store backends (`file://`, `s3://`, `memory://`), metrics, retries.
 //! - [`block_cache`]: the block-cache seam (foyer implementation lives in `tierkv-cache`).
+//! - [`wal`]: the node's write-ahead log: framed records, group commit, torn-tail recovery.
+//! - [`memtable`]: the concurrent in-memory map of recent writes.
+//! - [`segment`]: immutable sorted segments (blocks, index, bloom filter) and their readers.
+//! - [`manifest`]: per-shard manifest versions, create-only publish, epochs and fencing.
+//! - [`shard`]: one shard: write pipeline, reads, scans, flush, compaction, TTL sweeping.
+//! - [`options`]: engine settings with their defaults.
+//! - [`db`]: a node's WAL plus the shards it hosts.
+//! - [`testing`]: fault-injecting object store for tests.
 #![warn(missing_docs)]
 
 pub mod block_cache;
+pub mod db;
+pub mod manifest;
+pub mod memtable;
+pub mod options;
+pub mod shard;
 pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod metrics;
 pub mod paths;
+pub mod routing;
 pub mod store;
+pub mod testing;
 pub mod types;
 
 pub use error::{Error, ErrorKind, Result};

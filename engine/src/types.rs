@@ -210,6 +210,9 @@ pub enum Condition {
     MustNotExist,
     /// The key must exist with exactly this version.
     VersionIs(SeqNo),
+    /// The key's newest version must be exactly this one and expired. Used by the TTL
+    /// sweeper so that its delete never removes a newer write.
+    ExpiredVersion(SeqNo),
 }
 
 /// One mutation with its precondition.

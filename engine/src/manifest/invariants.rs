@@ -1,0 +1,97 @@
+//! Invariants checked before every manifest publish. Each is a named function so a failure
+//! says which rule broke; a violation is a bug and is reported as `Error::Invariant` rather than
+//! published.
+
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+
+/// The next manifest must be exactly one version after the current one: versions are
+/// contiguous so that a stale writer's create of `v+1` always collides with an existing object.
+pub fn version_is_next(cur: &Manifest, next: &Manifest) -> Result<()> {
+    ok_if(next.version.0 == cur.version.0 + 1, "manifest version is not current + 1")
+}
+
+/// The epoch never decreases: a manifest from an older writer must never follow a newer one.
+pub fn epoch_never_decreases(cur: &Manifest, next: &Manifest) -> Result<()> {
+    ok_if(next.epoch >= cur.epoch, "manifest epoch decreased")
+}
+
+/// `flushed_seq` never decreases: WAL space released up to it must never be needed again.
+pub fn flushed_seq_never_decreases(cur: &Manifest, next: &Manifest) -> Result<()> {
+    ok_if(next.flushed_seq >= cur.flushed_seq, "flushed_seq decreased")
+}
+
+/// The sorted run is sorted and non-overlapping, or a point read could pick the wrong segment.
+pub fn l1_is_sorted_and_disjoint(next: &Manifest) -> Result<()> {
+    let ok = next.l1.windows(2).all(|w| match w {
+        [a, b] => a.max_key < b.min_key,
+        _ => true,
+    });
+    ok_if(ok, "l1 segments overlap or are out of order")
+}
+
+/// No segment is listed twice, and no live segment is also awaiting deletion.
+pub fn segments_are_unique(next: &Manifest) -> Result<()> {
+    let mut ids: Vec<_> = next.segments().map(|s| s.id).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    let dead_live = next.obsolete.iter().any(|o| ids.binary_search(&o.id).is_ok());
+    ok_if(ids.len() == n && !dead_live, "segment listed twice or both live and obsolete")
+}
+
+/// No flushed segment holds data newer than `flushed_seq`, which would be replayed twice
+/// with a different meaning after a crash.
+pub fn segments_within_flushed_seq(next: &Manifest) -> Result<()> {
+    ok_if(
+        next.segments().all(|s| s.max_seq <= next.flushed_seq),
+        "segment holds entries above flushed_seq",
+    )
+}
+
+/// Runs every invariant for the transition `cur -> next`.
+pub fn check(cur: &Manifest, next: &Manifest) -> Result<()> {
+    version_is_next(cur, next)?;
+    epoch_never_decreases(cur, next)?;
+    flushed_seq_never_decreases(cur, next)?;
+    l1_is_sorted_and_disjoint(next)?;
+    segments_are_unique(next)?;
+    segments_within_flushed_seq(next)
+}
+
+fn ok_if(cond: bool, what: &'static str) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::Invariant { what })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tests::seg;
+    use crate::types::{ManifestVersion, SeqNo};
+
+    #[test]
+    fn overlapping_l1_is_rejected() {
+        let cur = Manifest::default();
+        let next = Manifest {
+            version: ManifestVersion(1),
+            flushed_seq: SeqNo(10),
+            l1: vec![seg(1, "a", "m", (1, 2)), seg(2, "k", "z", (1, 2))],
+            ..Manifest::default()
+        };
+        assert!(check(&cur, &next).is_err());
+    }
+
+    #[test]
+    fn skipping_a_version_is_rejected() {
+        let cur = Manifest::default();
+        let next = Manifest {
+            version: ManifestVersion(2),
+            ..Manifest::default()
+        };
+        assert!(matches!(version_is_next(&cur, &next), Err(Error::Invariant { .. })));
+    }
+}

@@ -1,0 +1,318 @@
+//! The manifest: the per-shard record of which segments hold the shard's flushed data.
+//!
+//! Each version is an immutable object `shards/<sid>/manifest/<version>`, written
+//! create-only: publishing version `v+1` succeeds for exactly one writer (the compare-and-swap
+//! every backend offers). The manifest carries the writer's epoch; a writer that finds a newer
+//! epoch in the latest manifest is fenced and stops. Open = latest manifest + WAL replay of
+//! everything after `flushed_seq`.
+//!
+//! # Levels and the compaction policy
+//!
+//! `l0` holds segments straight from memtable flushes, newest first; their key ranges
+//! overlap but their sequence ranges do not. `l1` is one sorted run: non-overlapping segments
+//! ordered by key. A point read touches at most `l0.len() + 1` segments. Compaction merges
+//! *all* of `l0` with the `l1` segments their key range overlaps into new `l1` segments,
+//! once `l0` reaches its trigger; flushes stall while `l0` is at its hard limit, so the
+//! number of segments a read may touch is bounded by that limit plus one.
+//!
+//! # Byte layout (format version 1)
+//!
+//! | offset | type | meaning |
+//! |---|---|---|
+//! | 0 | u32 | magic `0x4D56_4B54` ("TKVM" little-endian) |
+//! | 4 | u16 | format version (1) |
+//! | 6 | u16 | reserved, 0 |
+//! | 8 | u64 | manifest version |
+//! | 16 | u64 | writer epoch |
+//! | 24 | u64 | flushed_seq: every entry with seq <= this is in a listed segment |
+//! | 32 | u64 | created_at (unix millis) |
+//! | 40 | u32 + n × segment | l0 segments, newest first |
+//! | . | u32 + n × segment | l1 segments, ascending key ranges |
+//! | . | u32 + n × (u128 id, u64 since) | obsolete segments awaiting deletion after a grace period |
+//! | end-4 | u32 | crc32c of all preceding bytes |
+//!
+//! A segment record: id u128, size u64, entries u64, tombstones u64, min_seq u64, max_seq u64,
+//! min_expires_at u64 (`u64::MAX` = none), min_key (u16 len + bytes), max_key (u16 len + bytes).
+
+pub mod invariants;
+mod store;
+
+use bytes::Bytes;
+
+pub use store::{ManifestStore, Published};
+
+use crate::codec::{Dec, DecodeError, Enc, split_crc_trailer};
+use crate::error::{Error, Result};
+use crate::types::{Epoch, ManifestVersion, SegmentId, SeqNo, UnixMillis};
+
+/// Magic number at the start of every manifest.
+pub const MANIFEST_MAGIC: u32 = 0x4D56_4B54;
+/// The format version this build writes.
+pub const MANIFEST_VERSION: u16 = 1;
+/// Format versions this build reads.
+pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+
+/// What the manifest records about one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// The segment's unique id (its object name).
+    pub id: SegmentId,
+    /// Object size in bytes.
+    pub size: u64,
+    /// Entries in it.
+    pub entries: u64,
+    /// Tombstones among them.
+    pub tombstones: u64,
+    /// Lowest entry version.
+    pub min_seq: SeqNo,
+    /// Highest entry version.
+    pub max_seq: SeqNo,
+    /// Earliest expiry of any entry.
+    pub min_expires_at: Option<UnixMillis>,
+    /// Smallest key.
+    pub min_key: Bytes,
+    /// Largest key.
+    pub max_key: Bytes,
+}
+
+impl SegmentMeta {
+    /// Whether `key` lies within the segment's key range.
+    #[must_use]
+    pub fn covers(&self, key: &[u8]) -> bool {
+        self.min_key.as_ref() <= key && key <= self.max_key.as_ref()
+    }
+
+    /// Whether the segment's key range intersects `[lo, hi]`.
+    #[must_use]
+    pub fn overlaps(&self, lo: &[u8], hi: &[u8]) -> bool {
+        self.min_key.as_ref() <= hi && lo <= self.max_key.as_ref()
+    }
+}
+
+/// A segment replaced by compaction, deleted once its grace period has passed (readers that
+/// opened it before the replacement may still be reading it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Obsolete {
+    /// The segment.
+    pub id: SegmentId,
+    /// When it was replaced.
+    pub since: UnixMillis,
+}
+
+/// One manifest version.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    /// Its version (object name).
+    pub version: ManifestVersion,
+    /// Epoch of the writer that published it.
+    pub epoch: Epoch,
+    /// Every entry with seq <= this is in `l0` or `l1`.
+    pub flushed_seq: SeqNo,
+    /// When it was published.
+    pub created_at: UnixMillis,
+    /// Flushed segments, newest first.
+    pub l0: Vec<SegmentMeta>,
+    /// The sorted run: non-overlapping segments in key order.
+    pub l1: Vec<SegmentMeta>,
+    /// Replaced segments awaiting deletion.
+    pub obsolete: Vec<Obsolete>,
+}
+
+impl Manifest {
+    /// Every live segment.
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentMeta> {
+        self.l0.iter().chain(self.l1.iter())
+    }
+
+    /// Encodes this manifest (see the module's byte table).
+    #[must_use]
+    pub fn encode(&self) -> Bytes {
+        let mut e = Enc::with_capacity(256);
+        e.u32(MANIFEST_MAGIC);
+        e.u16(MANIFEST_VERSION);
+        e.u16(0);
+        e.u64(self.version.0);
+        e.u64(self.epoch.0);
+        e.u64(self.flushed_seq.0);
+        e.u64(self.created_at);
+        for level in [&self.l0, &self.l1] {
+            e.u32(len_u32(level.len()));
+            for s in level {
+                put_segment(&mut e, s);
+            }
+        }
+        e.u32(len_u32(self.obsolete.len()));
+        for o in &self.obsolete {
+            e.u128(o.id.0);
+            e.u64(o.since);
+        }
+        e.crc_trailer();
+        e.finish()
+    }
+
+    /// Decodes a manifest read from `location`.
+    pub fn decode(buf: &[u8], location: &str) -> Result<Self> {
+        let corrupt = |e: DecodeError| Error::corrupt("manifest", location, e);
+        let body = split_crc_trailer(buf).map_err(corrupt)?;
+        let mut d = Dec::new(body);
+        if d.u32().map_err(corrupt)? != MANIFEST_MAGIC {
+            return Err(corrupt(DecodeError {
+                what: "bad magic",
+                offset: 0,
+            }));
+        }
+        let fv = d.u16().map_err(corrupt)?;
+        if !SUPPORTED_VERSIONS.contains(&fv) {
+            return Err(Error::UnsupportedVersion {
+                format: "manifest",
+                location: location.to_owned(),
+                supported: SUPPORTED_VERSIONS,
+                actual: fv,
+            });
+        }
+        let inner = |d: &mut Dec<'_>| -> Result<Self, DecodeError> {
+            d.u16()?;
+            let mut m = Self {
+                version: ManifestVersion(d.u64()?),
+                epoch: Epoch(d.u64()?),
+                flushed_seq: SeqNo(d.u64()?),
+                created_at: d.u64()?,
+                ..Self::default()
+            };
+            for level in [&mut m.l0, &mut m.l1] {
+                let n = d.u32()?;
+                for _ in 0..n {
+                    level.push(get_segment(d)?);
+                }
+            }
+            let n = d.u32()?;
+            for _ in 0..n {
+                m.obsolete.push(Obsolete {
+                    id: SegmentId(d.u128()?),
+                    since: d.u64()?,
+                });
+            }
+            d.finish()?;
+            Ok(m)
+        };
+        inner(&mut d).map_err(corrupt)
+    }
+}
+
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn put_segment(e: &mut Enc, s: &SegmentMeta) {
+    e.u128(s.id.0);
+    e.u64(s.size);
+    e.u64(s.entries);
+    e.u64(s.tombstones);
+    e.u64(s.min_seq.0);
+    e.u64(s.max_seq.0);
+    e.u64(s.min_expires_at.unwrap_or(u64::MAX));
+    e.bytes16(&s.min_key);
+    e.bytes16(&s.max_key);
+}
+
+fn get_segment(d: &mut Dec<'_>) -> Result<SegmentMeta, DecodeError> {
+    let m = SegmentMeta {
+        id: SegmentId(d.u128()?),
+        size: d.u64()?,
+        entries: d.u64()?,
+        tombstones: d.u64()?,
+        min_seq: SeqNo(d.u64()?),
+        max_seq: SeqNo(d.u64()?),
+        min_expires_at: match d.u64()? {
+            u64::MAX => None,
+            t => Some(t),
+        },
+        min_key: Bytes::copy_from_slice(d.bytes16()?),
+        max_key: Bytes::copy_from_slice(d.bytes16()?),
+    };
+    if m.min_key > m.max_key || m.min_seq > m.max_seq {
+        return Err(d.err("segment ranges inverted"));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn seg(id: u128, lo: &str, hi: &str, seqs: (u64, u64)) -> SegmentMeta {
+        SegmentMeta {
+            id: SegmentId(id),
+            size: 100,
+            entries: 3,
+            tombstones: 1,
+            min_seq: SeqNo(seqs.0),
+            max_seq: SeqNo(seqs.1),
+            min_expires_at: Some(5),
+            min_key: Bytes::copy_from_slice(lo.as_bytes()),
+            max_key: Bytes::copy_from_slice(hi.as_bytes()),
+        }
+    }
+
+    fn sample() -> Manifest {
+        Manifest {
+            version: ManifestVersion(3),
+            epoch: Epoch(2),
+            flushed_seq: SeqNo(40),
+            created_at: 1234,
+            l0: vec![seg(1, "a", "z", (31, 40)), seg(2, "b", "c", (21, 30))],
+            l1: vec![seg(3, "a", "f", (1, 20)), seg(4, "g", "k", (1, 20))],
+            obsolete: vec![Obsolete {
+                id: SegmentId(9),
+                since: 77,
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.encode(), "x").ok(), Some(m));
+    }
+
+    #[test]
+    fn every_truncation_and_flip_is_rejected() {
+        let b = sample().encode();
+        for cut in 0..b.len() {
+            assert!(Manifest::decode(&b[..cut], "x").is_err(), "cut {cut}");
+        }
+        for i in 0..b.len() {
+            let mut c = b.to_vec();
+            c[i] ^= 0x01;
+            assert!(Manifest::decode(&c, "x").is_err(), "flip {i}");
+        }
+    }
+
+    #[test]
+    fn unsupported_version_is_reported() {
+        let mut e = Enc::default();
+        e.u32(MANIFEST_MAGIC);
+        e.u16(99);
+        e.u16(0);
+        e.crc_trailer();
+        let r = Manifest::decode(&e.finish(), "x");
+        assert!(matches!(r, Err(Error::UnsupportedVersion { actual: 99, .. })));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoder_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Manifest::decode(&data, "x");
+        }
+
+        #[test]
+        fn decoder_never_panics_with_valid_crc(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let mut e = Enc::default();
+            e.u32(MANIFEST_MAGIC);
+            e.u16(MANIFEST_VERSION);
+            e.raw(&data);
+            e.crc_trailer();
+            let _ = Manifest::decode(&e.finish(), "x");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Compaction and garbage collection.
+//!
+//! Policy (see also `manifest`): when L0 holds `l0_compaction_trigger` segments, merge all
+//! of L0 with the L1 segments overlapping L0's key range into new L1 segments split at
+//! `target_segment_bytes`. The output is the bottom level and its inputs are everything
+//! older for those keys, so per key only the newest entry survives, and it is dropped
+//! entirely when it is a tombstone or expired: nothing older can resurface. Replaced
+//! segments move to the manifest's `obsolete` list and are deleted after `obsolete_grace`
+//! (readers holding an older view may still be reading them).
+//!
+//! Garbage collection (on a timer) deletes obsolete segments past their grace period,
+//! segments that were uploaded but never published (a crash or failed publish between the
+//! two), and manifest versions beyond the newest `manifest_keep`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{ErrorKind, Result};
+use crate::manifest::Obsolete;
+use crate::paths;
+use crate::segment::SegmentReader;
+use crate::shard::ShardInner;
+use crate::shard::merge::MergeIter;
+use crate::store::Backoff;
+use crate::types::SegmentId;
+
+/// The background compactor and garbage collector.
+pub(crate) async fn worker(shard: Arc<ShardInner>) {
+    let gc_every = (shard.opts.obsolete_grace / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut backoff = Backoff::new(Duration::from_millis(100), shard.opts.flush_retry_max);
+    loop {
+        tokio::select! {
+            () = shard.shutdown.cancelled() => return,
+            () = shard.compact_wake.notified() => {}
+            () = tokio::time::sleep(gc_every) => {}
+        }
+        while shard.current_view().l0.len() >= shard.opts.l0_compaction_trigger {
+            match shard.compact_once().await {
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
+                Err(e) => {
+                    shard.metrics.compaction_errors.inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(shard = %shard.id, error = %e, retry_in = ?delay, "compaction failed");
+                    tokio::select! {
+                        () = shard.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        if let Err(e) = shard.collect_garbage().await {
+            if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) {
+                return;
+            }
+            tracing::warn!(shard = %shard.id, error = %e, "garbage collection failed");
+        }
+    }
+}
+
+impl ShardInner {
+    /// Merges all of L0 with the overlapping part of L1. Returns whether it published.
+    pub(crate) async fn compact_once(&self) -> Result<bool> {
+        let _g = self.compact_lock.lock().await;
+        let view = self.current_view();
+        let (Some(lo), Some(hi)) = (
+            view.l0.iter().map(|s| s.info().min_key.clone()).min(),
+            view.l0.iter().map(|s| s.info().max_key.clone()).max(),
+        ) else {
+            return Ok(false);
+        };
+        let l0 = view.l0.clone();
+        let l1_in: Vec<_> = view
+            .l1
+            .iter()
+            .filter(|s| s.info().min_key <= hi && lo <= s.info().max_key)
+            .cloned()
+            .collect();
+        let mut it = MergeIter::over_segments(&l0, &l1_in);
+        let outputs = self
+            .build_segments(&mut it, self.opts.target_segment_bytes, |e, now| {
+                e.is_live(now).then_some(e)
+            })
+            .await?;
+        let inputs: HashSet<SegmentId> = l0.iter().chain(l1_in.iter()).map(|s| s.id()).collect();
+        let metas: Vec<_> = outputs.iter().map(|(m, _)| m.clone()).collect();
+        let now = self.clock.now_millis();
+        let published = self
+            .update_manifest(|m| {
+                let present = m.segments().filter(|s| inputs.contains(&s.id)).count();
+                if present != inputs.len() {
+                    return false;
+                }
+                m.l0.retain(|s| !inputs.contains(&s.id));
+                m.l1.retain(|s| !inputs.contains(&s.id));
+                m.l1.extend(metas.iter().cloned());
+                m.l1.sort_by(|a, b| a.min_key.cmp(&b.min_key));
+                m.obsolete
+                    .extend(inputs.iter().map(|&id| Obsolete { id, since: now }));
+                true
+            })
+            .await?;
+        if published.is_none() {
+            return Ok(false);
+        }
+        {
+            let mut w = self.view.write();
+            let keep = |s: &&Arc<SegmentReader>| !inputs.contains(&s.id());
+            let l0: Vec<_> = w.l0.iter().filter(keep).cloned().collect();
+            let mut l1: Vec<_> = w.l1.iter().filter(keep).cloned().collect();
+            l1.extend(outputs.iter().map(|(_, r)| Arc::clone(r)));
+            l1.sort_by(|a, b| a.info().min_key.cmp(&b.info().min_key));
+            let next = w.with(w.frozen.clone(), l0, l1);
+            *w = Arc::new(next);
+        }
+        self.l0_changed.notify_waiters();
+        self.metrics.compactions.inc();
+        self.metrics
+            .compaction_bytes
+            .add(metas.iter().map(|m| m.size).sum());
+        Ok(true)
+    }
+
+    /// Deletes what is no longer referenced; returns the number of segments deleted.
+    pub(crate) async fn collect_garbage(&self) -> Result<usize> {
+        let now = self.clock.now_millis();
+        let grace = u64::try_from(self.opts.obsolete_grace.as_millis()).unwrap_or(u64::MAX);
+        let m = self.manifest.lock().await.clone();
+        let due: HashSet<SegmentId> = m
+            .obsolete
+            .iter()
+            .filter(|o| o.since.saturating_add(grace) <= now)
+            .map(|o| o.id)
+            .collect();
+        for id in &due {
+            self.store.delete(&paths::segment(self.id, *id)).await?;
+        }
+        let mut deleted = due.len();
+        if !due.is_empty() {
+            self.update_manifest(|m| {
+                m.obsolete.retain(|o| !due.contains(&o.id));
+                true
+            })
+            .await?;
+        }
+        // Orphans: only while no flush or compaction is between upload and publish here.
+        // Never wait for the flush lock: a flusher may be waiting for this task to compact.
+        if let (Ok(_f), Ok(_c)) = (self.flush_lock.try_lock(), self.compact_lock.try_lock()) {
+            let m = self.manifest.lock().await.clone();
+            let referenced: HashSet<SegmentId> = m
+                .segments()
+                .map(|s| s.id)
+                .chain(m.obsolete.iter().map(|o| o.id))
+                .collect();
+            let listed = self.store.list(&paths::segment_prefix(self.id), None).await?;
+            for (key, _) in listed {
+                if let Some(id) = paths::parse_segment(self.id, &key)
+                    && !referenced.contains(&id)
+                {
+                    self.store.delete(&key).await?;
+                    deleted += 1;
+                }
+            }
+        }
+        self.manifests.gc(self.opts.manifest_keep).await?;
+        self.metrics.segments_deleted.add(deleted as u64);
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,165 @@
+//! Flushing: frozen memtable → L0 segment in object storage → new manifest → WAL release.
+//!
+//! The worker is woken by memtable rotation. Frozen memtables are flushed oldest first, one
+//! at a time (under `flush_lock`), so `flushed_seq` only grows. A failed upload or publish is
+//! retried with exponential backoff and jitter until it succeeds or the shard closes; the
+//! data stays in the WAL and the memtable meanwhile, and writes turn into backpressure
+//! errors once `max_unflushed_bytes` is reached. While L0 is at `l0_max`, flushing waits for
+//! compaction, which is what bounds the segments a read may touch.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::SegmentMeta;
+use crate::paths;
+use crate::segment::{SegmentBuilder, SegmentInfo, SegmentReader};
+use crate::shard::merge::MergeIter;
+use crate::shard::{ShardInner, open_segment};
+use crate::store::Backoff;
+use crate::types::{Entry, SegmentId, UnixMillis};
+
+/// The background flusher.
+pub(crate) async fn worker(shard: Arc<ShardInner>) {
+    loop {
+        tokio::select! {
+            () = shard.shutdown.cancelled() => return,
+            () = shard.flush_wake.notified() => {}
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(50), shard.opts.flush_retry_max);
+        loop {
+            match shard.flush_frozen().await {
+                Ok(()) => break,
+                Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
+                Err(e) => {
+                    shard.metrics.flush_errors.inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(shard = %shard.id, error = %e, retry_in = ?delay, "flush failed; retrying");
+                    tokio::select! {
+                        () = shard.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Summary of a built segment as the manifest records it.
+pub(crate) fn meta_of(id: SegmentId, info: &SegmentInfo) -> SegmentMeta {
+    SegmentMeta {
+        id,
+        size: info.size,
+        entries: info.entries,
+        tombstones: info.tombstones,
+        min_seq: info.min_seq,
+        max_seq: info.max_seq,
+        min_expires_at: info.min_expires_at,
+        min_key: info.min_key.clone(),
+        max_key: info.max_key.clone(),
+    }
+}
+
+impl ShardInner {
+    /// Flushes every frozen memtable, oldest first.
+    pub(crate) async fn flush_frozen(&self) -> Result<()> {
+        let _g = self.flush_lock.lock().await;
+        loop {
+            let Some(mem) = self.current_view().frozen.last().cloned() else {
+                return Ok(());
+            };
+            self.wait_for_l0_room().await?;
+            let flushed_to = mem.max_seq();
+            let mut it = MergeIter::over_memtable(&mem);
+            let seg = self
+                .build_segments(&mut it, usize::MAX, |e, _| Some(e))
+                .await?
+                .pop();
+            let meta = seg.as_ref().map(|(m, _)| m.clone());
+            self.update_manifest(|m| {
+                if let Some(meta) = &meta {
+                    m.l0.insert(0, meta.clone());
+                }
+                m.flushed_seq = m.flushed_seq.max(flushed_to);
+                true
+            })
+            .await?;
+            {
+                let mut w = self.view.write();
+                let frozen = w
+                    .frozen
+                    .iter()
+                    .filter(|f| !Arc::ptr_eq(f, &mem))
+                    .cloned()
+                    .collect();
+                let mut l0 = Vec::with_capacity(w.l0.len() + 1);
+                if let Some((_, r)) = &seg {
+                    l0.push(Arc::clone(r));
+                }
+                l0.extend(w.l0.iter().cloned());
+                let next = w.with(frozen, l0, w.l1.clone());
+                *w = Arc::new(next);
+            }
+            self.flushed_seq.fetch_max(flushed_to.0, Ordering::SeqCst);
+            self.wal.release(self.id, flushed_to);
+            self.metrics.flushes.inc();
+            if let Some(m) = &meta {
+                self.metrics.flush_bytes.add(m.size);
+            }
+            if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {
+                self.compact_wake.notify_one();
+            }
+        }
+    }
+
+    async fn wait_for_l0_room(&self) -> Result<()> {
+        loop {
+            let changed = self.l0_changed.notified();
+            if self.current_view().l0.len() < self.opts.l0_max {
+                return Ok(());
+            }
+            self.compact_wake.notify_one();
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Err(Error::Closed),
+                () = changed => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// Builds segments from `it`, passing each entry through `keep(entry, now)` (which may
+    /// drop it), splitting outputs at `target` bytes, uploading each under a fresh unique
+    /// name, and opening a reader for it.
+    pub(crate) async fn build_segments(
+        &self,
+        it: &mut MergeIter,
+        target: usize,
+        keep: impl Fn(Entry, UnixMillis) -> Option<Entry>,
+    ) -> Result<Vec<(SegmentMeta, Arc<SegmentReader>)>> {
+        let now = self.clock.now_millis();
+        let mut out = Vec::new();
+        let mut b = SegmentBuilder::new(&self.opts.segment);
+        while let Some(e) = it.next().await? {
+            let Some(e) = keep(e, now) else { continue };
+            b.add(&e)?;
+            if b.approx_size() >= target {
+                let full = std::mem::replace(&mut b, SegmentBuilder::new(&self.opts.segment));
+                out.push(self.upload(full).await?);
+            }
+        }
+        if b.entries() > 0 {
+            out.push(self.upload(b).await?);
+        }
+        Ok(out)
+    }
+
+    async fn upload(&self, b: SegmentBuilder) -> Result<(SegmentMeta, Arc<SegmentReader>)> {
+        let (bytes, info) = b.finish()?;
+        let id = SegmentId::random();
+        self.store.put(&paths::segment(self.id, id), bytes).await?;
+        let meta = meta_of(id, &info);
+        let reader = open_segment(&self.store, &self.cache, self.id, &meta).await?;
+        Ok((meta, reader))
+    }
+}

@@ -1,0 +1,488 @@
+//! A shard: one slice of the keyspace with its own sequence, memtables, segments and
+//! manifest, sharing the node's WAL.
+//!
+//! # Lifecycle
+//!
+//! *Open*: load the latest manifest, claim the next epoch (`shards/<sid>/epoch/<e>`,
+//! create-only), open the listed segments, replay the WAL records after `flushed_seq` into
+//! the memtable, and publish a manifest carrying the new epoch, which fences every older
+//! writer at its next publish. Then three background tasks start:
+//! - the *flusher* (woken by memtable rotation) writes frozen memtables as L0 segments and
+//!   publishes them; uploads and publishes retry with backoff and jitter, forever, while
+//!   writes keep landing in WAL + memtable up to `max_unflushed_bytes`;
+//! - the *compactor* (woken when L0 reaches its trigger, and on a timer for garbage
+//!   collection) merges L0 into the sorted run and deletes replaced segments after the grace
+//!   period;
+//! - the *TTL sweeper* deletes expired entries through the normal write path at a bounded
+//!   rate.
+//!
+//! *Close*: refuse new writes, flush the memtables (bounded in time: anything unflushed stays
+//! in the WAL and is replayed on the next open), stop the tasks.
+//!
+//! A failed WAL fsync poisons the shard (writes fail until restart); learning of a newer
+//! epoch fences it (writes fail for good). Reads keep working in both cases.
+
+mod compact;
+mod flush;
+mod merge;
+mod ttl;
+mod view;
+mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::block_cache::BlockCache;
+use crate::clock::Clock;
+use crate::error::{Error, InvalidReason, Result};
+use crate::manifest::{Manifest, ManifestStore, Published, SegmentMeta};
+use crate::memtable::Memtable;
+use crate::metrics::Counter;
+use crate::options::EngineOptions;
+use crate::paths;
+use crate::segment::SegmentReader;
+use crate::store::ObjStore;
+use crate::types::{Entry, Epoch, SeqNo, ShardId};
+use crate::wal::{Wal, WalRecord};
+
+use merge::MergeIter;
+use view::View;
+use write::Sequencer;
+
+pub use ttl::SweepOutcome;
+
+/// Components a shard is built from (injected, not configured).
+#[derive(Debug, Clone)]
+pub struct ShardComponents {
+    /// Where segments and manifests live.
+    pub store: ObjStore,
+    /// Block cache for segment reads.
+    pub cache: Arc<dyn BlockCache>,
+    /// Wall clock (TTL).
+    pub clock: Arc<dyn Clock>,
+    /// The node's write-ahead log.
+    pub wal: Wal,
+}
+
+/// One page of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Live entries in key order.
+    pub entries: Vec<Entry>,
+    /// Pass as `start_after` to get the next page; None when there is no more.
+    pub next: Option<Bytes>,
+}
+
+/// Counters of background work.
+#[derive(Debug, Default)]
+pub(crate) struct ShardMetrics {
+    pub(crate) flushes: Counter,
+    pub(crate) flush_bytes: Counter,
+    pub(crate) flush_errors: Counter,
+    pub(crate) compactions: Counter,
+    pub(crate) compaction_bytes: Counter,
+    pub(crate) compaction_errors: Counter,
+    pub(crate) ttl_deletes: Counter,
+    pub(crate) segments_deleted: Counter,
+}
+
+/// A point-in-time summary of a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ShardStats {
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub last_seq: SeqNo,
+    pub flushed_seq: SeqNo,
+    pub memtable_bytes: u64,
+    pub unflushed_bytes: u64,
+    pub frozen_memtables: u64,
+    pub l0_segments: u64,
+    pub l1_segments: u64,
+    pub segment_bytes: u64,
+    pub flushes: u64,
+    pub flush_bytes: u64,
+    pub flush_errors: u64,
+    pub compactions: u64,
+    pub compaction_bytes: u64,
+    pub compaction_errors: u64,
+    pub ttl_deletes: u64,
+    pub segments_deleted: u64,
+    pub poisoned: bool,
+    pub fenced: bool,
+}
+
+pub(crate) struct ShardInner {
+    pub(crate) id: ShardId,
+    pub(crate) epoch: Epoch,
+    pub(crate) opts: Arc<EngineOptions>,
+    pub(crate) store: ObjStore,
+    pub(crate) cache: Arc<dyn BlockCache>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) wal: Wal,
+    pub(crate) manifests: ManifestStore,
+    /// The latest manifest we know; held across the publish so updates are serialized.
+    pub(crate) manifest: tokio::sync::Mutex<Manifest>,
+    pub(crate) view: RwLock<Arc<View>>,
+    pub(crate) seq: Mutex<Sequencer>,
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    pub(crate) compact_lock: tokio::sync::Mutex<()>,
+    pub(crate) flush_wake: Notify,
+    pub(crate) compact_wake: Notify,
+    pub(crate) l0_changed: Notify,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) closed: AtomicBool,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) fenced: AtomicBool,
+    pub(crate) flushed_seq: AtomicU64,
+    pub(crate) metrics: ShardMetrics,
+    pub(crate) ttl: ttl::TtlState,
+}
+
+/// Handle to an open shard; cheap to clone.
+#[derive(Clone)]
+pub struct Shard {
+    inner: Arc<ShardInner>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("id", &self.inner.id)
+            .field("epoch", &self.inner.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shard {
+    /// Opens shard `id`: latest manifest + replay of `recovered` (the WAL records of this
+    /// shard, in log order; records of other shards are ignored).
+    pub async fn open(
+        id: ShardId,
+        opts: Arc<EngineOptions>,
+        c: ShardComponents,
+        recovered: &[WalRecord],
+    ) -> Result<Self> {
+        opts.validate()?;
+        let manifests = ManifestStore::new(c.store.clone(), id);
+        let latest = manifests.load_latest().await?.unwrap_or_default();
+        let epoch = manifests.claim_epoch(latest.epoch).await?;
+        let open_all = |metas: &[SegmentMeta]| {
+            futures::future::try_join_all(
+                metas
+                    .iter()
+                    .map(|m| open_segment(&c.store, &c.cache, id, m)),
+            )
+        };
+        let l0 = open_all(&latest.l0).await?;
+        let l1 = open_all(&latest.l1).await?;
+
+        let active = Memtable::new();
+        let mut last = latest.flushed_seq;
+        for seg in latest.segments() {
+            last = last.max(seg.max_seq);
+        }
+        for rec in recovered
+            .iter()
+            .filter(|r| r.shard == id && r.seq > latest.flushed_seq)
+        {
+            for e in &rec.entries {
+                active.insert(Entry {
+                    seq: rec.seq,
+                    ..e.clone()
+                });
+            }
+            last = last.max(rec.seq);
+        }
+        let replayed = !active.is_empty();
+        let (active, frozen) = if replayed {
+            (Arc::new(Memtable::new()), vec![Arc::new(active)])
+        } else {
+            (Arc::new(active), Vec::new())
+        };
+        let flushed = latest.flushed_seq;
+        let inner = Arc::new(ShardInner {
+            id,
+            epoch,
+            opts,
+            store: c.store,
+            cache: c.cache,
+            clock: c.clock,
+            wal: c.wal,
+            manifests,
+            manifest: tokio::sync::Mutex::new(latest),
+            view: RwLock::new(Arc::new(View {
+                gen: 0,
+                active,
+                frozen,
+                l0,
+                l1,
+            })),
+            seq: Mutex::new(Sequencer::new(last.next())),
+            flush_lock: tokio::sync::Mutex::new(()),
+            compact_lock: tokio::sync::Mutex::new(()),
+            flush_wake: Notify::new(),
+            compact_wake: Notify::new(),
+            l0_changed: Notify::new(),
+            shutdown: CancellationToken::new(),
+            closed: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
+            flushed_seq: AtomicU64::new(flushed.0),
+            metrics: ShardMetrics::default(),
+            ttl: ttl::TtlState::default(),
+        });
+        // Fence older writers now rather than at our first flush.
+        inner.update_manifest(|_| true).await?;
+        inner.wal.release(id, flushed);
+        tracing::info!(shard = %id, %epoch, flushed_seq = %flushed, next_seq = %last.next(), "shard open");
+        let tasks = vec![
+            tokio::spawn(flush::worker(Arc::clone(&inner))),
+            tokio::spawn(compact::worker(Arc::clone(&inner))),
+            tokio::spawn(ttl::worker(Arc::clone(&inner))),
+        ];
+        if replayed {
+            inner.flush_wake.notify_one();
+        }
+        Ok(Self {
+            inner,
+            tasks: Arc::new(Mutex::new(tasks)),
+        })
+    }
+
+    /// This shard's id.
+    #[must_use]
+    pub fn id(&self) -> ShardId {
+        self.inner.id
+    }
+
+    /// The epoch this writer holds.
+    #[must_use]
+    pub fn epoch(&self) -> Epoch {
+        self.inner.epoch
+    }
+
+    /// The live entry of `key`: None if absent, deleted or expired.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        write::validate_key(key)?;
+        let view = self.inner.current_view();
+        let now = self.inner.clock.now_millis();
+        Ok(view.get(key).await?.filter(|e| e.is_live(now)))
+    }
+
+    /// Live entries whose key starts with `prefix`, in key order, strictly after
+    /// `start_after` when given, at most `limit` of them.
+    pub async fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ScanPage> {
+        if limit == 0 {
+            return Err(Error::invalid(InvalidReason::ZeroLimit));
+        }
+        let view = self.inner.current_view();
+        let now = self.inner.clock.now_millis();
+        let mut entries = Vec::new();
+        let mut after = start_after
+            .filter(|s| *s >= prefix)
+            .map(Bytes::copy_from_slice);
+        if after.is_none() && !prefix.is_empty() {
+            // Keys >= prefix are the prefix itself plus keys > prefix.
+            if let Some(e) = view.get(prefix).await?.filter(|e| e.is_live(now)) {
+                entries.push(e);
+            }
+            after = Some(Bytes::copy_from_slice(prefix));
+        }
+        let mut it = MergeIter::over_view(&view, after);
+        let mut more = false;
+        while let Some(e) = it.next().await? {
+            if !e.key.starts_with(prefix) {
+                break;
+            }
+            if !e.is_live(now) {
+                continue;
+            }
+            if entries.len() == limit {
+                more = true;
+                break;
+            }
+            entries.push(e);
+        }
+        let next = if more {
+            entries.last().map(|e| e.key.clone())
+        } else {
+            None
+        };
+        Ok(ScanPage { entries, next })
+    }
+
+    /// Freezes the active memtable and flushes every frozen memtable now.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.rotate_now();
+        self.inner.flush_frozen().await
+    }
+
+    /// Runs a compaction now if there is anything in L0.
+    pub async fn compact(&self) -> Result<bool> {
+        self.inner.compact_once().await
+    }
+
+    /// Deletes obsolete segments whose grace period has passed and old manifest versions.
+    pub async fn collect_garbage(&self) -> Result<usize> {
+        self.inner.collect_garbage().await
+    }
+
+    /// One full TTL sweep pass from the start of the keyspace (rate-limited like the
+    /// background sweeper).
+    pub async fn sweep_expired(&self) -> Result<SweepOutcome> {
+        *self.inner.ttl.cursor.lock() = None;
+        self.inner.sweep_pass(usize::MAX).await
+    }
+
+    /// A summary of the shard's state and counters.
+    #[must_use]
+    pub fn stats(&self) -> ShardStats {
+        self.inner.stats()
+    }
+
+    /// Stops accepting writes and background work at once, without flushing (what a crash
+    /// would leave: acknowledged writes are in the WAL).
+    pub fn abandon(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+    }
+
+    /// Stops accepting writes, flushes what it can within `flush_timeout`, stops background
+    /// tasks. Unflushed data stays in the WAL for the next open.
+    pub async fn close(&self, flush_timeout: Duration) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let flushed = if self.inner.fenced.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            self.inner.rotate_now();
+            match tokio::time::timeout(flush_timeout, self.inner.flush_frozen()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(shard = %self.inner.id, "flush on close timed out; data stays in the WAL");
+                    Ok(())
+                }
+            }
+        };
+        self.inner.shutdown.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+        flushed
+    }
+}
+
+impl ShardInner {
+    pub(crate) fn current_view(&self) -> Arc<View> {
+        Arc::clone(&self.view.read())
+    }
+
+    /// Read-modify-publishes the manifest. `f` edits a copy of the latest manifest and may
+    /// refuse (return false) when the change no longer applies, e.g. after a rebase.
+    /// Losing the create race to a newer epoch fences the shard.
+    pub(crate) async fn update_manifest(
+        &self,
+        mut f: impl FnMut(&mut Manifest) -> bool,
+    ) -> Result<Option<Manifest>> {
+        let mut cur = self.manifest.lock().await;
+        loop {
+            if self.fenced.load(Ordering::SeqCst) {
+                return Err(self.fenced_error(cur.epoch));
+            }
+            let mut next = cur.clone();
+            if !f(&mut next) {
+                return Ok(None);
+            }
+            next.version = crate::types::ManifestVersion(cur.version.0 + 1);
+            next.epoch = self.epoch;
+            next.created_at = self.clock.now_millis();
+            match self.manifests.publish(&cur, &next).await? {
+                Published::Ok => {
+                    *cur = next.clone();
+                    return Ok(Some(next));
+                }
+                Published::Lost(latest) => {
+                    if latest.epoch > self.epoch {
+                        self.fenced.store(true, Ordering::SeqCst);
+                        tracing::warn!(shard = %self.id, ours = %self.epoch, current = %latest.epoch, "fenced by a newer writer");
+                        return Err(self.fenced_error(latest.epoch));
+                    }
+                    *cur = *latest;
+                }
+            }
+        }
+    }
+
+    fn fenced_error(&self, current: Epoch) -> Error {
+        Error::Fenced {
+            shard: self.id,
+            ours: self.epoch,
+            current: current.max(self.epoch.next()),
+        }
+    }
+
+    fn stats(&self) -> ShardStats {
+        let view = self.current_view();
+        let last_seq = SeqNo(self.seq.lock().next_seq.0.saturating_sub(1));
+        let m = &self.metrics;
+        ShardStats {
+            shard: self.id,
+            epoch: self.epoch,
+            last_seq,
+            flushed_seq: SeqNo(self.flushed_seq.load(Ordering::Relaxed)),
+            memtable_bytes: view.active.approx_bytes() as u64,
+            unflushed_bytes: view.unflushed_bytes() as u64,
+            frozen_memtables: view.frozen.len() as u64,
+            l0_segments: view.l0.len() as u64,
+            l1_segments: view.l1.len() as u64,
+            segment_bytes: view.l0.iter().chain(view.l1.iter()).map(|s| s.info().size).sum(),
+            flushes: m.flushes.get(),
+            flush_bytes: m.flush_bytes.get(),
+            flush_errors: m.flush_errors.get(),
+            compactions: m.compactions.get(),
+            compaction_bytes: m.compaction_bytes.get(),
+            compaction_errors: m.compaction_errors.get(),
+            ttl_deletes: m.ttl_deletes.get(),
+            segments_deleted: m.segments_deleted.get(),
+            poisoned: self.poisoned.load(Ordering::Relaxed),
+            fenced: self.fenced.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Opens the reader of a segment listed in the manifest.
+pub(crate) async fn open_segment(
+    store: &ObjStore,
+    cache: &Arc<dyn BlockCache>,
+    shard: ShardId,
+    m: &SegmentMeta,
+) -> Result<Arc<SegmentReader>> {
+    let r = SegmentReader::open(
+        store.clone(),
+        paths::segment(shard, m.id),
+        m.id,
+        m.size,
+        Arc::clone(cache),
+    )
+    .await?;
+    Ok(Arc::new(r))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,470 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::memory::InMemory;
+
+use crate::block_cache::MemBlockCache;
+use crate::clock::ManualClock;
+use crate::db::{Db, DbComponents};
+use crate::error::{Error, ErrorKind};
+use crate::options::EngineOptions;
+use crate::paths;
+use crate::segment::SegmentOptions;
+use crate::store::ObjStore;
+use crate::testing::FaultyStore;
+use crate::types::{Condition, EntryKind, Mutation, SeqNo, ShardId, WriteBatch};
+use crate::wal::{SyncPolicy, WalFaults, WalOptions};
+
+const S: ShardId = ShardId(0);
+
+struct Env {
+    dir: tempfile::TempDir,
+    faulty: Arc<FaultyStore>,
+    store: ObjStore,
+    clock: Arc<ManualClock>,
+    opts: EngineOptions,
+}
+
+fn small_opts() -> EngineOptions {
+    EngineOptions {
+        memtable_bytes: 4096,
+        max_unflushed_bytes: 64 << 10,
+        l0_compaction_trigger: 3,
+        l0_max: 6,
+        target_segment_bytes: 8 << 10,
+        segment: SegmentOptions {
+            block_bytes: 1024,
+            bloom_bits_per_key: 10,
+        },
+        obsolete_grace: Duration::from_secs(60),
+        ttl_sweep_interval: Duration::from_secs(3600),
+        ..EngineOptions::default()
+    }
+}
+
+impl Env {
+    fn new() -> Self {
+        let faulty = FaultyStore::new(Arc::new(InMemory::new()));
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            store: ObjStore::new(faulty.clone(), "faulty"),
+            faulty,
+            clock: ManualClock::new(1_000_000),
+            opts: small_opts(),
+        }
+    }
+
+    fn wal_opts(&self, sub: &str) -> WalOptions {
+        WalOptions {
+            dir: self.dir.path().join(sub),
+            sync: SyncPolicy::Always,
+            segment_bytes: 1 << 20,
+            ..WalOptions::default()
+        }
+    }
+
+    async fn open_at(&self, sub: &str, faults: Option<Arc<WalFaults>>) -> Db {
+        let wal = WalOptions {
+            faults,
+            ..self.wal_opts(sub)
+        };
+        Db::open_with(
+            wal,
+            self.opts.clone(),
+            DbComponents {
+                store: self.store.clone(),
+                cache: Arc::new(MemBlockCache::new(1 << 20)),
+                clock: self.clock.clone(),
+            },
+            [S],
+        )
+        .await
+        .expect("open db")
+    }
+
+    async fn open(&self) -> Db {
+        self.open_at("wal", None).await
+    }
+}
+
+fn shard(db: &Db) -> &super::Shard {
+    db.shard(S).expect("shard 0")
+}
+
+async fn value(db: &Db, key: &str) -> Option<Bytes> {
+    match shard(db).get(key.as_bytes()).await.expect("get").map(|e| e.kind) {
+        Some(EntryKind::Put { value, .. }) => Some(value),
+        Some(EntryKind::Tombstone) => panic!("get returned a tombstone"),
+        None => None,
+    }
+}
+
+/// Polls `cond` until it holds or `secs` pass.
+async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn put_get_delete_round_trip() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    let v1 = s.put("a", "1").await.expect("put");
+    let v2 = s.put("a", "2").await.expect("put");
+    assert!(v2 > v1);
+    assert_eq!(value(&db, "a").await, Some(Bytes::from("2")));
+    s.delete("a").await.expect("delete");
+    assert_eq!(value(&db, "a").await, None);
+    assert!(matches!(
+        s.get(b"").await,
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn versions_strictly_increase_across_reopen_and_flush() {
+    let env = Env::new();
+    let db = env.open().await;
+    let mut last = SeqNo(0);
+    for i in 0..50 {
+        let v = shard(&db).put(format!("k{i}"), vec![b'x'; 200]).await.expect("put");
+        assert!(v > last);
+        last = v;
+    }
+    shard(&db).flush().await.expect("flush");
+    drop(db);
+    let db = env.open().await;
+    let v = shard(&db).put("after", "x").await.expect("put");
+    assert!(v > last, "{v:?} after reopen must exceed {last:?}");
+    db.close(Duration::from_secs(5)).await.expect("close");
+}
+
+#[tokio::test]
+async fn conditional_writes_and_atomic_batches() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    let put = |k: &str, v: &str| Mutation::Put {
+        key: Bytes::copy_from_slice(k.as_bytes()),
+        value: Bytes::copy_from_slice(v.as_bytes()),
+        content_type: Some(Bytes::from_static(b"text/plain")),
+        expires_at: None,
+    };
+    let v1 = s
+        .write(WriteBatch::new().op(put("a", "1"), Condition::MustNotExist))
+        .await
+        .expect("create");
+    let again = s
+        .write(WriteBatch::new().op(put("a", "x"), Condition::MustNotExist))
+        .await;
+    assert!(matches!(again, Err(Error::ConditionFailed { actual: Some(v), .. }) if v == v1));
+    let v2 = s
+        .write(WriteBatch::new().op(put("a", "2"), Condition::VersionIs(v1)))
+        .await
+        .expect("cas");
+    let stale = s
+        .write(WriteBatch::new().op(put("a", "3"), Condition::VersionIs(v1)))
+        .await;
+    assert_eq!(stale.map_err(|e| e.kind()).err(), Some(ErrorKind::Conflict));
+    // A batch whose second condition fails writes nothing.
+    let r = s
+        .write(
+            WriteBatch::new()
+                .op(put("b", "1"), Condition::None)
+                .op(put("a", "4"), Condition::VersionIs(v1)),
+        )
+        .await;
+    assert!(r.is_err());
+    assert_eq!(value(&db, "b").await, None);
+    assert_eq!(value(&db, "a").await, Some(Bytes::from("2")));
+    let e = s.get(b"a").await.expect("get").expect("present");
+    assert_eq!(e.seq, v2);
+    assert!(matches!(e.kind, EntryKind::Put { content_type: Some(ct), .. } if ct == "text/plain"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cas_on_one_version_has_exactly_one_winner() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db).clone();
+    // Push the key into a segment so the condition reads go through object storage too.
+    let v0 = s.put("hot", "0").await.expect("put");
+    s.flush().await.expect("flush");
+    for round in 0..5 {
+        let cur = s.get(b"hot").await.expect("get").expect("present").seq;
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.write(WriteBatch::new().op(
+                        Mutation::Put {
+                            key: Bytes::from_static(b"hot"),
+                            value: Bytes::from(format!("{round}-{i}")),
+                            content_type: None,
+                            expires_at: None,
+                        },
+                        Condition::VersionIs(cur),
+                    ))
+                    .await
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.expect("join") {
+                Ok(_) => wins += 1,
+                Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict),
+            }
+        }
+        assert_eq!(wins, 1, "round {round}");
+    }
+    assert!(s.get(b"hot").await.expect("get").expect("present").seq > v0);
+}
+
+/// Applies random puts/deletes, flushes and compacts between rounds, and compares every
+/// key and a paged scan with a model.
+#[tokio::test]
+async fn reads_agree_with_model_across_flush_and_compaction() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    let mut model: BTreeMap<String, Bytes> = BTreeMap::new();
+    let mut x: u64 = 7;
+    for round in 0..6 {
+        for _ in 0..300 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let k = format!("key{:03}", (x >> 33) % 400);
+            if (x >> 20) % 5 == 0 {
+                s.delete(k.clone()).await.expect("delete");
+                model.remove(&k);
+            } else {
+                let v = Bytes::from(format!("{round}-{x}-{}", "v".repeat((x % 64) as usize)));
+                s.put(k.clone(), v.clone()).await.expect("put");
+                model.insert(k, v);
+            }
+        }
+        s.flush().await.expect("flush");
+        if round % 2 == 1 {
+            s.compact().await.expect("compact");
+        }
+        for i in 0..400 {
+            let k = format!("key{i:03}");
+            assert_eq!(value(&db, &k).await, model.get(&k).cloned(), "round {round} key {k}");
+        }
+        let mut seen = Vec::new();
+        let mut cursor: Option<Bytes> = None;
+        loop {
+            let page = s.scan(b"key", cursor.as_deref(), 37).await.expect("scan");
+            seen.extend(page.entries.into_iter().map(|e| e.key));
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        let want: Vec<Bytes> = model.keys().map(|k| Bytes::from(k.clone())).collect();
+        assert_eq!(seen, want, "scan round {round}");
+    }
+    let st = s.stats();
+    assert!(st.compactions >= 1 && st.flushes >= 6, "{st:?}");
+    assert!(st.l0_segments <= 6, "{st:?}");
+}
+
+#[tokio::test]
+async fn scan_prefix_bounds_and_cursor() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    for k in ["a", "ab", "abc", "abd", "b", "ba"] {
+        s.put(k, "v").await.expect("put");
+    }
+    let keys = |p: &super::ScanPage| p.entries.iter().map(|e| e.key.clone()).collect::<Vec<_>>();
+    let page = s.scan(b"ab", None, 10).await.expect("scan");
+    assert_eq!(keys(&page), ["ab", "abc", "abd"]);
+    assert_eq!(page.next, None);
+    let page = s.scan(b"ab", None, 2).await.expect("scan");
+    assert_eq!(keys(&page), ["ab", "abc"]);
+    let page = s.scan(b"ab", page.next.as_deref(), 2).await.expect("scan");
+    assert_eq!(keys(&page), ["abd"]);
+    let page = s.scan(b"", Some(b"abd"), 10).await.expect("scan");
+    assert_eq!(keys(&page), ["b", "ba"]);
+    assert!(s.scan(b"", None, 0).await.is_err());
+}
+
+#[tokio::test]
+async fn ttl_entries_vanish_at_expiry_and_are_swept_and_compacted_away() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    let now = 1_000_000;
+    for i in 0..20u64 {
+        s.write(WriteBatch::new().op(
+            Mutation::Put {
+                key: Bytes::from(format!("t{i:02}")),
+                value: Bytes::from_static(b"v"),
+                content_type: None,
+                expires_at: Some(now + 100 + i),
+            },
+            Condition::None,
+        ))
+        .await
+        .expect("put");
+    }
+    s.put("keep", "v").await.expect("put");
+    s.flush().await.expect("flush");
+    assert!(value(&db, "t00").await.is_some());
+    env.clock.advance(110);
+    // Expired entries are invisible before any sweep: t00..t09 expired, t10.. not yet.
+    assert_eq!(value(&db, "t05").await, None);
+    assert!(value(&db, "t15").await.is_some());
+    let page = s.scan(b"t", None, 100).await.expect("scan");
+    assert_eq!(page.entries.len(), 9, "t11..=t19 remain (t10 expires at +110)");
+    let out = s.sweep_expired().await.expect("sweep");
+    assert_eq!(out.deleted, 11);
+    assert!(out.complete);
+    // A newer write is never removed by a sweep of the old version.
+    env.clock.advance(1000);
+    s.put("t19", "new").await.expect("put");
+    let out = s.sweep_expired().await.expect("sweep");
+    assert_eq!(out.deleted, 8, "t11..=t18; t19 was rewritten");
+    assert_eq!(value(&db, "t19").await, Some(Bytes::from("new")));
+    s.flush().await.expect("flush");
+    s.compact().await.expect("compact");
+    let st = s.stats();
+    assert_eq!(st.l0_segments, 0);
+    // Only "keep" and "t19" survive compaction (tombstones and expired entries dropped).
+    let total: u64 = db
+        .shard(S)
+        .map(|s| s.inner.current_view().l1.iter().map(|r| r.info().entries).sum())
+        .unwrap_or(0);
+    assert_eq!(total, 2);
+}
+
+#[tokio::test]
+async fn object_store_down_gives_backpressure_then_recovers_without_loss() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    env.faulty.set_down(true);
+    let mut acked = Vec::new();
+    let mut backpressured = false;
+    for i in 0..10_000 {
+        let k = format!("k{i:05}");
+        match s.put(k.clone(), vec![b'v'; 100]).await {
+            Ok(_) => acked.push(k),
+            Err(Error::Backpressure { .. }) => {
+                backpressured = true;
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(backpressured, "writes never hit the bound");
+    assert!(acked.len() > 100);
+    // Reads keep working from memory while the store is down.
+    assert!(value(&db, &acked[0]).await.is_some());
+    env.faulty.set_down(false);
+    eventually(30, "flushes to catch up", || s.stats().unflushed_bytes < 8 << 10).await;
+    s.put("after", "x").await.expect("writes resume");
+    for k in &acked {
+        assert!(value(&db, k).await.is_some(), "lost {k}");
+    }
+    assert!(s.stats().flush_errors > 0);
+}
+
+#[tokio::test]
+async fn stale_writer_is_fenced_at_its_next_publish() {
+    let env = Env::new();
+    let old = env.open_at("wal-old", None).await;
+    shard(&old).put("a", "old").await.expect("put");
+    let new = env.open_at("wal-new", None).await;
+    assert!(shard(&new).epoch() > shard(&old).epoch());
+    // The old writer can still append locally but cannot publish a flush...
+    shard(&old).put("b", "old").await.expect("local append");
+    let r = shard(&old).flush().await;
+    assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Fenced));
+    // ...and, having learnt it, refuses further writes.
+    let r = shard(&old).put("c", "old").await;
+    assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Fenced));
+    shard(&new).put("a", "new").await.expect("new writer works");
+    shard(&new).flush().await.expect("new writer publishes");
+}
+
+#[tokio::test]
+async fn failed_fsync_poisons_the_shard_but_reads_continue() {
+    let env = Env::new();
+    let faults = Arc::new(WalFaults::default());
+    let db = env.open_at("wal", Some(faults.clone())).await;
+    let s = shard(&db);
+    s.put("a", "1").await.expect("put");
+    faults
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = s.put("b", "2").await;
+    assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Unavailable));
+    let r = s.put("c", "3").await;
+    assert!(matches!(r, Err(Error::WalPoisoned { .. })));
+    assert_eq!(value(&db, "a").await, Some(Bytes::from("1")));
+    assert_eq!(value(&db, "b").await, None, "an unacknowledged write is not visible");
+    assert!(s.stats().poisoned);
+}
+
+#[tokio::test]
+async fn crash_without_close_loses_no_acknowledged_write() {
+    let env = Env::new();
+    let mut expected = BTreeMap::new();
+    for life in 0..4 {
+        let db = env.open().await;
+        for (k, v) in &expected {
+            assert_eq!(value(&db, k).await.as_ref(), Some(v), "life {life} key {k}");
+        }
+        for i in 0..120 {
+            let k = format!("l{life}-{i}");
+            let v = Bytes::from(format!("{life}:{i}:{}", "p".repeat(60)));
+            shard(&db).put(k.clone(), v.clone()).await.expect("put");
+            expected.insert(k, v);
+        }
+        // Drop without close: the memtable is lost, the WAL and published segments remain.
+    }
+}
+
+#[tokio::test]
+async fn garbage_is_collected_after_the_grace_period_only() {
+    let mut env = Env::new();
+    env.opts.l0_compaction_trigger = 10;
+    env.opts.l0_max = 12;
+    let db = env.open().await;
+    let s = shard(&db);
+    for round in 0..4 {
+        for i in 0..40 {
+            s.put(format!("k{i:02}"), format!("{round}")).await.expect("put");
+        }
+        s.flush().await.expect("flush");
+    }
+    assert!(s.compact().await.expect("compact"));
+    let segs = || async {
+        env.store
+            .list(&paths::segment_prefix(S), None)
+            .await
+            .expect("list")
+            .len()
+    };
+    let before = segs().await;
+    assert_eq!(s.collect_garbage().await.expect("gc"), 0, "grace not over");
+    assert_eq!(segs().await, before);
+    env.clock.advance(61_000);
+    assert_eq!(s.collect_garbage().await.expect("gc"), 4);
+    assert_eq!(segs().await, before - 4);
+    assert_eq!(value(&db, "k07").await, Some(Bytes::from("3")));
+    // An upload that was never published (crash between upload and publish) is an orphan.
+    env.store
+        .put(&paths::segment(S, crate::types::SegmentId(42)), Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    assert_eq!(s.collect_garbage().await.expect("gc"), 1);
+}

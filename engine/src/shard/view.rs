@@ -1,0 +1,108 @@
+//! A view: an immutable snapshot of the sources a read consults, newest first.
+//!
+//! The shard swaps in a new `Arc<View>` when the active memtable is frozen (rotation), when a
+//! flush turns a frozen memtable into an L0 segment, and when compaction replaces segments.
+//! Readers clone the `Arc` and never block those changes. Every swap keeps the logical
+//! content unchanged, except rotation, which opens a new active memtable: `gen` counts
+//! rotations so a conditional write can detect that its snapshot missed one.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::memtable::Memtable;
+use crate::segment::SegmentReader;
+use crate::types::{Entry, UnixMillis};
+
+/// Sources of a shard's data at one moment.
+#[derive(Debug)]
+pub(crate) struct View {
+    /// Memtable rotations so far.
+    pub(crate) gen: u64,
+    /// The memtable receiving writes.
+    pub(crate) active: Arc<Memtable>,
+    /// Frozen memtables awaiting flush, newest first.
+    pub(crate) frozen: Vec<Arc<Memtable>>,
+    /// Flushed segments, newest first.
+    pub(crate) l0: Vec<Arc<SegmentReader>>,
+    /// The sorted run, in key order, non-overlapping.
+    pub(crate) l1: Vec<Arc<SegmentReader>>,
+}
+
+impl View {
+    /// Newest entry of `key` in the memtables.
+    pub(crate) fn mem_get(&self, key: &[u8]) -> Option<Entry> {
+        self.active
+            .get(key)
+            .or_else(|| self.frozen.iter().find_map(|m| m.get(key)))
+    }
+
+    /// Newest entry of `key` in the segments: L0 newest first, then the one L1 segment whose
+    /// range covers the key. Bloom filters skip segments without fetching blocks.
+    pub(crate) async fn seg_get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        for s in &self.l0 {
+            let i = s.info();
+            if key < i.min_key.as_ref() || key > i.max_key.as_ref() {
+                continue;
+            }
+            if let Some(e) = s.get(key).await? {
+                return Ok(Some(e));
+            }
+        }
+        if let Some(s) = self.l1_for(key) {
+            return s.get(key).await;
+        }
+        Ok(None)
+    }
+
+    /// The L1 segment whose key range covers `key`.
+    fn l1_for(&self, key: &[u8]) -> Option<&Arc<SegmentReader>> {
+        let idx = self
+            .l1
+            .partition_point(|s| s.info().max_key.as_ref() < key);
+        self.l1
+            .get(idx)
+            .filter(|s| s.info().min_key.as_ref() <= key)
+    }
+
+    /// Newest entry of `key` anywhere (tombstones and expired entries included).
+    pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        match self.mem_get(key) {
+            Some(e) => Ok(Some(e)),
+            None => self.seg_get(key).await,
+        }
+    }
+
+    /// Bytes in memtables not yet in object storage.
+    pub(crate) fn unflushed_bytes(&self) -> usize {
+        self.active.approx_bytes() + self.frozen.iter().map(|m| m.approx_bytes()).sum::<usize>()
+    }
+
+    /// Earliest expiry any source may hold (a lower bound).
+    pub(crate) fn min_expires_at(&self) -> Option<UnixMillis> {
+        let mem = std::iter::once(&self.active)
+            .chain(self.frozen.iter())
+            .filter_map(|m| m.min_expires_at());
+        let seg = self
+            .l0
+            .iter()
+            .chain(self.l1.iter())
+            .filter_map(|s| s.info().min_expires_at);
+        mem.chain(seg).min()
+    }
+
+    /// A copy with `f` applied to the segment lists (used by flush and compaction installs).
+    pub(crate) fn with(
+        &self,
+        frozen: Vec<Arc<Memtable>>,
+        l0: Vec<Arc<SegmentReader>>,
+        l1: Vec<Arc<SegmentReader>>,
+    ) -> Self {
+        Self {
+            gen: self.gen,
+            active: Arc::clone(&self.active),
+            frozen,
+            l0,
+            l1,
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Durability under `kill -9`: a child process writes through the engine with concurrent
+//! writers (small memtables, so flushes and compactions run constantly) and prints each
+//! operation before issuing it (`BEGIN`) and once it is acknowledged (`ACK`). The parent
+//! kills it with SIGKILL at a random moment, reopens the data directory, and checks that
+//! every acknowledged write is there: each key must hold its last acknowledged state, or the
+//! state of an operation that began but was not acknowledged before the kill.
+//!
+//! The child is this same test binary re-executed with `TIERKV_CRASH_CHILD` set, running the
+//! ignored test `crash_child`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tierkv_engine::block_cache::MemBlockCache;
+use tierkv_engine::clock::SystemClock;
+use tierkv_engine::db::{Db, DbComponents, WalSettings};
+use tierkv_engine::options::EngineOptions;
+use tierkv_engine::segment::SegmentOptions;
+use tierkv_engine::store::{ObjStore, StoreOptions};
+use tierkv_engine::types::{EntryKind, ShardId};
+
+const SHARDS: [ShardId; 2] = [ShardId(0), ShardId(1)];
+const WRITERS: usize = 8;
+
+fn opts() -> EngineOptions {
+    EngineOptions {
+        memtable_bytes: 16 << 10,
+        max_unflushed_bytes: 4 << 20,
+        l0_compaction_trigger: 3,
+        l0_max: 8,
+        target_segment_bytes: 32 << 10,
+        segment: SegmentOptions {
+            block_bytes: 2048,
+            bloom_bits_per_key: 10,
+        },
+        obsolete_grace: Duration::from_millis(200),
+        ..EngineOptions::default()
+    }
+}
+
+async fn open(dir: &Path) -> Db {
+    let store = ObjStore::open(&StoreOptions {
+        url: format!("file://{}", dir.join("objects").display()),
+        ..StoreOptions::default()
+    })
+    .expect("store");
+    Db::open(
+        dir.join("wal"),
+        &WalSettings::default(),
+        opts(),
+        DbComponents {
+            store,
+            cache: Arc::new(MemBlockCache::new(1 << 20)),
+            clock: Arc::new(SystemClock),
+        },
+        SHARDS,
+    )
+    .await
+    .expect("open db")
+}
+
+fn value_for(key: &str, n: u64) -> String {
+    format!("{key}={n}:{}", "x".repeat((n % 200) as usize))
+}
+
+/// The writer process: runs until killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run only as the child of kill9_loses_no_acknowledged_write"]
+async fn crash_child() {
+    let Ok(dir) = std::env::var("TIERKV_CRASH_CHILD") else {
+        return;
+    };
+    let round: u64 = std::env::var("TIERKV_CRASH_ROUND")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let db = Arc::new(open(Path::new(&dir)).await);
+    println!("READY");
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let db = Arc::clone(&db);
+        tasks.push(tokio::spawn(async move {
+            for n in 0u64.. {
+                // Each writer owns its keys; a few keys get overwritten and deleted often.
+                // `println!` writes whole lines (stdout is line-buffered) before the write is
+                // issued, so every write that may have happened has its BEGIN on the pipe.
+                let key = format!("r{round}-w{w}-k{}", n % 50);
+                let shard = db.shard(SHARDS[(n % 2) as usize]).expect("shard").clone();
+                let delete = n % 7 == 3;
+                let op = if delete {
+                    "del".to_owned()
+                } else {
+                    value_for(&key, n)
+                };
+                println!("BEGIN {} {key} {op}", shard.id().0);
+                let r = if delete {
+                    shard.delete(key.clone()).await
+                } else {
+                    shard.put(key.clone(), op.clone()).await
+                };
+                match r {
+                    Ok(_) => println!("ACK {} {key} {op}", shard.id().0),
+                    Err(e) => {
+                        println!("ERR {e}");
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[derive(Default)]
+struct Expect {
+    /// Last acknowledged state per (shard, key): Some(value) or None (deleted).
+    acked: BTreeMap<(u32, String), Option<String>>,
+    /// States of operations begun but not acknowledged, per key.
+    in_flight: HashMap<(u32, String), HashSet<Option<String>>>,
+}
+
+fn parse(line: &str, exp: &mut Expect) {
+    let mut it = line.splitn(4, ' ');
+    let (Some(kind), Some(shard), Some(key), Some(op)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return;
+    };
+    let Ok(shard) = shard.parse::<u32>() else {
+        return;
+    };
+    let state = if op == "del" {
+        None
+    } else {
+        Some(op.to_owned())
+    };
+    let id = (shard, key.to_owned());
+    match kind {
+        "BEGIN" => {
+            exp.in_flight.entry(id).or_default().insert(state);
+        }
+        "ACK" => {
+            if let Some(s) = exp.in_flight.get_mut(&id) {
+                s.remove(&state);
+            }
+            exp.acked.insert(id, state);
+        }
+        _ => {}
+    }
+}
+
+fn child(dir: &Path, round: u64) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("current exe"))
+        .args([
+            "--exact",
+            "crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("TIERKV_CRASH_CHILD", dir)
+        .env("TIERKV_CRASH_ROUND", round.to_string())
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child")
+}
+
+async fn verify(dir: &PathBuf, exp: &Expect) -> usize {
+    let db = open(dir).await;
+    let mut checked = 0;
+    for ((shard, key), acked) in &exp.acked {
+        let got = db
+            .shard(ShardId(*shard))
+            .expect("shard")
+            .get(key.as_bytes())
+            .await
+            .expect("get")
+            .map(|e| match e.kind {
+                EntryKind::Put { value, .. } => String::from_utf8_lossy(&value).into_owned(),
+                EntryKind::Tombstone => "<tombstone>".to_owned(),
+            });
+        let maybe = exp.in_flight.get(&(*shard, key.clone()));
+        let ok = got == *acked || maybe.is_some_and(|m| m.contains(&got));
+        assert!(
+            ok,
+            "key {key}: found {got:?}, last acknowledged {acked:?}, in flight {maybe:?}"
+        );
+        checked += 1;
+    }
+    db.close(Duration::from_secs(10)).await.expect("close");
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_loses_no_acknowledged_write() {
+    let rounds: u64 = std::env::var("TIERKV_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().to_path_buf();
+    let mut total_acked = 0usize;
+    let mut all = Expect::default();
+    for round in 0..rounds {
+        let mut c = child(&dir, round);
+        let pid = c.id();
+        let stdout = c.stdout.take().expect("stdout");
+        // Kill after a random number of acknowledgements (or a time bound), then read the
+        // pipe to its end so that every acknowledgement printed before the kill is counted.
+        let kill_after = 50 + rand::random_range(0..2000u64);
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut acks = 0u64;
+            let start = Instant::now();
+            let mut killed = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("ACK") {
+                    acks += 1;
+                }
+                lines.push(line);
+                if !killed && (acks >= kill_after || start.elapsed() > Duration::from_secs(20)) {
+                    killed = Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                }
+            }
+            (lines, killed)
+        });
+        let (lines, killed) = reader.join().expect("reader thread");
+        let _ = c.wait();
+        assert!(
+            killed,
+            "child exited before the kill: {:?}",
+            lines.iter().rev().take(3).collect::<Vec<_>>()
+        );
+        assert!(
+            !lines.iter().any(|l| l.starts_with("ERR")),
+            "child saw a write error"
+        );
+        for l in &lines {
+            parse(l, &mut all);
+        }
+        let checked = verify(&dir, &all).await;
+        total_acked += lines.iter().filter(|l| l.starts_with("ACK")).count();
+        assert!(checked > 0);
+        // Operations in flight at the kill either happened or not; the reopen decided which,
+        // and later rounds use their own keys, so drop them from the expectations.
+        all.in_flight.clear();
+        let db = open(&dir).await;
+        for ((shard, key), state) in all.acked.iter_mut() {
+            let got = db
+                .shard(ShardId(*shard))
+                .expect("shard")
+                .get(key.as_bytes())
+                .await
+                .expect("get")
+                .and_then(|e| match e.kind {
+                    EntryKind::Put { value, .. } => {
+                        Some(String::from_utf8_lossy(&value).into_owned())
+                    }
+                    EntryKind::Tombstone => None,
+                });
+            *state = got;
+        }
+        db.close(Duration::from_secs(10)).await.expect("close");
+    }
+    println!("kill -9 rounds: {rounds}, acknowledged writes checked: {total_acked}");
+}
