@@ -11,6 +11,7 @@
 //! - [`paths`]: every object-storage key and WAL file name.
 //! - [`store`]: object-store backends (`file://`, `s3://`, `memory://`), metrics, retries.
 //! - [`block_cache`]: the block-cache seam (foyer implementation lives in `tierkv-cache`).
+//! - [`segment`]: immutable sorted segment objects (builder, reader, bloom filter, format).
 #![warn(missing_docs)]
 
 pub mod block_cache;
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod error;
 pub mod metrics;
 pub mod paths;
+pub mod segment;
 pub mod store;
 pub mod types;
 
