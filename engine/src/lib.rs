@@ -34,6 +34,8 @@ pub mod error;
 pub mod metrics;
 pub mod paths;
 pub mod routing;
+pub mod segment;
+pub mod wal;
 pub mod store;
 pub mod testing;
 pub mod types;
