@@ -175,15 +175,8 @@ impl Shard {
         let manifests = ManifestStore::new(c.store.clone(), id);
         let latest = manifests.load_latest().await?.unwrap_or_default();
         let epoch = manifests.claim_epoch(latest.epoch).await?;
-        let open_all = |metas: &[SegmentMeta]| {
-            futures::future::try_join_all(
-                metas
-                    .iter()
-                    .map(|m| open_segment(&c.store, &c.cache, id, m)),
-            )
-        };
-        let l0 = open_all(&latest.l0).await?;
-        let l1 = open_all(&latest.l1).await?;
+        let l0 = open_segments(&c.store, &c.cache, id, &latest.l0).await?;
+        let l1 = open_segments(&c.store, &c.cache, id, &latest.l1).await?;
 
         let active = Memtable::new();
         let mut last = latest.flushed_seq;
@@ -220,7 +213,7 @@ impl Shard {
             manifests,
             manifest: tokio::sync::Mutex::new(latest),
             view: RwLock::new(Arc::new(View {
-                gen: 0,
+                generation: 0,
                 active,
                 frozen,
                 l0,
@@ -464,6 +457,16 @@ impl ShardInner {
             fenced: self.fenced.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Opens the readers of segments listed in the manifest, concurrently.
+async fn open_segments(
+    store: &ObjStore,
+    cache: &Arc<dyn BlockCache>,
+    shard: ShardId,
+    metas: &[SegmentMeta],
+) -> Result<Vec<Arc<SegmentReader>>> {
+    futures::future::try_join_all(metas.iter().map(|m| open_segment(store, cache, shard, m))).await
 }
 
 /// Opens the reader of a segment listed in the manifest.

@@ -417,7 +417,7 @@ async fn failed_fsync_poisons_the_shard_but_reads_continue() {
 #[tokio::test]
 async fn crash_without_close_loses_no_acknowledged_write() {
     let env = Env::new();
-    let mut expected = BTreeMap::new();
+    let mut expected: BTreeMap<String, Bytes> = BTreeMap::new();
     for life in 0..4 {
         let db = env.open().await;
         for (k, v) in &expected {

@@ -3,7 +3,7 @@
 //! The shard swaps in a new `Arc<View>` when the active memtable is frozen (rotation), when a
 //! flush turns a frozen memtable into an L0 segment, and when compaction replaces segments.
 //! Readers clone the `Arc` and never block those changes. Every swap keeps the logical
-//! content unchanged, except rotation, which opens a new active memtable: `gen` counts
+//! content unchanged, except rotation, which opens a new active memtable: `generation` counts
 //! rotations so a conditional write can detect that its snapshot missed one.
 
 use std::sync::Arc;
@@ -11,13 +11,13 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::memtable::Memtable;
 use crate::segment::SegmentReader;
-use crate::types::{Entry, UnixMillis};
+use crate::types::Entry;
 
 /// Sources of a shard's data at one moment.
 #[derive(Debug)]
 pub(crate) struct View {
     /// Memtable rotations so far.
-    pub(crate) gen: u64,
+    pub(crate) generation: u64,
     /// The memtable receiving writes.
     pub(crate) active: Arc<Memtable>,
     /// Frozen memtables awaiting flush, newest first.
@@ -77,19 +77,6 @@ impl View {
         self.active.approx_bytes() + self.frozen.iter().map(|m| m.approx_bytes()).sum::<usize>()
     }
 
-    /// Earliest expiry any source may hold (a lower bound).
-    pub(crate) fn min_expires_at(&self) -> Option<UnixMillis> {
-        let mem = std::iter::once(&self.active)
-            .chain(self.frozen.iter())
-            .filter_map(|m| m.min_expires_at());
-        let seg = self
-            .l0
-            .iter()
-            .chain(self.l1.iter())
-            .filter_map(|s| s.info().min_expires_at);
-        mem.chain(seg).min()
-    }
-
     /// A copy with `f` applied to the segment lists (used by flush and compaction installs).
     pub(crate) fn with(
         &self,
@@ -98,7 +85,7 @@ impl View {
         l1: Vec<Arc<SegmentReader>>,
     ) -> Self {
         Self {
-            gen: self.gen,
+            generation: self.generation,
             active: Arc::clone(&self.active),
             frozen,
             l0,

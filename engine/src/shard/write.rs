@@ -10,7 +10,7 @@
 //! write that is lost while a later one survives.
 //!
 //! Conditional writes read segments *before* taking the lock (object storage may be slow)
-//! and re-check the memtables and the pending overlay under it; `View::gen` tells whether a
+//! and re-check the memtables and the pending overlay under it; `View::generation` tells whether a
 //! memtable rotation happened in between, in which case the read is retried.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -147,7 +147,7 @@ impl ShardInner {
                 });
             }
             let mut s = self.seq.lock();
-            if conditional && self.view.read().gen != view.gen {
+            if conditional && self.view.read().generation != view.generation {
                 continue;
             }
             let now = self.clock.now_millis();
@@ -232,7 +232,7 @@ impl ShardInner {
         frozen.push(Arc::clone(&cur.active));
         frozen.extend(cur.frozen.iter().cloned());
         let next = Arc::new(View {
-            gen: cur.gen + 1,
+            generation: cur.generation + 1,
             active: Arc::new(Memtable::new()),
             frozen,
             l0: cur.l0.clone(),
