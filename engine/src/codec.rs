@@ -10,7 +10,7 @@
 //! | offset | type | meaning |
 //! |---|---|---|
 //! | 0 | u8 | flags: bit0 tombstone, bit1 has expiry, bit2 has content type |
-//! | 1 | u16 | key length `k` (1..=1024) |
+//! | 1 | u16 | key length `k` (1..=`MAX_KEY_LEN`, 1088) |
 //! | 3 | k bytes | key |
 //! | . | u64 | expires_at (unix millis), only if bit1 |
 //! | . | u8 + bytes | content type length and bytes, only if bit2 |

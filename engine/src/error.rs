@@ -156,7 +156,7 @@ pub enum InvalidReason {
     #[error("key is empty")]
     KeyEmpty,
     /// Key longer than the limit.
-    #[error("key longer than 1024 bytes")]
+    #[error("key longer than the limit")]
     KeyTooLong,
     /// Value longer than the limit.
     #[error("value larger than the configured limit")]

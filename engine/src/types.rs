@@ -8,8 +8,12 @@ use std::fmt;
 
 use bytes::Bytes;
 
-/// Longest key the engine accepts, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
+/// Longest key a client may use, in bytes.
+pub const MAX_USER_KEY_LEN: usize = 1024;
+/// Longest key the engine accepts, in bytes: a user key plus room for the namespace prefix
+/// the gateway puts in front of every key (user data and internal records such as
+/// idempotency keys live in separate namespaces of the same shard).
+pub const MAX_KEY_LEN: usize = MAX_USER_KEY_LEN + 64;
 /// Longest content type the engine stores, in bytes.
 pub const MAX_CONTENT_TYPE_LEN: usize = 255;
 
