@@ -11,6 +11,7 @@
 //! - [`paths`]: every object-storage key and WAL file name.
 //! - [`store`]: object-store backends (`file://`, `s3://`, `memory://`), metrics, retries.
 //! - [`block_cache`]: the block-cache seam (foyer implementation lives in `tierkv-cache`).
+//! - [`wal`]: the node-level write-ahead log shared by all shards (group commit, recovery).
 #![warn(missing_docs)]
 
 pub mod block_cache;
@@ -21,5 +22,6 @@ pub mod metrics;
 pub mod paths;
 pub mod store;
 pub mod types;
+pub mod wal;
 
 pub use error::{Error, ErrorKind, Result};
