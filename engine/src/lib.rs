@@ -39,5 +39,6 @@ pub mod wal;
 pub mod store;
 pub mod testing;
 pub mod types;
+pub mod wal;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,319 @@
+//! The node-level write-ahead log, shared by every shard on the node, with group commit.
+//!
+//! Each [`WalRecord`] is one atomic write batch of one shard. [`Wal::append`] encodes a record
+//! and queues it synchronously, so the order of `append` calls is the log order; the returned
+//! [`Durable`] resolves once the record is durable per the [`SyncPolicy`]. One background OS
+//! thread writes everything queued with one `write_all` and (policy `Always`) one
+//! `fdatasync`, so concurrent appenders share fsyncs (see `writer.rs`).
+//!
+//! Files are `<dir>/<file_no:020>.wal`, numbered from 1 (format in `format.rs`). The active
+//! file is rolled over once it exceeds `segment_bytes` after a write. [`Wal::open`] replays
+//! every file and cuts off a torn tail of the last one (rules in `recovery.rs`), then appends
+//! to a new file so that recovered files are never modified. Once every shard with records
+//! in a non-active file has released them ([`Wal::release`]: they are in object storage),
+//! the file is deleted.
+//!
+//! Records that were written but never acknowledged (the process died before the fsync, or
+//! the fsync failed) may still be replayed: callers must accept replayed records that they
+//! never acknowledged, and must skip records at or below what their manifest already holds.
+
+mod files;
+mod format;
+mod recovery;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::metrics::{Counter, Histogram, HistogramSnapshot};
+use crate::types::{Entry, Epoch, SeqNo, ShardId};
+
+use self::files::FileTable;
+use self::writer::{AckResult, Queue, Shared};
+
+/// Configuration of a [`Wal`].
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// Directory of the WAL files (created if missing).
+    pub dir: PathBuf,
+    /// When an append counts as durable.
+    pub sync: SyncPolicy,
+    /// The active file is rolled over once it exceeds this many bytes after a write.
+    pub segment_bytes: u64,
+    /// Fault injection for tests.
+    #[doc(hidden)]
+    pub faults: Option<Arc<WalFaults>>,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./data/wal"),
+            sync: SyncPolicy::Always,
+            segment_bytes: 64 << 20,
+            faults: None,
+        }
+    }
+}
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SyncPolicy {
+    /// An append's [`Durable`] resolves only after an `fdatasync` that covers it. One
+    /// `fdatasync` covers every record queued meanwhile (group commit). Acknowledged writes
+    /// survive power loss.
+    Always,
+    /// An append's [`Durable`] resolves once the record is written to the file (the OS page
+    /// cache), and `fdatasync` runs at most once per interval (plus before rolling a file and
+    /// at close). Acknowledged writes survive a crash of the process (`kill -9`) but the
+    /// last interval's worth may be lost on power loss or a kernel crash. In exchange,
+    /// latency does not include an fsync and the disk sees fewer flushes.
+    Interval(Duration),
+}
+
+/// Test hook to simulate disk failures.
+#[derive(Debug, Default)]
+pub struct WalFaults {
+    /// The next `fdatasync` reports an error as if the disk failed (then resets).
+    pub fail_next_sync: AtomicBool,
+}
+
+/// One atomic write batch of one shard.
+///
+/// Every entry has version `seq`: the encoder ignores [`Entry::seq`] and the decoder sets it
+/// to the record's `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalRecord {
+    /// The shard.
+    pub shard: ShardId,
+    /// Epoch of the shard writer that wrote it.
+    pub epoch: Epoch,
+    /// Sequence number of the batch.
+    pub seq: SeqNo,
+    /// The entries (keys 1..=1024 bytes, content types up to 255 bytes).
+    pub entries: Vec<Entry>,
+}
+
+/// What [`Wal::open`] replayed.
+#[derive(Debug)]
+pub struct WalRecovery {
+    /// Records in log order, all shards interleaved. Their byte fields share the buffers of
+    /// the files they were read from.
+    pub records: Vec<WalRecord>,
+    /// The torn tail that was cut off the last file, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Number of files replayed and kept.
+    pub files: usize,
+    /// Bytes in those files (after truncation).
+    pub bytes: u64,
+}
+
+/// A partially written end of the last file, cut off during recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The file.
+    pub file: PathBuf,
+    /// Where the first incomplete frame started; the file now ends here (0: the file had no
+    /// complete header and was removed).
+    pub offset: u64,
+    /// Bytes cut off.
+    pub dropped_bytes: u64,
+}
+
+/// Counters of a [`Wal`].
+#[derive(Debug, Clone)]
+pub struct WalStats {
+    /// Bytes in live WAL files (headers included).
+    pub bytes: u64,
+    /// Live WAL files, the active one included.
+    pub files: u64,
+    /// Records appended since open.
+    pub appends: u64,
+    /// `fdatasync` calls on the log (rolls and creations not counted).
+    pub syncs: u64,
+    /// Latency of those `fdatasync` calls.
+    pub sync_latency: HistogramSnapshot,
+    /// Whether a write or sync failed.
+    pub poisoned: bool,
+}
+
+/// Resolves when its record is durable per the sync policy.
+#[must_use = "a record is not known to be durable until Durable::wait returns Ok"]
+#[derive(Debug)]
+pub struct Durable {
+    rx: oneshot::Receiver<AckResult>,
+}
+
+impl Durable {
+    /// Waits until the record is durable; `Err(WalPoisoned)` if a write or fsync failed
+    /// before it was.
+    pub async fn wait(self) -> Result<()> {
+        match self.rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(op)) => Err(Error::WalPoisoned { op }),
+            // The writer dropped the record without completing it: only possible if its
+            // thread died, which poisons the WAL.
+            Err(_) => Err(Error::WalPoisoned {
+                op: "wal writer thread",
+            }),
+        }
+    }
+}
+
+/// The node's write-ahead log. Cheap to clone; the last handle dropped closes it.
+#[derive(Clone, Debug)]
+pub struct Wal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = close(&self.shared, &self.thread) {
+            tracing::warn!(error = %e, "wal: close on drop failed");
+        }
+    }
+}
+
+/// Stops the writer after it has written and synced what is queued.
+fn close(shared: &Shared, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<()> {
+    shared.queue.lock().closing = true;
+    shared.wake.notify_one();
+    let mut handle = thread.lock();
+    if let Some(h) = handle.take() {
+        h.join().map_err(|_| Error::Invariant {
+            what: "wal writer thread panicked",
+        })?;
+    }
+    drop(handle);
+    match shared.queue.lock().poisoned {
+        Some(op) => Err(Error::WalPoisoned { op }),
+        None => Ok(()),
+    }
+}
+
+impl Wal {
+    /// Opens the WAL (creating the directory if needed), replays every file, cuts off a torn
+    /// tail, and starts the writer thread on a new file. Blocking I/O.
+    pub fn open(opts: WalOptions) -> Result<(Self, WalRecovery)> {
+        if opts.segment_bytes == 0 {
+            return Err(Error::Config {
+                field: "wal.segment_bytes",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        std::fs::create_dir_all(&opts.dir)
+            .map_err(|e| Error::io("create wal directory", &opts.dir, e))?;
+        let replay = recovery::replay_dir(&opts.dir)?;
+        let next = replay.last_no.checked_add(1).ok_or(Error::Invariant {
+            what: "wal file number overflow",
+        })?;
+        let active = writer::create_file(&opts.dir, next)?;
+        let recovery = WalRecovery {
+            files: replay.files.len(),
+            bytes: replay.files.iter().map(|f| f.bytes).sum(),
+            records: replay.records,
+            torn_tail: replay.torn_tail,
+        };
+        tracing::info!(
+            dir = %opts.dir.display(),
+            files = recovery.files,
+            bytes = recovery.bytes,
+            records = recovery.records.len(),
+            torn_tail = recovery.torn_tail.is_some(),
+            "wal: recovered"
+        );
+        let table = FileTable::new(replay.files, active.no, active.path.clone(), active.len);
+        let shared = Arc::new(Shared {
+            dir: opts.dir.clone(),
+            sync: opts.sync,
+            segment_bytes: opts.segment_bytes,
+            faults: opts.faults,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            files: Mutex::new(table),
+            poisoned: AtomicBool::new(false),
+            appends: Counter::default(),
+            syncs: Counter::default(),
+            sync_latency: Histogram::default(),
+        });
+        let for_thread = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("tierkv-wal".to_owned())
+            .spawn(move || writer::run(for_thread, active))
+            .map_err(|e| Error::io("spawn wal writer thread", &opts.dir, e))?;
+        let wal = Self {
+            inner: Arc::new(Inner {
+                shared,
+                thread: Mutex::new(Some(handle)),
+            }),
+        };
+        Ok((wal, recovery))
+    }
+
+    /// Encodes and queues `rec`. The order of `append` calls is the log order. Fails at once
+    /// with `Err(WalPoisoned)` or `Err(Closed)` if the WAL can no longer accept writes, and
+    /// with `Err(Invalid)` if an entry breaks a limit or the record exceeds 256 MiB.
+    pub fn append(&self, rec: &WalRecord) -> Result<Durable> {
+        let shared = &self.inner.shared;
+        let frame = format::encode_frame(rec)?;
+        let (tx, rx) = oneshot::channel();
+        shared.enqueue(&frame, rec.shard, rec.seq, tx)?;
+        shared.appends.inc();
+        Ok(Durable { rx })
+    }
+
+    /// Records of `shard` with seq <= `upto` are in object storage and no longer needed.
+    ///
+    /// A file is deleted (by the writer thread, shortly after) once it is not the active file
+    /// and, for every shard with records in it, that shard's max seq in the file is <= its
+    /// released mark. Marks only go up; `SeqNo(u64::MAX)` releases a shard entirely. Marks
+    /// are not persisted: after a restart, shards release again what they have flushed.
+    pub fn release(&self, shard: ShardId, upto: SeqNo) {
+        let shared = &self.inner.shared;
+        let deletable = shared.files.lock().release(shard, upto);
+        if deletable && !shared.request_gc() {
+            shared.delete_released();
+        }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> WalStats {
+        let shared = &self.inner.shared;
+        let (files, bytes) = shared.files.lock().totals();
+        WalStats {
+            bytes,
+            files,
+            appends: shared.appends.get(),
+            syncs: shared.syncs.get(),
+            sync_latency: shared.sync_latency.snapshot(),
+            poisoned: self.is_poisoned(),
+        }
+    }
+
+    /// Whether a write or sync failed; the WAL then refuses writes until restart.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.shared.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Writes and syncs what is queued and stops the writer thread (blocking until it has
+    /// stopped). Later appends get `Err(Closed)`. Idempotent; also done when the last handle
+    /// is dropped. Returns `Err(WalPoisoned)` if the WAL is poisoned.
+    pub fn close(&self) -> Result<()> {
+        close(&self.inner.shared, &self.inner.thread)
+    }
+}
