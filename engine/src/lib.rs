@@ -23,19 +23,18 @@
 #![warn(missing_docs)]
 
 pub mod block_cache;
-pub mod db;
-pub mod manifest;
-pub mod memtable;
-pub mod options;
-pub mod shard;
 pub mod clock;
 pub mod codec;
+pub mod db;
 pub mod error;
+pub mod manifest;
+pub mod memtable;
 pub mod metrics;
+pub mod options;
 pub mod paths;
 pub mod routing;
 pub mod segment;
-pub mod wal;
+pub mod shard;
 pub mod store;
 pub mod testing;
 pub mod types;

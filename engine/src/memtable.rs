@@ -57,7 +57,8 @@ impl Memtable {
         self.map.insert(e.key.clone(), e);
         self.bytes.fetch_add(add, Ordering::Relaxed);
         if let Some(o) = old {
-            self.bytes.fetch_sub(o.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+            self.bytes
+                .fetch_sub(o.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
         }
     }
 

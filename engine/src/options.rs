@@ -94,7 +94,10 @@ impl EngineOptions {
             return bad("engine.memtable_bytes", "must be at least 4096");
         }
         if self.max_unflushed_bytes < self.memtable_bytes {
-            return bad("engine.max_unflushed_bytes", "must be at least memtable_bytes");
+            return bad(
+                "engine.max_unflushed_bytes",
+                "must be at least memtable_bytes",
+            );
         }
         if self.l0_compaction_trigger < 2 || self.l0_max < self.l0_compaction_trigger {
             return bad(

@@ -8,7 +8,10 @@ use crate::manifest::Manifest;
 /// The next manifest must be exactly one version after the current one: versions are
 /// contiguous so that a stale writer's create of `v+1` always collides with an existing object.
 pub fn version_is_next(cur: &Manifest, next: &Manifest) -> Result<()> {
-    ok_if(next.version.0 == cur.version.0 + 1, "manifest version is not current + 1")
+    ok_if(
+        next.version.0 == cur.version.0 + 1,
+        "manifest version is not current + 1",
+    )
 }
 
 /// The epoch never decreases: a manifest from an older writer must never follow a newer one.
@@ -36,8 +39,14 @@ pub fn segments_are_unique(next: &Manifest) -> Result<()> {
     let n = ids.len();
     ids.sort_unstable();
     ids.dedup();
-    let dead_live = next.obsolete.iter().any(|o| ids.binary_search(&o.id).is_ok());
-    ok_if(ids.len() == n && !dead_live, "segment listed twice or both live and obsolete")
+    let dead_live = next
+        .obsolete
+        .iter()
+        .any(|o| ids.binary_search(&o.id).is_ok());
+    ok_if(
+        ids.len() == n && !dead_live,
+        "segment listed twice or both live and obsolete",
+    )
 }
 
 /// No flushed segment holds data newer than `flushed_seq`, which would be replayed twice
@@ -92,6 +101,9 @@ mod tests {
             version: ManifestVersion(2),
             ..Manifest::default()
         };
-        assert!(matches!(version_is_next(&cur, &next), Err(Error::Invariant { .. })));
+        assert!(matches!(
+            version_is_next(&cur, &next),
+            Err(Error::Invariant { .. })
+        ));
     }
 }

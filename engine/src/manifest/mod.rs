@@ -296,7 +296,10 @@ mod tests {
         e.u16(0);
         e.crc_trailer();
         let r = Manifest::decode(&e.finish(), "x");
-        assert!(matches!(r, Err(Error::UnsupportedVersion { actual: 99, .. })));
+        assert!(matches!(
+            r,
+            Err(Error::UnsupportedVersion { actual: 99, .. })
+        ));
     }
 
     proptest::proptest! {

@@ -110,7 +110,10 @@ impl ManifestStore {
                 .unwrap_or_default();
             let e = latest.max(at_least).next();
             let body = bytes::Bytes::from(format!("{{\"epoch\":{}}}", e.0));
-            if self.store.put_create(&paths::epoch(self.shard, e), body).await?
+            if self
+                .store
+                .put_create(&paths::epoch(self.shard, e), body)
+                .await?
                 == CreateOutcome::Created
             {
                 return Ok(e);
@@ -123,7 +126,9 @@ impl ManifestStore {
         let v = self.versions(None).await?;
         let n = v.len().saturating_sub(keep);
         for old in v.iter().take(n) {
-            self.store.delete(&paths::manifest(self.shard, *old)).await?;
+            self.store
+                .delete(&paths::manifest(self.shard, *old))
+                .await?;
         }
         Ok(n)
     }

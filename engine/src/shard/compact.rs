@@ -27,7 +27,8 @@ use crate::types::SegmentId;
 
 /// The background compactor and garbage collector.
 pub(crate) async fn worker(shard: Arc<ShardInner>) {
-    let gc_every = (shard.opts.obsolete_grace / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let gc_every =
+        (shard.opts.obsolete_grace / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut backoff = Backoff::new(Duration::from_millis(100), shard.opts.flush_retry_max);
     loop {
         tokio::select! {
@@ -153,7 +154,10 @@ impl ShardInner {
                 .map(|s| s.id)
                 .chain(m.obsolete.iter().map(|o| o.id))
                 .collect();
-            let listed = self.store.list(&paths::segment_prefix(self.id), None).await?;
+            let listed = self
+                .store
+                .list(&paths::segment_prefix(self.id), None)
+                .await?;
             for (key, _) in listed {
                 if let Some(id) = paths::parse_segment(self.id, &key)
                     && !referenced.contains(&id)

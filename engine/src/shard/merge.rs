@@ -92,7 +92,10 @@ impl MergeIter {
 
     /// Merges segments only: each of `l0` on its own, plus `l1` as one run (for compaction).
     pub(crate) fn over_segments(l0: &[Arc<SegmentReader>], l1: &[Arc<SegmentReader>]) -> Self {
-        let mut sources: Vec<_> = l0.iter().map(|s| Self::run(vec![Arc::clone(s)], None)).collect();
+        let mut sources: Vec<_> = l0
+            .iter()
+            .map(|s| Self::run(vec![Arc::clone(s)], None))
+            .collect();
         sources.push(Self::run(l1.to_vec(), None));
         Self::new(sources)
     }

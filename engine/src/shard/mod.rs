@@ -444,7 +444,12 @@ impl ShardInner {
             frozen_memtables: view.frozen.len() as u64,
             l0_segments: view.l0.len() as u64,
             l1_segments: view.l1.len() as u64,
-            segment_bytes: view.l0.iter().chain(view.l1.iter()).map(|s| s.info().size).sum(),
+            segment_bytes: view
+                .l0
+                .iter()
+                .chain(view.l1.iter())
+                .map(|s| s.info().size)
+                .sum(),
             flushes: m.flushes.get(),
             flush_bytes: m.flush_bytes.get(),
             flush_errors: m.flush_errors.get(),

@@ -94,7 +94,12 @@ fn shard(db: &Db) -> &super::Shard {
 }
 
 async fn value(db: &Db, key: &str) -> Option<Bytes> {
-    match shard(db).get(key.as_bytes()).await.expect("get").map(|e| e.kind) {
+    match shard(db)
+        .get(key.as_bytes())
+        .await
+        .expect("get")
+        .map(|e| e.kind)
+    {
         Some(EntryKind::Put { value, .. }) => Some(value),
         Some(EntryKind::Tombstone) => panic!("get returned a tombstone"),
         None => None,
@@ -121,10 +126,7 @@ async fn put_get_delete_round_trip() {
     assert_eq!(value(&db, "a").await, Some(Bytes::from("2")));
     s.delete("a").await.expect("delete");
     assert_eq!(value(&db, "a").await, None);
-    assert!(matches!(
-        s.get(b"").await,
-        Err(Error::Invalid { .. })
-    ));
+    assert!(matches!(s.get(b"").await, Err(Error::Invalid { .. })));
 }
 
 #[tokio::test]
@@ -133,7 +135,10 @@ async fn versions_strictly_increase_across_reopen_and_flush() {
     let db = env.open().await;
     let mut last = SeqNo(0);
     for i in 0..50 {
-        let v = shard(&db).put(format!("k{i}"), vec![b'x'; 200]).await.expect("put");
+        let v = shard(&db)
+            .put(format!("k{i}"), vec![b'x'; 200])
+            .await
+            .expect("put");
         assert!(v > last);
         last = v;
     }
@@ -238,7 +243,9 @@ async fn reads_agree_with_model_across_flush_and_compaction() {
     let mut x: u64 = 7;
     for round in 0..6 {
         for _ in 0..300 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let k = format!("key{:03}", (x >> 33) % 400);
             if (x >> 20) % 5 == 0 {
                 s.delete(k.clone()).await.expect("delete");
@@ -255,7 +262,11 @@ async fn reads_agree_with_model_across_flush_and_compaction() {
         }
         for i in 0..400 {
             let k = format!("key{i:03}");
-            assert_eq!(value(&db, &k).await, model.get(&k).cloned(), "round {round} key {k}");
+            assert_eq!(
+                value(&db, &k).await,
+                model.get(&k).cloned(),
+                "round {round} key {k}"
+            );
         }
         let mut seen = Vec::new();
         let mut cursor: Option<Bytes> = None;
@@ -323,7 +334,11 @@ async fn ttl_entries_vanish_at_expiry_and_are_swept_and_compacted_away() {
     assert_eq!(value(&db, "t05").await, None);
     assert!(value(&db, "t15").await.is_some());
     let page = s.scan(b"t", None, 100).await.expect("scan");
-    assert_eq!(page.entries.len(), 9, "t11..=t19 remain (t10 expires at +110)");
+    assert_eq!(
+        page.entries.len(),
+        9,
+        "t11..=t19 remain (t10 expires at +110)"
+    );
     let out = s.sweep_expired().await.expect("sweep");
     assert_eq!(out.deleted, 11);
     assert!(out.complete);
@@ -340,7 +355,14 @@ async fn ttl_entries_vanish_at_expiry_and_are_swept_and_compacted_away() {
     // Only "keep" and "t19" survive compaction (tombstones and expired entries dropped).
     let total: u64 = db
         .shard(S)
-        .map(|s| s.inner.current_view().l1.iter().map(|r| r.info().entries).sum())
+        .map(|s| {
+            s.inner
+                .current_view()
+                .l1
+                .iter()
+                .map(|r| r.info().entries)
+                .sum()
+        })
         .unwrap_or(0);
     assert_eq!(total, 2);
 }
@@ -369,7 +391,10 @@ async fn object_store_down_gives_backpressure_then_recovers_without_loss() {
     // Reads keep working from memory while the store is down.
     assert!(value(&db, &acked[0]).await.is_some());
     env.faulty.set_down(false);
-    eventually(30, "flushes to catch up", || s.stats().unflushed_bytes < 8 << 10).await;
+    eventually(30, "flushes to catch up", || {
+        s.stats().unflushed_bytes < 8 << 10
+    })
+    .await;
     s.put("after", "x").await.expect("writes resume");
     for k in &acked {
         assert!(value(&db, k).await.is_some(), "lost {k}");
@@ -410,7 +435,11 @@ async fn failed_fsync_poisons_the_shard_but_reads_continue() {
     let r = s.put("c", "3").await;
     assert!(matches!(r, Err(Error::WalPoisoned { .. })));
     assert_eq!(value(&db, "a").await, Some(Bytes::from("1")));
-    assert_eq!(value(&db, "b").await, None, "an unacknowledged write is not visible");
+    assert_eq!(
+        value(&db, "b").await,
+        None,
+        "an unacknowledged write is not visible"
+    );
     assert!(s.stats().poisoned);
 }
 
@@ -442,7 +471,9 @@ async fn garbage_is_collected_after_the_grace_period_only() {
     let s = shard(&db);
     for round in 0..4 {
         for i in 0..40 {
-            s.put(format!("k{i:02}"), format!("{round}")).await.expect("put");
+            s.put(format!("k{i:02}"), format!("{round}"))
+                .await
+                .expect("put");
         }
         s.flush().await.expect("flush");
     }
@@ -463,7 +494,10 @@ async fn garbage_is_collected_after_the_grace_period_only() {
     assert_eq!(value(&db, "k07").await, Some(Bytes::from("3")));
     // An upload that was never published (crash between upload and publish) is an orphan.
     env.store
-        .put(&paths::segment(S, crate::types::SegmentId(42)), Bytes::from_static(b"x"))
+        .put(
+            &paths::segment(S, crate::types::SegmentId(42)),
+            Bytes::from_static(b"x"),
+        )
         .await
         .expect("put");
     assert_eq!(s.collect_garbage().await.expect("gc"), 1);

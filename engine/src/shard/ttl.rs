@@ -88,7 +88,9 @@ impl ShardInner {
     pub(crate) async fn sweep_pass(&self, budget: usize) -> Result<SweepOutcome> {
         let start_cursor = self.ttl.cursor.lock().clone();
         if start_cursor.is_none() {
-            self.ttl.written_since_pass.store(u64::MAX, Ordering::Relaxed);
+            self.ttl
+                .written_since_pass
+                .store(u64::MAX, Ordering::Relaxed);
             self.ttl.pass_min.store(u64::MAX, Ordering::Relaxed);
         }
         let view = self.current_view();
@@ -143,7 +145,10 @@ impl ShardInner {
         self.ttl.pass_min.fetch_min(next_expiry, Ordering::Relaxed);
         if out.complete {
             *self.ttl.cursor.lock() = None;
-            let since = self.ttl.written_since_pass.swap(u64::MAX, Ordering::Relaxed);
+            let since = self
+                .ttl
+                .written_since_pass
+                .swap(u64::MAX, Ordering::Relaxed);
             let seen = self.ttl.pass_min.swap(u64::MAX, Ordering::Relaxed);
             self.ttl.next_due.store(seen.min(since), Ordering::Relaxed);
         } else {

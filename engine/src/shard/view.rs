@@ -56,9 +56,7 @@ impl View {
 
     /// The L1 segment whose key range covers `key`.
     fn l1_for(&self, key: &[u8]) -> Option<&Arc<SegmentReader>> {
-        let idx = self
-            .l1
-            .partition_point(|s| s.info().max_key.as_ref() < key);
+        let idx = self.l1.partition_point(|s| s.info().max_key.as_ref() < key);
         self.l1
             .get(idx)
             .filter(|s| s.info().min_key.as_ref() <= key)

@@ -309,11 +309,13 @@ mod tests {
         let dup = WriteBatch::new().put("a", "1").delete("a");
         assert!(matches!(
             validate(&dup, 10),
-            Err(Error::Invalid { reason: InvalidReason::DuplicateKey })
+            Err(Error::Invalid {
+                reason: InvalidReason::DuplicateKey
+            })
         ));
         assert!(validate(&WriteBatch::new(), 10).is_err());
         assert!(validate(&WriteBatch::new().put("", "1"), 10).is_err());
-        assert!(validate(&WriteBatch::new().put(vec![b'k'; 1025], "1"), 10).is_err());
+        assert!(validate(&WriteBatch::new().put(vec![b'k'; MAX_KEY_LEN + 1], "1"), 10).is_err());
         assert!(validate(&WriteBatch::new().put("a", vec![0u8; 11]), 10).is_err());
     }
 }

@@ -99,7 +99,7 @@ pub struct WalRecord {
     pub epoch: Epoch,
     /// Sequence number of the batch.
     pub seq: SeqNo,
-    /// The entries (keys 1..=1024 bytes, content types up to 255 bytes).
+    /// The entries (keys 1..=`MAX_KEY_LEN` bytes, content types up to 255 bytes).
     pub entries: Vec<Entry>,
 }
 

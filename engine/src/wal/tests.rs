@@ -121,7 +121,7 @@ async fn invalid_records_are_refused_before_queueing() {
     let mut bad = rec(1, 1, 1);
     bad.entries[0].key = Bytes::new();
     assert!(matches!(wal.append(&bad), Err(Error::Invalid { .. })));
-    bad.entries[0].key = Bytes::from(vec![b'k'; 1025]);
+    bad.entries[0].key = Bytes::from(vec![b'k'; crate::types::MAX_KEY_LEN + 1]);
     assert!(matches!(wal.append(&bad), Err(Error::Invalid { .. })));
     assert_eq!(wal.stats().appends, 0);
 }
