@@ -7,6 +7,7 @@
 //! - [`error`]: the engine error and its caller-facing [`error::ErrorKind`].
 //! - [`codec`]: panic-free little-endian encoding helpers and the shared entry body format.
 //! - [`clock`]: injected wall clock (system or manual for tests).
+//! - [`meta`]: cluster metadata fixed at creation (shard count).
 //! - [`metrics`]: lock-free counters and histograms the server exports.
 //! - [`paths`]: every object-storage key and WAL file name.
 //! - [`routing`]: key → shard (jump consistent hash of xxh3).
@@ -29,6 +30,7 @@ pub mod db;
 pub mod error;
 pub mod manifest;
 pub mod memtable;
+pub mod meta;
 pub mod metrics;
 pub mod options;
 pub mod paths;

@@ -5,10 +5,17 @@
 //! shards/<sid:05>/epoch/<epoch:020>          who writes the shard from this epoch on (create-only)
 //! shards/<sid:05>/manifest/<version:020>     manifest versions (create-only: the CAS)
 //! shards/<sid:05>/segments/<id:032x>.seg     immutable sorted segments, never rewritten
+//! cluster/meta.json                          cluster-wide settings fixed at creation (create-only)
 //! ```
 //! Zero-padded decimal numbers make lexicographic listing order equal numeric order.
 
 use crate::types::{Epoch, ManifestVersion, SegmentId, ShardId};
+
+/// Key of the cluster metadata object.
+#[must_use]
+pub fn cluster_meta() -> String {
+    "cluster/meta.json".to_owned()
+}
 
 /// Prefix of every object of one shard.
 #[must_use]
