@@ -193,13 +193,12 @@ pub fn check_key(key: &str, ops: Vec<Operation>) -> Verdict {
         }
     }
     let len = events.len();
-    for idx in 0..len {
-        let (op, is_call) = (events[idx].op, events[idx].is_call);
-        if is_call {
-            events[idx].partner = ret_of[op];
+    for (idx, e) in events.iter_mut().enumerate() {
+        if e.is_call {
+            e.partner = ret_of[e.op];
         }
-        events[idx].prev = idx.checked_sub(1);
-        events[idx].next = (idx + 1 < len).then_some(idx + 1);
+        e.prev = idx.checked_sub(1);
+        e.next = (idx + 1 < len).then_some(idx + 1);
     }
     let mut head: Option<usize> = (len > 0).then_some(0);
 

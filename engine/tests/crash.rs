@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -174,7 +174,7 @@ fn child(dir: &Path, round: u64) -> std::process::Child {
         .expect("spawn child")
 }
 
-async fn verify(dir: &PathBuf, exp: &Expect) -> usize {
+async fn verify(dir: &Path, exp: &Expect) -> usize {
     let db = open(dir).await;
     let mut checked = 0;
     for ((shard, key), acked) in &exp.acked {

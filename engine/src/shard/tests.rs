@@ -247,7 +247,7 @@ async fn reads_agree_with_model_across_flush_and_compaction() {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             let k = format!("key{:03}", (x >> 33) % 400);
-            if (x >> 20) % 5 == 0 {
+            if (x >> 20).is_multiple_of(5) {
                 s.delete(k.clone()).await.expect("delete");
                 model.remove(&k);
             } else {
