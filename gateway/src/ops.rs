@@ -6,6 +6,8 @@
 //! the write conditional on it (`VersionIs` / `MustNotExist`); if another writer got in
 //! between, it re-reads and retries (bounded; the last attempt writes unconditionally).
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use bytes::Bytes;
 use tierkv_engine::types::{Condition, Entry, Mutation, SeqNo, WriteBatch, WriteOp};
@@ -99,6 +101,27 @@ async fn precondition_or_replay(
     Err(err)
 }
 
+/// The outcome of a twin request whose record write made ours fail. Its batch was sequenced
+/// before ours but may not be durable and visible yet, so the record is polled for a bounded
+/// time (if the twin's write fails instead, the WAL is poisoned and the lookup finds nothing).
+async fn await_replay(
+    state: &AppState,
+    idem: &Idem,
+    shard: tierkv_engine::types::ShardId,
+) -> Result<WriteOutcome, ApiError> {
+    let mut delay = Duration::from_millis(1);
+    for _ in 0..12 {
+        if let Some(r) = idem.lookup(state, shard).await? {
+            return Ok(WriteOutcome::from_replay(&r));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+    Err(ApiError::StorageUnavailable {
+        cause: "a concurrent request with the same Idempotency-Key did not complete".into(),
+    })
+}
+
 /// Puts a value, honouring the condition and the idempotency record.
 pub(crate) async fn put(
     state: &AppState,
@@ -157,9 +180,9 @@ pub(crate) async fn put(
                 });
             }
             Err(tierkv_engine::Error::ConditionFailed { key, .. }) => {
-                if idem.is_some_and(|i| i.record_key == key) {
+                if let Some(idem) = idem.filter(|i| i.record_key == key) {
                     // A twin with the same idempotency key wrote first: replay its outcome.
-                    return precondition_or_replay(state, idem, shard, PRECONDITION).await;
+                    return await_replay(state, idem, shard).await;
                 }
                 match req.condition {
                     // Another writer got in between our read and our write: read again.
@@ -219,9 +242,10 @@ pub(crate) async fn delete(
             version: seq.0,
             expires_at: None,
         }),
-        Err(tierkv_engine::Error::ConditionFailed { .. }) => {
-            precondition_or_replay(state, idem, shard, PRECONDITION).await
-        }
+        Err(tierkv_engine::Error::ConditionFailed { key, .. }) => match idem {
+            Some(idem) if idem.record_key == key => await_replay(state, idem, shard).await,
+            _ => precondition_or_replay(state, idem, shard, PRECONDITION).await,
+        },
         Err(e) => Err(e.into()),
     }
 }

@@ -36,6 +36,21 @@ pub struct WriteResult {
     pub expires_at: Option<u64>,
 }
 
+/// A raw value in OpenAPI: `type: string, format: binary`.
+pub(crate) struct RawValue;
+
+impl utoipa::PartialSchema for RawValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RawValue {}
+
 /// TTL of a PUT: at most one of them.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -79,7 +94,7 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
     ),
     responses(
         (status = 200, description = "The value, with the Content-Type it was stored with.",
-            content_type = "application/octet-stream", body = [u8],
+            content_type = "application/octet-stream", body = inline(RawValue),
             headers(
                 ("ETag" = String, description = "`\"<version>\"`"),
                 ("X-TierKV-Version" = u64, description = "The version."),
@@ -155,7 +170,7 @@ pub(crate) async fn head_kv() {}
         ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the key does not exist (412 otherwise)."),
         ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry returns the first result."),
     ),
-    request_body(content = [u8], content_type = "application/octet-stream",
+    request_body(content = inline(RawValue), content_type = "application/octet-stream",
         description = "The raw value (any Content-Type; it is stored and returned on GET)."),
     responses(
         (status = 201, description = "Created.", body = WriteResult,

@@ -18,9 +18,9 @@ async fn batch_runs_items_in_order_with_per_item_status() {
                 {"op": "get", "key": "a"},
                 {"op": "put", "key": "existing", "value": "new", "ttl": 60},
                 {"op": "get", "key": "missing"},
-                {"op": "put", "key": "/w==", "key_encoding": "base64", "value": "AAE=", "value_encoding": "base64"},
+                {"op": "put", "key": "/w==", "key_encoding": "base64", "value": "/wA=", "value_encoding": "base64"},
                 {"op": "get", "key": "/w==", "key_encoding": "base64"},
-                {"op": "put", "key": "a", "value": "2", "if_match": 1},
+                {"op": "put", "key": "a", "value": "2", "if_match": 999},
                 {"op": "put", "key": "a", "value": "2", "if_none_match": "*"},
                 {"op": "delete", "key": "existing"},
                 {"op": "get", "key": ""},
@@ -40,7 +40,7 @@ async fn batch_runs_items_in_order_with_per_item_status() {
     assert_eq!(items[1]["version"], items[0]["version"]);
     assert!(items[2]["expires_at"].as_u64().is_some());
     assert_eq!(items[3]["error"]["code"], "key_not_found");
-    assert_eq!(items[5]["value"], "AAE=");
+    assert_eq!(items[5]["value"], "/wA=");
     assert_eq!(items[5]["value_encoding"], "base64");
     assert_eq!(items[6]["error"]["code"], "precondition_failed");
     assert_eq!(items[9]["error"]["code"], "key_empty");

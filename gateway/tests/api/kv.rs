@@ -103,7 +103,7 @@ async fn delete_with_if_match() {
     let env = Env::new().await;
     let etag = env.put("/v1/kv/d", "x").await.header("etag").expect("etag").to_owned();
     let r = env
-        .send(req(Method::DELETE, "/v1/kv/d").header("if-match", "\"1\"").body(Body::empty()).expect("req"))
+        .send(req(Method::DELETE, "/v1/kv/d").header("if-match", "\"999\"").body(Body::empty()).expect("req"))
         .await;
     r.problem(412, "precondition_failed");
     let r = env
