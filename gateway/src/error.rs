@@ -244,10 +244,16 @@ impl ApiError {
     #[must_use]
     pub fn public_detail(&self) -> String {
         match self {
-            Self::Backpressure { .. } => "the shard is catching up with object storage; retry later".into(),
-            Self::StorageUnavailable { .. } => "storage is temporarily unavailable; retry later".into(),
+            Self::Backpressure { .. } => {
+                "the shard is catching up with object storage; retry later".into()
+            }
+            Self::StorageUnavailable { .. } => {
+                "storage is temporarily unavailable; retry later".into()
+            }
             Self::NotLeader { .. } => "this node no longer leads the shard; retry later".into(),
-            Self::DataCorruption { .. } => "stored data failed validation; operators have been alerted".into(),
+            Self::DataCorruption { .. } => {
+                "stored data failed validation; operators have been alerted".into()
+            }
             Self::Internal { .. } => "internal error".into(),
             other => other.to_string(),
         }
@@ -359,7 +365,10 @@ mod tests {
         let e = ApiError::from_engine(tierkv_engine::Error::Closed);
         assert_eq!(e.code(), ErrorCode::ShuttingDown);
         let e = ApiError::from_engine(tierkv_engine::Error::WalPoisoned { op: "fdatasync" });
-        assert_eq!((e.status().as_u16(), e.code()), (503, ErrorCode::StorageUnavailable));
+        assert_eq!(
+            (e.status().as_u16(), e.code()),
+            (503, ErrorCode::StorageUnavailable)
+        );
         assert!(e.retry_after());
     }
 }

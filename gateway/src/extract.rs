@@ -119,7 +119,10 @@ pub(crate) fn parse_etags(v: &str) -> Vec<Option<u64>> {
         .map(|t| {
             let t = t.trim();
             let t = t.strip_prefix("W/").unwrap_or(t);
-            let t = t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t);
+            let t = t
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(t);
             t.parse::<u64>().ok()
         })
         .collect()
@@ -158,7 +161,9 @@ pub(crate) fn idempotency_key(h: &HeaderMap) -> Result<Option<Bytes>, ApiError> 
     };
     let b = v.as_bytes();
     if b.is_empty() {
-        return Err(ApiError::InvalidIdempotencyKey { reason: "it is empty" });
+        return Err(ApiError::InvalidIdempotencyKey {
+            reason: "it is empty",
+        });
     }
     if b.len() > 255 {
         return Err(ApiError::InvalidIdempotencyKey {
@@ -180,7 +185,10 @@ mod tests {
     #[test]
     fn etag_parsing() {
         assert_eq!(parse_etags("\"12\""), vec![Some(12)]);
-        assert_eq!(parse_etags("W/\"3\", 4, \"x\""), vec![Some(3), Some(4), None]);
+        assert_eq!(
+            parse_etags("W/\"3\", 4, \"x\""),
+            vec![Some(3), Some(4), None]
+        );
     }
 
     #[test]

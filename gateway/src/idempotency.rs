@@ -106,11 +106,7 @@ impl Idem {
         state: &AppState,
         shard: ShardId,
     ) -> Result<Option<Replay>, ApiError> {
-        let Some(e) = state
-            .backend()
-            .get(shard, self.record_key.clone())
-            .await?
-        else {
+        let Some(e) = state.backend().get(shard, self.record_key.clone()).await? else {
             return Ok(None);
         };
         let tierkv_engine::types::EntryKind::Put { value, .. } = e.kind else {
@@ -142,7 +138,8 @@ impl Idem {
             body,
         };
         let value = serde_json::to_vec(&record).map_err(ApiError::internal)?;
-        let window = u64::try_from(state.options().idempotency_window.as_millis()).unwrap_or(u64::MAX);
+        let window =
+            u64::try_from(state.options().idempotency_window.as_millis()).unwrap_or(u64::MAX);
         Ok(WriteOp {
             mutation: Mutation::Put {
                 key: self.record_key.clone(),
@@ -199,7 +196,10 @@ mod tests {
 
     #[test]
     fn fingerprints_separate_parts() {
-        assert_ne!(Fingerprint::of(&[b"ab", b"c"]), Fingerprint::of(&[b"a", b"bc"]));
+        assert_ne!(
+            Fingerprint::of(&[b"ab", b"c"]),
+            Fingerprint::of(&[b"a", b"bc"])
+        );
         assert_eq!(Fingerprint::of(&[b"x"]), Fingerprint::of(&[b"x"]));
     }
 }

@@ -42,19 +42,22 @@ pub(crate) fn apply(router: Router, state: &AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(make_span)
-                .on_response(
-                    |res: &Response<Body>, latency: Duration, span: &Span| {
-                        span.record("status", res.status().as_u16());
-                        tracing::debug!(latency_ms = latency.as_millis() as u64, "answered");
-                    },
-                ),
+                .on_response(|res: &Response<Body>, latency: Duration, span: &Span| {
+                    span.record("status", res.status().as_u16());
+                    tracing::debug!(latency_ms = latency.as_millis() as u64, "answered");
+                }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), finish_errors))
         .layer(HandleErrorLayer::new(edge_error))
         .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(opts.concurrency_limit.max(1)))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            opts.concurrency_limit.max(1),
+        ))
         .timeout(opts.request_timeout)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes));
@@ -64,7 +67,9 @@ pub(crate) fn apply(router: Router, state: &AppState) -> Router {
 fn route_label(req: &Request) -> String {
     req.extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched".to_owned(), |m| m.as_str().replace("{*key}", "{key}"))
+        .map_or("unmatched".to_owned(), |m| {
+            m.as_str().replace("{*key}", "{key}")
+        })
 }
 
 fn make_span(req: &Request) -> Span {
@@ -82,7 +87,11 @@ fn make_span(req: &Request) -> Span {
     )
 }
 
-async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> impl IntoResponse {
+async fn record_metrics(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> impl IntoResponse {
     let route = route_label(&req);
     let method = req.method().as_str().to_owned();
     let metrics = &state.inner.metrics;

@@ -46,32 +46,42 @@ const ERRORS: &[(&str, &str, &[u16])] = &[
 
 fn describe(status: u16) -> &'static str {
     match status {
-        400 => "Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request.",
+        400 => {
+            "Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request."
+        }
         404 => "key_not_found (or not_found for unknown routes).",
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",
-        422 => "idempotency_key_reused: the Idempotency-Key was first used for a different request.",
+        422 => {
+            "idempotency_key_reused: the Idempotency-Key was first used for a different request."
+        }
         500 => "data_corruption or internal.",
-        503 => "backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down.",
+        503 => {
+            "backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down."
+        }
         504 => "timeout.",
         _ => "Error.",
     }
 }
 
 fn problem_response(status: u16) -> RefOr<utoipa::openapi::Response> {
-    let mut b = ResponseBuilder::new().description(describe(status)).content(
-        PROBLEM_JSON,
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
-            .build(),
-    );
+    let mut b = ResponseBuilder::new()
+        .description(describe(status))
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
     if matches!(status, 429 | 503) {
         b = b.header(
             "Retry-After",
             HeaderBuilder::new()
                 .schema(Some(Object::with_type(Type::Integer)))
-                .description(Some("Seconds to wait before retrying (not on shutting_down)."))
+                .description(Some(
+                    "Seconds to wait before retrying (not on shutting_down).",
+                ))
                 .build(),
         );
     }

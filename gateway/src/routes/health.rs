@@ -63,7 +63,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         content_type = "application/yaml")))]
 pub(crate) async fn openapi_yaml() -> Response {
     let mut res = crate::openapi::openapi_yaml().into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
     res
 }

@@ -93,8 +93,11 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
         ("If-None-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`: answer 304 when it matches."),
     ),
     responses(
-        (status = 200, description = "The value, with the Content-Type it was stored with.",
-            content_type = "application/octet-stream", body = inline(RawValue),
+        (status = 200, description = "The value, with the Content-Type it was stored with (application/octet-stream when none was given).",
+            content(
+                (inline(RawValue) = "application/octet-stream"),
+                (inline(RawValue) = "*/*"),
+            ),
             headers(
                 ("ETag" = String, description = "`\"<version>\"`"),
                 ("X-TierKV-Version" = u64, description = "The version."),
@@ -133,9 +136,15 @@ pub(crate) async fn get_kv(
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, ct);
     h.insert(header::ETAG, etag(version));
-    h.insert(HeaderName::from_static(VERSION_HEADER), HeaderValue::from(version));
+    h.insert(
+        HeaderName::from_static(VERSION_HEADER),
+        HeaderValue::from(version),
+    );
     if let Some(at) = entry.expires_at {
-        h.insert(HeaderName::from_static(EXPIRES_HEADER), HeaderValue::from(at));
+        h.insert(
+            HeaderName::from_static(EXPIRES_HEADER),
+            HeaderValue::from(at),
+        );
     }
     Ok(res)
 }
@@ -201,7 +210,10 @@ pub(crate) async fn put_kv(
     };
     let content_type = extract::header_str(&headers, &header::CONTENT_TYPE)?
         .map(|c| Bytes::copy_from_slice(c.as_bytes()));
-    if content_type.as_ref().is_some_and(|c| c.len() > MAX_CONTENT_TYPE_LEN) {
+    if content_type
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CONTENT_TYPE_LEN)
+    {
         return Err(ApiError::invalid("Content-Type is longer than 255 bytes"));
     }
     let expires_at = ops::expiry(&state, q.ttl.as_deref(), q.expires_at.as_deref())?;

@@ -89,7 +89,9 @@ pub(crate) async fn list(
     let limit = match q.limit {
         None => opts.default_list_limit,
         Some(0) => return Err(ApiError::invalid("limit must be at least 1")),
-        Some(l) => usize::try_from(l).unwrap_or(usize::MAX).min(opts.max_list_limit),
+        Some(l) => usize::try_from(l)
+            .unwrap_or(usize::MAX)
+            .min(opts.max_list_limit),
     }
     .max(1);
     let prefix = match &q.prefix {
@@ -97,15 +99,20 @@ pub(crate) async fn list(
         None => Bytes::new(),
     };
     let start_after = match &q.start_after {
-        Some(s) => Some(q.start_after_encoding.unwrap_or_default().decode(s, "start_after")?),
+        Some(s) => Some(
+            q.start_after_encoding
+                .unwrap_or_default()
+                .decode(s, "start_after")?,
+        ),
         None => None,
     };
     let backend = state.backend();
     let eprefix = ns(&prefix);
     let eafter = start_after.as_deref().map(ns);
-    let pages = futures::future::try_join_all((0..backend.shard_count()).map(|s| {
-        backend.scan(ShardId(s), eprefix.clone(), eafter.clone(), limit)
-    }))
+    let pages = futures::future::try_join_all(
+        (0..backend.shard_count())
+            .map(|s| backend.scan(ShardId(s), eprefix.clone(), eafter.clone(), limit)),
+    )
     .await?;
     let mut more = false;
     let mut entries = Vec::new();

@@ -32,8 +32,14 @@ async fn batch_runs_items_in_order_with_per_item_status() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     let j = r.json();
     let items = j["items"].as_array().expect("items");
-    let statuses: Vec<u64> = items.iter().map(|i| i["status"].as_u64().expect("status")).collect();
-    assert_eq!(statuses, [201, 200, 200, 404, 201, 200, 412, 412, 204, 400, 400, 400]);
+    let statuses: Vec<u64> = items
+        .iter()
+        .map(|i| i["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(
+        statuses,
+        [201, 200, 200, 404, 201, 200, 412, 412, 204, 400, 400, 400]
+    );
     assert_eq!(items[1]["value"], "1");
     assert_eq!(items[1]["value_encoding"], "utf8");
     assert_eq!(items[1]["content_type"], "text/plain");
@@ -46,47 +52,73 @@ async fn batch_runs_items_in_order_with_per_item_status() {
     assert_eq!(items[9]["error"]["code"], "key_empty");
     assert_eq!(items[10]["error"]["code"], "invalid_request");
     assert_eq!(items[11]["error"]["code"], "invalid_ttl");
-    env.get("/v1/kv/existing").await.problem(404, "key_not_found");
+    env.get("/v1/kv/existing")
+        .await
+        .problem(404, "key_not_found");
 }
 
 #[tokio::test]
 async fn batch_limits() {
     let env = Env::new().await;
-    env.post_json("/v1/batch", &json!({"items": []})).await.problem(400, "batch_empty");
-    let items: Vec<_> = (0..101).map(|i| json!({"op": "get", "key": format!("k{i}")})).collect();
+    env.post_json("/v1/batch", &json!({"items": []}))
+        .await
+        .problem(400, "batch_empty");
+    let items: Vec<_> = (0..101)
+        .map(|i| json!({"op": "get", "key": format!("k{i}")}))
+        .collect();
     env.post_json("/v1/batch", &json!({ "items": items }))
         .await
         .problem(413, "batch_too_large");
-    let items: Vec<_> = (0..100).map(|i| json!({"op": "get", "key": format!("k{i}")})).collect();
-    assert_eq!(env.post_json("/v1/batch", &json!({ "items": items })).await.status, 200);
+    let items: Vec<_> = (0..100)
+        .map(|i| json!({"op": "get", "key": format!("k{i}")}))
+        .collect();
+    assert_eq!(
+        env.post_json("/v1/batch", &json!({ "items": items }))
+            .await
+            .status,
+        200
+    );
     let big = "v".repeat(env.opts.max_value_bytes + 1);
     let r = env
-        .post_json("/v1/batch", &json!({"items": [{"op": "put", "key": "big", "value": big}]}))
+        .post_json(
+            "/v1/batch",
+            &json!({"items": [{"op": "put", "key": "big", "value": big}]}),
+        )
         .await;
     assert_eq!(r.json()["items"][0]["error"]["code"], "value_too_large");
     let huge = "v".repeat(env.opts.max_body_bytes + 1);
-    env.post_json("/v1/batch", &json!({"items": [{"op": "put", "key": "big", "value": huge}]}))
-        .await
-        .problem(413, "body_too_large");
+    env.post_json(
+        "/v1/batch",
+        &json!({"items": [{"op": "put", "key": "big", "value": huge}]}),
+    )
+    .await
+    .problem(413, "body_too_large");
 }
 
 #[tokio::test]
 async fn batch_json_errors() {
     let env = Env::new().await;
-    env.post_json("/v1/batch", &json!({"items": [{"op": "get", "key": "a", "colour": 1}]}))
-        .await
-        .problem(400, "unknown_field");
+    env.post_json(
+        "/v1/batch",
+        &json!({"items": [{"op": "get", "key": "a", "colour": 1}]}),
+    )
+    .await
+    .problem(400, "unknown_field");
     env.post_json("/v1/batch", &json!({"items": [], "extra": true}))
         .await
         .problem(400, "unknown_field");
-    env.post_json("/v1/batch", &json!({"items": [{"op": "frobnicate", "key": "a"}]}))
-        .await
-        .problem(400, "invalid_request");
+    env.post_json(
+        "/v1/batch",
+        &json!({"items": [{"op": "frobnicate", "key": "a"}]}),
+    )
+    .await
+    .problem(400, "invalid_request");
     let r = env
         .send(
             req(Method::POST, "/v1/batch")
                 .header("content-type", "application/json")
-                .body(Body::from("{\"items\": [")).expect("req"),
+                .body(Body::from("{\"items\": ["))
+                .expect("req"),
         )
         .await;
     r.problem(400, "malformed_json");
@@ -94,12 +126,17 @@ async fn batch_json_errors() {
         .send(
             req(Method::POST, "/v1/batch")
                 .header("content-type", "text/plain")
-                .body(Body::from("{\"items\": []}")).expect("req"),
+                .body(Body::from("{\"items\": []}"))
+                .expect("req"),
         )
         .await;
     r.problem(415, "unsupported_media_type");
     let r = env
-        .send(req(Method::POST, "/v1/batch").body(Body::from("{}")).expect("req"))
+        .send(
+            req(Method::POST, "/v1/batch")
+                .body(Body::from("{}"))
+                .expect("req"),
+        )
         .await;
     r.problem(415, "unsupported_media_type");
 }
@@ -107,7 +144,8 @@ async fn batch_json_errors() {
 #[tokio::test]
 async fn batch_idempotency_replays_the_first_response() {
     let env = Env::new().await;
-    let body = json!({"items": [{"op": "put", "key": "ctr", "value": "1"}, {"op": "get", "key": "ctr"}]});
+    let body =
+        json!({"items": [{"op": "put", "key": "ctr", "value": "1"}, {"op": "get", "key": "ctr"}]});
     let send = |body: serde_json::Value| {
         req(Method::POST, "/v1/batch")
             .header("content-type", "application/json")
@@ -124,5 +162,7 @@ async fn batch_idempotency_replays_the_first_response() {
     // Not applied twice: the value written after the first batch survives.
     assert_eq!(&env.get("/v1/kv/ctr").await.body[..], b"changed");
     let other = json!({"items": [{"op": "get", "key": "ctr"}]});
-    env.send(send(other)).await.problem(422, "idempotency_key_reused");
+    env.send(send(other))
+        .await
+        .problem(422, "idempotency_key_reused");
 }

@@ -19,10 +19,22 @@ async fn unknown_route_and_wrong_method_are_problems() {
     let env = Env::new().await;
     env.get("/nope").await.problem(404, "not_found");
     env.get("/v2/kv/a").await.problem(404, "not_found");
-    let r = env.send(req(Method::POST, "/v1/kv/a").body(Body::empty()).expect("req")).await;
+    let r = env
+        .send(
+            req(Method::POST, "/v1/kv/a")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     r.problem(405, "method_not_allowed");
     assert!(r.header("allow").is_some());
-    let r = env.send(req(Method::DELETE, "/v1/batch").body(Body::empty()).expect("req")).await;
+    let r = env
+        .send(
+            req(Method::DELETE, "/v1/batch")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     r.problem(405, "method_not_allowed");
 }
 
@@ -48,7 +60,11 @@ async fn metrics_expose_http_and_engine_figures() {
     env.get("/v1/kv/absent").await;
     let r = env.get("/metrics").await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").expect("ct").starts_with("text/plain"));
+    assert!(
+        r.header("content-type")
+            .expect("ct")
+            .starts_with("text/plain")
+    );
     let text = String::from_utf8(r.body.to_vec()).expect("utf8");
     for needle in [
         "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",status=\"201\"} 1",
@@ -71,7 +87,12 @@ async fn request_id_is_generated_or_echoed() {
     let r = env.get("/health/live").await;
     assert!(!r.header("x-request-id").expect("generated").is_empty());
     let r = env
-        .send(req(Method::GET, "/health/live").header("x-request-id", "abc-123").body(Body::empty()).expect("req"))
+        .send(
+            req(Method::GET, "/health/live")
+                .header("x-request-id", "abc-123")
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
 }
@@ -103,7 +124,10 @@ async fn slow_requests_time_out_and_excess_load_is_shed() {
 #[tokio::test]
 async fn a_panicking_handler_is_a_500_problem() {
     let env = Env::new().await;
-    let p = env.get("/v1/kv/please-panic").await.problem(500, "internal");
+    let p = env
+        .get("/v1/kv/please-panic")
+        .await
+        .problem(500, "internal");
     assert!(!p.detail.contains("panic"), "no internals in 5xx: {p:?}");
     assert_eq!(env.get("/health/live").await.status, 200);
 }
@@ -120,7 +144,12 @@ async fn object_store_outage_is_storage_unavailable_and_backpressure() {
         env.put(&format!("/v1/kv/seg-{i}"), "segment data").await;
     }
     for s in 0..crate::env::SHARDS {
-        env.db.shard(ShardId(s)).expect("shard").flush().await.expect("flush");
+        env.db
+            .shard(ShardId(s))
+            .expect("shard")
+            .flush()
+            .await
+            .expect("flush");
     }
     env.faulty.set_down(true);
     // Reads that need a segment block fail: no cache (capacity 0).
@@ -155,12 +184,18 @@ async fn object_store_outage_is_storage_unavailable_and_backpressure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_a_real_listener_with_graceful_shutdown() {
     let env = Env::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tierkv_gateway::serve(listener, env.state.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(tierkv_gateway::serve(
+        listener,
+        env.state.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     async fn http(addr: std::net::SocketAddr, raw: String) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         s.write_all(raw.as_bytes()).await.expect("write");
@@ -170,19 +205,30 @@ async fn serve_on_a_real_listener_with_graceful_shutdown() {
     }
     let put = http(
         addr,
-        "PUT /v1/kv/net HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".into(),
+        "PUT /v1/kv/net HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+            .into(),
     )
     .await;
     assert!(put.starts_with("HTTP/1.1 201"), "{put}");
-    let get = http(addr, "GET /v1/kv/net HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).await;
-    assert!(get.starts_with("HTTP/1.1 200") && get.ends_with("hello"), "{get}");
+    let get = http(
+        addr,
+        "GET /v1/kv/net HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(
+        get.starts_with("HTTP/1.1 200") && get.ends_with("hello"),
+        "{get}"
+    );
     // An in-flight request finishes after shutdown was asked for.
     let in_flight = tokio::spawn(http(
         addr,
         "GET /v1/kv/gated HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(),
     ));
     let backend = Arc::clone(&env.backend);
-    eventually(5, "the request to be in flight", || backend.entered.load(Ordering::SeqCst) == 1).await;
+    eventually(5, "the request to be in flight", || {
+        backend.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
     stop_tx.send(()).expect("stop");
     env.backend.release.add_permits(1);
     let answer = in_flight.await.expect("task");

@@ -19,7 +19,9 @@ use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, SeqNo, ShardId, WriteBatch};
-use tierkv_gateway::{AppState, Backend, EngineMetrics, GatewayOptions, LocalBackend, Problem, app};
+use tierkv_gateway::{
+    AppState, Backend, EngineMetrics, GatewayOptions, LocalBackend, Problem, app,
+};
 use tower::ServiceExt;
 
 pub(crate) const SHARDS: u32 = 4;
@@ -46,7 +48,11 @@ impl Backend for TestBackend {
         assert!(!key.ends_with(b"panic"), "test backend panics on request");
         self.inner.get(shard, key).await
     }
-    async fn write(&self, shard: ShardId, batch: WriteBatch) -> Result<SeqNo, tierkv_engine::Error> {
+    async fn write(
+        &self,
+        shard: ShardId,
+        batch: WriteBatch,
+    ) -> Result<SeqNo, tierkv_engine::Error> {
         self.inner.write(shard, batch).await
     }
     async fn scan(
@@ -91,13 +97,18 @@ impl Res {
         serde_json::from_slice(&self.body).expect("json body")
     }
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("ascii header"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header"))
     }
     /// Asserts a problem+json body with `status` and `code`, returns it.
     #[track_caller]
     pub(crate) fn problem(&self, status: u16, code: &str) -> Problem {
         assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         let p: Problem = serde_json::from_slice(&self.body).expect("problem body");
         assert_eq!(p.code.as_str(), code, "problem: {p:?}");
         assert_eq!(p.status, status);
@@ -115,7 +126,11 @@ impl Env {
         Self::with(GatewayOptions::default(), EngineOptions::default(), 1 << 20).await
     }
 
-    pub(crate) async fn with(opts: GatewayOptions, engine: EngineOptions, cache_bytes: usize) -> Self {
+    pub(crate) async fn with(
+        opts: GatewayOptions,
+        engine: EngineOptions,
+        cache_bytes: usize,
+    ) -> Self {
         let faulty = FaultyStore::new(Arc::new(InMemory::new()));
         let store = ObjStore::new(faulty.clone(), "faulty-memory");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -201,15 +216,18 @@ impl Env {
     }
 
     pub(crate) async fn get(&self, path: &str) -> Res {
-        self.send(req(Method::GET, path).body(Body::empty()).expect("req")).await
+        self.send(req(Method::GET, path).body(Body::empty()).expect("req"))
+            .await
     }
 
     pub(crate) async fn put(&self, path: &str, body: impl Into<Body>) -> Res {
-        self.send(req(Method::PUT, path).body(body.into()).expect("req")).await
+        self.send(req(Method::PUT, path).body(body.into()).expect("req"))
+            .await
     }
 
     pub(crate) async fn delete(&self, path: &str) -> Res {
-        self.send(req(Method::DELETE, path).body(Body::empty()).expect("req")).await
+        self.send(req(Method::DELETE, path).body(Body::empty()).expect("req"))
+            .await
     }
 
     pub(crate) async fn post_json(&self, path: &str, json: &serde_json::Value) -> Res {

@@ -31,7 +31,9 @@ async fn retry_returns_the_first_result_and_is_not_applied_twice() {
     let g = env.get("/v1/kv/acct").await;
     assert_eq!(g.header("x-tierkv-version"), Some(v1.to_string().as_str()));
     // Same key, different body: 422.
-    put_idem(&env, "acct", "req-1", "999").await.problem(422, "idempotency_key_reused");
+    put_idem(&env, "acct", "req-1", "999")
+        .await
+        .problem(422, "idempotency_key_reused");
     assert_eq!(&env.get("/v1/kv/acct").await.body[..], b"100");
     // A new key applies.
     assert_eq!(put_idem(&env, "acct", "req-2", "200").await.status, 200);
@@ -77,7 +79,9 @@ async fn delete_retry_replays_the_tombstone_version() {
 async fn invalid_idempotency_keys_are_400() {
     let env = Env::new().await;
     for bad in ["", "has space", &"x".repeat(256)] {
-        put_idem(&env, "k", bad, "v").await.problem(400, "invalid_idempotency_key");
+        put_idem(&env, "k", bad, "v")
+            .await
+            .problem(400, "invalid_idempotency_key");
     }
     assert_eq!(put_idem(&env, "k", &"x".repeat(255), "v").await.status, 201);
 }
@@ -86,7 +90,8 @@ async fn invalid_idempotency_keys_are_400() {
 async fn records_expire_after_the_window() {
     let env = Env::new().await;
     assert_eq!(put_idem(&env, "w", "win", "1").await.status, 201);
-    env.clock.advance(env.opts.idempotency_window.as_millis() as u64 + 1);
+    env.clock
+        .advance(env.opts.idempotency_window.as_millis() as u64 + 1);
     // The record is gone: the same key with another body now applies.
     assert_eq!(put_idem(&env, "w", "win", "2").await.status, 200);
 }
@@ -100,7 +105,9 @@ async fn retry_after_restart_is_replayed() {
     let again = put_idem(&env, "durable", "restart-1", "v").await;
     assert_eq!(again.status, 201);
     assert_eq!(again.json(), first.json());
-    put_idem(&env, "durable", "restart-1", "other").await.problem(422, "idempotency_key_reused");
+    put_idem(&env, "durable", "restart-1", "other")
+        .await
+        .problem(422, "idempotency_key_reused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -43,7 +43,9 @@ async fn put_get_round_trip_with_content_type_and_etag() {
 #[tokio::test]
 async fn overwrite_returns_200_with_a_newer_version() {
     let env = Env::new().await;
-    let v1 = env.put("/v1/kv/k", "a").await.json()["version"].as_u64().expect("v1");
+    let v1 = env.put("/v1/kv/k", "a").await.json()["version"]
+        .as_u64()
+        .expect("v1");
     let r = env.put("/v1/kv/k", "b").await;
     assert_eq!(r.status, 200);
     assert!(r.json()["version"].as_u64().expect("v2") > v1);
@@ -54,33 +56,63 @@ async fn overwrite_returns_200_with_a_newer_version() {
 async fn head_has_the_headers_and_no_body() {
     let env = Env::new().await;
     env.put("/v1/kv/h", "12345").await;
-    let r = env.send(req(Method::HEAD, "/v1/kv/h").body(Body::empty()).expect("req")).await;
+    let r = env
+        .send(
+            req(Method::HEAD, "/v1/kv/h")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
     assert!(r.header("etag").is_some());
     assert!(r.header("x-tierkv-version").is_some());
-    let r = env.send(req(Method::HEAD, "/v1/kv/nope").body(Body::empty()).expect("req")).await;
+    let r = env
+        .send(
+            req(Method::HEAD, "/v1/kv/nope")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     assert_eq!(r.status, 404);
 }
 
 #[tokio::test]
 async fn get_missing_is_404_key_not_found_with_instance() {
     let env = Env::new().await;
-    let p = env.get("/v1/kv/missing").await.problem(404, "key_not_found");
+    let p = env
+        .get("/v1/kv/missing")
+        .await
+        .problem(404, "key_not_found");
     assert_eq!(p.instance.as_deref(), Some("/v1/kv/missing"));
 }
 
 #[tokio::test]
 async fn if_none_match_on_get_returns_304() {
     let env = Env::new().await;
-    let etag = env.put("/v1/kv/c", "x").await.header("etag").expect("etag").to_owned();
+    let etag = env
+        .put("/v1/kv/c", "x")
+        .await
+        .header("etag")
+        .expect("etag")
+        .to_owned();
     let r = env
-        .send(req(Method::GET, "/v1/kv/c").header("if-none-match", &etag).body(Body::empty()).expect("req"))
+        .send(
+            req(Method::GET, "/v1/kv/c")
+                .header("if-none-match", &etag)
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     let r = env
-        .send(req(Method::GET, "/v1/kv/c").header("if-none-match", "\"999999\"").body(Body::empty()).expect("req"))
+        .send(
+            req(Method::GET, "/v1/kv/c")
+                .header("if-none-match", "\"999999\"")
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     assert_eq!(r.status, 200);
 }
@@ -88,10 +120,17 @@ async fn if_none_match_on_get_returns_304() {
 #[tokio::test]
 async fn delete_is_204_with_tombstone_etag_and_idempotent() {
     let env = Env::new().await;
-    let v = env.put("/v1/kv/d", "x").await.json()["version"].as_u64().expect("v");
+    let v = env.put("/v1/kv/d", "x").await.json()["version"]
+        .as_u64()
+        .expect("v");
     let r = env.delete("/v1/kv/d").await;
     assert_eq!(r.status, 204);
-    let tomb: u64 = r.header("etag").expect("etag").trim_matches('"').parse().expect("num");
+    let tomb: u64 = r
+        .header("etag")
+        .expect("etag")
+        .trim_matches('"')
+        .parse()
+        .expect("num");
     assert!(tomb > v);
     env.get("/v1/kv/d").await.problem(404, "key_not_found");
     assert_eq!(env.delete("/v1/kv/d").await.status, 204);
@@ -101,17 +140,37 @@ async fn delete_is_204_with_tombstone_etag_and_idempotent() {
 #[tokio::test]
 async fn delete_with_if_match() {
     let env = Env::new().await;
-    let etag = env.put("/v1/kv/d", "x").await.header("etag").expect("etag").to_owned();
+    let etag = env
+        .put("/v1/kv/d", "x")
+        .await
+        .header("etag")
+        .expect("etag")
+        .to_owned();
     let r = env
-        .send(req(Method::DELETE, "/v1/kv/d").header("if-match", "\"999\"").body(Body::empty()).expect("req"))
+        .send(
+            req(Method::DELETE, "/v1/kv/d")
+                .header("if-match", "\"999\"")
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     r.problem(412, "precondition_failed");
     let r = env
-        .send(req(Method::DELETE, "/v1/kv/d").header("if-match", &etag).body(Body::empty()).expect("req"))
+        .send(
+            req(Method::DELETE, "/v1/kv/d")
+                .header("if-match", &etag)
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     assert_eq!(r.status, 204);
     let r = env
-        .send(req(Method::DELETE, "/v1/kv/d").header("if-match", &etag).body(Body::empty()).expect("req"))
+        .send(
+            req(Method::DELETE, "/v1/kv/d")
+                .header("if-match", &etag)
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     r.problem(412, "precondition_failed");
 }
@@ -121,21 +180,46 @@ async fn if_match_put() {
     let env = Env::new().await;
     // Absent key: 412.
     let r = env
-        .send(req(Method::PUT, "/v1/kv/m").header("if-match", "\"1\"").body(Body::from("a")).expect("req"))
+        .send(
+            req(Method::PUT, "/v1/kv/m")
+                .header("if-match", "\"1\"")
+                .body(Body::from("a"))
+                .expect("req"),
+        )
         .await;
     r.problem(412, "precondition_failed");
-    let etag = env.put("/v1/kv/m", "a").await.header("etag").expect("etag").to_owned();
+    let etag = env
+        .put("/v1/kv/m", "a")
+        .await
+        .header("etag")
+        .expect("etag")
+        .to_owned();
     let ok = env
-        .send(req(Method::PUT, "/v1/kv/m").header("if-match", &etag).body(Body::from("b")).expect("req"))
+        .send(
+            req(Method::PUT, "/v1/kv/m")
+                .header("if-match", &etag)
+                .body(Body::from("b"))
+                .expect("req"),
+        )
         .await;
     assert_eq!(ok.status, 200);
     // The old version no longer matches.
     let r = env
-        .send(req(Method::PUT, "/v1/kv/m").header("if-match", &etag).body(Body::from("c")).expect("req"))
+        .send(
+            req(Method::PUT, "/v1/kv/m")
+                .header("if-match", &etag)
+                .body(Body::from("c"))
+                .expect("req"),
+        )
         .await;
     r.problem(412, "precondition_failed");
     let r = env
-        .send(req(Method::PUT, "/v1/kv/m").header("if-match", "not-a-tag").body(Body::from("c")).expect("req"))
+        .send(
+            req(Method::PUT, "/v1/kv/m")
+                .header("if-match", "not-a-tag")
+                .body(Body::from("c"))
+                .expect("req"),
+        )
         .await;
     r.problem(412, "precondition_failed");
     assert_eq!(&env.get("/v1/kv/m").await.body[..], b"b");
@@ -145,13 +229,23 @@ async fn if_match_put() {
 async fn if_none_match_star_is_create_only() {
     let env = Env::new().await;
     let put = |body: &'static str| {
-        req(Method::PUT, "/v1/kv/once").header("if-none-match", "*").body(Body::from(body)).expect("req")
+        req(Method::PUT, "/v1/kv/once")
+            .header("if-none-match", "*")
+            .body(Body::from(body))
+            .expect("req")
     };
     assert_eq!(env.send(put("first")).await.status, 201);
-    env.send(put("second")).await.problem(412, "precondition_failed");
+    env.send(put("second"))
+        .await
+        .problem(412, "precondition_failed");
     assert_eq!(&env.get("/v1/kv/once").await.body[..], b"first");
     let r = env
-        .send(req(Method::PUT, "/v1/kv/x").header("if-none-match", "\"3\"").body(Body::from("a")).expect("req"))
+        .send(
+            req(Method::PUT, "/v1/kv/x")
+                .header("if-none-match", "\"3\"")
+                .body(Body::from("a"))
+                .expect("req"),
+        )
         .await;
     r.problem(400, "invalid_request");
 }
@@ -159,7 +253,12 @@ async fn if_none_match_star_is_create_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cas_race_has_exactly_one_winner() {
     let env = Arc::new(Env::new().await);
-    let etag = env.put("/v1/kv/cas", "0").await.header("etag").expect("etag").to_owned();
+    let etag = env
+        .put("/v1/kv/cas", "0")
+        .await
+        .header("etag")
+        .expect("etag")
+        .to_owned();
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let env = Arc::clone(&env);
@@ -181,8 +280,16 @@ async fn cas_race_has_exactly_one_winner() {
     for t in tasks {
         statuses.push(t.await.expect("task"));
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 15, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        15,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -208,8 +315,16 @@ async fn create_only_race_has_exactly_one_winner() {
     for t in tasks {
         statuses.push(t.await.expect("task"));
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 15, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        15,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -221,7 +336,10 @@ async fn ttl_expiry_is_visible_through_the_api() {
     assert_eq!(at, crate::env::START_MS + 10_000);
     let g = env.get("/v1/kv/t").await;
     assert_eq!(g.status, 200);
-    assert_eq!(g.header("x-tierkv-expires-at"), Some(at.to_string().as_str()));
+    assert_eq!(
+        g.header("x-tierkv-expires-at"),
+        Some(at.to_string().as_str())
+    );
     env.clock.advance(10_000);
     env.get("/v1/kv/t").await.problem(404, "key_not_found");
 
@@ -244,7 +362,9 @@ async fn invalid_ttls_are_400_invalid_ttl() {
         "expires_at=abc",
         "ttl=5&expires_at=99999999999",
     ] {
-        env.put(&format!("/v1/kv/t?{q}"), "x").await.problem(400, "invalid_ttl");
+        env.put(&format!("/v1/kv/t?{q}"), "x")
+            .await
+            .problem(400, "invalid_ttl");
     }
 }
 
@@ -271,7 +391,9 @@ async fn key_limits() {
     env.get("/v1/kv/").await.problem(400, "key_empty");
     env.put("/v1/kv/", "x").await.problem(400, "key_empty");
     let long = "k".repeat(1025);
-    env.put(&format!("/v1/kv/{long}"), "x").await.problem(400, "key_too_long");
+    env.put(&format!("/v1/kv/{long}"), "x")
+        .await
+        .problem(400, "key_too_long");
     let max = "k".repeat(1024);
     assert_eq!(env.put(&format!("/v1/kv/{max}"), "x").await.status, 201);
 }
@@ -281,7 +403,9 @@ async fn value_and_body_limits() {
     let env = Env::new().await;
     let max = env.opts.max_value_bytes;
     assert_eq!(env.put("/v1/kv/big", vec![7u8; max]).await.status, 201);
-    env.put("/v1/kv/big", vec![7u8; max + 1]).await.problem(413, "value_too_large");
+    env.put("/v1/kv/big", vec![7u8; max + 1])
+        .await
+        .problem(413, "value_too_large");
     env.put("/v1/kv/big", vec![7u8; env.opts.max_body_bytes + 1])
         .await
         .problem(413, "body_too_large");

@@ -25,7 +25,9 @@ async fn list_all(env: &Env, query: &str, limit: usize) -> Vec<Vec<u8>> {
         for it in items {
             let k = it["key"].as_str().expect("key");
             keys.push(match it["key_encoding"].as_str() {
-                Some("base64") => base64::engine::general_purpose::STANDARD.decode(k).expect("b64"),
+                Some("base64") => base64::engine::general_purpose::STANDARD
+                    .decode(k)
+                    .expect("b64"),
                 _ => k.as_bytes().to_vec(),
             });
         }
@@ -51,7 +53,12 @@ async fn listing_is_ordered_and_paged_across_shards() {
     for i in 0..37 {
         let k = format!("item-{i:03}");
         shards.insert(shard_for(k.as_bytes(), SHARDS));
-        assert_eq!(env.put(&format!("/v1/kv/{k}"), format!("v{i}")).await.status, 201);
+        assert_eq!(
+            env.put(&format!("/v1/kv/{k}"), format!("v{i}"))
+                .await
+                .status,
+            201
+        );
         expected.insert(k.into_bytes());
     }
     assert!(shards.len() > 1, "keys must span shards");
@@ -93,16 +100,31 @@ async fn non_utf8_keys_are_listable_and_their_cursors_usable() {
     assert_eq!(list_all(&env, "&prefix=b", 2).await, expected);
     // A base64 prefix (0x62 0xff = "b\xff").
     let got = list_all(&env, "&prefix=Yv8%3D&prefix_encoding=base64", 1).await;
-    assert_eq!(got, vec![b"b\xff".to_vec(), b"b\xff\x00".to_vec(), b"b\xff\x01".to_vec()]);
+    assert_eq!(
+        got,
+        vec![
+            b"b\xff".to_vec(),
+            b"b\xff\x00".to_vec(),
+            b"b\xff\x01".to_vec()
+        ]
+    );
 }
 
 #[tokio::test]
 async fn listing_parameter_errors() {
     let env = Env::new().await;
-    env.get("/v1/kv?limit=0").await.problem(400, "invalid_request");
-    env.get("/v1/kv?limit=abc").await.problem(400, "invalid_request");
-    env.get("/v1/kv?prefix=!!&prefix_encoding=base64").await.problem(400, "invalid_request");
-    env.get("/v1/kv?prefix=a&prefix_encoding=rot13").await.problem(400, "invalid_request");
+    env.get("/v1/kv?limit=0")
+        .await
+        .problem(400, "invalid_request");
+    env.get("/v1/kv?limit=abc")
+        .await
+        .problem(400, "invalid_request");
+    env.get("/v1/kv?prefix=!!&prefix_encoding=base64")
+        .await
+        .problem(400, "invalid_request");
+    env.get("/v1/kv?prefix=a&prefix_encoding=rot13")
+        .await
+        .problem(400, "invalid_request");
     // Larger limits are clamped.
     assert_eq!(env.get("/v1/kv?limit=999999999").await.status, 200);
 }

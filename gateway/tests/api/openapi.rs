@@ -25,7 +25,13 @@ fn every_error_code_is_in_the_contract() {
     for code in tierkv_gateway::ErrorCode::ALL {
         assert!(yaml.contains(code.as_str()), "{} missing", code.as_str());
     }
-    for p in ["/v1/kv/{key}", "/v1/kv:", "/v1/batch", "/health/ready", "/metrics"] {
+    for p in [
+        "/v1/kv/{key}",
+        "/v1/kv:",
+        "/v1/batch",
+        "/health/ready",
+        "/metrics",
+    ] {
         assert!(yaml.contains(p), "{p} missing");
     }
     assert!(yaml.contains("format: binary"), "raw values must be binary");
@@ -37,5 +43,8 @@ async fn openapi_yaml_is_served() {
     let r = env.get("/openapi.yaml").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/yaml"));
-    assert_eq!(String::from_utf8(r.body.to_vec()).expect("utf8"), tierkv_gateway::openapi_yaml());
+    assert_eq!(
+        String::from_utf8(r.body.to_vec()).expect("utf8"),
+        tierkv_gateway::openapi_yaml()
+    );
 }
