@@ -106,29 +106,30 @@ pub(crate) fn header_str<'a>(
 pub(crate) enum IfMatch {
     /// `*`: the key must exist.
     Any,
-    /// One of these versions must be current (usually one).
+    /// This version must be current.
     Version(u64),
-    /// Tags that cannot be our versions: never matches.
-    Never,
 }
 
 /// Parses an entity tag list (`"12"`, `W/"12"`, `12`, `"1", "2"`). Unparseable tags are
 /// kept as `None` (they match nothing).
 pub(crate) fn parse_etags(v: &str) -> Vec<Option<u64>> {
-    v.split(',')
-        .map(|t| {
-            let t = t.trim();
-            let t = t.strip_prefix("W/").unwrap_or(t);
-            let t = t
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .unwrap_or(t);
-            t.parse::<u64>().ok()
-        })
-        .collect()
+    v.split(',').map(parse_etag).collect()
 }
 
-/// Reads `If-Match`.
+fn parse_etag(t: &str) -> Option<u64> {
+    let t = t.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let t = t
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t);
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse::<u64>().ok()
+}
+
+/// Reads `If-Match`: `*` or one version tag; anything else is `invalid_request`.
 pub(crate) fn if_match(h: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     let Some(v) = header_str(h, &header::IF_MATCH)? else {
         return Ok(None);
@@ -136,11 +137,9 @@ pub(crate) fn if_match(h: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     if v.trim() == "*" {
         return Ok(Some(IfMatch::Any));
     }
-    let tags: Vec<u64> = parse_etags(v).into_iter().flatten().collect();
-    Ok(Some(match tags.as_slice() {
-        [one] => IfMatch::Version(*one),
-        _ => IfMatch::Never,
-    }))
+    parse_etag(v)
+        .map(|n| Some(IfMatch::Version(n)))
+        .ok_or_else(|| ApiError::invalid("If-Match must be `*` or one version tag such as \"42\""))
 }
 
 /// Reads `If-None-Match` of a write: only `*` (create-only) is supported.

@@ -12,16 +12,29 @@
 //!
 //! JSON carries keys as strings with an encoding marker (`utf8` or `base64`, standard
 //! alphabet with padding): the gateway answers `utf8` whenever the bytes are valid UTF-8 and
-//! `base64` otherwise, and accepts either in requests. Any key round-trips this way.
+//! `base64` otherwise, and accepts either in requests (base64 is decoded leniently: padding
+//! optional). Any key round-trips this way.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tierkv_engine::types::MAX_USER_KEY_LEN;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+
+/// Lenient decoder: standard alphabet, padding optional, non-zero trailing bits allowed.
+const B64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// What a base64 parameter must look like (for the OpenAPI contract).
+pub const BASE64_PATTERN: &str = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$";
 
 /// Namespace byte of user data.
 pub const DATA_NS: u8 = 0x01;
@@ -85,7 +98,7 @@ impl Encoding {
     pub fn decode(self, s: &str, what: &str) -> Result<Bytes, ApiError> {
         match self {
             Self::Utf8 => Ok(Bytes::copy_from_slice(s.as_bytes())),
-            Self::Base64 => B64
+            Self::Base64 => B64_LENIENT
                 .decode(s)
                 .map(Bytes::from)
                 .map_err(|e| ApiError::invalid(format!("{what} is not valid base64: {e}"))),

@@ -79,7 +79,7 @@ fn engine_condition(
             Ok(Condition::VersionIs(SeqNo(v)))
         }
         UserCondition::IfMatch(IfMatch::Any) => cur.map(Condition::VersionIs).ok_or(PRECONDITION),
-        UserCondition::IfMatch(_) => Err(PRECONDITION),
+        UserCondition::IfMatch(IfMatch::Version(_)) => Err(PRECONDITION),
         UserCondition::IfNoneMatchAny if cur.is_none() => Ok(Condition::MustNotExist),
         UserCondition::IfNoneMatchAny => Err(PRECONDITION),
     }

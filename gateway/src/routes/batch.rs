@@ -27,7 +27,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// 1..=`max_batch_items` (default 100) items.
+    /// 1..=`max_batch_items` (default 100) items; more get 413 `batch_too_large`.
+    #[schema(min_items = 1)]
     pub items: Vec<BatchItem>,
 }
 
@@ -127,7 +128,7 @@ pub struct BatchResponse {
 #[utoipa::path(
     post, path = "/v1/batch", tag = "kv",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry returns the first response."),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry returns the first response."),
     ),
     request_body(content = BatchRequest, content_type = "application/json"),
     responses((status = 200, description = "Per-item results in order (the batch is not atomic).", body = BatchResponse))

@@ -55,9 +55,12 @@ impl utoipa::ToSchema for RawValue {}
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct TtlQuery {
-    /// Seconds until the value expires (1..=315360000).
+    /// Seconds until the value expires (1..=315360000). Not with `expires_at`.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 315360000)]
     ttl: Option<String>,
-    /// Absolute expiry, unix seconds (in the future, at most 315360000 s away).
+    /// Absolute expiry, unix seconds (in the future, at most 315360000 s away). Not with
+    /// `ttl`.
+    #[param(value_type = Option<u64>, minimum = 1)]
     expires_at: Option<String>,
 }
 
@@ -89,7 +92,7 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
 #[utoipa::path(
     get, path = "/v1/kv/{key}", tag = "kv",
     params(
-        ("key" = String, Path, description = "The key, 1..=1024 bytes, percent-encoded (`%2F` for `/`)."),
+        ("key" = String, Path, min_length = 1, max_length = 1024, description = "The key, 1..=1024 bytes, percent-encoded (`%2F` for `/`)."),
         ("If-None-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`: answer 304 when it matches."),
     ),
     responses(
@@ -153,7 +156,7 @@ pub(crate) async fn get_kv(
 #[utoipa::path(
     head, path = "/v1/kv/{key}", tag = "kv",
     params(
-        ("key" = String, Path, description = "The key, 1..=1024 bytes, percent-encoded."),
+        ("key" = String, Path, min_length = 1, max_length = 1024, description = "The key, 1..=1024 bytes, percent-encoded."),
         ("If-None-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`."),
     ),
     responses(
@@ -173,11 +176,11 @@ pub(crate) async fn head_kv() {}
 #[utoipa::path(
     put, path = "/v1/kv/{key}", tag = "kv",
     params(
-        ("key" = String, Path, description = "The key, 1..=1024 bytes, percent-encoded (`%2F` for `/`)."),
+        ("key" = String, Path, min_length = 1, max_length = 1024, description = "The key, 1..=1024 bytes, percent-encoded (`%2F` for `/`)."),
         TtlQuery,
-        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (or `*`): write only if that is the current version (412 otherwise)."),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the key does not exist (412 otherwise)."),
-        ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry returns the first result."),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"` (or `*`): write only if that is the current version (412 otherwise)."),
+        ("If-None-Match" = Option<String>, Header, pattern = r"^\*$", description = "`*`: write only if the key does not exist (412 otherwise)."),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry returns the first result."),
     ),
     request_body(content = inline(RawValue), content_type = "application/octet-stream",
         description = "The raw value (any Content-Type; it is stored and returned on GET)."),
@@ -245,9 +248,9 @@ pub(crate) async fn put_kv(
 #[utoipa::path(
     delete, path = "/v1/kv/{key}", tag = "kv",
     params(
-        ("key" = String, Path, description = "The key, 1..=1024 bytes, percent-encoded."),
-        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (or `*`): delete only if that is the current version."),
-        ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry returns the first result."),
+        ("key" = String, Path, min_length = 1, max_length = 1024, description = "The key, 1..=1024 bytes, percent-encoded."),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"` (or `*`): delete only if that is the current version."),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry returns the first result."),
     ),
     responses(
         (status = 204, description = "Deleted (or was absent).",

@@ -5,9 +5,11 @@
 //! follow, else null.
 //!
 //! Binary keys: every key field has a sibling `*_encoding` (`utf8` or `base64`). Responses
-//! use `utf8` whenever the bytes are valid UTF-8. To continue a listing, pass
-//! `start_after=<next_start_after>&start_after_encoding=<next_start_after_encoding>`; so any
-//! key is listable and every cursor usable.
+//! use `utf8` whenever the bytes are valid UTF-8. Query parameters come in two forms:
+//! `prefix` / `start_after` (text) and `prefix_base64` / `start_after_base64` (any bytes; the
+//! base64 form wins when both are given). To continue a listing, pass `next_start_after` as
+//! `start_after` when `next_start_after_encoding` is `utf8`, as `start_after_base64` when it
+//! is `base64`; so any key is listable and every cursor usable.
 
 use axum::Json;
 use axum::extract::State;
@@ -27,16 +29,21 @@ use tierkv_engine::types::ShardId;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    /// Only keys starting with this (default: all keys).
+    /// Only keys starting with this text (default: all keys).
     prefix: Option<String>,
-    /// Encoding of `prefix`. Default: utf8.
-    prefix_encoding: Option<Encoding>,
-    /// Only keys strictly after this one (the previous page's `next_start_after`).
+    /// Only keys starting with these bytes, in base64 (for binary prefixes); wins over
+    /// `prefix`.
+    #[param(pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$")]
+    prefix_base64: Option<String>,
+    /// Only keys strictly after this one: the previous page's `next_start_after` when its
+    /// `next_start_after_encoding` is `utf8`.
     start_after: Option<String>,
-    /// Encoding of `start_after`. Default: utf8.
-    start_after_encoding: Option<Encoding>,
-    /// Page size, at least 1 (default 100; larger than the maximum, 1000, is clamped).
-    #[param(minimum = 1)]
+    /// Like `start_after`, in base64: the previous page's `next_start_after` when its
+    /// encoding is `base64`; wins over `start_after`.
+    #[param(pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$")]
+    start_after_base64: Option<String>,
+    /// Page size: 1..=`max_list_limit` (1000 by default). Default: 100.
+    #[param(minimum = 1, maximum = 1000, value_type = Option<u32>)]
     limit: Option<u64>,
 }
 
@@ -87,24 +94,26 @@ pub(crate) async fn list(
 ) -> Result<Json<ListPage>, ApiError> {
     let opts = state.options();
     let limit = match q.limit {
-        None => opts.default_list_limit,
-        Some(0) => return Err(ApiError::invalid("limit must be at least 1")),
-        Some(l) => usize::try_from(l)
-            .unwrap_or(usize::MAX)
-            .min(opts.max_list_limit),
-    }
-    .max(1);
-    let prefix = match &q.prefix {
-        Some(p) => q.prefix_encoding.unwrap_or_default().decode(p, "prefix")?,
-        None => Bytes::new(),
+        None => opts.default_list_limit.max(1),
+        Some(l) if l >= 1 && l <= opts.max_list_limit as u64 => {
+            usize::try_from(l).unwrap_or(opts.max_list_limit)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {}",
+                opts.max_list_limit
+            )));
+        }
     };
-    let start_after = match &q.start_after {
-        Some(s) => Some(
-            q.start_after_encoding
-                .unwrap_or_default()
-                .decode(s, "start_after")?,
-        ),
-        None => None,
+    let prefix = match (&q.prefix_base64, &q.prefix) {
+        (Some(p), _) => Encoding::Base64.decode(p, "prefix_base64")?,
+        (None, Some(p)) => Bytes::copy_from_slice(p.as_bytes()),
+        (None, None) => Bytes::new(),
+    };
+    let start_after = match (&q.start_after_base64, &q.start_after) {
+        (Some(s), _) => Some(Encoding::Base64.decode(s, "start_after_base64")?),
+        (None, Some(s)) => Some(Bytes::copy_from_slice(s.as_bytes())),
+        (None, None) => None,
     };
     let backend = state.backend();
     let eprefix = ns(&prefix);

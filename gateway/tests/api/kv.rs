@@ -221,7 +221,7 @@ async fn if_match_put() {
                 .expect("req"),
         )
         .await;
-    r.problem(412, "precondition_failed");
+    r.problem(400, "invalid_request");
     assert_eq!(&env.get("/v1/kv/m").await.body[..], b"b");
 }
 

@@ -15,7 +15,12 @@ async fn list_all(env: &Env, query: &str, limit: usize) -> Vec<Vec<u8>> {
         let mut url = format!("/v1/kv?limit={limit}{query}");
         if let Some((c, enc)) = &cursor {
             let c: String = url_encode(c);
-            url.push_str(&format!("&start_after={c}&start_after_encoding={enc}"));
+            let param = if enc == "base64" {
+                "start_after_base64"
+            } else {
+                "start_after"
+            };
+            url.push_str(&format!("&{param}={c}"));
         }
         let r = env.get(&url).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -99,7 +104,7 @@ async fn non_utf8_keys_are_listable_and_their_cursors_usable() {
     assert_eq!(list_all(&env, "&prefix=b", 1).await, expected);
     assert_eq!(list_all(&env, "&prefix=b", 2).await, expected);
     // A base64 prefix (0x62 0xff = "b\xff").
-    let got = list_all(&env, "&prefix=Yv8%3D&prefix_encoding=base64", 1).await;
+    let got = list_all(&env, "&prefix=ignored&prefix_base64=Yv8%3D", 1).await;
     assert_eq!(
         got,
         vec![
@@ -119,12 +124,19 @@ async fn listing_parameter_errors() {
     env.get("/v1/kv?limit=abc")
         .await
         .problem(400, "invalid_request");
-    env.get("/v1/kv?prefix=!!&prefix_encoding=base64")
+    env.get("/v1/kv?prefix_base64=!!")
         .await
         .problem(400, "invalid_request");
-    env.get("/v1/kv?prefix=a&prefix_encoding=rot13")
+    env.get("/v1/kv?start_after_base64=A")
         .await
         .problem(400, "invalid_request");
-    // Larger limits are clamped.
-    assert_eq!(env.get("/v1/kv?limit=999999999").await.status, 200);
+    env.get("/v1/kv?limit=-1")
+        .await
+        .problem(400, "invalid_request");
+    env.get("/v1/kv?limit=1001")
+        .await
+        .problem(400, "invalid_request");
+    // Unpadded base64 is accepted.
+    assert_eq!(env.get("/v1/kv?prefix_base64=Yv8").await.status, 200);
+    assert_eq!(env.get("/v1/kv?limit=1000").await.status, 200);
 }
