@@ -9,6 +9,7 @@
 use utoipa::OpenApi as _;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::{ContentBuilder, Object, OpenApi, Ref, RefOr, ResponseBuilder, Type};
 
 use crate::problem::PROBLEM_JSON;
@@ -97,6 +98,26 @@ fn add_errors(op: &mut Operation, statuses: &[u16]) {
     }
 }
 
+/// Optional parameters are simply absent when not given: `type: [string, "null"]` (which
+/// utoipa emits for `Option<T>`) would invite clients and fuzzers to send the text `null`.
+fn not_nullable(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(p) = p
+            && let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut()
+            && let SchemaType::Array(types) = &o.schema_type
+        {
+            let kept: Vec<Type> = types
+                .iter()
+                .filter(|t| **t != Type::Null)
+                .cloned()
+                .collect();
+            if let [one] = kept.as_slice() {
+                o.schema_type = SchemaType::Type(one.clone());
+            }
+        }
+    }
+}
+
 /// The OpenAPI document of the API.
 #[must_use]
 pub fn openapi() -> OpenApi {
@@ -116,6 +137,7 @@ pub fn openapi() -> OpenApi {
                 .find(|(p, m, _)| p == path && *m == method)
                 .map_or(&[][..], |(_, _, s)| *s);
             add_errors(op, extra);
+            not_nullable(op);
         }
     }
     doc

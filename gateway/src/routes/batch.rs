@@ -73,14 +73,56 @@ pub struct BatchItem {
     #[serde(default)]
     pub content_type: Option<String>,
     /// Seconds until the value expires, 1..=315360000 (put only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_opt_uint")]
+    #[schema(minimum = 1, maximum = 315_360_000)]
     pub ttl: Option<u64>,
     /// Write only if this is the current version (put, delete).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_opt_uint")]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub if_match: Option<u64>,
     /// `*`: write only if the key does not exist (put only).
     #[serde(default)]
     pub if_none_match: Option<Star>,
+}
+
+/// A non-negative integer; JSON numbers written as integral floats (`12.0`) are accepted.
+fn de_opt_uint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u));
+    }
+    match n.as_f64() {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "range checked"
+        )]
+        Some(f) if f.fract() == 0.0 && (0.0..1.8e19).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(D::Error::custom(format!(
+            "expected a non-negative integer, got {n}"
+        ))),
+    }
+}
+
+/// Checks what the schema says of each item before any runs (a violation fails the whole
+/// batch with 400); what happens when an item runs is reported per item.
+fn validate(items: &[BatchItem]) -> Result<(), ApiError> {
+    for (i, item) in items.iter().enumerate() {
+        if item.ttl.is_some_and(|t| !(1..=315_360_000).contains(&t)) {
+            return Err(ApiError::InvalidTtl {
+                reason: "ttl must be between 1 and 315360000 seconds",
+            });
+        }
+        if item.if_match.is_some_and(|v| v > i64::MAX as u64) {
+            return Err(ApiError::invalid(format!(
+                "items[{i}].if_match is out of range"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Error of one item.
@@ -152,6 +194,7 @@ pub(crate) async fn batch(
     let idem_key = extract::idempotency_key(&headers)?;
     let req: BatchRequest = extract::parse_json(&body)?;
     let max = state.options().max_batch_items;
+    validate(&req.items)?;
     if req.items.is_empty() {
         return Err(ApiError::BatchEmpty);
     }
@@ -248,9 +291,9 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
             };
             let condition = match (item.if_match, item.if_none_match) {
                 (Some(_), Some(_)) => {
-                    return Err(ApiError::invalid(
-                        "if_match and if_none_match cannot be combined",
-                    ));
+                    return Err(ApiError::PreconditionFailed {
+                        detail: "if_match and if_none_match cannot both hold",
+                    });
                 }
                 (Some(v), None) => UserCondition::IfMatch(IfMatch::Version(v)),
                 (None, Some(Star::Any)) => UserCondition::IfNoneMatchAny,

@@ -202,10 +202,12 @@ pub(crate) async fn put_kv(
     let if_match = extract::if_match(&headers)?;
     let create_only = extract::if_none_match_any(&headers)?;
     let condition = match (if_match, create_only) {
+        // RFC 9110 order: If-Match first; if it holds the key exists, so `If-None-Match: *`
+        // fails. Either way the answer is 412.
         (Some(_), true) => {
-            return Err(ApiError::invalid(
-                "If-Match and If-None-Match cannot be combined",
-            ));
+            return Err(ApiError::PreconditionFailed {
+                detail: "If-Match and If-None-Match: * cannot both hold",
+            });
         }
         (Some(m), false) => UserCondition::IfMatch(m),
         (None, true) => UserCondition::IfNoneMatchAny,

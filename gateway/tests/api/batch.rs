@@ -25,7 +25,7 @@ async fn batch_runs_items_in_order_with_per_item_status() {
                 {"op": "delete", "key": "existing"},
                 {"op": "get", "key": ""},
                 {"op": "put", "key": "x", "value": "!", "value_encoding": "base64"},
-                {"op": "put", "key": "y", "ttl": 0}
+                {"op": "put", "key": "y", "ttl": 5.0, "if_match": 7.0}
             ]}),
         )
         .await;
@@ -38,7 +38,7 @@ async fn batch_runs_items_in_order_with_per_item_status() {
         .collect();
     assert_eq!(
         statuses,
-        [201, 200, 200, 404, 201, 200, 412, 412, 204, 400, 400, 400]
+        [201, 200, 200, 404, 201, 200, 412, 412, 204, 400, 400, 412]
     );
     assert_eq!(items[1]["value"], "1");
     assert_eq!(items[1]["value_encoding"], "utf8");
@@ -51,7 +51,20 @@ async fn batch_runs_items_in_order_with_per_item_status() {
     assert_eq!(items[6]["error"]["code"], "precondition_failed");
     assert_eq!(items[9]["error"]["code"], "key_empty");
     assert_eq!(items[10]["error"]["code"], "invalid_request");
-    assert_eq!(items[11]["error"]["code"], "invalid_ttl");
+    assert_eq!(items[11]["error"]["code"], "precondition_failed");
+    // Schema violations fail the whole batch.
+    env.post_json(
+        "/v1/batch",
+        &json!({"items": [{"op": "put", "key": "y", "ttl": 0}]}),
+    )
+    .await
+    .problem(400, "invalid_ttl");
+    env.post_json(
+        "/v1/batch",
+        &json!({"items": [{"op": "get", "key": "y", "if_match": 1.5}]}),
+    )
+    .await
+    .problem(400, "invalid_request");
     env.get("/v1/kv/existing")
         .await
         .problem(404, "key_not_found");

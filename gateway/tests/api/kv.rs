@@ -423,7 +423,7 @@ async fn bad_header_values_are_400() {
                 .expect("req"),
         )
         .await;
-    r.problem(400, "invalid_request");
+    r.problem(412, "precondition_failed");
     let r = env
         .send(
             req(Method::PUT, "/v1/kv/x")
