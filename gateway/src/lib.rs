@@ -26,13 +26,18 @@
 //! - `GET`/`HEAD /v1/kv/{key}`: the value with `Content-Type`, `ETag`, `X-TierKV-Version`,
 //!   `X-TierKV-Expires-At` (unix millis); `If-None-Match` → 304.
 //! - `DELETE /v1/kv/{key}`: 204 with the tombstone's `ETag` (also for absent keys).
-//! - `GET /v1/kv?prefix=&start_after=&limit=` (+ `prefix_encoding`, `start_after_encoding`):
-//!   ordered pages across all shards.
-//! - `POST /v1/batch`: per-item results, not atomic.
+//! - `GET /v1/kv?prefix=&start_after=&limit=` (binary forms: `prefix_base64`,
+//!   `start_after_base64`): ordered pages across all shards, `{items, next_start_after,
+//!   next_start_after_encoding}`; limit 1..=`max_list_limit`.
+//! - `POST /v1/batch`: per-item results, not atomic; schema violations (ttl range, integer
+//!   fields) fail the whole batch with 400 before any item runs.
 //! - `GET /health/live`, `GET /health/ready`, `GET /metrics`, `GET /openapi.yaml`.
 //!
-//! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path. JSON fields that carry
-//! keys or values have an `*_encoding` sibling: `utf8` or `base64` (see [`keys`]).
+//! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path (an unencoded `/` is part
+//! of the key too). JSON fields that carry keys or values have an `*_encoding` sibling:
+//! `utf8` or `base64` (see [`keys`]). `If-Match` takes `*` or one version tag (else 400);
+//! `If-Match` together with `If-None-Match: *` is 412. A request that times out (504) may
+//! still have been applied.
 //! JSON `expires_at` fields are unix **milliseconds**; the `expires_at` query parameter of
 //! PUT is unix **seconds**.
 //!
