@@ -412,7 +412,7 @@ async fn value_and_body_limits() {
 }
 
 #[tokio::test]
-async fn bad_header_values_are_400() {
+async fn conflicting_conditions_are_412_and_bad_headers_400() {
     let env = Env::new().await;
     let r = env
         .send(
