@@ -27,4 +27,4 @@
 
 pub mod block;
 
-pub use block::{BlockCacheOptions, CacheError, FoyerBlockCache};
+pub use block::{BlockCacheOptions, CacheError, FoyerBlockCache, MIN_DISK_BYTES};

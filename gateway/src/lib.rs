@@ -1,1 +1,106 @@
-//! Gateway (public HTTP API). Filled by the API issue.
+//! TierKV gateway: the public HTTP/JSON API (`/v1/...`), health, metrics and the OpenAPI
+//! contract, over a [`Backend`] that reaches the shards.
+//!
+//! # Layout
+//!
+//! - [`options`]: [`GatewayOptions`], the API's limits and timeouts with their defaults.
+//! - [`problem`]: the problem+json body and the stable [`ErrorCode`]s.
+//! - [`error`]: [`ApiError`] with `status()`/`code()` and the one engine-error mapping.
+//! - `extract`: extractors whose rejections are our errors (key path, bodies, query, headers).
+//! - [`keys`]: engine key namespaces (data vs idempotency records) and binary-key encoding.
+//! - [`backend`]: the [`Backend`] seam, [`EngineMetrics`], and [`LocalBackend`] over a `Db`.
+//! - `state`: [`AppState`] shared by handlers.
+//! - `ops`: single-key put/delete/get with conditions, shared by kv and batch routes.
+//! - `idempotency`: `Idempotency-Key` records, replays and reuse detection.
+//! - `routes/{kv,list,batch,health}`: the handlers.
+//! - `metrics`: HTTP metrics registry and Prometheus text rendering.
+//! - `layers`: the edge (request id, tracing span, metrics, error finishing, load shedding,
+//!   concurrency limit, timeout, catch-panic, body limit).
+//! - [`openapi`](fn@openapi): the generated OpenAPI document.
+//!
+//! # API
+//!
+//! - `PUT /v1/kv/{key}`: raw body; `Content-Type` is stored. 201 created / 200 replaced,
+//!   JSON `{key, key_encoding, version, expires_at}`, `ETag: "<version>"`. `If-Match`,
+//!   `If-None-Match: *`, `?ttl=<seconds>` or `?expires_at=<unix seconds>`, `Idempotency-Key`.
+//! - `GET`/`HEAD /v1/kv/{key}`: the value with `Content-Type`, `ETag`, `X-TierKV-Version`,
+//!   `X-TierKV-Expires-At` (unix millis); `If-None-Match` → 304.
+//! - `DELETE /v1/kv/{key}`: 204 with the tombstone's `ETag` (also for absent keys).
+//! - `GET /v1/kv?prefix=&start_after=&limit=` (binary forms: `prefix_base64`,
+//!   `start_after_base64`): ordered pages across all shards, `{items, next_start_after,
+//!   next_start_after_encoding}`; limit 1..=`max_list_limit`.
+//! - `POST /v1/batch`: per-item results, not atomic; schema violations (ttl range, integer
+//!   fields) fail the whole batch with 400 before any item runs.
+//! - `GET /health/live`, `GET /health/ready`, `GET /metrics`, `GET /openapi.yaml`.
+//!
+//! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path (an unencoded `/` is part
+//! of the key too). JSON fields that carry keys or values have an `*_encoding` sibling:
+//! `utf8` or `base64` (see [`keys`]). `If-Match` takes `*` or one version tag (else 400);
+//! `If-Match` together with `If-None-Match: *` is 412. A request that times out (504) may
+//! still have been applied.
+//! JSON `expires_at` fields are unix **milliseconds**; the `expires_at` query parameter of
+//! PUT is unix **seconds**.
+//!
+//! # Errors
+//!
+//! Every 4xx/5xx is `application/problem+json`:
+//! `{"type": "https://tierkv.dev/errors/<code>", "title", "status", "detail", "code", "instance"}`.
+//! Codes (status): `key_empty` (400), `key_too_long` (400), `value_too_large` (413),
+//! `body_too_large` (413), `batch_too_large` (413), `batch_empty` (400), `invalid_ttl` (400),
+//! `invalid_idempotency_key` (400), `idempotency_key_reused` (422), `malformed_json` (400),
+//! `unknown_field` (400), `invalid_request` (400), `unsupported_media_type` (415),
+//! `key_not_found` (404), `not_found` (404), `method_not_allowed` (405),
+//! `precondition_failed` (412), `rate_limited` (429, reserved), `backpressure` (503),
+//! `storage_unavailable` (503), `not_leader` (503), `shutting_down` (503), `overloaded` (503),
+//! `timeout` (504), `data_corruption` (500), `internal` (500). 429 and the retryable 503s
+//! carry `Retry-After`. 5xx bodies never contain internal details; the full error is logged
+//! in the request's span.
+//!
+//! # Idempotency
+//!
+//! See the `idempotency` module: only successful outcomes are recorded; batch records are
+//! written after the batch ran (a crash in between re-runs it on retry).
+
+pub mod backend;
+pub mod error;
+mod extract;
+mod idempotency;
+pub mod keys;
+mod layers;
+mod metrics;
+mod openapi;
+mod ops;
+pub mod options;
+pub mod problem;
+mod routes;
+mod state;
+
+use std::future::Future;
+
+pub use backend::{Backend, EngineMetrics, LocalBackend};
+pub use error::ApiError;
+pub use openapi::{openapi, openapi_yaml};
+pub use options::GatewayOptions;
+pub use problem::{ErrorCode, Problem};
+pub use routes::batch::{BatchItem, BatchOp, BatchRequest, BatchResponse, ItemError, ItemResult};
+pub use routes::health::Health;
+pub use routes::kv::WriteResult;
+pub use routes::list::{ListItem, ListPage};
+pub use state::AppState;
+
+/// The whole API with every edge layer.
+pub fn app(state: AppState) -> axum::Router {
+    layers::apply(routes::router(state.clone()), &state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; in-flight requests then finish
+/// before this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

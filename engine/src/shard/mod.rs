@@ -236,7 +236,7 @@ impl Shard {
         // Fence older writers now rather than at our first flush.
         inner.update_manifest(|_| true).await?;
         inner.wal.release(id, flushed);
-        tracing::info!(shard = %id, %epoch, flushed_seq = %flushed, next_seq = %last.next(), "shard open");
+        tracing::debug!(shard = %id, %epoch, flushed_seq = %flushed, next_seq = %last.next(), "shard open");
         let tasks = vec![
             tokio::spawn(flush::worker(Arc::clone(&inner))),
             tokio::spawn(compact::worker(Arc::clone(&inner))),

@@ -1,0 +1,374 @@
+//! [`ApiError`]: every way a request can fail, its HTTP status and stable code, and the one
+//! place where engine errors become API errors ([`ApiError::from_engine`]).
+//!
+//! Rendering: [`ApiError`] becomes a problem+json response that carries a [`ProblemInfo`]
+//! extension; the error middleware (`layers::finish_errors`) fills in `instance`, sets
+//! `Retry-After` from the options and logs the full error (5xx details never reach the body).
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tierkv_engine::error::InvalidReason;
+
+use crate::problem::{ErrorCode, PROBLEM_JSON, PROBLEM_TYPE_BASE, Problem};
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The key is empty.
+    #[error("the key is empty")]
+    KeyEmpty,
+    /// The key is too long.
+    #[error("the key is {len} bytes long; the limit is {max}")]
+    KeyTooLong {
+        /// Key length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The value is too large.
+    #[error("the value is {len} bytes; the limit is {max}")]
+    ValueTooLarge {
+        /// Value length in bytes (0 when only the engine knew).
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The body is too large.
+    #[error("the request body exceeds the limit of {max} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// Too many batch items.
+    #[error("the batch has {len} items; the limit is {max}")]
+    BatchTooLarge {
+        /// Items sent.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No batch items.
+    #[error("the batch has no items")]
+    BatchEmpty,
+    /// Bad TTL parameters.
+    #[error("invalid TTL: {reason}")]
+    InvalidTtl {
+        /// Why.
+        reason: &'static str,
+    },
+    /// Bad `Idempotency-Key`.
+    #[error("invalid Idempotency-Key: {reason}")]
+    InvalidIdempotencyKey {
+        /// Why.
+        reason: &'static str,
+    },
+    /// `Idempotency-Key` reused for a different request.
+    #[error("the Idempotency-Key was first used for a different request")]
+    IdempotencyKeyReused,
+    /// JSON syntax error.
+    #[error("malformed JSON: {detail}")]
+    MalformedJson {
+        /// Parser message.
+        detail: String,
+    },
+    /// Unknown JSON field.
+    #[error("{detail}")]
+    UnknownField {
+        /// Parser message naming the field.
+        detail: String,
+    },
+    /// Any other bad request.
+    #[error("{detail}")]
+    InvalidRequest {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Wrong `Content-Type`.
+    #[error("expected Content-Type {expected}")]
+    UnsupportedMediaType {
+        /// The accepted media type.
+        expected: &'static str,
+    },
+    /// No live value under the key.
+    #[error("the key has no live value")]
+    KeyNotFound,
+    /// Unknown route.
+    #[error("no such route")]
+    NotFound,
+    /// Method not supported by the route.
+    #[error("the route does not support this method")]
+    MethodNotAllowed,
+    /// A precondition failed.
+    #[error("precondition failed: {detail}")]
+    PreconditionFailed {
+        /// Which precondition.
+        detail: &'static str,
+    },
+    /// Rate limited (reserved for hot-key limiting).
+    #[error("rate limited; retry later")]
+    RateLimited,
+    /// Engine backpressure.
+    #[error("{cause}")]
+    Backpressure {
+        /// Internal cause (logged, never sent).
+        cause: String,
+    },
+    /// Object store down, WAL poisoned.
+    #[error("{cause}")]
+    StorageUnavailable {
+        /// Internal cause (logged, never sent).
+        cause: String,
+    },
+    /// Fenced by a newer leader.
+    #[error("{cause}")]
+    NotLeader {
+        /// Internal cause (logged, never sent).
+        cause: String,
+    },
+    /// The engine or server is closing.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// Load shed.
+    #[error("too many requests in flight")]
+    Overloaded,
+    /// Request timeout.
+    #[error("the request timed out")]
+    Timeout,
+    /// Stored data failed validation.
+    #[error("{cause}")]
+    DataCorruption {
+        /// Internal cause (logged, never sent).
+        cause: String,
+    },
+    /// A bug or unexpected failure.
+    #[error("{cause}")]
+    Internal {
+        /// Internal cause (logged, never sent).
+        cause: String,
+    },
+}
+
+/// Attached to every error response: the code and the full (internal) message for the log.
+#[derive(Debug, Clone)]
+pub struct ProblemInfo {
+    /// The problem as sent (without `instance`).
+    pub problem: Arc<Problem>,
+    /// The full error, including internal details.
+    pub log_message: Arc<str>,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::KeyEmpty
+            | Self::KeyTooLong { .. }
+            | Self::BatchEmpty
+            | Self::InvalidTtl { .. }
+            | Self::InvalidIdempotencyKey { .. }
+            | Self::MalformedJson { .. }
+            | Self::UnknownField { .. }
+            | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::ValueTooLarge { .. } | Self::BodyTooLarge { .. } | Self::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Backpressure { .. }
+            | Self::StorageUnavailable { .. }
+            | Self::NotLeader { .. }
+            | Self::ShuttingDown
+            | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::DataCorruption { .. } | Self::Internal { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The stable code.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::KeyEmpty => ErrorCode::KeyEmpty,
+            Self::KeyTooLong { .. } => ErrorCode::KeyTooLong,
+            Self::ValueTooLarge { .. } => ErrorCode::ValueTooLarge,
+            Self::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            Self::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
+            Self::BatchEmpty => ErrorCode::BatchEmpty,
+            Self::InvalidTtl { .. } => ErrorCode::InvalidTtl,
+            Self::InvalidIdempotencyKey { .. } => ErrorCode::InvalidIdempotencyKey,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Self::MalformedJson { .. } => ErrorCode::MalformedJson,
+            Self::UnknownField { .. } => ErrorCode::UnknownField,
+            Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            Self::KeyNotFound => ErrorCode::KeyNotFound,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            Self::RateLimited => ErrorCode::RateLimited,
+            Self::Backpressure { .. } => ErrorCode::Backpressure,
+            Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
+            Self::NotLeader { .. } => ErrorCode::NotLeader,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::Timeout => ErrorCode::Timeout,
+            Self::DataCorruption { .. } => ErrorCode::DataCorruption,
+            Self::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
+    /// Whether the answer carries `Retry-After`.
+    #[must_use]
+    pub fn retry_after(&self) -> bool {
+        matches!(
+            self.code(),
+            ErrorCode::RateLimited
+                | ErrorCode::Backpressure
+                | ErrorCode::StorageUnavailable
+                | ErrorCode::NotLeader
+                | ErrorCode::Overloaded
+        )
+    }
+
+    /// What the client is told: the message for 4xx, a fixed sentence for 5xx.
+    #[must_use]
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::Backpressure { .. } => {
+                "the shard is catching up with object storage; retry later".into()
+            }
+            Self::StorageUnavailable { .. } => {
+                "storage is temporarily unavailable; retry later".into()
+            }
+            Self::NotLeader { .. } => "this node no longer leads the shard; retry later".into(),
+            Self::DataCorruption { .. } => {
+                "stored data failed validation; operators have been alerted".into()
+            }
+            Self::Internal { .. } => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Shorthand for an internal error.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            cause: cause.to_string(),
+        }
+    }
+
+    /// Shorthand for an invalid request.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            detail: detail.into(),
+        }
+    }
+
+    /// The problem document of this error (without `instance`).
+    #[must_use]
+    pub fn problem(&self) -> Problem {
+        let code = self.code();
+        Problem {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{}", code.as_str()),
+            title: code.title().to_owned(),
+            status: self.status().as_u16(),
+            detail: self.public_detail(),
+            code,
+            instance: None,
+        }
+    }
+
+    /// THE mapping from engine errors to API errors. Every variant is listed; the final arm
+    /// only exists because the engine's enums are `#[non_exhaustive]` (a variant added later
+    /// is an internal error until it is classified here).
+    #[must_use]
+    pub fn from_engine(e: tierkv_engine::Error) -> Self {
+        use tierkv_engine::Error as E;
+        let cause = e.to_string();
+        match e {
+            E::Invalid { reason } => match reason {
+                InvalidReason::KeyEmpty => Self::KeyEmpty,
+                InvalidReason::KeyTooLong => Self::KeyTooLong {
+                    len: 0,
+                    max: tierkv_engine::types::MAX_USER_KEY_LEN,
+                },
+                InvalidReason::ValueTooLarge => Self::ValueTooLarge { len: 0, max: 0 },
+                InvalidReason::BatchEmpty => Self::BatchEmpty,
+                InvalidReason::ContentTypeTooLong
+                | InvalidReason::DuplicateKey
+                | InvalidReason::ZeroLimit => Self::InvalidRequest { detail: cause },
+                _ => Self::InvalidRequest { detail: cause },
+            },
+            E::ConditionFailed { .. } => Self::PreconditionFailed {
+                detail: "the key's current version does not satisfy the condition",
+            },
+            E::Backpressure { .. } => Self::Backpressure { cause },
+            E::WalPoisoned { .. } | E::ObjectStore { .. } => Self::StorageUnavailable { cause },
+            E::Fenced { .. } => Self::NotLeader { cause },
+            E::Closed => Self::ShuttingDown,
+            E::Corrupt { .. } | E::UnsupportedVersion { .. } => Self::DataCorruption { cause },
+            E::Io { .. } | E::Config { .. } | E::Invariant { .. } => Self::Internal { cause },
+            _ => Self::Internal { cause },
+        }
+    }
+}
+
+impl From<tierkv_engine::Error> for ApiError {
+    fn from(e: tierkv_engine::Error) -> Self {
+        Self::from_engine(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut res = (self.status(), body).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.retry_after() {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res.extensions_mut().insert(ProblemInfo {
+            problem: Arc::new(problem),
+            log_message: self.to_string().into(),
+        });
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_hundreds_hide_their_cause() {
+        let e = ApiError::internal("secret path /var/lib/x");
+        let p = e.problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("secret"));
+        assert_eq!(p.type_uri, "https://tierkv.dev/errors/internal");
+    }
+
+    #[test]
+    fn engine_errors_map_to_codes() {
+        let e = ApiError::from_engine(tierkv_engine::Error::Closed);
+        assert_eq!(e.code(), ErrorCode::ShuttingDown);
+        let e = ApiError::from_engine(tierkv_engine::Error::WalPoisoned { op: "fdatasync" });
+        assert_eq!(
+            (e.status().as_u16(), e.code()),
+            (503, ErrorCode::StorageUnavailable)
+        );
+        assert!(e.retry_after());
+    }
+}

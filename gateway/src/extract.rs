@@ -1,0 +1,204 @@
+//! Extractors whose rejections are our problem+json errors: the key from the path, raw
+//! bodies, JSON bodies, query strings, and the conditional / idempotency headers.
+
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::keys;
+use crate::state::AppState;
+
+/// Path prefix of single-key routes.
+pub(crate) const KV_PREFIX: &str = "/v1/kv/";
+
+/// The user key of a `/v1/kv/{key}` request: the rest of the raw path, percent-decoded to
+/// bytes (so `%2F` is a `/` inside the key, and any byte can be sent), 1..=1024 bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyPath(pub(crate) Bytes);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.path().strip_prefix(KV_PREFIX).unwrap_or("");
+        let key: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        keys::validate_user_key(&key)?;
+        Ok(Self(Bytes::from(key)))
+    }
+}
+
+/// A raw request body within the body limit.
+#[derive(Debug)]
+pub(crate) struct RawBody(pub(crate) Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e| bytes_rejection(&e, state))
+    }
+}
+
+fn bytes_rejection(e: &BytesRejection, state: &AppState) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::BodyTooLarge {
+            max: state.options().max_body_bytes,
+        }
+    } else {
+        ApiError::invalid(format!("could not read the request body: {e}"))
+    }
+}
+
+/// Parses a JSON body; syntax errors are `malformed_json`, unknown fields `unknown_field`,
+/// other shape errors `invalid_request`.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson {
+                detail: e.to_string(),
+            },
+            Category::Data if e.to_string().contains("unknown field") => ApiError::UnknownField {
+                detail: e.to_string(),
+            },
+            Category::Data => ApiError::invalid(e.to_string()),
+        }
+    })
+}
+
+/// A query string whose errors are `invalid_request`.
+#[derive(Debug)]
+pub(crate) struct AppQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Self(v))
+            .map_err(|e: QueryRejection| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// A header as text; `None` when absent, `invalid_request` when not visible ASCII.
+pub(crate) fn header_str<'a>(
+    h: &'a HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'a str>, ApiError> {
+    h.get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid(format!("header {name} is not visible ASCII")))
+        })
+        .transpose()
+}
+
+/// A parsed `If-Match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfMatch {
+    /// `*`: the key must exist.
+    Any,
+    /// This version must be current.
+    Version(u64),
+}
+
+/// Parses an entity tag list (`"12"`, `W/"12"`, `12`, `"1", "2"`). Unparseable tags are
+/// kept as `None` (they match nothing).
+pub(crate) fn parse_etags(v: &str) -> Vec<Option<u64>> {
+    v.split(',').map(parse_etag).collect()
+}
+
+fn parse_etag(t: &str) -> Option<u64> {
+    let t = t.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let t = t
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t);
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse::<u64>().ok()
+}
+
+/// Reads `If-Match`: `*` or one version tag; anything else is `invalid_request`.
+pub(crate) fn if_match(h: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+    let Some(v) = header_str(h, &header::IF_MATCH)? else {
+        return Ok(None);
+    };
+    if v.trim() == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    parse_etag(v)
+        .map(|n| Some(IfMatch::Version(n)))
+        .ok_or_else(|| ApiError::invalid("If-Match must be `*` or one version tag such as \"42\""))
+}
+
+/// Reads `If-None-Match` of a write: only `*` (create-only) is supported.
+pub(crate) fn if_none_match_any(h: &HeaderMap) -> Result<bool, ApiError> {
+    match header_str(h, &header::IF_NONE_MATCH)? {
+        None => Ok(false),
+        Some(v) if v.trim() == "*" => Ok(true),
+        Some(_) => Err(ApiError::invalid(
+            "If-None-Match on a write supports only `*` (create-only)",
+        )),
+    }
+}
+
+/// Reads and validates `Idempotency-Key` (1..=255 visible ASCII characters).
+pub(crate) fn idempotency_key(h: &HeaderMap) -> Result<Option<Bytes>, ApiError> {
+    let Some(v) = h.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let b = v.as_bytes();
+    if b.is_empty() {
+        return Err(ApiError::InvalidIdempotencyKey {
+            reason: "it is empty",
+        });
+    }
+    if b.len() > 255 {
+        return Err(ApiError::InvalidIdempotencyKey {
+            reason: "it is longer than 255 characters",
+        });
+    }
+    if !b.iter().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::InvalidIdempotencyKey {
+            reason: "it must be visible ASCII characters (no spaces)",
+        });
+    }
+    Ok(Some(Bytes::copy_from_slice(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_parsing() {
+        assert_eq!(parse_etags("\"12\""), vec![Some(12)]);
+        assert_eq!(
+            parse_etags("W/\"3\", 4, \"x\""),
+            vec![Some(3), Some(4), None]
+        );
+    }
+
+    #[test]
+    fn idempotency_key_rules() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h).expect("absent"), None);
+        h.insert("idempotency-key", "abc-123".parse().expect("hv"));
+        assert!(idempotency_key(&h).expect("ok").is_some());
+        h.insert("idempotency-key", "a b".parse().expect("hv"));
+        assert!(idempotency_key(&h).is_err());
+        h.insert("idempotency-key", "x".repeat(256).parse().expect("hv"));
+        assert!(idempotency_key(&h).is_err());
+    }
+}

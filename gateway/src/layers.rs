@@ -1,0 +1,192 @@
+//! The edge: every tower layer around the routes, in order from the outside in:
+//!
+//! 1. request id (`x-request-id`: kept if sent, generated otherwise, echoed on the response);
+//! 2. a `tracing` span per request (`method`, `route`, `request_id`, `status`);
+//! 3. HTTP metrics (count, latency histogram, in-flight gauge);
+//! 4. error finishing: every error answer becomes problem+json with `instance`, retryable
+//!    ones get `Retry-After`, and the full error is logged in the span (5xx error, 4xx info,
+//!    401/403 warn);
+//! 5. load shedding over a global concurrency limit (`503 overloaded`);
+//! 6. request timeout (`504 timeout`);
+//! 7. catch-panic (`500 internal`);
+//! 8. body limit (`413 body_too_large`, enforced by the body extractors).
+
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::error::{ApiError, ProblemInfo};
+use crate::problem::PROBLEM_JSON;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps `router` in every edge layer.
+pub(crate) fn apply(router: Router, state: &AppState) -> Router {
+    let opts = state.options();
+    let edge = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_span)
+                .on_response(|res: &Response<Body>, latency: Duration, span: &Span| {
+                    span.record("status", res.status().as_u16());
+                    tracing::debug!(latency_ms = latency.as_millis() as u64, "answered");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), finish_errors))
+        .layer(HandleErrorLayer::new(edge_error))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            opts.concurrency_limit.max(1),
+        ))
+        .timeout(opts.request_timeout)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes));
+    router.layer(edge)
+}
+
+fn route_label(req: &Request) -> String {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |m| {
+            m.as_str().replace("{*key}", "{key}")
+        })
+}
+
+fn make_span(req: &Request) -> Span {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route_label(req),
+        request_id = %request_id,
+        status = tracing::field::Empty,
+    )
+}
+
+async fn record_metrics(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> impl IntoResponse {
+    let route = route_label(&req);
+    let method = req.method().as_str().to_owned();
+    let metrics = &state.inner.metrics;
+    let _in_flight = metrics.start();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    metrics.record(&route, &method, res.status().as_u16(), start.elapsed());
+    res
+}
+
+/// Finishes error answers: problem+json everywhere, `instance`, `Retry-After`, logging.
+async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return res;
+    }
+    let info = res.extensions().get::<ProblemInfo>().cloned();
+    let (mut res, info) = match info {
+        Some(info) => (res, info),
+        None => {
+            // An answer produced outside our handlers (router 404/405, a layer): rebuild it.
+            let allow = res.headers().get(header::ALLOW).cloned();
+            let err = error_for_status(status);
+            let mut fresh = err.into_response();
+            if let Some(a) = allow {
+                fresh.headers_mut().insert(header::ALLOW, a);
+            }
+            let info = fresh.extensions().get::<ProblemInfo>().cloned();
+            match info {
+                Some(i) => (fresh, i),
+                None => return fresh,
+            }
+        }
+    };
+    let mut problem = (*info.problem).clone();
+    problem.instance = Some(path);
+    if let Ok(body) = serde_json::to_vec(&problem) {
+        *res.body_mut() = Body::from(body);
+        res.headers_mut().remove(header::CONTENT_LENGTH);
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    }
+    if res.headers().contains_key(header::RETRY_AFTER) {
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(state.options().retry_after_secs),
+        );
+    }
+    let code = problem.code.as_str();
+    let msg = &*info.log_message;
+    if status.is_server_error() {
+        tracing::error!(code, error = msg, "request failed");
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        tracing::warn!(code, error = msg, "request refused");
+    } else {
+        tracing::info!(code, error = msg, "request rejected");
+    }
+    res
+}
+
+/// The error for an answer that carries only a status.
+fn error_for_status(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { max: 0 },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        },
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout,
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Overloaded,
+        StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited,
+        s if s.is_client_error() => ApiError::invalid(format!("rejected with status {s}")),
+        s => ApiError::internal(format!("answered {s} without an error body")),
+    }
+}
+
+/// Errors of the tower layers (timeout, load shedding).
+async fn edge_error(err: tower::BoxError) -> Response<Body> {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout.into_response()
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded.into_response()
+    } else {
+        ApiError::internal(format!("edge layer failed: {err}")).into_response()
+    }
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::internal(format!("handler panicked: {what}")).into_response()
+}

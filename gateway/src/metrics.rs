@@ -1,0 +1,293 @@
+//! HTTP metrics and the Prometheus text rendering of `/metrics`.
+//!
+//! Hand-rolled (no global recorder) so that every [`crate::AppState`] has its own registry:
+//! tests build many apps in one process.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tierkv_engine::metrics::{Histogram, HistogramSnapshot, LATENCY_BUCKETS};
+
+use crate::backend::EngineMetrics;
+
+/// Per-app HTTP counters.
+#[derive(Debug, Default)]
+pub(crate) struct HttpMetrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    durations: Mutex<BTreeMap<(String, String), Arc<Histogram>>>,
+    in_flight: AtomicI64,
+}
+
+/// Decrements the in-flight gauge when dropped (also when the request future is dropped).
+pub(crate) struct InFlight<'a>(&'a HttpMetrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HttpMetrics {
+    pub(crate) fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    pub(crate) fn record(&self, route: &str, method: &str, status: u16, took: Duration) {
+        *self
+            .requests
+            .lock()
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        let h = Arc::clone(
+            self.durations
+                .lock()
+                .entry((route.to_owned(), method.to_owned()))
+                .or_default(),
+        );
+        h.observe(took);
+    }
+
+    /// Renders HTTP and engine metrics in the Prometheus text format (0.0.4).
+    pub(crate) fn render(&self, engine: &EngineMetrics) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "tierkv_http_requests_total",
+            "counter",
+            "HTTP requests answered.",
+        );
+        for ((route, method, status), n) in self.requests.lock().iter() {
+            let _ = writeln!(
+                out,
+                "tierkv_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                esc(route),
+                esc(method)
+            );
+        }
+        header(
+            &mut out,
+            "tierkv_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency.",
+        );
+        let durations: Vec<_> = self
+            .durations
+            .lock()
+            .iter()
+            .map(|(k, h)| (k.clone(), h.snapshot()))
+            .collect();
+        for ((route, method), snap) in &durations {
+            let labels = format!("route=\"{}\",method=\"{}\"", esc(route), esc(method));
+            histogram_lines(
+                &mut out,
+                "tierkv_http_request_duration_seconds",
+                &labels,
+                snap,
+            );
+        }
+        header(
+            &mut out,
+            "tierkv_http_requests_in_flight",
+            "gauge",
+            "HTTP requests being served.",
+        );
+        let _ = writeln!(
+            out,
+            "tierkv_http_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        render_engine(&mut out, engine);
+        out
+    }
+}
+
+fn render_engine(out: &mut String, m: &EngineMetrics) {
+    let gauges: [(&str, &str, u64); 11] = [
+        ("tierkv_shards", "Shards served.", m.shards),
+        (
+            "tierkv_memtable_bytes",
+            "Bytes in active memtables.",
+            m.memtable_bytes,
+        ),
+        (
+            "tierkv_unflushed_bytes",
+            "Bytes not yet flushed to object storage.",
+            m.unflushed_bytes,
+        ),
+        (
+            "tierkv_frozen_memtables",
+            "Frozen memtables waiting for flush.",
+            m.frozen_memtables,
+        ),
+        ("tierkv_wal_bytes", "Bytes in live WAL files.", m.wal_bytes),
+        ("tierkv_wal_files", "Live WAL files.", m.wal_files),
+        (
+            "tierkv_wal_poisoned",
+            "1 when the WAL is poisoned.",
+            m.wal_poisoned,
+        ),
+        ("tierkv_segments", "Live segments.", m.segments),
+        (
+            "tierkv_segment_bytes",
+            "Bytes in live segments.",
+            m.segment_bytes,
+        ),
+        (
+            "tierkv_fenced_shards",
+            "Shards fenced by a newer writer.",
+            m.fenced_shards,
+        ),
+        ("tierkv_up", "Always 1.", 1),
+    ];
+    for (name, help, v) in gauges {
+        header(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    let counters: [(&str, &str, u64); 15] = [
+        (
+            "tierkv_wal_appends_total",
+            "WAL records appended.",
+            m.wal_appends,
+        ),
+        (
+            "tierkv_wal_syncs_total",
+            "WAL fdatasync calls.",
+            m.wal_syncs,
+        ),
+        ("tierkv_flushes_total", "Memtable flushes.", m.flushes),
+        ("tierkv_flush_bytes_total", "Bytes flushed.", m.flush_bytes),
+        (
+            "tierkv_flush_errors_total",
+            "Failed flush attempts.",
+            m.flush_errors,
+        ),
+        ("tierkv_compactions_total", "Compactions.", m.compactions),
+        (
+            "tierkv_compaction_bytes_total",
+            "Bytes written by compactions.",
+            m.compaction_bytes,
+        ),
+        (
+            "tierkv_compaction_errors_total",
+            "Failed compactions.",
+            m.compaction_errors,
+        ),
+        (
+            "tierkv_ttl_deletes_total",
+            "Entries deleted by the TTL sweeper.",
+            m.ttl_deletes,
+        ),
+        (
+            "tierkv_segments_deleted_total",
+            "Obsolete segments deleted.",
+            m.segments_deleted,
+        ),
+        (
+            "tierkv_object_store_errors_total",
+            "Failed object-store calls.",
+            m.store_errors,
+        ),
+        (
+            "tierkv_object_store_put_bytes_total",
+            "Bytes written to object storage.",
+            m.store_bytes_put,
+        ),
+        (
+            "tierkv_object_store_get_bytes_total",
+            "Bytes read from object storage.",
+            m.store_bytes_get,
+        ),
+        (
+            "tierkv_block_cache_hits_total",
+            "Block-cache hits.",
+            m.cache_hits,
+        ),
+        (
+            "tierkv_block_cache_misses_total",
+            "Block-cache misses.",
+            m.cache_misses,
+        ),
+    ];
+    for (name, help, v) in counters {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    for (name, help, snap) in [
+        (
+            "tierkv_wal_fsync_duration_seconds",
+            "WAL fdatasync latency.",
+            &m.fsync_latency,
+        ),
+        (
+            "tierkv_object_store_request_duration_seconds",
+            "Object-store call latency.",
+            &m.store_latency,
+        ),
+    ] {
+        header(out, name, "histogram", help);
+        histogram_lines(out, name, "", snap);
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Cumulative `_bucket` lines plus `_sum` and `_count`.
+fn histogram_lines(out: &mut String, name: &str, labels: &str, snap: &HistogramSnapshot) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0u64;
+    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+        cumulative += snap.buckets.get(i).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+        snap.count
+    );
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {}", snap.sum_secs);
+    let _ = writeln!(out, "{name}_count{braces} {}", snap.count);
+}
+
+/// Escapes a label value.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_engine_figures() {
+        let m = HttpMetrics::default();
+        m.record("/v1/kv/{*key}", "GET", 200, Duration::from_millis(3));
+        m.record("/v1/kv/{*key}", "GET", 200, Duration::from_millis(30));
+        let text = m.render(&EngineMetrics::default());
+        assert!(text.contains(
+            "tierkv_http_requests_total{route=\"/v1/kv/{*key}\",method=\"GET\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "tierkv_http_request_duration_seconds_bucket{route=\"/v1/kv/{*key}\",method=\"GET\",le=\"+Inf\"} 2"
+        ));
+        assert!(text.contains("tierkv_http_requests_in_flight 0"));
+        assert!(text.contains("tierkv_wal_fsync_duration_seconds_count 0"));
+    }
+}

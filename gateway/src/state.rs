@@ -1,0 +1,73 @@
+//! [`AppState`]: what every handler shares (backend, options, clock, metrics, in-process
+//! guards).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tierkv_engine::clock::Clock;
+use tierkv_engine::routing::shard_for;
+use tierkv_engine::types::ShardId;
+
+use crate::backend::Backend;
+use crate::metrics::HttpMetrics;
+use crate::options::GatewayOptions;
+
+/// Shared state of the API; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) opts: GatewayOptions,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: HttpMetrics,
+    /// Batch idempotency keys being executed in this process (duplicates wait here).
+    pub(crate) batch_guards: Mutex<HashMap<Bytes, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("opts", &self.inner.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `backend` with `opts`; `clock` gives "now" for TTLs.
+    #[must_use]
+    pub fn new(backend: Arc<dyn Backend>, opts: GatewayOptions, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                opts,
+                clock,
+                metrics: HttpMetrics::default(),
+                batch_guards: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The options in force.
+    #[must_use]
+    pub fn options(&self) -> &GatewayOptions {
+        &self.inner.opts
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    pub(crate) fn now_millis(&self) -> u64 {
+        self.inner.clock.now_millis()
+    }
+
+    /// The shard of a user key (or of a batch's idempotency key).
+    pub(crate) fn shard_of(&self, key: &[u8]) -> ShardId {
+        shard_for(key, self.inner.backend.shard_count())
+    }
+}

@@ -1,0 +1,252 @@
+//! Test harness: a Db on an in-memory (fault-injectable) store, the app over it, helpers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use object_store::memory::InMemory;
+use tierkv_engine::block_cache::{BlockCache, MemBlockCache};
+use tierkv_engine::clock::ManualClock;
+use tierkv_engine::db::{Db, DbComponents, WalSettings};
+use tierkv_engine::options::EngineOptions;
+use tierkv_engine::shard::ScanPage;
+use tierkv_engine::store::ObjStore;
+use tierkv_engine::testing::FaultyStore;
+use tierkv_engine::types::{Entry, SeqNo, ShardId, WriteBatch};
+use tierkv_gateway::{
+    AppState, Backend, EngineMetrics, GatewayOptions, LocalBackend, Problem, app,
+};
+use tower::ServiceExt;
+
+pub(crate) const SHARDS: u32 = 4;
+pub(crate) const START_MS: u64 = 1_700_000_000_000;
+
+/// Makes `get` of keys ending in `gated` wait for a permit, and of keys ending in `panic`
+/// panic; everything else goes to the local backend.
+pub(crate) struct TestBackend {
+    pub(crate) inner: LocalBackend,
+    pub(crate) entered: AtomicUsize,
+    pub(crate) release: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl Backend for TestBackend {
+    fn shard_count(&self) -> u32 {
+        self.inner.shard_count()
+    }
+    async fn get(&self, shard: ShardId, key: Bytes) -> Result<Option<Entry>, tierkv_engine::Error> {
+        if key.ends_with(b"gated") {
+            self.entered.fetch_add(1, Ordering::SeqCst);
+            let _permit = self.release.acquire().await;
+        }
+        assert!(!key.ends_with(b"panic"), "test backend panics on request");
+        self.inner.get(shard, key).await
+    }
+    async fn write(
+        &self,
+        shard: ShardId,
+        batch: WriteBatch,
+    ) -> Result<SeqNo, tierkv_engine::Error> {
+        self.inner.write(shard, batch).await
+    }
+    async fn scan(
+        &self,
+        shard: ShardId,
+        prefix: Bytes,
+        start_after: Option<Bytes>,
+        limit: usize,
+    ) -> Result<ScanPage, tierkv_engine::Error> {
+        self.inner.scan(shard, prefix, start_after, limit).await
+    }
+    async fn ready(&self) -> Result<(), String> {
+        self.inner.ready().await
+    }
+    fn engine_metrics(&self) -> EngineMetrics {
+        self.inner.engine_metrics()
+    }
+}
+
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) faulty: Arc<FaultyStore>,
+    pub(crate) store: ObjStore,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) db: Arc<Db>,
+    pub(crate) backend: Arc<TestBackend>,
+    pub(crate) state: AppState,
+    pub(crate) app: Router,
+    pub(crate) opts: GatewayOptions,
+    pub(crate) engine: EngineOptions,
+    pub(crate) cache_bytes: usize,
+}
+
+pub(crate) struct Res {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Res {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("json body")
+    }
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header"))
+    }
+    /// Asserts a problem+json body with `status` and `code`, returns it.
+    #[track_caller]
+    pub(crate) fn problem(&self, status: u16, code: &str) -> Problem {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let p: Problem = serde_json::from_slice(&self.body).expect("problem body");
+        assert_eq!(p.code.as_str(), code, "problem: {p:?}");
+        assert_eq!(p.status, status);
+        assert_eq!(p.type_uri, format!("https://tierkv.dev/errors/{code}"));
+        p
+    }
+}
+
+pub(crate) fn req(method: Method, uri: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(uri)
+}
+
+impl Env {
+    pub(crate) async fn new() -> Self {
+        Self::with(GatewayOptions::default(), EngineOptions::default(), 1 << 20).await
+    }
+
+    pub(crate) async fn with(
+        opts: GatewayOptions,
+        engine: EngineOptions,
+        cache_bytes: usize,
+    ) -> Self {
+        let faulty = FaultyStore::new(Arc::new(InMemory::new()));
+        let store = ObjStore::new(faulty.clone(), "faulty-memory");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(START_MS);
+        Self::open(dir, faulty, store, clock, opts, engine, cache_bytes).await
+    }
+
+    async fn open(
+        dir: tempfile::TempDir,
+        faulty: Arc<FaultyStore>,
+        store: ObjStore,
+        clock: Arc<ManualClock>,
+        opts: GatewayOptions,
+        engine: EngineOptions,
+        cache_bytes: usize,
+    ) -> Self {
+        let cache: Arc<dyn BlockCache> = Arc::new(MemBlockCache::new(cache_bytes));
+        let db = Arc::new(
+            Db::open(
+                dir.path().join("wal"),
+                &WalSettings::default(),
+                engine.clone(),
+                DbComponents {
+                    store: store.clone(),
+                    cache: Arc::clone(&cache),
+                    clock: clock.clone(),
+                },
+                (0..SHARDS).map(ShardId),
+            )
+            .await
+            .expect("open db"),
+        );
+        let backend = Arc::new(TestBackend {
+            inner: LocalBackend::new(Arc::clone(&db), store.clone(), cache, SHARDS),
+            entered: AtomicUsize::new(0),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        let state = AppState::new(backend.clone(), opts.clone(), clock.clone());
+        Self {
+            app: app(state.clone()),
+            dir,
+            faulty,
+            store,
+            clock,
+            db,
+            backend,
+            state,
+            opts,
+            engine,
+            cache_bytes,
+        }
+    }
+
+    /// Closes the Db and opens it again on the same WAL directory and object store.
+    pub(crate) async fn restart(self) -> Self {
+        let Self {
+            dir,
+            faulty,
+            store,
+            clock,
+            db,
+            backend,
+            state,
+            app,
+            opts,
+            engine,
+            cache_bytes,
+        } = self;
+        db.close(Duration::from_secs(10)).await.expect("close db");
+        drop((app, state, backend, db));
+        Self::open(dir, faulty, store, clock, opts, engine, cache_bytes).await
+    }
+
+    pub(crate) async fn send(&self, req: Request<Body>) -> Res {
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Res {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Res {
+        self.send(req(Method::GET, path).body(Body::empty()).expect("req"))
+            .await
+    }
+
+    pub(crate) async fn put(&self, path: &str, body: impl Into<Body>) -> Res {
+        self.send(req(Method::PUT, path).body(body.into()).expect("req"))
+            .await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Res {
+        self.send(req(Method::DELETE, path).body(Body::empty()).expect("req"))
+            .await
+    }
+
+    pub(crate) async fn post_json(&self, path: &str, json: &serde_json::Value) -> Res {
+        self.send(
+            req(Method::POST, path)
+                .header("content-type", "application/json")
+                .body(Body::from(json.to_string()))
+                .expect("req"),
+        )
+        .await
+    }
+}
+
+/// Polls `cond` until it holds or `secs` pass.
+pub(crate) async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -1,0 +1,224 @@
+//! The server's configuration: one typed tree, layered as defaults → TOML file → environment
+//! (`TIERKV_`, nested fields joined by `__`) → command-line flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data_dir = "./data"
+//! shards = 64
+//! shutdown_flush_timeout = "30s"
+//!
+//! [store]
+//! url = "s3://my-bucket/tierkv"      # default: file://<data_dir>/objects
+//! [store.s3]
+//! endpoint = "http://127.0.0.1:9000"
+//! allow_http = true
+//!
+//! [wal]
+//! sync = "always"                    # or { interval = "5ms" }
+//!
+//! [engine]
+//! memtable_bytes = 67108864
+//!
+//! [cache]
+//! memory_bytes = 67108864
+//! disk_bytes = 1073741824            # disk tier under <data_dir>/cache; 0 disables it
+//!
+//! [gateway]
+//! max_value_bytes = 1048576
+//!
+//! [telemetry]
+//! log_level = "info"
+//! otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
+//! ```
+//!
+//! Environment example: `TIERKV_LISTEN=0.0.0.0:8080 TIERKV_ENGINE__MEMTABLE_BYTES=8388608`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use tierkv_cache::BlockCacheOptions;
+use tierkv_engine::db::WalSettings;
+use tierkv_engine::options::EngineOptions;
+use tierkv_engine::store::{S3Options, StoreOptions};
+use tierkv_gateway::GatewayOptions;
+
+use crate::telemetry::TelemetryOptions;
+
+/// Everything a server process is configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Address of the HTTP API. Port 0 picks a free port. Default: `127.0.0.1:8080`.
+    pub(crate) listen: SocketAddr,
+    /// Directory for the WAL, the disk cache and (by default) the object store.
+    /// Default: `./data`.
+    pub(crate) data_dir: PathBuf,
+    /// Number of shards; fixed when the object store is first used. Default: 64.
+    pub(crate) shards: u32,
+    /// How long shutdown waits for the final memtable flush (what does not make it stays in
+    /// the WAL and is replayed at the next start). Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub(crate) shutdown_flush_timeout: Duration,
+    /// Object storage.
+    pub(crate) store: StoreSection,
+    /// Write-ahead log.
+    pub(crate) wal: WalSettings,
+    /// Storage engine.
+    pub(crate) engine: EngineOptions,
+    /// Segment block cache (foyer: memory + disk).
+    pub(crate) cache: CacheSection,
+    /// HTTP API limits and behaviour.
+    pub(crate) gateway: GatewayOptions,
+    /// Logs and traces.
+    pub(crate) telemetry: TelemetryOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            shards: 64,
+            shutdown_flush_timeout: Duration::from_secs(30),
+            store: StoreSection::default(),
+            wal: WalSettings::default(),
+            engine: EngineOptions::default(),
+            cache: CacheSection::default(),
+            gateway: GatewayOptions::default(),
+            telemetry: TelemetryOptions::default(),
+        }
+    }
+}
+
+/// Object storage location.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct StoreSection {
+    /// `file:///path`, `s3://bucket/prefix` or `memory://`. Default: `file://<data_dir>/objects`.
+    pub(crate) url: Option<String>,
+    /// S3 endpoint, region, credentials and request style.
+    pub s3: S3Options,
+}
+
+/// Block cache sizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct CacheSection {
+    /// Memory tier. Default: 64 MiB.
+    pub(crate) memory_bytes: usize,
+    /// Disk tier under `<data_dir>/cache`; 0 disables it. Default: 1 GiB.
+    pub(crate) disk_bytes: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            disk_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) shards: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store: Option<StoreUrl>,
+}
+
+/// `--store-url` as a partial `[store]` table.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StoreUrl {
+    pub(crate) url: String,
+}
+
+impl Config {
+    /// Builds the layered configuration.
+    pub(crate) fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(f) = file {
+            anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        let cfg: Self = fig
+            .merge(Env::prefixed("TIERKV_").split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        cfg.engine.validate()?;
+        Ok(cfg)
+    }
+
+    /// The object store options, with the default location under the data directory.
+    pub(crate) fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            url: self
+                .store
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display())),
+            s3: self.store.s3.clone(),
+        }
+    }
+
+    /// The block cache options, with the disk tier under the data directory.
+    pub(crate) fn cache_options(&self) -> BlockCacheOptions {
+        BlockCacheOptions {
+            memory_bytes: self.cache.memory_bytes,
+            disk_dir: (self.cache.disk_bytes > 0).then(|| self.data_dir.join("cache")),
+            disk_bytes: self.cache.disk_bytes.max(tierkv_cache::MIN_DISK_BYTES),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tierkv.toml");
+        std::fs::write(
+            &file,
+            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nmemtable_bytes = 1048576\n",
+        )
+        .expect("write");
+        let o = Overrides {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9999))),
+            ..Overrides::default()
+        };
+        let cfg = Config::load(Some(&file), &o).expect("load");
+        assert_eq!(cfg.shards, 8);
+        assert_eq!(cfg.engine.memtable_bytes, 1 << 20);
+        assert_eq!(cfg.listen.port(), 9999);
+        assert!(cfg.store_options().url.ends_with("data/objects"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "shardz = 8\n").expect("write");
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        std::fs::write(&file, "[engine]\nmemtable_bytes = 10\n").expect("write");
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        assert!(
+            Config::load(
+                Some(&dir.path().join("missing.toml")),
+                &Overrides::default()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Running a server: open object storage, check the shard count recorded there, open the
+//! block cache and the node's storage (WAL replay, every shard), serve the HTTP API until
+//! Ctrl-C or SIGTERM, then drain in-flight requests, flush memtables and close.
+
+use std::sync::Arc;
+
+use tierkv_cache::FoyerBlockCache;
+use tierkv_engine::block_cache::BlockCache;
+use tierkv_engine::clock::{Clock, SystemClock};
+use tierkv_engine::db::{Db, DbComponents};
+use tierkv_engine::store::ObjStore;
+use tierkv_engine::types::ShardId;
+use tierkv_gateway::{AppState, LocalBackend};
+
+use crate::config::Config;
+
+/// Runs the server on a new runtime until a shutdown signal.
+pub(crate) fn main(cfg: Config) -> anyhow::Result<()> {
+    let _telemetry = crate::telemetry::init(&cfg.telemetry)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tierkv")
+        .build()?;
+    rt.block_on(run(cfg, shutdown_signal()))
+}
+
+/// Runs the server until `shutdown` resolves.
+pub(crate) async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", cfg.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = ObjStore::open(&cfg.store_options())?;
+    tierkv_engine::meta::ensure_shard_count(&store, cfg.shards, clock.now_millis()).await?;
+    let cache = Arc::new(FoyerBlockCache::open(&cfg.cache_options()).await?);
+    let dyn_cache: Arc<dyn BlockCache> = cache.clone();
+    let db = Db::open(
+        data_dir.join("wal"),
+        &cfg.wal,
+        cfg.engine.clone(),
+        DbComponents {
+            store: store.clone(),
+            cache: Arc::clone(&dyn_cache),
+            clock: Arc::clone(&clock),
+        },
+        (0..cfg.shards).map(ShardId),
+    )
+    .await?;
+    let db = Arc::new(db);
+    let backend = LocalBackend::new(Arc::clone(&db), store.clone(), dyn_cache, cfg.shards);
+    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "TierKV {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  data dir:     {}", data_dir.display());
+    println!("  object store: {}", store.description());
+    println!("  shards:       {}", cfg.shards);
+    println!(
+        "  wal replay:   {}",
+        db.torn_tail().map_or("clean".to_owned(), |t| format!(
+            "torn tail truncated at {}:{}",
+            t.file.display(),
+            t.offset
+        ))
+    );
+    println!(
+        "  effective configuration:\n{}",
+        serde_json::to_string_pretty(&cfg)?
+    );
+    tracing::info!(%addr, "serving");
+    tierkv_gateway::serve(listener, state, shutdown).await?;
+    tracing::info!("draining done; flushing memtables");
+    let closed = db.close(cfg.shutdown_flush_timeout).await;
+    if let Err(e) = cache.close().await {
+        tracing::warn!(error = %e, "closing the block cache");
+    }
+    closed?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,257 @@
+//! The `tierkv` binary as a process on 127.0.0.1: durability under `kill -9` while clients
+//! write over HTTP, graceful shutdown on SIGTERM, and an idempotent retry across a restart.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server on a free port with a small memtable (so flushes run during the test)
+/// and returns once it prints its URL.
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "8",
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("TIERKV_ENGINE__MEMTABLE_BYTES", "65536")
+        .env("TIERKV_CACHE__DISK_BYTES", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tierkv");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent && let Some(url) = line.split("listening on ").nth(1) {
+                let _ = tx.send(url.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server printed its URL");
+    Server { child, url }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+async fn get(c: &reqwest::Client, url: &str, key: &str) -> (u16, String) {
+    let r = c
+        .get(format!("{url}/v1/kv/{key}"))
+        .send()
+        .await
+        .expect("get");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_under_http_write_load_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    for round in 0..3 {
+        let server = start(dir.path());
+        let c = client();
+        // Everything acknowledged in earlier rounds is still there.
+        for (k, v) in acked.lock().await.iter() {
+            assert_eq!(
+                get(&c, &server.url, k).await,
+                (200, v.clone()),
+                "key {k} after restart {round}"
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let kill_at = 200 + rand::random_range(0..600usize);
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for w in 0..16 {
+            let (c, url, acked, count) =
+                (c.clone(), server.url.clone(), acked.clone(), count.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100_000 {
+                    if Instant::now() > deadline {
+                        return;
+                    }
+                    let key = format!("r{round}-w{w}-{i}");
+                    let value = format!("value of {key} {}", "z".repeat(i % 300));
+                    let Ok(r) = c
+                        .put(format!("{url}/v1/kv/{key}"))
+                        .body(value.clone())
+                        .send()
+                        .await
+                    else {
+                        return; // the server was killed
+                    };
+                    if r.status().is_success() {
+                        acked.lock().await.insert(key, value);
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    } else {
+                        panic!("PUT {key}: {}", r.status());
+                    }
+                }
+            }));
+        }
+        while count.load(std::sync::atomic::Ordering::SeqCst) < kill_at && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(server); // SIGKILL mid-load
+        for t in tasks {
+            t.await.expect("writer task");
+        }
+    }
+    let server = start(dir.path());
+    let c = client();
+    let acked = acked.lock().await;
+    assert!(
+        acked.len() > 600,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    for (k, v) in acked.iter() {
+        assert_eq!(
+            get(&c, &server.url, k).await,
+            (200, v.clone()),
+            "key {k} after the last kill"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_flushes_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    let c = client();
+    for i in 0..50 {
+        let r = c
+            .put(format!("{}/v1/kv/t{i}", server.url))
+            .body(format!("v{i}"))
+            .send()
+            .await
+            .expect("put");
+        assert!(r.status().is_success());
+    }
+    let pid = server.child.id().to_string();
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    // The memtables were flushed: segments exist in object storage.
+    let segs = walkdir(&dir.path().join("objects"))
+        .into_iter()
+        .filter(|p| p.ends_with(".seg"))
+        .count();
+    assert!(segs > 0, "no segment was flushed on shutdown");
+    let server = start(dir.path());
+    assert_eq!(get(&c, &server.url, "t7").await, (200, "v7".to_owned()));
+}
+
+fn walkdir(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walkdir(&path));
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retry_after_kill9_restart_is_not_applied_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path());
+    let c = client();
+    let put = |url: &str, body: &str| {
+        c.put(format!("{url}/v1/kv/counter"))
+            .header("Idempotency-Key", "retry-me-1")
+            .body(body.to_owned())
+            .send()
+    };
+    let first = put(&server.url, "one").await.expect("put");
+    assert!(first.status().is_success());
+    let etag = first.headers().get("etag").cloned().expect("etag");
+    // A different write in between moves the key on.
+    let r = c
+        .put(format!("{}/v1/kv/counter", server.url))
+        .body("two")
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success());
+    drop(server); // kill -9
+    let server = start(dir.path());
+    let again = put(&server.url, "one").await.expect("retry");
+    assert!(
+        again.status().is_success(),
+        "retry status {}",
+        again.status()
+    );
+    assert_eq!(
+        again.headers().get("etag"),
+        Some(&etag),
+        "the retry replays the first result"
+    );
+    assert_eq!(
+        get(&c, &server.url, "counter").await,
+        (200, "two".to_owned()),
+        "the retry was not applied again"
+    );
+    let reused = c
+        .put(format!("{}/v1/kv/counter", server.url))
+        .header("Idempotency-Key", "retry-me-1")
+        .body("different")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(reused.status().as_u16(), 422);
+}
