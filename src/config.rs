@@ -32,6 +32,7 @@
 //! ```
 //!
 //! Environment example: `TIERKV_LISTEN=0.0.0.0:8080 TIERKV_ENGINE__MEMTABLE_BYTES=8388608`.
+//! Only variables whose first segment names a top-level field are read.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -123,6 +124,22 @@ impl Default for CacheSection {
     }
 }
 
+/// Top-level fields: environment variables `TIERKV_<FIELD>[__<NESTED>...]` are read only for
+/// these, so other tools' `TIERKV_*` variables (test harness settings, `TIERKV_CONFIG`) are
+/// not mistaken for configuration. Inside a section, unknown names are errors.
+const SECTIONS: [&str; 10] = [
+    "listen",
+    "data_dir",
+    "shards",
+    "shutdown_flush_timeout",
+    "store",
+    "wal",
+    "engine",
+    "cache",
+    "gateway",
+    "telemetry",
+];
+
 /// Values given on the command line; they override every other layer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Overrides {
@@ -151,7 +168,14 @@ impl Config {
             fig = fig.merge(Toml::file(f));
         }
         let cfg: Self = fig
-            .merge(Env::prefixed("TIERKV_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("TIERKV_")
+                    .filter(|k| {
+                        let top = k.as_str().split("__").next().unwrap_or_default();
+                        SECTIONS.iter().any(|s| top.eq_ignore_ascii_case(s))
+                    })
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -220,5 +244,15 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn every_top_level_field_is_reachable_from_the_environment() {
+        let json = serde_json::to_value(Config::default()).expect("json");
+        let mut fields: Vec<String> = json.as_object().expect("object").keys().cloned().collect();
+        let mut sections: Vec<String> = SECTIONS.iter().map(|s| (*s).to_owned()).collect();
+        fields.sort();
+        sections.sort();
+        assert_eq!(fields, sections);
     }
 }

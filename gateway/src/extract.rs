@@ -101,6 +101,35 @@ pub(crate) fn header_str<'a>(
         .transpose()
 }
 
+/// Validates a content type (`type/subtype` of RFC 9110 token characters, optionally followed
+/// by `;` parameters of visible ASCII, at most 255 bytes) and returns its bytes. Stored content
+/// types are sent back verbatim as a response header, so anything else is refused.
+pub(crate) fn media_type(s: &str) -> Result<Bytes, ApiError> {
+    fn token(t: &str) -> bool {
+        !t.is_empty()
+            && t.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+    }
+    if s.len() > tierkv_engine::types::MAX_CONTENT_TYPE_LEN {
+        return Err(ApiError::invalid("content type is longer than 255 bytes"));
+    }
+    let (essence, params) = s.split_once(';').unwrap_or((s, ""));
+    let valid = essence
+        .trim()
+        .split_once('/')
+        .is_some_and(|(t, st)| token(t) && token(st))
+        && params
+            .bytes()
+            .all(|c| c == b'\t' || (b' '..=b'~').contains(&c));
+    if valid {
+        Ok(Bytes::copy_from_slice(s.as_bytes()))
+    } else {
+        Err(ApiError::invalid(
+            "content type must be a media type such as text/plain; charset=utf-8",
+        ))
+    }
+}
+
 /// A parsed `If-Match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IfMatch {
@@ -180,6 +209,29 @@ pub(crate) fn idempotency_key(h: &HeaderMap) -> Result<Option<Bytes>, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_types() {
+        for ok in [
+            "text/plain",
+            "application/json; charset=utf-8",
+            "a/b;x=\"y z\"",
+        ] {
+            assert!(media_type(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "text",
+            "/plain",
+            "text/",
+            "te xt/plain",
+            "Ã8Ã/x",
+            "a/b;\u{7f}",
+        ] {
+            assert!(media_type(bad).is_err(), "{bad:?}");
+        }
+        assert!(media_type(&format!("a/{}", "b".repeat(300))).is_err());
+    }
 
     #[test]
     fn etag_parsing() {

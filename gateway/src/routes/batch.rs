@@ -69,8 +69,12 @@ pub struct BatchItem {
     /// Encoding of `value`. Default: utf8.
     #[serde(default)]
     pub value_encoding: Option<Encoding>,
-    /// Content type to store (put only).
+    /// Content type to store (put only): a media type such as `text/plain; charset=utf-8`.
     #[serde(default)]
+    #[schema(
+        max_length = 255,
+        pattern = r"^ *[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+ *(;[\t -~]*)?$"
+    )]
     pub content_type: Option<String>,
     /// Seconds until the value expires, 1..=315360000 (put only).
     #[serde(default, deserialize_with = "de_opt_uint")]
@@ -120,6 +124,9 @@ fn validate(items: &[BatchItem]) -> Result<(), ApiError> {
             return Err(ApiError::invalid(format!(
                 "items[{i}].if_match is out of range"
             )));
+        }
+        if let Some(ct) = &item.content_type {
+            extract::media_type(ct)?;
         }
     }
     Ok(())
@@ -299,9 +306,11 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
                 (None, Some(Star::Any)) => UserCondition::IfNoneMatchAny,
                 (None, None) => UserCondition::None,
             };
-            if item.content_type.as_ref().is_some_and(|c| c.len() > 255) {
-                return Err(ApiError::invalid("content_type is longer than 255 bytes"));
-            }
+            let content_type = item
+                .content_type
+                .as_deref()
+                .map(extract::media_type)
+                .transpose()?;
             let ttl = item.ttl.map(|t| t.to_string());
             let expires_at = ops::expiry(state, ttl.as_deref(), None)?;
             let o = ops::put(
@@ -309,7 +318,7 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
                 PutRequest {
                     key,
                     value,
-                    content_type: item.content_type.map(Bytes::from),
+                    content_type,
                     expires_at,
                     condition,
                 },

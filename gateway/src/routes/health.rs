@@ -59,7 +59,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The OpenAPI document of this API.
 #[utoipa::path(get, path = "/openapi.yaml", tag = "ops",
-    responses((status = 200, description = "OpenAPI 3.1 document.", body = String,
+    responses((status = 200, description = "OpenAPI 3.1 document (a YAML mapping).", body = serde_json::Value,
         content_type = "application/yaml")))]
 pub(crate) async fn openapi_yaml() -> Response {
     let mut res = crate::openapi::openapi_yaml().into_response();

@@ -4,9 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tierkv_engine::types::{EntryKind, MAX_CONTENT_TYPE_LEN};
+use tierkv_engine::types::EntryKind;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -201,6 +200,11 @@ pub(crate) async fn put_kv(
     let idem_key = extract::idempotency_key(&headers)?;
     let if_match = extract::if_match(&headers)?;
     let create_only = extract::if_none_match_any(&headers)?;
+    let content_type = extract::header_str(&headers, &header::CONTENT_TYPE)?
+        .map(extract::media_type)
+        .transpose()?;
+    let expires_at = ops::expiry(&state, q.ttl.as_deref(), q.expires_at.as_deref())?;
+    // Conditions are judged only once every input is known to be valid (400 before 412).
     let condition = match (if_match, create_only) {
         // RFC 9110 order: If-Match first; if it holds the key exists, so `If-None-Match: *`
         // fails. Either way the answer is 412.
@@ -213,15 +217,6 @@ pub(crate) async fn put_kv(
         (None, true) => UserCondition::IfNoneMatchAny,
         (None, false) => UserCondition::None,
     };
-    let content_type = extract::header_str(&headers, &header::CONTENT_TYPE)?
-        .map(|c| Bytes::copy_from_slice(c.as_bytes()));
-    if content_type
-        .as_ref()
-        .is_some_and(|c| c.len() > MAX_CONTENT_TYPE_LEN)
-    {
-        return Err(ApiError::invalid("Content-Type is longer than 255 bytes"));
-    }
-    let expires_at = ops::expiry(&state, q.ttl.as_deref(), q.expires_at.as_deref())?;
     let idem = idem_key.map(|k| {
         let cond = format!("{condition:?}");
         let fp = Fingerprint::of(&[
