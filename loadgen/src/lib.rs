@@ -1,0 +1,44 @@
+//! `tierkv-loadgen`: a YCSB-style load generator for TierKV, etcd and Redis, with the
+//! `tierkv-bench` binary on top.
+//!
+//! # Layout
+//!
+//! - [`options`]: the command line (`BenchOptions`), defaults and validation.
+//! - [`workload`]: YCSB workloads (`a`, `b`, `c`, `w`, `f`, `ttl`) and their operation mix.
+//! - [`zipf`]: the YCSB zipfian generator and the scrambler that spreads hot keys.
+//! - [`keys`]: key names (`user0000000042`) and key choice (uniform / zipfian).
+//! - [`target`]: the [`target::Target`] trait (read, update, rmw) and one client per system:
+//!   [`target::tierkv`], [`target::etcd`], [`target::redis`].
+//! - [`http`]: one keep-alive HTTP/1.1 connection per worker (hyper low-level client).
+//! - [`resp`]: RESP2 encoder and decoder for the Redis target.
+//! - [`stats`]: per-worker HdrHistograms and counters.
+//! - [`runner`]: load phase, closed and open loop, warmup, progress line.
+//! - [`report`]: the report, its text form and its JSON schema.
+//!
+//! # HTTP client choice
+//!
+//! Each worker owns one hyper `client::conn::http1::SendRequest` over its own `TcpStream`
+//! (`TCP_NODELAY`), instead of a pooled client such as `reqwest` (default features off) or
+//! hyper-util's legacy `Client`. A load generator worker only ever has one request in flight,
+//! so a pool can only add work per request: a mutex-protected checkout and return, URL
+//! parsing and connector lookup, redirect and header bookkeeping. On 2 cores with 32+
+//! connections the generator competes with the server for CPU, and that per-request overhead
+//! is what would cap the offered load; the per-connection design also makes the connection
+//! count exactly the worker count. Connections are opened lazily and reopened after an I/O
+//! error or a timeout; a request that a closed idle connection never sent is retried once.
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod keys;
+pub mod options;
+pub mod report;
+pub mod resp;
+pub mod runner;
+pub mod stats;
+pub mod target;
+pub mod workload;
+pub mod zipf;
+
+pub use options::{BenchOptions, TargetKind};
+pub use report::Report;
+pub use runner::{run, run_with};
