@@ -42,8 +42,8 @@ pub struct HttpConn {
 impl HttpConn {
     /// A connection to `addr`; `host` is sent as the `Host` header.
     pub fn new(addr: SocketAddr, host: &str) -> Self {
-        let host = HeaderValue::from_str(host)
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        let host =
+            HeaderValue::from_str(host).unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         Self {
             addr,
             host,
@@ -95,7 +95,9 @@ impl HttpConn {
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
-        let req = builder.body(Full::new(body)).map_err(|_| OpError::Protocol)?;
+        let req = builder
+            .body(Full::new(body))
+            .map_err(|_| OpError::Protocol)?;
 
         let res = self.exchange(req).await;
         if res.is_err() {

@@ -266,7 +266,9 @@ impl Report {
             self.keys,
             dist,
             self.value_size,
-            self.ttl_secs.map(|t| format!("  ttl {t}s")).unwrap_or_default(),
+            self.ttl_secs
+                .map(|t| format!("  ttl {t}s"))
+                .unwrap_or_default(),
             self.consistency
                 .as_ref()
                 .map(|c| format!("  consistency {c}"))

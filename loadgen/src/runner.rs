@@ -87,14 +87,18 @@ where
             crate::keys::Distribution::Uniform => "uniform".to_owned(),
             crate::keys::Distribution::Zipfian => "zipfian".to_owned(),
         },
-        zipf_theta: (opts.distribution == crate::keys::Distribution::Zipfian)
-            .then_some(opts.theta),
+        zipf_theta: (opts.distribution == crate::keys::Distribution::Zipfian).then_some(opts.theta),
         keys: opts.keys,
         value_size: opts.value_size,
         ttl_secs: opts.workload.uses_ttl().then_some(opts.ttl),
         consistency: opts.consistency.map(|c| c.to_string()),
         mode: ModeReport {
-            kind: if opts.rate.is_some() { "open" } else { "closed" }.to_owned(),
+            kind: if opts.rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            }
+            .to_owned(),
             workers: opts.workers(),
             rate: opts.rate,
         },
@@ -380,10 +384,8 @@ async fn progress_loop(
     recorders: Vec<Arc<Mutex<Recorder>>>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut tick = tokio::time::interval_at(
-        plan.start + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
+    let mut tick =
+        tokio::time::interval_at(plan.start + Duration::from_secs(1), Duration::from_secs(1));
     let mut last_total = 0u64;
     let mut last_at = plan.start;
     loop {

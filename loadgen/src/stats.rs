@@ -71,7 +71,9 @@ impl Recorder {
         let s = &mut self.ops[kind.index()];
         match result {
             Ok(outcome) => {
-                let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+                let us = u64::try_from(latency.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
                 s.hist.saturating_record(us);
                 match outcome {
                     Outcome::Ok => s.ok += 1,
@@ -130,8 +132,16 @@ mod tests {
     fn recorder_counts_and_merges() {
         let mut a = Recorder::default();
         a.record(OpKind::Read, Duration::from_micros(100), &Ok(Outcome::Ok));
-        a.record(OpKind::Read, Duration::from_micros(5), &Ok(Outcome::NotFound));
-        a.record(OpKind::Rmw, Duration::from_millis(2), &Ok(Outcome::Conflict));
+        a.record(
+            OpKind::Read,
+            Duration::from_micros(5),
+            &Ok(Outcome::NotFound),
+        );
+        a.record(
+            OpKind::Rmw,
+            Duration::from_millis(2),
+            &Ok(Outcome::Conflict),
+        );
         a.record(
             OpKind::Update,
             Duration::from_micros(1),
@@ -147,6 +157,9 @@ mod tests {
         assert_eq!(a.errors.get(&OpError::Status { status: 503 }), Some(&1));
         let h = a.overall_histogram();
         assert_eq!(h.len(), 4, "errors are not in the histogram");
-        assert!(h.max() >= MAX_TRACKABLE_US * 99 / 100, "saturates at the bound");
+        assert!(
+            h.max() >= MAX_TRACKABLE_US * 99 / 100,
+            "saturates at the bound"
+        );
     }
 }

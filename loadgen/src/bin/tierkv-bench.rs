@@ -8,7 +8,10 @@ use tierkv_loadgen::BenchOptions;
 
 fn main() -> ExitCode {
     let opts = BenchOptions::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "tierkv-bench: cannot start runtime: {e}");

@@ -16,8 +16,14 @@ fn counts(mut draw: impl FnMut() -> u64) -> HashMap<u64, usize> {
 #[test]
 fn zipfian_rejects_bad_parameters() {
     assert_eq!(Zipfian::new(0, 0.99).err(), Some(ZipfError::NoItems));
-    assert!(matches!(Zipfian::new(10, 1.0), Err(ZipfError::BadTheta { .. })));
-    assert!(matches!(Zipfian::new(10, 0.0), Err(ZipfError::BadTheta { .. })));
+    assert!(matches!(
+        Zipfian::new(10, 1.0),
+        Err(ZipfError::BadTheta { .. })
+    ));
+    assert!(matches!(
+        Zipfian::new(10, 0.0),
+        Err(ZipfError::BadTheta { .. })
+    ));
 }
 
 #[test]
@@ -33,7 +39,10 @@ fn zipfian_values_in_range_and_head_matches_theory() {
         let expect = 1.0 / ((rank + 1) as f64).powf(0.99) / z.zetan();
         let got = *c.get(&rank).unwrap_or(&0) as f64 / DRAWS as f64;
         let rel = (got - expect).abs() / expect;
-        assert!(rel < tolerance, "rank {rank}: got {got:.4}, theory {expect:.4}");
+        assert!(
+            rel < tolerance,
+            "rank {rank}: got {got:.4}, theory {expect:.4}"
+        );
     }
     // Monotone-ish tail: rank 0 beats rank 9 beats rank 99.
     let at = |r: u64| *c.get(&r).unwrap_or(&0);
