@@ -173,10 +173,10 @@ impl BenchOptions {
         if self.concurrency == 0 || self.max_in_flight == Some(0) {
             return Err(OptionsError::NoWorkers);
         }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(OptionsError::BadRate { rate });
-            }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(OptionsError::BadRate { rate });
         }
         if !(self.theta > 0.0 && self.theta < 1.0) {
             return Err(OptionsError::BadTheta { theta: self.theta });

@@ -324,12 +324,11 @@ async fn closed_worker<T: Target>(plan: &Plan, mut target: T, w: usize, rec: &Mu
             break;
         }
         let measured = now >= plan.measure_from;
-        if measured {
-            if let Some(limit) = plan.ops_limit {
-                if plan.claimed.fetch_add(1, Ordering::Relaxed) >= limit {
-                    break;
-                }
-            }
+        if measured
+            && let Some(limit) = plan.ops_limit
+            && plan.claimed.fetch_add(1, Ordering::Relaxed) >= limit
+        {
+            break;
         }
         let kind = plan.workload.next_op(&mut rng);
         let key = key_name(plan.keys.next(&mut rng));
@@ -357,12 +356,11 @@ async fn open_worker<T: Target>(
             break;
         }
         let measured = ticket >= plan.first_measured_ticket;
-        if measured {
-            if let Some(limit) = plan.ops_limit {
-                if ticket - plan.first_measured_ticket >= limit {
-                    break;
-                }
-            }
+        if measured
+            && let Some(limit) = plan.ops_limit
+            && ticket - plan.first_measured_ticket >= limit
+        {
+            break;
         }
         let now = Instant::now();
         let late = now > due;

@@ -75,7 +75,7 @@ fn scrambled_zipfian_keeps_shape_and_spreads_hot_keys() {
     let c = counts(|| z.next_item(&mut rng));
     assert!(c.keys().all(|k| *k < n));
     let mut by_freq: Vec<(u64, usize)> = c.into_iter().collect();
-    by_freq.sort_by(|a, b| b.1.cmp(&a.1));
+    by_freq.sort_by_key(|e| std::cmp::Reverse(e.1));
     let (hottest, hits) = by_freq[0];
     let share = hits as f64 / DRAWS as f64;
     let theory = 1.0 / zeta(n, theta);
