@@ -12,10 +12,12 @@ use tierkv_loadgen::resp::{self, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// key -> (version, value)
+type Store = HashMap<Vec<u8>, (u64, Vec<u8>)>;
+
 #[derive(Default)]
 struct MockRedis {
-    /// key -> (version, value)
-    data: Mutex<HashMap<Vec<u8>, (u64, Vec<u8>)>>,
+    data: Mutex<Store>,
     version: AtomicU64,
     commands: AtomicU64,
     aborted_execs: AtomicU64,
