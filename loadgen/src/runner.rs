@@ -8,10 +8,13 @@
 //! # Open loop
 //! Operation `i` is due at `start + i / rate` on a fixed timeline. `--max-in-flight` workers
 //! share an atomic ticket counter: a free worker takes the next ticket, sleeps until its due
-//! time if that is still ahead, and issues it. Latency runs from the *due* time, so when every
-//! worker is stuck behind a slow response the operations that queue up behind it carry that
-//! wait in their latency (no coordinated omission). A worker that takes a ticket whose due time
+//! time if that is still ahead, and issues it. A worker that takes a ticket whose due time
 //! has already passed counts a *late start*: at that due time every in-flight slot was busy.
+//! A late operation's latency runs from its *due* time, so when every worker is stuck behind
+//! a slow response the operations that queue up behind it carry that wait in their latency
+//! (no coordinated omission). An operation taken in time runs from when the timer woke its
+//! worker (at the due time plus at most the timer's 1 ms granularity), so timer slop is not
+//! charged to the server.
 //!
 //! # Ending
 //! Both loops stop by themselves: at `warmup + duration` (no new operation starts after it;
@@ -362,16 +365,21 @@ async fn open_worker<T: Target>(
         {
             break;
         }
-        let now = Instant::now();
-        let late = now > due;
-        if !late {
+        // Late: every slot was busy when this op fell due, so its wait is server-caused
+        // queueing and counts from `due`. Otherwise the timer wakes us at `due` plus its
+        // granularity (up to 1 ms), a generator artifact that must not count.
+        let late = Instant::now() > due;
+        let start = if late {
+            due
+        } else {
             tokio::time::sleep_until(due).await;
-        }
+            Instant::now()
+        };
         let kind = plan.workload.next_op(&mut rng);
         let key = key_name(plan.keys.next(&mut rng));
         let result = timed_op(&mut target, kind, &key, &value, plan.ttl, plan.timeout).await;
         if measured {
-            record(rec, kind, due.elapsed(), &result, late);
+            record(rec, kind, start.elapsed(), &result, late);
         }
     }
 }
