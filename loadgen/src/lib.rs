@@ -24,7 +24,11 @@
 //! parsing and connector lookup, redirect and header bookkeeping. On 2 cores with 32+
 //! connections the generator competes with the server for CPU, and that per-request overhead
 //! is what would cap the offered load; the per-connection design also makes the connection
-//! count exactly the worker count. Connections are opened lazily and reopened after an I/O
+//! count exactly the worker count. Measured on the 2-core dev machine (release build,
+//! `tests/client_compare.rs`, 32 connections x 2,000 GETs of 256 B against an in-process
+//! hyper server): hyper conn per worker 57.7k-59.8k req/s, hyper-util pooled `Client`
+//! 50.9k-59.8k, `reqwest` (default features off) 40.5k-47.4k. The per-worker connection is
+//! as fast as the best pooled client, about 25-45% faster than reqwest, and simpler. Connections are opened lazily and reopened after an I/O
 //! error or a timeout; a request that a closed idle connection never sent is retried once.
 #![warn(missing_docs)]
 
