@@ -12,7 +12,8 @@
 //! - [`http`]: one keep-alive HTTP/1.1 connection per worker (hyper low-level client).
 //! - [`resp`]: RESP2 encoder and decoder for the Redis target.
 //! - [`stats`]: per-worker HdrHistograms and counters.
-//! - [`runner`]: load phase, closed and open loop, warmup, progress line.
+//! - [`runner`]: load phase, closed and open loop, warmup.
+//! - `progress`: the once-a-second progress line on stderr.
 //! - [`report`]: the report, its text form and its JSON schema.
 //!
 //! # HTTP client choice
@@ -35,6 +36,7 @@
 pub mod http;
 pub mod keys;
 pub mod options;
+mod progress;
 pub mod report;
 pub mod resp;
 pub mod runner;

@@ -14,9 +14,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Deepest array nesting accepted (Redis replies here nest at most two levels).
-const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
 /// Largest bulk string or array length accepted (Redis' own bulk limit is 512 MiB).
-const MAX_LEN: i64 = 512 * 1024 * 1024;
+pub const MAX_LEN: i64 = 512 * 1024 * 1024;
 
 /// A decoded RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,6 +23,7 @@
 
 use crate::keys::{KeyChooser, key_name};
 use crate::options::{BenchOptions, TargetKind};
+use crate::progress::progress_loop;
 use crate::report::{Figures, LoadReport, ModeReport, Report, SCHEMA};
 use crate::stats::Recorder;
 use crate::target::etcd::EtcdTarget;
@@ -34,7 +35,6 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -273,7 +273,12 @@ where
         (None, None)
     } else {
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(progress_loop(plan.clone(), recorders.clone(), rx));
+        let task = tokio::spawn(progress_loop(
+            plan.start,
+            plan.measure_from,
+            recorders.clone(),
+            rx,
+        ));
         (Some(tx), Some(task))
     };
 
@@ -380,46 +385,6 @@ async fn open_worker<T: Target>(
         let result = timed_op(&mut target, kind, &key, &value, plan.ttl, plan.timeout).await;
         if measured {
             record(rec, kind, start.elapsed(), &result, late);
-        }
-    }
-}
-
-/// Prints `elapsed, ops/s (last second), p99 so far, errors` to stderr every second.
-async fn progress_loop(
-    plan: Arc<Plan>,
-    recorders: Vec<Arc<Mutex<Recorder>>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut tick =
-        tokio::time::interval_at(plan.start + Duration::from_secs(1), Duration::from_secs(1));
-    let mut last_total = 0u64;
-    let mut last_at = plan.start;
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            now = tick.tick() => {
-                let mut all = Recorder::default();
-                for r in &recorders {
-                    all.merge(&r.lock().unwrap_or_else(|p| p.into_inner()));
-                }
-                let total = all.total();
-                let secs = now.saturating_duration_since(last_at).as_secs_f64().max(1e-9);
-                let rate = (total - last_total) as f64 / secs;
-                let p99 = all.overall_histogram().value_at_quantile(0.99);
-                let phase = if now < plan.measure_from { "  (warmup)" } else { "" };
-                let line = format!(
-                    "[{:>7.1}s] {:>10.0} ops/s  p99 {:>8} us  errors {}{}",
-                    now.saturating_duration_since(plan.start).as_secs_f64(),
-                    rate,
-                    p99,
-                    all.error_count(),
-                    phase,
-                );
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-                last_total = total;
-                last_at = now;
-            }
         }
     }
 }
