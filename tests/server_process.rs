@@ -81,7 +81,7 @@ async fn get(c: &reqwest::Client, url: &str, key: &str) -> (u16, String) {
 async fn kill9_under_http_write_load_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    for round in 0..3 {
+    for round in 0..5 {
         let server = start(dir.path());
         let c = client();
         // Everything acknowledged in earlier rounds is still there.

@@ -205,7 +205,7 @@ async fn kill9_loses_no_acknowledged_write() {
     let rounds: u64 = std::env::var("TIERKV_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(25);
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path().to_path_buf();
     let mut total_acked = 0usize;
