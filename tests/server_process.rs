@@ -25,7 +25,12 @@ impl Drop for Server {
 /// Starts the server on a free port with a small memtable (so flushes run during the test)
 /// and returns once it prints its URL.
 fn start(data: &Path) -> Server {
+    start_with(data, &[])
+}
+
+fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .envs(env.iter().copied())
         .args([
             "dev",
             "--listen",
@@ -254,4 +259,98 @@ async fn idempotent_retry_after_kill9_restart_is_not_applied_twice() {
         .await
         .expect("put");
     assert_eq!(reused.status().as_u16(), 422);
+}
+
+/// A fake OTLP/HTTP collector: answers 200 to every request and counts `POST /v1/traces`
+/// requests with a protobuf body.
+async fn fake_collector() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
+    let exports = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = exports.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_lowercase();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    if text.starts_with("post /v1/traces")
+                        && text.contains("application/x-protobuf")
+                        && len > 0
+                    {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    buf.drain(..end + 4 + len);
+                }
+            });
+        }
+    });
+    (url, exports)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_configured() {
+    let (endpoint, exports) = fake_collector().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start_with(
+        dir.path(),
+        &[
+            ("TIERKV_TELEMETRY__OTLP_ENDPOINT", &endpoint),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let c = client();
+    for i in 0..5 {
+        let r = c
+            .put(format!("{}/v1/kv/o{i}", server.url))
+            .body("x")
+            .send()
+            .await
+            .expect("put");
+        assert!(r.status().is_success());
+    }
+    // Shutdown flushes the batch exporter.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "server did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        exports.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "no span batch reached the collector"
+    );
 }
