@@ -212,6 +212,8 @@ pub enum Condition {
     None,
     /// The key must not exist (no live value).
     MustNotExist,
+    /// The key must exist (a live value, any version).
+    MustExist,
     /// The key must exist with exactly this version.
     VersionIs(SeqNo),
     /// The key's newest version must be exactly this one and expired. Used by the TTL
@@ -234,6 +236,9 @@ pub struct WriteOp {
 pub struct WriteBatch {
     /// The writes, in any order; keys must be distinct.
     pub ops: Vec<WriteOp>,
+    /// Report each key's live version just before the batch applied (see
+    /// [`crate::shard::Shard::write_with_prior`]). Costs the lookup a condition costs.
+    pub report_prior: bool,
 }
 
 impl WriteBatch {
@@ -265,6 +270,13 @@ impl WriteBatch {
             mutation: Mutation::Delete { key: key.into() },
             condition: Condition::None,
         });
+        self
+    }
+
+    /// Asks for each key's prior live version.
+    #[must_use]
+    pub fn reporting_prior(mut self) -> Self {
+        self.report_prior = true;
         self
     }
 

@@ -22,9 +22,13 @@ pub trait Backend: Send + Sync + 'static {
     fn shard_count(&self) -> u32;
     /// The live entry of engine key `key` in `shard`.
     async fn get(&self, shard: ShardId, key: Bytes) -> Result<Option<Entry>, tierkv_engine::Error>;
-    /// Applies `batch` atomically in `shard`; returns its version.
-    async fn write(&self, shard: ShardId, batch: WriteBatch)
-    -> Result<SeqNo, tierkv_engine::Error>;
+    /// Applies `batch` atomically in `shard`; returns its version and, when
+    /// `batch.report_prior` is set, each op's prior live version (else empty).
+    async fn write(
+        &self,
+        shard: ShardId,
+        batch: WriteBatch,
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), tierkv_engine::Error>;
     /// Live entries of `shard` under engine prefix `prefix`, after `start_after`.
     async fn scan(
         &self,
@@ -142,8 +146,8 @@ impl Backend for LocalBackend {
         &self,
         shard: ShardId,
         batch: WriteBatch,
-    ) -> Result<SeqNo, tierkv_engine::Error> {
-        self.shard(shard)?.write(batch).await
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), tierkv_engine::Error> {
+        self.shard(shard)?.write_with_prior(batch).await
     }
 
     async fn scan(

@@ -1,10 +1,12 @@
 //! Single-key operations shared by `/v1/kv/{key}` and `/v1/batch`: conditional put and
 //! delete (with an optional idempotency record in the same engine batch) and get.
 //!
-//! A PUT answers 201 when it created the key and 200 when it replaced a live value. The
-//! engine does not report which, so the gateway reads the current version first and makes
-//! the write conditional on it (`VersionIs` / `MustNotExist`); if another writer got in
-//! between, it re-reads and retries (bounded; the last attempt writes unconditionally).
+//! A PUT answers 201 when it created the key and 200 when it replaced a live value. Without
+//! an `Idempotency-Key` this is one engine write that reports the key's prior version. With
+//! one, the status must be stored in the idempotency record, which is written in the same
+//! batch, so it has to be known first: the gateway reads the current version and makes the
+//! write conditional on it (`VersionIs` / `MustNotExist`); if another writer got in between,
+//! it re-reads and retries (bounded; the last attempt writes unconditionally).
 
 use std::time::Duration;
 
@@ -85,6 +87,16 @@ fn engine_condition(
     }
 }
 
+/// The engine condition for a client's precondition, without reading anything first.
+fn direct_condition(cond: UserCondition) -> Condition {
+    match cond {
+        UserCondition::None => Condition::None,
+        UserCondition::IfMatch(IfMatch::Version(v)) => Condition::VersionIs(SeqNo(v)),
+        UserCondition::IfMatch(IfMatch::Any) => Condition::MustExist,
+        UserCondition::IfNoneMatchAny => Condition::MustNotExist,
+    }
+}
+
 /// On a failed precondition: replay if a concurrent twin with the same idempotency key won,
 /// else the error.
 async fn precondition_or_replay(
@@ -142,6 +154,36 @@ pub(crate) async fn put(
         return Ok(WriteOutcome::from_replay(&r));
     }
     let dkey = keys::data_key(&req.key);
+    let put_op = |condition| WriteOp {
+        mutation: Mutation::Put {
+            key: dkey.clone(),
+            value: req.value.clone(),
+            content_type: req.content_type.clone(),
+            expires_at: req.expires_at,
+        },
+        condition,
+    };
+    let Some(idem) = idem else {
+        // One write; the engine says whether the key existed.
+        let batch = WriteBatch {
+            ops: vec![put_op(direct_condition(req.condition))],
+            report_prior: true,
+        };
+        return match state.backend().write(shard, batch).await {
+            Ok((seq, prior)) => Ok(WriteOutcome {
+                status: if prior.first().copied().flatten().is_some() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                },
+                version: seq.0,
+                expires_at: req.expires_at,
+            }),
+            Err(tierkv_engine::Error::ConditionFailed { .. }) => Err(PRECONDITION),
+            Err(e) => Err(e.into()),
+        };
+    };
+    let idem = Some(idem);
     for attempt in 0..PUT_ATTEMPTS {
         let cur = state
             .backend()
@@ -157,22 +199,17 @@ pub(crate) async fn put(
         } else {
             StatusCode::CREATED
         };
-        let mut batch = WriteBatch::new().op(
-            Mutation::Put {
-                key: dkey.clone(),
-                value: req.value.clone(),
-                content_type: req.content_type.clone(),
-                expires_at: req.expires_at,
-            },
-            condition,
-        );
+        let mut batch = WriteBatch {
+            ops: vec![put_op(condition)],
+            report_prior: false,
+        };
         if let Some(idem) = idem {
             batch
                 .ops
                 .push(idem.record_op(state, status.as_u16(), req.expires_at, None)?);
         }
         match state.backend().write(shard, batch).await {
-            Ok(seq) => {
+            Ok((seq, _)) => {
                 return Ok(WriteOutcome {
                     status,
                     version: seq.0,
@@ -211,25 +248,15 @@ pub(crate) async fn delete(
         return Ok(WriteOutcome::from_replay(&r));
     }
     let dkey = keys::data_key(key);
-    let condition = match if_match {
-        None => Condition::None,
-        Some(m) => {
-            let cur = state
-                .backend()
-                .get(shard, dkey.clone())
-                .await?
-                .map(|e| e.seq);
-            match engine_condition(UserCondition::IfMatch(m), cur, false) {
-                Ok(c) => c,
-                Err(e) => return precondition_or_replay(state, idem, shard, e).await,
-            }
-        }
-    };
+    let condition = if_match.map_or(Condition::None, |m| {
+        direct_condition(UserCondition::IfMatch(m))
+    });
     let mut batch = WriteBatch {
         ops: vec![WriteOp {
             mutation: Mutation::Delete { key: dkey },
             condition,
         }],
+        report_prior: false,
     };
     if let Some(idem) = idem {
         batch
@@ -237,7 +264,7 @@ pub(crate) async fn delete(
             .push(idem.record_op(state, StatusCode::NO_CONTENT.as_u16(), None, None)?);
     }
     match state.backend().write(shard, batch).await {
-        Ok(seq) => Ok(WriteOutcome {
+        Ok((seq, _)) => Ok(WriteOutcome {
             status: StatusCode::NO_CONTENT,
             version: seq.0,
             expires_at: None,

@@ -502,3 +502,42 @@ async fn garbage_is_collected_after_the_grace_period_only() {
         .expect("put");
     assert_eq!(s.collect_garbage().await.expect("gc"), 1);
 }
+
+#[tokio::test]
+async fn writes_report_the_prior_live_version_when_asked() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    let put = |k: &str, exp: Option<u64>| Mutation::Put {
+        key: Bytes::copy_from_slice(k.as_bytes()),
+        value: Bytes::from_static(b"v"),
+        content_type: None,
+        expires_at: exp,
+    };
+    let w = |m: Mutation| WriteBatch::new().op(m, Condition::None).reporting_prior();
+    let (v1, p) = s.write_with_prior(w(put("a", None))).await.expect("write");
+    assert_eq!(p, [None], "created");
+    let (v2, p) = s.write_with_prior(w(put("a", None))).await.expect("write");
+    assert_eq!(p, [Some(v1)], "replaced");
+    s.flush().await.expect("flush");
+    let (_, p) = s
+        .write_with_prior(w(Mutation::Delete {
+            key: Bytes::from_static(b"a"),
+        }))
+        .await
+        .expect("write");
+    assert_eq!(p, [Some(v2)], "prior read from a segment");
+    let (_, p) = s
+        .write_with_prior(w(put("a", Some(1_000_050))))
+        .await
+        .expect("write");
+    assert_eq!(p, [None], "deleted before");
+    env.clock.advance(100);
+    let (_, p) = s.write_with_prior(w(put("a", None))).await.expect("write");
+    assert_eq!(p, [None], "expired before");
+    let (_, p) = s
+        .write_with_prior(WriteBatch::new().put("b", "x"))
+        .await
+        .expect("write");
+    assert!(p.is_empty(), "not asked");
+}

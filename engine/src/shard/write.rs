@@ -94,6 +94,7 @@ fn check(key: &Bytes, cond: Condition, cur: Option<&Entry>, now: UnixMillis) -> 
     let ok = match cond {
         Condition::None => true,
         Condition::MustNotExist => live.is_none(),
+        Condition::MustExist => live.is_some(),
         Condition::VersionIs(v) => live == Some(v),
         Condition::ExpiredVersion(v) => cur.is_some_and(|e| e.seq == v && e.is_expired(now)),
     };
@@ -124,6 +125,15 @@ impl ShardInner {
 
     /// Applies a batch atomically; returns its version.
     pub(crate) async fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
+        self.write_with_prior(batch).await.map(|(seq, _)| seq)
+    }
+
+    /// Applies a batch atomically; returns its version and, if the batch asked for it
+    /// (`report_prior`), each op's prior live version (in op order; otherwise empty).
+    pub(crate) async fn write_with_prior(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>)> {
         self.check_writable()?;
         validate(&batch, self.opts.max_value_bytes)?;
         let unflushed = self.current_view().unflushed_bytes();
@@ -135,24 +145,28 @@ impl ShardInner {
                 limit: self.opts.max_unflushed_bytes as u64,
             });
         }
-        let conditional = batch.ops.iter().any(|o| o.condition != Condition::None);
+        let inspects =
+            |op: &crate::types::WriteOp| batch.report_prior || op.condition != Condition::None;
+        let reads = batch.ops.iter().any(inspects);
+        let mut prior = Vec::new();
         let (seq, durable) = loop {
+            prior.clear();
             let view = self.current_view();
             let mut base = Vec::with_capacity(batch.ops.len());
             for op in &batch.ops {
-                base.push(if op.condition == Condition::None {
-                    None
-                } else {
+                base.push(if inspects(op) {
                     view.seg_get(op.mutation.key()).await?
+                } else {
+                    None
                 });
             }
             let mut s = self.seq.lock();
-            if conditional && self.view.read().generation != view.generation {
+            if reads && self.view.read().generation != view.generation {
                 continue;
             }
             let now = self.clock.now_millis();
             for (op, base) in batch.ops.iter().zip(base) {
-                if op.condition == Condition::None {
+                if !inspects(op) {
                     continue;
                 }
                 let key = op.mutation.key();
@@ -163,6 +177,9 @@ impl ShardInner {
                     .or_else(|| view.mem_get(key))
                     .or(base);
                 check(key, op.condition, cur.as_ref(), now)?;
+                if batch.report_prior {
+                    prior.push(cur.filter(|e| e.is_live(now)).map(|e| e.seq));
+                }
             }
             let seq = s.next_seq;
             let entries: Vec<Entry> = batch
@@ -189,7 +206,7 @@ impl ShardInner {
             return Err(e);
         }
         self.apply_through(seq);
-        Ok(seq)
+        Ok((seq, prior))
     }
 
     /// Moves every pending batch with seq <= `upto` into the active memtable, in order.
@@ -252,6 +269,13 @@ impl super::Shard {
         self.inner.write(batch).await
     }
 
+    /// Like [`Shard::write`]; with `batch.report_prior` set, also returns each op's live
+    /// version just before the batch (None: the key was absent, deleted or expired), in op
+    /// order. This is how "created" and "replaced" are told apart without a separate read.
+    pub async fn write_with_prior(&self, batch: WriteBatch) -> Result<(SeqNo, Vec<Option<SeqNo>>)> {
+        self.inner.write_with_prior(batch).await
+    }
+
     /// Unconditional put.
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<SeqNo> {
         self.write(WriteBatch::new().put(key, value)).await
@@ -294,6 +318,10 @@ mod tests {
         assert!(check(&k, Condition::MustNotExist, Some(&tomb), 20).is_ok());
         assert!(check(&k, Condition::MustNotExist, Some(&expired), 20).is_ok());
         assert!(check(&k, Condition::MustNotExist, Some(&live), 20).is_err());
+        assert!(check(&k, Condition::MustExist, Some(&live), 20).is_ok());
+        assert!(check(&k, Condition::MustExist, Some(&expired), 20).is_err());
+        assert!(check(&k, Condition::MustExist, Some(&tomb), 20).is_err());
+        assert!(check(&k, Condition::MustExist, None, 20).is_err());
         assert!(check(&k, Condition::VersionIs(SeqNo(3)), Some(&live), 20).is_ok());
         assert!(check(&k, Condition::VersionIs(SeqNo(3)), Some(&expired), 20).is_err());
         assert!(check(&k, Condition::VersionIs(SeqNo(2)), Some(&live), 20).is_err());

@@ -232,7 +232,10 @@ pub(crate) async fn batch(
     let resp = run(&state, req).await;
     let text = serde_json::to_string(&resp).map_err(ApiError::internal)?;
     let op = idem.record_op(&state, StatusCode::OK.as_u16(), None, Some(text.clone()))?;
-    let write = tierkv_engine::types::WriteBatch { ops: vec![op] };
+    let write = tierkv_engine::types::WriteBatch {
+        ops: vec![op],
+        report_prior: false,
+    };
     if let Err(e) = state.backend().write(shard, write).await {
         tracing::warn!(error = %e, "could not record the batch idempotency key; a retry will run the batch again");
     }

@@ -52,7 +52,7 @@ impl Backend for TestBackend {
         &self,
         shard: ShardId,
         batch: WriteBatch,
-    ) -> Result<SeqNo, tierkv_engine::Error> {
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), tierkv_engine::Error> {
         self.inner.write(shard, batch).await
     }
     async fn scan(
