@@ -37,8 +37,10 @@ pub enum ErrorKind {
 }
 
 /// Engine errors.
+///
+/// Deliberately not `#[non_exhaustive]`: the gateway maps every variant to an HTTP status
+/// with one exhaustive match, so adding a variant fails to compile until it is classified.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A local file operation failed.
     #[error("{op} {path}: {source}")]
@@ -148,9 +150,9 @@ pub enum Error {
     },
 }
 
-/// Why a request was invalid. Each has a stable name for clients.
+/// Why a request was invalid. Each has a stable name for clients. Exhaustively matched by
+/// the gateway, like [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum InvalidReason {
     /// Key is empty.
     #[error("key is empty")]

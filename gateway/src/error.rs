@@ -306,7 +306,6 @@ impl ApiError {
                 InvalidReason::ContentTypeTooLong
                 | InvalidReason::DuplicateKey
                 | InvalidReason::ZeroLimit => Self::InvalidRequest { detail: cause },
-                _ => Self::InvalidRequest { detail: cause },
             },
             E::ConditionFailed { .. } => Self::PreconditionFailed {
                 detail: "the key's current version does not satisfy the condition",
@@ -317,7 +316,6 @@ impl ApiError {
             E::Closed => Self::ShuttingDown,
             E::Corrupt { .. } | E::UnsupportedVersion { .. } => Self::DataCorruption { cause },
             E::Io { .. } | E::Config { .. } | E::Invariant { .. } => Self::Internal { cause },
-            _ => Self::Internal { cause },
         }
     }
 }
