@@ -10,6 +10,7 @@
 //! l0_max = 12
 //! target_segment_bytes = 67108864
 //! obsolete_grace = "5m"
+//! orphan_min_age = "10m"
 //! manifest_keep = 20
 //! ttl_sweep_interval = "1s"
 //! ttl_max_deletes_per_sec = 1000
@@ -50,6 +51,12 @@ pub struct EngineOptions {
     /// Default: 5m.
     #[serde(with = "humantime_serde")]
     pub obsolete_grace: Duration,
+    /// Minimum age of an unreferenced segment before garbage collection deletes it as an
+    /// orphan. A segment is unreferenced for a moment between its upload and the manifest
+    /// publish, possibly by another (newer) writer of the shard, so this must exceed any
+    /// upload-to-publish delay. Default: 10m.
+    #[serde(with = "humantime_serde")]
+    pub orphan_min_age: Duration,
     /// Manifest versions kept in object storage. Default: 20.
     pub manifest_keep: usize,
     /// How often the TTL sweeper looks for expired entries. Default: 1s.
@@ -73,6 +80,7 @@ impl Default for EngineOptions {
             l0_max: 12,
             target_segment_bytes: 64 << 20,
             obsolete_grace: Duration::from_secs(300),
+            orphan_min_age: Duration::from_secs(600),
             manifest_keep: 20,
             ttl_sweep_interval: Duration::from_secs(1),
             ttl_max_deletes_per_sec: 1000,

@@ -345,6 +345,27 @@ impl ObjStore {
         Ok(v)
     }
 
+    /// Keys under `prefix` with their last-modified time (unix millis), sorted.
+    pub async fn list_modified(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let start = Instant::now();
+        let r: object_store::Result<Vec<_>> = self
+            .inner
+            .list(Some(&Path::from(prefix)))
+            .try_collect()
+            .await;
+        self.done(start, &r);
+        let mut v: Vec<(String, u64)> = r
+            .map_err(|e| Error::store("list", prefix, e))?
+            .into_iter()
+            .map(|m| {
+                let ms = u64::try_from(m.last_modified.timestamp_millis()).unwrap_or(0);
+                (m.location.to_string(), ms)
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         let start = Instant::now();

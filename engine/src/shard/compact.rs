@@ -10,7 +10,9 @@
 //!
 //! Garbage collection (on a timer) deletes obsolete segments past their grace period,
 //! segments that were uploaded but never published (a crash or failed publish between the
-//! two), and manifest versions beyond the newest `manifest_keep`.
+//! two) once they are older than `orphan_min_age` (younger ones may be a newer writer's
+//! upload awaiting its publish), and manifest versions beyond the newest `manifest_keep`.
+//! A fenced writer collects nothing.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -124,7 +126,11 @@ impl ShardInner {
     }
 
     /// Deletes what is no longer referenced; returns the number of segments deleted.
+    /// A fenced writer collects nothing: a newer writer owns the shard's objects.
     pub(crate) async fn collect_garbage(&self) -> Result<usize> {
+        if self.fenced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
         let now = self.clock.now_millis();
         let grace = u64::try_from(self.opts.obsolete_grace.as_millis()).unwrap_or(u64::MAX);
         let m = self.manifest.lock().await.clone();
@@ -154,13 +160,18 @@ impl ShardInner {
                 .map(|s| s.id)
                 .chain(m.obsolete.iter().map(|o| o.id))
                 .collect();
+            let min_age = u64::try_from(self.opts.orphan_min_age.as_millis()).unwrap_or(u64::MAX);
             let listed = self
                 .store
-                .list(&paths::segment_prefix(self.id), None)
+                .list_modified(&paths::segment_prefix(self.id))
                 .await?;
-            for (key, _) in listed {
+            for (key, modified) in listed {
+                // Young unreferenced segments may be another writer's upload awaiting its
+                // publish; only old ones are orphans.
+                let old_enough = now.saturating_sub(modified) >= min_age;
                 if let Some(id) = paths::parse_segment(self.id, &key)
                     && !referenced.contains(&id)
+                    && old_enough
                 {
                     self.store.delete(&key).await?;
                     deleted += 1;

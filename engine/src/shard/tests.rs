@@ -467,6 +467,7 @@ async fn garbage_is_collected_after_the_grace_period_only() {
     let mut env = Env::new();
     env.opts.l0_compaction_trigger = 10;
     env.opts.l0_max = 12;
+    env.opts.orphan_min_age = Duration::ZERO;
     let db = env.open().await;
     let s = shard(&db);
     for round in 0..4 {
@@ -540,4 +541,27 @@ async fn writes_report_the_prior_live_version_when_asked() {
         .await
         .expect("write");
     assert!(p.is_empty(), "not asked");
+}
+
+#[tokio::test]
+async fn young_unreferenced_segments_are_not_collected_and_fenced_writers_collect_nothing() {
+    let env = Env::new(); // orphan_min_age: the default 10 minutes
+    let old = env.open_at("wal-old", None).await;
+    // Another writer's upload that is not yet published looks like an orphan, but is young.
+    let young = paths::segment(S, crate::types::SegmentId(7));
+    env.store
+        .put(&young, Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    // The manual clock reads 1970, long before the object's modification time: age 0.
+    assert_eq!(shard(&old).collect_garbage().await.expect("gc"), 0);
+    assert!(env.store.get(&young).await.expect("get").is_some());
+    // Once fenced, a writer deletes nothing at all.
+    let _new = env.open_at("wal-new", None).await;
+    shard(&old).put("k", "v").await.expect("local append");
+    assert!(
+        shard(&old).flush().await.is_err(),
+        "old writer is fenced at its publish"
+    );
+    assert_eq!(shard(&old).collect_garbage().await.expect("gc"), 0);
 }

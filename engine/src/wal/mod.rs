@@ -286,7 +286,10 @@ impl Wal {
     pub fn release(&self, shard: ShardId, upto: SeqNo) {
         let shared = &self.inner.shared;
         let deletable = shared.files.lock().release(shard, upto);
-        if deletable && !shared.request_gc() {
+        // After `close` the directory may already belong to a new WAL (the next open, after
+        // a crash-like drop); a late release from a lingering task must not touch it. The
+        // files are deleted at that next open, once its shards release them again.
+        if deletable && !shared.request_gc() && !shared.queue.lock().closing {
             shared.delete_released();
         }
     }
