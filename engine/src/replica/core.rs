@@ -1,0 +1,571 @@
+//! The [`Replica`]: dispatch of inputs, persistence bookkeeping, timers and promises.
+//!
+//! Lifecycle: a replica starts as a follower from its durable state ([`Replica::new`]),
+//! refusing promises for one full lease (it may have acked a heartbeat just before it
+//! crashed). Without `Append`s for `lease + rank × rank_delay + jitter` it becomes a candidate
+//! (`candidate.rs`); a candidate that adopts a log becomes a recovering leader, then a
+//! serving leader once its barrier is committed (`leader.rs`). Any role falls back to
+//! follower on seeing a newer epoch.
+//!
+//! Invariants kept here:
+//! - `promised` only grows and is persisted before it is relied on: `Promised` answers wait
+//!   for the durable promise (`waiters`), and acks wait for durable records, which in a
+//!   single ordered WAL implies every earlier promise is durable too.
+//! - `durable_match()` is the highest seq up to which the durable log equals the in-memory
+//!   one: completed appends raise it, truncations (pending or done) cap it, and everything up
+//!   to the flushed base counts (it is in segments).
+
+use std::collections::VecDeque;
+
+use crate::error::{Error, Result};
+use crate::types::{Epoch, SeqNo};
+
+use super::candidate::CandidateState;
+use super::follower::FollowerState;
+use super::invariants::{self, Violation};
+use super::leader::LeaderState;
+use super::lease::PromiseWindow;
+use super::log::{BaseAdvance, Log};
+use super::{
+    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Record, Recovered, Role,
+};
+
+/// One replica of one shard. See the module docs of [`crate::replica`].
+#[derive(Debug)]
+pub struct Replica {
+    pub(super) cfg: Config,
+    /// Position of this node in `cfg.replicas`.
+    pub(super) rank: u64,
+    pub(super) log: Log,
+    /// Highest epoch promised (in memory; persisted before any answer relies on it).
+    pub(super) promised: Epoch,
+    pub(super) commit_seq: SeqNo,
+    pub(super) role: RoleState,
+    pub(super) persist: PersistQueue,
+    /// Our own lease promise (as follower, or as leader counting itself).
+    pub(super) window: PromiseWindow,
+    pub(super) leader_hint: Option<NodeId>,
+    pub(super) election_deadline: Millis,
+    /// Highest epoch heard of (claims lost, refusals), to claim above it.
+    pub(super) seen_epoch: Epoch,
+    pub(super) manifest_pending: bool,
+    /// Takeover attempts so far (varies the jitter).
+    pub(super) attempts: u64,
+    /// Candidates waiting for `Promised` once the promise of their epoch is durable.
+    pub(super) waiters: Vec<(Epoch, NodeId)>,
+    pub(super) out: Vec<Output>,
+}
+
+/// Role-specific state.
+#[derive(Debug)]
+pub(super) enum RoleState {
+    Follower(FollowerState),
+    Candidate(CandidateState),
+    Leader(LeaderState),
+}
+
+/// A persistence request not yet reported durable.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Pending {
+    Append { last: SeqNo },
+    Promise(Epoch),
+    Truncate { after: SeqNo },
+}
+
+/// Requests handed to the caller and what is known durable.
+#[derive(Debug, Default)]
+pub(super) struct PersistQueue {
+    next_id: u64,
+    pending: VecDeque<(PersistId, Pending)>,
+    /// End of the durable log (after the durable truncations).
+    durable_last: SeqNo,
+    pub(super) durable_promised: Epoch,
+}
+
+impl PersistQueue {
+    /// Highest seq up to which the durable log equals the in-memory log.
+    pub(super) fn durable_match(&self, base: SeqNo) -> SeqNo {
+        let mut m = self.durable_last;
+        for (_, p) in &self.pending {
+            if let Pending::Truncate { after } = p {
+                m = m.min(*after);
+            }
+        }
+        m.max(base)
+    }
+}
+
+impl Replica {
+    /// A replica restarting (or starting) at local time `now` from its durable state.
+    ///
+    /// Fails with [`Error::Config`] unless `me` is among the replicas, the replicas are
+    /// distinct and the quorum is a majority (`2W > N`, so quorums intersect).
+    pub fn new(cfg: Config, recovered: Recovered, now: Millis) -> Result<Self> {
+        let n = cfg.replicas.len();
+        let rank = cfg
+            .replicas
+            .iter()
+            .position(|r| *r == cfg.me)
+            .ok_or_else(|| Error::Config {
+                field: "replicas",
+                reason: format!("{} is not among the replicas", cfg.me),
+            })?;
+        let mut sorted = cfg.replicas.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != n {
+            return Err(Error::Config {
+                field: "replicas",
+                reason: "duplicate replica".to_owned(),
+            });
+        }
+        if cfg.quorum * 2 <= n || cfg.quorum > n {
+            return Err(Error::Config {
+                field: "quorum",
+                reason: format!("quorum {} is not a majority of {n}", cfg.quorum),
+            });
+        }
+        let log = Log::new(recovered.flushed_seq, recovered.flushed_epoch, recovered.records);
+        let promised = recovered.promised_epoch.max(log.last_epoch());
+        let mut r = Self {
+            rank: u64::try_from(rank).unwrap_or(u64::MAX),
+            commit_seq: log.base(),
+            promised,
+            persist: PersistQueue {
+                next_id: 0,
+                pending: VecDeque::new(),
+                durable_last: log.last_seq(),
+                durable_promised: promised,
+            },
+            log,
+            role: RoleState::Follower(FollowerState::default()),
+            window: PromiseWindow::until(now.plus(cfg.lease_duration)),
+            leader_hint: None,
+            election_deadline: now,
+            seen_epoch: promised,
+            manifest_pending: false,
+            attempts: 0,
+            waiters: Vec::new(),
+            out: Vec::new(),
+            cfg,
+        };
+        r.reset_election_timer(now);
+        Ok(r)
+    }
+
+    /// Processes one input at local time `now`; returns what the caller must do, in order.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        match input {
+            Input::Tick => self.on_tick(now),
+            Input::Message { from, msg } => self.on_message(now, from, msg),
+            Input::Persisted { id } => self.on_persisted(now, id),
+            Input::EpochClaimed { epoch, won } => self.on_epoch_claimed(now, epoch, won),
+            Input::ManifestLoaded {
+                flushed_seq,
+                flushed_epoch,
+            } => self.on_manifest(now, flushed_seq, flushed_epoch),
+            Input::Propose { entries } => self.on_propose(now, entries),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// The current role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        match &self.role {
+            RoleState::Follower(_) => Role::Follower,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(l) if l.serving => Role::Leader,
+            RoleState::Leader(_) => Role::Recovering,
+        }
+    }
+
+    /// The highest epoch this replica promised (a leader's own epoch).
+    #[must_use]
+    pub fn promised_epoch(&self) -> Epoch {
+        self.promised
+    }
+
+    /// The epoch this replica leads, if it is a (recovering or serving) leader.
+    #[must_use]
+    pub fn leader_epoch(&self) -> Option<Epoch> {
+        match &self.role {
+            RoleState::Leader(l) => Some(l.epoch),
+            _ => None,
+        }
+    }
+
+    /// Highest seq known committed here (applied or to be applied).
+    #[must_use]
+    pub fn commit_seq(&self) -> SeqNo {
+        self.commit_seq
+    }
+
+    /// The in-memory log (committed records are read from here to apply them).
+    #[must_use]
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The leader this replica last heard from (itself when leading).
+    #[must_use]
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+
+    /// Whether this replica may answer a strong read locally at `now`: it is the serving
+    /// leader (barrier committed) and its lease is valid.
+    #[must_use]
+    pub fn can_serve_strong_read(&self, now: Millis) -> bool {
+        match &self.role {
+            RoleState::Leader(l) => l.serving && self.lease_until(l).is_some_and(|t| now < t),
+            _ => false,
+        }
+    }
+
+    // ---- shared machinery ----
+
+    pub(super) fn send(&mut self, to: NodeId, msg: Msg) {
+        self.out.push(Output::Send { to, msg });
+    }
+
+    pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.cfg.me;
+        self.cfg.replicas.iter().copied().filter(move |r| *r != me)
+    }
+
+    pub(super) fn persist(&mut self, op: PersistOp) -> PersistId {
+        let id = PersistId(self.persist.next_id);
+        self.persist.next_id += 1;
+        let pending = match &op {
+            PersistOp::Append(records) => Pending::Append {
+                last: records.last().map_or(self.log.last_seq(), |r| r.seq),
+            },
+            PersistOp::Promise(e) => Pending::Promise(*e),
+            PersistOp::Truncate { after } => Pending::Truncate { after: *after },
+        };
+        self.persist.pending.push_back((id, pending));
+        self.out.push(Output::Persist { id, op });
+        id
+    }
+
+    pub(super) fn durable_match(&self) -> SeqNo {
+        self.persist.durable_match(self.log.base())
+    }
+
+    /// Records a broken safety rule: logged, and fatal in debug builds.
+    pub(super) fn violated(&self, v: Violation) {
+        tracing::error!(shard = %self.cfg.shard, node = %self.cfg.me, rule = v.0, "replica invariant violated");
+        debug_assert!(false, "replica {} invariant violated: {}", self.cfg.me, v.0);
+    }
+
+    pub(super) fn role_changed(&mut self) {
+        let role = self.role();
+        self.out.push(Output::RoleChanged {
+            role,
+            epoch: self.promised,
+        });
+    }
+
+    pub(super) fn reset_election_timer(&mut self, now: Millis) {
+        let rank_wait = self.cfg.rank_delay.0.saturating_mul(self.rank);
+        let jitter = if self.cfg.max_jitter.0 == 0 {
+            0
+        } else {
+            splitmix64((u64::from(self.cfg.me.0) << 32) ^ self.attempts) % self.cfg.max_jitter.0
+        };
+        let t = now
+            .plus(self.cfg.lease_duration)
+            .plus(Millis(rank_wait))
+            .plus(Millis(jitter));
+        self.election_deadline = t.max(self.window.end());
+    }
+
+    pub(super) fn become_follower(&mut self, now: Millis) {
+        if !matches!(self.role, RoleState::Follower(_)) {
+            if matches!(self.role, RoleState::Leader(_)) {
+                self.leader_hint = None;
+            }
+            self.role = RoleState::Follower(FollowerState::default());
+            self.role_changed();
+        }
+        self.reset_election_timer(now);
+    }
+
+    /// Raises the promise to `epoch` (in memory now, durably via the returned request).
+    pub(super) fn raise_promise(&mut self, epoch: Epoch) {
+        debug_assert!(epoch > self.promised);
+        self.promised = epoch;
+        self.seen_epoch = self.seen_epoch.max(epoch);
+        if let RoleState::Follower(f) = &mut self.role {
+            f.acks.clear();
+        }
+        self.persist(PersistOp::Promise(epoch));
+    }
+
+    /// Sets the commit point (and tells the caller) if it moves forward.
+    pub(super) fn commit_to(&mut self, upto: SeqNo) {
+        if upto <= self.commit_seq {
+            return;
+        }
+        if let Err(v) = invariants::commit_monotonic(self.commit_seq, upto, self.log.last_seq()) {
+            self.violated(v);
+            return;
+        }
+        self.commit_seq = upto;
+        self.out.push(Output::Committed { upto });
+    }
+
+    /// Merges `records` (contiguous, from a writer of `writer_epoch` whose log matches ours
+    /// just before them) into the log: identical records are kept, the first conflicting one
+    /// truncates our older-epoch tail, the rest is appended and persisted. Returns false if
+    /// a truncation would break a safety rule (the records are then ignored).
+    pub(super) fn merge(&mut self, records: Vec<Record>, writer_epoch: Epoch) -> bool {
+        let mut appended = Vec::new();
+        for r in records {
+            if r.seq <= self.log.base() {
+                continue;
+            }
+            if appended.is_empty() && r.seq <= self.log.last_seq() {
+                if self.log.get(r.seq).is_some_and(|m| m.epoch == r.epoch) {
+                    continue;
+                }
+                let after = SeqNo(r.seq.0 - 1);
+                let removed = self.log.truncate_after(after);
+                if let Err(v) = invariants::truncation_allowed(&removed, writer_epoch, self.commit_seq) {
+                    self.violated(v);
+                    for x in removed {
+                        self.log.push(x);
+                    }
+                    return false;
+                }
+                self.persist(PersistOp::Truncate { after });
+            }
+            if !self.log.push(r.clone()) {
+                self.violated(Violation("merged records are not contiguous"));
+                break;
+            }
+            appended.push(r);
+        }
+        if !appended.is_empty() {
+            self.persist(PersistOp::Append(appended));
+        }
+        true
+    }
+
+    /// Applies a manifest's flushed prefix to the log.
+    pub(super) fn apply_base(&mut self, seq: SeqNo, epoch: Epoch) {
+        match self.log.advance_base(seq, epoch) {
+            BaseAdvance::Unchanged => return,
+            BaseAdvance::Dropped => {}
+            BaseAdvance::DroppedAndTruncated => {
+                self.persist(PersistOp::Truncate { after: seq });
+            }
+        }
+        // Everything up to the base is in segments: committed, and applied by reloading
+        // the manifest's segment list.
+        self.commit_seq = self.commit_seq.max(seq);
+        if let RoleState::Leader(l) = &mut self.role {
+            for p in l.peers.values_mut() {
+                p.next_seq = p.next_seq.max(seq.next());
+            }
+        }
+    }
+
+    // ---- inputs ----
+
+    fn on_tick(&mut self, now: Millis) {
+        match &self.role {
+            RoleState::Follower(_) => {
+                if now >= self.election_deadline {
+                    self.start_takeover(now);
+                }
+            }
+            RoleState::Candidate(_) => self.candidate_tick(now),
+            RoleState::Leader(_) => self.leader_tick(now),
+        }
+    }
+
+    fn on_message(&mut self, now: Millis, from: NodeId, msg: Msg) {
+        if from == self.cfg.me || !self.cfg.replicas.contains(&from) {
+            return;
+        }
+        match msg {
+            Msg::Append { .. } => self.on_append(now, from, msg),
+            Msg::Ack {
+                epoch,
+                last_seq,
+                sent_at,
+            } => self.on_ack(now, from, epoch, last_seq, sent_at),
+            Msg::Gap { epoch, last_seq } => self.on_gap(now, from, epoch, last_seq),
+            Msg::Promise { epoch } => self.on_promise(now, from, epoch),
+            Msg::Promised {
+                epoch,
+                last_epoch,
+                last_seq,
+            } => self.on_promised(now, from, epoch, (last_epoch, last_seq)),
+            Msg::Refused {
+                promised_epoch,
+                lease_remaining,
+            } => {
+                self.seen_epoch = self.seen_epoch.max(promised_epoch);
+                match &self.role {
+                    RoleState::Leader(l) if promised_epoch > l.epoch => self.become_follower(now),
+                    RoleState::Candidate(_) => {
+                        self.on_refused(now, from, promised_epoch, lease_remaining);
+                    }
+                    _ => {}
+                }
+            }
+            Msg::Fetch { epoch, after_seq } => self.on_fetch(from, epoch, after_seq),
+            Msg::Records {
+                epoch,
+                prev_seq,
+                prev_epoch,
+                records,
+            } => self.on_records(now, from, epoch, prev_seq, prev_epoch, records),
+        }
+    }
+
+    fn on_persisted(&mut self, now: Millis, id: PersistId) {
+        let mut promise_done = None;
+        while let Some((pid, p)) = self.persist.pending.front().copied() {
+            if pid > id {
+                break;
+            }
+            self.persist.pending.pop_front();
+            match p {
+                Pending::Append { last } => self.persist.durable_last = last,
+                Pending::Truncate { after } => {
+                    self.persist.durable_last = self.persist.durable_last.min(after);
+                }
+                Pending::Promise(e) => {
+                    self.persist.durable_promised = self.persist.durable_promised.max(e);
+                    promise_done = Some(e);
+                }
+            }
+        }
+        if promise_done.is_some() {
+            self.answer_waiters();
+            self.on_own_promise_durable(now);
+        }
+        match &self.role {
+            RoleState::Follower(_) => self.flush_acks(),
+            RoleState::Leader(_) => self.advance_commit(now),
+            RoleState::Candidate(_) => {}
+        }
+    }
+
+    /// Sends `Promised` to candidates whose epoch is now durably promised.
+    fn answer_waiters(&mut self) {
+        let durable = self.persist.durable_promised;
+        let waiters = std::mem::take(&mut self.waiters);
+        for (e, to) in waiters {
+            if e != self.promised {
+                continue; // promised something newer meanwhile
+            }
+            if e <= durable {
+                self.answer_promise(to, e);
+            } else {
+                self.waiters.push((e, to));
+            }
+        }
+    }
+
+    pub(super) fn answer_promise(&mut self, to: NodeId, epoch: Epoch) {
+        #[cfg(test)]
+        let skip = self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise);
+        #[cfg(not(test))]
+        let skip = false;
+        if !skip {
+            if let Err(v) = invariants::promise_durable_before_answer(self.persist.durable_promised, epoch) {
+                self.violated(v);
+                return;
+            }
+        }
+        let msg = Msg::Promised {
+            epoch,
+            last_epoch: self.log.last_epoch(),
+            last_seq: self.log.last_seq(),
+        };
+        self.send(to, msg);
+    }
+
+    fn on_promise(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
+        if epoch < self.promised {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: Millis(0),
+            };
+            self.send(from, msg);
+            return;
+        }
+        if epoch == self.promised {
+            // Epochs are claimed create-only, so only `from` can ask for this one: this is
+            // a retransmission.
+            if self.persist.durable_promised >= epoch {
+                self.answer_promise(from, epoch);
+            } else if !self.waiters.contains(&(epoch, from)) {
+                self.waiters.push((epoch, from));
+            }
+            return;
+        }
+        #[cfg(test)]
+        let ignore_lease = self.cfg.bug == Some(super::tests::Bug::IgnoreLeasePromise);
+        #[cfg(not(test))]
+        let ignore_lease = false;
+        if self.window.holds(now) && !ignore_lease {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: self.window.remaining(now),
+            };
+            self.send(from, msg);
+            return;
+        }
+        self.become_follower(now);
+        self.raise_promise(epoch);
+        #[cfg(test)]
+        if self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise) {
+            self.answer_promise(from, epoch);
+            return;
+        }
+        self.waiters.push((epoch, from));
+    }
+
+    fn on_fetch(&mut self, from: NodeId, epoch: Epoch, after_seq: SeqNo) {
+        if epoch < self.promised {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: Millis(0),
+            };
+            self.send(from, msg);
+            return;
+        }
+        if epoch > self.promised {
+            return; // we never promised it: not an adopter's request
+        }
+        let prev = after_seq.max(self.log.base()).min(self.log.last_seq());
+        let records = self.log.range(prev, self.log.last_seq()).cloned().collect();
+        let msg = Msg::Records {
+            epoch,
+            prev_seq: prev,
+            prev_epoch: self.log.epoch_at(prev).unwrap_or(self.log.base_epoch()),
+            records,
+        };
+        self.send(from, msg);
+    }
+
+    fn on_manifest(&mut self, now: Millis, flushed_seq: SeqNo, flushed_epoch: Epoch) {
+        self.manifest_pending = false;
+        self.apply_base(flushed_seq, flushed_epoch);
+        self.candidate_manifest_loaded(now);
+    }
+}
+
+/// A fixed pseudo-random permutation of u64 (for jitter without an RNG).
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}

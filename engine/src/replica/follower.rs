@@ -1,0 +1,177 @@
+//! Following a leader: accepting `Append`s and acking them once durable.
+//!
+//! An `Append{epoch e, prev_seq p, prev_epoch pe, records}` is accepted iff
+//! - `e >= promised` (else `Refused`: this is what fences a deposed leader), raising and
+//!   persisting the promise when `e` is newer;
+//! - our log matches the leader's at `p`: `p` is at or below our flushed base (committed,
+//!   identical everywhere), or our record at `p` has epoch `pe` (two records with the same
+//!   seq and epoch are the same record: one leader per epoch, and it never reuses a seq).
+//!   Otherwise we answer `Gap` with where to resume.
+//!
+//! Then identical records are skipped, the first conflicting one truncates our tail (only
+//! uncommitted records of older epochs can conflict: checked by
+//! [`super::invariants::truncation_allowed`]), and the rest is appended. The ack for
+//! `p + records.len()` goes out once that prefix is durable; it echoes the newest `sent_at`
+//! it covers (the leader's lease counts from it). Our own lease promise starts at receipt.
+//!
+//! The commit point learned from the leader is capped at the prefix just matched, so a
+//! follower never applies a record that is not the leader's.
+
+use crate::types::{Epoch, SeqNo};
+
+use super::core::{Replica, RoleState};
+use super::invariants;
+use super::{Millis, Msg, NodeId, Output};
+
+/// An ack waiting for its records to be durable.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingAck {
+    leader: NodeId,
+    epoch: Epoch,
+    last_seq: SeqNo,
+    sent_at: Millis,
+}
+
+/// Follower state.
+#[derive(Debug, Default)]
+pub(super) struct FollowerState {
+    pub(super) acks: Vec<PendingAck>,
+}
+
+/// Whether `records` are contiguous from `prev + 1` with epochs in order and `<= epoch`.
+fn well_formed(prev: SeqNo, prev_epoch: Epoch, epoch: Epoch, records: &[super::Record]) -> bool {
+    let mut seq = prev;
+    let mut last_epoch = prev_epoch;
+    for r in records {
+        if r.seq != seq.next() || r.epoch < last_epoch || r.epoch > epoch {
+            return false;
+        }
+        seq = r.seq;
+        last_epoch = r.epoch;
+    }
+    prev_epoch <= epoch
+}
+
+impl Replica {
+    pub(super) fn on_append(&mut self, now: Millis, from: NodeId, msg: Msg) {
+        let Msg::Append {
+            epoch,
+            prev_seq,
+            prev_epoch,
+            records,
+            commit_seq,
+            flushed_seq,
+            sent_at,
+        } = msg
+        else {
+            return;
+        };
+        if epoch < self.promised {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: Millis(0),
+            };
+            self.send(from, msg);
+            return;
+        }
+        if !well_formed(prev_seq, prev_epoch, epoch, &records) {
+            return;
+        }
+        match &self.role {
+            // One leader per epoch: an Append of our own epoch from elsewhere is impossible.
+            RoleState::Leader(l) if l.epoch == epoch => return,
+            RoleState::Candidate(c) if c.epoch() == Some(epoch) => return,
+            _ => {}
+        }
+        if let Err(v) = invariants::append_not_stale(self.promised, epoch) {
+            self.violated(v);
+            return;
+        }
+        self.become_follower(now);
+        if epoch > self.promised {
+            self.raise_promise(epoch);
+        }
+        self.leader_hint = Some(from);
+        self.window.extend(now, self.cfg.lease_duration);
+        self.reset_election_timer(now);
+        if flushed_seq > self.log.base() && !self.manifest_pending {
+            self.manifest_pending = true;
+            self.out.push(Output::LoadManifest);
+        }
+
+        // Prefix check.
+        if prev_seq > self.log.base() {
+            match self.log.epoch_at(prev_seq) {
+                None => {
+                    let msg = Msg::Gap {
+                        epoch,
+                        last_seq: self.log.last_seq(),
+                    };
+                    self.send(from, msg);
+                    return;
+                }
+                Some(mine) if mine != prev_epoch => {
+                    let resume = self.log.before_epoch_run(prev_seq).max(self.commit_seq);
+                    let msg = Msg::Gap {
+                        epoch,
+                        last_seq: resume.min(SeqNo(prev_seq.0 - 1)),
+                    };
+                    self.send(from, msg);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+
+        let matched = SeqNo(prev_seq.0 + records.len() as u64).max(self.log.base());
+        if !self.merge(records, epoch) {
+            return;
+        }
+        self.commit_to(commit_seq.min(matched));
+        if let RoleState::Follower(f) = &mut self.role {
+            f.acks.push(PendingAck {
+                leader: from,
+                epoch,
+                last_seq: matched,
+                sent_at,
+            });
+        }
+        self.flush_acks();
+    }
+
+    /// Sends one ack covering every pending ack whose prefix is now durable.
+    pub(super) fn flush_acks(&mut self) {
+        let durable = self.durable_match();
+        let promised = self.promised;
+        let RoleState::Follower(f) = &mut self.role else {
+            return;
+        };
+        let mut best: Option<PendingAck> = None;
+        f.acks.retain(|a| {
+            if a.epoch != promised {
+                return false;
+            }
+            if a.last_seq > durable {
+                return true;
+            }
+            best = Some(match best {
+                None => *a,
+                Some(b) => PendingAck {
+                    leader: a.leader,
+                    epoch: a.epoch,
+                    last_seq: b.last_seq.max(a.last_seq),
+                    sent_at: b.sent_at.max(a.sent_at),
+                },
+            });
+            false
+        });
+        if let Some(a) = best {
+            let msg = Msg::Ack {
+                epoch: a.epoch,
+                last_seq: a.last_seq,
+                sent_at: a.sent_at,
+            };
+            self.send(a.leader, msg);
+        }
+    }
+}

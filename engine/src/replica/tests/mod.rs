@@ -1,0 +1,17 @@
+//! Tests of the replication core: message codec, unit tests of single replicas, and the
+//! deterministic cluster simulator with its auditor.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// Deliberate protocol bugs, switched on per test to show the simulator catches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bug {
+    /// Answer `Promised` before the promise is durable.
+    SkipDurablePromise,
+    /// Adopt the log with the smallest `(last_epoch, last_seq)` instead of the greatest.
+    AdoptShortestLog,
+    /// Grant promises while the lease promise still holds.
+    IgnoreLeasePromise,
+}
+
+mod codec;
+mod unit;
