@@ -110,13 +110,12 @@ impl Replica {
         for p in peers {
             self.send(p, Msg::Promise { epoch });
         }
-        if let RoleState::Candidate(c) = &mut self.role {
-            if let Phase::Promising { retry_at, .. } = &mut c.phase {
+        if let RoleState::Candidate(c) = &mut self.role
+            && let Phase::Promising { retry_at, .. } = &mut c.phase {
                 for p in self.cfg.replicas.iter().filter(|r| **r != self.cfg.me) {
                     retry_at.insert(*p, now.plus(self.cfg.heartbeat_interval));
                 }
             }
-        }
     }
 
     /// Our own promise became durable: count it.
@@ -130,11 +129,9 @@ impl Replica {
         if let Phase::Promising {
             epoch, promises, ..
         } = &mut c.phase
-        {
-            if *epoch <= durable {
+            && *epoch <= durable {
                 promises.insert(me, end);
             }
-        }
         self.check_promise_quorum(now);
     }
 
@@ -145,11 +142,9 @@ impl Replica {
         if let Phase::Promising {
             epoch, promises, ..
         } = &mut c.phase
-        {
-            if *epoch == e {
+            && *epoch == e {
                 promises.insert(from, end);
             }
-        }
         self.check_promise_quorum(now);
     }
 
@@ -164,11 +159,10 @@ impl Replica {
             self.become_follower(now);
             return;
         }
-        if let Phase::Promising { retry_at, .. } = &mut c.phase {
-            if remaining > Millis(0) {
+        if let Phase::Promising { retry_at, .. } = &mut c.phase
+            && remaining > Millis(0) {
                 retry_at.insert(from, now.plus(remaining));
             }
-        }
     }
 
     fn check_promise_quorum(&mut self, now: Millis) {

@@ -477,12 +477,11 @@ impl Replica {
         let skip = self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise);
         #[cfg(not(test))]
         let skip = false;
-        if !skip {
-            if let Err(v) = invariants::promise_durable_before_answer(self.persist.durable_promised, epoch) {
+        if !skip
+            && let Err(v) = invariants::promise_durable_before_answer(self.persist.durable_promised, epoch) {
                 self.violated(v);
                 return;
             }
-        }
         let msg = Msg::Promised {
             epoch,
             last_epoch: self.log.last_epoch(),

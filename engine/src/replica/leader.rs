@@ -131,11 +131,10 @@ impl Replica {
     }
 
     pub(super) fn leader_tick(&mut self, now: Millis) {
-        if let RoleState::Leader(l) = &self.role {
-            if now >= l.next_heartbeat {
+        if let RoleState::Leader(l) = &self.role
+            && now >= l.next_heartbeat {
                 self.heartbeat(now);
             }
-        }
     }
 
     fn heartbeat(&mut self, now: Millis) {
@@ -253,12 +252,11 @@ impl Replica {
             return; // adopted records commit only through the barrier
         }
         self.commit_to(candidate);
-        if let RoleState::Leader(l) = &mut self.role {
-            if !l.serving && self.commit_seq >= l.barrier_seq {
+        if let RoleState::Leader(l) = &mut self.role
+            && !l.serving && self.commit_seq >= l.barrier_seq {
                 l.serving = true;
                 self.role_changed();
             }
-        }
     }
 
     pub(super) fn lease_until(&self, l: &LeaderState) -> Option<Millis> {

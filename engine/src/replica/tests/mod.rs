@@ -15,3 +15,6 @@ pub(crate) enum Bug {
 
 mod codec;
 mod unit;
+mod auditor;
+mod sim;
+mod sim_tests;
