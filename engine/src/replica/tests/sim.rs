@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::replica::msg::{decode, encode};
 use crate::replica::{
-    Config, Input, Millis, NodeId, Output, PersistId, PersistOp, Record, Recovered,
+    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Record, Recovered,
     RejectReason, Replica, Role,
 };
 use crate::types::{Entry, EntryKind, Epoch, SeqNo, ShardId};
@@ -37,6 +37,8 @@ use super::auditor::Auditor;
 
 const SHARD: ShardId = ShardId(3);
 const MS: u64 = 1000;
+/// `Ev::Crash(ANY)` picks its victim when it fires.
+const ANY: usize = usize::MAX;
 
 /// Shape of one simulated run.
 #[derive(Debug, Clone)]
@@ -58,9 +60,9 @@ impl Params {
         Self {
             n: 3,
             quorum: 2,
-            clients: 2,
-            faults_until: 12_000 * MS,
-            end: 18_000 * MS,
+            clients: 3,
+            faults_until: 20_000 * MS,
+            end: 26_000 * MS,
             max_steps: 40_000,
             bug: None,
         }
@@ -82,6 +84,33 @@ pub(crate) struct Outcome {
     pub(crate) acked: usize,
     pub(crate) safety: Vec<String>,
     pub(crate) liveness: Vec<String>,
+    pub(crate) stats: Stats,
+}
+
+/// Counts of interesting events, to show what a run exercised.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) crashes: u64,
+    pub(crate) leaders: u64,
+    pub(crate) truncations: u64,
+    pub(crate) flushes: u64,
+    pub(crate) manifest_loads: u64,
+    pub(crate) gaps: u64,
+    pub(crate) refusals: u64,
+    pub(crate) lost_unpersisted: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Self) {
+        self.crashes += o.crashes;
+        self.leaders += o.leaders;
+        self.truncations += o.truncations;
+        self.flushes += o.flushes;
+        self.manifest_loads += o.manifest_loads;
+        self.gaps += o.gaps;
+        self.refusals += o.refusals;
+        self.lost_unpersisted += o.lost_unpersisted;
+    }
 }
 
 #[derive(Debug)]
@@ -155,6 +184,7 @@ pub(crate) struct Sim {
     pub(crate) audit: Auditor,
     trace: u64,
     healed: bool,
+    stats: Stats,
 }
 
 impl Sim {
@@ -194,6 +224,7 @@ impl Sim {
             audit,
             trace: seed,
             healed: false,
+            stats: Stats::default(),
         };
         for i in 0..sim.p.n {
             sim.start(i);
@@ -266,6 +297,8 @@ impl Sim {
         n.inc += 1;
         n.rep = None;
         let keep = self.rng.random_range(0..=n.pending.len());
+        self.stats.crashes += 1;
+        self.stats.lost_unpersisted += (n.pending.len() - keep) as u64;
         let ops: Vec<PersistOp> = n.pending.drain(..).take(keep).map(|(_, op)| op).collect();
         for op in ops {
             self.apply_durable(i, op);
@@ -302,11 +335,25 @@ impl Sim {
         for o in outs {
             match o {
                 Output::Send { to, msg } => {
+                    self.check_send(i, &msg);
                     let bytes = encode(SHARD, NodeId(i as u32 + 1), &msg);
                     self.send(i, to.0 as usize - 1, bytes);
                 }
                 Output::Persist { id, op } => {
                     self.mix(id.0);
+                    // Failpoints: crash between issuing a write and its fsync.
+                    let p = match op {
+                        PersistOp::Promise(_) => 0.15,
+                        PersistOp::Truncate { .. } => 0.15,
+                        PersistOp::Append(_) => 0.003,
+                    };
+                    if self.faulty() && self.rng.random_bool(p) {
+                        let t = self.now + self.rng.random_range(0..2000);
+                        self.at(t, Ev::Crash(i));
+                    }
+                    if matches!(op, PersistOp::Truncate { .. }) {
+                        self.stats.truncations += 1;
+                    }
                     let n = &mut self.nodes[i];
                     n.pending.push_back((id, op));
                     let d = self.rng.random_range(200..3000);
@@ -327,6 +374,7 @@ impl Sim {
                     }
                 }
                 Output::LoadManifest => {
+                    self.stats.manifest_loads += 1;
                     let inc = self.nodes[i].inc;
                     if !(self.faulty() && self.rng.random_bool(0.05)) {
                         let t = self.now + self.rng.random_range(2 * MS..30 * MS);
@@ -354,6 +402,9 @@ impl Sim {
                 }
                 Output::RoleChanged { role, epoch } => {
                     self.mix(epoch.0 * 4 + role as u64);
+                    if role == Role::Recovering {
+                        self.stats.leaders += 1;
+                    }
                     if role == Role::Leader {
                         self.store.manifest_epoch = self.store.manifest_epoch.max(epoch);
                     }
@@ -362,6 +413,26 @@ impl Sim {
                     self.audit.on_role(i, rep, role, epoch, self.now, segments);
                 }
             }
+        }
+    }
+
+    /// Rules checked on the sender's ground truth (durable state) as messages leave it.
+    fn check_send(&mut self, i: usize, msg: &Msg) {
+        let d = &self.nodes[i].durable;
+        match msg {
+            Msg::Gap { .. } => self.stats.gaps += 1,
+            Msg::Refused { .. } => self.stats.refusals += 1,
+            Msg::Promised { epoch, .. } if d.promised < *epoch => {
+                let what = format!("n{} answered Promised({epoch}) before the promise was durable", i + 1);
+                self.audit.safety(what);
+            }
+            Msg::Ack { last_seq, .. }
+                if *last_seq > self.store.flushed && !d.records.contains_key(&last_seq.0) =>
+            {
+                let what = format!("n{} acked seq {last_seq} that is not durable", i + 1);
+                self.audit.safety(what);
+            }
+            _ => {}
         }
     }
 
@@ -480,6 +551,7 @@ impl Sim {
             let Some(last) = records.last() else { continue };
             let fe = last.epoch;
             self.audit.on_flush(&records);
+            self.stats.flushes += 1;
             self.store.flushed = f;
             self.store.flushed_epoch = fe;
             self.feed(i, Input::ManifestLoaded { flushed_seq: f, flushed_epoch: fe }, None);
@@ -495,7 +567,13 @@ impl Sim {
         let n = self.p.n;
         match self.rng.random_range(0..4) {
             0 => {
-                let v = self.rng.random_range(0..n);
+                let leader = (0..n).find(|j| {
+                    self.nodes[*j].rep.as_ref().is_some_and(|r| r.leader_epoch().is_some())
+                });
+                let v = match leader {
+                    Some(l) if self.rng.random_bool(0.5) => l,
+                    _ => self.rng.random_range(0..n),
+                };
                 for (i, node) in self.nodes.iter_mut().enumerate() {
                     node.group = u32::from(i == v);
                 }
@@ -511,12 +589,11 @@ impl Sim {
                 }
             }
         }
-        let t = self.now + self.rng.random_range(300 * MS..3000 * MS);
+        let t = self.now + self.rng.random_range(300 * MS..4000 * MS);
         self.at(t, Ev::Partition);
-        if self.rng.random_bool(0.4) {
-            let v = self.rng.random_range(0..n);
+        if self.rng.random_bool(0.6) {
             let t = self.now + self.rng.random_range(0..1000 * MS);
-            self.at(t, Ev::Crash(v));
+            self.at(t, Ev::Crash(ANY));
         }
     }
 
@@ -580,6 +657,18 @@ impl Sim {
                 if self.healed {
                     return;
                 }
+                let i = if i == ANY {
+                    // Half of the random crashes hit a leader, if there is one.
+                    let leader = (0..self.p.n).find(|j| {
+                        self.nodes[*j].rep.as_ref().is_some_and(|r| r.leader_epoch().is_some())
+                    });
+                    match leader {
+                        Some(l) if self.rng.random_bool(0.5) => l,
+                        _ => self.rng.random_range(0..self.p.n),
+                    }
+                } else {
+                    i
+                };
                 self.mix(100 + i as u64);
                 self.crash(i);
                 let t = self.now + self.rng.random_range(100 * MS..3000 * MS);
@@ -635,6 +724,7 @@ impl Sim {
             acked: self.audit.acked_count(),
             safety: self.audit.safety_violations().to_vec(),
             liveness: self.audit.liveness_violations().to_vec(),
+            stats: self.stats,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use super::Bug;
-use super::sim::{Outcome, Params, Sim};
+use super::sim::{Outcome, Params, Sim, Stats};
 
 /// Runs one seed; a panic in the core (a violated invariant) counts as a safety violation.
 fn run_seed(p: &Params, seed: u64) -> Outcome {
@@ -23,6 +23,7 @@ fn run_seed(p: &Params, seed: u64) -> Outcome {
                 acked: 0,
                 safety: vec![format!("panic: {what}")],
                 liveness: Vec::new(),
+                stats: Stats::default(),
             }
         }
     }
@@ -31,6 +32,7 @@ fn run_seed(p: &Params, seed: u64) -> Outcome {
 fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
     let start = Instant::now();
     let (mut steps, mut acked) = (0, 0);
+    let mut stats = Stats::default();
     for seed in seeds.clone() {
         let o = run_seed(p, seed);
         if !o.safety.is_empty() || !o.liveness.is_empty() {
@@ -39,9 +41,10 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
         }
         steps += o.steps;
         acked += o.acked;
+        stats += o.stats;
     }
     eprintln!(
-        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}",
+        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}, {stats:?}",
         p.n,
         seeds,
         start.elapsed()
@@ -88,7 +91,13 @@ fn finds_bug(bug: Bug, max_seeds: u64) -> Option<u64> {
         bug: Some(bug),
         ..Params::n3()
     };
-    (0..max_seeds).find(|seed| !run_seed(&p, *seed).safety.is_empty())
+    (0..max_seeds).find(|seed| {
+        let o = run_seed(&p, *seed);
+        if let Some(v) = o.safety.first() {
+            eprintln!("{bug:?}: seed {seed} violates: {v}");
+        }
+        !o.safety.is_empty()
+    })
 }
 
 #[test]
