@@ -68,8 +68,7 @@ impl Replica {
             phase: Phase::LoadingManifest,
         });
         self.leader_hint = None;
-        self.manifest_pending = true;
-        self.out.push(Output::LoadManifest);
+        self.request_manifest(now, true);
         self.role_changed();
     }
 
@@ -246,8 +245,7 @@ impl Replica {
             // The sender's flushed base is ahead of ours (we asked from our commit point):
             // it is a manifest's committed prefix, so we may adopt it as ours.
             self.apply_base(prev_seq, prev_epoch);
-            self.manifest_pending = true;
-            self.out.push(Output::LoadManifest);
+            self.request_manifest(now, true);
         }
         if !self.merge(records, epoch) {
             self.become_follower(now);

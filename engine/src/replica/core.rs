@@ -48,7 +48,9 @@ pub struct Replica {
     pub(super) election_deadline: Millis,
     /// Highest epoch heard of (claims lost, refusals), to claim above it.
     pub(super) seen_epoch: Epoch,
-    pub(super) manifest_pending: bool,
+    /// When we last asked for the manifest without an answer yet (asked again after a
+    /// lease, in case the answer was lost).
+    pub(super) manifest_requested: Option<Millis>,
     /// Takeover attempts so far (varies the jitter).
     pub(super) attempts: u64,
     /// Candidates waiting for `Promised` once the promise of their epoch is durable.
@@ -143,7 +145,7 @@ impl Replica {
             leader_hint: None,
             election_deadline: now,
             seen_epoch: promised,
-            manifest_pending: false,
+            manifest_requested: None,
             attempts: 0,
             waiters: Vec::new(),
             out: Vec::new(),
@@ -279,6 +281,18 @@ impl Replica {
             .plus(Millis(rank_wait))
             .plus(Millis(jitter));
         self.election_deadline = t.max(self.window.end());
+    }
+
+    /// Asks the caller for the latest manifest unless a request is outstanding (`force`:
+    /// ask anyway).
+    pub(super) fn request_manifest(&mut self, now: Millis, force: bool) {
+        let outstanding = self
+            .manifest_requested
+            .is_some_and(|t| now < t.plus(self.cfg.lease_duration));
+        if force || !outstanding {
+            self.manifest_requested = Some(now);
+            self.out.push(Output::LoadManifest);
+        }
     }
 
     pub(super) fn become_follower(&mut self, now: Millis) {
@@ -555,7 +569,7 @@ impl Replica {
     }
 
     fn on_manifest(&mut self, now: Millis, flushed_seq: SeqNo, flushed_epoch: Epoch) {
-        self.manifest_pending = false;
+        self.manifest_requested = None;
         self.apply_base(flushed_seq, flushed_epoch);
         self.candidate_manifest_loaded(now);
     }

@@ -94,9 +94,8 @@ impl Replica {
         self.leader_hint = Some(from);
         self.window.extend(now, self.cfg.lease_duration);
         self.reset_election_timer(now);
-        if flushed_seq > self.log.base() && !self.manifest_pending {
-            self.manifest_pending = true;
-            self.out.push(Output::LoadManifest);
+        if flushed_seq > self.log.base() {
+            self.request_manifest(now, false);
         }
 
         // Prefix check.

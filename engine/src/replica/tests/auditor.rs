@@ -42,6 +42,8 @@ pub(crate) struct Auditor {
     held: BTreeMap<(u64, Epoch), BTreeMap<usize, Epoch>>,
     stable_leader_at: Option<u64>,
     events: u64,
+    /// The serving leader's commit point 2 s before the end: every replica must reach it.
+    pub(crate) catch_up_target: Option<SeqNo>,
 }
 
 impl Auditor {
@@ -61,6 +63,7 @@ impl Auditor {
             held: BTreeMap::new(),
             stable_leader_at: None,
             events: 0,
+            catch_up_target: None,
         }
     }
 
@@ -78,6 +81,10 @@ impl Auditor {
 
     pub(crate) fn acked_count(&self) -> usize {
         self.acked.len()
+    }
+
+    pub(crate) fn heal_to_leader_ms(&self) -> Option<u64> {
+        self.stable_leader_at.map(|t| (t - self.heal_at) / MS)
     }
 
     pub(crate) fn on_start(&mut self, i: usize, rep: &Replica) {
@@ -256,6 +263,19 @@ impl Auditor {
         }
         if !finished {
             return;
+        }
+        if let Some(target) = self.catch_up_target {
+            for (i, n) in nodes.iter().enumerate() {
+                let commit = n.rep.as_ref().map(Replica::commit_seq);
+                if commit.is_none_or(|c| c < target) {
+                    self.liveness.push(format!(
+                        "n{} did not catch up: commit {commit:?}, leader had {target} 2 s before the end",
+                        i + 1
+                    ));
+                }
+            }
+        } else {
+            self.liveness.push("no serving leader 2 s before the end".to_owned());
         }
         let bound = self.heal_at + 4000 * MS;
         match self.stable_leader_at {

@@ -85,6 +85,8 @@ pub(crate) struct Outcome {
     pub(crate) safety: Vec<String>,
     pub(crate) liveness: Vec<String>,
     pub(crate) stats: Stats,
+    /// Virtual ms from the end of faults to a stable serving leader.
+    pub(crate) heal_to_leader_ms: Option<u64>,
 }
 
 /// Counts of interesting events, to show what a run exercised.
@@ -127,6 +129,8 @@ enum Ev {
     Flush,
     Client(usize),
     Arrive { client: usize, node: usize },
+    /// Notes the serving leader's commit point; every replica must reach it by the end.
+    Snapshot,
 }
 
 #[derive(Debug, Default)]
@@ -242,6 +246,8 @@ impl Sim {
         sim.at(t, Ev::Crash(victim));
         let faults_until = sim.p.faults_until;
         sim.at(faults_until, Ev::Heal);
+        let snap = sim.p.end - 2000 * MS;
+        sim.at(snap, Ev::Snapshot);
         sim
     }
 
@@ -692,6 +698,16 @@ impl Sim {
             Ev::Flush => self.flush(),
             Ev::Client(c) => self.client(c),
             Ev::Arrive { client, node } => self.arrive(client, node),
+            Ev::Snapshot => {
+                let leader_commit = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.rep.as_ref())
+                    .filter(|r| r.role() == Role::Leader)
+                    .map(Replica::commit_seq)
+                    .max();
+                self.audit.catch_up_target = leader_commit;
+            }
         }
     }
 
@@ -725,6 +741,7 @@ impl Sim {
             safety: self.audit.safety_violations().to_vec(),
             liveness: self.audit.liveness_violations().to_vec(),
             stats: self.stats,
+            heal_to_leader_ms: self.audit.heal_to_leader_ms(),
         }
     }
 }

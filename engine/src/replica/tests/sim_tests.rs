@@ -24,6 +24,7 @@ fn run_seed(p: &Params, seed: u64) -> Outcome {
                 safety: vec![format!("panic: {what}")],
                 liveness: Vec::new(),
                 stats: Stats::default(),
+                heal_to_leader_ms: None,
             }
         }
     }
@@ -33,6 +34,7 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
     let start = Instant::now();
     let (mut steps, mut acked) = (0, 0);
     let mut stats = Stats::default();
+    let mut worst_failover = 0;
     for seed in seeds.clone() {
         let o = run_seed(p, seed);
         if !o.safety.is_empty() || !o.liveness.is_empty() {
@@ -42,9 +44,10 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
         steps += o.steps;
         acked += o.acked;
         stats += o.stats;
+        worst_failover = worst_failover.max(o.heal_to_leader_ms.unwrap_or(0));
     }
     eprintln!(
-        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}, {stats:?}",
+        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}, worst heal->leader {worst_failover} ms, {stats:?}",
         p.n,
         seeds,
         start.elapsed()
