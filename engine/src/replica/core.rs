@@ -25,9 +25,9 @@ use super::follower::FollowerState;
 use super::invariants::{self, Violation};
 use super::leader::LeaderState;
 use super::lease::PromiseWindow;
-use super::log::{BaseAdvance, Log};
+use super::log::Log;
 use super::{
-    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Record, Recovered, Role,
+    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Recovered, Role,
 };
 
 /// One replica of one shard. See the module docs of [`crate::replica`].
@@ -330,62 +330,6 @@ impl Replica {
         self.out.push(Output::Committed { upto });
     }
 
-    /// Merges `records` (contiguous, from a writer of `writer_epoch` whose log matches ours
-    /// just before them) into the log: identical records are kept, the first conflicting one
-    /// truncates our older-epoch tail, the rest is appended and persisted. Returns false if
-    /// a truncation would break a safety rule (the records are then ignored).
-    pub(super) fn merge(&mut self, records: Vec<Record>, writer_epoch: Epoch) -> bool {
-        let mut appended = Vec::new();
-        for r in records {
-            if r.seq <= self.log.base() {
-                continue;
-            }
-            if appended.is_empty() && r.seq <= self.log.last_seq() {
-                if self.log.get(r.seq).is_some_and(|m| m.epoch == r.epoch) {
-                    continue;
-                }
-                let after = SeqNo(r.seq.0 - 1);
-                let removed = self.log.truncate_after(after);
-                if let Err(v) = invariants::truncation_allowed(&removed, writer_epoch, self.commit_seq) {
-                    self.violated(v);
-                    for x in removed {
-                        self.log.push(x);
-                    }
-                    return false;
-                }
-                self.persist(PersistOp::Truncate { after });
-            }
-            if !self.log.push(r.clone()) {
-                self.violated(Violation("merged records are not contiguous"));
-                break;
-            }
-            appended.push(r);
-        }
-        if !appended.is_empty() {
-            self.persist(PersistOp::Append(appended));
-        }
-        true
-    }
-
-    /// Applies a manifest's flushed prefix to the log.
-    pub(super) fn apply_base(&mut self, seq: SeqNo, epoch: Epoch) {
-        match self.log.advance_base(seq, epoch) {
-            BaseAdvance::Unchanged => return,
-            BaseAdvance::Dropped => {}
-            BaseAdvance::DroppedAndTruncated => {
-                self.persist(PersistOp::Truncate { after: seq });
-            }
-        }
-        // Everything up to the base is in segments: committed, and applied by reloading
-        // the manifest's segment list.
-        self.commit_seq = self.commit_seq.max(seq);
-        if let RoleState::Leader(l) = &mut self.role {
-            for p in l.peers.values_mut() {
-                p.next_seq = p.next_seq.max(seq.next());
-            }
-        }
-    }
-
     // ---- inputs ----
 
     fn on_tick(&mut self, now: Millis) {
@@ -468,104 +412,6 @@ impl Replica {
             RoleState::Leader(_) => self.advance_commit(now),
             RoleState::Candidate(_) => {}
         }
-    }
-
-    /// Sends `Promised` to candidates whose epoch is now durably promised.
-    fn answer_waiters(&mut self) {
-        let durable = self.persist.durable_promised;
-        let waiters = std::mem::take(&mut self.waiters);
-        for (e, to) in waiters {
-            if e != self.promised {
-                continue; // promised something newer meanwhile
-            }
-            if e <= durable {
-                self.answer_promise(to, e);
-            } else {
-                self.waiters.push((e, to));
-            }
-        }
-    }
-
-    pub(super) fn answer_promise(&mut self, to: NodeId, epoch: Epoch) {
-        #[cfg(test)]
-        let skip = self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise);
-        #[cfg(not(test))]
-        let skip = false;
-        if !skip
-            && let Err(v) = invariants::promise_durable_before_answer(self.persist.durable_promised, epoch) {
-                self.violated(v);
-                return;
-            }
-        let msg = Msg::Promised {
-            epoch,
-            last_epoch: self.log.last_epoch(),
-            last_seq: self.log.last_seq(),
-        };
-        self.send(to, msg);
-    }
-
-    fn on_promise(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
-        if epoch < self.promised {
-            let msg = Msg::Refused {
-                promised_epoch: self.promised,
-                lease_remaining: Millis(0),
-            };
-            self.send(from, msg);
-            return;
-        }
-        if epoch == self.promised {
-            // Epochs are claimed create-only, so only `from` can ask for this one: this is
-            // a retransmission.
-            if self.persist.durable_promised >= epoch {
-                self.answer_promise(from, epoch);
-            } else if !self.waiters.contains(&(epoch, from)) {
-                self.waiters.push((epoch, from));
-            }
-            return;
-        }
-        #[cfg(test)]
-        let ignore_lease = self.cfg.bug == Some(super::tests::Bug::IgnoreLeasePromise);
-        #[cfg(not(test))]
-        let ignore_lease = false;
-        if self.window.holds(now) && !ignore_lease {
-            let msg = Msg::Refused {
-                promised_epoch: self.promised,
-                lease_remaining: self.window.remaining(now),
-            };
-            self.send(from, msg);
-            return;
-        }
-        self.become_follower(now);
-        self.raise_promise(epoch);
-        #[cfg(test)]
-        if self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise) {
-            self.answer_promise(from, epoch);
-            return;
-        }
-        self.waiters.push((epoch, from));
-    }
-
-    fn on_fetch(&mut self, from: NodeId, epoch: Epoch, after_seq: SeqNo) {
-        if epoch < self.promised {
-            let msg = Msg::Refused {
-                promised_epoch: self.promised,
-                lease_remaining: Millis(0),
-            };
-            self.send(from, msg);
-            return;
-        }
-        if epoch > self.promised {
-            return; // we never promised it: not an adopter's request
-        }
-        let prev = after_seq.max(self.log.base()).min(self.log.last_seq());
-        let records = self.log.range(prev, self.log.last_seq()).cloned().collect();
-        let msg = Msg::Records {
-            epoch,
-            prev_seq: prev,
-            prev_epoch: self.log.epoch_at(prev).unwrap_or(self.log.base_epoch()),
-            records,
-        };
-        self.send(from, msg);
     }
 
     fn on_manifest(&mut self, now: Millis, flushed_seq: SeqNo, flushed_epoch: Epoch) {

@@ -87,6 +87,8 @@ pub(crate) struct Outcome {
     pub(crate) stats: Stats,
     /// Virtual ms from the end of faults to a stable serving leader.
     pub(crate) heal_to_leader_ms: Option<u64>,
+    /// Whether the run reached its end time (not the step bound).
+    pub(crate) finished: bool,
 }
 
 /// Counts of interesting events, to show what a run exercised.
@@ -714,8 +716,13 @@ impl Sim {
     /// Runs to the end (or the step bound); returns what the auditor found.
     pub(crate) fn run(mut self) -> Outcome {
         let mut steps = 0;
+        let mut finished = true;
         while let Some(((t, _), ev)) = self.queue.pop_first() {
-            if t > self.p.end || steps >= self.p.max_steps {
+            if t > self.p.end {
+                break;
+            }
+            if steps >= self.p.max_steps {
+                finished = false;
                 break;
             }
             self.now = t;
@@ -728,10 +735,11 @@ impl Sim {
                 Millis(n.offset_ms + (scaled / 1000) as u64)
             });
             if !self.audit.safety_violations().is_empty() {
+                finished = false;
                 break;
             }
         }
-        let finished = self.now >= self.p.end || self.queue.is_empty();
+
         self.audit.at_end(&self.nodes, &self.store, self.now, finished);
         let trace = self.trace ^ self.rng.random::<u64>();
         Outcome {
@@ -742,6 +750,7 @@ impl Sim {
             liveness: self.audit.liveness_violations().to_vec(),
             stats: self.stats,
             heal_to_leader_ms: self.audit.heal_to_leader_ms(),
+            finished,
         }
     }
 }

@@ -25,6 +25,7 @@ fn run_seed(p: &Params, seed: u64) -> Outcome {
                 liveness: Vec::new(),
                 stats: Stats::default(),
                 heal_to_leader_ms: None,
+                finished: false,
             }
         }
     }
@@ -34,7 +35,8 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
     let start = Instant::now();
     let (mut steps, mut acked) = (0, 0);
     let mut stats = Stats::default();
-    let mut worst_failover = 0;
+    let mut worst_failover = (0, 0);
+    let mut unfinished = Vec::new();
     for seed in seeds.clone() {
         let o = run_seed(p, seed);
         if !o.safety.is_empty() || !o.liveness.is_empty() {
@@ -44,10 +46,13 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
         steps += o.steps;
         acked += o.acked;
         stats += o.stats;
-        worst_failover = worst_failover.max(o.heal_to_leader_ms.unwrap_or(0));
+        worst_failover = worst_failover.max((o.heal_to_leader_ms.unwrap_or(0), seed));
+        if !o.finished {
+            unfinished.push(seed);
+        }
     }
     eprintln!(
-        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}, worst heal->leader {worst_failover} ms, {stats:?}",
+        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}, worst heal->leader (ms, seed) {worst_failover:?}, hit the step bound: {unfinished:?}, {stats:?}",
         p.n,
         seeds,
         start.elapsed()
@@ -119,4 +124,17 @@ fn sim_catches_promises_during_the_lease() {
 fn sim_catches_answering_promises_before_they_are_durable() {
     let seed = finds_bug(Bug::SkipDurablePromise, 60);
     assert!(seed.is_some(), "the simulator missed the non-durable promise bug");
+}
+
+/// Many more seeds, for a nightly job or by hand:
+/// `TIERKV_SIM_SEEDS=0..2000 cargo test -p tierkv-engine soak -- --ignored --nocapture`
+/// (`TIERKV_SIM_N=5` for five replicas).
+#[test]
+#[ignore = "long; run nightly"]
+fn sim_soak() {
+    let range = std::env::var("TIERKV_SIM_SEEDS").unwrap_or_else(|_| "0..1000".to_owned());
+    let (a, b) = range.split_once("..").expect("TIERKV_SIM_SEEDS is start..end");
+    let seeds = a.parse().expect("start")..b.parse().expect("end");
+    let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
+    run_many(&if n5 { Params::n5() } else { Params::n3() }, seeds);
 }
