@@ -30,6 +30,9 @@ pub(super) type LogEnd = (Epoch, SeqNo);
 #[derive(Debug)]
 pub(super) struct CandidateState {
     started: Millis,
+    /// When to give up: `takeover_timeout` after the start, pushed back (by at most one
+    /// lease) when replicas tell us when their lease promise ends.
+    deadline: Millis,
     phase: Phase,
 }
 
@@ -65,6 +68,7 @@ impl Replica {
         self.attempts += 1;
         self.role = RoleState::Candidate(CandidateState {
             started: now,
+            deadline: now.plus(self.cfg.takeover_timeout),
             phase: Phase::LoadingManifest,
         });
         self.leader_hint = None;
@@ -95,8 +99,11 @@ impl Replica {
             return;
         }
         if !won || epoch <= self.promised || self.window.holds(now) {
+            // Someone else is taking over: back off briefly (by rank), expecting its
+            // `Promise`; if none comes, claim above what we saw.
             self.seen_epoch = self.seen_epoch.max(epoch);
             self.become_follower(now);
+            self.backoff_election_timer(now);
             return;
         }
         c.phase = Phase::Promising {
@@ -159,9 +166,13 @@ impl Replica {
             return;
         }
         if let Phase::Promising { retry_at, .. } = &mut c.phase
-            && remaining > Millis(0) {
-                retry_at.insert(from, now.plus(remaining));
-            }
+            && remaining > Millis(0)
+        {
+            retry_at.insert(from, now.plus(remaining));
+            let cap = c.started.plus(self.cfg.takeover_timeout).plus(self.cfg.lease_duration);
+            let wanted = now.plus(remaining).plus(self.cfg.heartbeat_interval);
+            c.deadline = c.deadline.max(wanted.min(cap));
+        }
     }
 
     fn check_promise_quorum(&mut self, now: Millis) {
@@ -269,12 +280,11 @@ impl Replica {
     }
 
     pub(super) fn candidate_tick(&mut self, now: Millis) {
-        let timeout = self.cfg.takeover_timeout;
         let hb = self.cfg.heartbeat_interval;
         let RoleState::Candidate(c) = &mut self.role else {
             return;
         };
-        if now >= c.started.plus(timeout) {
+        if now >= c.deadline {
             self.become_follower(now);
             return;
         }

@@ -271,11 +271,7 @@ impl Replica {
 
     pub(super) fn reset_election_timer(&mut self, now: Millis) {
         let rank_wait = self.cfg.rank_delay.0.saturating_mul(self.rank);
-        let jitter = if self.cfg.max_jitter.0 == 0 {
-            0
-        } else {
-            splitmix64((u64::from(self.cfg.me.0) << 32) ^ self.attempts) % self.cfg.max_jitter.0
-        };
+        let jitter = self.jitter();
         let t = now
             .plus(self.cfg.lease_duration)
             .plus(Millis(rank_wait))
@@ -292,6 +288,22 @@ impl Replica {
         if force || !outstanding {
             self.manifest_requested = Some(now);
             self.out.push(Output::LoadManifest);
+        }
+    }
+
+    /// A short wait after losing an epoch claim: `(rank + 1) × rank_delay + jitter`, but not
+    /// before our lease promise ends.
+    pub(super) fn backoff_election_timer(&mut self, now: Millis) {
+        let wait = self.cfg.rank_delay.0.saturating_mul(self.rank + 1);
+        let t = now.plus(Millis(wait)).plus(Millis(self.jitter()));
+        self.election_deadline = t.max(self.window.end());
+    }
+
+    fn jitter(&self) -> u64 {
+        if self.cfg.max_jitter.0 == 0 {
+            0
+        } else {
+            splitmix64((u64::from(self.cfg.me.0) << 32) ^ self.attempts) % self.cfg.max_jitter.0
         }
     }
 

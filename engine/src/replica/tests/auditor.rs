@@ -40,6 +40,10 @@ pub(crate) struct Auditor {
     /// (seq, epoch) → node → the node's durable promise when the record became durable
     /// there (the lowest such).
     held: BTreeMap<(u64, Epoch), BTreeMap<usize, Epoch>>,
+    /// Per node: when it last became a serving leader (None while it is not one).
+    serving_since: Vec<Option<u64>>,
+    /// When the leader serving at the end started serving (or the end of faults, if it
+    /// served before).
     stable_leader_at: Option<u64>,
     events: u64,
     /// The serving leader's commit point 2 s before the end: every replica must reach it.
@@ -61,6 +65,7 @@ impl Auditor {
             leaders: BTreeMap::new(),
             max_commit_epoch: Epoch(0),
             held: BTreeMap::new(),
+            serving_since: vec![None; n],
             stable_leader_at: None,
             events: 0,
             catch_up_target: None,
@@ -89,6 +94,7 @@ impl Auditor {
 
     pub(crate) fn on_start(&mut self, i: usize, rep: &Replica) {
         self.applied[i] = rep.commit_seq();
+        self.serving_since[i] = None;
     }
 
     pub(crate) fn on_durable(&mut self, i: usize, r: &Record, promised: Epoch) {
@@ -194,9 +200,10 @@ impl Auditor {
         rep: &Replica,
         role: Role,
         epoch: Epoch,
-        _now: u64,
+        now: u64,
         segments: &BTreeMap<u64, Record>,
     ) {
+        self.serving_since[i] = (role == Role::Leader).then_some(now);
         if matches!(role, Role::Recovering | Role::Leader) {
             let owner = *self.leaders.entry(epoch).or_insert(i);
             if owner != i {
@@ -208,14 +215,8 @@ impl Auditor {
         }
     }
 
-    pub(crate) fn after_event(&mut self, nodes: &[Node], now: u64, local: impl Fn(usize) -> Millis) {
+    pub(crate) fn after_event(&mut self, nodes: &[Node], _now: u64, local: impl Fn(usize) -> Millis) {
         self.events += 1;
-        let mut max_promised = Epoch(0);
-        for n in nodes {
-            if let Some(rep) = &n.rep {
-                max_promised = max_promised.max(rep.promised_epoch());
-            }
-        }
         for (i, n) in nodes.iter().enumerate() {
             let Some(rep) = &n.rep else { continue };
             if rep.can_serve_strong_read(local(i)) {
@@ -227,13 +228,6 @@ impl Auditor {
                         self.max_commit_epoch
                     ));
                 }
-            }
-            if now >= self.heal_at
-                && self.stable_leader_at.is_none()
-                && rep.role() == Role::Leader
-                && rep.promised_epoch() == max_promised
-            {
-                self.stable_leader_at = Some(now);
             }
             if self.events % 64 == 0 {
                 if let Err(v) = invariants::log_well_formed(rep.log()) {
@@ -260,6 +254,7 @@ impl Auditor {
         if let Some((i, _)) = leader {
             let rep = nodes[i].rep.as_ref().expect("leader is up");
             self.check_contains_acked(i, rep, &segments, "final leader");
+            self.stable_leader_at = self.serving_since[i].map(|t| t.max(self.heal_at));
         }
         if !finished {
             return;
@@ -279,7 +274,7 @@ impl Auditor {
         }
         let bound = self.heal_at + 4000 * MS;
         match self.stable_leader_at {
-            None => self.liveness.push("no leader after faults stopped".to_owned()),
+            None => self.liveness.push("no serving leader at the end".to_owned()),
             Some(t) if t > bound => self.liveness.push(format!(
                 "leader emerged {} ms after faults stopped (bound 4000 ms)",
                 (t - self.heal_at) / MS

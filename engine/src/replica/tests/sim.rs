@@ -191,6 +191,8 @@ pub(crate) struct Sim {
     trace: u64,
     healed: bool,
     stats: Stats,
+    /// `TIERKV_SIM_TRACE=1`: print role changes, faults and client acks.
+    verbose: bool,
 }
 
 impl Sim {
@@ -231,6 +233,7 @@ impl Sim {
             trace: seed,
             healed: false,
             stats: Stats::default(),
+            verbose: std::env::var("TIERKV_SIM_TRACE").is_ok_and(|v| v == "1"),
         };
         for i in 0..sim.p.n {
             sim.start(i);
@@ -272,6 +275,12 @@ impl Sim {
         self.queue.insert((t.max(self.now), self.counter), ev);
     }
 
+    fn log(&self, what: impl FnOnce() -> String) {
+        if self.verbose {
+            eprintln!("{:>8.3}s {}", self.now as f64 / 1e6, what());
+        }
+    }
+
     fn mix(&mut self, v: u64) {
         self.trace = xxhash_rust::xxh3::xxh3_64_with_seed(&v.to_le_bytes(), self.trace);
     }
@@ -297,6 +306,7 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize) {
+        self.log(|| format!("n{} crashes", i + 1));
         let n = &mut self.nodes[i];
         if !n.up {
             return;
@@ -375,6 +385,7 @@ impl Sim {
                     self.on_committed(i, upto);
                 }
                 Output::ClaimEpoch { at_least } => {
+                    self.log(|| format!("n{} claims {at_least}", i + 1));
                     let inc = self.nodes[i].inc;
                     if !(self.faulty() && self.rng.random_bool(0.05)) {
                         let t = self.now + self.rng.random_range(2 * MS..30 * MS);
@@ -401,6 +412,7 @@ impl Sim {
                 }
                 Output::Rejected { reason } => {
                     let Some(c) = client else { continue };
+                    self.log(|| format!("client {c} rejected by n{}: {reason:?}", i + 1));
                     let (target, wait) = match reason {
                         RejectReason::NotLeader { leader: Some(l) } => (l.0 as usize - 1, 2 * MS),
                         RejectReason::NotLeader { leader: None } => (self.rng.random_range(0..self.p.n), 50 * MS),
@@ -409,6 +421,7 @@ impl Sim {
                     self.retry(c, target, wait);
                 }
                 Output::RoleChanged { role, epoch } => {
+                    self.log(|| format!("n{} {role:?} epoch {epoch}", i + 1));
                     self.mix(epoch.0 * 4 + role as u64);
                     if role == Role::Recovering {
                         self.stats.leaders += 1;
@@ -534,6 +547,7 @@ impl Sim {
     }
 
     fn arrive(&mut self, c: usize, node: usize) {
+        self.log(|| format!("client {c} -> n{}", node + 1));
         if !self.nodes[node].up {
             let target = self.rng.random_range(0..self.p.n);
             self.retry(c, target, 100 * MS);
@@ -597,6 +611,8 @@ impl Sim {
                 }
             }
         }
+        let groups: Vec<u32> = self.nodes.iter().map(|n| n.group).collect();
+        self.log(|| format!("partition {groups:?}"));
         let t = self.now + self.rng.random_range(300 * MS..4000 * MS);
         self.at(t, Ev::Partition);
         if self.rng.random_bool(0.6) {
@@ -642,6 +658,7 @@ impl Sim {
             }
             Ev::Claim { node, inc, at_least } => {
                 let won = !self.store.epochs.contains(&at_least.0);
+                self.log(|| format!("n{} claim {at_least} won={won}", node + 1));
                 let epoch = if won {
                     self.store.epochs.insert(at_least.0);
                     at_least
@@ -684,12 +701,14 @@ impl Sim {
             }
             Ev::Restart(i) => {
                 if !self.nodes[i].up {
+                    self.log(|| format!("n{} restarts", i + 1));
                     self.start(i);
                 }
             }
             Ev::Partition => self.partition(),
             Ev::Heal => {
                 self.healed = true;
+                self.log(|| "heal".to_owned());
                 for i in 0..self.p.n {
                     self.nodes[i].group = 0;
                     if !self.nodes[i].up {
