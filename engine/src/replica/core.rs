@@ -46,6 +46,8 @@ pub struct Replica {
     pub(super) window: PromiseWindow,
     pub(super) leader_hint: Option<NodeId>,
     pub(super) election_deadline: Millis,
+    /// No takeover before this: a newer candidate we refused for the lease retries then.
+    pub(super) defer_until: Millis,
     /// Highest epoch heard of (claims lost, refusals), to claim above it.
     pub(super) seen_epoch: Epoch,
     /// When we last asked for the manifest without an answer yet (asked again after a
@@ -144,6 +146,7 @@ impl Replica {
             window: PromiseWindow::until(now.plus(cfg.lease_duration)),
             leader_hint: None,
             election_deadline: now,
+            defer_until: now,
             seen_epoch: promised,
             manifest_requested: None,
             attempts: 0,
@@ -276,7 +279,7 @@ impl Replica {
             .plus(self.cfg.lease_duration)
             .plus(Millis(rank_wait))
             .plus(Millis(jitter));
-        self.election_deadline = t.max(self.window.end());
+        self.election_deadline = t.max(self.window.end()).max(self.defer_until);
     }
 
     /// Asks the caller for the latest manifest unless a request is outstanding (`force`:
@@ -296,7 +299,21 @@ impl Replica {
     pub(super) fn backoff_election_timer(&mut self, now: Millis) {
         let wait = self.cfg.rank_delay.0.saturating_mul(self.rank + 1);
         let t = now.plus(Millis(wait)).plus(Millis(self.jitter()));
-        self.election_deadline = t.max(self.window.end());
+        self.election_deadline = t.max(self.window.end()).max(self.defer_until);
+    }
+
+    /// Pushes our takeover after the end of our lease promise by two heartbeats, plus rank
+    /// and jitter: a candidate we refused for the lease retries right when it ends.
+    pub(super) fn defer_election_after_lease(&mut self) {
+        let grace = self
+            .cfg
+            .heartbeat_interval
+            .0
+            .saturating_mul(2)
+            .saturating_add(self.cfg.rank_delay.0.saturating_mul(self.rank))
+            .saturating_add(self.jitter());
+        self.defer_until = self.defer_until.max(self.window.end().plus(Millis(grace)));
+        self.election_deadline = self.election_deadline.max(self.defer_until);
     }
 
     fn jitter(&self) -> u64 {

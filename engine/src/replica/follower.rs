@@ -246,6 +246,9 @@ impl Replica {
                 lease_remaining: self.window.remaining(now),
             };
             self.send(from, msg);
+            // A newer candidate is waiting for our lease to end; let it finish before we
+            // compete (it retries when the lease ends).
+            self.defer_election_after_lease();
             return;
         }
         self.become_follower(now);
