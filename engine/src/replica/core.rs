@@ -87,6 +87,13 @@ pub(super) struct PersistQueue {
 }
 
 impl PersistQueue {
+    /// Whether a promise of at least `epoch` is on its way to durability.
+    pub(super) fn promise_pending(&self, epoch: Epoch) -> bool {
+        self.pending
+            .iter()
+            .any(|(_, p)| matches!(p, Pending::Promise(e) if *e >= epoch))
+    }
+
     /// Highest seq up to which the durable log equals the in-memory log.
     pub(super) fn durable_match(&self, base: SeqNo) -> SeqNo {
         let mut m = self.durable_last;
@@ -139,7 +146,10 @@ impl Replica {
                 next_id: 0,
                 pending: VecDeque::new(),
                 durable_last: log.last_seq(),
-                durable_promised: promised,
+                // Only the promise record is a durable promise; `promised` may be higher
+                // because of the epochs of our records or the manifest (a newer leader
+                // existed), which is enforced in memory and re-persisted when answered.
+                durable_promised: recovered.promised_epoch,
             },
             log,
             role: RoleState::Follower(FollowerState::default()),

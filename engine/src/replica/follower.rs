@@ -231,7 +231,13 @@ impl Replica {
             // a retransmission.
             if self.persist.durable_promised >= epoch {
                 self.answer_promise(from, epoch);
-            } else if !self.waiters.contains(&(epoch, from)) {
+                return;
+            }
+            if !self.persist.promise_pending(epoch) {
+                // Raised from our log or the manifest after a restart: persist it first.
+                self.persist(PersistOp::Promise(epoch));
+            }
+            if !self.waiters.contains(&(epoch, from)) {
                 self.waiters.push((epoch, from));
             }
             return;

@@ -26,6 +26,23 @@
 //! [`Input::Persisted`]. After a crash the caller rebuilds the replica with
 //! [`Replica::new`] from what was durable ([`Recovered`]): the last promise, the records with
 //! truncations applied, and the latest manifest's flushed prefix.
+//!
+//! # Wiring into a node
+//!
+//! - One `Replica` per hosted shard, driven from the shard's task: every inbound RPC,
+//!   WAL completion, object-store answer and a tick every 10–50 ms becomes an [`Input`].
+//! - `Persist(Append)` goes through the node WAL as batch records ([`Record::into_wal`]; a
+//!   barrier is a batch without entries); `Promise` and `Truncate` need WAL record kinds of
+//!   their own. Completions are reported in id order.
+//! - `Committed{upto}` replaces "WAL durable" in the shard write path: apply the records up
+//!   to `upto` (from [`Replica::log`]) to the memtable in seq order, then answer the clients
+//!   whose `Proposed{seq}` is covered, if this replica is still the leader of the epoch that
+//!   sequenced them. On `RoleChanged` away from leader, pending clients get "outcome unknown".
+//! - Strong reads check [`Replica::can_serve_strong_read`]; eventual reads read the
+//!   committed state.
+//! - The leader flushes only committed records, publishes the manifest (with the epoch of
+//!   the record at `flushed_seq`) and reports it with [`Input::ManifestLoaded`]; on becoming
+//!   [`Role::Leader`] it publishes a manifest with its epoch (fencing older flushes).
 
 mod candidate;
 mod core;

@@ -169,3 +169,80 @@ fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
     assert!(r.can_serve_strong_read(Millis(3000 + 1749)));
     assert!(!r.can_serve_strong_read(Millis(3000 + 1750)));
 }
+
+/// Replica 1 as the serving leader of epoch 2 with the barrier at seq 2 committed.
+fn leader() -> (Replica, Millis) {
+    let mut r = replica(1, 1, vec![rec(1, 1)]);
+    let t = Millis(3000);
+    r.handle(t, Input::Tick);
+    r.handle(t, Input::ManifestLoaded { flushed_seq: SeqNo(0), flushed_epoch: Epoch(0) });
+    let outs = r.handle(t, Input::EpochClaimed { epoch: Epoch(2), won: true });
+    persisted_all(&mut r, t, &outs);
+    let promised = Msg::Promised { epoch: Epoch(2), last_epoch: Epoch(1), last_seq: SeqNo(1) };
+    let outs = r.handle(t, Input::Message { from: NodeId(2), msg: promised });
+    persisted_all(&mut r, t, &outs);
+    let ack = Msg::Ack { epoch: Epoch(2), last_seq: SeqNo(2), sent_at: t };
+    r.handle(t, Input::Message { from: NodeId(2), msg: ack });
+    assert_eq!(r.role(), Role::Leader);
+    (r, t)
+}
+
+#[test]
+fn leader_commits_at_the_quorum_th_durable_match_and_steps_down_on_a_newer_epoch() {
+    let (mut r, t) = leader();
+    let outs = r.handle(t, Input::Propose { entries: rec(2, 3).entries });
+    assert!(outs.contains(&Output::Proposed { seq: SeqNo(3) }));
+    // A follower's ack alone does not commit: the leader's own copy is not durable yet.
+    let ack = Msg::Ack { epoch: Epoch(2), last_seq: SeqNo(3), sent_at: t };
+    let got = r.handle(t, Input::Message { from: NodeId(3), msg: ack });
+    assert!(!got.contains(&Output::Committed { upto: SeqNo(3) }));
+    assert_eq!(r.commit_seq(), SeqNo(2));
+    persisted_all(&mut r, t, &outs);
+    assert_eq!(r.commit_seq(), SeqNo(3));
+    // An ack from an older epoch is ignored.
+    let old = Msg::Ack { epoch: Epoch(1), last_seq: SeqNo(9), sent_at: t };
+    r.handle(t, Input::Message { from: NodeId(2), msg: old });
+    assert_eq!(r.commit_seq(), SeqNo(3));
+    let refused = Msg::Refused { promised_epoch: Epoch(5), lease_remaining: Millis(0) };
+    let outs = r.handle(t, Input::Message { from: NodeId(2), msg: refused });
+    assert!(outs.contains(&Output::RoleChanged { role: Role::Follower, epoch: Epoch(2) }));
+    assert!(!r.can_serve_strong_read(t));
+    let outs = r.handle(t, Input::Propose { entries: rec(2, 4).entries });
+    assert!(outs.iter().any(|o| matches!(o, Output::Rejected { .. })));
+}
+
+#[test]
+fn a_leader_refuses_promises_while_its_own_lease_promise_holds() {
+    let (mut r, t) = leader();
+    let outs = r.handle(t, Input::Message { from: NodeId(3), msg: Msg::Promise { epoch: Epoch(3) } });
+    assert!(matches!(sends(&outs)[..], [(_, Msg::Refused { promised_epoch: Epoch(2), .. })]));
+    assert_eq!(r.role(), Role::Leader);
+}
+
+#[test]
+fn lost_claim_backs_off_and_claims_above_the_winner() {
+    let mut r = replica(1, 1, vec![]);
+    let t = Millis(3000);
+    r.handle(t, Input::Tick);
+    r.handle(t, Input::ManifestLoaded { flushed_seq: SeqNo(0), flushed_epoch: Epoch(0) });
+    let outs = r.handle(t, Input::EpochClaimed { epoch: Epoch(4), won: false });
+    assert!(outs.contains(&Output::RoleChanged { role: Role::Follower, epoch: Epoch(1) }));
+    // Rank 0 backs off by one rank delay (plus jitter < 150 ms), not a whole lease.
+    let outs = r.handle(Millis(3000 + 460), Input::Tick);
+    assert!(outs.contains(&Output::LoadManifest));
+    let outs = r.handle(Millis(3460), Input::ManifestLoaded { flushed_seq: SeqNo(0), flushed_epoch: Epoch(0) });
+    assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(5) }));
+}
+
+#[test]
+fn manifest_base_keeps_a_continuing_tail_and_truncates_a_divergent_one() {
+    use crate::replica::log::Log;
+    let recs = vec![rec(1, 1), rec(1, 2), rec(2, 3)];
+    let mut log = Log::new(SeqNo(0), Epoch(0), recs.clone());
+    log.advance_base(SeqNo(2), Epoch(1));
+    assert_eq!((log.base(), log.last_seq(), log.len()), (SeqNo(2), SeqNo(3), 1));
+    let mut log = Log::new(SeqNo(0), Epoch(0), recs);
+    // Our record at 2 is from epoch 1 but the flushed one is from epoch 3: our tail diverged.
+    log.advance_base(SeqNo(2), Epoch(3));
+    assert_eq!((log.base(), log.last_seq(), log.last_epoch()), (SeqNo(2), SeqNo(2), Epoch(3)));
+}
