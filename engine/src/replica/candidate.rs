@@ -117,11 +117,12 @@ impl Replica {
             self.send(p, Msg::Promise { epoch });
         }
         if let RoleState::Candidate(c) = &mut self.role
-            && let Phase::Promising { retry_at, .. } = &mut c.phase {
-                for p in self.cfg.replicas.iter().filter(|r| **r != self.cfg.me) {
-                    retry_at.insert(*p, now.plus(self.cfg.heartbeat_interval));
-                }
+            && let Phase::Promising { retry_at, .. } = &mut c.phase
+        {
+            for p in self.cfg.replicas.iter().filter(|r| **r != self.cfg.me) {
+                retry_at.insert(*p, now.plus(self.cfg.heartbeat_interval));
             }
+        }
     }
 
     /// Our own promise became durable: count it.
@@ -135,9 +136,10 @@ impl Replica {
         if let Phase::Promising {
             epoch, promises, ..
         } = &mut c.phase
-            && *epoch <= durable {
-                promises.insert(me, end);
-            }
+            && *epoch <= durable
+        {
+            promises.insert(me, end);
+        }
         self.check_promise_quorum(now);
     }
 
@@ -148,13 +150,20 @@ impl Replica {
         if let Phase::Promising {
             epoch, promises, ..
         } = &mut c.phase
-            && *epoch == e {
-                promises.insert(from, end);
-            }
+            && *epoch == e
+        {
+            promises.insert(from, end);
+        }
         self.check_promise_quorum(now);
     }
 
-    pub(super) fn on_refused(&mut self, now: Millis, from: NodeId, promised: Epoch, remaining: Millis) {
+    pub(super) fn on_refused(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        promised: Epoch,
+        remaining: Millis,
+    ) {
         let RoleState::Candidate(c) = &mut self.role else {
             return;
         };
@@ -169,7 +178,10 @@ impl Replica {
             && remaining > Millis(0)
         {
             retry_at.insert(from, now.plus(remaining));
-            let cap = c.started.plus(self.cfg.takeover_timeout).plus(self.cfg.lease_duration);
+            let cap = c
+                .started
+                .plus(self.cfg.takeover_timeout)
+                .plus(self.cfg.lease_duration);
             let wanted = now.plus(remaining).plus(self.cfg.heartbeat_interval);
             c.deadline = c.deadline.max(wanted.min(cap));
         }
@@ -264,7 +276,8 @@ impl Replica {
         }
         if self.log.last_seq() > want.1 {
             let removed = self.log.truncate_after(want.1);
-            if let Err(v) = super::invariants::truncation_allowed(&removed, epoch, self.commit_seq) {
+            if let Err(v) = super::invariants::truncation_allowed(&removed, epoch, self.commit_seq)
+            {
                 self.violated(v);
                 self.become_follower(now);
                 return;

@@ -26,9 +26,7 @@ use super::invariants::{self, Violation};
 use super::leader::LeaderState;
 use super::lease::PromiseWindow;
 use super::log::Log;
-use super::{
-    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Recovered, Role,
-};
+use super::{Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Recovered, Role};
 
 /// One replica of one shard. See the module docs of [`crate::replica`].
 #[derive(Debug)]
@@ -136,7 +134,11 @@ impl Replica {
                 reason: format!("quorum {} is not a majority of {n}", cfg.quorum),
             });
         }
-        let log = Log::new(recovered.flushed_seq, recovered.flushed_epoch, recovered.records);
+        let log = Log::new(
+            recovered.flushed_seq,
+            recovered.flushed_epoch,
+            recovered.records,
+        );
         let promised = recovered.promised_epoch.max(log.last_epoch());
         let mut r = Self {
             rank: u64::try_from(rank).unwrap_or(u64::MAX),

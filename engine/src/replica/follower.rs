@@ -205,10 +205,12 @@ impl Replica {
         #[cfg(not(test))]
         let skip = false;
         if !skip
-            && let Err(v) = invariants::promise_durable_before_answer(self.persist.durable_promised, epoch) {
-                self.violated(v);
-                return;
-            }
+            && let Err(v) =
+                invariants::promise_durable_before_answer(self.persist.durable_promised, epoch)
+        {
+            self.violated(v);
+            return;
+        }
         let msg = Msg::Promised {
             epoch,
             last_epoch: self.log.last_epoch(),
@@ -306,7 +308,9 @@ impl Replica {
                 }
                 let after = SeqNo(r.seq.0 - 1);
                 let removed = self.log.truncate_after(after);
-                if let Err(v) = invariants::truncation_allowed(&removed, writer_epoch, self.commit_seq) {
+                if let Err(v) =
+                    invariants::truncation_allowed(&removed, writer_epoch, self.commit_seq)
+                {
                     self.violated(v);
                     for x in removed {
                         self.log.push(x);

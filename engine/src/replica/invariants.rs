@@ -16,7 +16,10 @@ pub struct Violation(pub &'static str);
 /// Why: a promise that a crash could forget lets the replica accept the old leader's
 /// `Append`s again after restarting, so the old leader could reach W acks after the new one
 /// adopted a log without them: an acknowledged write would be lost.
-pub fn promise_durable_before_answer(durable_promised: Epoch, answered: Epoch) -> Result<(), Violation> {
+pub fn promise_durable_before_answer(
+    durable_promised: Epoch,
+    answered: Epoch,
+) -> Result<(), Violation> {
     if durable_promised >= answered {
         Ok(())
     } else {
@@ -32,7 +35,9 @@ pub fn append_not_stale(promised: Epoch, append_epoch: Epoch) -> Result<(), Viol
     if append_epoch >= promised {
         Ok(())
     } else {
-        Err(Violation("accepted an append from an epoch older than the promise"))
+        Err(Violation(
+            "accepted an append from an epoch older than the promise",
+        ))
     }
 }
 
@@ -59,7 +64,9 @@ pub fn truncation_allowed(
             return Err(Violation("truncated a committed record"));
         }
         if r.epoch >= writer_epoch {
-            return Err(Violation("truncated a record not older than the writer's epoch"));
+            return Err(Violation(
+                "truncated a record not older than the writer's epoch",
+            ));
         }
     }
     Ok(())

@@ -132,9 +132,10 @@ impl Replica {
 
     pub(super) fn leader_tick(&mut self, now: Millis) {
         if let RoleState::Leader(l) = &self.role
-            && now >= l.next_heartbeat {
-                self.heartbeat(now);
-            }
+            && now >= l.next_heartbeat
+        {
+            self.heartbeat(now);
+        }
     }
 
     fn heartbeat(&mut self, now: Millis) {
@@ -189,7 +190,14 @@ impl Replica {
         self.send(peer, msg);
     }
 
-    pub(super) fn on_ack(&mut self, now: Millis, from: NodeId, epoch: Epoch, last_seq: SeqNo, sent_at: Millis) {
+    pub(super) fn on_ack(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        epoch: Epoch,
+        last_seq: SeqNo,
+        sent_at: Millis,
+    ) {
         let last = self.log.last_seq();
         let RoleState::Leader(l) = &mut self.role else {
             return;
@@ -253,10 +261,12 @@ impl Replica {
         }
         self.commit_to(candidate);
         if let RoleState::Leader(l) = &mut self.role
-            && !l.serving && self.commit_seq >= l.barrier_seq {
-                l.serving = true;
-                self.role_changed();
-            }
+            && !l.serving
+            && self.commit_seq >= l.barrier_seq
+        {
+            l.serving = true;
+            self.role_changed();
+        }
     }
 
     pub(super) fn lease_until(&self, l: &LeaderState) -> Option<Millis> {

@@ -77,8 +77,17 @@ mod tests {
     fn lease_needs_a_quorum_and_counts_from_the_quorum_th_newest_ack() {
         let l = Millis(2000);
         let d = Millis(250);
-        assert_eq!(leader_lease_until([None, None].into_iter(), Millis(10), 2, l, d), None);
-        let got = leader_lease_until([Some(Millis(5)), Some(Millis(3))].into_iter(), Millis(9), 3, l, d);
+        assert_eq!(
+            leader_lease_until([None, None].into_iter(), Millis(10), 2, l, d),
+            None
+        );
+        let got = leader_lease_until(
+            [Some(Millis(5)), Some(Millis(3))].into_iter(),
+            Millis(9),
+            3,
+            l,
+            d,
+        );
         assert_eq!(got, Some(Millis(3 + 2000 - 250)));
         let got = leader_lease_until([Some(Millis(5)), None].into_iter(), Millis(9), 2, l, d);
         assert_eq!(got, Some(Millis(5 + 2000 - 250)));

@@ -98,11 +98,22 @@ impl Auditor {
     }
 
     pub(crate) fn on_durable(&mut self, i: usize, r: &Record, promised: Epoch) {
-        let e = self.held.entry((r.seq.0, r.epoch)).or_default().entry(i).or_insert(promised);
+        let e = self
+            .held
+            .entry((r.seq.0, r.epoch))
+            .or_default()
+            .entry(i)
+            .or_insert(promised);
         *e = (*e).min(promised);
     }
 
-    pub(crate) fn on_commit(&mut self, i: usize, rep: &Replica, upto: SeqNo, leader: Option<Epoch>) {
+    pub(crate) fn on_commit(
+        &mut self,
+        i: usize,
+        rep: &Replica,
+        upto: SeqNo,
+        leader: Option<Epoch>,
+    ) {
         let from = self.applied[i];
         let records: Vec<Record> = rep.log().range(from, upto).cloned().collect();
         for r in records {
@@ -143,14 +154,21 @@ impl Auditor {
             self.committed.insert(r.seq.0, r.clone());
         }
         if self.segments.get(&r.seq.0).is_some_and(|s| s != r) {
-            self.safety(format!("agreement: n{} committed seq {} unlike the segments", i + 1, r.seq));
+            self.safety(format!(
+                "agreement: n{} committed seq {} unlike the segments",
+                i + 1,
+                r.seq
+            ));
         }
     }
 
     pub(crate) fn on_ack(&mut self, r: Record, now: u64) {
         if let Some(prev) = self.acked.get(&r.seq.0) {
             if *prev != r {
-                self.safety(format!("two different writes acknowledged at seq {}", r.seq));
+                self.safety(format!(
+                    "two different writes acknowledged at seq {}",
+                    r.seq
+                ));
             }
             return;
         }
@@ -163,14 +181,23 @@ impl Auditor {
             if self.committed.get(&r.seq.0).is_some_and(|c| c != r)
                 || self.segments.get(&r.seq.0).is_some_and(|s| s != r)
             {
-                self.safety(format!("flushed seq {} differs from the committed record", r.seq));
+                self.safety(format!(
+                    "flushed seq {} differs from the committed record",
+                    r.seq
+                ));
             }
             self.segments.insert(r.seq.0, r.clone());
         }
     }
 
     /// Every acknowledged write is in `rep`'s log or in the segments below its base.
-    fn check_contains_acked(&mut self, i: usize, rep: &Replica, segments: &BTreeMap<u64, Record>, when: &str) {
+    fn check_contains_acked(
+        &mut self,
+        i: usize,
+        rep: &Replica,
+        segments: &BTreeMap<u64, Record>,
+        when: &str,
+    ) {
         let base = rep.log().base();
         let mut missing = None;
         for (s, r) in &self.acked {
@@ -207,7 +234,11 @@ impl Auditor {
         if matches!(role, Role::Recovering | Role::Leader) {
             let owner = *self.leaders.entry(epoch).or_insert(i);
             if owner != i {
-                self.safety(format!("two leaders in epoch {epoch}: n{} and n{}", owner + 1, i + 1));
+                self.safety(format!(
+                    "two leaders in epoch {epoch}: n{} and n{}",
+                    owner + 1,
+                    i + 1
+                ));
             }
         }
         if role == Role::Leader {
@@ -215,7 +246,12 @@ impl Auditor {
         }
     }
 
-    pub(crate) fn after_event(&mut self, nodes: &[Node], _now: u64, local: impl Fn(usize) -> Millis) {
+    pub(crate) fn after_event(
+        &mut self,
+        nodes: &[Node],
+        _now: u64,
+        local: impl Fn(usize) -> Millis,
+    ) {
         self.events += 1;
         for (i, n) in nodes.iter().enumerate() {
             let Some(rep) = &n.rep else { continue };
@@ -229,10 +265,10 @@ impl Auditor {
                     ));
                 }
             }
-            if self.events % 64 == 0 {
-                if let Err(v) = invariants::log_well_formed(rep.log()) {
-                    self.safety(format!("n{}: {}", i + 1, v.0));
-                }
+            if self.events.is_multiple_of(64)
+                && let Err(v) = invariants::log_well_formed(rep.log())
+            {
+                self.safety(format!("n{}: {}", i + 1, v.0));
             }
         }
     }
@@ -245,10 +281,11 @@ impl Auditor {
         let segments = self.segments.clone();
         let mut leader = None;
         for (i, n) in nodes.iter().enumerate() {
-            if let Some(rep) = &n.rep {
-                if rep.role() == Role::Leader && leader.is_none_or(|(_, e)| rep.promised_epoch() > e) {
-                    leader = Some((i, rep.promised_epoch()));
-                }
+            if let Some(rep) = &n.rep
+                && rep.role() == Role::Leader
+                && leader.is_none_or(|(_, e)| rep.promised_epoch() > e)
+            {
+                leader = Some((i, rep.promised_epoch()));
             }
         }
         if let Some((i, _)) = leader {
@@ -270,18 +307,26 @@ impl Auditor {
                 }
             }
         } else {
-            self.liveness.push("no serving leader 2 s before the end".to_owned());
+            self.liveness
+                .push("no serving leader 2 s before the end".to_owned());
         }
         let bound = self.heal_at + 4000 * MS;
         match self.stable_leader_at {
-            None => self.liveness.push("no serving leader at the end".to_owned()),
+            None => self
+                .liveness
+                .push("no serving leader at the end".to_owned()),
             Some(t) if t > bound => self.liveness.push(format!(
                 "leader emerged {} ms after faults stopped (bound 4000 ms)",
                 (t - self.heal_at) / MS
             )),
             Some(t) => {
-                if !self.ack_times.iter().any(|a| *a >= t && *a <= t + 1500 * MS) {
-                    self.liveness.push("no client write completed within 1.5 s of the leader".to_owned());
+                if !self
+                    .ack_times
+                    .iter()
+                    .any(|a| *a >= t && *a <= t + 1500 * MS)
+                {
+                    self.liveness
+                        .push("no client write completed within 1.5 s of the leader".to_owned());
                 }
             }
         }

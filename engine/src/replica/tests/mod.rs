@@ -13,8 +13,8 @@ pub(crate) enum Bug {
     IgnoreLeasePromise,
 }
 
-mod codec;
-mod unit;
 mod auditor;
+mod codec;
 mod sim;
 mod sim_tests;
+mod unit;

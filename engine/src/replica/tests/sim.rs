@@ -123,17 +123,34 @@ impl std::ops::AddAssign for Stats {
 #[derive(Debug)]
 enum Ev {
     Tick(usize),
-    Deliver { to: usize, bytes: Bytes },
-    PersistDone { node: usize, inc: u64, id: PersistId },
-    Claim { node: usize, inc: u64, at_least: Epoch },
-    Manifest { node: usize, inc: u64 },
+    Deliver {
+        to: usize,
+        bytes: Bytes,
+    },
+    PersistDone {
+        node: usize,
+        inc: u64,
+        id: PersistId,
+    },
+    Claim {
+        node: usize,
+        inc: u64,
+        at_least: Epoch,
+    },
+    Manifest {
+        node: usize,
+        inc: u64,
+    },
     Crash(usize),
     Restart(usize),
     Partition,
     Heal,
     Flush,
     Client(usize),
-    Arrive { client: usize, node: usize },
+    Arrive {
+        client: usize,
+        node: usize,
+    },
     /// Notes the serving leader's commit point; every replica must reach it by the end.
     Snapshot,
 }
@@ -161,7 +178,12 @@ pub(crate) struct Node {
 enum ClientState {
     Idle,
     Sending,
-    Waiting { node: usize, epoch: Epoch, seq: SeqNo, deadline: u64 },
+    Waiting {
+        node: usize,
+        epoch: Epoch,
+        seq: SeqNo,
+        deadline: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -392,7 +414,14 @@ impl Sim {
                     let inc = self.nodes[i].inc;
                     if !(self.faulty() && self.rng.random_bool(0.05)) {
                         let t = self.now + self.rng.random_range(2 * MS..30 * MS);
-                        self.at(t, Ev::Claim { node: i, inc, at_least });
+                        self.at(
+                            t,
+                            Ev::Claim {
+                                node: i,
+                                inc,
+                                at_least,
+                            },
+                        );
                     }
                 }
                 Output::LoadManifest => {
@@ -408,7 +437,12 @@ impl Sim {
                     let epoch = self.nodes[i].rep.as_ref().and_then(Replica::leader_epoch);
                     let deadline = self.now + 1000 * MS;
                     self.clients[c].state = match epoch {
-                        Some(epoch) => ClientState::Waiting { node: i, epoch, seq, deadline },
+                        Some(epoch) => ClientState::Waiting {
+                            node: i,
+                            epoch,
+                            seq,
+                            deadline,
+                        },
                         None => ClientState::Idle,
                     };
                     self.at(deadline, Ev::Client(c));
@@ -418,7 +452,9 @@ impl Sim {
                     self.log(|| format!("client {c} rejected by n{}: {reason:?}", i + 1));
                     let (target, wait) = match reason {
                         RejectReason::NotLeader { leader: Some(l) } => (l.0 as usize - 1, 2 * MS),
-                        RejectReason::NotLeader { leader: None } => (self.rng.random_range(0..self.p.n), 50 * MS),
+                        RejectReason::NotLeader { leader: None } => {
+                            (self.rng.random_range(0..self.p.n), 50 * MS)
+                        }
                         RejectReason::NotReady | RejectReason::Empty => (i, 20 * MS),
                     };
                     self.retry(c, target, wait);
@@ -448,7 +484,10 @@ impl Sim {
             Msg::Refused { .. } => self.stats.refusals += 1,
             _ if !self.p.send_checks => {}
             Msg::Promised { epoch, .. } if d.promised < *epoch => {
-                let what = format!("n{} answered Promised({epoch}) before the promise was durable", i + 1);
+                let what = format!(
+                    "n{} answered Promised({epoch}) before the promise was durable",
+                    i + 1
+                );
                 self.audit.safety(what);
             }
             Msg::Ack { last_seq, .. }
@@ -469,14 +508,24 @@ impl Sim {
         if faulty && self.rng.random_bool(0.05) {
             return;
         }
-        let copies = if faulty && self.rng.random_bool(0.03) { 2 } else { 1 };
+        let copies = if faulty && self.rng.random_bool(0.03) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let d = if faulty && self.rng.random_bool(0.05) {
                 self.rng.random_range(20 * MS..400 * MS)
             } else {
                 self.rng.random_range(MS..15 * MS)
             };
-            self.at(self.now + d, Ev::Deliver { to, bytes: bytes.clone() });
+            self.at(
+                self.now + d,
+                Ev::Deliver {
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
         }
     }
 
@@ -487,17 +536,31 @@ impl Sim {
         let Some(epoch) = leader_epoch else { return };
         let mut acks = Vec::new();
         for c in 0..self.clients.len() {
-            if let ClientState::Waiting { node, epoch: e, seq, .. } = self.clients[c].state {
-                if node == i && e == epoch && seq <= upto {
-                    let rec = rep.log().get(seq).cloned().expect("acked record in the leader's log");
-                    acks.push((c, rec));
-                }
+            if let ClientState::Waiting {
+                node,
+                epoch: e,
+                seq,
+                ..
+            } = self.clients[c].state
+                && node == i
+                && e == epoch
+                && seq <= upto
+            {
+                let rec = rep
+                    .log()
+                    .get(seq)
+                    .cloned()
+                    .expect("acked record in the leader's log");
+                acks.push((c, rec));
             }
         }
         for (c, rec) in acks {
             let want = self.payload(c);
             if rec.entries.first().map(|e| &e.kind) != Some(&want.kind) {
-                self.audit.safety(format!("ack of seq {} carries another client's payload", rec.seq));
+                self.audit.safety(format!(
+                    "ack of seq {} carries another client's payload",
+                    rec.seq
+                ));
             }
             self.audit.on_ack(rec, self.now);
             let cl = &mut self.clients[c];
@@ -567,10 +630,17 @@ impl Sim {
 
     fn flush(&mut self) {
         for i in 0..self.p.n {
-            let Some(rep) = self.nodes[i].rep.as_ref() else { continue };
-            let Some(epoch) = rep.leader_epoch() else { continue };
+            let Some(rep) = self.nodes[i].rep.as_ref() else {
+                continue;
+            };
+            let Some(epoch) = rep.leader_epoch() else {
+                continue;
+            };
             let f = rep.commit_seq();
-            if rep.role() != Role::Leader || f <= self.store.flushed || epoch < self.store.manifest_epoch {
+            if rep.role() != Role::Leader
+                || f <= self.store.flushed
+                || epoch < self.store.manifest_epoch
+            {
                 continue;
             }
             let records: Vec<Record> = rep.log().range(self.store.flushed, f).cloned().collect();
@@ -580,7 +650,14 @@ impl Sim {
             self.stats.flushes += 1;
             self.store.flushed = f;
             self.store.flushed_epoch = fe;
-            self.feed(i, Input::ManifestLoaded { flushed_seq: f, flushed_epoch: fe }, None);
+            self.feed(
+                i,
+                Input::ManifestLoaded {
+                    flushed_seq: f,
+                    flushed_epoch: fe,
+                },
+                None,
+            );
         }
         let t = self.now + self.rng.random_range(300 * MS..700 * MS);
         self.at(t, Ev::Flush);
@@ -594,7 +671,10 @@ impl Sim {
         match self.rng.random_range(0..4) {
             0 => {
                 let leader = (0..n).find(|j| {
-                    self.nodes[*j].rep.as_ref().is_some_and(|r| r.leader_epoch().is_some())
+                    self.nodes[*j]
+                        .rep
+                        .as_ref()
+                        .is_some_and(|r| r.leader_epoch().is_some())
                 });
                 let v = match leader {
                     Some(l) if self.rng.random_bool(0.5) => l,
@@ -647,20 +727,31 @@ impl Sim {
                         return;
                     }
                 };
-                let input = Input::Message { from: env.from, msg: env.msg };
+                let input = Input::Message {
+                    from: env.from,
+                    msg: env.msg,
+                };
                 self.feed(to, input, None);
             }
             Ev::PersistDone { node, inc, id } => {
                 if self.nodes[node].inc != inc || !self.nodes[node].up {
                     return;
                 }
-                while self.nodes[node].pending.front().is_some_and(|(p, _)| *p <= id) {
+                while self.nodes[node]
+                    .pending
+                    .front()
+                    .is_some_and(|(p, _)| *p <= id)
+                {
                     let (_, op) = self.nodes[node].pending.pop_front().expect("front exists");
                     self.apply_durable(node, op);
                 }
                 self.feed(node, Input::Persisted { id }, None);
             }
-            Ev::Claim { node, inc, at_least } => {
+            Ev::Claim {
+                node,
+                inc,
+                at_least,
+            } => {
                 let won = !self.store.epochs.contains(&at_least.0);
                 self.log(|| format!("n{} claim {at_least} won={won}", node + 1));
                 let epoch = if won {
@@ -689,7 +780,10 @@ impl Sim {
                 let i = if i == ANY {
                     // Half of the random crashes hit a leader, if there is one.
                     let leader = (0..self.p.n).find(|j| {
-                        self.nodes[*j].rep.as_ref().is_some_and(|r| r.leader_epoch().is_some())
+                        self.nodes[*j]
+                            .rep
+                            .as_ref()
+                            .is_some_and(|r| r.leader_epoch().is_some())
                     });
                     match leader {
                         Some(l) if self.rng.random_bool(0.5) => l,
@@ -754,7 +848,8 @@ impl Sim {
             steps += 1;
             self.audit.after_event(&self.nodes, self.now, |i| {
                 let n = &self.nodes[i];
-                let scaled = (i128::from(self.now) * (1_000_000 + i128::from(n.drift_ppm))) / 1_000_000;
+                let scaled =
+                    (i128::from(self.now) * (1_000_000 + i128::from(n.drift_ppm))) / 1_000_000;
                 Millis(n.offset_ms + (scaled / 1000) as u64)
             });
             if !self.audit.safety_violations().is_empty() {
@@ -763,7 +858,8 @@ impl Sim {
             }
         }
 
-        self.audit.at_end(&self.nodes, &self.store, self.now, finished);
+        self.audit
+            .at_end(&self.nodes, &self.store, self.now, finished);
         let trace = self.trace ^ self.rng.random::<u64>();
         Outcome {
             steps,

@@ -41,7 +41,10 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
         let o = run_seed(p, seed);
         if !o.safety.is_empty() || !o.liveness.is_empty() {
             eprintln!("failing seed: {seed}");
-            panic!("seed {seed}: safety {:?} liveness {:?}", o.safety, o.liveness);
+            panic!(
+                "seed {seed}: safety {:?} liveness {:?}",
+                o.safety, o.liveness
+            );
         }
         steps += o.steps;
         acked += o.acked;
@@ -79,8 +82,16 @@ fn replay_seed() {
     let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
     let p = if n5 { Params::n5() } else { Params::n3() };
     let o = run_seed(&p, seed);
-    eprintln!("seed {seed}: {} steps, {} acked, trace {:016x}", o.steps, o.acked, o.trace);
-    assert!(o.safety.is_empty() && o.liveness.is_empty(), "seed {seed}: {:?} {:?}", o.safety, o.liveness);
+    eprintln!(
+        "seed {seed}: {} steps, {} acked, trace {:016x}",
+        o.steps, o.acked, o.trace
+    );
+    assert!(
+        o.safety.is_empty() && o.liveness.is_empty(),
+        "seed {seed}: {:?} {:?}",
+        o.safety,
+        o.liveness
+    );
 }
 
 #[test]
@@ -131,7 +142,10 @@ fn sim_catches_promises_during_the_lease() {
 #[test]
 fn sim_catches_answering_promises_before_they_are_durable() {
     let seed = finds_bug(Bug::SkipDurablePromise, 60);
-    assert!(seed.is_some(), "the simulator missed the non-durable promise bug");
+    assert!(
+        seed.is_some(),
+        "the simulator missed the non-durable promise bug"
+    );
 }
 
 /// Many more seeds, for a nightly job or by hand:
@@ -141,7 +155,9 @@ fn sim_catches_answering_promises_before_they_are_durable() {
 #[ignore = "long; run nightly"]
 fn sim_soak() {
     let range = std::env::var("TIERKV_SIM_SEEDS").unwrap_or_else(|_| "0..1000".to_owned());
-    let (a, b) = range.split_once("..").expect("TIERKV_SIM_SEEDS is start..end");
+    let (a, b) = range
+        .split_once("..")
+        .expect("TIERKV_SIM_SEEDS is start..end");
     let seeds = a.parse().expect("start")..b.parse().expect("end");
     let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
     run_many(&if n5 { Params::n5() } else { Params::n3() }, seeds);
@@ -154,5 +170,8 @@ fn sim_soak() {
 #[ignore = "long; run nightly"]
 fn sim_catches_non_durable_promises_end_to_end() {
     let seed = finds_bug_with(Bug::SkipDurablePromise, 3000, false);
-    assert!(seed.is_some(), "the simulator missed the non-durable promise bug end to end");
+    assert!(
+        seed.is_some(),
+        "the simulator missed the non-durable promise bug end to end"
+    );
 }
