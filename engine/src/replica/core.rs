@@ -15,8 +15,6 @@
 //!   one: completed appends raise it, truncations (pending or done) cap it, and everything up
 //!   to the flushed base counts (it is in segments).
 
-use std::collections::VecDeque;
-
 use crate::error::{Error, Result};
 use crate::types::{Epoch, SeqNo};
 
@@ -26,7 +24,8 @@ use super::invariants::{self, Violation};
 use super::leader::LeaderState;
 use super::lease::PromiseWindow;
 use super::log::Log;
-use super::{Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Recovered, Role};
+use super::persist::PersistQueue;
+use super::{Config, Input, Millis, Msg, NodeId, Output, PersistOp, Recovered, Role};
 
 /// One replica of one shard. See the module docs of [`crate::replica`].
 #[derive(Debug)]
@@ -64,44 +63,6 @@ pub(super) enum RoleState {
     Follower(FollowerState),
     Candidate(CandidateState),
     Leader(LeaderState),
-}
-
-/// A persistence request not yet reported durable.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Pending {
-    Append { last: SeqNo },
-    Promise(Epoch),
-    Truncate { after: SeqNo },
-}
-
-/// Requests handed to the caller and what is known durable.
-#[derive(Debug, Default)]
-pub(super) struct PersistQueue {
-    next_id: u64,
-    pending: VecDeque<(PersistId, Pending)>,
-    /// End of the durable log (after the durable truncations).
-    durable_last: SeqNo,
-    pub(super) durable_promised: Epoch,
-}
-
-impl PersistQueue {
-    /// Whether a promise of at least `epoch` is on its way to durability.
-    pub(super) fn promise_pending(&self, epoch: Epoch) -> bool {
-        self.pending
-            .iter()
-            .any(|(_, p)| matches!(p, Pending::Promise(e) if *e >= epoch))
-    }
-
-    /// Highest seq up to which the durable log equals the in-memory log.
-    pub(super) fn durable_match(&self, base: SeqNo) -> SeqNo {
-        let mut m = self.durable_last;
-        for (_, p) in &self.pending {
-            if let Pending::Truncate { after } = p {
-                m = m.min(*after);
-            }
-        }
-        m.max(base)
-    }
 }
 
 impl Replica {
@@ -144,15 +105,10 @@ impl Replica {
             rank: u64::try_from(rank).unwrap_or(u64::MAX),
             commit_seq: log.base(),
             promised,
-            persist: PersistQueue {
-                next_id: 0,
-                pending: VecDeque::new(),
-                durable_last: log.last_seq(),
-                // Only the promise record is a durable promise; `promised` may be higher
-                // because of the epochs of our records or the manifest (a newer leader
-                // existed), which is enforced in memory and re-persisted when answered.
-                durable_promised: recovered.promised_epoch,
-            },
+            // Only the promise record is a durable promise; `promised` may be higher
+            // because of the epochs of our records or the manifest (a newer leader
+            // existed), which is enforced in memory and re-persisted when answered.
+            persist: PersistQueue::new(log.last_seq(), recovered.promised_epoch),
             log,
             role: RoleState::Follower(FollowerState::default()),
             window: PromiseWindow::until(now.plus(cfg.lease_duration)),
@@ -249,25 +205,6 @@ impl Replica {
     pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let me = self.cfg.me;
         self.cfg.replicas.iter().copied().filter(move |r| *r != me)
-    }
-
-    pub(super) fn persist(&mut self, op: PersistOp) -> PersistId {
-        let id = PersistId(self.persist.next_id);
-        self.persist.next_id += 1;
-        let pending = match &op {
-            PersistOp::Append(records) => Pending::Append {
-                last: records.last().map_or(self.log.last_seq(), |r| r.seq),
-            },
-            PersistOp::Promise(e) => Pending::Promise(*e),
-            PersistOp::Truncate { after } => Pending::Truncate { after: *after },
-        };
-        self.persist.pending.push_back((id, pending));
-        self.out.push(Output::Persist { id, op });
-        id
-    }
-
-    pub(super) fn durable_match(&self) -> SeqNo {
-        self.persist.durable_match(self.log.base())
     }
 
     /// Records a broken safety rule: logged, and fatal in debug builds.
@@ -423,35 +360,6 @@ impl Replica {
                 prev_epoch,
                 records,
             } => self.on_records(now, from, epoch, prev_seq, prev_epoch, records),
-        }
-    }
-
-    fn on_persisted(&mut self, now: Millis, id: PersistId) {
-        let mut promise_done = None;
-        while let Some((pid, p)) = self.persist.pending.front().copied() {
-            if pid > id {
-                break;
-            }
-            self.persist.pending.pop_front();
-            match p {
-                Pending::Append { last } => self.persist.durable_last = last,
-                Pending::Truncate { after } => {
-                    self.persist.durable_last = self.persist.durable_last.min(after);
-                }
-                Pending::Promise(e) => {
-                    self.persist.durable_promised = self.persist.durable_promised.max(e);
-                    promise_done = Some(e);
-                }
-            }
-        }
-        if promise_done.is_some() {
-            self.answer_waiters();
-            self.on_own_promise_durable(now);
-        }
-        match &self.role {
-            RoleState::Follower(_) => self.flush_acks(),
-            RoleState::Leader(_) => self.advance_commit(now),
-            RoleState::Candidate(_) => {}
         }
     }
 

@@ -16,6 +16,7 @@
 //! - `follower.rs`: accepting `Append`s (prefix check, truncation of older-epoch tails, acks).
 //! - `candidate.rs`: takeover (manifest, epoch claim, quorum promises, adopt the longest log).
 //! - `leader.rs`: sequencing, replication, commit rule, barrier, stepping down.
+//! - `persist.rs`: persistence requests and what is durable.
 //! - `lease.rs`: lease arithmetic (the leader's read lease, the follower's promise window).
 //! - [`invariants`]: the safety rules as named functions, used by the core and the auditor.
 //!
@@ -52,6 +53,7 @@ mod leader;
 mod lease;
 pub mod log;
 pub mod msg;
+mod persist;
 #[cfg(test)]
 mod tests;
 
