@@ -84,6 +84,14 @@ impl Auditor {
         &self.liveness
     }
 
+    /// Epoch of the record committed (or flushed) at `seq`, if known.
+    pub(crate) fn committed_epoch(&self, seq: SeqNo) -> Option<Epoch> {
+        self.committed
+            .get(&seq.0)
+            .or_else(|| self.segments.get(&seq.0))
+            .map(|r| r.epoch)
+    }
+
     pub(crate) fn acked_count(&self) -> usize {
         self.acked.len()
     }

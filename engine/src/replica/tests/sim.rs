@@ -36,6 +36,7 @@ use super::Bug;
 use super::auditor::Auditor;
 
 mod actors;
+mod history;
 
 const SHARD: ShardId = ShardId(3);
 const MS: u64 = 1000;
@@ -153,6 +154,8 @@ enum Ev {
         client: usize,
         node: usize,
     },
+    /// A reader asks a random node for a strong read.
+    Read,
     /// Notes the serving leader's commit point; every replica must reach it by the end.
     Snapshot,
 }
@@ -173,6 +176,9 @@ pub(crate) struct Node {
     pub(crate) durable: Durable,
     pending: VecDeque<(PersistId, PersistOp)>,
     last_done: u64,
+    /// The node's applied state (its memtable over the segments) and how far it got.
+    kv: BTreeMap<Bytes, Bytes>,
+    applied: SeqNo,
     group: u32,
 }
 
@@ -192,6 +198,8 @@ enum ClientState {
 struct Client {
     target: usize,
     state: ClientState,
+    /// Index of the current attempt in the history.
+    op: usize,
     write: u64,
     attempt: u32,
 }
@@ -218,6 +226,7 @@ pub(crate) struct Sim {
     trace: u64,
     healed: bool,
     stats: Stats,
+    history: Vec<history::HistOp>,
     /// `TIERKV_SIM_TRACE=1`: print role changes, faults and client acks.
     verbose: bool,
 }
@@ -235,6 +244,8 @@ impl Sim {
                 durable: Durable::default(),
                 pending: VecDeque::new(),
                 last_done: 0,
+                kv: BTreeMap::new(),
+                applied: SeqNo(0),
                 group: 0,
             })
             .collect();
@@ -242,6 +253,7 @@ impl Sim {
             .map(|_| Client {
                 target: rng.random_range(0..p.n),
                 state: ClientState::Idle,
+                op: 0,
                 write: 0,
                 attempt: 0,
             })
@@ -260,6 +272,7 @@ impl Sim {
             trace: seed,
             healed: false,
             stats: Stats::default(),
+            history: Vec::new(),
             verbose: std::env::var("TIERKV_SIM_TRACE").is_ok_and(|v| v == "1"),
         };
         for i in 0..sim.p.n {
@@ -272,6 +285,7 @@ impl Sim {
             sim.at(t, Ev::Client(c));
         }
         sim.at(500 * MS, Ev::Flush);
+        sim.at(30 * MS, Ev::Read);
         sim.at(1000 * MS, Ev::Partition);
         let t = sim.rng.random_range(500 * MS..3000 * MS);
         let victim = sim.rng.random_range(0..sim.p.n);
@@ -330,6 +344,9 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.rep = Some(rep);
         n.up = true;
+        n.kv.clear();
+        n.applied = SeqNo(0);
+        self.apply_committed(i);
     }
 
     fn crash(&mut self, i: usize) {
@@ -374,6 +391,7 @@ impl Sim {
         };
         let outs = rep.handle(now, input);
         self.outputs(i, outs, client);
+        self.apply_committed(i);
     }
 
     fn outputs(&mut self, i: usize, outs: Vec<Output>, client: Option<usize>) {
@@ -436,6 +454,9 @@ impl Sim {
                 }
                 Output::Proposed { seq } => {
                     let Some(c) = client else { continue };
+                    if let Some(e) = self.nodes[i].rep.as_ref().and_then(Replica::leader_epoch) {
+                        self.note_proposed(c, seq, e);
+                    }
                     let epoch = self.nodes[i].rep.as_ref().and_then(Replica::leader_epoch);
                     let deadline = self.now + 1000 * MS;
                     self.clients[c].state = match epoch {
@@ -643,6 +664,11 @@ impl Sim {
             Ev::Flush => self.flush(),
             Ev::Client(c) => self.client(c),
             Ev::Arrive { client, node } => self.arrive(client, node),
+            Ev::Read => {
+                self.strong_read();
+                let t = self.now + self.rng.random_range(10 * MS..40 * MS);
+                self.at(t, Ev::Read);
+            }
             Ev::Snapshot => {
                 let leader_commit = self
                     .nodes
@@ -686,6 +712,9 @@ impl Sim {
 
         self.audit
             .at_end(&self.nodes, &self.store, self.now, finished);
+        if self.audit.safety_violations().is_empty() {
+            self.check_linearizable();
+        }
         let trace = self.trace ^ self.rng.random::<u64>();
         Outcome {
             steps,

@@ -135,7 +135,7 @@ fn sim_catches_adopting_the_shortest_log() {
 
 #[test]
 fn sim_catches_promises_during_the_lease() {
-    let seed = finds_bug(Bug::IgnoreLeasePromise, 30);
+    let seed = finds_bug(Bug::IgnoreLeasePromise, 100);
     assert!(seed.is_some(), "the simulator missed the lease bug");
 }
 

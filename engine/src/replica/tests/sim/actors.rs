@@ -44,6 +44,7 @@ impl Sim {
                 ));
             }
             self.audit.on_ack(rec, self.now);
+            self.note_ack(c);
             let cl = &mut self.clients[c];
             cl.state = ClientState::Idle;
             cl.write += 1;
@@ -56,10 +57,10 @@ impl Sim {
     pub(super) fn payload(&self, c: usize) -> Entry {
         let cl = &self.clients[c];
         Entry {
-            key: Bytes::from(format!("c{c}")),
+            key: Bytes::from(format!("k{}", (cl.write * 7 + c as u64) % 4)),
             seq: SeqNo(0),
             kind: EntryKind::Put {
-                value: Bytes::from(format!("w{}a{}", cl.write, cl.attempt)),
+                value: Bytes::from(format!("c{c}w{}a{}", cl.write, cl.attempt)),
                 content_type: None,
             },
             expires_at: None,
@@ -81,6 +82,7 @@ impl Sim {
     pub(super) fn client(&mut self, c: usize) {
         match self.clients[c].state {
             ClientState::Idle => {
+                self.begin_write(c);
                 self.clients[c].state = ClientState::Sending;
                 let node = self.clients[c].target;
                 let t = self.now + self.rng.random_range(MS..5 * MS);
