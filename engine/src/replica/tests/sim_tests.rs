@@ -162,16 +162,3 @@ fn sim_soak() {
     let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
     run_many(&if n5 { Params::n5() } else { Params::n3() }, seeds);
 }
-
-/// The same bug found end to end (lost acknowledged writes, disagreement), without the
-/// send-side rule check. Needs a crash between answering and fsyncing, then the deposed
-/// leader reaching the restarted replica first: rare, hence many seeds.
-#[test]
-#[ignore = "long; run nightly"]
-fn sim_catches_non_durable_promises_end_to_end() {
-    let seed = finds_bug_with(Bug::SkipDurablePromise, 3000, false);
-    assert!(
-        seed.is_some(),
-        "the simulator missed the non-durable promise bug end to end"
-    );
-}
