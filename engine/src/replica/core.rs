@@ -1,4 +1,4 @@
-//! The [`Replica`]: dispatch of inputs, persistence bookkeeping, timers and promises.
+//! The [`Replica`]: dispatch of inputs, timers, role changes, commit point.
 //!
 //! Lifecycle: a replica starts as a follower from its durable state ([`Replica::new`]),
 //! refusing promises for one full lease (it may have acked a heartbeat just before it
@@ -10,10 +10,12 @@
 //! Invariants kept here:
 //! - `promised` only grows and is persisted before it is relied on: `Promised` answers wait
 //!   for the durable promise (`waiters`), and acks wait for durable records, which in a
-//!   single ordered WAL implies every earlier promise is durable too.
-//! - `durable_match()` is the highest seq up to which the durable log equals the in-memory
-//!   one: completed appends raise it, truncations (pending or done) cap it, and everything up
-//!   to the flushed base counts (it is in segments).
+//!   single ordered WAL implies every earlier promise is durable too (`persist.rs`).
+//! - `commit_seq` only grows and never passes the end of the log
+//!   ([`super::invariants::commit_monotonic`]); a `Committed` output is emitted exactly when
+//!   it grows (a jump to a manifest's flushed prefix is applied by reloading segments).
+//! - The takeover timer never fires while our own lease promise holds, nor before a newer
+//!   candidate we refused for the lease had the chance to retry (`defer_until`).
 
 use crate::error::{Error, Result};
 use crate::types::{Epoch, SeqNo};

@@ -9,7 +9,7 @@
 //! - `records[i].seq == base + 1 + i` (contiguity: a log never has holes, because every append
 //!   is matched against the record before it);
 //! - epochs never decrease along the log and are `>= base_epoch` only where the log is a
-//!   legitimate continuation (the caller truncates otherwise, see [`Log::advance_base`]).
+//!   legitimate continuation (the caller truncates otherwise, see `Log::advance_base`).
 
 use std::collections::VecDeque;
 

@@ -12,8 +12,9 @@
 //! - `mod.rs`: the types of the interface ([`Config`], [`Input`], [`Output`], [`Record`], ...).
 //! - [`msg`]: messages between replicas and their binary encoding.
 //! - [`log`]: the in-memory log (records after the flushed base, contiguous).
-//! - `core.rs`: the [`Replica`] itself: dispatch, persistence bookkeeping, timers, promises.
-//! - `follower.rs`: accepting `Append`s (prefix check, truncation of older-epoch tails, acks).
+//! - `core.rs`: the [`Replica`] itself: dispatch, timers, role changes, commit point.
+//! - `follower.rs`: accepting `Append`s (prefix check, truncation of older-epoch tails, acks),
+//!   granting promises, answering `Fetch`.
 //! - `candidate.rs`: takeover (manifest, epoch claim, quorum promises, adopt the longest log).
 //! - `leader.rs`: sequencing, replication, commit rule, barrier, stepping down.
 //! - `persist.rs`: persistence requests and what is durable.

@@ -1,5 +1,6 @@
-//! Tests of the replication core: message codec, unit tests of single replicas, and the
-//! deterministic cluster simulator with its auditor.
+//! Tests of the replication core: message codec (`codec.rs`), single replicas driven by hand
+//! (`unit.rs`), and the deterministic cluster simulator (`sim.rs`, `sim/`) with its auditor
+//! (`auditor.rs`) and entry points (`sim_tests.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 /// Deliberate protocol bugs, switched on per test to show the simulator catches them.

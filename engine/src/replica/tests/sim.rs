@@ -13,11 +13,20 @@
 //! - an object store with create-only epoch claims and a manifest (`flushed_seq`, its epoch,
 //!   the writer epoch that fences flushes), whose answers may be lost; the serving leader
 //!   flushes periodically;
-//! - clients proposing to whoever they believe leads, with bounded retries.
+//! - clients proposing to whoever they believe leads, with bounded retries, on four shared
+//!   keys; readers asking random replicas for strong reads, answered from the replica's
+//!   applied state only while it may serve them (`sim/history.rs`);
+//! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
+//!   and rarely after an append.
 //!
 //! Faults run until `faults_until`; then every node restarts, partitions heal, drops stop,
 //! and the run continues to check liveness. The [`super::auditor::Auditor`] checks safety
-//! after every event.
+//! after every event, rules are checked on each message as it leaves its sender (a
+//! `Promised` only once the promise is durable, an `Ack` only for a durable record), and at
+//! the end the client history must be linearizable (Wing–Gong, `tierkv-checker`).
+//!
+//! Replay a seed with `TIERKV_SIM_SEED=<seed> cargo test -p tierkv-engine replay_seed --
+//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `TIERKV_SIM_TRACE=1` for an event log).
 
 use std::collections::{BTreeMap, VecDeque};
 
