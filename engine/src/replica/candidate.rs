@@ -2,7 +2,8 @@
 //!
 //! Phases (each input moves at most one step; the whole takeover is abandoned after
 //! `takeover_timeout`, going back to follower with a fresh timer):
-//! 1. `LoadingManifest`: read the latest manifest (flushed prefix `F`).
+//! 1. `LoadingManifest`: read the latest manifest (flushed prefix `F`), asking again every
+//!    two heartbeat intervals until it comes.
 //! 2. `Claiming`: create-only claim of an epoch above everything seen. Losing means someone
 //!    else is taking over: back off as a follower.
 //! 3. `Promising`: persist our own promise, ask every replica for one. A replica promises
@@ -38,7 +39,9 @@ pub(super) struct CandidateState {
 
 #[derive(Debug)]
 enum Phase {
-    LoadingManifest,
+    LoadingManifest {
+        retry_at: Millis,
+    },
     Claiming,
     Promising {
         epoch: Epoch,
@@ -58,7 +61,7 @@ impl CandidateState {
     pub(super) fn epoch(&self) -> Option<Epoch> {
         match &self.phase {
             Phase::Promising { epoch, .. } | Phase::Fetching { epoch, .. } => Some(*epoch),
-            Phase::LoadingManifest | Phase::Claiming => None,
+            Phase::LoadingManifest { .. } | Phase::Claiming => None,
         }
     }
 }
@@ -69,7 +72,9 @@ impl Replica {
         self.role = RoleState::Candidate(CandidateState {
             started: now,
             deadline: now.plus(self.cfg.takeover_timeout),
-            phase: Phase::LoadingManifest,
+            phase: Phase::LoadingManifest {
+                retry_at: now.plus(Millis(2 * self.cfg.heartbeat_interval.0)),
+            },
         });
         self.leader_hint = None;
         self.request_manifest(now, true);
@@ -80,7 +85,7 @@ impl Replica {
         let RoleState::Candidate(c) = &mut self.role else {
             return;
         };
-        if matches!(c.phase, Phase::LoadingManifest) {
+        if matches!(c.phase, Phase::LoadingManifest { .. }) {
             c.phase = Phase::Claiming;
             let at_least = self
                 .promised
@@ -302,6 +307,7 @@ impl Replica {
             return;
         }
         let mut sends = Vec::new();
+        let mut reload = false;
         match &mut c.phase {
             Phase::Promising {
                 epoch,
@@ -333,10 +339,19 @@ impl Replica {
                     ));
                 }
             }
-            Phase::LoadingManifest | Phase::Claiming => {}
+            Phase::LoadingManifest { retry_at } => {
+                if now >= *retry_at {
+                    *retry_at = now.plus(Millis(2 * hb.0));
+                    reload = true;
+                }
+            }
+            Phase::Claiming => {}
         }
         for (to, msg) in sends {
             self.send(to, msg);
+        }
+        if reload {
+            self.request_manifest(now, true);
         }
     }
 }

@@ -456,7 +456,9 @@ impl Sim {
                 Output::LoadManifest => {
                     self.stats.manifest_loads += 1;
                     let inc = self.nodes[i].inc;
-                    if !(self.faulty() && self.rng.random_bool(0.05)) {
+                    if self.faulty() && self.rng.random_bool(0.05) {
+                        self.log(|| format!("n{} manifest load lost", i + 1));
+                    } else {
                         let t = self.now + self.rng.random_range(2 * MS..30 * MS);
                         self.at(t, Ev::Manifest { node: i, inc });
                     }
