@@ -67,6 +67,11 @@ pub(crate) struct Params {
     pub(crate) bug: Option<Bug>,
     /// Check rules on each message as it leaves its sender (off: only end-to-end checks).
     pub(crate) send_checks: bool,
+    /// The replicas' `max_clock_drift` margin in ms.
+    pub(crate) drift_margin_ms: u64,
+    /// Bound on each clock's rate error, in parts per million (default ±3 %, well inside the
+    /// 250 ms margin over a 2 s lease).
+    pub(crate) clock_rate_ppm: i64,
 }
 
 impl Params {
@@ -80,6 +85,8 @@ impl Params {
             max_steps: 40_000,
             bug: None,
             send_checks: true,
+            drift_margin_ms: 250,
+            clock_rate_ppm: 30_000,
         }
     }
     pub(crate) fn n5() -> Self {
@@ -249,7 +256,7 @@ impl Sim {
                 inc: 0,
                 rep: None,
                 offset_ms: rng.random_range(0..1_000_000),
-                drift_ppm: rng.random_range(-30_000..=30_000),
+                drift_ppm: rng.random_range(-p.clock_rate_ppm..=p.clock_rate_ppm),
                 durable: Durable::default(),
                 pending: VecDeque::new(),
                 last_done: 0,
@@ -310,6 +317,7 @@ impl Sim {
         let replicas = (0..self.p.n).map(|r| NodeId(r as u32 + 1)).collect();
         let mut c = Config::new(SHARD, NodeId(i as u32 + 1), replicas);
         c.quorum = self.p.quorum;
+        c.max_clock_drift = Millis(self.p.drift_margin_ms);
         c.bug = self.p.bug;
         c
     }

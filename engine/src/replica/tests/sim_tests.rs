@@ -162,3 +162,26 @@ fn sim_soak() {
     let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
     run_many(&if n5 { Params::n5() } else { Params::n3() }, seeds);
 }
+
+/// Without the drift margin, clocks running up to ±20 % fast or slow let a deposed leader
+/// believe its lease outlived the promises of the replicas that elected its successor.
+/// (With ±10 % no violation showed up in 200 seeds: the successor rarely starts that early.)
+#[test]
+fn sim_catches_a_lease_without_drift_margin() {
+    let p = Params {
+        drift_margin_ms: 0,
+        clock_rate_ppm: 200_000,
+        ..Params::n3()
+    };
+    let found = (0..200).find(|seed| {
+        let o = run_seed(&p, *seed);
+        if let Some(v) = o.safety.first() {
+            eprintln!("no drift margin: seed {seed} violates: {v}");
+        }
+        !o.safety.is_empty()
+    });
+    assert!(
+        found.is_some(),
+        "the simulator missed the missing drift margin"
+    );
+}
