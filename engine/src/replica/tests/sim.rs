@@ -82,7 +82,7 @@ impl Params {
             clients: 3,
             faults_until: 20_000 * MS,
             end: 26_000 * MS,
-            max_steps: 40_000,
+            max_steps: 100_000,
             bug: None,
             send_checks: true,
             drift_margin_ms: 250,
