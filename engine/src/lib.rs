@@ -20,6 +20,7 @@
 //! - [`shard`]: one shard: write pipeline, reads, scans, flush, compaction, TTL sweeping.
 //! - [`options`]: engine settings with their defaults.
 //! - [`db`]: a node's WAL plus the shards it hosts.
+//! - [`replica`]: replication and leases as a pure state machine, with its deterministic simulator.
 //! - [`testing`]: fault-injecting object store for tests.
 #![warn(missing_docs)]
 
@@ -34,6 +35,7 @@ pub mod meta;
 pub mod metrics;
 pub mod options;
 pub mod paths;
+pub mod replica;
 pub mod routing;
 pub mod segment;
 pub mod shard;

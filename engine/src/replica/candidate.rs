@@ -1,0 +1,357 @@
+//! Takeover: from follower to leader of a new epoch.
+//!
+//! Phases (each input moves at most one step; the whole takeover is abandoned after
+//! `takeover_timeout`, going back to follower with a fresh timer):
+//! 1. `LoadingManifest`: read the latest manifest (flushed prefix `F`), asking again every
+//!    two heartbeat intervals until it comes.
+//! 2. `Claiming`: create-only claim of an epoch above everything seen. Losing means someone
+//!    else is taking over: back off as a follower.
+//! 3. `Promising`: persist our own promise, ask every replica for one. A replica promises
+//!    only when its lease promise expired and durably before answering, so once a quorum
+//!    answered, no older leader can gather W acks again and no older lease is valid.
+//! 4. `Fetching`: adopt the log with the greatest `(last_epoch, last_seq)` among the quorum
+//!    ("the longest"): every committed record is on W replicas, one of which is in our
+//!    quorum; logs are prefixes of their epoch leader's log, and a leader of a newer epoch
+//!    adopted every record committed before it, so the greatest log holds all committed
+//!    records. We fetch its tail after our commit point (identical below it), truncate
+//!    whatever of ours differs or reaches past it, and check we now end where it does.
+//! 5. Leader (`leader.rs`): append a barrier in our epoch and replicate.
+
+use std::collections::BTreeMap;
+
+use crate::types::{Epoch, SeqNo};
+
+use super::core::{Replica, RoleState};
+use super::{Millis, Msg, NodeId, Output, PersistOp, Record};
+
+/// End of a replica's log as reported in `Promised`: `(last_epoch, last_seq)`.
+pub(super) type LogEnd = (Epoch, SeqNo);
+
+/// Candidate state.
+#[derive(Debug)]
+pub(super) struct CandidateState {
+    started: Millis,
+    /// When to give up: `takeover_timeout` after the start, pushed back (by at most one
+    /// lease) when replicas tell us when their lease promise ends.
+    deadline: Millis,
+    phase: Phase,
+}
+
+#[derive(Debug)]
+enum Phase {
+    LoadingManifest {
+        retry_at: Millis,
+    },
+    Claiming,
+    Promising {
+        epoch: Epoch,
+        promises: BTreeMap<NodeId, LogEnd>,
+        retry_at: BTreeMap<NodeId, Millis>,
+    },
+    Fetching {
+        epoch: Epoch,
+        from: NodeId,
+        want: LogEnd,
+        retry_at: Millis,
+    },
+}
+
+impl CandidateState {
+    /// The epoch being taken over, once claimed.
+    pub(super) fn epoch(&self) -> Option<Epoch> {
+        match &self.phase {
+            Phase::Promising { epoch, .. } | Phase::Fetching { epoch, .. } => Some(*epoch),
+            Phase::LoadingManifest { .. } | Phase::Claiming => None,
+        }
+    }
+}
+
+impl Replica {
+    pub(super) fn start_takeover(&mut self, now: Millis) {
+        self.attempts += 1;
+        self.role = RoleState::Candidate(CandidateState {
+            started: now,
+            deadline: now.plus(self.cfg.takeover_timeout),
+            phase: Phase::LoadingManifest {
+                retry_at: now.plus(Millis(2 * self.cfg.heartbeat_interval.0)),
+            },
+        });
+        self.leader_hint = None;
+        self.request_manifest(now, true);
+        self.role_changed();
+    }
+
+    pub(super) fn candidate_manifest_loaded(&mut self, _now: Millis) {
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if matches!(c.phase, Phase::LoadingManifest { .. }) {
+            c.phase = Phase::Claiming;
+            let at_least = self
+                .promised
+                .max(self.seen_epoch)
+                .max(self.log.last_epoch())
+                .next();
+            self.out.push(Output::ClaimEpoch { at_least });
+        }
+    }
+
+    pub(super) fn on_epoch_claimed(&mut self, now: Millis, epoch: Epoch, won: bool) {
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if !matches!(c.phase, Phase::Claiming) {
+            return;
+        }
+        if !won || epoch <= self.promised || self.window.holds(now) {
+            // Someone else is taking over: back off briefly (by rank), expecting its
+            // `Promise`; if none comes, claim above what we saw.
+            self.seen_epoch = self.seen_epoch.max(epoch);
+            self.become_follower(now);
+            self.backoff_election_timer(now);
+            return;
+        }
+        c.phase = Phase::Promising {
+            epoch,
+            promises: BTreeMap::new(),
+            retry_at: BTreeMap::new(),
+        };
+        self.raise_promise(epoch);
+        let peers: Vec<NodeId> = self.peers().collect();
+        for p in peers {
+            self.send(p, Msg::Promise { epoch });
+        }
+        if let RoleState::Candidate(c) = &mut self.role
+            && let Phase::Promising { retry_at, .. } = &mut c.phase
+        {
+            for p in self.cfg.replicas.iter().filter(|r| **r != self.cfg.me) {
+                retry_at.insert(*p, now.plus(self.cfg.heartbeat_interval));
+            }
+        }
+    }
+
+    /// Our own promise became durable: count it.
+    pub(super) fn on_own_promise_durable(&mut self, now: Millis) {
+        let me = self.cfg.me;
+        let end = (self.log.last_epoch(), self.log.last_seq());
+        let durable = self.persist.durable_promised;
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if let Phase::Promising {
+            epoch, promises, ..
+        } = &mut c.phase
+            && *epoch <= durable
+        {
+            promises.insert(me, end);
+        }
+        self.check_promise_quorum(now);
+    }
+
+    pub(super) fn on_promised(&mut self, now: Millis, from: NodeId, e: Epoch, end: LogEnd) {
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if let Phase::Promising {
+            epoch, promises, ..
+        } = &mut c.phase
+            && *epoch == e
+        {
+            promises.insert(from, end);
+        }
+        self.check_promise_quorum(now);
+    }
+
+    pub(super) fn on_refused(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        promised: Epoch,
+        remaining: Millis,
+    ) {
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        let Some(epoch) = c.epoch() else {
+            return;
+        };
+        if promised > epoch {
+            self.become_follower(now);
+            return;
+        }
+        if let Phase::Promising { retry_at, .. } = &mut c.phase
+            && remaining > Millis(0)
+        {
+            retry_at.insert(from, now.plus(remaining));
+            let cap = c
+                .started
+                .plus(self.cfg.takeover_timeout)
+                .plus(self.cfg.lease_duration);
+            let wanted = now.plus(remaining).plus(self.cfg.heartbeat_interval);
+            c.deadline = c.deadline.max(wanted.min(cap));
+        }
+    }
+
+    fn check_promise_quorum(&mut self, now: Millis) {
+        let quorum = self.cfg.quorum;
+        let me = self.cfg.me;
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        let Phase::Promising {
+            epoch, promises, ..
+        } = &c.phase
+        else {
+            return;
+        };
+        if promises.len() < quorum || !promises.contains_key(&me) {
+            return;
+        }
+        let epoch = *epoch;
+        // The greatest (last_epoch, last_seq); ties go to ourselves (no fetch needed).
+        let pick = |a: &(&NodeId, &LogEnd), b: &(&NodeId, &LogEnd)| {
+            a.1.cmp(b.1).then_with(|| (*a.0 == me).cmp(&(*b.0 == me)))
+        };
+        #[cfg(test)]
+        let shortest = self.cfg.bug == Some(super::tests::Bug::AdoptShortestLog);
+        #[cfg(not(test))]
+        let shortest = false;
+        let best = if shortest {
+            promises.iter().min_by(pick)
+        } else {
+            promises.iter().max_by(pick)
+        };
+        let Some((&from, &want)) = best else {
+            return;
+        };
+        if from == me {
+            self.finish_takeover(now);
+            return;
+        }
+        c.phase = Phase::Fetching {
+            epoch,
+            from,
+            want,
+            retry_at: now.plus(self.cfg.heartbeat_interval),
+        };
+        let after_seq = self.commit_seq.max(self.log.base());
+        self.send(from, Msg::Fetch { epoch, after_seq });
+    }
+
+    pub(super) fn on_records(
+        &mut self,
+        now: Millis,
+        sender: NodeId,
+        e: Epoch,
+        prev_seq: SeqNo,
+        prev_epoch: Epoch,
+        records: Vec<Record>,
+    ) {
+        let RoleState::Candidate(c) = &self.role else {
+            return;
+        };
+        let Phase::Fetching {
+            epoch, from, want, ..
+        } = c.phase
+        else {
+            return;
+        };
+        if e != epoch || sender != from {
+            return;
+        }
+        let mut seq = prev_seq;
+        for r in &records {
+            if r.seq != seq.next() || r.epoch >= epoch {
+                return;
+            }
+            seq = r.seq;
+        }
+        if prev_seq > self.log.base()
+            && prev_seq > self.commit_seq
+            && self.log.epoch_at(prev_seq) != Some(prev_epoch)
+        {
+            // The sender's flushed base is ahead of ours (we asked from our commit point):
+            // it is a manifest's committed prefix, so we may adopt it as ours.
+            self.apply_base(prev_seq, prev_epoch);
+            self.request_manifest(now, true);
+        }
+        if !self.merge(records, epoch) {
+            self.become_follower(now);
+            return;
+        }
+        if self.log.last_seq() > want.1 {
+            let removed = self.log.truncate_after(want.1);
+            if let Err(v) = super::invariants::truncation_allowed(&removed, epoch, self.commit_seq)
+            {
+                self.violated(v);
+                self.become_follower(now);
+                return;
+            }
+            self.persist(PersistOp::Truncate { after: want.1 });
+        }
+        if (self.log.last_epoch(), self.log.last_seq()) != want {
+            // The adopted replica's log changed (a newer candidate reached it): give up.
+            self.become_follower(now);
+            return;
+        }
+        self.finish_takeover(now);
+    }
+
+    pub(super) fn candidate_tick(&mut self, now: Millis) {
+        let hb = self.cfg.heartbeat_interval;
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if now >= c.deadline {
+            self.become_follower(now);
+            return;
+        }
+        let mut sends = Vec::new();
+        let mut reload = false;
+        match &mut c.phase {
+            Phase::Promising {
+                epoch,
+                promises,
+                retry_at,
+            } => {
+                for (p, t) in retry_at.iter_mut() {
+                    if !promises.contains_key(p) && now >= *t {
+                        *t = now.plus(hb);
+                        sends.push((*p, Msg::Promise { epoch: *epoch }));
+                    }
+                }
+            }
+            Phase::Fetching {
+                epoch,
+                from,
+                retry_at,
+                ..
+            } => {
+                if now >= *retry_at {
+                    *retry_at = now.plus(hb);
+                    let after_seq = self.commit_seq.max(self.log.base());
+                    sends.push((
+                        *from,
+                        Msg::Fetch {
+                            epoch: *epoch,
+                            after_seq,
+                        },
+                    ));
+                }
+            }
+            Phase::LoadingManifest { retry_at } => {
+                if now >= *retry_at {
+                    *retry_at = now.plus(Millis(2 * hb.0));
+                    reload = true;
+                }
+            }
+            Phase::Claiming => {}
+        }
+        for (to, msg) in sends {
+            self.send(to, msg);
+        }
+        if reload {
+            self.request_manifest(now, true);
+        }
+    }
+}

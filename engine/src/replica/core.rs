@@ -1,0 +1,381 @@
+//! The [`Replica`]: dispatch of inputs, timers, role changes, commit point.
+//!
+//! Lifecycle: a replica starts as a follower from its durable state ([`Replica::new`]),
+//! refusing promises for one full lease (it may have acked a heartbeat just before it
+//! crashed). Without `Append`s for `lease + rank × rank_delay + jitter` it becomes a candidate
+//! (`candidate.rs`); a candidate that adopts a log becomes a recovering leader, then a
+//! serving leader once its barrier is committed (`leader.rs`). Any role falls back to
+//! follower on seeing a newer epoch.
+//!
+//! Invariants kept here:
+//! - `promised` only grows and is persisted before it is relied on: `Promised` answers wait
+//!   for the durable promise (`waiters`), and acks wait for durable records, which in a
+//!   single ordered WAL implies every earlier promise is durable too (`persist.rs`).
+//! - `commit_seq` only grows and never passes the end of the log
+//!   ([`super::invariants::commit_monotonic`]); a `Committed` output is emitted exactly when
+//!   it grows (a jump to a manifest's flushed prefix is applied by reloading segments).
+//! - The takeover timer never fires while our own lease promise holds, nor before a newer
+//!   candidate we refused for the lease had the chance to retry (`defer_until`).
+
+use crate::error::{Error, Result};
+use crate::types::{Epoch, SeqNo};
+
+use super::candidate::CandidateState;
+use super::follower::FollowerState;
+use super::invariants::{self, Violation};
+use super::leader::LeaderState;
+use super::lease::PromiseWindow;
+use super::log::Log;
+use super::persist::PersistQueue;
+use super::{Config, Input, Millis, Msg, NodeId, Output, PersistOp, Recovered, Role};
+
+/// One replica of one shard. See the module docs of [`crate::replica`].
+#[derive(Debug)]
+pub struct Replica {
+    pub(super) cfg: Config,
+    /// Position of this node in `cfg.replicas`.
+    pub(super) rank: u64,
+    pub(super) log: Log,
+    /// Highest epoch promised (in memory; persisted before any answer relies on it).
+    pub(super) promised: Epoch,
+    pub(super) commit_seq: SeqNo,
+    pub(super) role: RoleState,
+    pub(super) persist: PersistQueue,
+    /// Our own lease promise (as follower, or as leader counting itself).
+    pub(super) window: PromiseWindow,
+    pub(super) leader_hint: Option<NodeId>,
+    pub(super) election_deadline: Millis,
+    /// No takeover before this: a newer candidate we refused for the lease retries then.
+    pub(super) defer_until: Millis,
+    /// Highest epoch heard of (claims lost, refusals), to claim above it.
+    pub(super) seen_epoch: Epoch,
+    /// When we last asked for the manifest without an answer yet (asked again after a
+    /// lease, in case the answer was lost).
+    pub(super) manifest_requested: Option<Millis>,
+    /// Takeover attempts so far (varies the jitter).
+    pub(super) attempts: u64,
+    /// Candidates waiting for `Promised` once the promise of their epoch is durable.
+    pub(super) waiters: Vec<(Epoch, NodeId)>,
+    pub(super) out: Vec<Output>,
+}
+
+/// Role-specific state.
+#[derive(Debug)]
+pub(super) enum RoleState {
+    Follower(FollowerState),
+    Candidate(CandidateState),
+    Leader(LeaderState),
+}
+
+impl Replica {
+    /// A replica restarting (or starting) at local time `now` from its durable state.
+    ///
+    /// Fails with [`Error::Config`] unless `me` is among the replicas, the replicas are
+    /// distinct and the quorum is a majority (`2W > N`, so quorums intersect).
+    pub fn new(cfg: Config, recovered: Recovered, now: Millis) -> Result<Self> {
+        let n = cfg.replicas.len();
+        let rank = cfg
+            .replicas
+            .iter()
+            .position(|r| *r == cfg.me)
+            .ok_or_else(|| Error::Config {
+                field: "replicas",
+                reason: format!("{} is not among the replicas", cfg.me),
+            })?;
+        let mut sorted = cfg.replicas.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != n {
+            return Err(Error::Config {
+                field: "replicas",
+                reason: "duplicate replica".to_owned(),
+            });
+        }
+        if cfg.quorum * 2 <= n || cfg.quorum > n {
+            return Err(Error::Config {
+                field: "quorum",
+                reason: format!("quorum {} is not a majority of {n}", cfg.quorum),
+            });
+        }
+        let log = Log::new(
+            recovered.flushed_seq,
+            recovered.flushed_epoch,
+            recovered.records,
+        );
+        let promised = recovered.promised_epoch.max(log.last_epoch());
+        let mut r = Self {
+            rank: u64::try_from(rank).unwrap_or(u64::MAX),
+            commit_seq: log.base(),
+            promised,
+            // Only the promise record is a durable promise; `promised` may be higher
+            // because of the epochs of our records or the manifest (a newer leader
+            // existed), which is enforced in memory and re-persisted when answered.
+            persist: PersistQueue::new(log.last_seq(), recovered.promised_epoch),
+            log,
+            role: RoleState::Follower(FollowerState::default()),
+            window: PromiseWindow::until(now.plus(cfg.lease_duration)),
+            leader_hint: None,
+            election_deadline: now,
+            defer_until: now,
+            seen_epoch: promised,
+            manifest_requested: None,
+            attempts: 0,
+            waiters: Vec::new(),
+            out: Vec::new(),
+            cfg,
+        };
+        r.reset_election_timer(now);
+        Ok(r)
+    }
+
+    /// Processes one input at local time `now`; returns what the caller must do, in order.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        match input {
+            Input::Tick => self.on_tick(now),
+            Input::Message { from, msg } => self.on_message(now, from, msg),
+            Input::Persisted { id } => self.on_persisted(now, id),
+            Input::EpochClaimed { epoch, won } => self.on_epoch_claimed(now, epoch, won),
+            Input::ManifestLoaded {
+                flushed_seq,
+                flushed_epoch,
+            } => self.on_manifest(now, flushed_seq, flushed_epoch),
+            Input::Propose { entries } => self.on_propose(now, entries),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// The current role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        match &self.role {
+            RoleState::Follower(_) => Role::Follower,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(l) if l.serving => Role::Leader,
+            RoleState::Leader(_) => Role::Recovering,
+        }
+    }
+
+    /// The highest epoch this replica promised (a leader's own epoch).
+    #[must_use]
+    pub fn promised_epoch(&self) -> Epoch {
+        self.promised
+    }
+
+    /// The epoch this replica leads, if it is a (recovering or serving) leader.
+    #[must_use]
+    pub fn leader_epoch(&self) -> Option<Epoch> {
+        match &self.role {
+            RoleState::Leader(l) => Some(l.epoch),
+            _ => None,
+        }
+    }
+
+    /// Highest seq known committed here (applied or to be applied).
+    #[must_use]
+    pub fn commit_seq(&self) -> SeqNo {
+        self.commit_seq
+    }
+
+    /// The in-memory log (committed records are read from here to apply them).
+    #[must_use]
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The leader this replica last heard from (itself when leading).
+    #[must_use]
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+
+    /// Whether this replica may answer a strong read locally at `now`: it is the serving
+    /// leader (barrier committed) and its lease is valid.
+    #[must_use]
+    pub fn can_serve_strong_read(&self, now: Millis) -> bool {
+        match &self.role {
+            RoleState::Leader(l) => l.serving && self.lease_until(l).is_some_and(|t| now < t),
+            _ => false,
+        }
+    }
+
+    // ---- shared machinery ----
+
+    pub(super) fn send(&mut self, to: NodeId, msg: Msg) {
+        self.out.push(Output::Send { to, msg });
+    }
+
+    pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.cfg.me;
+        self.cfg.replicas.iter().copied().filter(move |r| *r != me)
+    }
+
+    /// Records a broken safety rule: logged, and fatal in debug builds.
+    pub(super) fn violated(&self, v: Violation) {
+        tracing::error!(shard = %self.cfg.shard, node = %self.cfg.me, rule = v.0, "replica invariant violated");
+        debug_assert!(false, "replica {} invariant violated: {}", self.cfg.me, v.0);
+    }
+
+    pub(super) fn role_changed(&mut self) {
+        let role = self.role();
+        self.out.push(Output::RoleChanged {
+            role,
+            epoch: self.promised,
+        });
+    }
+
+    pub(super) fn reset_election_timer(&mut self, now: Millis) {
+        let rank_wait = self.cfg.rank_delay.0.saturating_mul(self.rank);
+        let jitter = self.jitter();
+        let t = now
+            .plus(self.cfg.lease_duration)
+            .plus(Millis(rank_wait))
+            .plus(Millis(jitter));
+        self.election_deadline = t.max(self.window.end()).max(self.defer_until);
+    }
+
+    /// Asks the caller for the latest manifest unless a request is outstanding (`force`:
+    /// ask anyway).
+    pub(super) fn request_manifest(&mut self, now: Millis, force: bool) {
+        let outstanding = self
+            .manifest_requested
+            .is_some_and(|t| now < t.plus(self.cfg.lease_duration));
+        if force || !outstanding {
+            self.manifest_requested = Some(now);
+            self.out.push(Output::LoadManifest);
+        }
+    }
+
+    /// A short wait after losing an epoch claim: `(rank + 1) × rank_delay + jitter`, but not
+    /// before our lease promise ends.
+    pub(super) fn backoff_election_timer(&mut self, now: Millis) {
+        let wait = self.cfg.rank_delay.0.saturating_mul(self.rank + 1);
+        let t = now.plus(Millis(wait)).plus(Millis(self.jitter()));
+        self.election_deadline = t.max(self.window.end()).max(self.defer_until);
+    }
+
+    /// Pushes our takeover after the end of our lease promise by two heartbeats, plus rank
+    /// and jitter: a candidate we refused for the lease retries right when it ends.
+    pub(super) fn defer_election_after_lease(&mut self) {
+        let grace = self
+            .cfg
+            .heartbeat_interval
+            .0
+            .saturating_mul(2)
+            .saturating_add(self.cfg.rank_delay.0.saturating_mul(self.rank))
+            .saturating_add(self.jitter());
+        self.defer_until = self.defer_until.max(self.window.end().plus(Millis(grace)));
+        self.election_deadline = self.election_deadline.max(self.defer_until);
+    }
+
+    fn jitter(&self) -> u64 {
+        if self.cfg.max_jitter.0 == 0 {
+            0
+        } else {
+            splitmix64((u64::from(self.cfg.me.0) << 32) ^ self.attempts) % self.cfg.max_jitter.0
+        }
+    }
+
+    pub(super) fn become_follower(&mut self, now: Millis) {
+        if !matches!(self.role, RoleState::Follower(_)) {
+            if matches!(self.role, RoleState::Leader(_)) {
+                self.leader_hint = None;
+            }
+            self.role = RoleState::Follower(FollowerState::default());
+            self.role_changed();
+        }
+        self.reset_election_timer(now);
+    }
+
+    /// Raises the promise to `epoch` (in memory now, durably via the returned request).
+    pub(super) fn raise_promise(&mut self, epoch: Epoch) {
+        debug_assert!(epoch > self.promised);
+        self.promised = epoch;
+        self.seen_epoch = self.seen_epoch.max(epoch);
+        if let RoleState::Follower(f) = &mut self.role {
+            f.acks.clear();
+        }
+        self.persist(PersistOp::Promise(epoch));
+    }
+
+    /// Sets the commit point (and tells the caller) if it moves forward.
+    pub(super) fn commit_to(&mut self, upto: SeqNo) {
+        if upto <= self.commit_seq {
+            return;
+        }
+        if let Err(v) = invariants::commit_monotonic(self.commit_seq, upto, self.log.last_seq()) {
+            self.violated(v);
+            return;
+        }
+        self.commit_seq = upto;
+        self.out.push(Output::Committed { upto });
+    }
+
+    // ---- inputs ----
+
+    fn on_tick(&mut self, now: Millis) {
+        match &self.role {
+            RoleState::Follower(_) => {
+                if now >= self.election_deadline {
+                    self.start_takeover(now);
+                }
+            }
+            RoleState::Candidate(_) => self.candidate_tick(now),
+            RoleState::Leader(_) => self.leader_tick(now),
+        }
+    }
+
+    fn on_message(&mut self, now: Millis, from: NodeId, msg: Msg) {
+        if from == self.cfg.me || !self.cfg.replicas.contains(&from) {
+            return;
+        }
+        match msg {
+            Msg::Append { .. } => self.on_append(now, from, msg),
+            Msg::Ack {
+                epoch,
+                last_seq,
+                sent_at,
+            } => self.on_ack(now, from, epoch, last_seq, sent_at),
+            Msg::Gap { epoch, last_seq } => self.on_gap(now, from, epoch, last_seq),
+            Msg::Promise { epoch } => self.on_promise(now, from, epoch),
+            Msg::Promised {
+                epoch,
+                last_epoch,
+                last_seq,
+            } => self.on_promised(now, from, epoch, (last_epoch, last_seq)),
+            Msg::Refused {
+                promised_epoch,
+                lease_remaining,
+            } => {
+                self.seen_epoch = self.seen_epoch.max(promised_epoch);
+                match &self.role {
+                    RoleState::Leader(l) if promised_epoch > l.epoch => self.become_follower(now),
+                    RoleState::Candidate(_) => {
+                        self.on_refused(now, from, promised_epoch, lease_remaining);
+                    }
+                    _ => {}
+                }
+            }
+            Msg::Fetch { epoch, after_seq } => self.on_fetch(from, epoch, after_seq),
+            Msg::Records {
+                epoch,
+                prev_seq,
+                prev_epoch,
+                records,
+            } => self.on_records(now, from, epoch, prev_seq, prev_epoch, records),
+        }
+    }
+
+    fn on_manifest(&mut self, now: Millis, flushed_seq: SeqNo, flushed_epoch: Epoch) {
+        self.manifest_requested = None;
+        self.apply_base(flushed_seq, flushed_epoch);
+        self.candidate_manifest_loaded(now);
+    }
+}
+
+/// A fixed pseudo-random permutation of u64 (for jitter without an RNG).
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}

@@ -1,0 +1,352 @@
+//! Following a leader: accepting `Append`s and acking them once durable.
+//!
+//! An `Append{epoch e, prev_seq p, prev_epoch pe, records}` is accepted iff
+//! - `e >= promised` (else `Refused`: this is what fences a deposed leader), raising and
+//!   persisting the promise when `e` is newer;
+//! - our log matches the leader's at `p`: `p` is at or below our flushed base (committed,
+//!   identical everywhere), or our record at `p` has epoch `pe` (two records with the same
+//!   seq and epoch are the same record: one leader per epoch, and it never reuses a seq).
+//!   Otherwise we answer `Gap` with where to resume.
+//!
+//! Then identical records are skipped, the first conflicting one truncates our tail (only
+//! uncommitted records of older epochs can conflict: checked by
+//! [`super::invariants::truncation_allowed`]), and the rest is appended. The ack for
+//! `p + records.len()` goes out once that prefix is durable; it echoes the newest `sent_at`
+//! it covers (the leader's lease counts from it). Our own lease promise starts at receipt.
+//!
+//! The commit point learned from the leader is capped at the prefix just matched, so a
+//! follower never applies a record that is not the leader's.
+//!
+//! Promises (any role answers them): a `Promise{e}` is granted iff `e > promised` and our
+//! lease promise expired; we persist `promised = e` and answer `Promised{last_epoch,
+//! last_seq}` only once that is durable ([`super::invariants::promise_durable_before_answer`]).
+//! A single ordered WAL makes everything before the promise durable too, and after it we
+//! accept nothing older, so the reported log end stays true. A repeated `Promise` for the
+//! epoch we promised is answered again (epochs are claimed create-only, so it comes from
+//! the same candidate). `Fetch` from the candidate we promised gets our whole tail.
+
+use crate::types::{Epoch, SeqNo};
+
+use super::core::{Replica, RoleState};
+use super::invariants::{self, Violation};
+use super::log::BaseAdvance;
+use super::{Millis, Msg, NodeId, PersistOp, Record};
+
+/// An ack waiting for its records to be durable.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingAck {
+    leader: NodeId,
+    epoch: Epoch,
+    last_seq: SeqNo,
+    sent_at: Millis,
+}
+
+/// Follower state.
+#[derive(Debug, Default)]
+pub(super) struct FollowerState {
+    pub(super) acks: Vec<PendingAck>,
+}
+
+/// Whether `records` are contiguous from `prev + 1` with epochs in order and `<= epoch`.
+fn well_formed(prev: SeqNo, prev_epoch: Epoch, epoch: Epoch, records: &[super::Record]) -> bool {
+    let mut seq = prev;
+    let mut last_epoch = prev_epoch;
+    for r in records {
+        if r.seq != seq.next() || r.epoch < last_epoch || r.epoch > epoch {
+            return false;
+        }
+        seq = r.seq;
+        last_epoch = r.epoch;
+    }
+    prev_epoch <= epoch
+}
+
+impl Replica {
+    pub(super) fn on_append(&mut self, now: Millis, from: NodeId, msg: Msg) {
+        let Msg::Append {
+            epoch,
+            prev_seq,
+            prev_epoch,
+            records,
+            commit_seq,
+            flushed_seq,
+            sent_at,
+        } = msg
+        else {
+            return;
+        };
+        if epoch < self.promised {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: Millis(0),
+            };
+            self.send(from, msg);
+            return;
+        }
+        if !well_formed(prev_seq, prev_epoch, epoch, &records) {
+            return;
+        }
+        match &self.role {
+            // One leader per epoch: an Append of our own epoch from elsewhere is impossible.
+            RoleState::Leader(l) if l.epoch == epoch => return,
+            RoleState::Candidate(c) if c.epoch() == Some(epoch) => return,
+            _ => {}
+        }
+        if let Err(v) = invariants::append_not_stale(self.promised, epoch) {
+            self.violated(v);
+            return;
+        }
+        self.become_follower(now);
+        if epoch > self.promised {
+            self.raise_promise(epoch);
+        }
+        self.leader_hint = Some(from);
+        self.window.extend(now, self.cfg.lease_duration);
+        self.reset_election_timer(now);
+        if flushed_seq > self.log.base() {
+            self.request_manifest(now, false);
+        }
+
+        // Prefix check.
+        if prev_seq > self.log.base() {
+            match self.log.epoch_at(prev_seq) {
+                None => {
+                    let msg = Msg::Gap {
+                        epoch,
+                        last_seq: self.log.last_seq(),
+                    };
+                    self.send(from, msg);
+                    return;
+                }
+                Some(mine) if mine != prev_epoch => {
+                    let resume = self.log.before_epoch_run(prev_seq).max(self.commit_seq);
+                    let msg = Msg::Gap {
+                        epoch,
+                        last_seq: resume.min(SeqNo(prev_seq.0 - 1)),
+                    };
+                    self.send(from, msg);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+
+        let matched = SeqNo(prev_seq.0 + records.len() as u64).max(self.log.base());
+        if !self.merge(records, epoch) {
+            return;
+        }
+        self.commit_to(commit_seq.min(matched));
+        if let RoleState::Follower(f) = &mut self.role {
+            f.acks.push(PendingAck {
+                leader: from,
+                epoch,
+                last_seq: matched,
+                sent_at,
+            });
+        }
+        self.flush_acks();
+    }
+
+    /// Sends one ack covering every pending ack whose prefix is now durable.
+    pub(super) fn flush_acks(&mut self) {
+        let durable = self.durable_match();
+        let promised = self.promised;
+        let RoleState::Follower(f) = &mut self.role else {
+            return;
+        };
+        let mut best: Option<PendingAck> = None;
+        f.acks.retain(|a| {
+            if a.epoch != promised {
+                return false;
+            }
+            if a.last_seq > durable {
+                return true;
+            }
+            best = Some(match best {
+                None => *a,
+                Some(b) => PendingAck {
+                    leader: a.leader,
+                    epoch: a.epoch,
+                    last_seq: b.last_seq.max(a.last_seq),
+                    sent_at: b.sent_at.max(a.sent_at),
+                },
+            });
+            false
+        });
+        if let Some(a) = best {
+            let msg = Msg::Ack {
+                epoch: a.epoch,
+                last_seq: a.last_seq,
+                sent_at: a.sent_at,
+            };
+            self.send(a.leader, msg);
+        }
+    }
+
+    /// Sends `Promised` to candidates whose epoch is now durably promised.
+    pub(super) fn answer_waiters(&mut self) {
+        let durable = self.persist.durable_promised;
+        let waiters = std::mem::take(&mut self.waiters);
+        for (e, to) in waiters {
+            if e != self.promised {
+                continue; // promised something newer meanwhile
+            }
+            if e <= durable {
+                self.answer_promise(to, e);
+            } else {
+                self.waiters.push((e, to));
+            }
+        }
+    }
+
+    pub(super) fn answer_promise(&mut self, to: NodeId, epoch: Epoch) {
+        #[cfg(test)]
+        let skip = self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise);
+        #[cfg(not(test))]
+        let skip = false;
+        if !skip
+            && let Err(v) =
+                invariants::promise_durable_before_answer(self.persist.durable_promised, epoch)
+        {
+            self.violated(v);
+            return;
+        }
+        let msg = Msg::Promised {
+            epoch,
+            last_epoch: self.log.last_epoch(),
+            last_seq: self.log.last_seq(),
+        };
+        self.send(to, msg);
+    }
+
+    pub(super) fn on_promise(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
+        if epoch < self.promised {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: Millis(0),
+            };
+            self.send(from, msg);
+            return;
+        }
+        if epoch == self.promised {
+            // Epochs are claimed create-only, so only `from` can ask for this one: this is
+            // a retransmission.
+            if self.persist.durable_promised >= epoch {
+                self.answer_promise(from, epoch);
+                return;
+            }
+            if !self.persist.promise_pending(epoch) {
+                // Raised from our log or the manifest after a restart: persist it first.
+                self.persist(PersistOp::Promise(epoch));
+            }
+            if !self.waiters.contains(&(epoch, from)) {
+                self.waiters.push((epoch, from));
+            }
+            return;
+        }
+        #[cfg(test)]
+        let ignore_lease = self.cfg.bug == Some(super::tests::Bug::IgnoreLeasePromise);
+        #[cfg(not(test))]
+        let ignore_lease = false;
+        if self.window.holds(now) && !ignore_lease {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: self.window.remaining(now),
+            };
+            self.send(from, msg);
+            // A newer candidate is waiting for our lease to end; let it finish before we
+            // compete (it retries when the lease ends).
+            self.defer_election_after_lease();
+            return;
+        }
+        self.become_follower(now);
+        self.raise_promise(epoch);
+        #[cfg(test)]
+        if self.cfg.bug == Some(super::tests::Bug::SkipDurablePromise) {
+            self.answer_promise(from, epoch);
+            return;
+        }
+        self.waiters.push((epoch, from));
+    }
+
+    pub(super) fn on_fetch(&mut self, from: NodeId, epoch: Epoch, after_seq: SeqNo) {
+        if epoch < self.promised {
+            let msg = Msg::Refused {
+                promised_epoch: self.promised,
+                lease_remaining: Millis(0),
+            };
+            self.send(from, msg);
+            return;
+        }
+        if epoch > self.promised {
+            return; // we never promised it: not an adopter's request
+        }
+        let prev = after_seq.max(self.log.base()).min(self.log.last_seq());
+        let records = self.log.range(prev, self.log.last_seq()).cloned().collect();
+        let msg = Msg::Records {
+            epoch,
+            prev_seq: prev,
+            prev_epoch: self.log.epoch_at(prev).unwrap_or(self.log.base_epoch()),
+            records,
+        };
+        self.send(from, msg);
+    }
+
+    /// Merges `records` (contiguous, from a writer of `writer_epoch` whose log matches ours
+    /// just before them) into the log: identical records are kept, the first conflicting one
+    /// truncates our older-epoch tail, the rest is appended and persisted. Returns false if
+    /// a truncation would break a safety rule (the records are then ignored).
+    pub(super) fn merge(&mut self, records: Vec<Record>, writer_epoch: Epoch) -> bool {
+        let mut appended = Vec::new();
+        for r in records {
+            if r.seq <= self.log.base() {
+                continue;
+            }
+            if appended.is_empty() && r.seq <= self.log.last_seq() {
+                if self.log.get(r.seq).is_some_and(|m| m.epoch == r.epoch) {
+                    continue;
+                }
+                let after = SeqNo(r.seq.0 - 1);
+                let removed = self.log.truncate_after(after);
+                if let Err(v) =
+                    invariants::truncation_allowed(&removed, writer_epoch, self.commit_seq)
+                {
+                    self.violated(v);
+                    for x in removed {
+                        self.log.push(x);
+                    }
+                    return false;
+                }
+                self.persist(PersistOp::Truncate { after });
+            }
+            if !self.log.push(r.clone()) {
+                self.violated(Violation("merged records are not contiguous"));
+                break;
+            }
+            appended.push(r);
+        }
+        if !appended.is_empty() {
+            self.persist(PersistOp::Append(appended));
+        }
+        true
+    }
+
+    /// Applies a manifest's flushed prefix to the log.
+    pub(super) fn apply_base(&mut self, seq: SeqNo, epoch: Epoch) {
+        match self.log.advance_base(seq, epoch) {
+            BaseAdvance::Unchanged => return,
+            BaseAdvance::Dropped => {}
+            BaseAdvance::DroppedAndTruncated => {
+                self.persist(PersistOp::Truncate { after: seq });
+            }
+        }
+        // Everything up to the base is in segments: committed, and applied by reloading
+        // the manifest's segment list.
+        self.commit_seq = self.commit_seq.max(seq);
+        if let RoleState::Leader(l) = &mut self.role {
+            for p in l.peers.values_mut() {
+                p.next_seq = p.next_seq.max(seq.next());
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Leading an epoch: barrier, sequencing, replication, the commit rule, the lease.
+//!
+//! A new leader appends a barrier record in its epoch right after the adopted log and
+//! replicates from there (followers with a different tail answer `Gap` and the leader backs
+//! off to where they match). It serves (accepts proposals) once the barrier is committed.
+//!
+//! Commit rule: `commit_seq` is the W-th highest of the durable match points (ours,
+//! and each follower's latest `Ack` in this epoch), and only once that is at or above the
+//! barrier (see [`super::invariants::commit_after_barrier`]). A follower acks a seq only
+//! when its durable log equals ours up to it, so W acks mean W durable copies.
+//!
+//! Replication: each follower has a `next_seq` (optimistic, advanced on send) and a
+//! `match_seq` (durably acked). Every `heartbeat_interval` each follower gets an `Append` from
+//! `next_seq` (empty if up to date); one that made no progress since the last heartbeat is
+//! rewound to `match_seq + 1`, which resends what may have been lost.
+//!
+//! A leader steps down on any sign of a newer epoch: a `Refused` with a newer promise, a
+//! `Promise` it grants, or an `Append` from a newer leader.
+
+use std::collections::BTreeMap;
+
+use crate::types::{Entry, Epoch, SeqNo};
+
+use super::core::{Replica, RoleState};
+use super::invariants;
+use super::lease::leader_lease_until;
+use super::{Millis, Msg, NodeId, Output, PersistOp, Record, RejectReason};
+
+/// Replication progress of one follower.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Peer {
+    pub(super) match_seq: SeqNo,
+    pub(super) next_seq: SeqNo,
+    acked_sent_at: Option<Millis>,
+    progressed: bool,
+}
+
+/// Leader state.
+#[derive(Debug)]
+pub(super) struct LeaderState {
+    pub(super) epoch: Epoch,
+    pub(super) barrier_seq: SeqNo,
+    pub(super) serving: bool,
+    pub(super) peers: BTreeMap<NodeId, Peer>,
+    next_heartbeat: Millis,
+    last_sent: Millis,
+}
+
+impl Replica {
+    /// Becomes leader of the promised epoch on top of the adopted log.
+    pub(super) fn finish_takeover(&mut self, now: Millis) {
+        let epoch = self.promised;
+        let barrier_seq = self.log.last_seq().next();
+        let barrier = Record {
+            epoch,
+            seq: barrier_seq,
+            entries: Vec::new(),
+        };
+        let peers = self
+            .peers()
+            .map(|p| {
+                let peer = Peer {
+                    match_seq: self.log.base(),
+                    next_seq: barrier_seq,
+                    acked_sent_at: None,
+                    progressed: true,
+                };
+                (p, peer)
+            })
+            .collect();
+        self.log.push(barrier.clone());
+        self.persist(PersistOp::Append(vec![barrier]));
+        self.role = RoleState::Leader(LeaderState {
+            epoch,
+            barrier_seq,
+            serving: false,
+            peers,
+            next_heartbeat: now,
+            last_sent: now,
+        });
+        self.leader_hint = Some(self.cfg.me);
+        self.role_changed();
+        self.heartbeat(now);
+    }
+
+    pub(super) fn on_propose(&mut self, now: Millis, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            self.out.push(Output::Rejected {
+                reason: RejectReason::Empty,
+            });
+            return;
+        }
+        let epoch = match &self.role {
+            RoleState::Leader(l) if l.serving => l.epoch,
+            RoleState::Leader(_) => {
+                self.out.push(Output::Rejected {
+                    reason: RejectReason::NotReady,
+                });
+                return;
+            }
+            _ => {
+                let leader = self.leader_hint;
+                self.out.push(Output::Rejected {
+                    reason: RejectReason::NotLeader { leader },
+                });
+                return;
+            }
+        };
+        let seq = self.log.last_seq().next();
+        let entries = entries.into_iter().map(|e| Entry { seq, ..e }).collect();
+        let record = Record {
+            epoch,
+            seq,
+            entries,
+        };
+        self.log.push(record.clone());
+        self.persist(PersistOp::Append(vec![record]));
+        self.out.push(Output::Proposed { seq });
+        let in_sync: Vec<NodeId> = match &self.role {
+            RoleState::Leader(l) => l
+                .peers
+                .iter()
+                .filter(|(_, p)| p.next_seq == seq)
+                .map(|(n, _)| *n)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for p in in_sync {
+            self.send_append(p, now);
+        }
+    }
+
+    pub(super) fn leader_tick(&mut self, now: Millis) {
+        if let RoleState::Leader(l) = &self.role
+            && now >= l.next_heartbeat
+        {
+            self.heartbeat(now);
+        }
+    }
+
+    fn heartbeat(&mut self, now: Millis) {
+        let last = self.log.last_seq();
+        let hb = self.cfg.heartbeat_interval;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        l.next_heartbeat = now.plus(hb);
+        for p in l.peers.values_mut() {
+            if !p.progressed && p.match_seq < last {
+                p.next_seq = p.match_seq.next();
+            }
+            p.progressed = false;
+        }
+        let peers: Vec<NodeId> = l.peers.keys().copied().collect();
+        for p in peers {
+            self.send_append(p, now);
+        }
+    }
+
+    /// Sends `peer` the records from its `next_seq` (at most `max_records_per_append`).
+    fn send_append(&mut self, peer: NodeId, now: Millis) {
+        let base = self.log.base();
+        let last = self.log.last_seq();
+        let max = self.cfg.max_records_per_append as u64;
+        let lease = self.cfg.lease_duration;
+        let commit_seq = self.commit_seq;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let Some(p) = l.peers.get_mut(&peer) else {
+            return;
+        };
+        let next = p.next_seq.max(base.next()).min(last.next());
+        let prev_seq = SeqNo(next.0 - 1);
+        let upto = SeqNo(prev_seq.0.saturating_add(max)).min(last);
+        let records: Vec<Record> = self.log.range(prev_seq, upto).cloned().collect();
+        p.next_seq = SeqNo(prev_seq.0 + records.len() as u64).next();
+        l.last_sent = now;
+        let msg = Msg::Append {
+            epoch: l.epoch,
+            prev_seq,
+            prev_epoch: self.log.epoch_at(prev_seq).unwrap_or(self.log.base_epoch()),
+            records,
+            commit_seq,
+            flushed_seq: base,
+            sent_at: now,
+        };
+        // We count ourselves in the lease quorum: no promise before `now + lease`.
+        self.window.extend(now, lease);
+        self.send(peer, msg);
+    }
+
+    pub(super) fn on_ack(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        epoch: Epoch,
+        last_seq: SeqNo,
+        sent_at: Millis,
+    ) {
+        let last = self.log.last_seq();
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        if epoch != l.epoch || last_seq > last {
+            return;
+        }
+        let Some(p) = l.peers.get_mut(&from) else {
+            return;
+        };
+        if last_seq > p.match_seq {
+            p.match_seq = last_seq;
+            p.progressed = true;
+        }
+        p.next_seq = p.next_seq.max(last_seq.next());
+        p.acked_sent_at = Some(p.acked_sent_at.map_or(sent_at, |t| t.max(sent_at)));
+        let more = p.next_seq <= last;
+        self.advance_commit(now);
+        if more {
+            self.send_append(from, now);
+        }
+    }
+
+    pub(super) fn on_gap(&mut self, now: Millis, from: NodeId, epoch: Epoch, last_seq: SeqNo) {
+        let base = self.log.base();
+        let last = self.log.last_seq();
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        if epoch != l.epoch {
+            return;
+        }
+        let Some(p) = l.peers.get_mut(&from) else {
+            return;
+        };
+        let next = last_seq.next().max(base.next()).min(last.next());
+        if next == p.next_seq {
+            return; // already resent from there; the heartbeat retries
+        }
+        p.next_seq = next;
+        self.send_append(from, now);
+    }
+
+    /// Moves the commit point to the W-th highest durable match, if at/after the barrier.
+    pub(super) fn advance_commit(&mut self, _now: Millis) {
+        let own = self.durable_match();
+        let RoleState::Leader(l) = &self.role else {
+            return;
+        };
+        let mut matches: Vec<SeqNo> = l.peers.values().map(|p| p.match_seq).collect();
+        matches.push(own);
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&candidate) = matches.get(self.cfg.quorum - 1) else {
+            return;
+        };
+        if candidate <= self.commit_seq {
+            return;
+        }
+        if invariants::commit_after_barrier(candidate, l.barrier_seq).is_err() {
+            return; // adopted records commit only through the barrier
+        }
+        self.commit_to(candidate);
+        if let RoleState::Leader(l) = &mut self.role
+            && !l.serving
+            && self.commit_seq >= l.barrier_seq
+        {
+            l.serving = true;
+            self.role_changed();
+        }
+    }
+
+    pub(super) fn lease_until(&self, l: &LeaderState) -> Option<Millis> {
+        leader_lease_until(
+            l.peers.values().map(|p| p.acked_sent_at),
+            l.last_sent,
+            self.cfg.quorum,
+            self.cfg.lease_duration,
+            self.cfg.max_clock_drift,
+        )
+    }
+}

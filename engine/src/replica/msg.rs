@@ -1,0 +1,335 @@
+//! Messages between the replicas of a shard and their binary encoding.
+//!
+//! Every message travels in an envelope naming the shard and the sender. Integers are
+//! little-endian; the checksum is CRC-32C of everything before it.
+//!
+//! # Envelope
+//!
+//! | offset | type | meaning |
+//! |---|---|---|
+//! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVR"` as a little-endian u32 |
+//! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
+//! | 6 | u32 | shard id |
+//! | 10 | u32 | sender node id |
+//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records) |
+//! | 15 | ... | fields of the kind, in declaration order: epochs, seqs and millis as u64 |
+//! | end−4 | u32 | crc32c of bytes `0..end−4` |
+//!
+//! Record lists (`Append`, `Records`) are a u32 count, then per record: u64 epoch, u64 seq,
+//! u32 entry count and that many entry bodies ([`crate::codec::put_entry_body`]; the entry's
+//! version is the record's seq). A barrier is a record with no entries.
+//!
+//! [`decode`] never panics: short, corrupt or oversized input is a [`DecodeError`].
+
+use bytes::Bytes;
+
+use crate::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body, split_crc_trailer};
+use crate::types::{Entry, Epoch, SeqNo, ShardId};
+
+use super::{Millis, NodeId, Record};
+
+/// Envelope magic: `"TKVR"` as a little-endian u32.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"TKVR");
+/// The format version this build writes.
+pub const VERSION: u16 = 1;
+/// Versions this build reads.
+pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
+
+/// A message between replicas of one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// Leader → follower: records after `prev_seq` (none for a heartbeat).
+    Append {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// Seq of the record before `records`.
+        prev_seq: SeqNo,
+        /// Epoch of the leader's record at `prev_seq` (prefix check).
+        prev_epoch: Epoch,
+        /// Contiguous records from `prev_seq + 1`.
+        records: Vec<Record>,
+        /// The leader's commit point.
+        commit_seq: SeqNo,
+        /// The leader's latest manifest's flushed prefix.
+        flushed_seq: SeqNo,
+        /// The leader's clock when sending (echoed in the ack; the lease counts from it).
+        sent_at: Millis,
+    },
+    /// Follower → leader: the log matches the leader's durably up to `last_seq`.
+    Ack {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// Highest seq durably matching.
+        last_seq: SeqNo,
+        /// `sent_at` of the newest `Append` covered.
+        sent_at: Millis,
+    },
+    /// Follower → leader: the prefix check failed; resend records after `last_seq`.
+    Gap {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// Where to resume.
+        last_seq: SeqNo,
+    },
+    /// Candidate → replica: promise `epoch`.
+    Promise {
+        /// The claimed epoch.
+        epoch: Epoch,
+    },
+    /// Replica → candidate: promise made durably; this is the end of my log.
+    Promised {
+        /// The promised epoch.
+        epoch: Epoch,
+        /// Epoch of my last record.
+        last_epoch: Epoch,
+        /// Seq of my last record.
+        last_seq: SeqNo,
+    },
+    /// Refusal of a `Promise`, `Append` or `Fetch`.
+    Refused {
+        /// My promised epoch.
+        promised_epoch: Epoch,
+        /// Time left on my lease promise (zero if the refusal is for a stale epoch).
+        lease_remaining: Millis,
+    },
+    /// Candidate → replica with the longest log: send your records after `after_seq`.
+    Fetch {
+        /// The candidate's epoch.
+        epoch: Epoch,
+        /// First seq not needed.
+        after_seq: SeqNo,
+    },
+    /// Answer to a `Fetch`: the whole tail after `prev_seq`.
+    Records {
+        /// The candidate's epoch.
+        epoch: Epoch,
+        /// Seq before the first record (at least the sender's flushed base).
+        prev_seq: SeqNo,
+        /// Epoch of the sender's record at `prev_seq`.
+        prev_epoch: Epoch,
+        /// The records.
+        records: Vec<Record>,
+    },
+}
+
+/// A decoded message with its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The shard.
+    pub shard: ShardId,
+    /// The sender.
+    pub from: NodeId,
+    /// The message.
+    pub msg: Msg,
+}
+
+const KIND_APPEND: u8 = 1;
+const KIND_ACK: u8 = 2;
+const KIND_GAP: u8 = 3;
+const KIND_PROMISE: u8 = 4;
+const KIND_PROMISED: u8 = 5;
+const KIND_REFUSED: u8 = 6;
+const KIND_FETCH: u8 = 7;
+const KIND_RECORDS: u8 = 8;
+/// Smallest encoded record (epoch, seq, count).
+const MIN_RECORD_LEN: usize = 20;
+/// Smallest encoded entry body.
+const MIN_ENTRY_LEN: usize = 4;
+
+fn put_records(enc: &mut Enc, records: &[Record]) {
+    enc.u32(u32::try_from(records.len()).unwrap_or(u32::MAX));
+    for r in records {
+        enc.u64(r.epoch.0);
+        enc.u64(r.seq.0);
+        enc.u32(u32::try_from(r.entries.len()).unwrap_or(u32::MAX));
+        for e in &r.entries {
+            put_entry_body(enc, &e.key, &e.kind, e.expires_at);
+        }
+    }
+}
+
+fn get_records(d: &mut Dec<'_>, src: &Bytes) -> Result<Vec<Record>, DecodeError> {
+    let n = usize::try_from(d.u32()?).map_err(|_| d.err("length overflow"))?;
+    if n > d.remaining() / MIN_RECORD_LEN {
+        return Err(d.err("record count exceeds input"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let epoch = Epoch(d.u64()?);
+        let seq = SeqNo(d.u64()?);
+        let m = usize::try_from(d.u32()?).map_err(|_| d.err("length overflow"))?;
+        if m > d.remaining() / MIN_ENTRY_LEN {
+            return Err(d.err("entry count exceeds input"));
+        }
+        let mut entries = Vec::with_capacity(m);
+        for _ in 0..m {
+            let b = get_entry_body(d, src)?;
+            entries.push(Entry {
+                key: b.key,
+                seq,
+                kind: b.kind,
+                expires_at: b.expires_at,
+            });
+        }
+        out.push(Record {
+            epoch,
+            seq,
+            entries,
+        });
+    }
+    Ok(out)
+}
+
+/// Encodes `msg` from `from` about `shard`.
+#[must_use]
+pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
+    let mut enc = Enc::with_capacity(64);
+    enc.u32(MAGIC);
+    enc.u16(VERSION);
+    enc.u32(shard.0);
+    enc.u32(from.0);
+    match msg {
+        Msg::Append {
+            epoch,
+            prev_seq,
+            prev_epoch,
+            records,
+            commit_seq,
+            flushed_seq,
+            sent_at,
+        } => {
+            enc.u8(KIND_APPEND);
+            enc.u64(epoch.0);
+            enc.u64(prev_seq.0);
+            enc.u64(prev_epoch.0);
+            put_records(&mut enc, records);
+            enc.u64(commit_seq.0);
+            enc.u64(flushed_seq.0);
+            enc.u64(sent_at.0);
+        }
+        Msg::Ack {
+            epoch,
+            last_seq,
+            sent_at,
+        } => {
+            enc.u8(KIND_ACK);
+            enc.u64(epoch.0);
+            enc.u64(last_seq.0);
+            enc.u64(sent_at.0);
+        }
+        Msg::Gap { epoch, last_seq } => {
+            enc.u8(KIND_GAP);
+            enc.u64(epoch.0);
+            enc.u64(last_seq.0);
+        }
+        Msg::Promise { epoch } => {
+            enc.u8(KIND_PROMISE);
+            enc.u64(epoch.0);
+        }
+        Msg::Promised {
+            epoch,
+            last_epoch,
+            last_seq,
+        } => {
+            enc.u8(KIND_PROMISED);
+            enc.u64(epoch.0);
+            enc.u64(last_epoch.0);
+            enc.u64(last_seq.0);
+        }
+        Msg::Refused {
+            promised_epoch,
+            lease_remaining,
+        } => {
+            enc.u8(KIND_REFUSED);
+            enc.u64(promised_epoch.0);
+            enc.u64(lease_remaining.0);
+        }
+        Msg::Fetch { epoch, after_seq } => {
+            enc.u8(KIND_FETCH);
+            enc.u64(epoch.0);
+            enc.u64(after_seq.0);
+        }
+        Msg::Records {
+            epoch,
+            prev_seq,
+            prev_epoch,
+            records,
+        } => {
+            enc.u8(KIND_RECORDS);
+            enc.u64(epoch.0);
+            enc.u64(prev_seq.0);
+            enc.u64(prev_epoch.0);
+            put_records(&mut enc, records);
+        }
+    }
+    enc.crc_trailer();
+    enc.finish()
+}
+
+/// Decodes an envelope; never panics.
+pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
+    let body = split_crc_trailer(buf)?;
+    let src = buf.slice(..body.len());
+    let mut d = Dec::new(&src);
+    if d.u32()? != MAGIC {
+        return Err(DecodeError {
+            what: "bad magic",
+            offset: 0,
+        });
+    }
+    let version = d.u16()?;
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(DecodeError {
+            what: "unsupported message version",
+            offset: 4,
+        });
+    }
+    let shard = ShardId(d.u32()?);
+    let from = NodeId(d.u32()?);
+    let kind = d.u8()?;
+    let e = |d: &mut Dec<'_>| d.u64().map(Epoch);
+    let s = |d: &mut Dec<'_>| d.u64().map(SeqNo);
+    let msg = match kind {
+        KIND_APPEND => Msg::Append {
+            epoch: e(&mut d)?,
+            prev_seq: s(&mut d)?,
+            prev_epoch: e(&mut d)?,
+            records: get_records(&mut d, &src)?,
+            commit_seq: s(&mut d)?,
+            flushed_seq: s(&mut d)?,
+            sent_at: Millis(d.u64()?),
+        },
+        KIND_ACK => Msg::Ack {
+            epoch: e(&mut d)?,
+            last_seq: s(&mut d)?,
+            sent_at: Millis(d.u64()?),
+        },
+        KIND_GAP => Msg::Gap {
+            epoch: e(&mut d)?,
+            last_seq: s(&mut d)?,
+        },
+        KIND_PROMISE => Msg::Promise { epoch: e(&mut d)? },
+        KIND_PROMISED => Msg::Promised {
+            epoch: e(&mut d)?,
+            last_epoch: e(&mut d)?,
+            last_seq: s(&mut d)?,
+        },
+        KIND_REFUSED => Msg::Refused {
+            promised_epoch: e(&mut d)?,
+            lease_remaining: Millis(d.u64()?),
+        },
+        KIND_FETCH => Msg::Fetch {
+            epoch: e(&mut d)?,
+            after_seq: s(&mut d)?,
+        },
+        KIND_RECORDS => Msg::Records {
+            epoch: e(&mut d)?,
+            prev_seq: s(&mut d)?,
+            prev_epoch: e(&mut d)?,
+            records: get_records(&mut d, &src)?,
+        },
+        _ => return Err(d.err("unknown message kind")),
+    };
+    d.finish()?;
+    Ok(Envelope { shard, from, msg })
+}

@@ -1,0 +1,21 @@
+//! Tests of the replication core: message codec (`codec.rs`), single replicas driven by hand
+//! (`unit.rs`), and the deterministic cluster simulator (`sim.rs`, `sim/`) with its auditor
+//! (`auditor.rs`) and entry points (`sim_tests.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// Deliberate protocol bugs, switched on per test to show the simulator catches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bug {
+    /// Answer `Promised` before the promise is durable.
+    SkipDurablePromise,
+    /// Adopt the log with the smallest `(last_epoch, last_seq)` instead of the greatest.
+    AdoptShortestLog,
+    /// Grant promises while the lease promise still holds.
+    IgnoreLeasePromise,
+}
+
+mod auditor;
+mod codec;
+mod sim;
+mod sim_tests;
+mod unit;

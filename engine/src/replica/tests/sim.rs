@@ -1,0 +1,749 @@
+//! Deterministic discrete-event simulator of one shard's replicas.
+//!
+//! Everything is driven by one seeded [`StdRng`] and one event queue ordered by (virtual
+//! time, insertion counter), so a seed fully determines a run (checked by hashing the event
+//! trace). The world:
+//! - N replicas, each with its own clock (random offset, rate within ±3 %, well inside the
+//!   `max_clock_drift` margin), ticking every ~20 ms;
+//! - a network that delays (1–15 ms, sometimes up to 400 ms, so it reorders), drops,
+//!   duplicates and partitions; every message goes through the binary codec;
+//! - a WAL per node completing persistence requests in order after a random delay; a crash
+//!   keeps a random prefix of the incomplete requests and loses the rest, plus all volatile
+//!   state; a restart rebuilds the replica from what was durable;
+//! - an object store with create-only epoch claims and a manifest (`flushed_seq`, its epoch,
+//!   the writer epoch that fences flushes), whose answers may be lost; the serving leader
+//!   flushes periodically;
+//! - clients proposing to whoever they believe leads, with bounded retries, on four shared
+//!   keys; readers asking random replicas for strong reads, answered from the replica's
+//!   applied state only while it may serve them (`sim/history.rs`);
+//! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
+//!   and rarely after an append.
+//!
+//! Faults run until `faults_until`; then every node restarts, partitions heal, drops stop,
+//! and the run continues to check liveness. The [`super::auditor::Auditor`] checks safety
+//! after every event, rules are checked on each message as it leaves its sender (a
+//! `Promised` only once the promise is durable, an `Ack` only for a durable record), and at
+//! the end the client history must be linearizable (Wing–Gong, `tierkv-checker`).
+//!
+//! Replay a seed with `TIERKV_SIM_SEED=<seed> cargo test -p tierkv-engine replay_seed --
+//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `TIERKV_SIM_TRACE=1` for an event log).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::replica::msg::{decode, encode};
+use crate::replica::{
+    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Record, Recovered,
+    RejectReason, Replica, Role,
+};
+use crate::types::{Epoch, SeqNo, ShardId};
+
+use super::Bug;
+use super::auditor::Auditor;
+
+mod actors;
+mod history;
+
+const SHARD: ShardId = ShardId(3);
+const MS: u64 = 1000;
+/// `Ev::Crash(ANY)` picks its victim when it fires.
+const ANY: usize = usize::MAX;
+
+/// Shape of one simulated run.
+#[derive(Debug, Clone)]
+pub(crate) struct Params {
+    pub(crate) n: usize,
+    pub(crate) quorum: usize,
+    pub(crate) clients: usize,
+    /// Virtual µs during which faults are injected.
+    pub(crate) faults_until: u64,
+    /// Virtual µs at which the run ends.
+    pub(crate) end: u64,
+    /// Hard bound on processed events.
+    pub(crate) max_steps: u64,
+    pub(crate) bug: Option<Bug>,
+    /// Check rules on each message as it leaves its sender (off: only end-to-end checks).
+    pub(crate) send_checks: bool,
+    /// The replicas' `max_clock_drift` margin in ms.
+    pub(crate) drift_margin_ms: u64,
+    /// Bound on each clock's rate error, in parts per million (default ±3 %, well inside the
+    /// 250 ms margin over a 2 s lease).
+    pub(crate) clock_rate_ppm: i64,
+}
+
+impl Params {
+    pub(crate) fn n3() -> Self {
+        Self {
+            n: 3,
+            quorum: 2,
+            clients: 3,
+            faults_until: 20_000 * MS,
+            end: 26_000 * MS,
+            max_steps: 100_000,
+            bug: None,
+            send_checks: true,
+            drift_margin_ms: 250,
+            clock_rate_ppm: 30_000,
+        }
+    }
+    pub(crate) fn n5() -> Self {
+        Self {
+            n: 5,
+            quorum: 3,
+            ..Self::n3()
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) steps: u64,
+    pub(crate) trace: u64,
+    pub(crate) acked: usize,
+    pub(crate) safety: Vec<String>,
+    pub(crate) liveness: Vec<String>,
+    pub(crate) stats: Stats,
+    /// Virtual ms from the end of faults to a stable serving leader.
+    pub(crate) heal_to_leader_ms: Option<u64>,
+    /// Whether the run reached its end time (not the step bound).
+    pub(crate) finished: bool,
+}
+
+/// Counts of interesting events, to show what a run exercised.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) crashes: u64,
+    pub(crate) leaders: u64,
+    pub(crate) truncations: u64,
+    pub(crate) flushes: u64,
+    pub(crate) manifest_loads: u64,
+    pub(crate) gaps: u64,
+    pub(crate) refusals: u64,
+    pub(crate) lost_unpersisted: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Self) {
+        self.crashes += o.crashes;
+        self.leaders += o.leaders;
+        self.truncations += o.truncations;
+        self.flushes += o.flushes;
+        self.manifest_loads += o.manifest_loads;
+        self.gaps += o.gaps;
+        self.refusals += o.refusals;
+        self.lost_unpersisted += o.lost_unpersisted;
+    }
+}
+
+#[derive(Debug)]
+enum Ev {
+    Tick(usize),
+    Deliver {
+        to: usize,
+        bytes: Bytes,
+    },
+    PersistDone {
+        node: usize,
+        inc: u64,
+        id: PersistId,
+    },
+    Claim {
+        node: usize,
+        inc: u64,
+        at_least: Epoch,
+    },
+    Manifest {
+        node: usize,
+        inc: u64,
+    },
+    Crash(usize),
+    Restart(usize),
+    Partition,
+    Heal,
+    Flush,
+    Client(usize),
+    Arrive {
+        client: usize,
+        node: usize,
+    },
+    /// A reader asks a random node for a strong read.
+    Read,
+    /// Notes the serving leader's commit point; every replica must reach it by the end.
+    Snapshot,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Durable {
+    pub(crate) promised: Epoch,
+    pub(crate) records: BTreeMap<u64, Record>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) up: bool,
+    inc: u64,
+    pub(crate) rep: Option<Replica>,
+    offset_ms: u64,
+    drift_ppm: i64,
+    pub(crate) durable: Durable,
+    pending: VecDeque<(PersistId, PersistOp)>,
+    last_done: u64,
+    /// The node's applied state (its memtable over the segments) and how far it got.
+    kv: BTreeMap<Bytes, Bytes>,
+    applied: SeqNo,
+    group: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    Idle,
+    Sending,
+    Waiting {
+        node: usize,
+        epoch: Epoch,
+        seq: SeqNo,
+        deadline: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Client {
+    target: usize,
+    state: ClientState,
+    /// Index of the current attempt in the history.
+    op: usize,
+    write: u64,
+    attempt: u32,
+}
+
+/// The object store: epoch claims and the manifest.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    epochs: std::collections::BTreeSet<u64>,
+    pub(crate) flushed: SeqNo,
+    pub(crate) flushed_epoch: Epoch,
+    manifest_epoch: Epoch,
+}
+
+pub(crate) struct Sim {
+    p: Params,
+    rng: StdRng,
+    now: u64,
+    counter: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    pub(crate) nodes: Vec<Node>,
+    clients: Vec<Client>,
+    pub(crate) store: Store,
+    pub(crate) audit: Auditor,
+    trace: u64,
+    healed: bool,
+    stats: Stats,
+    history: Vec<history::HistOp>,
+    /// `TIERKV_SIM_TRACE=1`: print role changes, faults and client acks.
+    verbose: bool,
+}
+
+impl Sim {
+    pub(crate) fn new(p: Params, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let nodes = (0..p.n)
+            .map(|_| Node {
+                up: true,
+                inc: 0,
+                rep: None,
+                offset_ms: rng.random_range(0..1_000_000),
+                drift_ppm: rng.random_range(-p.clock_rate_ppm..=p.clock_rate_ppm),
+                durable: Durable::default(),
+                pending: VecDeque::new(),
+                last_done: 0,
+                kv: BTreeMap::new(),
+                applied: SeqNo(0),
+                group: 0,
+            })
+            .collect();
+        let clients = (0..p.clients)
+            .map(|_| Client {
+                target: rng.random_range(0..p.n),
+                state: ClientState::Idle,
+                op: 0,
+                write: 0,
+                attempt: 0,
+            })
+            .collect();
+        let audit = Auditor::new(p.n, p.quorum, p.faults_until);
+        let mut sim = Self {
+            p,
+            rng,
+            now: 0,
+            counter: 0,
+            queue: BTreeMap::new(),
+            nodes,
+            clients,
+            store: Store::default(),
+            audit,
+            trace: seed,
+            healed: false,
+            stats: Stats::default(),
+            history: Vec::new(),
+            verbose: std::env::var("TIERKV_SIM_TRACE").is_ok_and(|v| v == "1"),
+        };
+        for i in 0..sim.p.n {
+            sim.start(i);
+            let t = sim.rng.random_range(0..20 * MS);
+            sim.at(t, Ev::Tick(i));
+        }
+        for c in 0..sim.p.clients {
+            let t = sim.rng.random_range(0..50 * MS);
+            sim.at(t, Ev::Client(c));
+        }
+        sim.at(500 * MS, Ev::Flush);
+        sim.at(30 * MS, Ev::Read);
+        sim.at(1000 * MS, Ev::Partition);
+        let t = sim.rng.random_range(500 * MS..3000 * MS);
+        let victim = sim.rng.random_range(0..sim.p.n);
+        sim.at(t, Ev::Crash(victim));
+        let faults_until = sim.p.faults_until;
+        sim.at(faults_until, Ev::Heal);
+        let snap = sim.p.end - 2000 * MS;
+        sim.at(snap, Ev::Snapshot);
+        sim
+    }
+
+    fn cfg(&self, i: usize) -> Config {
+        let replicas = (0..self.p.n).map(|r| NodeId(r as u32 + 1)).collect();
+        let mut c = Config::new(SHARD, NodeId(i as u32 + 1), replicas);
+        c.quorum = self.p.quorum;
+        c.max_clock_drift = Millis(self.p.drift_margin_ms);
+        c.bug = self.p.bug;
+        c
+    }
+
+    pub(crate) fn local(&self, i: usize) -> Millis {
+        let n = &self.nodes[i];
+        let scaled = (i128::from(self.now) * (1_000_000 + i128::from(n.drift_ppm))) / 1_000_000;
+        Millis(n.offset_ms + (scaled / 1000) as u64)
+    }
+
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.counter += 1;
+        self.queue.insert((t.max(self.now), self.counter), ev);
+    }
+
+    fn log(&self, what: impl FnOnce() -> String) {
+        if self.verbose {
+            eprintln!("{:>8.3}s {}", self.now as f64 / 1e6, what());
+        }
+    }
+
+    fn mix(&mut self, v: u64) {
+        self.trace = xxhash_rust::xxh3::xxh3_64_with_seed(&v.to_le_bytes(), self.trace);
+    }
+
+    fn faulty(&self) -> bool {
+        !self.healed
+    }
+
+    /// (Re)starts node `i` from its durable state.
+    fn start(&mut self, i: usize) {
+        let recovered = Recovered {
+            promised_epoch: self.nodes[i].durable.promised,
+            flushed_seq: self.store.flushed,
+            flushed_epoch: self.store.flushed_epoch,
+            records: self.nodes[i].durable.records.values().cloned().collect(),
+        };
+        let now = self.local(i);
+        let rep = Replica::new(self.cfg(i), recovered, now).expect("valid config");
+        self.audit.on_start(i, &rep);
+        let n = &mut self.nodes[i];
+        n.rep = Some(rep);
+        n.up = true;
+        n.kv.clear();
+        n.applied = SeqNo(0);
+        self.apply_committed(i);
+    }
+
+    fn crash(&mut self, i: usize) {
+        self.log(|| format!("n{} crashes", i + 1));
+        let n = &mut self.nodes[i];
+        if !n.up {
+            return;
+        }
+        n.up = false;
+        n.inc += 1;
+        n.rep = None;
+        let keep = self.rng.random_range(0..=n.pending.len());
+        self.stats.crashes += 1;
+        self.stats.lost_unpersisted += (n.pending.len() - keep) as u64;
+        let ops: Vec<PersistOp> = n.pending.drain(..).take(keep).map(|(_, op)| op).collect();
+        for op in ops {
+            self.apply_durable(i, op);
+        }
+    }
+
+    fn apply_durable(&mut self, i: usize, op: PersistOp) {
+        let d = &mut self.nodes[i].durable;
+        match op {
+            PersistOp::Append(records) => {
+                for r in records {
+                    self.audit.on_durable(i, &r, d.promised);
+                    d.records.insert(r.seq.0, r);
+                }
+            }
+            PersistOp::Truncate { after } => {
+                d.records.split_off(&(after.0 + 1));
+            }
+            PersistOp::Promise(e) => d.promised = d.promised.max(e),
+        }
+    }
+
+    /// Feeds `input` to node `i` and carries out the outputs.
+    fn feed(&mut self, i: usize, input: Input, client: Option<usize>) {
+        let now = self.local(i);
+        let Some(rep) = self.nodes[i].rep.as_mut() else {
+            return;
+        };
+        let outs = rep.handle(now, input);
+        self.outputs(i, outs, client);
+        self.apply_committed(i);
+    }
+
+    fn outputs(&mut self, i: usize, outs: Vec<Output>, client: Option<usize>) {
+        for o in outs {
+            match o {
+                Output::Send { to, msg } => {
+                    self.check_send(i, &msg);
+                    let bytes = encode(SHARD, NodeId(i as u32 + 1), &msg);
+                    self.send(i, to.0 as usize - 1, bytes);
+                }
+                Output::Persist { id, op } => {
+                    self.mix(id.0);
+                    // Failpoints: crash between issuing a write and its fsync.
+                    let p = match op {
+                        PersistOp::Promise(_) => 0.15,
+                        PersistOp::Truncate { .. } => 0.15,
+                        PersistOp::Append(_) => 0.003,
+                    };
+                    if self.faulty() && self.rng.random_bool(p) {
+                        let t = self.now + self.rng.random_range(0..2000);
+                        self.at(t, Ev::Crash(i));
+                    }
+                    if matches!(op, PersistOp::Truncate { .. }) {
+                        self.stats.truncations += 1;
+                    }
+                    let n = &mut self.nodes[i];
+                    n.pending.push_back((id, op));
+                    let d = self.rng.random_range(200..3000);
+                    let t = (self.now + d).max(self.nodes[i].last_done + 1);
+                    self.nodes[i].last_done = t;
+                    let inc = self.nodes[i].inc;
+                    self.at(t, Ev::PersistDone { node: i, inc, id });
+                }
+                Output::Committed { upto } => {
+                    self.mix(upto.0);
+                    self.on_committed(i, upto);
+                }
+                Output::ClaimEpoch { at_least } => {
+                    self.log(|| format!("n{} claims {at_least}", i + 1));
+                    let inc = self.nodes[i].inc;
+                    if !(self.faulty() && self.rng.random_bool(0.05)) {
+                        let t = self.now + self.rng.random_range(2 * MS..30 * MS);
+                        self.at(
+                            t,
+                            Ev::Claim {
+                                node: i,
+                                inc,
+                                at_least,
+                            },
+                        );
+                    }
+                }
+                Output::LoadManifest => {
+                    self.stats.manifest_loads += 1;
+                    let inc = self.nodes[i].inc;
+                    if self.faulty() && self.rng.random_bool(0.05) {
+                        self.log(|| format!("n{} manifest load lost", i + 1));
+                    } else {
+                        let t = self.now + self.rng.random_range(2 * MS..30 * MS);
+                        self.at(t, Ev::Manifest { node: i, inc });
+                    }
+                }
+                Output::Proposed { seq } => {
+                    let Some(c) = client else { continue };
+                    if let Some(e) = self.nodes[i].rep.as_ref().and_then(Replica::leader_epoch) {
+                        self.note_proposed(c, seq, e);
+                    }
+                    let epoch = self.nodes[i].rep.as_ref().and_then(Replica::leader_epoch);
+                    let deadline = self.now + 1000 * MS;
+                    self.clients[c].state = match epoch {
+                        Some(epoch) => ClientState::Waiting {
+                            node: i,
+                            epoch,
+                            seq,
+                            deadline,
+                        },
+                        None => ClientState::Idle,
+                    };
+                    self.at(deadline, Ev::Client(c));
+                }
+                Output::Rejected { reason } => {
+                    let Some(c) = client else { continue };
+                    self.log(|| format!("client {c} rejected by n{}: {reason:?}", i + 1));
+                    let (target, wait) = match reason {
+                        RejectReason::NotLeader { leader: Some(l) } => (l.0 as usize - 1, 2 * MS),
+                        RejectReason::NotLeader { leader: None } => {
+                            (self.rng.random_range(0..self.p.n), 50 * MS)
+                        }
+                        RejectReason::NotReady | RejectReason::Empty => (i, 20 * MS),
+                    };
+                    self.retry(c, target, wait);
+                }
+                Output::RoleChanged { role, epoch } => {
+                    self.log(|| format!("n{} {role:?} epoch {epoch}", i + 1));
+                    self.mix(epoch.0 * 4 + role as u64);
+                    if role == Role::Recovering {
+                        self.stats.leaders += 1;
+                    }
+                    if role == Role::Leader {
+                        self.store.manifest_epoch = self.store.manifest_epoch.max(epoch);
+                    }
+                    let rep = self.nodes[i].rep.as_ref().expect("node is up");
+                    let segments = &self.audit.segments.clone();
+                    self.audit.on_role(i, rep, role, epoch, self.now, segments);
+                }
+            }
+        }
+    }
+
+    /// Rules checked on the sender's ground truth (durable state) as messages leave it.
+    fn check_send(&mut self, i: usize, msg: &Msg) {
+        let d = &self.nodes[i].durable;
+        match msg {
+            Msg::Gap { .. } => self.stats.gaps += 1,
+            Msg::Refused { .. } => self.stats.refusals += 1,
+            _ if !self.p.send_checks => {}
+            Msg::Promised { epoch, .. } if d.promised < *epoch => {
+                let what = format!(
+                    "n{} answered Promised({epoch}) before the promise was durable",
+                    i + 1
+                );
+                self.audit.safety(what);
+            }
+            Msg::Ack { last_seq, .. }
+                if *last_seq > self.store.flushed && !d.records.contains_key(&last_seq.0) =>
+            {
+                let what = format!("n{} acked seq {last_seq} that is not durable", i + 1);
+                self.audit.safety(what);
+            }
+            _ => {}
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, bytes: Bytes) {
+        if to >= self.p.n || self.nodes[from].group != self.nodes[to].group {
+            return;
+        }
+        let faulty = self.faulty();
+        if faulty && self.rng.random_bool(0.05) {
+            return;
+        }
+        let copies = if faulty && self.rng.random_bool(0.03) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let d = if faulty && self.rng.random_bool(0.05) {
+                self.rng.random_range(20 * MS..400 * MS)
+            } else {
+                self.rng.random_range(MS..15 * MS)
+            };
+            self.at(
+                self.now + d,
+                Ev::Deliver {
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick(i) => {
+                self.mix(1 + i as u64);
+                if self.nodes[i].up {
+                    self.feed(i, Input::Tick, None);
+                }
+                let t = self.now + self.rng.random_range(18 * MS..23 * MS);
+                self.at(t, Ev::Tick(i));
+            }
+            Ev::Deliver { to, bytes } => {
+                self.mix(xxhash_rust::xxh3::xxh3_64(&bytes));
+                if !self.nodes[to].up {
+                    return;
+                }
+                let env = match decode(&bytes) {
+                    Ok(env) => env,
+                    Err(e) => {
+                        self.audit.safety(format!("message failed to decode: {e}"));
+                        return;
+                    }
+                };
+                let input = Input::Message {
+                    from: env.from,
+                    msg: env.msg,
+                };
+                self.feed(to, input, None);
+            }
+            Ev::PersistDone { node, inc, id } => {
+                if self.nodes[node].inc != inc || !self.nodes[node].up {
+                    return;
+                }
+                while self.nodes[node]
+                    .pending
+                    .front()
+                    .is_some_and(|(p, _)| *p <= id)
+                {
+                    let (_, op) = self.nodes[node].pending.pop_front().expect("front exists");
+                    self.apply_durable(node, op);
+                }
+                self.feed(node, Input::Persisted { id }, None);
+            }
+            Ev::Claim {
+                node,
+                inc,
+                at_least,
+            } => {
+                let won = !self.store.epochs.contains(&at_least.0);
+                self.log(|| format!("n{} claim {at_least} won={won}", node + 1));
+                let epoch = if won {
+                    self.store.epochs.insert(at_least.0);
+                    at_least
+                } else {
+                    Epoch(self.store.epochs.last().copied().unwrap_or(0))
+                };
+                if self.nodes[node].inc == inc && self.nodes[node].up {
+                    self.feed(node, Input::EpochClaimed { epoch, won }, None);
+                }
+            }
+            Ev::Manifest { node, inc } => {
+                if self.nodes[node].inc == inc && self.nodes[node].up {
+                    let input = Input::ManifestLoaded {
+                        flushed_seq: self.store.flushed,
+                        flushed_epoch: self.store.flushed_epoch,
+                    };
+                    self.feed(node, input, None);
+                }
+            }
+            Ev::Crash(i) => {
+                if self.healed {
+                    return;
+                }
+                let i = if i == ANY {
+                    // Half of the random crashes hit a leader, if there is one.
+                    let leader = (0..self.p.n).find(|j| {
+                        self.nodes[*j]
+                            .rep
+                            .as_ref()
+                            .is_some_and(|r| r.leader_epoch().is_some())
+                    });
+                    match leader {
+                        Some(l) if self.rng.random_bool(0.5) => l,
+                        _ => self.rng.random_range(0..self.p.n),
+                    }
+                } else {
+                    i
+                };
+                self.mix(100 + i as u64);
+                self.crash(i);
+                let t = self.now + self.rng.random_range(100 * MS..3000 * MS);
+                self.at(t, Ev::Restart(i));
+            }
+            Ev::Restart(i) => {
+                if !self.nodes[i].up {
+                    self.log(|| format!("n{} restarts", i + 1));
+                    self.start(i);
+                }
+            }
+            Ev::Partition => self.partition(),
+            Ev::Heal => {
+                self.healed = true;
+                self.log(|| "heal".to_owned());
+                for i in 0..self.p.n {
+                    self.nodes[i].group = 0;
+                    if !self.nodes[i].up {
+                        self.start(i);
+                    }
+                }
+            }
+            Ev::Flush => self.flush(),
+            Ev::Client(c) => self.client(c),
+            Ev::Arrive { client, node } => self.arrive(client, node),
+            Ev::Read => {
+                self.strong_read();
+                let t = self.now + self.rng.random_range(10 * MS..40 * MS);
+                self.at(t, Ev::Read);
+            }
+            Ev::Snapshot => {
+                let leader_commit = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.rep.as_ref())
+                    .filter(|r| r.role() == Role::Leader)
+                    .map(Replica::commit_seq)
+                    .max();
+                self.audit.catch_up_target = leader_commit;
+            }
+        }
+    }
+
+    /// Runs to the end (or the step bound); returns what the auditor found.
+    pub(crate) fn run(mut self) -> Outcome {
+        let mut steps = 0;
+        let mut finished = true;
+        while let Some(((t, _), ev)) = self.queue.pop_first() {
+            if t > self.p.end {
+                break;
+            }
+            if steps >= self.p.max_steps {
+                finished = false;
+                break;
+            }
+            self.now = t;
+            self.mix(t);
+            self.step(ev);
+            steps += 1;
+            self.audit.after_event(&self.nodes, self.now, |i| {
+                let n = &self.nodes[i];
+                let scaled =
+                    (i128::from(self.now) * (1_000_000 + i128::from(n.drift_ppm))) / 1_000_000;
+                Millis(n.offset_ms + (scaled / 1000) as u64)
+            });
+            if !self.audit.safety_violations().is_empty() {
+                finished = false;
+                break;
+            }
+        }
+
+        self.audit
+            .at_end(&self.nodes, &self.store, self.now, finished);
+        if self.audit.safety_violations().is_empty() {
+            self.check_linearizable();
+        }
+        let trace = self.trace ^ self.rng.random::<u64>();
+        Outcome {
+            steps,
+            trace,
+            acked: self.audit.acked_count(),
+            safety: self.audit.safety_violations().to_vec(),
+            liveness: self.audit.liveness_violations().to_vec(),
+            stats: self.stats,
+            heal_to_leader_ms: self.audit.heal_to_leader_ms(),
+            finished,
+        }
+    }
+}

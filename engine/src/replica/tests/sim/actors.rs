@@ -1,0 +1,190 @@
+//! The simulator's actors: clients (propose, wait for the commit, retry elsewhere), the
+//! leader's periodic flush to the object store, and the partition/crash nemesis.
+
+use bytes::Bytes;
+use rand::Rng;
+
+use crate::replica::{Input, Record, Role};
+use crate::types::{Entry, EntryKind, SeqNo};
+
+use super::{ANY, ClientState, Ev, MS, Sim};
+
+impl Sim {
+    pub(super) fn on_committed(&mut self, i: usize, upto: SeqNo) {
+        let rep = self.nodes[i].rep.as_ref().expect("node is up");
+        let leader_epoch = rep.leader_epoch();
+        self.audit.on_commit(i, rep, upto, leader_epoch);
+        let Some(epoch) = leader_epoch else { return };
+        let mut acks = Vec::new();
+        for c in 0..self.clients.len() {
+            if let ClientState::Waiting {
+                node,
+                epoch: e,
+                seq,
+                ..
+            } = self.clients[c].state
+                && node == i
+                && e == epoch
+                && seq <= upto
+            {
+                let rec = rep
+                    .log()
+                    .get(seq)
+                    .cloned()
+                    .expect("acked record in the leader's log");
+                acks.push((c, rec));
+            }
+        }
+        for (c, rec) in acks {
+            let want = self.payload(c);
+            if rec.entries.first().map(|e| &e.kind) != Some(&want.kind) {
+                self.audit.safety(format!(
+                    "ack of seq {} carries another client's payload",
+                    rec.seq
+                ));
+            }
+            self.audit.on_ack(rec, self.now);
+            self.note_ack(c);
+            let cl = &mut self.clients[c];
+            cl.state = ClientState::Idle;
+            cl.write += 1;
+            cl.attempt = 0;
+            let t = self.now + self.rng.random_range(5 * MS..40 * MS);
+            self.at(t, Ev::Client(c));
+        }
+    }
+
+    pub(super) fn payload(&self, c: usize) -> Entry {
+        let cl = &self.clients[c];
+        Entry {
+            key: Bytes::from(format!("k{}", (cl.write * 7 + c as u64) % 4)),
+            seq: SeqNo(0),
+            kind: EntryKind::Put {
+                value: Bytes::from(format!("c{c}w{}a{}", cl.write, cl.attempt)),
+                content_type: None,
+            },
+            expires_at: None,
+        }
+    }
+
+    pub(super) fn retry(&mut self, c: usize, target: usize, wait: u64) {
+        let cl = &mut self.clients[c];
+        cl.state = ClientState::Idle;
+        cl.target = target;
+        cl.attempt += 1;
+        if cl.attempt > 5 {
+            cl.write += 1; // bounded retries: give up on this write
+            cl.attempt = 0;
+        }
+        self.at(self.now + wait, Ev::Client(c));
+    }
+
+    pub(super) fn client(&mut self, c: usize) {
+        match self.clients[c].state {
+            ClientState::Idle => {
+                self.begin_write(c);
+                self.clients[c].state = ClientState::Sending;
+                let node = self.clients[c].target;
+                let t = self.now + self.rng.random_range(MS..5 * MS);
+                self.at(t, Ev::Arrive { client: c, node });
+            }
+            ClientState::Waiting { deadline, .. } if self.now >= deadline => {
+                let target = self.rng.random_range(0..self.p.n);
+                self.retry(c, target, MS);
+            }
+            ClientState::Waiting { .. } | ClientState::Sending => {}
+        }
+    }
+
+    pub(super) fn arrive(&mut self, c: usize, node: usize) {
+        self.log(|| format!("client {c} -> n{}", node + 1));
+        if !self.nodes[node].up {
+            let target = self.rng.random_range(0..self.p.n);
+            self.retry(c, target, 100 * MS);
+            return;
+        }
+        let entries = vec![self.payload(c)];
+        self.feed(node, Input::Propose { entries }, Some(c));
+        if self.clients[c].state == ClientState::Sending {
+            self.clients[c].state = ClientState::Idle;
+            self.at(self.now + 10 * MS, Ev::Client(c));
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        for i in 0..self.p.n {
+            let Some(rep) = self.nodes[i].rep.as_ref() else {
+                continue;
+            };
+            let Some(epoch) = rep.leader_epoch() else {
+                continue;
+            };
+            let f = rep.commit_seq();
+            if rep.role() != Role::Leader
+                || f <= self.store.flushed
+                || epoch < self.store.manifest_epoch
+            {
+                continue;
+            }
+            let records: Vec<Record> = rep.log().range(self.store.flushed, f).cloned().collect();
+            let Some(last) = records.last() else { continue };
+            let fe = last.epoch;
+            self.audit.on_flush(&records);
+            self.stats.flushes += 1;
+            self.store.flushed = f;
+            self.store.flushed_epoch = fe;
+            self.feed(
+                i,
+                Input::ManifestLoaded {
+                    flushed_seq: f,
+                    flushed_epoch: fe,
+                },
+                None,
+            );
+        }
+        let t = self.now + self.rng.random_range(300 * MS..700 * MS);
+        self.at(t, Ev::Flush);
+    }
+
+    pub(super) fn partition(&mut self) {
+        if self.healed {
+            return;
+        }
+        let n = self.p.n;
+        match self.rng.random_range(0..4) {
+            0 => {
+                let leader = (0..n).find(|j| {
+                    self.nodes[*j]
+                        .rep
+                        .as_ref()
+                        .is_some_and(|r| r.leader_epoch().is_some())
+                });
+                let v = match leader {
+                    Some(l) if self.rng.random_bool(0.5) => l,
+                    _ => self.rng.random_range(0..n),
+                };
+                for (i, node) in self.nodes.iter_mut().enumerate() {
+                    node.group = u32::from(i == v);
+                }
+            }
+            1 => {
+                for node in &mut self.nodes {
+                    node.group = self.rng.random_range(0..2);
+                }
+            }
+            _ => {
+                for node in &mut self.nodes {
+                    node.group = 0;
+                }
+            }
+        }
+        let groups: Vec<u32> = self.nodes.iter().map(|n| n.group).collect();
+        self.log(|| format!("partition {groups:?}"));
+        let t = self.now + self.rng.random_range(300 * MS..4000 * MS);
+        self.at(t, Ev::Partition);
+        if self.rng.random_bool(0.6) {
+            let t = self.now + self.rng.random_range(0..1000 * MS);
+            self.at(t, Ev::Crash(ANY));
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Simulation test entry points: many seeds, replay, determinism, and deliberate bugs.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use super::Bug;
+use super::sim::{Outcome, Params, Sim, Stats};
+
+/// Runs one seed; a panic in the core (a violated invariant) counts as a safety violation.
+fn run_seed(p: &Params, seed: u64) -> Outcome {
+    let p2 = p.clone();
+    match catch_unwind(AssertUnwindSafe(move || Sim::new(p2, seed).run())) {
+        Ok(o) => o,
+        Err(e) => {
+            let what = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Outcome {
+                steps: 0,
+                trace: 0,
+                acked: 0,
+                safety: vec![format!("panic: {what}")],
+                liveness: Vec::new(),
+                stats: Stats::default(),
+                heal_to_leader_ms: None,
+                finished: false,
+            }
+        }
+    }
+}
+
+fn run_many(p: &Params, seeds: std::ops::Range<u64>) {
+    let start = Instant::now();
+    let (mut steps, mut acked) = (0, 0);
+    let mut stats = Stats::default();
+    let mut worst_failover = (0, 0);
+    let mut unfinished = Vec::new();
+    for seed in seeds.clone() {
+        let o = run_seed(p, seed);
+        if !o.safety.is_empty() || !o.liveness.is_empty() {
+            eprintln!("failing seed: {seed}");
+            panic!(
+                "seed {seed}: safety {:?} liveness {:?}",
+                o.safety, o.liveness
+            );
+        }
+        steps += o.steps;
+        acked += o.acked;
+        stats += o.stats;
+        worst_failover = worst_failover.max((o.heal_to_leader_ms.unwrap_or(0), seed));
+        if !o.finished {
+            unfinished.push(seed);
+        }
+    }
+    eprintln!(
+        "n={} seeds={:?}: {steps} steps, {acked} acknowledged writes, {:?}, worst heal->leader (ms, seed) {worst_failover:?}, hit the step bound: {unfinished:?}, {stats:?}",
+        p.n,
+        seeds,
+        start.elapsed()
+    );
+}
+
+#[test]
+fn sim_n3_many_seeds() {
+    run_many(&Params::n3(), 0..150);
+}
+
+#[test]
+fn sim_n5_many_seeds() {
+    run_many(&Params::n5(), 1000..1050);
+}
+
+/// Replays one seed: `TIERKV_SIM_SEED=123 cargo test -p tierkv-engine replay_seed`.
+#[test]
+fn replay_seed() {
+    let seed = std::env::var("TIERKV_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42);
+    let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
+    let p = if n5 { Params::n5() } else { Params::n3() };
+    let o = run_seed(&p, seed);
+    eprintln!(
+        "seed {seed}: {} steps, {} acked, trace {:016x}",
+        o.steps, o.acked, o.trace
+    );
+    assert!(
+        o.safety.is_empty() && o.liveness.is_empty(),
+        "seed {seed}: {:?} {:?}",
+        o.safety,
+        o.liveness
+    );
+}
+
+#[test]
+fn same_seed_same_trace() {
+    let a = run_seed(&Params::n3(), 7);
+    let b = run_seed(&Params::n3(), 7);
+    let c = run_seed(&Params::n3(), 8);
+    assert_eq!((a.trace, a.steps, a.acked), (b.trace, b.steps, b.acked));
+    assert_ne!(a.trace, c.trace);
+    assert!(a.acked > 0);
+}
+
+/// Runs seeds with `bug` until one shows a safety violation; returns that seed.
+fn finds_bug(bug: Bug, max_seeds: u64) -> Option<u64> {
+    finds_bug_with(bug, max_seeds, true)
+}
+
+fn finds_bug_with(bug: Bug, max_seeds: u64, send_checks: bool) -> Option<u64> {
+    let p = Params {
+        bug: Some(bug),
+        send_checks,
+        ..Params::n3()
+    };
+    (0..max_seeds).find(|seed| {
+        if *seed % 100 == 0 {
+            eprintln!("{bug:?}: seed {seed}");
+        }
+        let o = run_seed(&p, *seed);
+        if let Some(v) = o.safety.first() {
+            eprintln!("{bug:?}: seed {seed} violates: {v}");
+        }
+        !o.safety.is_empty()
+    })
+}
+
+#[test]
+fn sim_catches_adopting_the_shortest_log() {
+    let seed = finds_bug(Bug::AdoptShortestLog, 30);
+    assert!(seed.is_some(), "the simulator missed the shortest-log bug");
+}
+
+#[test]
+fn sim_catches_promises_during_the_lease() {
+    let seed = finds_bug(Bug::IgnoreLeasePromise, 100);
+    assert!(seed.is_some(), "the simulator missed the lease bug");
+}
+
+#[test]
+fn sim_catches_answering_promises_before_they_are_durable() {
+    let seed = finds_bug(Bug::SkipDurablePromise, 60);
+    assert!(
+        seed.is_some(),
+        "the simulator missed the non-durable promise bug"
+    );
+}
+
+/// Many more seeds, for a nightly job or by hand:
+/// `TIERKV_SIM_SEEDS=0..2000 cargo test -p tierkv-engine soak -- --ignored --nocapture`
+/// (`TIERKV_SIM_N=5` for five replicas).
+#[test]
+#[ignore = "long; run nightly"]
+fn sim_soak() {
+    let range = std::env::var("TIERKV_SIM_SEEDS").unwrap_or_else(|_| "0..1000".to_owned());
+    let (a, b) = range
+        .split_once("..")
+        .expect("TIERKV_SIM_SEEDS is start..end");
+    let seeds = a.parse().expect("start")..b.parse().expect("end");
+    let n5 = std::env::var("TIERKV_SIM_N").is_ok_and(|v| v == "5");
+    run_many(&if n5 { Params::n5() } else { Params::n3() }, seeds);
+}
+
+/// Without the drift margin, clocks running up to ±20 % fast or slow let a deposed leader
+/// believe its lease outlived the promises of the replicas that elected its successor.
+/// (With ±10 % no violation showed up in 200 seeds: the successor rarely starts that early.)
+#[test]
+fn sim_catches_a_lease_without_drift_margin() {
+    let p = Params {
+        drift_margin_ms: 0,
+        clock_rate_ppm: 200_000,
+        ..Params::n3()
+    };
+    let found = (0..200).find(|seed| {
+        let o = run_seed(&p, *seed);
+        if let Some(v) = o.safety.first() {
+            eprintln!("no drift margin: seed {seed} violates: {v}");
+        }
+        !o.safety.is_empty()
+    });
+    assert!(
+        found.is_some(),
+        "the simulator missed the missing drift margin"
+    );
+}

@@ -1,0 +1,491 @@
+//! Single-replica tests: each safety rule driven by hand.
+
+use bytes::Bytes;
+
+use crate::replica::{
+    Config, Input, Millis, Msg, NodeId, Output, PersistOp, Record, Recovered, Replica, Role,
+};
+use crate::types::{Entry, EntryKind, Epoch, SeqNo, ShardId};
+
+fn cfg(me: u32) -> Config {
+    Config::new(
+        ShardId(7),
+        NodeId(me),
+        vec![NodeId(1), NodeId(2), NodeId(3)],
+    )
+}
+
+fn rec(epoch: u64, seq: u64) -> Record {
+    Record {
+        epoch: Epoch(epoch),
+        seq: SeqNo(seq),
+        entries: vec![Entry {
+            key: Bytes::from(format!("k{seq}")),
+            seq: SeqNo(seq),
+            kind: EntryKind::Put {
+                value: Bytes::from_static(b"v"),
+                content_type: None,
+            },
+            expires_at: None,
+        }],
+    }
+}
+
+fn replica(me: u32, promised: u64, records: Vec<Record>) -> Replica {
+    let r = Recovered {
+        promised_epoch: Epoch(promised),
+        records,
+        ..Recovered::default()
+    };
+    Replica::new(cfg(me), r, Millis(0)).expect("valid config")
+}
+
+fn persisted_all(r: &mut Replica, now: Millis, outs: &[Output]) -> Vec<Output> {
+    let mut got = Vec::new();
+    for o in outs {
+        if let Output::Persist { id, .. } = o {
+            got.extend(r.handle(now, Input::Persisted { id: *id }));
+        }
+    }
+    got
+}
+
+fn sends(outs: &[Output]) -> Vec<(NodeId, Msg)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send { to, msg } => Some((*to, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn append(epoch: u64, prev: u64, prev_epoch: u64, records: Vec<Record>, commit: u64) -> Input {
+    Input::Message {
+        from: NodeId(1),
+        msg: Msg::Append {
+            epoch: Epoch(epoch),
+            prev_seq: SeqNo(prev),
+            prev_epoch: Epoch(prev_epoch),
+            records,
+            commit_seq: SeqNo(commit),
+            flushed_seq: SeqNo(0),
+            sent_at: Millis(5),
+        },
+    }
+}
+
+#[test]
+fn config_must_be_a_majority_quorum() {
+    let mut c = cfg(1);
+    c.quorum = 1;
+    assert!(Replica::new(c, Recovered::default(), Millis(0)).is_err());
+    let c = Config::new(ShardId(1), NodeId(9), vec![NodeId(1)]);
+    assert!(Replica::new(c, Recovered::default(), Millis(0)).is_err());
+}
+
+#[test]
+fn promise_is_answered_only_once_durable_and_not_during_the_lease() {
+    let mut r = replica(2, 1, vec![rec(1, 1)]);
+    // A restarted replica refuses promises for one lease.
+    let outs = r.handle(
+        Millis(10),
+        Input::Message {
+            from: NodeId(3),
+            msg: Msg::Promise { epoch: Epoch(2) },
+        },
+    );
+    assert!(matches!(
+        sends(&outs)[..],
+        [(
+            _,
+            Msg::Refused {
+                lease_remaining: Millis(1990),
+                ..
+            }
+        )]
+    ));
+    let now = Millis(2500);
+    let outs = r.handle(
+        now,
+        Input::Message {
+            from: NodeId(3),
+            msg: Msg::Promise { epoch: Epoch(2) },
+        },
+    );
+    assert!(
+        sends(&outs).is_empty(),
+        "no answer before the promise is durable"
+    );
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Persist {
+            op: PersistOp::Promise(Epoch(2)),
+            ..
+        }
+    )));
+    let got = persisted_all(&mut r, now, &outs);
+    assert_eq!(
+        sends(&got),
+        vec![(
+            NodeId(3),
+            Msg::Promised {
+                epoch: Epoch(2),
+                last_epoch: Epoch(1),
+                last_seq: SeqNo(1)
+            }
+        )]
+    );
+    // Appends from the old epoch are refused from now on.
+    let outs = r.handle(now, append(1, 1, 1, vec![rec(1, 2)], 0));
+    assert!(matches!(
+        sends(&outs)[..],
+        [(
+            _,
+            Msg::Refused {
+                promised_epoch: Epoch(2),
+                ..
+            }
+        )]
+    ));
+}
+
+#[test]
+fn follower_acks_after_durable_and_truncates_only_older_epoch_tails() {
+    let mut r = replica(2, 1, vec![rec(1, 1), rec(1, 2), rec(1, 3)]);
+    // Leader of epoch 2 adopted a log ending at 1, then wrote 2 and 3 in epoch 2.
+    let outs = r.handle(Millis(10), append(2, 1, 1, vec![rec(2, 2), rec(2, 3)], 1));
+    let ops: Vec<&PersistOp> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist { op, .. } => Some(op),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(
+        ops[..],
+        [
+            PersistOp::Promise(Epoch(2)),
+            PersistOp::Truncate { after: SeqNo(1) },
+            PersistOp::Append(_)
+        ]
+    ));
+    assert!(sends(&outs).is_empty(), "ack waits for durability");
+    let got = persisted_all(&mut r, Millis(11), &outs);
+    assert_eq!(
+        sends(&got),
+        vec![(
+            NodeId(1),
+            Msg::Ack {
+                epoch: Epoch(2),
+                last_seq: SeqNo(3),
+                sent_at: Millis(5)
+            }
+        )]
+    );
+    assert_eq!(r.log().get(SeqNo(3)).map(|x| x.epoch), Some(Epoch(2)));
+    assert_eq!(r.commit_seq(), SeqNo(1));
+}
+
+#[test]
+fn follower_reports_a_gap_when_the_prefix_does_not_match() {
+    let mut r = replica(2, 1, vec![rec(1, 1), rec(1, 2)]);
+    let outs = r.handle(Millis(10), append(3, 5, 3, vec![], 0));
+    assert_eq!(
+        sends(&outs),
+        vec![(
+            NodeId(1),
+            Msg::Gap {
+                epoch: Epoch(3),
+                last_seq: SeqNo(2)
+            }
+        )]
+    );
+    let outs = r.handle(Millis(10), append(3, 2, 2, vec![], 0));
+    assert_eq!(
+        sends(&outs),
+        vec![(
+            NodeId(1),
+            Msg::Gap {
+                epoch: Epoch(3),
+                last_seq: SeqNo(0)
+            }
+        )]
+    );
+}
+
+/// Drives replica 1 through a takeover with scripted answers from 2 and 3.
+#[test]
+fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
+    let mut r = replica(1, 1, vec![rec(1, 1)]);
+    let t = Millis(3000);
+    let outs = r.handle(t, Input::Tick);
+    assert!(outs.contains(&Output::LoadManifest));
+    let outs = r.handle(
+        t,
+        Input::ManifestLoaded {
+            flushed_seq: SeqNo(0),
+            flushed_epoch: Epoch(0),
+        },
+    );
+    assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(2) }));
+    let outs = r.handle(
+        t,
+        Input::EpochClaimed {
+            epoch: Epoch(2),
+            won: true,
+        },
+    );
+    assert_eq!(sends(&outs).len(), 2);
+    persisted_all(&mut r, t, &outs);
+    let promised = |last_epoch, last_seq| Input::Message {
+        from: NodeId(2),
+        msg: Msg::Promised {
+            epoch: Epoch(2),
+            last_epoch: Epoch(last_epoch),
+            last_seq: SeqNo(last_seq),
+        },
+    };
+    let outs = r.handle(t, promised(1, 3));
+    assert_eq!(
+        sends(&outs),
+        vec![(
+            NodeId(2),
+            Msg::Fetch {
+                epoch: Epoch(2),
+                after_seq: SeqNo(0)
+            }
+        )]
+    );
+    let outs = r.handle(
+        t,
+        Input::Message {
+            from: NodeId(2),
+            msg: Msg::Records {
+                epoch: Epoch(2),
+                prev_seq: SeqNo(0),
+                prev_epoch: Epoch(0),
+                records: vec![rec(1, 1), rec(1, 2), rec(1, 3)],
+            },
+        },
+    );
+    assert_eq!(r.role(), Role::Recovering);
+    assert_eq!(r.log().last_seq(), SeqNo(4));
+    assert!(r.log().get(SeqNo(4)).is_some_and(Record::is_barrier));
+    // Not serving before the barrier commits.
+    let p = r.handle(
+        t,
+        Input::Propose {
+            entries: rec(2, 9).entries,
+        },
+    );
+    assert!(p.iter().any(|o| matches!(o, Output::Rejected { .. })));
+    let mut got = persisted_all(&mut r, t, &outs);
+    got.extend(r.handle(
+        t,
+        Input::Message {
+            from: NodeId(3),
+            msg: Msg::Ack {
+                epoch: Epoch(2),
+                last_seq: SeqNo(4),
+                sent_at: t,
+            },
+        },
+    ));
+    assert!(got.contains(&Output::Committed { upto: SeqNo(4) }));
+    assert_eq!(r.role(), Role::Leader);
+    assert!(r.can_serve_strong_read(Millis(3000 + 1749)));
+    assert!(!r.can_serve_strong_read(Millis(3000 + 1750)));
+}
+
+/// Replica 1 as the serving leader of epoch 2 with the barrier at seq 2 committed.
+fn leader() -> (Replica, Millis) {
+    let mut r = replica(1, 1, vec![rec(1, 1)]);
+    let t = Millis(3000);
+    r.handle(t, Input::Tick);
+    r.handle(
+        t,
+        Input::ManifestLoaded {
+            flushed_seq: SeqNo(0),
+            flushed_epoch: Epoch(0),
+        },
+    );
+    let outs = r.handle(
+        t,
+        Input::EpochClaimed {
+            epoch: Epoch(2),
+            won: true,
+        },
+    );
+    persisted_all(&mut r, t, &outs);
+    let promised = Msg::Promised {
+        epoch: Epoch(2),
+        last_epoch: Epoch(1),
+        last_seq: SeqNo(1),
+    };
+    let outs = r.handle(
+        t,
+        Input::Message {
+            from: NodeId(2),
+            msg: promised,
+        },
+    );
+    persisted_all(&mut r, t, &outs);
+    let ack = Msg::Ack {
+        epoch: Epoch(2),
+        last_seq: SeqNo(2),
+        sent_at: t,
+    };
+    r.handle(
+        t,
+        Input::Message {
+            from: NodeId(2),
+            msg: ack,
+        },
+    );
+    assert_eq!(r.role(), Role::Leader);
+    (r, t)
+}
+
+#[test]
+fn leader_commits_at_the_quorum_th_durable_match_and_steps_down_on_a_newer_epoch() {
+    let (mut r, t) = leader();
+    let outs = r.handle(
+        t,
+        Input::Propose {
+            entries: rec(2, 3).entries,
+        },
+    );
+    assert!(outs.contains(&Output::Proposed { seq: SeqNo(3) }));
+    // A follower's ack alone does not commit: the leader's own copy is not durable yet.
+    let ack = Msg::Ack {
+        epoch: Epoch(2),
+        last_seq: SeqNo(3),
+        sent_at: t,
+    };
+    let got = r.handle(
+        t,
+        Input::Message {
+            from: NodeId(3),
+            msg: ack,
+        },
+    );
+    assert!(!got.contains(&Output::Committed { upto: SeqNo(3) }));
+    assert_eq!(r.commit_seq(), SeqNo(2));
+    persisted_all(&mut r, t, &outs);
+    assert_eq!(r.commit_seq(), SeqNo(3));
+    // An ack from an older epoch is ignored.
+    let old = Msg::Ack {
+        epoch: Epoch(1),
+        last_seq: SeqNo(9),
+        sent_at: t,
+    };
+    r.handle(
+        t,
+        Input::Message {
+            from: NodeId(2),
+            msg: old,
+        },
+    );
+    assert_eq!(r.commit_seq(), SeqNo(3));
+    let refused = Msg::Refused {
+        promised_epoch: Epoch(5),
+        lease_remaining: Millis(0),
+    };
+    let outs = r.handle(
+        t,
+        Input::Message {
+            from: NodeId(2),
+            msg: refused,
+        },
+    );
+    assert!(outs.contains(&Output::RoleChanged {
+        role: Role::Follower,
+        epoch: Epoch(2)
+    }));
+    assert!(!r.can_serve_strong_read(t));
+    let outs = r.handle(
+        t,
+        Input::Propose {
+            entries: rec(2, 4).entries,
+        },
+    );
+    assert!(outs.iter().any(|o| matches!(o, Output::Rejected { .. })));
+}
+
+#[test]
+fn a_leader_refuses_promises_while_its_own_lease_promise_holds() {
+    let (mut r, t) = leader();
+    let outs = r.handle(
+        t,
+        Input::Message {
+            from: NodeId(3),
+            msg: Msg::Promise { epoch: Epoch(3) },
+        },
+    );
+    assert!(matches!(
+        sends(&outs)[..],
+        [(
+            _,
+            Msg::Refused {
+                promised_epoch: Epoch(2),
+                ..
+            }
+        )]
+    ));
+    assert_eq!(r.role(), Role::Leader);
+}
+
+#[test]
+fn lost_claim_backs_off_and_claims_above_the_winner() {
+    let mut r = replica(1, 1, vec![]);
+    let t = Millis(3000);
+    r.handle(t, Input::Tick);
+    r.handle(
+        t,
+        Input::ManifestLoaded {
+            flushed_seq: SeqNo(0),
+            flushed_epoch: Epoch(0),
+        },
+    );
+    let outs = r.handle(
+        t,
+        Input::EpochClaimed {
+            epoch: Epoch(4),
+            won: false,
+        },
+    );
+    assert!(outs.contains(&Output::RoleChanged {
+        role: Role::Follower,
+        epoch: Epoch(1)
+    }));
+    // Rank 0 backs off by one rank delay (plus jitter < 150 ms), not a whole lease.
+    let outs = r.handle(Millis(3000 + 460), Input::Tick);
+    assert!(outs.contains(&Output::LoadManifest));
+    let outs = r.handle(
+        Millis(3460),
+        Input::ManifestLoaded {
+            flushed_seq: SeqNo(0),
+            flushed_epoch: Epoch(0),
+        },
+    );
+    assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(5) }));
+}
+
+#[test]
+fn manifest_base_keeps_a_continuing_tail_and_truncates_a_divergent_one() {
+    use crate::replica::log::Log;
+    let recs = vec![rec(1, 1), rec(1, 2), rec(2, 3)];
+    let mut log = Log::new(SeqNo(0), Epoch(0), recs.clone());
+    log.advance_base(SeqNo(2), Epoch(1));
+    assert_eq!(
+        (log.base(), log.last_seq(), log.len()),
+        (SeqNo(2), SeqNo(3), 1)
+    );
+    let mut log = Log::new(SeqNo(0), Epoch(0), recs);
+    // Our record at 2 is from epoch 1 but the flushed one is from epoch 3: our tail diverged.
+    log.advance_base(SeqNo(2), Epoch(3));
+    assert_eq!(
+        (log.base(), log.last_seq(), log.last_epoch()),
+        (SeqNo(2), SeqNo(2), Epoch(3))
+    );
+}
