@@ -222,6 +222,25 @@ mod tests {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9999))),
             ..Overrides::default()
         };
+        std::fs::write(
+            &file,
+            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nmemtable_bytes = 1048576\n[wal]\nsync = \"always\"\n",
+        )
+        .expect("write");
+        assert_eq!(
+            Config::load(Some(&file), &o).expect("load").wal.sync,
+            tierkv_engine::wal::SyncPolicy::Always
+        );
+        std::fs::write(&file, "[wal]\nsync = { interval = \"5ms\" }\n").expect("write");
+        assert_eq!(
+            Config::load(Some(&file), &o).expect("load").wal.sync,
+            tierkv_engine::wal::SyncPolicy::Interval(std::time::Duration::from_millis(5))
+        );
+        std::fs::write(
+            &file,
+            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nmemtable_bytes = 1048576\n",
+        )
+        .expect("write");
         let cfg = Config::load(Some(&file), &o).expect("load");
         assert_eq!(cfg.shards, 8);
         assert_eq!(cfg.engine.memtable_bytes, 1 << 20);

@@ -4,10 +4,18 @@
 //! sequence order. Readers run concurrently with that writer (lock-free skip list). A
 //! memtable is *active* until its size passes the configured bound; it is then *frozen*
 //! (read-only) and flushed to a segment in the background.
+//!
+//! A key's skip-list node is never replaced: it holds an [`ArcSwap`] that an overwrite swaps
+//! atomically. (The skip list's own replace removes the old node before linking the new one,
+//! and a reader in between would miss the key, or read an older version from a frozen
+//! memtable or a segment.)
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
@@ -19,7 +27,7 @@ const ITER_CHUNK: usize = 256;
 /// A concurrent, size-accounted map of the newest entry per key.
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipMap<Bytes, Entry>,
+    map: SkipMap<Bytes, ArcSwap<Entry>>,
     bytes: AtomicUsize,
     max_seq: AtomicU64,
     min_seq: AtomicU64,
@@ -53,19 +61,21 @@ impl Memtable {
         }
         self.max_seq.fetch_max(e.seq.0, Ordering::Relaxed);
         self.min_seq.fetch_min(e.seq.0, Ordering::Relaxed);
-        let old = self.map.get(&e.key).map(|o| o.value().approx_size());
-        self.map.insert(e.key.clone(), e);
         self.bytes.fetch_add(add, Ordering::Relaxed);
-        if let Some(o) = old {
-            self.bytes
-                .fetch_sub(o.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+        if let Some(node) = self.map.get(&e.key) {
+            // Swap in place: readers see the old entry or the new one, never neither.
+            let old = node.value().swap(Arc::new(e));
+            let sub = old.approx_size().min(self.bytes.load(Ordering::Relaxed));
+            self.bytes.fetch_sub(sub, Ordering::Relaxed);
+        } else {
+            self.map.insert(e.key.clone(), ArcSwap::from_pointee(e));
         }
     }
 
     /// The newest entry of `key` (tombstones and expired entries included).
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
-        self.map.get(key).map(|e| e.value().clone())
+        self.map.get(key).map(|e| Entry::clone(&e.value().load()))
     }
 
     /// Up to `ITER_CHUNK` entries with keys strictly after `after` (from the start when None),
@@ -76,7 +86,7 @@ impl Memtable {
         self.map
             .range((lower, Bound::Unbounded))
             .take(ITER_CHUNK)
-            .map(|e| e.value().clone())
+            .map(|e| Entry::clone(&e.value().load()))
             .collect()
     }
 
@@ -124,7 +134,7 @@ impl Memtable {
 
     /// Every entry in key order (for flushing a frozen memtable).
     pub fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.map.iter().map(|e| e.value().clone())
+        self.map.iter().map(|e| Entry::clone(&e.value().load()))
     }
 }
 
@@ -155,6 +165,40 @@ mod tests {
         assert_eq!(m.get(b"a").map(|e| e.seq), Some(SeqNo(2)));
         assert_eq!(m.max_seq(), SeqNo(2));
         assert_eq!(m.min_seq(), Some(SeqNo(1)));
+    }
+
+    /// A reader must never miss a key while it is being overwritten (a replace must not
+    /// remove the old version before the new one is visible).
+    #[test]
+    fn overwrites_are_never_invisible_to_concurrent_readers() {
+        let m = std::sync::Arc::new(Memtable::new());
+        m.insert(put("hot", 1, "v"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (m, stop) = (m.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut misses = 0u64;
+                    let mut last = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match m.get(b"hot") {
+                            None => misses += 1,
+                            Some(e) => {
+                                assert!(e.seq.0 >= last, "went back from {last} to {}", e.seq.0);
+                                last = e.seq.0;
+                            }
+                        }
+                    }
+                    misses
+                })
+            })
+            .collect();
+        for seq in 2..200_000 {
+            m.insert(put("hot", seq, "v"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let misses: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
+        assert_eq!(misses, 0, "reads missed a key that was being overwritten");
     }
 
     #[test]

@@ -65,8 +65,9 @@ impl Default for WalOptions {
     }
 }
 
-/// When an append is acknowledged.
+/// When an append is acknowledged. In configuration: `"always"` or `{ interval = "5ms" }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyncPolicy {
     /// An append's [`Durable`] resolves only after an `fdatasync` that covers it. One
     /// `fdatasync` covers every record queued meanwhile (group commit). Acknowledged writes
@@ -77,7 +78,7 @@ pub enum SyncPolicy {
     /// at close). Acknowledged writes survive a crash of the process (`kill -9`) but the
     /// last interval's worth may be lost on power loss or a kernel crash. In exchange,
     /// latency does not include an fsync and the disk sees fewer flushes.
-    Interval(Duration),
+    Interval(#[serde(with = "humantime_serde")] Duration),
 }
 
 /// Test hook to simulate disk failures.
