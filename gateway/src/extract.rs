@@ -73,6 +73,38 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
+/// Read consistency (`?consistency=`). A single-process server holds one copy of each shard,
+/// so both levels read that copy; with replication, `strong` reads come from the shard's
+/// leaseholder and `eventual` reads from any replica's committed state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Consistency {
+    /// Linearizable: the latest acknowledged write is visible. The default.
+    #[default]
+    Strong,
+    /// Possibly stale, never uncommitted.
+    Eventual,
+}
+
+/// Query of a read: only `consistency` (anything else is `invalid_request`).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadQuery {
+    /// `strong` (default) or `eventual`.
+    #[param(inline)]
+    #[expect(
+        dead_code,
+        reason = "validated now; one copy serves both levels until replication routes on it"
+    )]
+    pub(crate) consistency: Option<Consistency>,
+}
+
+/// A query that must be empty (any parameter is `invalid_request`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoQuery {}
+
 /// A query string whose errors are `invalid_request`.
 #[derive(Debug)]
 pub(crate) struct AppQuery<T>(pub(crate) T);

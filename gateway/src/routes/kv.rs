@@ -9,7 +9,7 @@ use tierkv_engine::types::EntryKind;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::extract::{self, AppQuery, KeyPath, RawBody};
+use crate::extract::{self, AppQuery, KeyPath, NoQuery, RawBody, ReadQuery};
 use crate::idempotency::{Fingerprint, Idem, body_hash};
 use crate::keys::{self, Encoding};
 use crate::ops::{self, PutRequest, UserCondition, WriteOutcome};
@@ -50,9 +50,10 @@ impl utoipa::PartialSchema for RawValue {
 
 impl utoipa::ToSchema for RawValue {}
 
-/// TTL of a PUT: at most one of them.
+/// TTL of a PUT: at most one of them (other parameters are `invalid_request`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TtlQuery {
     /// Seconds until the value expires (1..=315360000). Not with `expires_at`.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 315360000)]
@@ -93,6 +94,7 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
     params(
         ("key" = String, Path, min_length = 1, max_length = 1024, description = "The key, 1..=1024 bytes, percent-encoded (`%2F` for `/`)."),
         ("If-None-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`: answer 304 when it matches."),
+        ReadQuery,
     ),
     responses(
         (status = 200, description = "The value, with the Content-Type it was stored with (application/octet-stream when none was given).",
@@ -113,6 +115,7 @@ pub(crate) async fn get_kv(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
     headers: HeaderMap,
+    AppQuery(_read): AppQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let entry = ops::get(&state, &key).await?.ok_or(ApiError::KeyNotFound)?;
     let EntryKind::Put {
@@ -258,6 +261,7 @@ pub(crate) async fn delete_kv(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
     headers: HeaderMap,
+    AppQuery(NoQuery {}): AppQuery<NoQuery>,
 ) -> Result<Response, ApiError> {
     let idem_key = extract::idempotency_key(&headers)?;
     let if_match = extract::if_match(&headers)?;

@@ -28,6 +28,7 @@ use tierkv_engine::types::ShardId;
 /// Listing parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// Only keys starting with this text (default: all keys).
     prefix: Option<String>,
@@ -45,6 +46,13 @@ pub(crate) struct ListQuery {
     /// Page size: 1..=`max_list_limit` (1000 by default). Default: 100.
     #[param(minimum = 1, maximum = 1000, value_type = Option<u32>)]
     limit: Option<u64>,
+    /// `strong` (default) or `eventual`.
+    #[param(inline)]
+    #[expect(
+        dead_code,
+        reason = "validated now; one copy serves both levels until replication routes on it"
+    )]
+    consistency: Option<crate::extract::Consistency>,
 }
 
 /// One listed key.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 
 use crate::env::{Env, req};
 
@@ -433,4 +433,39 @@ async fn conflicting_conditions_are_412_and_bad_headers_400() {
         )
         .await;
     r.problem(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn read_consistency_is_validated_and_unknown_query_parameters_are_rejected() {
+    let env = Env::new().await;
+    assert_eq!(env.put("/v1/kv/c", "v").await.status, StatusCode::CREATED);
+    for q in ["", "?consistency=strong", "?consistency=eventual"] {
+        assert_eq!(
+            env.get(&format!("/v1/kv/c{q}")).await.status,
+            StatusCode::OK,
+            "{q}"
+        );
+    }
+    for path in [
+        "/v1/kv/c?consistency=bogus",
+        "/v1/kv/c?surprise=1",
+        "/v1/kv?limit=5&surprise=1",
+        "/v1/kv?consistency=linear",
+    ] {
+        let r = env.get(path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(r.json()["code"], "invalid_request", "{path}");
+    }
+    assert_eq!(
+        env.get("/v1/kv?consistency=eventual").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        env.put("/v1/kv/c?ttl=5&nope=1", "v").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        env.delete("/v1/kv/c?x=1").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
