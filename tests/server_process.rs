@@ -168,23 +168,7 @@ async fn sigterm_drains_flushes_and_exits_cleanly() {
             .expect("put");
         assert!(r.status().is_success());
     }
-    let pid = server.child.id().to_string();
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(ok.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = server.child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit status {status}");
     // The memtables were flushed: segments exist in object storage.
     let segs = walkdir(&dir.path().join("objects"))
@@ -194,6 +178,27 @@ async fn sigterm_drains_flushes_and_exits_cleanly() {
     assert!(segs > 0, "no segment was flushed on shutdown");
     let server = start(dir.path());
     assert_eq!(get(&c, &server.url, "t7").await, (200, "v7".to_owned()));
+}
+
+/// Sends SIGTERM and polls (with a deadline) until the server exits.
+async fn sigterm_and_wait(server: &mut Server) -> std::process::ExitStatus {
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn walkdir(p: &Path) -> Vec<String> {
@@ -336,19 +341,7 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_configured() {
         assert!(r.status().is_success());
     }
     // Shutdown flushes the batch exporter.
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.child.try_wait().expect("wait").is_none() {
-        assert!(Instant::now() < deadline, "server did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sigterm_and_wait(&mut server).await;
     assert!(
         exports.load(std::sync::atomic::Ordering::SeqCst) > 0,
         "no span batch reached the collector"

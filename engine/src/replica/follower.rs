@@ -76,11 +76,7 @@ impl Replica {
             return;
         };
         if epoch < self.promised {
-            let msg = Msg::Refused {
-                promised_epoch: self.promised,
-                lease_remaining: Millis(0),
-            };
-            self.send(from, msg);
+            self.refuse_stale(from);
             return;
         }
         if !well_formed(prev_seq, prev_epoch, epoch, &records) {
@@ -219,13 +215,18 @@ impl Replica {
         self.send(to, msg);
     }
 
+    /// Answers a message from an epoch older than the one promised.
+    fn refuse_stale(&mut self, from: NodeId) {
+        let msg = Msg::Refused {
+            promised_epoch: self.promised,
+            lease_remaining: Millis(0),
+        };
+        self.send(from, msg);
+    }
+
     pub(super) fn on_promise(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
         if epoch < self.promised {
-            let msg = Msg::Refused {
-                promised_epoch: self.promised,
-                lease_remaining: Millis(0),
-            };
-            self.send(from, msg);
+            self.refuse_stale(from);
             return;
         }
         if epoch == self.promised {
@@ -271,11 +272,7 @@ impl Replica {
 
     pub(super) fn on_fetch(&mut self, from: NodeId, epoch: Epoch, after_seq: SeqNo) {
         if epoch < self.promised {
-            let msg = Msg::Refused {
-                promised_epoch: self.promised,
-                lease_remaining: Millis(0),
-            };
-            self.send(from, msg);
+            self.refuse_stale(from);
             return;
         }
         if epoch > self.promised {
