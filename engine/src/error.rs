@@ -142,6 +142,35 @@ pub enum Error {
     /// The shard or engine was closed.
     #[error("shard is closed")]
     Closed,
+    /// This replica does not lead the shard (or its lease is not valid for a strong read);
+    /// `leader` is the node it last heard from, if any. Retry at the leader.
+    #[error("shard {shard}: not the leader (last known leader: {leader:?})")]
+    NotLeader {
+        /// The shard.
+        shard: ShardId,
+        /// Id of the node believed to lead, if known.
+        leader: Option<u32>,
+    },
+    /// A write was sequenced by a leader that lost its leadership before the write was
+    /// known to be committed: it may or may not take effect. Never retried blindly (retry
+    /// with the same idempotency key, or re-read).
+    #[error(
+        "shard {shard}: leadership changed while the write was in flight; its outcome is unknown"
+    )]
+    OutcomeUnknown {
+        /// The shard.
+        shard: ShardId,
+    },
+    /// An error reported by another node, with its class.
+    #[error("node {node}: {message}")]
+    Remote {
+        /// The node that reported it.
+        node: u32,
+        /// Its class (what the caller should do).
+        kind: ErrorKind,
+        /// Its message (for logs; never sent to API clients for 5xx).
+        message: String,
+    },
     /// An invariant did not hold; a bug.
     #[error("internal invariant violated: {what}")]
     Invariant {
@@ -184,9 +213,12 @@ impl Error {
         match self {
             Self::Invalid { .. } => ErrorKind::Invalid,
             Self::ConditionFailed { .. } => ErrorKind::Conflict,
-            Self::Backpressure { .. } | Self::WalPoisoned { .. } | Self::ObjectStore { .. } => {
-                ErrorKind::Unavailable
-            }
+            Self::Backpressure { .. }
+            | Self::WalPoisoned { .. }
+            | Self::ObjectStore { .. }
+            | Self::NotLeader { .. }
+            | Self::OutcomeUnknown { .. } => ErrorKind::Unavailable,
+            Self::Remote { kind, .. } => *kind,
             Self::Fenced { .. } => ErrorKind::Fenced,
             Self::Closed => ErrorKind::Closed,
             Self::Corrupt { .. } | Self::UnsupportedVersion { .. } => ErrorKind::Data,

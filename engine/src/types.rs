@@ -221,6 +221,17 @@ pub enum Condition {
     ExpiredVersion(SeqNo),
 }
 
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ReadConsistency {
+    /// Linearizable: served by the shard's leaseholder under a valid lease; sees every
+    /// write acknowledged before the read started. The default.
+    #[default]
+    Strong,
+    /// Any replica's committed state: possibly stale, never uncommitted.
+    Eventual,
+}
+
 /// One mutation with its precondition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOp {

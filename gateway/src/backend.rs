@@ -13,15 +13,20 @@ use tierkv_engine::db::Db;
 use tierkv_engine::metrics::HistogramSnapshot;
 use tierkv_engine::shard::{ScanPage, Shard};
 use tierkv_engine::store::ObjStore;
-use tierkv_engine::types::{Entry, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 
 /// What the gateway needs from storage.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Number of shards; keys are routed with `routing::shard_for(key, shard_count)`.
     fn shard_count(&self) -> u32;
-    /// The live entry of engine key `key` in `shard`.
-    async fn get(&self, shard: ShardId, key: Bytes) -> Result<Option<Entry>, tierkv_engine::Error>;
+    /// The live entry of engine key `key` in `shard`, read at `consistency`.
+    async fn get(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        consistency: ReadConsistency,
+    ) -> Result<Option<Entry>, tierkv_engine::Error>;
     /// Applies `batch` atomically in `shard`; returns its version and, when
     /// `batch.report_prior` is set, each op's prior live version (else empty).
     async fn write(
@@ -29,13 +34,15 @@ pub trait Backend: Send + Sync + 'static {
         shard: ShardId,
         batch: WriteBatch,
     ) -> Result<(SeqNo, Vec<Option<SeqNo>>), tierkv_engine::Error>;
-    /// Live entries of `shard` under engine prefix `prefix`, after `start_after`.
+    /// Live entries of `shard` under engine prefix `prefix`, after `start_after`, read at
+    /// `consistency`.
     async fn scan(
         &self,
         shard: ShardId,
         prefix: Bytes,
         start_after: Option<Bytes>,
         limit: usize,
+        consistency: ReadConsistency,
     ) -> Result<ScanPage, tierkv_engine::Error>;
     /// Ok when storage is open and object storage answers; else why not.
     async fn ready(&self) -> Result<(), String>;
@@ -138,7 +145,13 @@ impl Backend for LocalBackend {
         self.shard_count
     }
 
-    async fn get(&self, shard: ShardId, key: Bytes) -> Result<Option<Entry>, tierkv_engine::Error> {
+    async fn get(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        _consistency: ReadConsistency,
+    ) -> Result<Option<Entry>, tierkv_engine::Error> {
+        // One copy of each shard: every level reads it.
         self.shard(shard)?.get(&key).await
     }
 
@@ -156,6 +169,7 @@ impl Backend for LocalBackend {
         prefix: Bytes,
         start_after: Option<Bytes>,
         limit: usize,
+        _consistency: ReadConsistency,
     ) -> Result<ScanPage, tierkv_engine::Error> {
         self.shard(shard)?
             .scan(&prefix, start_after.as_deref(), limit)

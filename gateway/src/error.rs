@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tierkv_engine::error::InvalidReason;
+use tierkv_engine::error::{ErrorKind, InvalidReason};
 
 use crate::problem::{ErrorCode, PROBLEM_JSON, PROBLEM_TYPE_BASE, Problem};
 
@@ -128,6 +128,12 @@ pub enum ApiError {
         /// Internal cause (logged, never sent).
         cause: String,
     },
+    /// Leadership changed while a write was in flight.
+    #[error("{cause}")]
+    OutcomeUnknown {
+        /// Internal cause (logged, never sent).
+        cause: String,
+    },
     /// The engine or server is closing.
     #[error("shutting down")]
     ShuttingDown,
@@ -185,6 +191,7 @@ impl ApiError {
             Self::Backpressure { .. }
             | Self::StorageUnavailable { .. }
             | Self::NotLeader { .. }
+            | Self::OutcomeUnknown { .. }
             | Self::ShuttingDown
             | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -219,6 +226,7 @@ impl ApiError {
             Self::Backpressure { .. } => ErrorCode::Backpressure,
             Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
             Self::NotLeader { .. } => ErrorCode::NotLeader,
+            Self::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::Timeout => ErrorCode::Timeout,
@@ -250,7 +258,13 @@ impl ApiError {
             Self::StorageUnavailable { .. } => {
                 "storage is temporarily unavailable; retry later".into()
             }
-            Self::NotLeader { .. } => "this node no longer leads the shard; retry later".into(),
+            Self::NotLeader { .. } => "no leader of the shard is reachable now; retry later".into(),
+            Self::OutcomeUnknown { .. } => {
+                "leadership of the shard changed while the write was in \
+                 flight; it may or may not have been applied: re-read, or retry with the same \
+                 Idempotency-Key"
+                    .into()
+            }
             Self::DataCorruption { .. } => {
                 "stored data failed validation; operators have been alerted".into()
             }
@@ -312,7 +326,20 @@ impl ApiError {
             },
             E::Backpressure { .. } => Self::Backpressure { cause },
             E::WalPoisoned { .. } | E::ObjectStore { .. } => Self::StorageUnavailable { cause },
-            E::Fenced { .. } => Self::NotLeader { cause },
+            E::Fenced { .. } | E::NotLeader { .. } => Self::NotLeader { cause },
+            E::OutcomeUnknown { .. } => Self::OutcomeUnknown { cause },
+            E::Remote { kind, .. } => match kind {
+                ErrorKind::Invalid => Self::InvalidRequest { detail: cause },
+                ErrorKind::Conflict => Self::PreconditionFailed {
+                    detail: "the key's current version does not satisfy the condition",
+                },
+                ErrorKind::Unavailable => Self::StorageUnavailable { cause },
+                ErrorKind::Fenced => Self::NotLeader { cause },
+                ErrorKind::Closed => Self::ShuttingDown,
+                ErrorKind::Data => Self::DataCorruption { cause },
+                ErrorKind::Internal => Self::Internal { cause },
+                _ => Self::Internal { cause },
+            },
             E::Closed => Self::ShuttingDown,
             E::Corrupt { .. } | E::UnsupportedVersion { .. } => Self::DataCorruption { cause },
             E::Io { .. } | E::Config { .. } | E::Invariant { .. } => Self::Internal { cause },

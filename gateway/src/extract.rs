@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use tierkv_engine::types::ReadConsistency;
 
 use crate::error::ApiError;
 use crate::keys;
@@ -73,9 +74,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
-/// Read consistency (`?consistency=`). A single-process server holds one copy of each shard,
-/// so both levels read that copy; with replication, `strong` reads come from the shard's
-/// leaseholder and `eventual` reads from any replica's committed state.
+/// Read consistency (`?consistency=`): `strong` reads come from the shard's leaseholder,
+/// `eventual` reads from any replica's committed state (a single-process server holds one
+/// copy of each shard, so both levels read that copy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Consistency {
@@ -93,11 +94,21 @@ pub(crate) enum Consistency {
 pub(crate) struct ReadQuery {
     /// `strong` (default) or `eventual`.
     #[param(inline)]
-    #[expect(
-        dead_code,
-        reason = "validated now; one copy serves both levels until replication routes on it"
-    )]
     pub(crate) consistency: Option<Consistency>,
+}
+
+impl From<Consistency> for ReadConsistency {
+    fn from(c: Consistency) -> Self {
+        match c {
+            Consistency::Strong => Self::Strong,
+            Consistency::Eventual => Self::Eventual,
+        }
+    }
+}
+
+/// The engine's read level of an optional `?consistency=` (strong when absent).
+pub(crate) fn read_level(c: Option<Consistency>) -> ReadConsistency {
+    c.unwrap_or_default().into()
 }
 
 /// A query that must be empty (any parameter is `invalid_request`).

@@ -27,6 +27,7 @@
 //! after the items ran and before the record is durable means a retry runs the items again.
 
 use std::sync::Arc;
+use tierkv_engine::types::ReadConsistency;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -106,7 +107,11 @@ impl Idem {
         state: &AppState,
         shard: ShardId,
     ) -> Result<Option<Replay>, ApiError> {
-        let Some(e) = state.backend().get(shard, self.record_key.clone()).await? else {
+        let Some(e) = state
+            .backend()
+            .get(shard, self.record_key.clone(), ReadConsistency::Strong)
+            .await?
+        else {
             return Ok(None);
         };
         let tierkv_engine::types::EntryKind::Put { value, .. } = e.kind else {

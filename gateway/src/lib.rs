@@ -51,7 +51,8 @@
 //! `unknown_field` (400), `invalid_request` (400), `unsupported_media_type` (415),
 //! `key_not_found` (404), `not_found` (404), `method_not_allowed` (405),
 //! `precondition_failed` (412), `rate_limited` (429, reserved), `backpressure` (503),
-//! `storage_unavailable` (503), `not_leader` (503), `shutting_down` (503), `overloaded` (503),
+//! `storage_unavailable` (503), `not_leader` (503), `outcome_unknown` (503), `shutting_down` (503),
+//! `overloaded` (503),
 //! `timeout` (504), `data_corruption` (500), `internal` (500). 429 and the retryable 503s
 //! carry `Retry-After`. 5xx bodies never contain internal details; the full error is logged
 //! in the request's span.

@@ -9,6 +9,7 @@
 //! it re-reads and retries (bounded; the last attempt writes unconditionally).
 
 use std::time::Duration;
+use tierkv_engine::types::ReadConsistency;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -187,7 +188,7 @@ pub(crate) async fn put(
     for attempt in 0..PUT_ATTEMPTS {
         let cur = state
             .backend()
-            .get(shard, dkey.clone())
+            .get(shard, dkey.clone(), ReadConsistency::Strong)
             .await?
             .map(|e| e.seq);
         let condition = match engine_condition(req.condition, cur, attempt + 1 == PUT_ATTEMPTS) {
@@ -277,10 +278,17 @@ pub(crate) async fn delete(
     }
 }
 
-/// The live entry of a user key.
-pub(crate) async fn get(state: &AppState, key: &Bytes) -> Result<Option<Entry>, ApiError> {
+/// The live entry of a user key, read at `level`.
+pub(crate) async fn get(
+    state: &AppState,
+    key: &Bytes,
+    level: ReadConsistency,
+) -> Result<Option<Entry>, ApiError> {
     let shard = state.shard_of(key);
-    Ok(state.backend().get(shard, keys::data_key(key)).await?)
+    Ok(state
+        .backend()
+        .get(shard, keys::data_key(key), level)
+        .await?)
 }
 
 /// Converts the TTL parameters (`ttl` seconds, or `expires_at` unix seconds) into an absolute

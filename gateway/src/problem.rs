@@ -58,6 +58,9 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// 503: this node no longer leads the shard (fenced); see `Retry-After`.
     NotLeader,
+    /// 503: leadership of the shard changed while the write was in flight: it may or may not
+    /// have been applied. Re-read, or retry with the same `Idempotency-Key`.
+    OutcomeUnknown,
     /// 503: the server is shutting down.
     ShuttingDown,
     /// 503: too many requests in flight, shed; see `Retry-After`.
@@ -72,7 +75,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::KeyEmpty,
         Self::KeyTooLong,
         Self::ValueTooLarge,
@@ -94,6 +97,7 @@ impl ErrorCode {
         Self::Backpressure,
         Self::StorageUnavailable,
         Self::NotLeader,
+        Self::OutcomeUnknown,
         Self::ShuttingDown,
         Self::Overloaded,
         Self::Timeout,
@@ -126,6 +130,7 @@ impl ErrorCode {
             Self::Backpressure => "backpressure",
             Self::StorageUnavailable => "storage_unavailable",
             Self::NotLeader => "not_leader",
+            Self::OutcomeUnknown => "outcome_unknown",
             Self::ShuttingDown => "shutting_down",
             Self::Overloaded => "overloaded",
             Self::Timeout => "timeout",
@@ -159,6 +164,7 @@ impl ErrorCode {
             Self::Backpressure => "Backpressure",
             Self::StorageUnavailable => "Storage unavailable",
             Self::NotLeader => "Not the shard leader",
+            Self::OutcomeUnknown => "Write outcome unknown",
             Self::ShuttingDown => "Shutting down",
             Self::Overloaded => "Overloaded",
             Self::Timeout => "Request timed out",

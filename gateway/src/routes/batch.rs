@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tierkv_engine::types::EntryKind;
+use tierkv_engine::types::ReadConsistency;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -273,7 +274,9 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
     keys::validate_user_key(&key)?;
     match item.op {
         BatchOp::Get => {
-            let e = ops::get(state, &key).await?.ok_or(ApiError::KeyNotFound)?;
+            let e = ops::get(state, &key, ReadConsistency::Strong)
+                .await?
+                .ok_or(ApiError::KeyNotFound)?;
             let EntryKind::Put {
                 value,
                 content_type,

@@ -115,9 +115,11 @@ pub(crate) async fn get_kv(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
     headers: HeaderMap,
-    AppQuery(_read): AppQuery<ReadQuery>,
+    AppQuery(read): AppQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let entry = ops::get(&state, &key).await?.ok_or(ApiError::KeyNotFound)?;
+    let entry = ops::get(&state, &key, extract::read_level(read.consistency))
+        .await?
+        .ok_or(ApiError::KeyNotFound)?;
     let EntryKind::Put {
         value,
         content_type,

@@ -48,10 +48,6 @@ pub(crate) struct ListQuery {
     limit: Option<u64>,
     /// `strong` (default) or `eventual`.
     #[param(inline)]
-    #[expect(
-        dead_code,
-        reason = "validated now; one copy serves both levels until replication routes on it"
-    )]
     consistency: Option<crate::extract::Consistency>,
 }
 
@@ -124,11 +120,12 @@ pub(crate) async fn list(
         (None, None) => None,
     };
     let backend = state.backend();
+    let level = crate::extract::read_level(q.consistency);
     let eprefix = ns(&prefix);
     let eafter = start_after.as_deref().map(ns);
     let pages = futures::future::try_join_all(
         (0..backend.shard_count())
-            .map(|s| backend.scan(ShardId(s), eprefix.clone(), eafter.clone(), limit)),
+            .map(|s| backend.scan(ShardId(s), eprefix.clone(), eafter.clone(), limit, level)),
     )
     .await?;
     let mut more = false;

@@ -18,7 +18,7 @@ use tierkv_engine::options::EngineOptions;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
-use tierkv_engine::types::{Entry, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_gateway::{
     AppState, Backend, EngineMetrics, GatewayOptions, LocalBackend, Problem, app,
 };
@@ -40,13 +40,18 @@ impl Backend for TestBackend {
     fn shard_count(&self) -> u32 {
         self.inner.shard_count()
     }
-    async fn get(&self, shard: ShardId, key: Bytes) -> Result<Option<Entry>, tierkv_engine::Error> {
+    async fn get(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        level: ReadConsistency,
+    ) -> Result<Option<Entry>, tierkv_engine::Error> {
         if key.ends_with(b"gated") {
             self.entered.fetch_add(1, Ordering::SeqCst);
             let _permit = self.release.acquire().await;
         }
         assert!(!key.ends_with(b"panic"), "test backend panics on request");
-        self.inner.get(shard, key).await
+        self.inner.get(shard, key, level).await
     }
     async fn write(
         &self,
@@ -61,8 +66,11 @@ impl Backend for TestBackend {
         prefix: Bytes,
         start_after: Option<Bytes>,
         limit: usize,
+        level: ReadConsistency,
     ) -> Result<ScanPage, tierkv_engine::Error> {
-        self.inner.scan(shard, prefix, start_after, limit).await
+        self.inner
+            .scan(shard, prefix, start_after, limit, level)
+            .await
     }
     async fn ready(&self) -> Result<(), String> {
         self.inner.ready().await
