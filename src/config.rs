@@ -29,6 +29,12 @@
 //! [telemetry]
 //! log_level = "info"
 //! otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
+//!
+//! [cluster]                          # tierkv node / gateway / dev
+//! node_id = 1
+//! initial_members = ["1=10.0.0.1:7001", "2=10.0.0.2:7001", "3=10.0.0.3:7001"]
+//! secret = "change-me"
+//! lease_duration = "2s"
 //! ```
 //!
 //! Environment example: `TIERKV_LISTEN=0.0.0.0:8080 TIERKV_ENGINE__MEMTABLE_BYTES=8388608`.
@@ -46,6 +52,7 @@ use tierkv_engine::db::WalSettings;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::store::{S3Options, StoreOptions};
 use tierkv_gateway::GatewayOptions;
+use tierkv_node::settings::ClusterSettings;
 
 use crate::telemetry::TelemetryOptions;
 
@@ -76,6 +83,8 @@ pub(crate) struct Config {
     pub(crate) gateway: GatewayOptions,
     /// Logs and traces.
     pub(crate) telemetry: TelemetryOptions,
+    /// Cluster membership, replication and RPC (`tierkv node`, `tierkv gateway`, `tierkv dev`).
+    pub(crate) cluster: ClusterSettings,
 }
 
 impl Default for Config {
@@ -91,6 +100,7 @@ impl Default for Config {
             cache: CacheSection::default(),
             gateway: GatewayOptions::default(),
             telemetry: TelemetryOptions::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -127,7 +137,7 @@ impl Default for CacheSection {
 /// Top-level fields: environment variables `TIERKV_<FIELD>[__<NESTED>...]` are read only for
 /// these, so other tools' `TIERKV_*` variables (test harness settings, `TIERKV_CONFIG`) are
 /// not mistaken for configuration. Inside a section, unknown names are errors.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "listen",
     "data_dir",
     "shards",
@@ -138,6 +148,7 @@ const SECTIONS: [&str; 10] = [
     "cache",
     "gateway",
     "telemetry",
+    "cluster",
 ];
 
 /// Values given on the command line; they override every other layer.
@@ -151,6 +162,25 @@ pub(crate) struct Overrides {
     pub(crate) shards: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) store: Option<StoreUrl>,
+    #[serde(skip_serializing_if = "ClusterOverrides::is_empty")]
+    pub(crate) cluster: ClusterOverrides,
+}
+
+/// Cluster flags as a partial `[cluster]` table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct ClusterOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) advertise: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) initial_members: Option<Vec<String>>,
+}
+
+impl ClusterOverrides {
+    fn is_empty(&self) -> bool {
+        self.node_id.is_none() && self.advertise.is_none() && self.initial_members.is_none()
+    }
 }
 
 /// `--store-url` as a partial `[store]` table.
@@ -180,6 +210,7 @@ impl Config {
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         cfg.engine.validate()?;
+        cfg.cluster.validate()?;
         Ok(cfg)
     }
 

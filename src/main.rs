@@ -1,8 +1,11 @@
-//! The `tierkv` binary: `tierkv dev` runs the embedded default (every shard in this process,
-//! object storage on the local filesystem under `./data`); `tierkv serve` runs with a
-//! configuration file; `tierkv config` prints the effective configuration; `tierkv openapi`
-//! prints the API contract.
+//! The `tierkv` binary:
+//! - `tierkv dev`: the embedded default, a gateway and three nodes in this process on
+//!   loopback, object storage on the local filesystem under `./data`;
+//! - `tierkv node` / `tierkv gateway`: one storage node or one stateless gateway of a cluster;
+//! - `tierkv serve`: a single unreplicated process (every shard here, no RPC);
+//! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract.
 
+mod cluster;
 mod config;
 mod server;
 mod telemetry;
@@ -13,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Overrides, StoreUrl};
+use crate::config::{ClusterOverrides, Config, Overrides, StoreUrl};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,10 +31,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the embedded default: all shards in this process, object storage on the local
-    /// filesystem under ./data, nothing else to set up.
+    /// Run the embedded default: a gateway and three nodes in this process on loopback,
+    /// object storage on the local filesystem under ./data, nothing else to set up.
     Dev(ServeArgs),
-    /// Run a server with a configuration file, environment and flags.
+    /// Run one storage node of a cluster (`listen` is its RPC and health address).
+    Node(ServeArgs),
+    /// Run one stateless gateway of a cluster (`listen` is the public HTTP API).
+    Gateway(ServeArgs),
+    /// Run a single unreplicated server: every shard in this process.
     Serve(ServeArgs),
     /// Print the effective configuration (after file, environment and flags) and exit.
     Config(ServeArgs),
@@ -56,6 +63,15 @@ struct ServeArgs {
     /// Object store URL: file:///path, s3://bucket/prefix or memory://.
     #[arg(long)]
     store_url: Option<String>,
+    /// This node's id (`tierkv node`).
+    #[arg(long)]
+    node_id: Option<u32>,
+    /// Address other processes use to reach this node (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Members of a new cluster: `1=host:port,2=host:port,3=host:port`.
+    #[arg(long, value_delimiter = ',')]
+    initial_members: Option<Vec<String>>,
 }
 
 impl ServeArgs {
@@ -65,6 +81,11 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             shards: self.shards,
             store: self.store_url.clone().map(|url| StoreUrl { url }),
+            cluster: ClusterOverrides {
+                node_id: self.node_id,
+                advertise: self.advertise.clone(),
+                initial_members: self.initial_members.clone(),
+            },
         };
         Config::load(self.config.as_deref(), &o)
     }
@@ -73,7 +94,10 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Dev(a) | Cmd::Serve(a) => a.load().and_then(server::main),
+        Cmd::Serve(a) => a.load().and_then(server::main),
+        Cmd::Dev(a) => a.load().and_then(cluster::dev),
+        Cmd::Node(a) => a.load().and_then(cluster::node),
+        Cmd::Gateway(a) => a.load().and_then(cluster::gateway),
         Cmd::Config(a) => a.load().and_then(|c| {
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())

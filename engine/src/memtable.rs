@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
-use crate::types::{Entry, SeqNo, UnixMillis};
+use crate::types::{Entry, Epoch, SeqNo, UnixMillis};
 
 /// Entries handed out per call when iterating (bounded memory per scan step).
 const ITER_CHUNK: usize = 256;
@@ -32,6 +32,11 @@ pub struct Memtable {
     max_seq: AtomicU64,
     min_seq: AtomicU64,
     min_expires_at: AtomicU64,
+    /// Replicated shards: seq and epoch of the last log record applied to this memtable
+    /// (barriers included, which insert nothing), so a flush knows the log position it
+    /// covers. 0 when unused.
+    covered_seq: AtomicU64,
+    covered_epoch: AtomicU64,
 }
 
 impl Default for Memtable {
@@ -50,7 +55,23 @@ impl Memtable {
             max_seq: AtomicU64::new(0),
             min_seq: AtomicU64::new(u64::MAX),
             min_expires_at: AtomicU64::new(u64::MAX),
+            covered_seq: AtomicU64::new(0),
+            covered_epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Records that every log record up to `seq` (whose record has `epoch`) that belongs in
+    /// this memtable was applied. Called by the one writer, after the inserts.
+    pub fn note_covered(&self, seq: SeqNo, epoch: Epoch) {
+        self.covered_epoch.store(epoch.0, Ordering::Relaxed);
+        self.covered_seq.store(seq.0, Ordering::Release);
+    }
+
+    /// The log position noted by [`Memtable::note_covered`] (`(0, 0)` if never noted).
+    #[must_use]
+    pub fn covered(&self) -> (SeqNo, Epoch) {
+        let seq = self.covered_seq.load(Ordering::Acquire);
+        (SeqNo(seq), Epoch(self.covered_epoch.load(Ordering::Relaxed)))
     }
 
     /// Inserts `e`, replacing an older version of its key. Called by one writer at a time.

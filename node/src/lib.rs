@@ -8,8 +8,22 @@
 //! - [`proto`]: the binary encoding of client operations between gateways and nodes.
 //! - [`client`]: [`client::ClusterBackend`], the gateway's [`tierkv_gateway::Backend`] over
 //!   node RPC (routing by shard map and leader hints, retries, map refresh).
+//! - [`settings`]: the `[cluster]` configuration section.
+//! - [`node`]: a storage node's lifecycle: shard map, WAL recovery, one driver per hosted
+//!   shard, shutdown.
+//! - [`driver`]: the task that runs one shard's replica state machine
+//!   ([`tierkv_engine::replica`]) against the WAL, the shard's storage, object storage and
+//!   the transport; the read path checks its published lease.
+//! - [`transport`]: batched, best-effort replication messages to peers over HTTP/2.
+//! - [`server`]: the node's HTTP endpoints (replication, client operations, health, status,
+//!   metrics).
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod driver;
+pub mod node;
 pub mod proto;
+pub mod server;
+pub mod settings;
 pub mod shardmap;
+pub mod transport;

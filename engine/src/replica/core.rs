@@ -198,6 +198,17 @@ impl Replica {
         }
     }
 
+    /// Until when (local time) this replica may answer strong reads locally: `Some` only for
+    /// a serving leader whose lease is established. [`Replica::can_serve_strong_read`] is
+    /// `now < strong_read_until()`; the node publishes this for its read path.
+    #[must_use]
+    pub fn strong_read_until(&self) -> Option<Millis> {
+        match &self.role {
+            RoleState::Leader(l) if l.serving => self.lease_until(l),
+            _ => None,
+        }
+    }
+
     // ---- shared machinery ----
 
     pub(super) fn send(&mut self, to: NodeId, msg: Msg) {

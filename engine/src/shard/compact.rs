@@ -38,9 +38,13 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
             () = shard.compact_wake.notified() => {}
             () = tokio::time::sleep(gc_every) => {}
         }
+        if !shard.may_lead() {
+            continue;
+        }
         while shard.current_view().l0.len() >= shard.opts.l0_compaction_trigger {
             match shard.compact_once().await {
                 Ok(_) => {}
+                Err(e) if shard.replicated && e.kind() == ErrorKind::Fenced => break,
                 Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
                 Err(e) => {
                     shard.metrics.compaction_errors.inc();
@@ -54,6 +58,9 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
             }
         }
         if let Err(e) = shard.collect_garbage().await {
+            if shard.replicated && e.kind() == ErrorKind::Fenced {
+                continue;
+            }
             if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) {
                 return;
             }
@@ -128,8 +135,18 @@ impl ShardInner {
     /// Deletes what is no longer referenced; returns the number of segments deleted.
     /// A fenced writer collects nothing: a newer writer owns the shard's objects.
     pub(crate) async fn collect_garbage(&self) -> Result<usize> {
-        if self.fenced.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.fenced.load(std::sync::atomic::Ordering::SeqCst) || !self.may_lead() {
             return Ok(0);
+        }
+        if self.replicated {
+            // Another leader may have published since our last look: collect against the
+            // latest manifest only.
+            if let Some(latest) = self.manifests.load_latest().await? {
+                let mut cur = self.manifest.lock().await;
+                if latest.version > cur.version {
+                    *cur = latest;
+                }
+            }
         }
         let now = self.clock.now_millis();
         let grace = u64::try_from(self.opts.obsolete_grace.as_millis()).unwrap_or(u64::MAX);

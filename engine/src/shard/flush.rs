@@ -31,6 +31,8 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
         loop {
             match shard.flush_frozen().await {
                 Ok(()) => break,
+                // A replica that stopped leading flushes again when it leads a later epoch.
+                Err(e) if shard.replicated && e.kind() == ErrorKind::Fenced => break,
                 Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
                 Err(e) => {
                     shard.metrics.flush_errors.inc();
@@ -64,6 +66,9 @@ pub(crate) fn meta_of(id: SegmentId, info: &SegmentInfo) -> SegmentMeta {
 impl ShardInner {
     /// Flushes every frozen memtable, oldest first.
     pub(crate) async fn flush_frozen(&self) -> Result<()> {
+        if self.replicated {
+            return self.flush_frozen_replicated().await;
+        }
         let _g = self.flush_lock.lock().await;
         loop {
             let Some(mem) = self.current_view().frozen.last().cloned() else {
@@ -107,6 +112,73 @@ impl ShardInner {
             if let Some(m) = &meta {
                 self.metrics.flush_bytes.add(m.size);
             }
+            if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {
+                self.compact_wake.notify_one();
+            }
+        }
+    }
+
+    /// The leader's flush in replicated mode. Differences from standalone: a memtable knows
+    /// the log position it covers (barriers insert nothing), the manifest records the epoch
+    /// of the record there, a memtable whose records another leader already flushed is
+    /// dropped instead of flushed (flushing it would put older versions in a newer L0
+    /// segment), and after each publish the view takes the published segment lists.
+    async fn flush_frozen_replicated(&self) -> Result<()> {
+        let _g = self.flush_lock.lock().await;
+        loop {
+            if !self.may_lead() {
+                return Ok(());
+            }
+            let Some(mem) = self.current_view().frozen.last().cloned() else {
+                return Ok(());
+            };
+            self.wait_for_l0_room().await?;
+            let (covered, covered_epoch) = mem.covered();
+            let flushed_to = covered.max(mem.max_seq());
+            let known = self.manifest.lock().await.flushed_seq;
+            let seg = if flushed_to > known && !mem.is_empty() {
+                let mut it = MergeIter::over_memtable(&mem);
+                self.build_segments(&mut it, usize::MAX, |e, _| Some(e))
+                    .await?
+                    .pop()
+            } else {
+                None
+            };
+            let meta = seg.as_ref().map(|(m, _)| m.clone());
+            self.update_manifest(|m| {
+                if m.flushed_seq >= flushed_to {
+                    return false;
+                }
+                if let Some(meta) = &meta {
+                    m.l0.insert(0, meta.clone());
+                }
+                m.flushed_seq = flushed_to;
+                m.flushed_epoch = covered_epoch;
+                true
+            })
+            .await?;
+            let latest = self.manifest.lock().await.clone();
+            let loaded = self.load(latest).await?;
+            let flushed = loaded.manifest.flushed_seq;
+            {
+                let mut w = self.view.write();
+                let frozen = w
+                    .frozen
+                    .iter()
+                    .filter(|f| !Arc::ptr_eq(f, &mem) && f.covered().0 > flushed)
+                    .cloned()
+                    .collect();
+                let (l0, l1) = loaded.into_lists();
+                let next = w.with(frozen, l0, l1);
+                *w = Arc::new(next);
+            }
+            self.flushed_seq.fetch_max(flushed.0, Ordering::SeqCst);
+            self.wal.release(self.id, flushed);
+            self.metrics.flushes.inc();
+            if let Some(m) = &meta {
+                self.metrics.flush_bytes.add(m.size);
+            }
+            self.l0_changed.notify_waiters();
             if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {
                 self.compact_wake.notify_one();
             }

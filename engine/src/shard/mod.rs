@@ -25,6 +25,7 @@
 mod compact;
 mod flush;
 mod merge;
+mod replicated;
 mod ttl;
 mod view;
 mod write;
@@ -56,6 +57,7 @@ use merge::MergeIter;
 use view::View;
 use write::Sequencer;
 
+pub use replicated::{LoadedManifest, Prepared, PrepareOutcome, Proposer};
 pub use ttl::SweepOutcome;
 
 /// Components a shard is built from (injected, not configured).
@@ -121,7 +123,22 @@ pub struct ShardStats {
 
 pub(crate) struct ShardInner {
     pub(crate) id: ShardId,
-    pub(crate) epoch: Epoch,
+    /// The epoch this writer holds: fixed in standalone mode; in replicated mode the epoch
+    /// this replica leads (set when it starts serving), used for manifest publishes.
+    pub(crate) epoch: AtomicU64,
+    /// Replicated mode (`replicated.rs`): the write path is the replication driver's, and
+    /// flushing, compaction and TTL sweeps run only while `leading`.
+    pub(crate) replicated: bool,
+    /// Whether this replica may do leader work (always true in standalone mode).
+    pub(crate) leading: AtomicBool,
+    /// Replicated mode: highest log seq applied to the memtables (or covered by segments).
+    pub(crate) applied: AtomicU64,
+    /// Replicated mode: how TTL sweeps write (through the replication driver).
+    pub(crate) proposer: std::sync::OnceLock<Proposer>,
+    /// Version of the manifest whose segment lists the view holds.
+    pub(crate) installed_version: AtomicU64,
+    /// Every manifest this writer published: `(flushed_seq, flushed_epoch)`.
+    pub(crate) flushed_tx: tokio::sync::watch::Sender<(SeqNo, Epoch)>,
     pub(crate) opts: Arc<EngineOptions>,
     pub(crate) store: ObjStore,
     pub(crate) cache: Arc<dyn BlockCache>,
@@ -157,7 +174,7 @@ impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shard")
             .field("id", &self.inner.id)
-            .field("epoch", &self.inner.epoch)
+            .field("epoch", &self.inner.epoch())
             .finish_non_exhaustive()
     }
 }
@@ -202,9 +219,16 @@ impl Shard {
             (Arc::new(active), Vec::new())
         };
         let flushed = latest.flushed_seq;
+        let latest_version = latest.version.0;
         let inner = Arc::new(ShardInner {
             id,
-            epoch,
+            epoch: AtomicU64::new(epoch.0),
+            replicated: false,
+            leading: AtomicBool::new(true),
+            applied: AtomicU64::new(0),
+            proposer: std::sync::OnceLock::new(),
+            installed_version: AtomicU64::new(latest_version),
+            flushed_tx: tokio::sync::watch::Sender::new((flushed, Epoch(0))),
             opts,
             store: c.store,
             cache: c.cache,
@@ -237,18 +261,23 @@ impl Shard {
         inner.update_manifest(|_| true).await?;
         inner.wal.release(id, flushed);
         tracing::debug!(shard = %id, %epoch, flushed_seq = %flushed, next_seq = %last.next(), "shard open");
+        if replayed {
+            inner.flush_wake.notify_one();
+        }
+        Ok(Self::with_tasks(inner))
+    }
+
+    /// Starts the background tasks of `inner`.
+    fn with_tasks(inner: Arc<ShardInner>) -> Self {
         let tasks = vec![
             tokio::spawn(flush::worker(Arc::clone(&inner))),
             tokio::spawn(compact::worker(Arc::clone(&inner))),
             tokio::spawn(ttl::worker(Arc::clone(&inner))),
         ];
-        if replayed {
-            inner.flush_wake.notify_one();
-        }
-        Ok(Self {
+        Self {
             inner,
             tasks: Arc::new(Mutex::new(tasks)),
-        })
+        }
     }
 
     /// This shard's id.
@@ -260,7 +289,7 @@ impl Shard {
     /// The epoch this writer holds.
     #[must_use]
     pub fn epoch(&self) -> Epoch {
-        self.inner.epoch
+        self.inner.epoch()
     }
 
     /// The live entry of `key`: None if absent, deleted or expired.
@@ -382,13 +411,23 @@ impl Shard {
 }
 
 impl ShardInner {
+    pub(crate) fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Whether background leader work (flush, compaction, TTL sweeps) may run now.
+    pub(crate) fn may_lead(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn current_view(&self) -> Arc<View> {
         Arc::clone(&self.view.read())
     }
 
     /// Read-modify-publishes the manifest. `f` edits a copy of the latest manifest and may
     /// refuse (return false) when the change no longer applies, e.g. after a rebase.
-    /// Losing the create race to a newer epoch fences the shard.
+    /// Losing the create race to a newer epoch fences the shard (in replicated mode only
+    /// this attempt: the replica may lead a later epoch).
     pub(crate) async fn update_manifest(
         &self,
         mut f: impl FnMut(&mut Manifest) -> bool,
@@ -402,19 +441,31 @@ impl ShardInner {
             if !f(&mut next) {
                 return Ok(None);
             }
+            let epoch = self.epoch();
+            if self.replicated && (!self.may_lead() || cur.epoch > epoch) {
+                return Err(self.fenced_error(cur.epoch));
+            }
             next.version = crate::types::ManifestVersion(cur.version.0 + 1);
-            next.epoch = self.epoch;
+            next.epoch = epoch;
             next.created_at = self.clock.now_millis();
             match self.manifests.publish(&cur, &next).await? {
                 Published::Ok => {
                     *cur = next.clone();
+                    self.installed_version
+                        .fetch_max(next.version.0, Ordering::SeqCst);
+                    self.flushed_tx
+                        .send_replace((next.flushed_seq, next.flushed_epoch));
                     return Ok(Some(next));
                 }
                 Published::Lost(latest) => {
-                    if latest.epoch > self.epoch {
-                        self.fenced.store(true, Ordering::SeqCst);
-                        tracing::warn!(shard = %self.id, ours = %self.epoch, current = %latest.epoch, "fenced by a newer writer");
-                        return Err(self.fenced_error(latest.epoch));
+                    if latest.epoch > epoch {
+                        let current = latest.epoch;
+                        *cur = *latest;
+                        if !self.replicated {
+                            self.fenced.store(true, Ordering::SeqCst);
+                        }
+                        tracing::warn!(shard = %self.id, ours = %epoch, %current, "fenced by a newer writer");
+                        return Err(self.fenced_error(current));
                     }
                     *cur = *latest;
                 }
@@ -423,10 +474,11 @@ impl ShardInner {
     }
 
     fn fenced_error(&self, current: Epoch) -> Error {
+        let ours = self.epoch();
         Error::Fenced {
             shard: self.id,
-            ours: self.epoch,
-            current: current.max(self.epoch.next()),
+            ours,
+            current: current.max(ours.next()),
         }
     }
 
@@ -436,7 +488,7 @@ impl ShardInner {
         let m = &self.metrics;
         ShardStats {
             shard: self.id,
-            epoch: self.epoch,
+            epoch: self.epoch(),
             last_seq,
             flushed_seq: SeqNo(self.flushed_seq.load(Ordering::Relaxed)),
             memtable_bytes: view.active.approx_bytes() as u64,

@@ -72,11 +72,16 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
             () = shard.shutdown.cancelled() => return,
             () = tokio::time::sleep(shard.opts.ttl_sweep_interval) => {}
         }
-        if shard.clock.now_millis() < shard.ttl.next_due.load(Ordering::Relaxed) {
+        if shard.clock.now_millis() < shard.ttl.next_due.load(Ordering::Relaxed)
+            || !shard.may_lead()
+        {
             continue;
         }
         match shard.sweep_pass(STEP).await {
             Ok(_) => {}
+            Err(e) if shard.replicated && e.kind() != ErrorKind::Closed => {
+                tracing::debug!(shard = %shard.id, error = %e, "ttl sweep step stopped");
+            }
             Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
             Err(e) => tracing::debug!(shard = %shard.id, error = %e, "ttl sweep step stopped"),
         }

@@ -29,6 +29,17 @@ pub(crate) struct View {
 }
 
 impl View {
+    /// A view with nothing in it.
+    pub(crate) fn empty() -> Self {
+        Self {
+            generation: 0,
+            active: Arc::new(Memtable::new()),
+            frozen: Vec::new(),
+            l0: Vec::new(),
+            l1: Vec::new(),
+        }
+    }
+
     /// Newest entry of `key` in the memtables.
     pub(crate) fn mem_get(&self, key: &[u8]) -> Option<Entry> {
         self.active

@@ -58,7 +58,7 @@ pub(crate) fn validate_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn validate(batch: &WriteBatch, max_value: usize) -> Result<()> {
+pub(crate) fn validate(batch: &WriteBatch, max_value: usize) -> Result<()> {
     if batch.ops.is_empty() {
         return Err(Error::invalid(InvalidReason::BatchEmpty));
     }
@@ -89,7 +89,7 @@ fn validate(batch: &WriteBatch, max_value: usize) -> Result<()> {
 }
 
 /// Whether `cond` holds for the key's newest entry `cur` at `now`.
-fn check(key: &Bytes, cond: Condition, cur: Option<&Entry>, now: UnixMillis) -> Result<()> {
+pub(crate) fn check(key: &Bytes, cond: Condition, cur: Option<&Entry>, now: UnixMillis) -> Result<()> {
     let live = cur.filter(|e| e.is_live(now)).map(|e| e.seq);
     let ok = match cond {
         Condition::None => true,
@@ -115,7 +115,7 @@ impl ShardInner {
             return Err(Error::Closed);
         }
         if self.fenced.load(Ordering::SeqCst) {
-            return Err(self.fenced_error(self.epoch));
+            return Err(self.fenced_error(self.epoch()));
         }
         if self.poisoned.load(Ordering::SeqCst) || self.wal.is_poisoned() {
             return Err(Error::WalPoisoned { op: "fdatasync" });
@@ -125,6 +125,9 @@ impl ShardInner {
 
     /// Applies a batch atomically; returns its version.
     pub(crate) async fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
+        if self.replicated {
+            return self.propose(batch).await;
+        }
         self.write_with_prior(batch).await.map(|(seq, _)| seq)
     }
 
@@ -134,6 +137,13 @@ impl ShardInner {
         &self,
         batch: WriteBatch,
     ) -> Result<(SeqNo, Vec<Option<SeqNo>>)> {
+        if self.replicated {
+            // Replicated shards are written through the replication driver.
+            return Err(Error::NotLeader {
+                shard: self.id,
+                leader: None,
+            });
+        }
         self.check_writable()?;
         validate(&batch, self.opts.max_value_bytes)?;
         let unflushed = self.current_view().unflushed_bytes();
@@ -189,7 +199,7 @@ impl ShardInner {
                 .collect();
             let durable = self.wal.append(&WalRecord {
                 shard: self.id,
-                epoch: self.epoch,
+                epoch: self.epoch(),
                 seq,
                 entries: entries.clone(),
             })?;
@@ -242,7 +252,7 @@ impl ShardInner {
     }
 
     /// Rotation: the caller holds the sequencer lock, so no batch is applied meanwhile.
-    fn rotate(&self, view: &Arc<View>) -> Arc<View> {
+    pub(crate) fn rotate(&self, view: &Arc<View>) -> Arc<View> {
         let mut w = self.view.write();
         let cur = Arc::clone(&w);
         let mut frozen = Vec::with_capacity(cur.frozen.len() + 1);

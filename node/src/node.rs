@@ -1,0 +1,425 @@
+//! A storage node: hosts replicas of the shards the shard map places on it.
+//!
+//! # Lifecycle
+//!
+//! *Open* ([`Node::open`]): read the shard map (publishing version 1 from
+//! `initial_members` if there is none yet, and a new version if this node's address
+//! changed), open the node's WAL and replay it once (records, promises, truncations), then for
+//! each hosted shard: load its latest manifest, open the shard's storage at it, rebuild the
+//! replica from what was durable ([`Recovered`]), and start its driver ([`crate::driver`]).
+//! A replica restarts as a follower that refuses promises for one lease (it may have acked a
+//! heartbeat just before it died).
+//!
+//! *Run*: the RPC server ([`crate::server`]) feeds drivers; a background task re-reads the
+//! shard map every `map_refresh` and updates peer addresses.
+//!
+//! *Shut down* ([`Node::shutdown`]): stop the drivers (pending proposals get "outcome
+//! unknown"), let leaders flush within the timeout, close the WAL. Anything unflushed stays
+//! in the WAL and is replicated anyway.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tierkv_engine::block_cache::BlockCache;
+use tierkv_engine::clock::Clock;
+use tierkv_engine::db::WalSettings;
+use tierkv_engine::options::EngineOptions;
+use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica};
+use tierkv_engine::shard::{Shard, ShardComponents};
+use tierkv_engine::store::ObjStore;
+use tierkv_engine::types::{SeqNo, ShardId};
+use tierkv_engine::wal::{Wal, WalOptions, WalStats};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle};
+use crate::settings::ClusterSettings;
+use crate::shardmap::{self, ShardMap};
+use crate::transport::Transport;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Engine(#[from] tierkv_engine::Error),
+    /// The shard map could not be read or written.
+    #[error("shard map: {0}")]
+    Map(#[from] shardmap::ShardMapError),
+    /// Settings are unusable.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// No shard map exists and this node was given no initial members.
+    #[error("no shard map in object storage after {waited:?}; start the first node with cluster.initial_members")]
+    NoMap {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// This node is not a member of the shard map.
+    #[error("node {id} is not a member of shard map version {version}")]
+    NotAMember {
+        /// This node's id.
+        id: u32,
+        /// The map's version.
+        version: u64,
+    },
+    /// The map's shard count differs from the cluster's.
+    #[error("shard map has {map} shards but the cluster has {cluster}")]
+    ShardCount {
+        /// In the map.
+        map: u32,
+        /// In the cluster metadata.
+        cluster: u32,
+    },
+}
+
+/// What a node is built from.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Cluster settings (id, members, quorum, timings, secret).
+    pub cluster: ClusterSettings,
+    /// The address recorded in the shard map (`cluster.advertise` or the bound address).
+    pub advertise: String,
+    /// Number of shards of the cluster.
+    pub shards: u32,
+    /// Storage engine settings.
+    pub engine: EngineOptions,
+    /// WAL settings.
+    pub wal: WalSettings,
+    /// The node's WAL lives in `<data_dir>/wal`.
+    pub data_dir: PathBuf,
+}
+
+/// Injected components.
+#[derive(Debug, Clone)]
+pub struct NodeComponents {
+    /// Object storage shared by the cluster.
+    pub store: ObjStore,
+    /// This node's block cache.
+    pub cache: Arc<dyn BlockCache>,
+    /// Wall clock (TTL).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A running node; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+#[derive(Debug)]
+struct NodeInner {
+    id: NodeId,
+    secret: String,
+    map: ArcSwap<ShardMap>,
+    shards: BTreeMap<ShardId, ShardHandle>,
+    wal: Wal,
+    transport: Arc<Transport>,
+    cancel: CancellationToken,
+    /// Driver tasks and the map refresher, joined on shutdown.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Opens the node: shard map, WAL recovery, one replica per hosted shard.
+    pub async fn open(opts: NodeOptions, c: NodeComponents) -> Result<Self, NodeError> {
+        opts.cluster.validate()?;
+        let me = NodeId(opts.cluster.node_id);
+        let map = join_map(&opts, &c.store, me).await?;
+        if map.shards() != opts.shards {
+            return Err(NodeError::ShardCount {
+                map: map.shards(),
+                cluster: opts.shards,
+            });
+        }
+        let hosted: Vec<ShardId> = (0..map.shards())
+            .map(ShardId)
+            .filter(|s| map.replicas(*s).contains(&me))
+            .collect();
+        let wal_opts = WalOptions {
+            dir: opts.data_dir.join("wal"),
+            sync: opts.wal.sync,
+            segment_bytes: opts.wal.segment_bytes,
+            ..WalOptions::default()
+        };
+        let (wal, recovery) = tokio::task::spawn_blocking(move || Wal::open(wal_opts))
+            .await
+            .map_err(|_| tierkv_engine::Error::Invariant {
+                what: "WAL open task panicked",
+            })??;
+        let mut by_shard: HashMap<ShardId, Vec<Record>> = HashMap::new();
+        for r in recovery.records {
+            by_shard
+                .entry(r.shard)
+                .or_default()
+                .push(Record::from_wal(r));
+        }
+        for s in 0..map.shards() {
+            if !hosted.contains(&ShardId(s)) {
+                wal.release(ShardId(s), SeqNo(u64::MAX));
+            }
+        }
+        let cancel = CancellationToken::new();
+        let http = rpc_client();
+        let transport = Arc::new(Transport::new(
+            me,
+            &opts.cluster.secret,
+            http,
+            cancel.child_token(),
+        ));
+        transport.set_peers(map.members().iter().map(|m| (m.id, m.addr.as_str())));
+        let clock = NodeClock::new();
+        let engine = Arc::new(opts.engine.clone());
+        let settings = DriverSettings {
+            tick: opts.cluster.tick,
+            manifest_refresh: opts.cluster.manifest_refresh,
+            inbox: 4096,
+        };
+        let opened = futures::future::try_join_all(hosted.iter().map(|&id| {
+            let comps = ShardComponents {
+                store: c.store.clone(),
+                cache: Arc::clone(&c.cache),
+                clock: Arc::clone(&c.clock),
+                wal: wal.clone(),
+            };
+            let engine = Arc::clone(&engine);
+            async move {
+                let m = driver::latest_manifest(&comps.store, id).await?;
+                let flushed = (m.flushed_seq, m.flushed_epoch);
+                let shard = Shard::open_replicated(id, engine, comps, m).await?;
+                Ok::<_, tierkv_engine::Error>((id, shard, flushed))
+            }
+        }))
+        .await?;
+        let mut shards = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for (id, shard, (flushed_seq, flushed_epoch)) in opened {
+            let recovered = Recovered {
+                promised_epoch: recovery.promises.get(&id).copied().unwrap_or_default(),
+                flushed_seq,
+                flushed_epoch,
+                records: by_shard.remove(&id).unwrap_or_default(),
+            };
+            let cfg = replica_config(&opts.cluster, id, me, map.replicas(id).to_vec());
+            let replica = Replica::new(cfg, recovered, clock.now())?;
+            let (handle, task) = driver::spawn(DriverParts {
+                replica,
+                shard,
+                wal: wal.clone(),
+                store: c.store.clone(),
+                transport: Arc::clone(&transport),
+                clock,
+                settings: settings.clone(),
+                cancel: cancel.child_token(),
+            });
+            shards.insert(id, handle);
+            tasks.push(task);
+        }
+        tracing::info!(node = %me, shards = shards.len(), map_version = map.version(), torn_tail = recovery.torn_tail.is_some(), "node open");
+        let inner = Arc::new(NodeInner {
+            id: me,
+            secret: opts.cluster.secret.clone(),
+            map: ArcSwap::from_pointee(map),
+            shards,
+            wal,
+            transport,
+            cancel,
+            tasks: Mutex::new(tasks),
+        });
+        let refresher = tokio::spawn(refresh_map(
+            Arc::downgrade(&inner),
+            c.store.clone(),
+            opts.cluster.map_refresh,
+            inner.cancel.child_token(),
+        ));
+        inner.tasks.lock().push(refresher);
+        Ok(Self { inner })
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The shard map this node last read.
+    #[must_use]
+    pub fn map(&self) -> Arc<ShardMap> {
+        self.inner.map.load_full()
+    }
+
+    /// The cluster secret RPC callers must present.
+    #[must_use]
+    pub fn secret(&self) -> &str {
+        &self.inner.secret
+    }
+
+    /// A hosted shard.
+    #[must_use]
+    pub fn shard(&self, id: ShardId) -> Option<&ShardHandle> {
+        self.inner.shards.get(&id)
+    }
+
+    /// Every hosted shard.
+    pub fn shards(&self) -> impl Iterator<Item = &ShardHandle> {
+        self.inner.shards.values()
+    }
+
+    /// WAL counters.
+    #[must_use]
+    pub fn wal_stats(&self) -> WalStats {
+        self.inner.wal.stats()
+    }
+
+    /// Replication transport counters.
+    #[must_use]
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// Stops the drivers, flushes what leaders can within `flush_timeout`, closes the WAL.
+    pub async fn shutdown(&self, flush_timeout: Duration) {
+        self.inner.cancel.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+        let closes = self
+            .inner
+            .shards
+            .values()
+            .map(|h| h.shard().close(flush_timeout));
+        for r in futures::future::join_all(closes).await {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "closing a shard");
+            }
+        }
+        let wal = self.inner.wal.clone();
+        match tokio::task::spawn_blocking(move || wal.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "closing the WAL"),
+            Err(_) => tracing::warn!("WAL close task panicked"),
+        }
+    }
+}
+
+/// The HTTP/2 client of node-to-node RPC.
+pub(crate) fn rpc_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "building the RPC client failed; using defaults");
+            reqwest::Client::new()
+        })
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The replica settings of `shard` from the cluster settings.
+fn replica_config(
+    c: &ClusterSettings,
+    shard: ShardId,
+    me: NodeId,
+    replicas: Vec<NodeId>,
+) -> replica::Config {
+    let mut cfg = replica::Config::new(shard, me, replicas);
+    cfg.quorum = c.write_quorum.min(cfg.replicas.len());
+    if cfg.quorum * 2 <= cfg.replicas.len() {
+        cfg.quorum = cfg.replicas.len() / 2 + 1;
+    }
+    cfg.heartbeat_interval = millis(c.heartbeat_interval);
+    cfg.lease_duration = millis(c.lease_duration);
+    cfg.max_clock_drift = millis(c.max_clock_drift);
+    cfg.takeover_timeout = millis(c.lease_duration);
+    cfg
+}
+
+/// Reads the shard map (bootstrapping it from `initial_members` if allowed) and makes sure
+/// it records this node's address.
+async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<ShardMap, NodeError> {
+    let members = opts.cluster.members()?;
+    let map = if members.is_empty() {
+        wait_for_map(store, Duration::from_secs(60)).await?
+    } else {
+        let initial = ShardMap::new(
+            1,
+            opts.shards,
+            opts.cluster.replication,
+            opts.cluster.vnodes,
+            members
+                .into_iter()
+                .map(|(id, addr)| shardmap::Member {
+                    id: NodeId(id),
+                    addr,
+                })
+                .collect(),
+        )?;
+        shardmap::bootstrap(store, &initial).await?
+    };
+    let Some(member) = map.member(me) else {
+        return Err(NodeError::NotAMember {
+            id: me.0,
+            version: map.version(),
+        });
+    };
+    if member.addr != opts.advertise {
+        tracing::info!(node = %me, old = %member.addr, new = %opts.advertise, "recording this node's new address in the shard map");
+        return Ok(shardmap::set_member_addr(store, me, &opts.advertise).await?);
+    }
+    Ok(map)
+}
+
+async fn wait_for_map(store: &ObjStore, wait: Duration) -> Result<ShardMap, NodeError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(m) = shardmap::load_latest(store).await? {
+            return Ok(m);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(NodeError::NoMap { waited: wait });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Re-reads the shard map every `every`; newer versions update peer addresses. (Moving
+/// replicas between nodes is not supported yet: a placement change is logged.)
+async fn refresh_map(
+    node: std::sync::Weak<NodeInner>,
+    store: ObjStore,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let Some(node) = node.upgrade() else { return };
+        match shardmap::load_latest(&store).await {
+            Ok(Some(m)) if m.version() > node.map.load().version() => {
+                node.transport
+                    .set_peers(m.members().iter().map(|x| (x.id, x.addr.as_str())));
+                let moved = (0..m.shards())
+                    .map(ShardId)
+                    .any(|s| m.replicas(s) != node.map.load().replicas(s));
+                if moved {
+                    tracing::warn!(version = m.version(), "shard placement changed; restart the node to move replicas");
+                }
+                node.map.store(Arc::new(m));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "shard map refresh failed"),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! A node's HTTP endpoints (HTTP/1.1 and HTTP/2 cleartext on one listener).
+//!
+//! | route | who calls it | body |
+//! |---|---|---|
+//! | `POST /rpc/v1/replica` | other nodes | replication frames ([`crate::transport`]) |
+//! | `POST /rpc/v1/kv` | gateways | one client operation ([`crate::proto`]) |
+//! | `GET /health/live` | probes | 200 while the process runs |
+//! | `GET /health/ready` | probes | 200 once every hosted shard knows a leader |
+//! | `GET /status` | operators, tests | JSON: role, epoch, leader and seqs per hosted shard |
+//! | `GET /metrics` | Prometheus | node counters (roles, WAL, transport) |
+//!
+//! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
+//! constant time); a wrong or missing secret is 401.
+
+use std::fmt::Write as _;
+use std::future::Future;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tierkv_engine::replica::Role;
+use tierkv_engine::types::ShardId;
+
+use crate::node::Node;
+use crate::proto::{self, NodeStatus, RemoteError, Request, ShardStatus};
+use crate::transport::{self, REPLICA_PATH};
+
+/// Path of the client-operation endpoint.
+pub const KV_PATH: &str = "/rpc/v1/kv";
+/// Largest RPC body accepted (a batch of values, or a batch of replication records).
+const MAX_BODY: usize = 256 << 20;
+
+/// The node's router.
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route(REPLICA_PATH, post(replica))
+        .route(KV_PATH, post(kv))
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+/// Serves `node` on `listener` until `shutdown`, then shuts the node down.
+pub async fn serve(
+    node: Node,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    flush_timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    let app = router(node.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    node.shutdown(flush_timeout).await;
+    served
+}
+
+/// Constant-time comparison of the presented bearer token with the secret.
+fn authorized(node: &Node, headers: &HeaderMap) -> bool {
+    let Some(got) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    let want = node.secret().as_bytes();
+    if got.len() != want.len() {
+        return false;
+    }
+    got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn replica(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if !authorized(&node, &headers) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(envelopes) = transport::decode_frames(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    for env in envelopes {
+        if let Some(h) = node.shard(env.shard) {
+            // A full inbox drops the message, as a lossy network would.
+            let _ = h.deliver(env.from, env.msg);
+        }
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&node, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let req = match proto::decode_request(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let resp = handle(&node, req).await;
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        proto::encode_response(&resp),
+    )
+        .into_response()
+}
+
+fn not_hosted(node: &Node, shard: ShardId) -> proto::Response {
+    proto::Response::Error(RemoteError::NotHosted {
+        shard,
+        map_version: node.map().version(),
+    })
+}
+
+async fn handle(node: &Node, req: Request) -> proto::Response {
+    use proto::Response as R;
+    let err = |e: tierkv_engine::Error| R::Error(RemoteError::from_engine(&e));
+    match req {
+        Request::Get {
+            shard,
+            key,
+            consistency,
+        } => match node.shard(shard) {
+            None => not_hosted(node, shard),
+            Some(h) => h.get(&key, consistency).await.map_or_else(err, R::Got),
+        },
+        Request::Write { shard, batch } => match node.shard(shard) {
+            None => not_hosted(node, shard),
+            Some(h) => h
+                .write(batch)
+                .await
+                .map_or_else(err, |(seq, prior)| R::Written { seq, prior }),
+        },
+        Request::Scan {
+            shard,
+            prefix,
+            start_after,
+            limit,
+            consistency,
+        } => match node.shard(shard) {
+            None => not_hosted(node, shard),
+            Some(h) => h
+                .scan(
+                    &prefix,
+                    start_after.as_deref(),
+                    usize::try_from(limit).unwrap_or(usize::MAX),
+                    consistency,
+                )
+                .await
+                .map_or_else(err, R::Scanned),
+        },
+        Request::Status => R::Status(node_status(node)),
+    }
+}
+
+fn node_status(node: &Node) -> NodeStatus {
+    NodeStatus {
+        node: node.id(),
+        map_version: node.map().version(),
+        shards: node
+            .shards()
+            .map(|h| {
+                let s = h.status();
+                ShardStatus {
+                    shard: h.shard().id(),
+                    role: s.role.into(),
+                    epoch: s.epoch,
+                    leader: s.leader,
+                    commit_seq: s.commit_seq,
+                    last_seq: s.last_seq,
+                    flushed_seq: s.flushed_seq,
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn ready(State(node): State<Node>) -> Response {
+    let leaderless: Vec<u32> = node
+        .shards()
+        .filter(|h| h.status().leader.is_none())
+        .map(|h| h.shard().id().0)
+        .collect();
+    if leaderless.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no known leader yet for shards {leaderless:?}"),
+        )
+            .into_response()
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::Recovering => "recovering",
+        Role::Leader => "leader",
+    }
+}
+
+async fn status(State(node): State<Node>) -> Response {
+    let shards: Vec<serde_json::Value> = node
+        .shards()
+        .map(|h| {
+            let s = h.status();
+            serde_json::json!({
+                "shard": h.shard().id().0,
+                "role": role_name(s.role),
+                "epoch": s.epoch.0,
+                "leader": s.leader.map(|n| n.0),
+                "commit_seq": s.commit_seq.0,
+                "last_seq": s.last_seq.0,
+                "flushed_seq": s.flushed_seq.0,
+                "applied_seq": h.shard().applied().0,
+                "poisoned": s.poisoned,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "node": node.id().0,
+        "map_version": node.map().version(),
+        "shards": shards,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics(State(node): State<Node>) -> Response {
+    let mut by_role = [0u64; 4];
+    for h in node.shards() {
+        let i = match h.status().role {
+            Role::Follower => 0,
+            Role::Candidate => 1,
+            Role::Recovering => 2,
+            Role::Leader => 3,
+        };
+        if let Some(n) = by_role.get_mut(i) {
+            *n += 1;
+        }
+    }
+    let wal = node.wal_stats();
+    let t = node.transport().stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let mut out = String::new();
+    out.push_str("# HELP tierkv_node_replicas Hosted shard replicas by role.\n");
+    out.push_str("# TYPE tierkv_node_replicas gauge\n");
+    for (i, role) in ["follower", "candidate", "recovering", "leader"]
+        .iter()
+        .enumerate()
+    {
+        let n = by_role.get(i).copied().unwrap_or(0);
+        let _ = writeln!(out, "tierkv_node_replicas{{role=\"{role}\"}} {n}");
+    }
+    let counters = [
+        ("tierkv_wal_appends_total", "WAL records appended.", wal.appends),
+        ("tierkv_wal_syncs_total", "WAL fdatasync calls.", wal.syncs),
+        ("tierkv_wal_bytes", "Bytes in live WAL files.", wal.bytes),
+        (
+            "tierkv_replication_messages_sent_total",
+            "Replication messages posted to peers.",
+            load(&t.sent),
+        ),
+        (
+            "tierkv_replication_messages_dropped_total",
+            "Replication messages dropped (queue full or peer unknown).",
+            load(&t.dropped),
+        ),
+        (
+            "tierkv_replication_posts_failed_total",
+            "Replication posts that failed.",
+            load(&t.failed_posts),
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,195 @@
+//! Cluster settings of a node or gateway process (the `[cluster]` section of the
+//! configuration).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::ClientOptions;
+
+/// The secret every process of a development cluster uses unless told otherwise. Nodes and
+/// gateways log a warning when they run with it.
+pub const DEV_SECRET: &str = "tierkv-dev-secret";
+
+/// How a node takes part in the cluster, and how gateways reach nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's id (`tierkv node`), unique in the cluster and stable across restarts.
+    /// Default: 1.
+    pub node_id: u32,
+    /// Address (`host:port`) other nodes and gateways use to reach this node; it is recorded
+    /// in the shard map. Default: the address the node's listener bound.
+    pub advertise: Option<String>,
+    /// Members of a new cluster as `id=host:port`, e.g. `["1=10.0.0.1:7001",
+    /// "2=10.0.0.2:7001", "3=10.0.0.3:7001"]`. Used only by the first node that finds no shard
+    /// map in object storage (it publishes version 1); later starts read the map. Default:
+    /// empty (wait for a map).
+    pub initial_members: Vec<String>,
+    /// Replicas per shard (N). Fixed when the shard map is created. Default: 3.
+    pub replication: usize,
+    /// Durable copies before a write is acknowledged (W), also the promise quorum; must be
+    /// a majority of N. Default: 2.
+    pub write_quorum: usize,
+    /// Virtual nodes per member on the placement ring. Default: 64.
+    pub vnodes: u32,
+    /// Shared secret of node-to-node and gateway-to-node RPC (bearer token). Default:
+    /// `tierkv-dev-secret` (a warning is logged: set your own).
+    pub secret: String,
+    /// Leader heartbeat interval. Default: 250ms.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long an acknowledged heartbeat holds the lease. Failover takes about this long
+    /// plus a second. Default: 2s.
+    #[serde(with = "humantime_serde")]
+    pub lease_duration: Duration,
+    /// Bound on clock drift between two nodes over one lease; subtracted from the leader's
+    /// lease for strong reads. Default: 250ms.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_drift: Duration,
+    /// Interval of the replicas' timer tick. Default: 20ms.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// How often a follower re-reads the manifest (compactions change segment lists).
+    /// Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub manifest_refresh: Duration,
+    /// How often nodes re-read the shard map. Default: 2s.
+    #[serde(with = "humantime_serde")]
+    pub map_refresh: Duration,
+    /// How gateways call nodes (the secret above is used, not the client's own).
+    pub client: ClientOptions,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            advertise: None,
+            initial_members: Vec::new(),
+            replication: 3,
+            write_quorum: 2,
+            vnodes: 64,
+            secret: DEV_SECRET.to_owned(),
+            heartbeat_interval: Duration::from_millis(250),
+            lease_duration: Duration::from_secs(2),
+            max_clock_drift: Duration::from_millis(250),
+            tick: Duration::from_millis(20),
+            manifest_refresh: Duration::from_secs(30),
+            map_refresh: Duration::from_secs(2),
+            client: ClientOptions::default(),
+        }
+    }
+}
+
+/// Why cluster settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// An `initial_members` item is not `id=host:port`.
+    #[error("cluster.initial_members: {item:?} is not `id=host:port`")]
+    BadMember {
+        /// The item.
+        item: String,
+    },
+    /// W is not a majority of N, or N is zero.
+    #[error("cluster.write_quorum {w} must be a majority of cluster.replication {n}")]
+    Quorum {
+        /// W.
+        w: usize,
+        /// N.
+        n: usize,
+    },
+    /// A duration that must be positive is zero, or the lease is not longer than the drift
+    /// margin plus a heartbeat.
+    #[error("cluster.{field}: {reason}")]
+    Timing {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl ClusterSettings {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.replication == 0
+            || self.write_quorum * 2 <= self.replication
+            || self.write_quorum > self.replication
+        {
+            return Err(SettingsError::Quorum {
+                w: self.write_quorum,
+                n: self.replication,
+            });
+        }
+        if self.tick.is_zero() || self.heartbeat_interval.is_zero() {
+            return Err(SettingsError::Timing {
+                field: "tick",
+                reason: "tick and heartbeat_interval must be positive",
+            });
+        }
+        if self.lease_duration <= self.max_clock_drift + self.heartbeat_interval {
+            return Err(SettingsError::Timing {
+                field: "lease_duration",
+                reason: "must exceed max_clock_drift plus heartbeat_interval",
+            });
+        }
+        self.members()?;
+        Ok(())
+    }
+
+    /// `initial_members` parsed as `(id, addr)`.
+    pub fn members(&self) -> Result<Vec<(u32, String)>, SettingsError> {
+        self.initial_members
+            .iter()
+            .map(|item| {
+                let bad = || SettingsError::BadMember { item: item.clone() };
+                let (id, addr) = item.split_once('=').ok_or_else(bad)?;
+                let id = id.trim().parse::<u32>().map_err(|_| bad())?;
+                let addr = addr.trim();
+                if addr.is_empty() || !addr.contains(':') {
+                    return Err(bad());
+                }
+                Ok((id, addr.to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_and_bad_ones_are_named() {
+        let s = ClusterSettings {
+            initial_members: vec!["1=127.0.0.1:7001".into(), " 2 = h:2".into()],
+            ..ClusterSettings::default()
+        };
+        assert_eq!(
+            s.members().expect("parses"),
+            vec![(1, "127.0.0.1:7001".to_owned()), (2, "h:2".to_owned())]
+        );
+        for bad in ["x=h:1", "1", "1=", "1=host"] {
+            let s = ClusterSettings {
+                initial_members: vec![bad.into()],
+                ..ClusterSettings::default()
+            };
+            assert!(
+                matches!(s.validate(), Err(SettingsError::BadMember { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn quorum_must_be_a_majority() {
+        let s = ClusterSettings {
+            replication: 4,
+            write_quorum: 2,
+            ..ClusterSettings::default()
+        };
+        assert!(matches!(s.validate(), Err(SettingsError::Quorum { .. })));
+        assert!(ClusterSettings::default().validate().is_ok());
+    }
+}

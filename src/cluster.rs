@@ -1,0 +1,259 @@
+//! Cluster processes: `tierkv node` (one storage node), `tierkv gateway` (one stateless
+//! gateway), and `tierkv dev` (a gateway and three nodes in this process on loopback, the
+//! embedded default).
+//!
+//! Every process reads the same configuration tree; `listen` is the node's RPC address for
+//! `node` and the public API address for `gateway` and `dev`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tierkv_cache::{BlockCacheOptions, FoyerBlockCache};
+use tierkv_engine::block_cache::BlockCache;
+use tierkv_engine::clock::{Clock, SystemClock};
+use tierkv_engine::store::ObjStore;
+use tierkv_gateway::AppState;
+use tierkv_node::client::ClusterBackend;
+use tierkv_node::node::{Node, NodeComponents, NodeOptions};
+use tierkv_node::settings::{ClusterSettings, DEV_SECRET};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::server::shutdown_signal;
+
+/// Runs `f` on a new multi-threaded runtime with telemetry set up.
+fn run<F>(cfg: Config, f: impl FnOnce(Config) -> F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let _telemetry = crate::telemetry::init(&cfg.telemetry)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tierkv")
+        .build()?;
+    rt.block_on(f(cfg))
+}
+
+/// `tierkv node`.
+pub(crate) fn node(cfg: Config) -> anyhow::Result<()> {
+    run(cfg, |cfg| run_node(cfg, shutdown_signal()))
+}
+
+/// `tierkv gateway`.
+pub(crate) fn gateway(cfg: Config) -> anyhow::Result<()> {
+    run(cfg, |cfg| run_gateway(cfg, shutdown_signal()))
+}
+
+/// `tierkv dev`.
+pub(crate) fn dev(cfg: Config) -> anyhow::Result<()> {
+    run(cfg, |cfg| run_dev(cfg, shutdown_signal()))
+}
+
+fn warn_dev_secret(c: &ClusterSettings) {
+    if c.secret == DEV_SECRET {
+        tracing::warn!("cluster.secret is the development default; set your own before exposing RPC ports");
+    }
+}
+
+fn data_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    Ok(std::fs::canonicalize(&cfg.data_dir)?)
+}
+
+/// Opens object storage (the default location under `data_dir`) and checks the shard count.
+async fn open_store(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<ObjStore> {
+    let store = ObjStore::open(&cfg.store_options())?;
+    tierkv_engine::meta::ensure_shard_count(&store, cfg.shards, clock.now_millis()).await?;
+    Ok(store)
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// A node with its own data directory (WAL, disk cache) on `listener`.
+async fn open_node(
+    cfg: &Config,
+    cluster: ClusterSettings,
+    dir: &Path,
+    listener: &TcpListener,
+    store: ObjStore,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Node, Arc<FoyerBlockCache>)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cache = Arc::new(
+        FoyerBlockCache::open(&BlockCacheOptions {
+            memory_bytes: cfg.cache.memory_bytes,
+            disk_dir: (cfg.cache.disk_bytes > 0).then(|| dir.join("cache")),
+            disk_bytes: cfg.cache.disk_bytes.max(tierkv_cache::MIN_DISK_BYTES),
+        })
+        .await?,
+    );
+    let dyn_cache: Arc<dyn BlockCache> = cache.clone();
+    let advertise = match &cluster.advertise {
+        Some(a) => a.clone(),
+        None => listener.local_addr()?.to_string(),
+    };
+    let node = Node::open(
+        NodeOptions {
+            cluster,
+            advertise,
+            shards: cfg.shards,
+            engine: cfg.engine.clone(),
+            wal: cfg.wal.clone(),
+            data_dir: dir.to_owned(),
+        },
+        NodeComponents {
+            store,
+            cache: dyn_cache,
+            clock,
+        },
+    )
+    .await?;
+    Ok((node, cache))
+}
+
+/// A gateway backend over the cluster whose shard map is in `store`.
+async fn backend(cfg: &Config, store: ObjStore) -> anyhow::Result<ClusterBackend> {
+    let mut opts = cfg.cluster.client.clone();
+    opts.secret.clone_from(&cfg.cluster.secret);
+    Ok(ClusterBackend::connect(store, opts).await?)
+}
+
+/// Runs one storage node until `shutdown`.
+pub(crate) async fn run_node(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    warn_dev_secret(&cfg.cluster);
+    let dir = data_dir(&cfg)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&cfg, &clock).await?;
+    let listener = bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let (node, cache) = open_node(&cfg, cfg.cluster.clone(), &dir, &listener, store.clone(), clock).await?;
+    println!(
+        "TierKV {} node {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION"),
+        node.id()
+    );
+    println!("  data dir:     {}", dir.display());
+    println!("  object store: {}", store.description());
+    println!("  shards here:  {}", node.shards().count());
+    tierkv_node::server::serve(node, listener, shutdown, cfg.shutdown_flush_timeout).await?;
+    if let Err(e) = cache.close().await {
+        tracing::warn!(error = %e, "closing the block cache");
+    }
+    tracing::info!("node shut down");
+    Ok(())
+}
+
+/// Runs one gateway until `shutdown`.
+pub(crate) async fn run_gateway(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    warn_dev_secret(&cfg.cluster);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = ObjStore::open(&cfg.store_options())?;
+    let backend = backend(&cfg, store.clone()).await?;
+    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
+    let listener = bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    println!(
+        "TierKV {} gateway listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  object store: {}", store.description());
+    tierkv_gateway::serve(listener, state, shutdown).await?;
+    tracing::info!("gateway shut down");
+    Ok(())
+}
+
+/// Nodes in `tierkv dev`.
+const DEV_NODES: u32 = 3;
+
+/// Runs a gateway and three nodes in this process until `shutdown`.
+pub(crate) async fn run_dev(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let dir = data_dir(&cfg)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&cfg, &clock).await?;
+    let mut listeners = Vec::new();
+    for _ in 0..DEV_NODES {
+        listeners.push(bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?);
+    }
+    let mut members = Vec::new();
+    for (i, l) in (1..).zip(&listeners) {
+        members.push(format!("{i}={}", l.local_addr()?));
+    }
+    let stop_nodes = CancellationToken::new();
+    let mut nodes = Vec::new();
+    let mut caches = Vec::new();
+    for (i, listener) in (1..).zip(listeners) {
+        let cluster = ClusterSettings {
+            node_id: i,
+            advertise: None,
+            initial_members: members.clone(),
+            ..cfg.cluster.clone()
+        };
+        let node_dir = dir.join(format!("node-{i}"));
+        let (node, cache) =
+            open_node(&cfg, cluster, &node_dir, &listener, store.clone(), Arc::clone(&clock))
+                .await?;
+        caches.push(cache);
+        let stop = stop_nodes.clone();
+        nodes.push(tokio::spawn(tierkv_node::server::serve(
+            node,
+            listener,
+            async move { stop.cancelled().await },
+            cfg.shutdown_flush_timeout,
+        )));
+    }
+    let backend = backend(&cfg, store.clone()).await?;
+    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), Arc::clone(&clock));
+    let listener = bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    println!(
+        "TierKV {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  nodes:        {}", members.join(", "));
+    println!("  data dir:     {}", dir.display());
+    println!("  object store: {}", store.description());
+    println!(
+        "  shards:       {} (replicas: {}, write quorum: {})",
+        cfg.shards, cfg.cluster.replication, cfg.cluster.write_quorum
+    );
+    println!(
+        "  effective configuration:\n{}",
+        serde_json::to_string_pretty(&cfg)?
+    );
+    let served = tierkv_gateway::serve(listener, state, shutdown).await;
+    tracing::info!("gateway drained; stopping the nodes");
+    stop_nodes.cancel();
+    for n in nodes {
+        match n.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "node server"),
+            Err(e) => tracing::warn!(error = %e, "node task"),
+        }
+    }
+    for c in caches {
+        if let Err(e) = c.close().await {
+            tracing::warn!(error = %e, "closing a block cache");
+        }
+    }
+    served?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

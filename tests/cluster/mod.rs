@@ -1,0 +1,360 @@
+//! A three-node cluster plus a gateway as separate `tierkv` processes on 127.0.0.1, for the
+//! cluster tests: start, find leaders through each node's `/status`, `kill -9`, SIGSTOP /
+//! SIGCONT, restart, and call a node's RPC directly. Every process is killed on drop.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tierkv_engine::routing::shard_for;
+use tierkv_engine::types::ShardId;
+use tierkv_node::proto::{self, Request, Response};
+
+/// Settings of a test cluster.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Shards of the cluster.
+    pub shards: u32,
+    /// Lease duration given to the nodes.
+    pub lease: Duration,
+    /// Memtable size (small: flushes happen during tests).
+    pub memtable_bytes: u64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            lease: Duration::from_secs(1),
+            memtable_bytes: 256 << 10,
+        }
+    }
+}
+
+/// Per-shard state as a node's `/status` reports it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ShardState {
+    pub shard: u32,
+    pub role: String,
+    pub epoch: u64,
+    pub leader: Option<u32>,
+    pub commit_seq: u64,
+    pub last_seq: u64,
+    pub flushed_seq: u64,
+    pub applied_seq: u64,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct NodeState {
+    shards: Vec<ShardState>,
+}
+
+struct NodeProc {
+    id: u32,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// The cluster; every process is killed when it is dropped.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub opts: Opts,
+    nodes: Vec<NodeProc>,
+    gateway: Option<Child>,
+    /// Base URL of the gateway's public API.
+    pub url: String,
+    members: String,
+    pub http: reqwest::Client,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(c) = &mut n.child {
+                let _ = Command::new("kill")
+                    .args(["-CONT", &c.id().to_string()])
+                    .status();
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if let Some(g) = &mut self.gateway {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Waits for a child's stdout line containing "listening on " and returns the URL after it.
+fn url_of(child: &mut Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent && let Some(url) = line.split("listening on ").nth(1) {
+                let _ = tx.send(url.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("process printed its URL")
+}
+
+impl Cluster {
+    /// Starts three nodes and a gateway and waits until every shard has a serving leader.
+    pub async fn start(opts: Opts) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let members = (1..=3u32)
+            .zip(&ports)
+            .map(|(i, p)| format!("{i}=127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Self {
+            dir,
+            opts,
+            nodes: (1..=3).zip(ports).map(|(id, port)| NodeProc { id, port, child: None }).collect(),
+            gateway: None,
+            url: String::new(),
+            members,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .expect("client"),
+        };
+        for id in 1..=3 {
+            c.spawn_node(id);
+        }
+        let mut g = c
+            .command("gateway")
+            .args(["--listen", "127.0.0.1:0"])
+            .spawn()
+            .expect("spawn gateway");
+        c.url = url_of(&mut g);
+        c.gateway = Some(g);
+        for s in 0..c.opts.shards {
+            c.wait_leader(s, None, Duration::from_secs(30)).await;
+        }
+        c
+    }
+
+    fn command(&self, sub: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierkv"));
+        cmd.arg(sub)
+            .args(["--shards", &self.opts.shards.to_string()])
+            .arg("--store-url")
+            .arg(format!("file://{}", self.dir.path().join("objects").display()))
+            .env("RUST_LOG", "warn")
+            .env(
+                "TIERKV_CLUSTER__LEASE_DURATION",
+                format!("{}ms", self.opts.lease.as_millis()),
+            )
+            .env("TIERKV_CLUSTER__HEARTBEAT_INTERVAL", "100ms")
+            .env("TIERKV_CLUSTER__MAX_CLOCK_DRIFT", "100ms")
+            .env("TIERKV_CLUSTER__CLIENT__LEADER_WAIT", "10s")
+            .env(
+                "TIERKV_ENGINE__MEMTABLE_BYTES",
+                self.opts.memtable_bytes.to_string(),
+            )
+            .env("TIERKV_CACHE__DISK_BYTES", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        cmd
+    }
+
+    fn node_dir(&self, id: u32) -> PathBuf {
+        self.dir.path().join(format!("node-{id}"))
+    }
+
+    fn spawn_node(&mut self, id: u32) {
+        let port = self.node(id).port;
+        let mut child = self
+            .command("node")
+            .args(["--node-id", &id.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(self.node_dir(id))
+            .args(["--initial-members", &self.members])
+            .spawn()
+            .expect("spawn node");
+        let _ = url_of(&mut child);
+        self.node_mut(id).child = Some(child);
+    }
+
+    fn node(&self, id: u32) -> &NodeProc {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+
+    fn node_mut(&mut self, id: u32) -> &mut NodeProc {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+
+    /// Base URL of node `id`.
+    pub fn node_url(&self, id: u32) -> String {
+        format!("http://127.0.0.1:{}", self.node(id).port)
+    }
+
+    /// Ids of the nodes whose process runs.
+    pub fn running(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Node `id`'s view of its shards (None if it does not answer).
+    pub async fn status(&self, id: u32) -> Option<BTreeMap<u32, ShardState>> {
+        let r = self
+            .http
+            .get(format!("{}/status", self.node_url(id)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let s: NodeState = r.json().await.ok()?;
+        Some(s.shards.into_iter().map(|x| (x.shard, x)).collect())
+    }
+
+    /// The node that reports itself serving leader of `shard` with the highest epoch, among
+    /// running nodes other than `except`.
+    pub async fn leader_of(&self, shard: u32, except: Option<u32>) -> Option<(u32, u64)> {
+        let mut best: Option<(u32, u64)> = None;
+        for id in self.running() {
+            if Some(id) == except {
+                continue;
+            }
+            if let Some(st) = self.status(id).await
+                && let Some(s) = st.get(&shard)
+                && s.role == "leader"
+                && best.is_none_or(|(_, e)| s.epoch > e)
+            {
+                best = Some((id, s.epoch));
+            }
+        }
+        best
+    }
+
+    /// Polls until some running node other than `except` leads `shard`; returns it.
+    pub async fn wait_leader(&self, shard: u32, except: Option<u32>, within: Duration) -> u32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((id, _)) = self.leader_of(shard, except).await {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader for shard {shard} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9` node `id` and reap it.
+    pub fn kill(&mut self, id: u32) {
+        if let Some(mut c) = self.node_mut(id).child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("wait");
+        }
+    }
+
+    /// Restarts node `id` (same data directory and port).
+    pub fn restart(&mut self, id: u32) {
+        assert!(self.node(id).child.is_none(), "node {id} is running");
+        self.spawn_node(id);
+    }
+
+    fn signal(&self, id: u32, sig: &str) {
+        let pid = self.node(id).child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill {sig} {pid}");
+    }
+
+    /// SIGSTOP node `id` (a process that is alive but silent: a partition from its side).
+    pub fn pause(&self, id: u32) {
+        self.signal(id, "-STOP");
+    }
+
+    /// SIGCONT node `id`.
+    pub fn resume(&self, id: u32) {
+        self.signal(id, "-CONT");
+    }
+
+    /// `n` user keys starting with `prefix` that route to `shard`.
+    pub fn keys_in_shard(&self, shard: u32, prefix: &str, n: usize) -> Vec<String> {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .filter(|k| shard_for(k.as_bytes(), self.opts.shards) == ShardId(shard))
+            .take(n)
+            .collect()
+    }
+
+    /// Calls node `id`'s client RPC directly (bypassing the gateway).
+    pub async fn rpc(&self, id: u32, req: &Request) -> Result<Response, String> {
+        let r = self
+            .http
+            .post(format!("{}/rpc/v1/kv", self.node_url(id)))
+            .bearer_auth("tierkv-dev-secret")
+            .body(proto::encode_request(req))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("status {}", r.status()));
+        }
+        let body: Bytes = r.bytes().await.map_err(|e| e.to_string())?;
+        proto::decode_response(&body).map_err(|e| e.to_string())
+    }
+
+    /// PUT through the gateway; the status and the version from the ETag.
+    pub async fn put(&self, key: &str, value: &str) -> Result<(u16, Option<u64>), String> {
+        let r = self
+            .http
+            .put(format!("{}/v1/kv/{key}", self.url))
+            .body(value.to_owned())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((r.status().as_u16(), etag(&r)))
+    }
+
+    /// Strong GET through the gateway: status and body.
+    pub async fn get(&self, key: &str) -> Result<(u16, String), String> {
+        let r = self
+            .http
+            .get(format!("{}/v1/kv/{key}", self.url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await.unwrap_or_default()))
+    }
+}
+
+/// The version in a response's ETag (`"<n>"`).
+pub fn etag(r: &reqwest::Response) -> Option<u64> {
+    r.headers()
+        .get("etag")?
+        .to_str()
+        .ok()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}

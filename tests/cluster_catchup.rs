@@ -1,0 +1,127 @@
+//! A follower that was down catches up: from the leader's log when the records it missed
+//! are still there, and from the manifest (segments shared through object storage) when the
+//! leader already flushed them. Checked with eventual reads served by the follower itself.
+
+mod cluster;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cluster::{Cluster, Opts};
+use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId};
+use tierkv_node::proto::{Request, Response};
+
+const SHARD: u32 = 0;
+
+async fn put_all(c: &Cluster, keys: &[String], pad: usize) {
+    for k in keys {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((s, _)) = c.put(k, &value(k, pad)).await
+                && (200..300).contains(&s)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "PUT {k} never succeeded");
+        }
+    }
+}
+
+fn value(k: &str, pad: usize) -> String {
+    format!("v-{k}-{}", "x".repeat(pad))
+}
+
+/// Waits until `node` has applied everything the leader committed for `SHARD`.
+async fn wait_caught_up(c: &Cluster, node: u32, leader: u32) -> cluster::ShardState {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = c.status(leader).await.map(|s| s[&SHARD].clone());
+        let f = c.status(node).await.map(|s| s[&SHARD].clone());
+        if let (Some(l), Some(f)) = (l, f)
+            && f.applied_seq >= l.commit_seq
+            && f.role == "follower"
+        {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "node {node} did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads every key from `node` with eventual consistency (the follower's own state).
+async fn check_on(c: &Cluster, node: u32, keys: &[String], pad: usize) {
+    for k in keys {
+        let mut key = vec![0x01];
+        key.extend_from_slice(k.as_bytes());
+        let req = Request::Get {
+            shard: ShardId(SHARD),
+            key: Bytes::from(key),
+            consistency: ReadConsistency::Eventual,
+        };
+        match c.rpc(node, &req).await {
+            Ok(Response::Got(Some(e))) => {
+                let EntryKind::Put { value: v, .. } = e.kind else {
+                    panic!("key {k} is a tombstone on node {node}");
+                };
+                assert_eq!(v, Bytes::from(value(k, pad)), "key {k} on node {node}");
+            }
+            other => panic!("key {k} on node {node}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_follower_catches_up_from_the_log() {
+    let mut c = Cluster::start(Opts {
+        shards: 2,
+        memtable_bytes: 64 << 20,
+        ..Opts::default()
+    })
+    .await;
+    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    let follower = (1..=3).find(|n| *n != leader).expect("a follower");
+    let keys = c.keys_in_shard(SHARD, "log-", 300);
+    put_all(&c, &keys[..50], 10).await;
+    c.kill(follower);
+    put_all(&c, &keys[50..], 10).await;
+    let before = c.status(leader).await.expect("leader status")[&SHARD].clone();
+    assert_eq!(before.flushed_seq, 0, "nothing should be flushed in this test");
+    c.restart(follower);
+    let f = wait_caught_up(&c, follower, leader).await;
+    assert_eq!(f.flushed_seq, 0, "the follower caught up from the log alone");
+    check_on(&c, follower, &keys, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_follower_catches_up_from_the_manifest() {
+    let mut c = Cluster::start(Opts {
+        shards: 2,
+        memtable_bytes: 64 << 10,
+        ..Opts::default()
+    })
+    .await;
+    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    let follower = (1..=3).find(|n| *n != leader).expect("a follower");
+    let keys = c.keys_in_shard(SHARD, "man-", 1200);
+    put_all(&c, &keys[..20], 200).await;
+    let was = c.status(follower).await.expect("follower status")[&SHARD].clone();
+    c.kill(follower);
+    put_all(&c, &keys[20..], 200).await;
+    // The leader flushed past everything the follower had: those records left its log.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let l = c.status(leader).await.expect("leader status")[&SHARD].clone();
+        if l.flushed_seq > was.last_seq + 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the leader did not flush: {l:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.restart(follower);
+    let f = wait_caught_up(&c, follower, leader).await;
+    assert!(
+        f.flushed_seq > was.last_seq,
+        "the follower should have installed a manifest past its old log end: {f:?}"
+    );
+    check_on(&c, follower, &keys, 200).await;
+}
