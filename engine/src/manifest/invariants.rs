@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::types::Epoch;
 
 /// The next manifest must be exactly one version after the current one: versions are
 /// contiguous so that a stale writer's create of `v+1` always collides with an existing object.
@@ -22,6 +23,17 @@ pub fn epoch_never_decreases(cur: &Manifest, next: &Manifest) -> Result<()> {
 /// `flushed_seq` never decreases: WAL space released up to it must never be needed again.
 pub fn flushed_seq_never_decreases(cur: &Manifest, next: &Manifest) -> Result<()> {
     ok_if(next.flushed_seq >= cur.flushed_seq, "flushed_seq decreased")
+}
+
+/// `flushed_epoch` is the epoch of the record at `flushed_seq`: no record is written in an
+/// epoch above the publisher's (a writer only writes in its own epoch, a leader only flushes
+/// records it has), and with nothing flushed there is no such record (0).
+pub fn flushed_epoch_is_consistent(next: &Manifest) -> Result<()> {
+    ok_if(
+        next.flushed_epoch <= next.epoch
+            && (next.flushed_seq.0 > 0 || next.flushed_epoch == Epoch(0)),
+        "flushed_epoch above the manifest epoch, or set with nothing flushed",
+    )
 }
 
 /// The sorted run is sorted and non-overlapping, or a point read could pick the wrong segment.
@@ -63,6 +75,7 @@ pub fn check(cur: &Manifest, next: &Manifest) -> Result<()> {
     version_is_next(cur, next)?;
     epoch_never_decreases(cur, next)?;
     flushed_seq_never_decreases(cur, next)?;
+    flushed_epoch_is_consistent(next)?;
     l1_is_sorted_and_disjoint(next)?;
     segments_are_unique(next)?;
     segments_within_flushed_seq(next)
@@ -81,6 +94,33 @@ mod tests {
     use super::*;
     use crate::manifest::tests::seg;
     use crate::types::{ManifestVersion, SeqNo};
+
+    #[test]
+    fn flushed_epoch_must_not_exceed_the_epoch_or_exist_without_flushed_data() {
+        let cur = Manifest::default();
+        let ok = Manifest {
+            version: ManifestVersion(1),
+            epoch: Epoch(4),
+            flushed_seq: SeqNo(10),
+            flushed_epoch: Epoch(4),
+            ..Manifest::default()
+        };
+        assert!(check(&cur, &ok).is_ok());
+        let above = Manifest {
+            flushed_epoch: Epoch(5),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            flushed_epoch_is_consistent(&above),
+            Err(Error::Invariant { .. })
+        ));
+        let nothing_flushed = Manifest {
+            flushed_seq: SeqNo(0),
+            flushed_epoch: Epoch(2),
+            ..ok
+        };
+        assert!(check(&cur, &nothing_flushed).is_err());
+    }
 
     #[test]
     fn overlapping_l1_is_rejected() {

@@ -15,24 +15,40 @@
 //! once `l0` reaches its trigger; flushes stall while `l0` is at its hard limit, so the
 //! number of segments a read may touch is bounded by that limit plus one.
 //!
-//! # Byte layout (format version 1)
+//! # Byte layout (format version 2, written by this build)
 //!
 //! | offset | type | meaning |
 //! |---|---|---|
 //! | 0 | u32 | magic `0x4D56_4B54` ("TKVM" little-endian) |
-//! | 4 | u16 | format version (1) |
+//! | 4 | u16 | format version (2) |
 //! | 6 | u16 | reserved, 0 |
 //! | 8 | u64 | manifest version |
 //! | 16 | u64 | writer epoch |
 //! | 24 | u64 | flushed_seq: every entry with seq <= this is in a listed segment |
-//! | 32 | u64 | created_at (unix millis) |
-//! | 40 | u32 + n × segment | l0 segments, newest first |
+//! | 32 | u64 | flushed_epoch: epoch of the log record at flushed_seq (0 if flushed_seq is 0) |
+//! | 40 | u64 | created_at (unix millis) |
+//! | 48 | u32 + n × segment | l0 segments, newest first |
 //! | . | u32 + n × segment | l1 segments, ascending key ranges |
 //! | . | u32 + n × (u128 id, u64 since) | obsolete segments awaiting deletion after a grace period |
 //! | end-4 | u32 | crc32c of all preceding bytes |
 //!
 //! A segment record: id u128, size u64, entries u64, tombstones u64, min_seq u64, max_seq u64,
 //! min_expires_at u64 (`u64::MAX` = none), min_key (u16 len + bytes), max_key (u16 len + bytes).
+//!
+//! # Format version 1 (still read)
+//!
+//! The same without `flushed_epoch`: created_at at offset 32, l0 from offset 40.
+//!
+//! Migration: a version 1 manifest decodes with `flushed_epoch = epoch` (0 if `flushed_seq`
+//! is 0), and is rewritten as version 2 at the shard's next publish. Version 1 was written
+//! only by single-process writers, which log every record in their own epoch, so the
+//! writer's epoch is the epoch of the record at `flushed_seq`. One exception: a writer that
+//! replays a previous writer's unflushed WAL records at open publishes a manifest in its new
+//! epoch before it flushes them, and then flushes them under that epoch. There
+//! `flushed_epoch` is above the epoch the records carry in the WAL (never below it). The
+//! same holds for the version 2 manifests a single-process writer publishes (its flusher
+//! sets its own epoch whenever `flushed_seq` advances). Single-process mode never reads
+//! `flushed_epoch`; replicas do.
 
 pub mod invariants;
 mod store;
@@ -47,10 +63,12 @@ use crate::types::{Epoch, ManifestVersion, SegmentId, SeqNo, UnixMillis};
 
 /// Magic number at the start of every manifest.
 pub const MANIFEST_MAGIC: u32 = 0x4D56_4B54;
-/// The format version this build writes.
-pub const MANIFEST_VERSION: u16 = 1;
+/// The format version this build writes: 2 (adds `flushed_epoch`).
+pub const MANIFEST_VERSION: u16 = 2;
+/// The first format version, without `flushed_epoch`; still read.
+pub const MANIFEST_VERSION_1: u16 = 1;
 /// Format versions this build reads.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+pub const SUPPORTED_VERSIONS: &[u16] = &[MANIFEST_VERSION_1, MANIFEST_VERSION];
 
 /// What the manifest records about one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +126,10 @@ pub struct Manifest {
     pub epoch: Epoch,
     /// Every entry with seq <= this is in `l0` or `l1`.
     pub flushed_seq: SeqNo,
+    /// Epoch of the log record at `flushed_seq` (0 when nothing was flushed). Replicas use it
+    /// to compare their logs from the flushed prefix on. Read from a version 1 manifest it is
+    /// the manifest's `epoch` (see the module docs).
+    pub flushed_epoch: Epoch,
     /// When it was published.
     pub created_at: UnixMillis,
     /// Flushed segments, newest first.
@@ -134,6 +156,7 @@ impl Manifest {
         e.u64(self.version.0);
         e.u64(self.epoch.0);
         e.u64(self.flushed_seq.0);
+        e.u64(self.flushed_epoch.0);
         e.u64(self.created_at);
         for level in [&self.l0, &self.l1] {
             e.u32(len_u32(level.len()));
@@ -172,10 +195,24 @@ impl Manifest {
         }
         let inner = |d: &mut Dec<'_>| -> Result<Self, DecodeError> {
             d.u16()?;
+            let version = ManifestVersion(d.u64()?);
+            let epoch = Epoch(d.u64()?);
+            let flushed_seq = SeqNo(d.u64()?);
+            let flushed_epoch = if fv == MANIFEST_VERSION_1 {
+                // Single-process writers logged every record in their own epoch.
+                if flushed_seq == SeqNo(0) {
+                    Epoch(0)
+                } else {
+                    epoch
+                }
+            } else {
+                Epoch(d.u64()?)
+            };
             let mut m = Self {
-                version: ManifestVersion(d.u64()?),
-                epoch: Epoch(d.u64()?),
-                flushed_seq: SeqNo(d.u64()?),
+                version,
+                epoch,
+                flushed_seq,
+                flushed_epoch,
                 created_at: d.u64()?,
                 ..Self::default()
             };
@@ -259,6 +296,7 @@ mod tests {
             version: ManifestVersion(3),
             epoch: Epoch(2),
             flushed_seq: SeqNo(40),
+            flushed_epoch: Epoch(1),
             created_at: 1234,
             l0: vec![seg(1, "a", "z", (31, 40)), seg(2, "b", "c", (21, 30))],
             l1: vec![seg(3, "a", "f", (1, 20)), seg(4, "g", "k", (1, 20))],
@@ -273,6 +311,108 @@ mod tests {
     fn round_trips() {
         let m = sample();
         assert_eq!(Manifest::decode(&m.encode(), "x").ok(), Some(m));
+    }
+
+    #[test]
+    fn writes_version_2_with_flushed_epoch_at_offset_32() {
+        let b = sample().encode();
+        assert_eq!(&b[4..6], &2u16.to_le_bytes());
+        assert_eq!(&b[24..32], &40u64.to_le_bytes());
+        assert_eq!(&b[32..40], &1u64.to_le_bytes());
+        assert_eq!(&b[40..48], &1234u64.to_le_bytes());
+    }
+
+    /// A version 1 manifest as a version 1 build wrote it (committed bytes, not produced by
+    /// this build's encoder): version 7, epoch 3, flushed_seq 42, created_at
+    /// 1_700_000_000_000, one L0 segment, one L1 segment, one obsolete segment.
+    const V1_FIXTURE: &str = concat!(
+        "544b564d01000000070000000000000003000000000000002a00000000000000",
+        "0068e5cf8b010000010000001100000000000000000000000000000064000000",
+        "000000000300000000000000010000000000000028000000000000002a000000",
+        "00000000ffffffffffffffff01006101006b0100000022000000000000000000",
+        "000000000000c800000000000000050000000000000000000000000000000100",
+        "0000000000002700000000000000050000000000000001006201007a01000000",
+        "330000000000000000000000000000004d00000000000000414e7977",
+    );
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
+            .collect()
+    }
+
+    #[test]
+    fn version_1_fixture_decodes_with_flushed_epoch_from_epoch() {
+        let bytes = unhex(V1_FIXTURE);
+        let expected = Manifest {
+            version: ManifestVersion(7),
+            epoch: Epoch(3),
+            flushed_seq: SeqNo(42),
+            flushed_epoch: Epoch(3),
+            created_at: 1_700_000_000_000,
+            l0: vec![SegmentMeta {
+                id: SegmentId(0x11),
+                size: 100,
+                entries: 3,
+                tombstones: 1,
+                min_seq: SeqNo(40),
+                max_seq: SeqNo(42),
+                min_expires_at: None,
+                min_key: Bytes::from_static(b"a"),
+                max_key: Bytes::from_static(b"k"),
+            }],
+            l1: vec![SegmentMeta {
+                id: SegmentId(0x22),
+                size: 200,
+                entries: 5,
+                tombstones: 0,
+                min_seq: SeqNo(1),
+                max_seq: SeqNo(39),
+                min_expires_at: Some(5),
+                min_key: Bytes::from_static(b"b"),
+                max_key: Bytes::from_static(b"z"),
+            }],
+            obsolete: vec![Obsolete {
+                id: SegmentId(0x33),
+                since: 77,
+            }],
+        };
+        let m = Manifest::decode(&bytes, "fixture").expect("v1 fixture decodes");
+        assert_eq!(m, expected);
+        // Re-encoding writes version 2, which round-trips to the same struct.
+        let v2 = m.encode();
+        assert_eq!(&v2[4..6], &MANIFEST_VERSION.to_le_bytes());
+        assert_eq!(v2.len(), bytes.len() + 8);
+        assert_eq!(Manifest::decode(&v2, "x").expect("v2 decodes"), expected);
+        // Damage to the fixture is still detected.
+        for i in 0..bytes.len() {
+            let mut c = bytes.clone();
+            c[i] ^= 0x01;
+            assert!(Manifest::decode(&c, "x").is_err(), "flip {i}");
+        }
+    }
+
+    #[test]
+    fn version_1_without_flushed_data_has_flushed_epoch_0() {
+        let mut e = Enc::default();
+        e.u32(MANIFEST_MAGIC);
+        e.u16(MANIFEST_VERSION_1);
+        e.u16(0);
+        e.u64(1); // manifest version
+        e.u64(5); // epoch
+        e.u64(0); // flushed_seq
+        e.u64(99); // created_at
+        e.u32(0);
+        e.u32(0);
+        e.u32(0);
+        e.crc_trailer();
+        let m = Manifest::decode(&e.finish(), "x").expect("v1 decodes");
+        assert_eq!(
+            (m.epoch, m.flushed_seq, m.flushed_epoch),
+            (Epoch(5), SeqNo(0), Epoch(0))
+        );
+        assert_eq!(m.created_at, 99);
     }
 
     #[test]
@@ -309,10 +449,13 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_with_valid_crc(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        fn decoder_never_panics_with_valid_crc(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            v1 in proptest::bool::ANY,
+        ) {
             let mut e = Enc::default();
             e.u32(MANIFEST_MAGIC);
-            e.u16(MANIFEST_VERSION);
+            e.u16(if v1 { MANIFEST_VERSION_1 } else { MANIFEST_VERSION });
             e.raw(&data);
             e.crc_trailer();
             let _ = Manifest::decode(&e.finish(), "x");

@@ -4,13 +4,69 @@
 //! shard: the released mark (records with seq <= mark are in object storage). A file may be
 //! deleted once it is not the active file and every shard with records in it has a mark at
 //! or above its max seq in the file (a file without records qualifies at once).
+//!
+//! Two more rules keep deletion safe for the replication record kinds:
+//!
+//! - **Promises are repeated, so they never pin a file.** The table remembers the latest
+//!   promised epoch of every shard (from recovery and from every promise written), and the
+//!   writer puts a promise record for each of them at the head of every new file, before any
+//!   other record and inside the file's creation fsync. The active file is never deleted, so
+//!   it always holds every shard's latest promise, and older files can go whatever promises
+//!   they hold.
+//! - **A truncate pins its file** (see [`truncate_pin`]): a file holding `Truncate{s, after}`
+//!   counts as holding records of shard `s` up to a seq at least as high as every record of
+//!   `s` it may have voided.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use crate::types::{SeqNo, ShardId};
+use crate::types::{Epoch, SeqNo, ShardId};
 
 use super::recovery::RecoveredFile;
+
+/// What one written record means for the bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mark {
+    /// A batch of `shard` at `seq`.
+    Batch {
+        /// The shard.
+        shard: ShardId,
+        /// Its seq.
+        seq: SeqNo,
+    },
+    /// A promise of `epoch` for `shard`.
+    Promise {
+        /// The shard.
+        shard: ShardId,
+        /// The promised epoch.
+        epoch: Epoch,
+    },
+    /// A truncation of `shard` after `after`.
+    Truncate {
+        /// The shard.
+        shard: ShardId,
+        /// Records above this seq written before are void.
+        after: SeqNo,
+    },
+}
+
+/// The seq up to which a file holding `Truncate{s, after}` counts as holding records of `s`:
+/// `max(after, every seq of s in the live files)`, where `live` yields the max seq of `s` of
+/// every live file (the truncate's own file included, as far as written before it).
+///
+/// Why: the truncate voids records of `s` written before it, which may sit in older files.
+/// If the truncate's file were deleted while such a file survives, a restart would replay the
+/// voided records without the truncate, and resurrect a log tail the replica had discarded
+/// (typically an uncommitted tail of an older epoch, possibly at the same seqs as newer
+/// records). With the pin, the truncate's file goes only once `s` has released everything it
+/// had in the live files when the truncate was written; by then every voided record is
+/// either deleted with its file or at or below the shard's released mark, and replay skips
+/// records at or below what the manifest holds. Including `after` defines the pin when no
+/// live file holds records of `s`; it costs nothing, since the records up to `after` are the
+/// shard's kept log, which it flushes and releases anyway.
+pub(super) fn truncate_pin(after: SeqNo, live: impl IntoIterator<Item = SeqNo>) -> SeqNo {
+    live.into_iter().fold(after, SeqNo::max)
+}
 
 /// What is known about one file.
 #[derive(Debug)]
@@ -20,18 +76,23 @@ struct FileMeta {
     max_seq: HashMap<ShardId, SeqNo>,
 }
 
-/// All live WAL files, the active one, and the released marks.
+/// All live WAL files, the active one, the released marks and the latest promises.
 #[derive(Debug)]
 pub(super) struct FileTable {
     files: BTreeMap<u64, FileMeta>,
     active: u64,
     released: HashMap<ShardId, SeqNo>,
+    /// Highest promised epoch per shard, recovered or written since: repeated at the head of
+    /// every new file.
+    promises: HashMap<ShardId, Epoch>,
 }
 
 impl FileTable {
-    /// A table of the recovered files plus the (new, empty) active file.
+    /// A table of the recovered files plus the (new) active file, which holds no records
+    /// besides the head promises of `promises`.
     pub(super) fn new(
         recovered: Vec<RecoveredFile>,
+        promises: HashMap<ShardId, Epoch>,
         active: u64,
         path: PathBuf,
         bytes: u64,
@@ -59,7 +120,13 @@ impl FileTable {
             files,
             active,
             released: HashMap::new(),
+            promises,
         }
+    }
+
+    /// The latest promise of every shard: what a new file starts with.
+    pub(super) fn promises(&self) -> &HashMap<ShardId, Epoch> {
+        &self.promises
     }
 
     /// Makes a newly created file the active one.
@@ -75,14 +142,33 @@ impl FileTable {
         self.active = no;
     }
 
-    /// Notes that `bytes` holding records `marks` (shard, seq) were written to file `no`.
-    pub(super) fn note(&mut self, no: u64, marks: &[(ShardId, SeqNo)], bytes: u64) {
+    /// Notes that `bytes` holding the records `marks` (in log order) were written to file
+    /// `no`.
+    pub(super) fn note(&mut self, no: u64, marks: &[Mark], bytes: u64) {
         if let Some(f) = self.files.get_mut(&no) {
             f.bytes += bytes;
-            for (shard, seq) in marks {
-                let m = f.max_seq.entry(*shard).or_insert(*seq);
-                *m = (*m).max(*seq);
+        }
+        for mark in marks {
+            match *mark {
+                Mark::Batch { shard, seq } => self.raise(no, shard, seq),
+                Mark::Promise { shard, epoch } => {
+                    let e = self.promises.entry(shard).or_insert(epoch);
+                    *e = (*e).max(epoch);
+                }
+                Mark::Truncate { shard, after } => {
+                    let live = self.files.values().filter_map(|f| f.max_seq.get(&shard));
+                    let pin = truncate_pin(after, live.copied());
+                    self.raise(no, shard, pin);
+                }
             }
+        }
+    }
+
+    /// Raises the max seq of `shard` in file `no` to at least `seq`.
+    fn raise(&mut self, no: u64, shard: ShardId, seq: SeqNo) {
+        if let Some(f) = self.files.get_mut(&no) {
+            let m = f.max_seq.entry(shard).or_insert(seq);
+            *m = (*m).max(seq);
         }
     }
 

@@ -24,18 +24,46 @@
 //! The separate `len_crc` means a flipped length byte is detected as such instead of being
 //! mistaken for a frame that runs past the end of the file (a torn tail).
 //!
-//! # Payload of a batch record (kind 1, the only kind)
+//! # Payload
+//!
+//! The first payload byte is the record kind; any kind other than those below is corrupt.
+//! Every payload must be consumed exactly; trailing bytes are corrupt.
+//!
+//! ## Batch record (kind 1): one atomic write batch of one shard
 //!
 //! | offset | type | meaning |
 //! |---|---|---|
-//! | 0 | u8 | kind: 1 = batch; any other value is corrupt |
+//! | 0 | u8 | kind: 1 = batch |
 //! | 1 | u32 | shard id |
 //! | 5 | u64 | epoch of the writer |
 //! | 13 | u64 | sequence number of the batch (the version of every entry) |
 //! | 21 | u32 | `count`: number of entries |
 //! | 25 | ... | `count` entry bodies, see [`crate::codec`] (`put_entry_body`) |
 //!
-//! The entry bodies must consume the payload exactly; trailing bytes are corrupt.
+//! ## Promise record (kind 2): "this replica promised this epoch for this shard"
+//!
+//! | offset | type | meaning |
+//! |---|---|---|
+//! | 0 | u8 | kind: 2 = promise |
+//! | 1 | u32 | shard id |
+//! | 5 | u64 | the promised epoch |
+//!
+//! 13 bytes. Recovery keeps the highest promised epoch per shard. The writer repeats the
+//! latest promise of every shard at the head of each new file (see `files.rs`).
+//!
+//! ## Truncate record (kind 3): "forget this shard's records with seq > after_seq"
+//!
+//! | offset | type | meaning |
+//! |---|---|---|
+//! | 0 | u8 | kind: 3 = truncate |
+//! | 1 | u32 | shard id |
+//! | 5 | u64 | `after_seq` |
+//!
+//! 13 bytes. It applies to the batch records of that shard written *before* it (in log
+//! order) with seq > `after_seq`; batch records written after it are kept.
+//!
+//! Kinds 2 and 3 are written only by replicated nodes; a single-process node writes only
+//! kind 1, so its files are byte-for-byte what they were before these kinds existed.
 
 use bytes::{Bytes, BytesMut};
 
@@ -61,10 +89,37 @@ pub(super) const MAX_PAYLOAD: u32 = 256 << 20;
 const MAX_PAYLOAD_USIZE: usize = 256 << 20;
 /// Payload kind of a write batch record.
 pub(super) const KIND_BATCH: u8 = 1;
+/// Payload kind of a promise record.
+pub(super) const KIND_PROMISE: u8 = 2;
+/// Payload kind of a truncate record.
+pub(super) const KIND_TRUNCATE: u8 = 3;
+/// Payload length of a promise or truncate record (kind, shard, one u64).
+const SMALL_PAYLOAD_LEN: u32 = 13;
 /// Fixed part of a batch payload before the entries.
 const PAYLOAD_FIXED_LEN: usize = 25;
 /// Smallest possible entry body (flags, key length, 1-byte key, tombstone).
 const MIN_ENTRY_BODY: usize = 4;
+
+/// One decoded record payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Payload {
+    /// Kind 1: a write batch.
+    Batch(WalRecord),
+    /// Kind 2: the replica promised `epoch` for `shard`.
+    Promise {
+        /// The shard.
+        shard: ShardId,
+        /// The promised epoch.
+        epoch: Epoch,
+    },
+    /// Kind 3: forget the earlier records of `shard` with seq > `after`.
+    Truncate {
+        /// The shard.
+        shard: ShardId,
+        /// Records with seq above this, written before this record, are void.
+        after: SeqNo,
+    },
+}
 
 /// Encodes the header of file `file_no`.
 #[must_use]
@@ -191,22 +246,71 @@ pub(super) fn encode_frame(rec: &WalRecord) -> Result<BytesMut> {
     let payload = enc.as_slice().get(FRAME_HEADER_LEN..).unwrap_or_default();
     let len =
         u32::try_from(payload.len()).map_err(|_| Error::invalid(InvalidReason::ValueTooLarge))?;
-    let payload_crc = crc32c::crc32c(payload);
-    enc.patch_u32(0, len);
-    enc.patch_u32(4, crc32c::crc32c(&len.to_le_bytes()));
-    enc.patch_u32(8, payload_crc);
+    seal(&mut enc, len);
     Ok(enc.into_inner())
 }
 
-/// Decodes a batch payload. Every entry gets the record's `seq` as its version.
-pub(super) fn decode_payload(payload: &Bytes) -> Result<WalRecord, DecodeError> {
+/// Encodes a promise record (kind 2) as one complete frame.
+#[must_use]
+pub(super) fn encode_promise(shard: ShardId, epoch: Epoch) -> BytesMut {
+    small_frame(KIND_PROMISE, shard, epoch.0)
+}
+
+/// Encodes a truncate record (kind 3) as one complete frame.
+#[must_use]
+pub(super) fn encode_truncate(shard: ShardId, after: SeqNo) -> BytesMut {
+    small_frame(KIND_TRUNCATE, shard, after.0)
+}
+
+/// A frame whose payload is `kind`, `shard` and one u64.
+fn small_frame(kind: u8, shard: ShardId, value: u64) -> BytesMut {
+    let mut enc = Enc::with_capacity(FRAME_HEADER_LEN + SMALL_PAYLOAD_LEN as usize);
+    enc.u32(0);
+    enc.u32(0);
+    enc.u32(0);
+    enc.u8(kind);
+    enc.u32(shard.0);
+    enc.u64(value);
+    seal(&mut enc, SMALL_PAYLOAD_LEN);
+    enc.into_inner()
+}
+
+/// Fills in the frame header of a frame whose payload (`len` bytes) follows a 12-byte
+/// placeholder.
+fn seal(enc: &mut Enc, len: u32) {
+    let payload_crc = crc32c::crc32c(enc.as_slice().get(FRAME_HEADER_LEN..).unwrap_or_default());
+    enc.patch_u32(0, len);
+    enc.patch_u32(4, crc32c::crc32c(&len.to_le_bytes()));
+    enc.patch_u32(8, payload_crc);
+}
+
+/// Decodes a payload of any kind. Every entry of a batch gets the record's `seq` as its
+/// version. Never panics; an unknown kind or trailing bytes are errors.
+pub(super) fn decode_payload(payload: &Bytes) -> Result<Payload, DecodeError> {
     let mut d = Dec::new(payload);
-    if d.u8()? != KIND_BATCH {
-        return Err(DecodeError {
-            what: "unknown record kind",
-            offset: 0,
-        });
-    }
+    let out = match d.u8()? {
+        KIND_BATCH => Payload::Batch(decode_batch(&mut d, payload)?),
+        KIND_PROMISE => Payload::Promise {
+            shard: ShardId(d.u32()?),
+            epoch: Epoch(d.u64()?),
+        },
+        KIND_TRUNCATE => Payload::Truncate {
+            shard: ShardId(d.u32()?),
+            after: SeqNo(d.u64()?),
+        },
+        _ => {
+            return Err(DecodeError {
+                what: "unknown record kind",
+                offset: 0,
+            });
+        }
+    };
+    d.finish()?;
+    Ok(out)
+}
+
+/// Decodes the rest of a batch payload after its kind byte.
+fn decode_batch(d: &mut Dec<'_>, payload: &Bytes) -> Result<WalRecord, DecodeError> {
     let shard = ShardId(d.u32()?);
     let epoch = Epoch(d.u64()?);
     let seq = SeqNo(d.u64()?);
@@ -216,7 +320,7 @@ pub(super) fn decode_payload(payload: &Bytes) -> Result<WalRecord, DecodeError> 
         .min(d.remaining() / MIN_ENTRY_BODY);
     let mut entries = Vec::with_capacity(cap);
     for _ in 0..count {
-        let b = get_entry_body(&mut d, payload)?;
+        let b = get_entry_body(d, payload)?;
         entries.push(Entry {
             key: b.key,
             seq,
@@ -224,7 +328,6 @@ pub(super) fn decode_payload(payload: &Bytes) -> Result<WalRecord, DecodeError> 
             expires_at: b.expires_at,
         });
     }
-    d.finish()?;
     Ok(WalRecord {
         shard,
         epoch,
@@ -273,9 +376,9 @@ impl FrameError {
     }
 }
 
-/// Reads the frame starting at `pos` of `data`. On success returns the record and the offset
-/// just past the frame. Byte fields of the record are zero-copy slices of `data`.
-pub(super) fn read_frame(data: &Bytes, pos: usize) -> Result<(WalRecord, usize), FrameError> {
+/// Reads the frame starting at `pos` of `data`. On success returns the payload and the offset
+/// just past the frame. Byte fields of a batch are zero-copy slices of `data`.
+pub(super) fn read_frame(data: &Bytes, pos: usize) -> Result<(Payload, usize), FrameError> {
     let header = pos
         .checked_add(FRAME_HEADER_LEN)
         .and_then(|end| data.get(pos..end))

@@ -2,16 +2,21 @@
 //!
 //! Each [`WalRecord`] is one atomic write batch of one shard. [`Wal::append`] encodes a record
 //! and queues it synchronously, so the order of `append` calls is the log order; the returned
-//! [`Durable`] resolves once the record is durable per the [`SyncPolicy`]. One background OS
-//! thread writes everything queued with one `write_all` and (policy `Always`) one
-//! `fdatasync`, so concurrent appenders share fsyncs (see `writer.rs`).
+//! [`Durable`] resolves once the record is durable per the [`SyncPolicy`]. Replicated nodes
+//! also log, in the same order and group commit, a shard's promised epoch
+//! ([`Wal::append_promise`]) and truncations of its log ([`Wal::append_truncate`]); recovery
+//! reports the highest promise per shard and applies the truncations to the records it
+//! returns. One background OS thread writes everything queued with one `write_all` and
+//! (policy `Always`) one `fdatasync`, so concurrent appenders share fsyncs (see `writer.rs`).
 //!
 //! Files are `<dir>/<file_no:020>.wal`, numbered from 1 (format in `format.rs`). The active
 //! file is rolled over once it exceeds `segment_bytes` after a write. [`Wal::open`] replays
 //! every file and cuts off a torn tail of the last one (rules in `recovery.rs`), then appends
 //! to a new file so that recovered files are never modified. Once every shard with records
 //! in a non-active file has released them ([`Wal::release`]: they are in object storage),
-//! the file is deleted.
+//! the file is deleted. Promises never keep a file alive (every new file starts with the
+//! latest promise of every shard); a truncate keeps its file until the records it voided
+//! are released (rules in `files.rs`).
 //!
 //! Records that were written but never acknowledged (the process died before the fsync, or
 //! the fsync failed) may still be replayed: callers must accept replayed records that they
@@ -24,6 +29,7 @@ mod recovery;
 mod tests;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Counter, Histogram, HistogramSnapshot};
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
 
-use self::files::FileTable;
+use self::files::{FileTable, Mark};
 use self::writer::{AckResult, Queue, Shared};
 
 /// Configuration of a [`Wal`].
@@ -107,9 +113,14 @@ pub struct WalRecord {
 /// What [`Wal::open`] replayed.
 #[derive(Debug)]
 pub struct WalRecovery {
-    /// Records in log order, all shards interleaved. Their byte fields share the buffers of
-    /// the files they were read from.
+    /// Batch records in log order, all shards interleaved, with truncations applied: a
+    /// truncate record of shard `s` after seq `n` removed every batch of `s` with seq > `n`
+    /// written before it (batches written after it are here). Their byte fields share the
+    /// buffers of the files they were read from.
     pub records: Vec<WalRecord>,
+    /// The highest epoch promised per shard ([`Wal::append_promise`]) in the replayed files.
+    /// Empty on a node that never wrote a promise.
+    pub promises: HashMap<ShardId, Epoch>,
     /// The torn tail that was cut off the last file, if any.
     pub torn_tail: Option<TornTail>,
     /// Number of files replayed and kept.
@@ -137,7 +148,8 @@ pub struct WalStats {
     pub bytes: u64,
     /// Live WAL files, the active one included.
     pub files: u64,
-    /// Records appended since open.
+    /// Records appended since open, of every kind (the promises repeated at the head of each
+    /// new file are not counted).
     pub appends: u64,
     /// `fdatasync` calls on the log (rolls and creations not counted).
     pub syncs: u64,
@@ -223,11 +235,15 @@ impl Wal {
         let next = replay.last_no.checked_add(1).ok_or(Error::Invariant {
             what: "wal file number overflow",
         })?;
-        let active = writer::create_file(&opts.dir, next)?;
+        // The first file starts with the recovered promises, so the files holding them can
+        // be deleted like any other.
+        let head = writer::head_promises(&replay.promises);
+        let active = writer::create_file(&opts.dir, next, &head)?;
         let recovery = WalRecovery {
             files: replay.files.len(),
             bytes: replay.files.iter().map(|f| f.bytes).sum(),
             records: replay.records,
+            promises: replay.promises,
             torn_tail: replay.torn_tail,
         };
         tracing::info!(
@@ -235,10 +251,17 @@ impl Wal {
             files = recovery.files,
             bytes = recovery.bytes,
             records = recovery.records.len(),
+            promises = recovery.promises.len(),
             torn_tail = recovery.torn_tail.is_some(),
             "wal: recovered"
         );
-        let table = FileTable::new(replay.files, active.no, active.path.clone(), active.len);
+        let table = FileTable::new(
+            replay.files,
+            recovery.promises.clone(),
+            active.no,
+            active.path.clone(),
+            active.len,
+        );
         let shared = Arc::new(Shared {
             dir: opts.dir.clone(),
             sync: opts.sync,
@@ -270,10 +293,47 @@ impl Wal {
     /// with `Err(WalPoisoned)` or `Err(Closed)` if the WAL can no longer accept writes, and
     /// with `Err(Invalid)` if an entry breaks a limit or the record exceeds 256 MiB.
     pub fn append(&self, rec: &WalRecord) -> Result<Durable> {
-        let shared = &self.inner.shared;
         let frame = format::encode_frame(rec)?;
+        self.enqueue(
+            &frame,
+            Mark::Batch {
+                shard: rec.shard,
+                seq: rec.seq,
+            },
+        )
+    }
+
+    /// Queues a promise record: this replica promised `epoch` for `shard`. Same order, group
+    /// commit and errors as [`Wal::append`] (the record cannot be invalid).
+    ///
+    /// [`WalRecovery::promises`] reports the highest promise per shard after a restart, also
+    /// once the file holding this record is deleted: every new file starts with the latest
+    /// promise of every shard.
+    pub fn append_promise(&self, shard: ShardId, epoch: Epoch) -> Result<Durable> {
+        self.enqueue(
+            &format::encode_promise(shard, epoch),
+            Mark::Promise { shard, epoch },
+        )
+    }
+
+    /// Queues a truncate record: the records of `shard` with seq > `after` appended before
+    /// this call are void. Same order, group commit and errors as [`Wal::append`].
+    ///
+    /// Recovery drops the voided records from [`WalRecovery::records`] and keeps records of
+    /// `shard` appended after this call, whatever their seq. The file holding this record is
+    /// kept until `shard` has released every record it had in the WAL when it was written.
+    pub fn append_truncate(&self, shard: ShardId, after: SeqNo) -> Result<Durable> {
+        self.enqueue(
+            &format::encode_truncate(shard, after),
+            Mark::Truncate { shard, after },
+        )
+    }
+
+    /// Queues one encoded frame and counts it.
+    fn enqueue(&self, frame: &[u8], mark: Mark) -> Result<Durable> {
+        let shared = &self.inner.shared;
         let (tx, rx) = oneshot::channel();
-        shared.enqueue(&frame, rec.shard, rec.seq, tx)?;
+        shared.enqueue(frame, mark, tx)?;
         shared.appends.inc();
         Ok(Durable { rx })
     }

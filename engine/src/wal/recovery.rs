@@ -29,6 +29,19 @@
 //! If the last file is shorter than its 20-byte header, or consists only of zero bytes, it was
 //! being created when the process stopped: it holds no records, and it is removed (a file
 //! without a header would be invalid) and reported as a torn tail at offset 0.
+//!
+//! # Promises and truncations
+//!
+//! Replay walks every record of every kept file in log order:
+//!
+//! - a batch (kind 1) is appended to [`super::WalRecovery::records`];
+//! - a promise (kind 2) raises the shard's entry in [`super::WalRecovery::promises`] (the
+//!   highest promised epoch seen anywhere);
+//! - a truncate `{shard, after}` (kind 3) removes every batch of `shard` with seq > `after`
+//!   replayed so far. Batches replayed after it are kept, so a log cut back and then
+//!   re-extended at the same seqs (by a newer epoch) yields the new records only.
+//!
+//! A single-process node writes only batches, for which replay is exactly what it always was.
 
 use std::collections::HashMap;
 use std::fs;
@@ -38,9 +51,10 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::paths;
-use crate::types::{SeqNo, ShardId};
+use crate::types::{Epoch, SeqNo, ShardId};
 
-use super::format::{self, FrameError, HEADER_LEN};
+use super::files::truncate_pin;
+use super::format::{self, FrameError, HEADER_LEN, Payload};
 use super::{TornTail, WalRecord};
 
 /// A file that survived recovery, with what `release` needs to know about it.
@@ -52,15 +66,18 @@ pub(super) struct RecoveredFile {
     pub(super) path: PathBuf,
     /// Length after any truncation.
     pub(super) bytes: u64,
-    /// Highest seq per shard with records in the file.
+    /// Highest seq per shard with records in the file, raised by the pins of its truncate
+    /// records (see `files.rs`).
     pub(super) max_seq: HashMap<ShardId, SeqNo>,
 }
 
 /// Everything replayed from a WAL directory.
 #[derive(Debug, Default)]
 pub(super) struct Replay {
-    /// Records in log order.
+    /// Batch records in log order, truncations applied.
     pub(super) records: Vec<WalRecord>,
+    /// Highest promised epoch per shard.
+    pub(super) promises: HashMap<ShardId, Epoch>,
     /// The torn tail that was cut off, if any.
     pub(super) torn_tail: Option<TornTail>,
     /// Files kept, in order.
@@ -72,8 +89,8 @@ pub(super) struct Replay {
 /// What scanning the bytes of one file found.
 #[derive(Debug)]
 pub(super) struct Scan {
-    /// Records, in order.
-    pub(super) records: Vec<WalRecord>,
+    /// Records of every kind, in order.
+    pub(super) records: Vec<Payload>,
     /// Length of the valid prefix; if `torn`, the file is cut to this length (0: removed).
     pub(super) valid_len: usize,
     /// Whether the file has a torn tail after `valid_len`.
@@ -178,7 +195,14 @@ fn cut_tail(dir: &Path, path: &Path, len: usize) -> Result<()> {
         .map_err(|e| Error::io("fsync truncated wal file", path, e))
 }
 
-/// Replays every WAL file in `dir`, cutting off a torn tail of the last one.
+/// Raises `map[key]` to at least `value`.
+fn raise<K: std::hash::Hash + Eq, V: Ord + Copy>(map: &mut HashMap<K, V>, key: K, value: V) {
+    let m = map.entry(key).or_insert(value);
+    *m = (*m).max(value);
+}
+
+/// Replays every WAL file in `dir`, cutting off a torn tail of the last one, applying
+/// truncations and collecting promises.
 pub(super) fn replay_dir(dir: &Path) -> Result<Replay> {
     let listed = list_files(dir)?;
     let mut out = Replay::default();
@@ -189,11 +213,29 @@ pub(super) fn replay_dir(dir: &Path) -> Result<Replay> {
         let data = Bytes::from(fs::read(&path).map_err(|e| Error::io("read wal file", &path, e))?);
         let scan = scan_file(&data, no, is_last, &path)?;
         let mut max_seq: HashMap<ShardId, SeqNo> = HashMap::new();
-        for r in &scan.records {
-            let m = max_seq.entry(r.shard).or_insert(r.seq);
-            *m = (*m).max(r.seq);
+        for payload in scan.records {
+            match payload {
+                Payload::Batch(r) => {
+                    raise(&mut max_seq, r.shard, r.seq);
+                    out.records.push(r);
+                }
+                Payload::Promise { shard, epoch } => raise(&mut out.promises, shard, epoch),
+                Payload::Truncate { shard, after } => {
+                    // A linear pass per truncate: they are rare (one per leader change).
+                    out.records.retain(|r| r.shard != shard || r.seq <= after);
+                    // The same pin the writer set when it wrote this record, computed over
+                    // the files that are still here (a pin only has to cover those).
+                    let live = out
+                        .files
+                        .iter()
+                        .filter_map(|f| f.max_seq.get(&shard))
+                        .chain(max_seq.get(&shard))
+                        .copied();
+                    let pin = truncate_pin(after, live);
+                    raise(&mut max_seq, shard, pin);
+                }
+            }
         }
-        out.records.extend(scan.records);
         if scan.torn {
             let dropped = data.len() - scan.valid_len;
             tracing::warn!(

@@ -1,7 +1,9 @@
 //! Tests of the WAL: writer, group commit, release and poisoning here; recovery rules in
-//! `tests/recovery.rs`; property tests in `tests/props.rs`.
+//! `tests/recovery.rs`; promise and truncate records in `tests/kinds.rs`; property tests in
+//! `tests/props.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod kinds;
 mod props;
 mod recovery;
 
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::format::{self, HEADER_LEN};
+use super::format::{self, HEADER_LEN, Payload};
 use super::*;
 use crate::types::EntryKind;
 
@@ -61,6 +63,30 @@ pub(super) fn wal_files(dir: &Path) -> Vec<PathBuf> {
         .unwrap()
         .into_iter()
         .map(|(_, p)| p)
+        .collect()
+}
+
+/// Every record of a valid (complete) file, of any kind, in order.
+pub(super) fn payloads(path: &Path) -> Vec<Payload> {
+    let no = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::paths::parse_wal_file)
+        .unwrap();
+    let data = Bytes::from(std::fs::read(path).unwrap());
+    let scan = super::recovery::scan_file(&data, no, false, path).unwrap();
+    assert!(!scan.torn);
+    scan.records
+}
+
+/// The batch records among `payloads`.
+pub(super) fn batches(payloads: &[Payload]) -> Vec<WalRecord> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Batch(r) => Some(r.clone()),
+            Payload::Promise { .. } | Payload::Truncate { .. } => None,
+        })
         .collect()
 }
 
@@ -168,16 +194,14 @@ async fn rolls_files_and_release_deletes_only_fully_released_files() {
     // After a restart (marks are not persisted) release again, plus shard 2 up to the max
     // seq it has in the first file: exactly the first file goes.
     let (wal, _) = Wal::open(o).unwrap();
-    let data = Bytes::from(std::fs::read(&files[0]).unwrap());
-    let scan = super::recovery::scan_file(&data, 1, false, &files[0]).unwrap();
-    let max2 = scan
-        .records
+    let first = batches(&payloads(&files[0]));
+    let max2 = first
         .iter()
         .filter(|r| r.shard == ShardId(2))
         .map(|r| r.seq)
         .max()
         .unwrap();
-    assert!(scan.records.iter().any(|r| r.shard == ShardId(1)));
+    assert!(first.iter().any(|r| r.shard == ShardId(1)));
     wal.release(ShardId(1), SeqNo(u64::MAX));
     wal.release(ShardId(2), max2);
     eventually("first file deleted", || !files[0].exists());

@@ -10,7 +10,8 @@
 //!    written (each waiter is woken exactly once, only when its record is covered);
 //!    `Interval(d)`: complete them right after the write, `fdatasync` if `d` has passed
 //!    since the last one (or at close, or before rolling);
-//! 4. roll to a new file if the active one now exceeds `segment_bytes`;
+//! 4. roll to a new file if the active one now exceeds `segment_bytes` (a new file starts
+//!    with a promise record for every shard's latest promise, see `files.rs`);
 //! 5. delete files that `release` made deletable.
 //!
 //! While it writes and syncs, new appends accumulate for the next round: that is the group
@@ -18,6 +19,7 @@
 //! never retried): appends are refused and every waiter not yet durable gets
 //! `Error::WalPoisoned`; the thread then exits.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,9 +33,9 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::metrics::{Counter, Histogram};
 use crate::paths;
-use crate::types::{SeqNo, ShardId};
+use crate::types::{Epoch, ShardId};
 
-use super::files::FileTable;
+use super::files::{FileTable, Mark};
 use super::format::{self, HEADER_LEN};
 use super::recovery::sync_dir;
 use super::{SyncPolicy, WalFaults};
@@ -43,8 +45,8 @@ use super::{SyncPolicy, WalFaults};
 pub(super) struct Queue {
     /// Encoded frames not yet written.
     buf: Vec<u8>,
-    /// (shard, seq) of each queued record, for release bookkeeping.
-    marks: Vec<(ShardId, SeqNo)>,
+    /// What each queued record means for the file bookkeeping, in log order.
+    marks: Vec<Mark>,
     /// Completion of each queued record: `Ok` once durable, `Err(op)` once poisoned.
     waiters: Vec<Ack>,
     /// `close` was called: refuse appends, write what is queued, stop.
@@ -79,7 +81,7 @@ pub(super) struct Shared {
 
 impl Shared {
     /// Queues one encoded frame; `ack` is completed when it is durable or poisoned.
-    pub(super) fn enqueue(&self, frame: &[u8], shard: ShardId, seq: SeqNo, ack: Ack) -> Result<()> {
+    pub(super) fn enqueue(&self, frame: &[u8], mark: Mark, ack: Ack) -> Result<()> {
         let mut q = self.queue.lock();
         if let Some(op) = q.poisoned {
             return Err(Error::WalPoisoned { op });
@@ -88,7 +90,7 @@ impl Shared {
             return Err(Error::Closed);
         }
         q.buf.extend_from_slice(frame);
-        q.marks.push((shard, seq));
+        q.marks.push(mark);
         q.waiters.push(ack);
         drop(q);
         self.wake.notify_one();
@@ -149,10 +151,24 @@ pub(super) struct ActiveFile {
     pub(super) path: PathBuf,
     file: File,
     pub(super) len: u64,
+    /// Length of the header plus the head promises: the file holds nothing else yet.
+    base_len: u64,
 }
 
-/// Creates WAL file `no` in `dir` with its header, fsyncs it and the directory.
-pub(super) fn create_file(dir: &Path, no: u64) -> Result<ActiveFile> {
+/// The head of a new file: one promise record per shard, in shard order.
+pub(super) fn head_promises(promises: &HashMap<ShardId, Epoch>) -> Vec<u8> {
+    let mut sorted: Vec<(&ShardId, &Epoch)> = promises.iter().collect();
+    sorted.sort_unstable();
+    let mut head = Vec::new();
+    for (shard, epoch) in sorted {
+        head.extend_from_slice(&format::encode_promise(*shard, *epoch));
+    }
+    head
+}
+
+/// Creates WAL file `no` in `dir` with its header followed by `head` (encoded frames, the
+/// head promises), fsyncs it and the directory. Once this returns, `head` is durable.
+pub(super) fn create_file(dir: &Path, no: u64, head: &[u8]) -> Result<ActiveFile> {
     let path = dir.join(paths::wal_file(no));
     let mut file = OpenOptions::new()
         .write(true)
@@ -161,14 +177,18 @@ pub(super) fn create_file(dir: &Path, no: u64) -> Result<ActiveFile> {
         .map_err(|e| Error::io("create wal file", &path, e))?;
     file.write_all(&format::encode_header(no))
         .map_err(|e| Error::io("write wal file header", &path, e))?;
+    file.write_all(head)
+        .map_err(|e| Error::io("write wal head promises", &path, e))?;
     file.sync_all()
         .map_err(|e| Error::io("fsync new wal file", &path, e))?;
     sync_dir(dir)?;
+    let len = (HEADER_LEN + head.len()) as u64;
     Ok(ActiveFile {
         no,
         path,
         file,
-        len: HEADER_LEN as u64,
+        len,
+        base_len: len,
     })
 }
 
@@ -184,7 +204,7 @@ struct Writer {
     active: ActiveFile,
     /// Bytes taken from the queue this round; swapped with the queue's buffer.
     buf: Vec<u8>,
-    marks: Vec<(ShardId, SeqNo)>,
+    marks: Vec<Mark>,
     /// Waiters of the records taken this round, until completed.
     waiters: Vec<Ack>,
     /// Written but not yet fdatasync'ed.
@@ -295,7 +315,11 @@ impl Writer {
             if wrote && self.shared.sync == SyncPolicy::Always {
                 self.ack();
             }
-            if self.active.len > self.shared.segment_bytes && !round.closing {
+            // A file holding only its head is not rolled (its successor would be no smaller).
+            if self.active.len > self.shared.segment_bytes
+                && self.active.len > self.active.base_len
+                && !round.closing
+            {
                 self.roll()?;
             }
             if round.gc {
@@ -363,8 +387,11 @@ impl Writer {
                 },
             )
         })?;
-        let new =
-            create_file(&self.shared.dir, next).map_err(|e| Failure::new("create wal file", e))?;
+        // The head promises are taken after the old file's last write was noted, so they
+        // include every promise written so far; the old file may then be deleted freely.
+        let head = head_promises(self.shared.files.lock().promises());
+        let new = create_file(&self.shared.dir, next, &head)
+            .map_err(|e| Failure::new("create wal file", e))?;
         self.shared
             .files
             .lock()
