@@ -52,6 +52,7 @@ async fn a_paused_leader_cannot_ack_after_a_new_epoch_and_steps_down() {
     // Straight after waking up, the old leader still believes it leads: it must neither
     // acknowledge a write nor answer a strong read.
     let mut calls = Vec::new();
+    let cr = &c;
     for (i, k) in keys[30..].iter().enumerate() {
         let mut key = vec![0x01];
         key.extend_from_slice(k.as_bytes());
@@ -64,7 +65,7 @@ async fn a_paused_leader_cannot_ack_after_a_new_epoch_and_steps_down() {
             key: Bytes::from(key),
             consistency: ReadConsistency::Strong,
         };
-        calls.push(async { (c.rpc(old, &write).await, c.rpc(old, &read).await) });
+        calls.push(async move { (cr.rpc(old, &write).await, cr.rpc(old, &read).await) });
     }
     for (w, r) in futures::future::join_all(calls).await {
         assert!(

@@ -87,7 +87,7 @@ impl ShardInner {
                     m.l0.insert(0, meta.clone());
                 }
                 if flushed_to > m.flushed_seq {
-                    m.flushed_epoch = self.epoch;
+                    m.flushed_epoch = self.epoch();
                 }
                 m.flushed_seq = m.flushed_seq.max(flushed_to);
                 true
