@@ -55,7 +55,9 @@ pub(crate) fn dev(cfg: Config) -> anyhow::Result<()> {
 
 fn warn_dev_secret(c: &ClusterSettings) {
     if c.secret == DEV_SECRET {
-        tracing::warn!("cluster.secret is the development default; set your own before exposing RPC ports");
+        tracing::warn!(
+            "cluster.secret is the development default; set your own before exposing RPC ports"
+        );
     }
 }
 
@@ -138,7 +140,15 @@ pub(crate) async fn run_node(
     let store = open_store(&cfg, &clock).await?;
     let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
-    let (node, cache) = open_node(&cfg, cfg.cluster.clone(), &dir, &listener, store.clone(), clock).await?;
+    let (node, cache) = open_node(
+        &cfg,
+        cfg.cluster.clone(),
+        &dir,
+        &listener,
+        store.clone(),
+        clock,
+    )
+    .await?;
     println!(
         "TierKV {} node {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION"),
@@ -207,9 +217,15 @@ pub(crate) async fn run_dev(
             ..cfg.cluster.clone()
         };
         let node_dir = dir.join(format!("node-{i}"));
-        let (node, cache) =
-            open_node(&cfg, cluster, &node_dir, &listener, store.clone(), Arc::clone(&clock))
-                .await?;
+        let (node, cache) = open_node(
+            &cfg,
+            cluster,
+            &node_dir,
+            &listener,
+            store.clone(),
+            Arc::clone(&clock),
+        )
+        .await?;
         caches.push(cache);
         let stop = stop_nodes.clone();
         nodes.push(tokio::spawn(tierkv_node::server::serve(

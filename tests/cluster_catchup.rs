@@ -85,10 +85,16 @@ async fn a_restarted_follower_catches_up_from_the_log() {
     c.kill(follower);
     put_all(&c, &keys[50..], 10).await;
     let before = c.status(leader).await.expect("leader status")[&SHARD].clone();
-    assert_eq!(before.flushed_seq, 0, "nothing should be flushed in this test");
+    assert_eq!(
+        before.flushed_seq, 0,
+        "nothing should be flushed in this test"
+    );
     c.restart(follower);
     let f = wait_caught_up(&c, follower, leader).await;
-    assert_eq!(f.flushed_seq, 0, "the follower caught up from the log alone");
+    assert_eq!(
+        f.flushed_seq, 0,
+        "the follower caught up from the log alone"
+    );
     check_on(&c, follower, &keys, 10).await;
 }
 

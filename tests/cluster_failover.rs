@@ -101,7 +101,9 @@ async fn killing_a_leader_under_writes_loses_no_acknowledged_write() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let failover = resumed - killed_at;
-        println!("trial {trial}: shard {shard}, killed leader n{leader}, writes resumed after {failover:?}");
+        println!(
+            "trial {trial}: shard {shard}, killed leader n{leader}, writes resumed after {failover:?}"
+        );
         failovers.push(failover);
         assert!(
             failover < lease + Duration::from_secs(2),
@@ -127,7 +129,10 @@ async fn killing_a_leader_under_writes_loses_no_acknowledged_write() {
                 "trial {trial} (seed {seed}): key {k}"
             );
         }
-        println!("trial {trial}: {} acknowledged writes verified", acked.len());
+        println!(
+            "trial {trial}: {} acknowledged writes verified",
+            acked.len()
+        );
     }
     println!("failover times: {failovers:?}");
 }

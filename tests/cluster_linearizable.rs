@@ -78,7 +78,8 @@ async fn client(
             0 => {
                 let t = rec.now();
                 let r = http.put(&kurl).body(value.clone()).send().await;
-                rec.push(id, key, Call::Write(value), write_outcome(&r), t).await;
+                rec.push(id, key, Call::Write(value), write_outcome(&r), t)
+                    .await;
             }
             1 => {
                 let t = rec.now();
@@ -88,7 +89,8 @@ async fn client(
                     .body(value.clone())
                     .send()
                     .await;
-                rec.push(id, key, Call::Create(value), write_outcome(&r), t).await;
+                rec.push(id, key, Call::Create(value), write_outcome(&r), t)
+                    .await;
             }
             _ => {
                 // Read, then (half the time) CAS on the version read.
@@ -106,7 +108,9 @@ async fn client(
                 };
                 rec.push(id, key, Call::Read, Outcome::Read(observed.clone()), t)
                     .await;
-                if let (Some(expect), Some(version), true) = (observed, version, rng.random_bool(0.5)) {
+                if let (Some(expect), Some(version), true) =
+                    (observed, version, rng.random_bool(0.5))
+                {
                     let t = rec.now();
                     let r = http
                         .put(&kurl)
@@ -114,8 +118,14 @@ async fn client(
                         .body(value.clone())
                         .send()
                         .await;
-                    rec.push(id, key, Call::Cas { expect, new: value }, write_outcome(&r), t)
-                        .await;
+                    rec.push(
+                        id,
+                        key,
+                        Call::Cas { expect, new: value },
+                        write_outcome(&r),
+                        t,
+                    )
+                    .await;
                 }
             }
         }
@@ -169,7 +179,10 @@ async fn histories_under_leader_kills_are_linearizable() {
         t.await.expect("client");
     }
     let history = rec.ops.lock().await.clone();
-    let unknown = history.iter().filter(|o| o.outcome == Outcome::Unknown).count();
+    let unknown = history
+        .iter()
+        .filter(|o| o.outcome == Outcome::Unknown)
+        .count();
     println!(
         "{} operations ({unknown} with unknown outcome), {kills} leader kills",
         history.len()

@@ -41,9 +41,14 @@ async fn a_paused_leader_cannot_ack_after_a_new_epoch_and_steps_down() {
     }
 
     c.pause(old);
-    let new = c.wait_leader(shard, Some(old), Duration::from_secs(15)).await;
+    let new = c
+        .wait_leader(shard, Some(old), Duration::from_secs(15))
+        .await;
     let new_epoch = c.status(new).await.expect("status")[&shard].epoch;
-    assert!(new_epoch > old_epoch, "new epoch {new_epoch} <= {old_epoch}");
+    assert!(
+        new_epoch > old_epoch,
+        "new epoch {new_epoch} <= {old_epoch}"
+    );
     for k in &keys[10..30] {
         put_until_ok(&c, k, &format!("v-{k}"), Duration::from_secs(20)).await;
     }
@@ -58,7 +63,8 @@ async fn a_paused_leader_cannot_ack_after_a_new_epoch_and_steps_down() {
         key.extend_from_slice(k.as_bytes());
         let write = Request::Write {
             shard: ShardId(shard),
-            batch: WriteBatch::new().put(Bytes::from(key.clone()), Bytes::from(format!("stale-{i}"))),
+            batch: WriteBatch::new()
+                .put(Bytes::from(key.clone()), Bytes::from(format!("stale-{i}"))),
         };
         let read = Request::Get {
             shard: ShardId(shard),
@@ -87,7 +93,10 @@ async fn a_paused_leader_cannot_ack_after_a_new_epoch_and_steps_down() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "the old leader did not step down");
+        assert!(
+            Instant::now() < deadline,
+            "the old leader did not step down"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Nothing it was sent after waking up took effect; everything acknowledged did.

@@ -71,7 +71,10 @@ impl Memtable {
     #[must_use]
     pub fn covered(&self) -> (SeqNo, Epoch) {
         let seq = self.covered_seq.load(Ordering::Acquire);
-        (SeqNo(seq), Epoch(self.covered_epoch.load(Ordering::Relaxed)))
+        (
+            SeqNo(seq),
+            Epoch(self.covered_epoch.load(Ordering::Relaxed)),
+        )
     }
 
     /// Inserts `e`, replacing an older version of its key. Called by one writer at a time.

@@ -174,10 +174,8 @@ impl ShardStatus {
             r.leader_hint().map_or(NO_LEADER, |n| u64::from(n.0)),
             Ordering::SeqCst,
         );
-        self.read_until.store(
-            r.strong_read_until().map_or(0, |m| m.0),
-            Ordering::SeqCst,
-        );
+        self.read_until
+            .store(r.strong_read_until().map_or(0, |m| m.0), Ordering::SeqCst);
         self.commit_seq.store(r.commit_seq().0, Ordering::SeqCst);
         self.last_seq.store(r.log().last_seq().0, Ordering::SeqCst);
         self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);
@@ -366,15 +364,15 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         clock: parts.clock,
     };
     let weak = handle.tx.downgrade();
-    parts
-        .shard
-        .set_proposer(Arc::new(move |batch: WriteBatch| -> BoxFuture<'static, Result<SeqNo>> {
+    parts.shard.set_proposer(Arc::new(
+        move |batch: WriteBatch| -> BoxFuture<'static, Result<SeqNo>> {
             let weak = weak.clone();
             Box::pin(async move {
                 let tx = weak.upgrade().ok_or(Error::Closed)?;
                 propose_raw(id, &tx, batch).await
             })
-        }));
+        },
+    ));
     let published = parts.shard.published();
     let now = parts.clock.now();
     let mut d = Driver {
@@ -580,9 +578,9 @@ impl Driver {
         }
         self.manifest_inflight = true;
         let shard = self.shard.clone();
-        self.io.push(Box::pin(async move {
-            Io::Manifest(shard.load_latest().await)
-        }));
+        self.io.push(Box::pin(
+            async move { Io::Manifest(shard.load_latest().await) },
+        ));
     }
 
     fn maybe_refresh_manifest(&mut self) {
@@ -715,9 +713,9 @@ impl Driver {
                                 shard: self.id,
                                 leader: None,
                             },
-                            RejectReason::Empty => Error::invalid(
-                                tierkv_engine::error::InvalidReason::BatchEmpty,
-                            ),
+                            RejectReason::Empty => {
+                                Error::invalid(tierkv_engine::error::InvalidReason::BatchEmpty)
+                            }
                         };
                         let _ = reply.send(ProposeReply::Failed(e));
                     }
@@ -748,7 +746,9 @@ impl Driver {
     /// leader, or never.
     fn fail_waiters(&mut self) {
         for (_, w) in std::mem::take(&mut self.waiters) {
-            let _ = w.reply.send(ProposeReply::Failed(Error::OutcomeUnknown { shard: self.id }));
+            let _ = w.reply.send(ProposeReply::Failed(Error::OutcomeUnknown {
+                shard: self.id,
+            }));
         }
         self.overlay.clear();
     }
@@ -772,7 +772,10 @@ pub(crate) async fn try_claim_epoch(
         return Ok((newest, false));
     }
     let body = Bytes::from(format!("{{\"epoch\":{}}}", at_least.0));
-    match store.put_create(&paths::epoch(shard, at_least), body).await? {
+    match store
+        .put_create(&paths::epoch(shard, at_least), body)
+        .await?
+    {
         CreateOutcome::Created => Ok((at_least, true)),
         CreateOutcome::AlreadyExists => Ok((at_least, false)),
     }

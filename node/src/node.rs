@@ -54,7 +54,9 @@ pub enum NodeError {
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
     /// No shard map exists and this node was given no initial members.
-    #[error("no shard map in object storage after {waited:?}; start the first node with cluster.initial_members")]
+    #[error(
+        "no shard map in object storage after {waited:?}; start the first node with cluster.initial_members"
+    )]
     NoMap {
         /// How long it waited.
         waited: Duration,
@@ -414,7 +416,10 @@ async fn refresh_map(
                     .map(ShardId)
                     .any(|s| m.replicas(s) != node.map.load().replicas(s));
                 if moved {
-                    tracing::warn!(version = m.version(), "shard placement changed; restart the node to move replicas");
+                    tracing::warn!(
+                        version = m.version(),
+                        "shard placement changed; restart the node to move replicas"
+                    );
                 }
                 node.map.store(Arc::new(m));
             }

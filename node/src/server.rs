@@ -261,7 +261,11 @@ async fn metrics(State(node): State<Node>) -> Response {
         let _ = writeln!(out, "tierkv_node_replicas{{role=\"{role}\"}} {n}");
     }
     let counters = [
-        ("tierkv_wal_appends_total", "WAL records appended.", wal.appends),
+        (
+            "tierkv_wal_appends_total",
+            "WAL records appended.",
+            wal.appends,
+        ),
         ("tierkv_wal_syncs_total", "WAL fdatasync calls.", wal.syncs),
         ("tierkv_wal_bytes", "Bytes in live WAL files.", wal.bytes),
         (
@@ -283,9 +287,5 @@ async fn metrics(State(node): State<Node>) -> Response {
     for (name, help, v) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -23,6 +23,8 @@ pub struct Opts {
     pub lease: Duration,
     /// Memtable size (small: flushes happen during tests).
     pub memtable_bytes: u64,
+    /// Heartbeat interval, also the clock-drift margin.
+    pub heartbeat: Duration,
 }
 
 impl Default for Opts {
@@ -31,6 +33,7 @@ impl Default for Opts {
             shards: 4,
             lease: Duration::from_secs(1),
             memtable_bytes: 256 << 10,
+            heartbeat: Duration::from_millis(100),
         }
     }
 }
@@ -126,7 +129,14 @@ impl Cluster {
         let mut c = Self {
             dir,
             opts,
-            nodes: (1..=3).zip(ports).map(|(id, port)| NodeProc { id, port, child: None }).collect(),
+            nodes: (1..=3)
+                .zip(ports)
+                .map(|(id, port)| NodeProc {
+                    id,
+                    port,
+                    child: None,
+                })
+                .collect(),
             gateway: None,
             url: String::new(),
             members,
@@ -156,14 +166,23 @@ impl Cluster {
         cmd.arg(sub)
             .args(["--shards", &self.opts.shards.to_string()])
             .arg("--store-url")
-            .arg(format!("file://{}", self.dir.path().join("objects").display()))
+            .arg(format!(
+                "file://{}",
+                self.dir.path().join("objects").display()
+            ))
             .env("RUST_LOG", "warn")
             .env(
                 "TIERKV_CLUSTER__LEASE_DURATION",
                 format!("{}ms", self.opts.lease.as_millis()),
             )
-            .env("TIERKV_CLUSTER__HEARTBEAT_INTERVAL", "100ms")
-            .env("TIERKV_CLUSTER__MAX_CLOCK_DRIFT", "100ms")
+            .env(
+                "TIERKV_CLUSTER__HEARTBEAT_INTERVAL",
+                format!("{}ms", self.opts.heartbeat.as_millis()),
+            )
+            .env(
+                "TIERKV_CLUSTER__MAX_CLOCK_DRIFT",
+                format!("{}ms", self.opts.heartbeat.as_millis()),
+            )
             .env("TIERKV_CLUSTER__CLIENT__LEADER_WAIT", "10s")
             .env(
                 "TIERKV_ENGINE__MEMTABLE_BYTES",

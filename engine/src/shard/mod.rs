@@ -57,7 +57,7 @@ use merge::MergeIter;
 use view::View;
 use write::Sequencer;
 
-pub use replicated::{LoadedManifest, Prepared, PrepareOutcome, Proposer};
+pub use replicated::{LoadedManifest, PrepareOutcome, Prepared, Proposer};
 pub use ttl::SweepOutcome;
 
 /// Components a shard is built from (injected, not configured).

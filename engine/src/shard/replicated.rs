@@ -107,10 +107,7 @@ impl Shard {
             applied: AtomicU64::new(flushed.0),
             proposer: std::sync::OnceLock::new(),
             installed_version: AtomicU64::new(version),
-            flushed_tx: tokio::sync::watch::Sender::new((
-                flushed,
-                loaded.manifest.flushed_epoch,
-            )),
+            flushed_tx: tokio::sync::watch::Sender::new((flushed, loaded.manifest.flushed_epoch)),
             opts,
             store: c.store.clone(),
             cache: c.cache,
@@ -348,7 +345,8 @@ impl ShardInner {
         drop(w);
         self.applied.fetch_max(flushed.0, Ordering::SeqCst);
         self.flushed_seq.fetch_max(flushed.0, Ordering::SeqCst);
-        self.installed_version.fetch_max(m.version.0, Ordering::SeqCst);
+        self.installed_version
+            .fetch_max(m.version.0, Ordering::SeqCst);
         if let Ok(mut cur) = self.manifest.try_lock()
             && cur.version < m.version
         {

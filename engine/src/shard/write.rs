@@ -89,7 +89,12 @@ pub(crate) fn validate(batch: &WriteBatch, max_value: usize) -> Result<()> {
 }
 
 /// Whether `cond` holds for the key's newest entry `cur` at `now`.
-pub(crate) fn check(key: &Bytes, cond: Condition, cur: Option<&Entry>, now: UnixMillis) -> Result<()> {
+pub(crate) fn check(
+    key: &Bytes,
+    cond: Condition,
+    cur: Option<&Entry>,
+    now: UnixMillis,
+) -> Result<()> {
     let live = cur.filter(|e| e.is_live(now)).map(|e| e.seq);
     let ok = match cond {
         Condition::None => true,

@@ -1,0 +1,188 @@
+//! Failover and replicated-write latency of a three-node cluster (N=3, W=2, fsync on) with
+//! a gateway, all separate `tierkv` processes on 127.0.0.1.
+//!
+//! ```sh
+//! cargo bench --bench failover                          # 20 failover trials, lease 2s
+//! TIERKV_BENCH_TRIALS=5 TIERKV_BENCH_LEASE_MS=1000 cargo bench --bench failover
+//! ```
+//!
+//! 1. Write latency: closed-loop PUTs of 100-byte values through the gateway, 1 client and
+//!    then 32 clients, `TIERKV_BENCH_SECS` (default 10) each; prints throughput and
+//!    p50/p90/p99/p99.9/max.
+//! 2. Failover: for each trial, 4 clients write to keys of one shard; its leader is killed
+//!    with SIGKILL; the time from the kill to the first write acknowledged afterwards is the
+//!    failover time. The node is restarted before the next trial. Prints every trial, p50
+//!    and max.
+
+#[path = "../tests/cluster/mod.rs"]
+mod cluster;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, Opts};
+use hdrhistogram::Histogram;
+use tokio::sync::Mutex;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> String {
+    format!("{:.2}ms", h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+/// Closed-loop writes with `clients` clients for `secs`; prints a summary line.
+async fn write_latency(c: &Cluster, clients: usize, secs: u64) {
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+    ));
+    let errors = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let value = "x".repeat(100);
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (http, url, hist, errors, value) = (
+            c.http.clone(),
+            c.url.clone(),
+            hist.clone(),
+            errors.clone(),
+            value.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("h");
+            let mut i = 0u64;
+            while Instant::now() < end {
+                let t = Instant::now();
+                let r = http
+                    .put(format!("{url}/v1/kv/lat-{w}-{}", i % 10_000))
+                    .body(value.clone())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        let _ = local.record(us.max(1));
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                i += 1;
+            }
+            let _ = hist.lock().await.add(&local);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let h = hist.lock().await;
+    println!(
+        "writes, {clients:>2} clients: {:>7.0} ops/s  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  errors {}",
+        h.len() as f64 / secs as f64,
+        pct(&h, 0.5),
+        pct(&h, 0.9),
+        pct(&h, 0.99),
+        pct(&h, 0.999),
+        pct(&h, 1.0),
+        errors.load(Ordering::Relaxed)
+    );
+}
+
+/// One failover trial on `shard`; returns kill → first acknowledged write.
+async fn trial(c: &mut Cluster, shard: u32, n: u32) -> Duration {
+    let leader = c.wait_leader(shard, None, Duration::from_secs(30)).await;
+    let keys = c.keys_in_shard(shard, &format!("fo{n}-"), 20_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_ok = Arc::new(Mutex::new(None::<Instant>));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for chunk in keys.chunks(5_000) {
+        let chunk = chunk.to_vec();
+        let (http, url, stop, last_ok, count) = (
+            c.http.clone(),
+            c.url.clone(),
+            stop.clone(),
+            last_ok.clone(),
+            count.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for k in chunk {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let r = http.put(format!("{url}/v1/kv/{k}")).body("v").send().await;
+                if r.is_ok_and(|r| r.status().is_success()) {
+                    *last_ok.lock().await = Some(Instant::now());
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    let warm = Instant::now() + Duration::from_secs(10);
+    while count.load(Ordering::SeqCst) < 100 && Instant::now() < warm {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.kill(leader);
+    let killed = Instant::now();
+    let took = loop {
+        if let Some(t) = *last_ok.lock().await
+            && t > killed
+        {
+            break t - killed;
+        }
+        if killed.elapsed() > Duration::from_secs(60) {
+            break killed.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+    c.restart(leader);
+    println!(
+        "trial {n:>2}: shard {shard}, killed n{leader}, first write acknowledged after {took:?}"
+    );
+    took
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let trials: u32 = env_or("TIERKV_BENCH_TRIALS", 20);
+        let lease = Duration::from_millis(env_or("TIERKV_BENCH_LEASE_MS", 2000));
+        let secs: u64 = env_or("TIERKV_BENCH_SECS", 10);
+        let mut c = Cluster::start(Opts {
+            shards: 8,
+            lease,
+            memtable_bytes: 64 << 20,
+            heartbeat: Duration::from_millis(250).min(lease / 4),
+        })
+        .await;
+        println!(
+            "cluster: 3 nodes + gateway (processes), N=3 W=2, WAL sync always, lease {lease:?}, 8 shards"
+        );
+        write_latency(&c, 1, secs).await;
+        write_latency(&c, 32, secs).await;
+        let mut times = Vec::new();
+        for n in 0..trials {
+            times.push(trial(&mut c, n % 8, n).await);
+        }
+        times.sort();
+        if let (Some(p50), Some(max)) = (times.get(times.len() / 2), times.last()) {
+            println!(
+                "failover over {} trials: p50 {p50:?}, max {max:?} (lease {lease:?})",
+                times.len()
+            );
+        }
+    });
+}
