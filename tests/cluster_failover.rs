@@ -23,7 +23,7 @@ fn writers(
     keys: Vec<String>,
     acked: &Acked,
     stop: &Arc<AtomicBool>,
-    last_ok: &Arc<Mutex<Option<Instant>>>,
+    last_ok: &Arc<Mutex<Option<(Instant, Instant)>>>,
     count: &Arc<AtomicUsize>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let per = keys.len().div_ceil(4);
@@ -39,6 +39,7 @@ fn writers(
                         return;
                     }
                     let value = format!("v-{key}");
+                    let started = Instant::now();
                     let r = http
                         .put(format!("{url}/v1/kv/{key}"))
                         .body(value.clone())
@@ -48,7 +49,8 @@ fn writers(
                         && r.status().is_success()
                     {
                         acked.lock().await.insert(key, value);
-                        *last_ok.lock().await = Some(Instant::now());
+                        // (invoked, acknowledged)
+                        *last_ok.lock().await = Some((started, Instant::now()));
                         count.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -87,12 +89,12 @@ async fn killing_a_leader_under_writes_loses_no_acknowledged_write() {
         c.kill(leader);
         let killed_at = Instant::now();
         *last_ok.lock().await = None;
-        // Wait for the first write acknowledged after the kill.
+        // Wait for the first acknowledged write that was invoked after the kill.
         let resumed = loop {
-            if let Some(t) = *last_ok.lock().await
-                && t > killed_at
+            if let Some((invoked, done)) = *last_ok.lock().await
+                && invoked > killed_at
             {
-                break t;
+                break done;
             }
             assert!(
                 killed_at.elapsed() < Duration::from_secs(20),
