@@ -1,0 +1,378 @@
+//! [`ClusterBackend`]: the gateway's [`Backend`] over node RPC.
+//!
+//! # Wire contract
+//!
+//! `POST http://{member.addr}/rpc/v1/kv` ([`RPC_PATH`]) over HTTP/2 cleartext with prior
+//! knowledge, headers `authorization: Bearer <cluster secret>` and
+//! `content-type: application/octet-stream`, body [`proto::encode_request`]. A node answers
+//! 200 with a [`proto::encode_response`] body (errors of the operation travel inside it as
+//! [`Response::Error`]), or 401 if the secret is wrong. One `reqwest::Client` (one pooled
+//! HTTP/2 connection per node, with keep-alive pings) serves every request.
+//!
+//! # Routing
+//!
+//! Writes and strong reads go to the shard's leader: the cached leader hint first, then the
+//! replicas in rank order. `NotLeader { leader: Some(l) }` caches `l` and goes there next;
+//! `NotLeader { leader: None }`, a failed connect and `NotHosted` (after refreshing the map
+//! if the node's is newer) move on to the next replica. After a full pass the request backs
+//! off (10 ms doubling to 200 ms) and tries again, until [`ClientOptions::leader_wait`] has
+//! passed: then it fails with [`Error::NotLeader`]. Eventual reads go to any replica,
+//! starting at a rotating index, and the first answer wins.
+//!
+//! # Retries
+//!
+//! A write is retried only when it surely did not apply: the connection could not be
+//! established, or the node answered `NotLeader` or `NotHosted`. Any failure after the
+//! request may have been delivered (timeout, reset, unreadable answer, 5xx) ends it with
+//! [`Error::OutcomeUnknown`]; a node's own `OutcomeUnknown` passes through. Reads are
+//! retried on anything transient. A 4xx (401: wrong secret) fails at once, for any request.
+//!
+//! # Background task
+//!
+//! [`ClusterBackend::connect`] spawns one task. Every [`ClientOptions::map_refresh`] it
+//! lists shard map versions newer than the cached one (adopting the newest), then sends
+//! `Status` to every member at once: the members that answer make [`Backend::ready`], and
+//! the leaders they report become leader hints. It holds no lock across an await except the
+//! single-flight map refresh, and stops when the [`ClusterBackend`] is dropped (a
+//! cancellation token, checked around every step).
+//!
+//! # Code layout
+//!
+//! This module holds the public types, the state shared by the request paths and the
+//! background task, and the [`Backend`] impl. Routing (replica order, leader hints, the
+//! retry and backoff rules) is in `route.rs`; the HTTP call and the classification of its
+//! failures in `rpc.rs`; the first map wait, map refreshes and status polls in `refresh.rs`.
+//!
+//! [`proto::encode_request`]: crate::proto::encode_request
+//! [`proto::encode_response`]: crate::proto::encode_response
+
+mod refresh;
+mod route;
+mod rpc;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use serde::{Deserialize, Serialize};
+use tierkv_engine::replica::NodeId;
+use tierkv_engine::shard::ScanPage;
+use tierkv_engine::store::ObjStore;
+use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::{Error, ErrorKind};
+use tierkv_gateway::{Backend, EngineMetrics};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::warn;
+
+use self::refresh::{run_background, wait_for_map};
+use self::route::Mode;
+use crate::proto::{Request, Response};
+use crate::shardmap::{ShardMap, ShardMapError};
+
+/// Path of the client-operation endpoint on every node.
+pub const RPC_PATH: &str = "/rpc/v1/kv";
+/// Longest wait for a TCP connection (also capped at half of `rpc_timeout`, so that a
+/// connect that times out is reported as a connect failure, which is safe to retry).
+const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
+/// HTTP/2 ping interval and ping timeout on pooled connections, so that a connection to a
+/// dead node is dropped before a request is sent on it.
+const KEEPALIVE: Duration = Duration::from_secs(2);
+
+/// Settings of the gateway's cluster client. Every field has a default except the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientOptions {
+    /// The cluster secret, sent as a bearer token to every node; must equal the nodes'.
+    /// Default: empty (refused by [`ClusterBackend::connect`]).
+    pub secret: String,
+    /// How often the shard map is re-read and every member's status polled (humantime).
+    /// Default: 1s.
+    #[serde(with = "humantime_serde")]
+    pub map_refresh: Duration,
+    /// How long a request keeps looking for a leader (or any replica, for eventual reads)
+    /// before failing with `not_leader`; also how long `connect` waits for a first shard
+    /// map (humantime). Default: 8s.
+    #[serde(with = "humantime_serde")]
+    pub leader_wait: Duration,
+    /// Time one RPC to a node may take, connect included (humantime). Default: 5s.
+    #[serde(with = "humantime_serde")]
+    pub rpc_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            map_refresh: Duration::from_secs(1),
+            leader_wait: Duration::from_secs(8),
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("secret", &"<redacted>")
+            .field("map_refresh", &self.map_refresh)
+            .field("leader_wait", &self.leader_wait)
+            .field("rpc_timeout", &self.rpc_timeout)
+            .finish()
+    }
+}
+
+impl ClientOptions {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), ConnectError> {
+        if self.secret.is_empty() {
+            return Err(ConnectError::Options {
+                field: "secret",
+                reason: "must be set to the nodes' cluster secret".to_owned(),
+            });
+        }
+        if !self.secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConnectError::Options {
+                field: "secret",
+                reason: "must be printable ASCII without spaces".to_owned(),
+            });
+        }
+        for (field, d) in [
+            ("map_refresh", self.map_refresh),
+            ("rpc_timeout", self.rpc_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConnectError::Options {
+                    field,
+                    reason: "must be greater than zero".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why [`ClusterBackend::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A setting is unusable.
+    #[error("invalid cluster client option {field}: {reason}")]
+    Options {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No shard map was published within `leader_wait`.
+    #[error("no shard map in {store} after waiting {waited:?}")]
+    NoShardMap {
+        /// The object store.
+        store: String,
+        /// How long connect waited.
+        waited: Duration,
+    },
+    /// The shard map could not be read.
+    #[error(transparent)]
+    ShardMap(#[from] ShardMapError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+/// The gateway's [`Backend`] over the nodes of a cluster. Dropping it stops its background
+/// task.
+#[derive(Debug)]
+pub struct ClusterBackend {
+    shared: Arc<Shared>,
+    _stop: DropGuard,
+}
+
+/// State shared by the request paths and the background task.
+#[derive(Debug)]
+struct Shared {
+    http: reqwest::Client,
+    /// `Bearer <secret>`, marked sensitive so that it never shows in logs.
+    auth: HeaderValue,
+    store: ObjStore,
+    opts: ClientOptions,
+    /// The newest shard map seen.
+    map: ArcSwap<ShardMap>,
+    /// Serializes map refreshes (held across the object-store calls, hence tokio's).
+    refresh: tokio::sync::Mutex<()>,
+    /// Last known leader per shard. Never held across an await.
+    hints: parking_lot::Mutex<HashMap<ShardId, NodeId>>,
+    /// Outcome of the last status poll (`None` before the first). Never held across an await.
+    health: parking_lot::Mutex<Option<HashSet<NodeId>>>,
+    /// Start index of the next eventual read.
+    rotation: AtomicUsize,
+}
+
+impl ClusterBackend {
+    /// Loads the latest shard map from `store` (waiting up to `opts.leader_wait` for one to
+    /// be published) and starts the background refresh and status poll.
+    pub async fn connect(store: ObjStore, opts: ClientOptions) -> Result<Self, ConnectError> {
+        opts.validate()?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", opts.secret)).map_err(|_| {
+            ConnectError::Options {
+                field: "secret",
+                reason: "is not a valid header value".to_owned(),
+            }
+        })?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .no_proxy()
+            .timeout(opts.rpc_timeout)
+            .connect_timeout((opts.rpc_timeout / 2).min(CONNECT_TIMEOUT_MAX))
+            .http2_keep_alive_interval(KEEPALIVE)
+            .http2_keep_alive_timeout(KEEPALIVE)
+            .http2_keep_alive_while_idle(true)
+            .build()
+            .map_err(ConnectError::Http)?;
+        let map = wait_for_map(&store, opts.leader_wait).await?;
+        let shared = Arc::new(Shared {
+            http,
+            auth,
+            store,
+            opts,
+            map: ArcSwap::from_pointee(map),
+            refresh: tokio::sync::Mutex::new(()),
+            hints: parking_lot::Mutex::new(HashMap::new()),
+            health: parking_lot::Mutex::new(None),
+            rotation: AtomicUsize::new(0),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(run_background(Arc::clone(&shared), stop.clone()));
+        Ok(Self {
+            shared,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// The newest shard map this client has seen.
+    #[must_use]
+    pub fn map(&self) -> Arc<ShardMap> {
+        self.shared.map.load_full()
+    }
+
+    /// The node this client currently believes leads `shard`.
+    #[must_use]
+    pub fn leader_hint(&self, shard: ShardId) -> Option<NodeId> {
+        self.shared.hints.lock().get(&shard).copied()
+    }
+}
+
+impl Shared {
+    fn map(&self) -> Arc<ShardMap> {
+        self.map.load_full()
+    }
+}
+
+/// The error for an answer of the wrong kind (a protocol bug on one side).
+fn unexpected(shard: ShardId, mode: Mode, node: NodeId, resp: &Response) -> Error {
+    warn!(%shard, %node, answer = ?resp, "answer does not match the request");
+    match mode {
+        Mode::Write => Error::OutcomeUnknown { shard },
+        Mode::StrongRead | Mode::EventualRead => Error::Remote {
+            node: node.0,
+            kind: ErrorKind::Internal,
+            message: "the node's answer does not match the request".to_owned(),
+        },
+    }
+}
+
+#[async_trait]
+impl Backend for ClusterBackend {
+    fn shard_count(&self) -> u32 {
+        self.shared.map().shards()
+    }
+
+    async fn get(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        consistency: ReadConsistency,
+    ) -> Result<Option<Entry>, Error> {
+        let mode = Mode::read(consistency);
+        let req = Request::Get {
+            shard,
+            key,
+            consistency,
+        };
+        match self.shared.route(shard, mode, &req).await? {
+            (_, Response::Got(entry)) => Ok(entry),
+            (node, other) => Err(unexpected(shard, mode, node, &other)),
+        }
+    }
+
+    async fn write(
+        &self,
+        shard: ShardId,
+        batch: WriteBatch,
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), Error> {
+        let req = Request::Write { shard, batch };
+        match self.shared.route(shard, Mode::Write, &req).await? {
+            (_, Response::Written { seq, prior }) => Ok((seq, prior)),
+            (node, other) => Err(unexpected(shard, Mode::Write, node, &other)),
+        }
+    }
+
+    async fn scan(
+        &self,
+        shard: ShardId,
+        prefix: Bytes,
+        start_after: Option<Bytes>,
+        limit: usize,
+        consistency: ReadConsistency,
+    ) -> Result<ScanPage, Error> {
+        let mode = Mode::read(consistency);
+        let req = Request::Scan {
+            shard,
+            prefix,
+            start_after,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            consistency,
+        };
+        match self.shared.route(shard, mode, &req).await? {
+            (_, Response::Scanned(page)) => Ok(page),
+            (node, other) => Err(unexpected(shard, mode, node, &other)),
+        }
+    }
+
+    /// Ok once a status poll has completed and, for every shard, a majority of its
+    /// replicas answered the last one.
+    async fn ready(&self) -> Result<(), String> {
+        let map = self.shared.map();
+        let health = self.shared.health.lock();
+        let Some(answered) = health.as_ref() else {
+            return Err("no status poll of the nodes has completed yet".to_owned());
+        };
+        for s in 0..map.shards() {
+            let replicas = map.replicas(ShardId(s));
+            let up = replicas.iter().filter(|n| answered.contains(n)).count();
+            if up * 2 <= replicas.len() {
+                return Err(format!(
+                    "shard {s}: {up} of {} replicas answered the last status poll",
+                    replicas.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Only the shard count: engine figures (WAL, memtables, segments, object store) are
+    /// exported by each node on its own `/metrics`.
+    fn engine_metrics(&self) -> EngineMetrics {
+        EngineMetrics {
+            shards: u64::from(self.shared.map().shards()),
+            ..EngineMetrics::default()
+        }
+    }
+}

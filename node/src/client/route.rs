@@ -1,0 +1,247 @@
+//! Routing a request to a shard's replicas: the order to try them in, leader hints, and
+//! the retry and backoff rules (see "Routing" and "Retries" in the module docs).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use tierkv_engine::replica::NodeId;
+use tierkv_engine::types::{ReadConsistency, ShardId};
+use tierkv_engine::{Error, ErrorKind};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::rpc::RpcFailure;
+use crate::proto::{self, RemoteError, Request, Response};
+use crate::shardmap::ShardMap;
+
+/// First pause after a full pass over a shard's replicas found no leader.
+pub(super) const BACKOFF_START: Duration = Duration::from_millis(10);
+/// Longest pause between passes.
+pub(super) const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// How a request is routed and retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// To the leader; retried only when it surely did not apply.
+    Write,
+    /// To the leader; retried on anything transient.
+    StrongRead,
+    /// To any replica; retried on anything transient.
+    EventualRead,
+}
+
+impl Mode {
+    pub(super) fn read(c: ReadConsistency) -> Self {
+        match c {
+            ReadConsistency::Strong => Self::StrongRead,
+            ReadConsistency::Eventual => Self::EventualRead,
+        }
+    }
+}
+
+/// Result of one pass over a shard's replicas.
+enum Pass {
+    /// An answer or a final error.
+    Done(Result<(NodeId, Response), Error>),
+    /// A newer shard map was adopted: start over with it.
+    MapChanged,
+    /// Every candidate failed in a way worth retrying.
+    Exhausted,
+}
+
+/// Whether a read may try another replica after this answer.
+pub(super) fn read_may_retry(e: &RemoteError) -> bool {
+    match e {
+        RemoteError::ConditionFailed { .. } | RemoteError::Invalid { .. } => false,
+        RemoteError::Backpressure { .. }
+        | RemoteError::NotLeader { .. }
+        | RemoteError::OutcomeUnknown { .. }
+        | RemoteError::Closed
+        | RemoteError::NotHosted { .. } => true,
+        RemoteError::Other { kind, .. } => matches!(
+            kind,
+            ErrorKind::Unavailable | ErrorKind::Closed | ErrorKind::Fenced
+        ),
+    }
+}
+
+impl Shared {
+    fn set_hint(&self, shard: ShardId, node: NodeId) {
+        self.hints.lock().insert(shard, node);
+    }
+
+    fn forget_hint(&self, shard: ShardId, node: NodeId) {
+        let mut hints = self.hints.lock();
+        if hints.get(&shard) == Some(&node) {
+            hints.remove(&shard);
+        }
+    }
+
+    /// Candidates for `shard` in the order to try them.
+    fn order(&self, map: &ShardMap, shard: ShardId, mode: Mode) -> Vec<NodeId> {
+        let replicas = map.replicas(shard);
+        if replicas.is_empty() {
+            return Vec::new();
+        }
+        match mode {
+            Mode::EventualRead => {
+                let start = self.rotation.fetch_add(1, Ordering::Relaxed) % replicas.len();
+                replicas
+                    .iter()
+                    .cycle()
+                    .skip(start)
+                    .take(replicas.len())
+                    .copied()
+                    .collect()
+            }
+            Mode::Write | Mode::StrongRead => {
+                let hint = self
+                    .hints
+                    .lock()
+                    .get(&shard)
+                    .copied()
+                    .filter(|h| map.member(*h).is_some());
+                hint.into_iter()
+                    .chain(replicas.iter().copied().filter(|r| Some(*r) != hint))
+                    .collect()
+            }
+        }
+    }
+
+    /// Sends `req` for `shard` until a node answers it, following the module's routing and
+    /// retry rules. Returns the answering node and its (non-error) answer.
+    #[tracing::instrument(level = "debug", skip_all, fields(shard = %shard, mode = ?mode))]
+    pub(super) async fn route(
+        &self,
+        shard: ShardId,
+        mode: Mode,
+        req: &Request,
+    ) -> Result<(NodeId, Response), Error> {
+        let body = proto::encode_request(req);
+        let deadline = Instant::now() + self.opts.leader_wait;
+        let mut delay = BACKOFF_START;
+        let mut last: Option<(NodeId, String)> = None;
+        loop {
+            let map = self.map();
+            let order = self.order(&map, shard, mode);
+            if order.is_empty() {
+                return Err(Error::Invariant {
+                    what: "a routed shard is outside the shard map",
+                });
+            }
+            match self.pass(&map, shard, mode, &order, &body, &mut last).await {
+                Pass::Done(r) => return r,
+                Pass::MapChanged => continue,
+                Pass::Exhausted => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                debug!(%shard, ?mode, last = ?last, "gave up looking for a replica");
+                return Err(match (mode, last) {
+                    (Mode::EventualRead, Some((node, why))) => Error::Remote {
+                        node: node.0,
+                        kind: ErrorKind::Unavailable,
+                        message: format!("no replica of shard {shard} answered; last: {why}"),
+                    },
+                    _ => Error::NotLeader {
+                        shard,
+                        leader: None,
+                    },
+                });
+            }
+            tokio::time::sleep(delay.min(deadline - now)).await;
+            delay = (delay * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One pass over `order` (plus the leaders nodes point to), each node at most once.
+    async fn pass(
+        &self,
+        map: &ShardMap,
+        shard: ShardId,
+        mode: Mode,
+        order: &[NodeId],
+        body: &Bytes,
+        last: &mut Option<(NodeId, String)>,
+    ) -> Pass {
+        let mut tried: Vec<NodeId> = Vec::with_capacity(order.len() + 1);
+        let mut redirect: Option<NodeId> = None;
+        let mut rest = order.iter().copied();
+        loop {
+            let next = redirect
+                .take()
+                .filter(|n| !tried.contains(n))
+                .or_else(|| rest.by_ref().find(|n| !tried.contains(n)));
+            let Some(target) = next else {
+                return Pass::Exhausted;
+            };
+            tried.push(target);
+            let Some(member) = map.member(target) else {
+                *last = Some((target, "not a member of the shard map".to_owned()));
+                continue;
+            };
+            match self.send(&member.addr, body.clone()).await {
+                Ok(Response::Error(e)) => {
+                    *last = Some((target, e.to_string()));
+                    match e {
+                        RemoteError::NotLeader {
+                            leader: Some(l), ..
+                        } if mode != Mode::EventualRead => {
+                            debug!(%shard, from = %target, leader = l, "redirected to the leader");
+                            self.set_hint(shard, NodeId(l));
+                            redirect = Some(NodeId(l));
+                        }
+                        RemoteError::NotLeader { .. } => self.forget_hint(shard, target),
+                        RemoteError::NotHosted { map_version, .. } => {
+                            self.forget_hint(shard, target);
+                            if map_version > map.version() {
+                                self.refresh_map(map.version()).await;
+                                if self.map().version() > map.version() {
+                                    return Pass::MapChanged;
+                                }
+                            }
+                        }
+                        e if mode != Mode::Write && read_may_retry(&e) => {}
+                        e => return Pass::Done(Err(e.into_engine(target, map.version()))),
+                    }
+                }
+                Ok(resp) => {
+                    if mode != Mode::EventualRead {
+                        self.set_hint(shard, target);
+                    }
+                    return Pass::Done(Ok((target, resp)));
+                }
+                Err(RpcFailure::NotSent(why)) => {
+                    debug!(%shard, node = %target, %why, "could not reach a replica");
+                    self.forget_hint(shard, target);
+                    *last = Some((target, why));
+                }
+                Err(RpcFailure::Rejected(status)) => {
+                    let message = if status == StatusCode::UNAUTHORIZED {
+                        "the node rejected the cluster secret (HTTP 401)".to_owned()
+                    } else {
+                        format!("the node rejected the request (HTTP {status})")
+                    };
+                    warn!(%shard, node = %target, %message, "request rejected");
+                    return Pass::Done(Err(Error::Remote {
+                        node: target.0,
+                        kind: ErrorKind::Internal,
+                        message,
+                    }));
+                }
+                Err(RpcFailure::MaybeDelivered(why)) => {
+                    if mode == Mode::Write {
+                        warn!(%shard, node = %target, %why, "write may have been delivered; outcome unknown");
+                        return Pass::Done(Err(Error::OutcomeUnknown { shard }));
+                    }
+                    debug!(%shard, node = %target, %why, "read failed; trying another replica");
+                    self.forget_hint(shard, target);
+                    *last = Some((target, why));
+                }
+            }
+        }
+    }
+}

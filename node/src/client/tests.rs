@@ -1,0 +1,98 @@
+//! Unit tests of the cluster client: options, the background task's lifetime, read retry
+//! rules (the wire behaviour against fake nodes is in `tests/client.rs`).
+
+use tokio::time::Instant;
+
+use super::route::read_may_retry;
+use super::*;
+use crate::proto::RemoteError;
+use crate::shardmap;
+
+#[test]
+fn options_default_parse_and_validate() {
+    let o: ClientOptions = serde_json::from_str(r#"{"secret":"s"}"#).expect("parse");
+    assert_eq!(
+        o,
+        ClientOptions {
+            secret: "s".to_owned(),
+            ..ClientOptions::default()
+        }
+    );
+    assert_eq!(o.leader_wait, Duration::from_secs(8));
+    assert!(o.validate().is_ok());
+    let o: ClientOptions =
+        serde_json::from_str(r#"{"secret":"s","rpc_timeout":"250ms","map_refresh":"2s"}"#)
+            .expect("parse");
+    assert_eq!(o.rpc_timeout, Duration::from_millis(250));
+    assert_eq!(o.map_refresh, Duration::from_secs(2));
+    assert!(serde_json::from_str::<ClientOptions>(r#"{"nope":1}"#).is_err());
+    assert!(matches!(
+        ClientOptions::default().validate(),
+        Err(ConnectError::Options {
+            field: "secret",
+            ..
+        })
+    ));
+    let zero = ClientOptions {
+        secret: "s".to_owned(),
+        map_refresh: Duration::ZERO,
+        ..ClientOptions::default()
+    };
+    assert!(matches!(
+        zero.validate(),
+        Err(ConnectError::Options {
+            field: "map_refresh",
+            ..
+        })
+    ));
+    assert!(!format!("{o:?}").contains("\"s\""), "secret leaked: {o:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_backend_stops_the_background_task() {
+    let store = ObjStore::in_memory();
+    let member = crate::shardmap::Member {
+        id: NodeId(1),
+        addr: "127.0.0.1:1".to_owned(),
+    };
+    let map = ShardMap::new(1, 2, 1, 8, vec![member]).expect("valid map");
+    shardmap::publish(&store, &map).await.expect("publish");
+    let b = ClusterBackend::connect(
+        store,
+        ClientOptions {
+            secret: "s".to_owned(),
+            map_refresh: Duration::from_millis(10),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.shared.health.lock().is_none() {
+        assert!(Instant::now() < deadline, "no status poll completed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let shared = Arc::downgrade(&b.shared);
+    drop(b);
+    // The task holds the only other reference; it lets go once it has stopped.
+    while shared.upgrade().is_some() {
+        assert!(Instant::now() < deadline, "background task still running");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn reads_retry_transient_errors_only() {
+    assert!(read_may_retry(&RemoteError::Closed));
+    assert!(read_may_retry(&RemoteError::Other {
+        kind: ErrorKind::Unavailable,
+        message: String::new(),
+    }));
+    assert!(!read_may_retry(&RemoteError::Invalid {
+        reason: tierkv_engine::error::InvalidReason::ZeroLimit,
+    }));
+    assert!(!read_may_retry(&RemoteError::Other {
+        kind: ErrorKind::Internal,
+        message: String::new(),
+    }));
+}

@@ -1,0 +1,293 @@
+//! The node's side of a shard: [`ShardHandle`] (reads, writes, delivering messages), the
+//! lock-free [`ShardStatus`] the driver publishes, the node clock, and the commands and
+//! replies exchanged with the driver task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use tierkv_engine::error::{Error, Result};
+use tierkv_engine::replica::{Millis, Msg, NodeId, Replica, Role};
+use tierkv_engine::shard::{Prepared, ScanPage, Shard};
+use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
+use tokio::sync::{mpsc, oneshot};
+
+/// Monotonic milliseconds since the node started: the replicas' clock.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeClock {
+    start: Instant,
+}
+
+impl NodeClock {
+    /// A clock starting now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the start.
+    #[must_use]
+    pub fn now(&self) -> Millis {
+        Millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl Default for NodeClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A proposal's answer.
+pub(super) type Reply = oneshot::Sender<ProposeReply>;
+
+/// What the driver answers a proposal.
+#[derive(Debug)]
+pub(crate) enum ProposeReply {
+    /// Committed at this version; `prior` as asked by the batch.
+    Done(SeqNo, Vec<Option<SeqNo>>),
+    /// The view changed since `prepare`: prepare again.
+    Retry,
+    /// Refused or failed.
+    Failed(Error),
+}
+
+/// Input of a driver.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// A message from another replica.
+    Msg { from: NodeId, msg: Msg },
+    /// A prepared client batch (only a serving leader accepts it).
+    Propose { prepared: Prepared, reply: Reply },
+    /// An unprepared batch (the TTL sweeper's): the driver prepares it itself.
+    ProposeRaw { batch: WriteBatch, reply: Reply },
+}
+
+/// Role codes in [`ShardStatus::role`].
+const ROLE_FOLLOWER: u8 = 0;
+const ROLE_CANDIDATE: u8 = 1;
+const ROLE_RECOVERING: u8 = 2;
+const ROLE_LEADER: u8 = 3;
+/// "No leader known" in [`ShardStatus::leader`].
+const NO_LEADER: u64 = u64::MAX;
+
+/// What a driver publishes about its replica after every step, for the read path and the
+/// status endpoint (lock-free).
+#[derive(Debug)]
+pub struct ShardStatus {
+    role: AtomicU8,
+    epoch: AtomicU64,
+    leader: AtomicU64,
+    /// [`Replica::strong_read_until`] in node-clock millis (0: none).
+    read_until: AtomicU64,
+    commit_seq: AtomicU64,
+    last_seq: AtomicU64,
+    flushed_seq: AtomicU64,
+    pub(super) poisoned: AtomicBool,
+}
+
+impl Default for ShardStatus {
+    fn default() -> Self {
+        Self {
+            role: AtomicU8::new(ROLE_FOLLOWER),
+            epoch: AtomicU64::new(0),
+            leader: AtomicU64::new(NO_LEADER),
+            read_until: AtomicU64::new(0),
+            commit_seq: AtomicU64::new(0),
+            last_seq: AtomicU64::new(0),
+            flushed_seq: AtomicU64::new(0),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A snapshot of [`ShardStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusSnapshot {
+    /// Role of the replica.
+    pub role: Role,
+    /// Highest epoch promised (the leader's own epoch when leading).
+    pub epoch: Epoch,
+    /// Leader it last heard from (itself when leading).
+    pub leader: Option<NodeId>,
+    /// Highest committed seq known.
+    pub commit_seq: SeqNo,
+    /// End of its log.
+    pub last_seq: SeqNo,
+    /// Flushed prefix (log base).
+    pub flushed_seq: SeqNo,
+    /// Whether a WAL failure stopped it.
+    pub poisoned: bool,
+}
+
+impl ShardStatus {
+    pub(super) fn publish(&self, r: &Replica) {
+        let role = match r.role() {
+            Role::Follower => ROLE_FOLLOWER,
+            Role::Candidate => ROLE_CANDIDATE,
+            Role::Recovering => ROLE_RECOVERING,
+            Role::Leader => ROLE_LEADER,
+        };
+        self.role.store(role, Ordering::SeqCst);
+        self.epoch.store(r.promised_epoch().0, Ordering::SeqCst);
+        self.leader.store(
+            r.leader_hint().map_or(NO_LEADER, |n| u64::from(n.0)),
+            Ordering::SeqCst,
+        );
+        self.read_until
+            .store(r.strong_read_until().map_or(0, |m| m.0), Ordering::SeqCst);
+        self.commit_seq.store(r.commit_seq().0, Ordering::SeqCst);
+        self.last_seq.store(r.log().last_seq().0, Ordering::SeqCst);
+        self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);
+    }
+
+    /// The current values.
+    #[must_use]
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let role = match self.role.load(Ordering::SeqCst) {
+            ROLE_CANDIDATE => Role::Candidate,
+            ROLE_RECOVERING => Role::Recovering,
+            ROLE_LEADER => Role::Leader,
+            _ => Role::Follower,
+        };
+        let leader = self.leader.load(Ordering::SeqCst);
+        StatusSnapshot {
+            role,
+            epoch: Epoch(self.epoch.load(Ordering::SeqCst)),
+            leader: u32::try_from(leader).ok().map(NodeId),
+            commit_seq: SeqNo(self.commit_seq.load(Ordering::SeqCst)),
+            last_seq: SeqNo(self.last_seq.load(Ordering::SeqCst)),
+            flushed_seq: SeqNo(self.flushed_seq.load(Ordering::SeqCst)),
+            poisoned: self.poisoned.load(Ordering::SeqCst),
+        }
+    }
+
+    fn leader_hint(&self) -> Option<u32> {
+        u32::try_from(self.leader.load(Ordering::SeqCst)).ok()
+    }
+}
+
+/// The node's handle on one hosted shard: client operations and the driver's inbox.
+#[derive(Debug, Clone)]
+pub struct ShardHandle {
+    pub(crate) id: ShardId,
+    pub(crate) shard: Shard,
+    pub(crate) tx: mpsc::Sender<Cmd>,
+    pub(crate) status: Arc<ShardStatus>,
+    pub(crate) clock: NodeClock,
+}
+
+/// Most times a write is prepared again because memtables rotated meanwhile.
+const MAX_PREPARE_ATTEMPTS: usize = 16;
+
+impl ShardHandle {
+    /// The replica's status.
+    #[must_use]
+    pub fn status(&self) -> StatusSnapshot {
+        self.status.snapshot()
+    }
+
+    /// The shard's storage.
+    #[must_use]
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    fn not_leader(&self) -> Error {
+        Error::NotLeader {
+            shard: self.id,
+            leader: self.status.leader_hint(),
+        }
+    }
+
+    /// Whether this replica may serve a read at `level` now.
+    fn check_read(&self, level: ReadConsistency) -> Result<()> {
+        match level {
+            ReadConsistency::Eventual => Ok(()),
+            ReadConsistency::Strong => {
+                let until = self.status.read_until.load(Ordering::SeqCst);
+                let leader = self.status.role.load(Ordering::SeqCst) == ROLE_LEADER;
+                if leader && self.clock.now().0 < until {
+                    Ok(())
+                } else {
+                    Err(self.not_leader())
+                }
+            }
+        }
+    }
+
+    /// The live entry of `key`, read at `level`.
+    pub async fn get(&self, key: &[u8], level: ReadConsistency) -> Result<Option<Entry>> {
+        self.check_read(level)?;
+        self.shard.get(key).await
+    }
+
+    /// A page of live entries, read at `level`.
+    pub async fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        level: ReadConsistency,
+    ) -> Result<ScanPage> {
+        self.check_read(level)?;
+        self.shard.scan(prefix, start_after, limit).await
+    }
+
+    /// Replicates `batch` through the leader (this replica must lead); returns its version
+    /// and, if asked, each op's prior version, once a write quorum has it durably.
+    pub async fn write(&self, batch: WriteBatch) -> Result<(SeqNo, Vec<Option<SeqNo>>)> {
+        if self.status.role.load(Ordering::SeqCst) != ROLE_LEADER {
+            return Err(self.not_leader());
+        }
+        for _ in 0..MAX_PREPARE_ATTEMPTS {
+            let prepared = self.shard.prepare(batch.clone()).await?;
+            let (reply, rx) = oneshot::channel();
+            self.tx
+                .send(Cmd::Propose { prepared, reply })
+                .await
+                .map_err(|_| Error::Closed)?;
+            match rx.await {
+                Ok(ProposeReply::Done(seq, prior)) => return Ok((seq, prior)),
+                Ok(ProposeReply::Retry) => {}
+                Ok(ProposeReply::Failed(e)) => return Err(e),
+                // The driver stopped with the proposal in flight.
+                Err(_) => return Err(Error::OutcomeUnknown { shard: self.id }),
+            }
+        }
+        Err(Error::Backpressure {
+            shard: self.id,
+            unflushed_bytes: 0,
+            limit: 0,
+        })
+    }
+
+    /// Hands a message from another replica to the driver; dropped if its inbox is full.
+    pub(crate) fn deliver(&self, from: NodeId, msg: Msg) -> bool {
+        self.tx.try_send(Cmd::Msg { from, msg }).is_ok()
+    }
+}
+
+/// The TTL sweeper's path: the driver prepares the batch itself.
+pub(super) async fn propose_raw(
+    id: ShardId,
+    tx: &mpsc::Sender<Cmd>,
+    batch: WriteBatch,
+) -> Result<SeqNo> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::ProposeRaw { batch, reply })
+        .await
+        .map_err(|_| Error::Closed)?;
+    match rx.await {
+        Ok(ProposeReply::Done(seq, _)) => Ok(seq),
+        Ok(ProposeReply::Retry) => Err(Error::Backpressure {
+            shard: id,
+            unflushed_bytes: 0,
+            limit: 0,
+        }),
+        Ok(ProposeReply::Failed(e)) => Err(e),
+        Err(_) => Err(Error::OutcomeUnknown { shard: id }),
+    }
+}

@@ -1,0 +1,195 @@
+//! Client operations between gateways and nodes, and their binary encoding (the bodies of
+//! `POST /rpc/v1/kv`; design note 0002, "Node RPC").
+//!
+//! Integers are little-endian; the checksum is CRC-32C of everything before it.
+//!
+//! # Envelope
+//!
+//! | offset | type | meaning |
+//! |---|---|---|
+//! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
+//! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status; responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error |
+//! | 7 | ... | fields of the kind, in declaration order (below) |
+//! | end−4 | u32 | crc32c of bytes `0..end−4` |
+//!
+//! # Fields
+//!
+//! Shards and node ids are u32; seqs, epochs, versions and byte counts u64. `bytes` is a u32
+//! length and that many bytes; `opt<T>` is a u8 (0 absent, 1 present) followed by `T` when
+//! present; a `bool` is a u8 0 or 1. Counts are u32 and checked against the input left.
+//!
+//! | kind | fields |
+//! |---|---|
+//! | Get | shard, key: bytes, consistency: u8 (0 strong, 1 eventual) |
+//! | Write | shard, report_prior: bool, op count, ops: mutation, condition |
+//! | Scan | shard, prefix: bytes, start_after: opt\<bytes\>, limit: u32, consistency: u8 |
+//! | Status | (none) |
+//! | Got | opt\<entry\> |
+//! | Written | seq, count, priors: opt\<u64\> each |
+//! | Scanned | count, entries, next: opt\<bytes\> |
+//! | Status | node, map_version, count, shards: shard, role: u8 (1 follower, 2 candidate, 3 recovering, 4 leader), epoch, leader: opt\<u32\>, commit_seq, last_seq, flushed_seq |
+//! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
+//!
+//! - mutation: u8 (1 put, 2 delete), key: bytes; a put continues with flags: u8 (bit0 has
+//!   content type, bit1 has expiry), expires_at: u64 if bit1, content type: bytes if bit0,
+//!   value: bytes. Requests are not validated yet (the node's engine does that and answers
+//!   `Invalid`), hence 32-bit lengths throughout.
+//! - condition: u8 (0 none, 1 must not exist, 2 must exist, 3 version is, 4 expired
+//!   version), then the seq for 3 and 4.
+//! - entry: seq: u64, then the engine's entry body ([`tierkv_engine::codec::put_entry_body`]);
+//!   answers carry stored entries, which passed the engine's limits when written.
+//! - error fields: 1 ConditionFailed key: bytes, condition, actual: opt\<u64\>; 2 Invalid
+//!   reason: u8 (1..=7 in [`InvalidReason`] order); 3 Backpressure shard, unflushed_bytes,
+//!   limit; 4 NotLeader shard, leader: opt\<u32\>; 5 OutcomeUnknown shard; 6 Closed; 7
+//!   NotHosted shard, map_version; 8 Other kind: u8 (1 invalid, 2 conflict, 3 unavailable,
+//!   4 fenced, 5 closed, 6 data, 7 internal), message: bytes (UTF-8).
+//!
+//! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
+//! input is a [`DecodeError`].
+//!
+//! # Code layout
+//!
+//! This module holds the message types. The envelope and the field encodings shared by
+//! every kind are in `codec.rs`; requests are encoded and decoded in `request.rs`,
+//! responses in `response.rs`; [`RemoteError`], its mapping to and from engine errors and
+//! its wire form in `error.rs`.
+//!
+//! [`DecodeError`]: tierkv_engine::codec::DecodeError
+//! [`InvalidReason`]: tierkv_engine::error::InvalidReason
+
+mod codec;
+mod error;
+mod request;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use tierkv_engine::replica::{NodeId, Role};
+use tierkv_engine::shard::ScanPage;
+use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
+
+pub use self::error::RemoteError;
+pub use self::request::{decode_request, encode_request};
+pub use self::response::{decode_response, encode_response};
+
+/// Envelope magic: `"TKVC"` as a little-endian u32.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"TKVC");
+/// The format version this build writes.
+pub const VERSION: u16 = 1;
+/// Versions this build reads.
+pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
+
+/// A client operation sent by a gateway to a node.
+///
+/// Not `#[non_exhaustive]`: the node's server matches it exhaustively, and a new variant is
+/// a format change anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Read one key.
+    Get {
+        /// The shard.
+        shard: ShardId,
+        /// The engine key.
+        key: Bytes,
+        /// How fresh the answer must be.
+        consistency: ReadConsistency,
+    },
+    /// Apply a batch (the leader only).
+    Write {
+        /// The shard.
+        shard: ShardId,
+        /// The batch.
+        batch: WriteBatch,
+    },
+    /// One page of a prefix scan.
+    Scan {
+        /// The shard.
+        shard: ShardId,
+        /// Engine key prefix.
+        prefix: Bytes,
+        /// Resume after this key.
+        start_after: Option<Bytes>,
+        /// Most entries to return.
+        limit: u32,
+        /// How fresh the answer must be.
+        consistency: ReadConsistency,
+    },
+    /// The node's view of itself and its shards.
+    Status,
+}
+
+/// A node's answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Answer to `Get`: the live entry, if any.
+    Got(Option<Entry>),
+    /// Answer to `Write`.
+    Written {
+        /// The batch's version.
+        seq: SeqNo,
+        /// Each op's prior live version when `report_prior` was set, else empty.
+        prior: Vec<Option<SeqNo>>,
+    },
+    /// Answer to `Scan`.
+    Scanned(ScanPage),
+    /// Answer to `Status`.
+    Status(NodeStatus),
+    /// The operation failed.
+    Error(RemoteError),
+}
+
+/// A node's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The answering node.
+    pub node: NodeId,
+    /// Version of the shard map the node runs under.
+    pub map_version: u64,
+    /// The shards it hosts.
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One hosted shard's replication state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard: ShardId,
+    /// This replica's role.
+    pub role: ReplicaRole,
+    /// The epoch it promised or leads.
+    pub epoch: Epoch,
+    /// The leader it knows of (itself when leading).
+    pub leader: Option<NodeId>,
+    /// Highest seq known committed.
+    pub commit_seq: SeqNo,
+    /// Last seq in its log.
+    pub last_seq: SeqNo,
+    /// Flushed prefix of its latest manifest.
+    pub flushed_seq: SeqNo,
+}
+
+/// Role of a replica, as reported on the wire (mirrors [`Role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplicaRole {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Taking over.
+    Candidate,
+    /// Leader whose barrier is not committed yet: does not serve.
+    Recovering,
+    /// Serving leader.
+    Leader,
+}
+
+impl From<Role> for ReplicaRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Follower => Self::Follower,
+            Role::Candidate => Self::Candidate,
+            Role::Recovering => Self::Recovering,
+            Role::Leader => Self::Leader,
+        }
+    }
+}

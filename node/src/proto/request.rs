@@ -1,0 +1,179 @@
+//! Encoding and decoding of [`Request`]s (kinds 1–4).
+
+use bytes::Bytes;
+use tierkv_engine::codec::{Dec, DecodeError, Enc};
+use tierkv_engine::types::{Mutation, ReadConsistency, ShardId, WriteBatch, WriteOp};
+
+use super::Request;
+use super::codec::{
+    REQ_GET, REQ_SCAN, REQ_STATUS, REQ_WRITE, dec_at, finish, get_bytes, get_condition, get_count,
+    get_flag, get_opt_bytes, header, len32, open, put_condition, put_opt_bytes,
+};
+
+/// Smallest encoded write op: delete tag, empty key, no condition.
+const MIN_OP_LEN: usize = 6;
+
+fn put_consistency(enc: &mut Enc, c: ReadConsistency) {
+    enc.u8(match c {
+        ReadConsistency::Strong => 0,
+        ReadConsistency::Eventual => 1,
+    });
+}
+
+fn put_mutation(enc: &mut Enc, m: &Mutation) {
+    match m {
+        Mutation::Put {
+            key,
+            value,
+            content_type,
+            expires_at,
+        } => {
+            enc.u8(1);
+            enc.bytes32(key);
+            let flags = u8::from(content_type.is_some()) | (u8::from(expires_at.is_some()) << 1);
+            enc.u8(flags);
+            if let Some(t) = expires_at {
+                enc.u64(*t);
+            }
+            if let Some(ct) = content_type {
+                enc.bytes32(ct);
+            }
+            enc.bytes32(value);
+        }
+        Mutation::Delete { key } => {
+            enc.u8(2);
+            enc.bytes32(key);
+        }
+    }
+}
+
+/// Encodes a request.
+#[must_use]
+pub fn encode_request(req: &Request) -> Bytes {
+    match req {
+        Request::Get {
+            shard,
+            key,
+            consistency,
+        } => {
+            let mut enc = header(REQ_GET);
+            enc.u32(shard.0);
+            enc.bytes32(key);
+            put_consistency(&mut enc, *consistency);
+            finish(enc)
+        }
+        Request::Write { shard, batch } => {
+            let mut enc = header(REQ_WRITE);
+            enc.u32(shard.0);
+            enc.u8(u8::from(batch.report_prior));
+            enc.u32(len32(batch.ops.len()));
+            for op in &batch.ops {
+                put_mutation(&mut enc, &op.mutation);
+                put_condition(&mut enc, op.condition);
+            }
+            finish(enc)
+        }
+        Request::Scan {
+            shard,
+            prefix,
+            start_after,
+            limit,
+            consistency,
+        } => {
+            let mut enc = header(REQ_SCAN);
+            enc.u32(shard.0);
+            enc.bytes32(prefix);
+            put_opt_bytes(&mut enc, start_after.as_ref());
+            enc.u32(*limit);
+            put_consistency(&mut enc, *consistency);
+            finish(enc)
+        }
+        Request::Status => finish(header(REQ_STATUS)),
+    }
+}
+
+fn get_consistency(d: &mut Dec<'_>) -> Result<ReadConsistency, DecodeError> {
+    match d.u8()? {
+        0 => Ok(ReadConsistency::Strong),
+        1 => Ok(ReadConsistency::Eventual),
+        _ => Err(d.err("unknown consistency")),
+    }
+}
+
+fn get_mutation(d: &mut Dec<'_>, src: &Bytes) -> Result<Mutation, DecodeError> {
+    match d.u8()? {
+        1 => {
+            let key = get_bytes(d, src)?;
+            let flags = d.u8()?;
+            if flags & !0b11 != 0 {
+                return Err(d.err("unknown mutation flags"));
+            }
+            let expires_at = if flags & 0b10 != 0 {
+                Some(d.u64()?)
+            } else {
+                None
+            };
+            let content_type = if flags & 0b01 != 0 {
+                Some(get_bytes(d, src)?)
+            } else {
+                None
+            };
+            let value = get_bytes(d, src)?;
+            Ok(Mutation::Put {
+                key,
+                value,
+                content_type,
+                expires_at,
+            })
+        }
+        2 => Ok(Mutation::Delete {
+            key: get_bytes(d, src)?,
+        }),
+        _ => Err(d.err("unknown mutation")),
+    }
+}
+
+/// Decodes a request; never panics.
+pub fn decode_request(buf: &Bytes) -> Result<Request, DecodeError> {
+    let (src, pos, kind) = open(buf)?;
+    let mut d = dec_at(&src, pos)?;
+    let req = match kind {
+        REQ_GET => Request::Get {
+            shard: ShardId(d.u32()?),
+            key: get_bytes(&mut d, &src)?,
+            consistency: get_consistency(&mut d)?,
+        },
+        REQ_WRITE => {
+            let shard = ShardId(d.u32()?);
+            let report_prior = get_flag(&mut d)?;
+            let n = get_count(&mut d, MIN_OP_LEN)?;
+            let mut ops = Vec::with_capacity(n);
+            for _ in 0..n {
+                ops.push(WriteOp {
+                    mutation: get_mutation(&mut d, &src)?,
+                    condition: get_condition(&mut d)?,
+                });
+            }
+            Request::Write {
+                shard,
+                batch: WriteBatch { ops, report_prior },
+            }
+        }
+        REQ_SCAN => Request::Scan {
+            shard: ShardId(d.u32()?),
+            prefix: get_bytes(&mut d, &src)?,
+            start_after: get_opt_bytes(&mut d, &src)?,
+            limit: d.u32()?,
+            consistency: get_consistency(&mut d)?,
+        },
+        REQ_STATUS => Request::Status,
+        _ => {
+            return Err(DecodeError {
+                what: "unknown request kind",
+                offset: 6,
+            });
+        }
+    };
+    d.finish()?;
+    Ok(req)
+}

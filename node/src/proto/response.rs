@@ -1,0 +1,182 @@
+//! Encoding and decoding of [`Response`]s (kinds 16–20; the error body is in `error.rs`).
+
+use bytes::Bytes;
+use tierkv_engine::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body};
+use tierkv_engine::replica::NodeId;
+use tierkv_engine::shard::ScanPage;
+use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
+
+use super::codec::{
+    RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS, RESP_WRITTEN, dec_at, finish, get_count,
+    get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32, open, put_opt_bytes,
+    put_opt_u64,
+};
+use super::error::{get_error, put_error};
+use super::{NodeStatus, ReplicaRole, Response, ShardStatus};
+
+/// Smallest encoded prior version.
+const MIN_PRIOR_LEN: usize = 1;
+/// Smallest encoded entry: seq and a tombstone body with a one-byte key.
+const MIN_ENTRY_LEN: usize = 12;
+/// Smallest encoded shard status.
+const MIN_SHARD_STATUS_LEN: usize = 38;
+
+fn put_entry(enc: &mut Enc, e: &Entry) {
+    enc.u64(e.seq.0);
+    put_entry_body(enc, &e.key, &e.kind, e.expires_at);
+}
+
+fn role_code(r: ReplicaRole) -> u8 {
+    match r {
+        ReplicaRole::Follower => 1,
+        ReplicaRole::Candidate => 2,
+        ReplicaRole::Recovering => 3,
+        ReplicaRole::Leader => 4,
+    }
+}
+
+/// Encodes a response.
+#[must_use]
+pub fn encode_response(resp: &Response) -> Bytes {
+    match resp {
+        Response::Got(entry) => {
+            let mut enc = header(RESP_GOT);
+            match entry {
+                Some(e) => {
+                    enc.u8(1);
+                    put_entry(&mut enc, e);
+                }
+                None => enc.u8(0),
+            }
+            finish(enc)
+        }
+        Response::Written { seq, prior } => {
+            let mut enc = header(RESP_WRITTEN);
+            enc.u64(seq.0);
+            enc.u32(len32(prior.len()));
+            for p in prior {
+                put_opt_u64(&mut enc, p.map(|s| s.0));
+            }
+            finish(enc)
+        }
+        Response::Scanned(page) => {
+            let mut enc = header(RESP_SCANNED);
+            enc.u32(len32(page.entries.len()));
+            for e in &page.entries {
+                put_entry(&mut enc, e);
+            }
+            put_opt_bytes(&mut enc, page.next.as_ref());
+            finish(enc)
+        }
+        Response::Status(st) => {
+            let mut enc = header(RESP_STATUS);
+            enc.u32(st.node.0);
+            enc.u64(st.map_version);
+            enc.u32(len32(st.shards.len()));
+            for s in &st.shards {
+                enc.u32(s.shard.0);
+                enc.u8(role_code(s.role));
+                enc.u64(s.epoch.0);
+                match s.leader {
+                    Some(l) => {
+                        enc.u8(1);
+                        enc.u32(l.0);
+                    }
+                    None => enc.u8(0),
+                }
+                enc.u64(s.commit_seq.0);
+                enc.u64(s.last_seq.0);
+                enc.u64(s.flushed_seq.0);
+            }
+            finish(enc)
+        }
+        Response::Error(e) => {
+            let mut enc = header(RESP_ERROR);
+            put_error(&mut enc, e);
+            finish(enc)
+        }
+    }
+}
+
+fn get_entry(d: &mut Dec<'_>, src: &Bytes) -> Result<Entry, DecodeError> {
+    let seq = SeqNo(d.u64()?);
+    let b = get_entry_body(d, src)?;
+    Ok(Entry {
+        key: b.key,
+        seq,
+        kind: b.kind,
+        expires_at: b.expires_at,
+    })
+}
+
+fn get_role(d: &mut Dec<'_>) -> Result<ReplicaRole, DecodeError> {
+    Ok(match d.u8()? {
+        1 => ReplicaRole::Follower,
+        2 => ReplicaRole::Candidate,
+        3 => ReplicaRole::Recovering,
+        4 => ReplicaRole::Leader,
+        _ => return Err(d.err("unknown role")),
+    })
+}
+
+/// Decodes a response; never panics.
+pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
+    let (src, pos, kind) = open(buf)?;
+    let mut d = dec_at(&src, pos)?;
+    let resp = match kind {
+        RESP_GOT => Response::Got(if get_flag(&mut d)? {
+            Some(get_entry(&mut d, &src)?)
+        } else {
+            None
+        }),
+        RESP_WRITTEN => {
+            let seq = SeqNo(d.u64()?);
+            let n = get_count(&mut d, MIN_PRIOR_LEN)?;
+            let mut prior = Vec::with_capacity(n);
+            for _ in 0..n {
+                prior.push(get_opt_u64(&mut d)?.map(SeqNo));
+            }
+            Response::Written { seq, prior }
+        }
+        RESP_SCANNED => {
+            let n = get_count(&mut d, MIN_ENTRY_LEN)?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push(get_entry(&mut d, &src)?);
+            }
+            let next = get_opt_bytes(&mut d, &src)?;
+            Response::Scanned(ScanPage { entries, next })
+        }
+        RESP_STATUS => {
+            let node = NodeId(d.u32()?);
+            let map_version = d.u64()?;
+            let n = get_count(&mut d, MIN_SHARD_STATUS_LEN)?;
+            let mut shards = Vec::with_capacity(n);
+            for _ in 0..n {
+                shards.push(ShardStatus {
+                    shard: ShardId(d.u32()?),
+                    role: get_role(&mut d)?,
+                    epoch: Epoch(d.u64()?),
+                    leader: get_opt_u32(&mut d)?.map(NodeId),
+                    commit_seq: SeqNo(d.u64()?),
+                    last_seq: SeqNo(d.u64()?),
+                    flushed_seq: SeqNo(d.u64()?),
+                });
+            }
+            Response::Status(NodeStatus {
+                node,
+                map_version,
+                shards,
+            })
+        }
+        RESP_ERROR => Response::Error(get_error(&mut d, &src)?),
+        _ => {
+            return Err(DecodeError {
+                what: "unknown response kind",
+                offset: 6,
+            });
+        }
+    };
+    d.finish()?;
+    Ok(resp)
+}

@@ -1,0 +1,505 @@
+//! Tests of the wire format: round trips, golden bytes, damage and arbitrary input.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use tierkv_engine::codec::Enc;
+use tierkv_engine::error::InvalidReason;
+use tierkv_engine::types::{Condition, EntryKind, Mutation, WriteOp};
+use tierkv_engine::{Error, ErrorKind};
+
+use super::codec::{REQ_STATUS, REQ_WRITE, RESP_WRITTEN, finish, header};
+use super::*;
+
+fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+}
+
+/// Keys of stored entries obey the engine's limits (1..=MAX_KEY_LEN bytes).
+fn entry_key() -> impl Strategy<Value = Bytes> {
+    vec(any::<u8>(), 1..24).prop_map(Bytes::from)
+}
+
+fn consistency() -> impl Strategy<Value = ReadConsistency> {
+    prop_oneof![
+        Just(ReadConsistency::Strong),
+        Just(ReadConsistency::Eventual)
+    ]
+}
+
+fn condition() -> impl Strategy<Value = Condition> {
+    prop_oneof![
+        Just(Condition::None),
+        Just(Condition::MustNotExist),
+        Just(Condition::MustExist),
+        any::<u64>().prop_map(|s| Condition::VersionIs(SeqNo(s))),
+        any::<u64>().prop_map(|s| Condition::ExpiredVersion(SeqNo(s))),
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (
+            bytes(24),
+            bytes(40),
+            proptest::option::of(bytes(300)),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(key, value, content_type, expires_at)| Mutation::Put {
+                key,
+                value,
+                content_type,
+                expires_at,
+            }),
+        bytes(24).prop_map(|key| Mutation::Delete { key }),
+    ]
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    let kind = prop_oneof![
+        Just(EntryKind::Tombstone),
+        (bytes(40), proptest::option::of(bytes(32))).prop_map(|(value, content_type)| {
+            EntryKind::Put {
+                value,
+                content_type,
+            }
+        }),
+    ];
+    (
+        entry_key(),
+        any::<u64>(),
+        kind,
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(|(key, seq, kind, expires_at)| Entry {
+            key,
+            seq: SeqNo(seq),
+            kind,
+            expires_at,
+        })
+}
+
+fn shard() -> impl Strategy<Value = ShardId> {
+    any::<u32>().prop_map(ShardId)
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (shard(), bytes(24), consistency()).prop_map(|(shard, key, consistency)| {
+            Request::Get {
+                shard,
+                key,
+                consistency,
+            }
+        }),
+        (shard(), vec((mutation(), condition()), 0..6), any::<bool>()).prop_map(
+            |(shard, ops, report_prior)| Request::Write {
+                shard,
+                batch: WriteBatch {
+                    ops: ops
+                        .into_iter()
+                        .map(|(mutation, condition)| WriteOp {
+                            mutation,
+                            condition,
+                        })
+                        .collect(),
+                    report_prior,
+                },
+            }
+        ),
+        (
+            shard(),
+            bytes(16),
+            proptest::option::of(bytes(16)),
+            any::<u32>(),
+            consistency()
+        )
+            .prop_map(|(shard, prefix, start_after, limit, consistency)| {
+                Request::Scan {
+                    shard,
+                    prefix,
+                    start_after,
+                    limit,
+                    consistency,
+                }
+            }),
+        Just(Request::Status),
+    ]
+}
+
+fn role() -> impl Strategy<Value = ReplicaRole> {
+    prop_oneof![
+        Just(ReplicaRole::Follower),
+        Just(ReplicaRole::Candidate),
+        Just(ReplicaRole::Recovering),
+        Just(ReplicaRole::Leader),
+    ]
+}
+
+fn shard_status() -> impl Strategy<Value = ShardStatus> {
+    (
+        shard(),
+        role(),
+        any::<u64>(),
+        proptest::option::of(any::<u32>()),
+        any::<[u64; 3]>(),
+    )
+        .prop_map(|(shard, role, epoch, leader, [c, l, f])| ShardStatus {
+            shard,
+            role,
+            epoch: Epoch(epoch),
+            leader: leader.map(NodeId),
+            commit_seq: SeqNo(c),
+            last_seq: SeqNo(l),
+            flushed_seq: SeqNo(f),
+        })
+}
+
+fn invalid_reason() -> impl Strategy<Value = InvalidReason> {
+    prop_oneof![
+        Just(InvalidReason::KeyEmpty),
+        Just(InvalidReason::KeyTooLong),
+        Just(InvalidReason::ValueTooLarge),
+        Just(InvalidReason::ContentTypeTooLong),
+        Just(InvalidReason::BatchEmpty),
+        Just(InvalidReason::DuplicateKey),
+        Just(InvalidReason::ZeroLimit),
+    ]
+}
+
+fn error_kind() -> impl Strategy<Value = ErrorKind> {
+    prop_oneof![
+        Just(ErrorKind::Invalid),
+        Just(ErrorKind::Conflict),
+        Just(ErrorKind::Unavailable),
+        Just(ErrorKind::Fenced),
+        Just(ErrorKind::Closed),
+        Just(ErrorKind::Data),
+        Just(ErrorKind::Internal),
+    ]
+}
+
+fn remote_error() -> impl Strategy<Value = RemoteError> {
+    prop_oneof![
+        (bytes(24), condition(), proptest::option::of(any::<u64>())).prop_map(
+            |(key, expected, actual)| RemoteError::ConditionFailed {
+                key,
+                expected,
+                actual: actual.map(SeqNo),
+            }
+        ),
+        invalid_reason().prop_map(|reason| RemoteError::Invalid { reason }),
+        (shard(), any::<u64>(), any::<u64>()).prop_map(|(shard, unflushed_bytes, limit)| {
+            RemoteError::Backpressure {
+                shard,
+                unflushed_bytes,
+                limit,
+            }
+        }),
+        (shard(), proptest::option::of(any::<u32>()))
+            .prop_map(|(shard, leader)| RemoteError::NotLeader { shard, leader }),
+        shard().prop_map(|shard| RemoteError::OutcomeUnknown { shard }),
+        Just(RemoteError::Closed),
+        (shard(), any::<u64>())
+            .prop_map(|(shard, map_version)| RemoteError::NotHosted { shard, map_version }),
+        (error_kind(), ".{0,40}").prop_map(|(kind, message)| RemoteError::Other { kind, message }),
+    ]
+}
+
+fn response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        proptest::option::of(entry()).prop_map(Response::Got),
+        (any::<u64>(), vec(proptest::option::of(any::<u64>()), 0..8)).prop_map(|(seq, prior)| {
+            Response::Written {
+                seq: SeqNo(seq),
+                prior: prior.into_iter().map(|p| p.map(SeqNo)).collect(),
+            }
+        }),
+        (vec(entry(), 0..5), proptest::option::of(entry_key()))
+            .prop_map(|(entries, next)| Response::Scanned(ScanPage { entries, next })),
+        (any::<u32>(), any::<u64>(), vec(shard_status(), 0..5)).prop_map(
+            |(node, map_version, shards)| Response::Status(NodeStatus {
+                node: NodeId(node),
+                map_version,
+                shards,
+            })
+        ),
+        remote_error().prop_map(Response::Error),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_request_round_trips(req in request()) {
+        let b = encode_request(&req);
+        prop_assert_eq!(decode_request(&b), Ok(req));
+        // A request is not a response.
+        prop_assert!(decode_response(&b).is_err());
+    }
+
+    #[test]
+    fn every_response_round_trips(resp in response()) {
+        let b = encode_response(&resp);
+        prop_assert_eq!(decode_response(&b), Ok(resp));
+        prop_assert!(decode_request(&b).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in vec(any::<u8>(), 0..512)) {
+        let b = Bytes::from(data);
+        // Random bytes essentially never carry a valid checksum; the point is no panic.
+        let _ = decode_request(&b);
+        let _ = decode_response(&b);
+    }
+
+    #[test]
+    fn valid_crc_over_garbage_never_panics(kind in any::<u8>(), data in vec(any::<u8>(), 0..256)) {
+        // Past the checksum the field decoders see arbitrary bytes.
+        let mut enc = header(kind);
+        enc.raw(&data);
+        let b = finish(enc);
+        let _ = decode_request(&b);
+        let _ = decode_response(&b);
+    }
+}
+
+/// One message of each kind, with optional fields present.
+fn samples() -> (Vec<Request>, Vec<Response>) {
+    let entry = Entry {
+        key: Bytes::from_static(b"key"),
+        seq: SeqNo(9),
+        kind: EntryKind::Put {
+            value: Bytes::from_static(b"value"),
+            content_type: Some(Bytes::from_static(b"text/plain")),
+        },
+        expires_at: Some(1_700_000_000_000),
+    };
+    let requests = vec![
+        Request::Get {
+            shard: ShardId(3),
+            key: Bytes::from_static(b"k"),
+            consistency: ReadConsistency::Eventual,
+        },
+        Request::Write {
+            shard: ShardId(3),
+            batch: WriteBatch::new()
+                .put(&b"a"[..], &b"1"[..])
+                .delete(&b"b"[..])
+                .op(
+                    Mutation::Put {
+                        key: Bytes::from_static(b"c"),
+                        value: Bytes::from_static(b"3"),
+                        content_type: Some(Bytes::from_static(b"x/y")),
+                        expires_at: Some(5),
+                    },
+                    Condition::VersionIs(SeqNo(4)),
+                )
+                .reporting_prior(),
+        },
+        Request::Scan {
+            shard: ShardId(1),
+            prefix: Bytes::from_static(b"p/"),
+            start_after: Some(Bytes::from_static(b"p/a")),
+            limit: 100,
+            consistency: ReadConsistency::Strong,
+        },
+        Request::Status,
+    ];
+    let responses = vec![
+        Response::Got(Some(entry.clone())),
+        Response::Written {
+            seq: SeqNo(10),
+            prior: vec![Some(SeqNo(2)), None],
+        },
+        Response::Scanned(ScanPage {
+            entries: vec![entry],
+            next: Some(Bytes::from_static(b"key")),
+        }),
+        Response::Status(NodeStatus {
+            node: NodeId(2),
+            map_version: 7,
+            shards: vec![ShardStatus {
+                shard: ShardId(0),
+                role: ReplicaRole::Leader,
+                epoch: Epoch(3),
+                leader: Some(NodeId(2)),
+                commit_seq: SeqNo(5),
+                last_seq: SeqNo(6),
+                flushed_seq: SeqNo(1),
+            }],
+        }),
+        Response::Error(RemoteError::ConditionFailed {
+            key: Bytes::from_static(b"k"),
+            expected: Condition::MustNotExist,
+            actual: Some(SeqNo(1)),
+        }),
+        Response::Error(RemoteError::Other {
+            kind: ErrorKind::Data,
+            message: "corrupt segment".to_owned(),
+        }),
+    ];
+    (requests, responses)
+}
+
+#[test]
+fn every_truncation_and_bit_flip_is_an_error() {
+    let (requests, responses) = samples();
+    let encoded: Vec<(Bytes, bool)> = requests
+        .iter()
+        .map(|r| (encode_request(r), true))
+        .chain(responses.iter().map(|r| (encode_response(r), false)))
+        .collect();
+    for (b, is_request) in encoded {
+        let decode = |x: &Bytes| {
+            if is_request {
+                decode_request(x).map(drop)
+            } else {
+                decode_response(x).map(drop)
+            }
+        };
+        assert!(decode(&b).is_ok());
+        for cut in 0..b.len() {
+            assert!(decode(&b.slice(..cut)).is_err(), "cut at {cut} of {b:02x?}");
+        }
+        for byte in 0..b.len() {
+            for bit in 0..8 {
+                let mut v = b.to_vec();
+                v[byte] ^= 1 << bit;
+                assert!(
+                    decode(&Bytes::from(v)).is_err(),
+                    "flip of bit {bit} in byte {byte} of {b:02x?}"
+                );
+            }
+        }
+        let mut long = b.to_vec();
+        long.push(0);
+        assert!(
+            decode(&Bytes::from(long)).is_err(),
+            "trailing byte accepted"
+        );
+    }
+}
+
+#[test]
+fn huge_counts_are_rejected_without_allocating() {
+    let mut enc = header(RESP_WRITTEN);
+    enc.u64(1);
+    enc.u32(u32::MAX);
+    let err = decode_response(&finish(enc)).err();
+    assert_eq!(err.map(|e| e.what), Some("count exceeds input"));
+    let mut enc = header(REQ_WRITE);
+    enc.u32(0);
+    enc.u8(0);
+    enc.u32(u32::MAX);
+    let err = decode_request(&finish(enc)).err();
+    assert_eq!(err.map(|e| e.what), Some("count exceeds input"));
+}
+
+#[test]
+fn wrong_magic_and_version_are_named() {
+    let mut enc = Enc::default();
+    enc.u32(MAGIC ^ 1);
+    enc.u16(VERSION);
+    enc.u8(REQ_STATUS);
+    assert_eq!(
+        decode_request(&finish(enc)).err().map(|e| e.what),
+        Some("bad magic")
+    );
+    let mut enc = Enc::default();
+    enc.u32(MAGIC);
+    enc.u16(VERSION + 1);
+    enc.u8(REQ_STATUS);
+    assert_eq!(
+        decode_request(&finish(enc)).err().map(|e| e.what),
+        Some("unsupported message version")
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Snapshot of the format: if this changes, the wire format changed (bump [`VERSION`]).
+#[test]
+fn golden_bytes() {
+    let get = encode_request(&Request::Get {
+        shard: ShardId(7),
+        key: Bytes::from_static(b"k1"),
+        consistency: ReadConsistency::Eventual,
+    });
+    assert_eq!(hex(&get), GOLDEN_GET);
+    let not_leader = encode_response(&Response::Error(RemoteError::NotLeader {
+        shard: ShardId(7),
+        leader: Some(2),
+    }));
+    assert_eq!(hex(&not_leader), GOLDEN_NOT_LEADER);
+}
+
+/// "TKVC", version 1, kind 1 (Get), shard 7, key length 2, "k1", eventual, crc32c.
+const GOLDEN_GET: &str = "544b564301000107000000020000006b3101a60f2120";
+/// "TKVC", version 1, kind 20 (Error), code 4 (NotLeader), shard 7, leader Some(2), crc32c.
+const GOLDEN_NOT_LEADER: &str = "544b5643010014040700000001020000005345a97e";
+
+#[test]
+fn engine_errors_cross_the_wire_and_back() {
+    let node = NodeId(4);
+    let same = [
+        Error::NotLeader {
+            shard: ShardId(1),
+            leader: Some(2),
+        },
+        Error::OutcomeUnknown { shard: ShardId(1) },
+        Error::Closed,
+        Error::Invalid {
+            reason: InvalidReason::DuplicateKey,
+        },
+        Error::Backpressure {
+            shard: ShardId(1),
+            unflushed_bytes: 10,
+            limit: 5,
+        },
+        Error::ConditionFailed {
+            key: Bytes::from_static(b"k"),
+            expected: Condition::MustExist,
+            actual: None,
+        },
+    ];
+    for e in same {
+        let back = RemoteError::from_engine(&e).into_engine(node, 1);
+        assert_eq!(back.to_string(), e.to_string());
+        assert_eq!(back.kind(), e.kind());
+        assert!(!matches!(back, Error::Remote { .. }), "{back:?}");
+    }
+    let fenced = Error::Fenced {
+        shard: ShardId(1),
+        ours: Epoch(1),
+        current: Epoch(2),
+    };
+    let wire = RemoteError::from_engine(&fenced);
+    assert_eq!(
+        wire,
+        RemoteError::Other {
+            kind: ErrorKind::Fenced,
+            message: fenced.to_string(),
+        }
+    );
+    assert!(matches!(
+        wire.into_engine(node, 1),
+        Error::Remote {
+            node: 4,
+            kind: ErrorKind::Fenced,
+            ..
+        }
+    ));
+    let not_hosted = RemoteError::NotHosted {
+        shard: ShardId(3),
+        map_version: 9,
+    }
+    .into_engine(node, 8);
+    assert!(matches!(
+        &not_hosted,
+        Error::Remote { node: 4, kind: ErrorKind::Unavailable, message }
+            if message.contains('9') && message.contains('8')
+    ));
+    assert_eq!(ReplicaRole::from(Role::Recovering), ReplicaRole::Recovering);
+    assert_eq!(ReplicaRole::from(Role::Leader), ReplicaRole::Leader);
+}
