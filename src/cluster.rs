@@ -250,10 +250,7 @@ pub(crate) async fn run_dev(
         "  shards:       {} (replicas: {}, write quorum: {})",
         cfg.shards, cfg.cluster.replication, cfg.cluster.write_quorum
     );
-    println!(
-        "  effective configuration:\n{}",
-        serde_json::to_string_pretty(&cfg)?
-    );
+    println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     tracing::info!("gateway drained; stopping the nodes");
     stop_nodes.cancel();

@@ -214,6 +214,21 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The configuration as pretty JSON for printing, with secrets replaced by
+    /// `"<redacted>"` (the development default secret is shown, so it stands out).
+    pub(crate) fn to_printable_json(&self) -> anyhow::Result<String> {
+        let mut v = serde_json::to_value(self)?;
+        if let Some(cluster) = v.get_mut("cluster").and_then(|c| c.as_object_mut()) {
+            if self.cluster.secret != tierkv_node::settings::DEV_SECRET {
+                cluster.insert("secret".into(), "<redacted>".into());
+            }
+            if let Some(client) = cluster.get_mut("client").and_then(|c| c.as_object_mut()) {
+                client.remove("secret");
+            }
+        }
+        Ok(serde_json::to_string_pretty(&v)?)
+    }
+
     /// The object store options, with the default location under the data directory.
     pub(crate) fn store_options(&self) -> StoreOptions {
         StoreOptions {
@@ -277,6 +292,16 @@ mod tests {
         assert_eq!(cfg.engine.memtable_bytes, 1 << 20);
         assert_eq!(cfg.listen.port(), 9999);
         assert!(cfg.store_options().url.ends_with("data/objects"));
+    }
+
+    #[test]
+    fn printed_configuration_hides_the_cluster_secret() {
+        let mut cfg = Config::default();
+        cfg.cluster.secret = "s3cr3t-value".into();
+        cfg.cluster.client.secret = "s3cr3t-value".into();
+        let printed = cfg.to_printable_json().expect("json");
+        assert!(!printed.contains("s3cr3t-value"), "{printed}");
+        assert!(printed.contains("<redacted>"));
     }
 
     #[test]

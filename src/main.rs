@@ -18,6 +18,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ClusterOverrides, Config, Overrides, StoreUrl};
 
+/// mimalloc instead of glibc's allocator: the RPC paths allocate many small buffers across
+/// threads, where glibc's arenas showed up at ~8 % of CPU in profiles (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tierkv",
@@ -99,7 +104,7 @@ fn main() -> ExitCode {
         Cmd::Node(a) => a.load().and_then(cluster::node),
         Cmd::Gateway(a) => a.load().and_then(cluster::gateway),
         Cmd::Config(a) => a.load().and_then(|c| {
-            println!("{}", serde_json::to_string_pretty(&c)?);
+            println!("{}", c.to_printable_json()?);
             Ok(())
         }),
         Cmd::Openapi => {

@@ -71,10 +71,7 @@ pub(crate) async fn run(
             t.offset
         ))
     );
-    println!(
-        "  effective configuration:\n{}",
-        serde_json::to_string_pretty(&cfg)?
-    );
+    println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     tracing::info!(%addr, "serving");
     tierkv_gateway::serve(listener, state, shutdown).await?;
     tracing::info!("draining done; flushing memtables");

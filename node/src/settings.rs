@@ -47,7 +47,8 @@ pub struct ClusterSettings {
     /// lease for strong reads. Default: 250ms.
     #[serde(with = "humantime_serde")]
     pub max_clock_drift: Duration,
-    /// Interval of the replicas' timer tick. Default: 20ms.
+    /// Interval of the replicas' timer tick (heartbeats, lease and takeover timers move in
+    /// these steps). Default: 50ms.
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
     /// How often a follower re-reads the manifest (compactions change segment lists).
@@ -74,7 +75,7 @@ impl Default for ClusterSettings {
             heartbeat_interval: Duration::from_millis(250),
             lease_duration: Duration::from_secs(2),
             max_clock_drift: Duration::from_millis(250),
-            tick: Duration::from_millis(20),
+            tick: Duration::from_millis(50),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
             client: ClientOptions::default(),

@@ -59,6 +59,11 @@ struct Peer {
     addr: Arc<ArcSwap<String>>,
 }
 
+/// The endpoint URL of a peer address (parsed once per address, not per post).
+fn endpoint(addr: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(&format!("http://{addr}{REPLICA_PATH}")).ok()
+}
+
 /// The node's outbound replication links.
 pub struct Transport {
     me: NodeId,
@@ -155,6 +160,7 @@ struct Link {
 impl Link {
     async fn run(self, mut rx: mpsc::Receiver<Bytes>, cancel: CancellationToken) {
         let mut backoff = Duration::ZERO;
+        let mut url: Option<(Arc<String>, reqwest::Url)> = None;
         loop {
             let first = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -172,10 +178,18 @@ impl Link {
             }
             let n = batch.len() as u64;
             let body = encode_frames(&batch);
-            let url = format!("http://{}{REPLICA_PATH}", self.addr.load());
+            let addr = self.addr.load_full();
+            if url.as_ref().is_none_or(|(a, _)| !Arc::ptr_eq(a, &addr)) {
+                url = endpoint(&addr).map(|u| (Arc::clone(&addr), u));
+            }
+            let Some((_, target)) = &url else {
+                tracing::warn!(to = %self.to, addr = %addr, "peer address is not a valid host:port");
+                self.stats.failed_posts.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             let sent = self
                 .client
-                .post(url)
+                .post(target.clone())
                 .bearer_auth(&*self.secret)
                 .header("content-type", "application/octet-stream")
                 .body(body)

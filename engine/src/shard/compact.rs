@@ -114,7 +114,9 @@ impl ShardInner {
         if published.is_none() {
             return Ok(false);
         }
-        {
+        if self.replicated {
+            self.install_current().await?;
+        } else {
             let mut w = self.view.write();
             let keep = |s: &&Arc<SegmentReader>| !inputs.contains(&s.id());
             let l0: Vec<_> = w.l0.iter().filter(keep).cloned().collect();

@@ -125,7 +125,8 @@ impl ShardInner {
     /// the log position it covers (barriers insert nothing), the manifest records the epoch
     /// of the record there, a memtable whose records another leader already flushed is
     /// dropped instead of flushed (flushing it would put older versions in a newer L0
-    /// segment), and after each publish the view takes the published segment lists.
+    /// segment), and after each publish the view installs the published manifest
+    /// (`ShardInner::install`).
     async fn flush_frozen_replicated(&self) -> Result<()> {
         let _g = self.flush_lock.lock().await;
         loop {
@@ -160,23 +161,10 @@ impl ShardInner {
                 true
             })
             .await?;
-            let latest = self.manifest.lock().await.clone();
-            let loaded = self.load(latest).await?;
-            let flushed = loaded.manifest.flushed_seq;
-            {
-                let mut w = self.view.write();
-                let frozen = w
-                    .frozen
-                    .iter()
-                    .filter(|f| !Arc::ptr_eq(f, &mem) && f.covered().0 > flushed)
-                    .cloned()
-                    .collect();
-                let (l0, l1) = loaded.into_lists();
-                let next = w.with(frozen, l0, l1);
-                *w = Arc::new(next);
-            }
-            self.flushed_seq.fetch_max(flushed.0, Ordering::SeqCst);
-            self.wal.release(self.id, flushed);
+            // The published (or, after a lost race, adopted) manifest covers `mem`: install
+            // it like a follower would, which drops `mem` and every other covered memtable
+            // and jumps `applied` if another leader flushed past it.
+            self.install_current().await?;
             self.metrics.flushes.inc();
             if let Some(m) = &meta {
                 self.metrics.flush_bytes.add(m.size);

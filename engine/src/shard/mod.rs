@@ -451,8 +451,11 @@ impl ShardInner {
             match self.manifests.publish(&cur, &next).await? {
                 Published::Ok => {
                     *cur = next.clone();
-                    self.installed_version
-                        .fetch_max(next.version.0, Ordering::SeqCst);
+                    if !self.replicated {
+                        // Standalone: every caller swaps its view to match right after.
+                        self.installed_version
+                            .fetch_max(next.version.0, Ordering::SeqCst);
+                    }
                     self.flushed_tx
                         .send_replace((next.flushed_seq, next.flushed_epoch));
                     return Ok(Some(next));

@@ -164,7 +164,10 @@ impl Shard {
     /// Publishes a manifest carrying this leader's epoch (fencing the flushes and compactions
     /// of every older leader). Call after [`Shard::set_leading`].
     pub async fn publish_epoch(&self) -> Result<()> {
-        self.inner.update_manifest(|_| true).await.map(|_| ())
+        self.inner.update_manifest(|_| true).await?;
+        // A lost race adopted a newer manifest (an older leader was still flushing): make
+        // the view hold it before anything relies on it.
+        self.inner.install_current().await
     }
 
     /// Highest log seq applied to the memtables or covered by installed segments.
@@ -308,28 +311,36 @@ impl Shard {
     }
 }
 
-impl LoadedManifest {
-    pub(crate) fn into_lists(self) -> (Vec<Arc<SegmentReader>>, Vec<Arc<SegmentReader>>) {
-        (self.l0, self.l1)
-    }
-}
-
 impl ShardInner {
+    /// Installs `loaded` if its version is newer than the installed one (else keeps the
+    /// segment lists), then drops every memtable whose records are all covered by the
+    /// installed flushed prefix, and jumps `applied` to it. The segment lists, the memtables
+    /// and `applied` change under the apply lock and the view lock together, so a reader
+    /// never sees a batch half from segments and half from an older memtable.
     pub(crate) fn install(&self, loaded: LoadedManifest) -> bool {
         let m = &loaded.manifest;
         let _s = self.seq.lock();
         let mut w = self.view.write();
-        let installed = self.flushed_tx.borrow().0;
-        let cur_version = self.installed_version.load(Ordering::SeqCst);
-        if m.version.0 <= cur_version && m.flushed_seq <= installed {
-            return false;
-        }
-        let flushed = m.flushed_seq;
+        let newer = m.version.0 > self.installed_version.load(Ordering::SeqCst);
+        let installed = SeqNo(self.flushed_seq.load(Ordering::SeqCst));
+        let flushed = if newer {
+            m.flushed_seq.max(installed)
+        } else {
+            installed
+        };
         let covered = |mem: &Memtable| mem.covered().0 <= flushed;
         let frozen: Vec<_> = w.frozen.iter().filter(|f| !covered(f)).cloned().collect();
         let drop_active = !w.active.is_empty() && covered(&w.active)
             || SeqNo(self.applied.load(Ordering::SeqCst)) < flushed;
         let dropped = frozen.len() != w.frozen.len() || drop_active;
+        if !newer && !dropped {
+            return false;
+        }
+        let (l0, l1) = if newer {
+            (loaded.l0, loaded.l1)
+        } else {
+            (w.l0.clone(), w.l1.clone())
+        };
         let next = View {
             generation: w.generation + u64::from(dropped),
             active: if drop_active {
@@ -338,23 +349,33 @@ impl ShardInner {
                 Arc::clone(&w.active)
             },
             frozen,
-            l0: loaded.l0,
-            l1: loaded.l1,
+            l0,
+            l1,
         };
         *w = Arc::new(next);
         drop(w);
         self.applied.fetch_max(flushed.0, Ordering::SeqCst);
         self.flushed_seq.fetch_max(flushed.0, Ordering::SeqCst);
-        self.installed_version
-            .fetch_max(m.version.0, Ordering::SeqCst);
-        if let Ok(mut cur) = self.manifest.try_lock()
-            && cur.version < m.version
-        {
-            *cur = m.clone();
+        if newer {
+            self.installed_version
+                .fetch_max(m.version.0, Ordering::SeqCst);
+            if let Ok(mut cur) = self.manifest.try_lock()
+                && cur.version < m.version
+            {
+                *cur = m.clone();
+            }
         }
         self.wal.release(self.id, flushed);
         self.l0_changed.notify_waiters();
-        true
+        newer
+    }
+
+    /// Loads the manifest this writer last published or adopted and installs it.
+    pub(crate) async fn install_current(&self) -> Result<()> {
+        let latest = self.manifest.lock().await.clone();
+        let loaded = self.load(latest).await?;
+        self.install(loaded);
+        Ok(())
     }
 
     /// Opens readers for the segments of `m` (reusing those of the current view).

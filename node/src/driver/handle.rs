@@ -123,7 +123,9 @@ pub struct StatusSnapshot {
 }
 
 impl ShardStatus {
-    pub(super) fn publish(&self, r: &Replica) {
+    /// Publishes `r`'s state; the strong-read lease only if `caught_up` (every committed
+    /// record is visible in the shard's view).
+    pub(super) fn publish(&self, r: &Replica, caught_up: bool) {
         let role = match r.role() {
             Role::Follower => ROLE_FOLLOWER,
             Role::Candidate => ROLE_CANDIDATE,
@@ -136,8 +138,12 @@ impl ShardStatus {
             r.leader_hint().map_or(NO_LEADER, |n| u64::from(n.0)),
             Ordering::SeqCst,
         );
-        self.read_until
-            .store(r.strong_read_until().map_or(0, |m| m.0), Ordering::SeqCst);
+        let until = if caught_up {
+            r.strong_read_until().map_or(0, |m| m.0)
+        } else {
+            0
+        };
+        self.read_until.store(until, Ordering::SeqCst);
         self.commit_seq.store(r.commit_seq().0, Ordering::SeqCst);
         self.last_seq.store(r.log().last_seq().0, Ordering::SeqCst);
         self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 //! # Lifecycle
 //!
 //! One task per hosted shard, started by the node after WAL recovery. It receives
-//! ([`Cmd`] on a bounded channel, plus its own futures):
+//! (`Cmd` on a bounded channel, plus its own futures):
 //! - messages from the other replicas (from the node's RPC server; dropped when the channel
 //!   is full: the protocol tolerates loss),
 //! - client proposals (already [`Shard::prepare`]d by the caller's task, so object-storage
@@ -91,7 +91,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
     let (tx, rx) = mpsc::channel(parts.settings.inbox);
     let id = parts.shard.id();
     let status = Arc::new(ShardStatus::default());
-    status.publish(&parts.replica);
+    status.publish(&parts.replica, false);
     let handle = ShardHandle {
         id,
         shard: parts.shard.clone(),
@@ -186,7 +186,14 @@ impl Driver {
                 Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
                 Ok(()) = self.published.changed() => {
                     let (flushed_seq, flushed_epoch) = *self.published.borrow_and_update();
-                    self.step(Input::ManifestLoaded { flushed_seq, flushed_epoch });
+                    if self.shard.applied() >= flushed_seq {
+                        self.step(Input::ManifestLoaded { flushed_seq, flushed_epoch });
+                    } else {
+                        // A publish that lost to (and adopted) a manifest beyond what this
+                        // replica applied: the log may only drop records the view holds,
+                        // so install first; the load answers the replica afterwards.
+                        self.load_manifest(true);
+                    }
                 }
                 cmd = self.rx.recv() => match cmd {
                     Some(c) => self.on_cmd(c),
@@ -230,7 +237,14 @@ impl Driver {
                 Output::RoleChanged { role, epoch } => self.on_role(role, epoch),
             }
         }
-        self.status.publish(&self.replica);
+        self.status.publish(&self.replica, self.caught_up());
+    }
+
+    /// Whether every committed record is visible in the shard's view (applied, or covered by
+    /// installed segments). A leader that is not may neither serve strong reads nor evaluate
+    /// conditions: records it committed could be missing from what it reads.
+    fn caught_up(&self) -> bool {
+        self.shard.applied() >= self.replica.commit_seq()
     }
 
     fn persist(&mut self, id: PersistId, op: PersistOp) {
@@ -315,7 +329,7 @@ impl Driver {
             let _ = reply.send(ProposeReply::Failed(Error::WalPoisoned { op: "fdatasync" }));
             return;
         }
-        if self.replica.role() != Role::Leader {
+        if self.replica.role() != Role::Leader || !self.caught_up() {
             let _ = reply.send(ProposeReply::Failed(Error::NotLeader {
                 shard: self.id,
                 leader: self.replica.leader_hint().map(|n| n.0),
