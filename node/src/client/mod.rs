@@ -212,6 +212,9 @@ struct Shared {
     health: parking_lot::Mutex<Option<HashSet<NodeId>>>,
     /// Start index of the next eventual read.
     rotation: AtomicUsize,
+    /// Parsed endpoint URL per member address (parsing showed up in profiles). Never held
+    /// across an await.
+    urls: parking_lot::RwLock<HashMap<String, reqwest::Url>>,
 }
 
 impl ClusterBackend {
@@ -247,6 +250,7 @@ impl ClusterBackend {
             hints: parking_lot::Mutex::new(HashMap::new()),
             health: parking_lot::Mutex::new(None),
             rotation: AtomicUsize::new(0),
+            urls: parking_lot::RwLock::new(HashMap::new()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(run_background(Arc::clone(&shared), stop.clone()));

@@ -32,11 +32,23 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Shared {
+    /// The endpoint of the node at `addr`, parsed once.
+    fn endpoint(&self, addr: &str) -> Result<reqwest::Url, RpcFailure> {
+        if let Some(u) = self.urls.read().get(addr) {
+            return Ok(u.clone());
+        }
+        let u = reqwest::Url::parse(&format!("http://{addr}{RPC_PATH}"))
+            .map_err(|e| RpcFailure::NotSent(format!("bad node address {addr:?}: {e}")))?;
+        self.urls.write().insert(addr.to_owned(), u.clone());
+        Ok(u)
+    }
+
     /// One RPC to the node at `addr`.
     pub(super) async fn send(&self, addr: &str, body: Bytes) -> Result<Response, RpcFailure> {
+        let url = self.endpoint(addr)?;
         let resp = self
             .http
-            .post(format!("http://{addr}{RPC_PATH}"))
+            .post(url)
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(body)
