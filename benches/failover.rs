@@ -168,6 +168,7 @@ fn main() {
             lease,
             memtable_bytes: 64 << 20,
             heartbeat: Duration::from_millis(250).min(lease / 4),
+            ..Opts::default()
         })
         .await;
         println!(

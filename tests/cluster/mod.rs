@@ -25,6 +25,10 @@ pub struct Opts {
     pub memtable_bytes: u64,
     /// Heartbeat interval, also the clock-drift margin.
     pub heartbeat: Duration,
+    /// Object store URL (default: `file://<tempdir>/objects`).
+    pub store_url: Option<String>,
+    /// Extra environment for every process (e.g. S3 endpoint and credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Opts {
@@ -34,6 +38,8 @@ impl Default for Opts {
             lease: Duration::from_secs(1),
             memtable_bytes: 256 << 10,
             heartbeat: Duration::from_millis(100),
+            store_url: None,
+            env: Vec::new(),
         }
     }
 }
@@ -163,13 +169,15 @@ impl Cluster {
 
     fn command(&self, sub: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierkv"));
+        let store = self
+            .opts
+            .store_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.dir.path().join("objects").display()));
         cmd.arg(sub)
             .args(["--shards", &self.opts.shards.to_string()])
-            .arg("--store-url")
-            .arg(format!(
-                "file://{}",
-                self.dir.path().join("objects").display()
-            ))
+            .args(["--store-url", &store])
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "warn")
             .env(
                 "TIERKV_CLUSTER__LEASE_DURATION",
