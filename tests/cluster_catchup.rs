@@ -79,6 +79,20 @@ async fn a_restarted_follower_catches_up_from_the_log() {
     })
     .await;
     let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    // Exactly one strong-read lease per shard once the leaders are settled, never more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut leases = 0;
+        for n in 1..=3 {
+            leases += c.metric(n, "tierkv_node_read_leases").await.unwrap_or(0);
+        }
+        assert!(leases <= 2, "{leases} read leases for 2 shards");
+        if leases == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "leases did not settle: {leases}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let follower = (1..=3).find(|n| *n != leader).expect("a follower");
     let keys = c.keys_in_shard(SHARD, "log-", 300);
     put_all(&c, &keys[..50], 10).await;

@@ -247,6 +247,17 @@ async fn metrics(State(node): State<Node>) -> Response {
             *n += 1;
         }
     }
+    let mut leases = 0u64;
+    let mut uncommitted = 0u64;
+    let mut unapplied = 0u64;
+    let mut poisoned = 0u64;
+    for h in node.shards() {
+        let s = h.status();
+        leases += u64::from(h.holds_read_lease());
+        uncommitted += s.last_seq.0.saturating_sub(s.commit_seq.0);
+        unapplied += s.commit_seq.0.saturating_sub(h.shard().applied().0);
+        poisoned += u64::from(s.poisoned);
+    }
     let wal = node.wal_stats();
     let t = node.transport().stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -261,6 +272,26 @@ async fn metrics(State(node): State<Node>) -> Response {
         let _ = writeln!(out, "tierkv_node_replicas{{role=\"{role}\"}} {n}");
     }
     let counters = [
+        (
+            "tierkv_node_read_leases",
+            "Leader replicas here holding a valid strong-read lease.",
+            leases,
+        ),
+        (
+            "tierkv_replication_uncommitted_records",
+            "Log records here not yet known committed (sum over hosted shards).",
+            uncommitted,
+        ),
+        (
+            "tierkv_replication_unapplied_records",
+            "Committed records not yet visible in the shards' views (catching up).",
+            unapplied,
+        ),
+        (
+            "tierkv_node_poisoned_replicas",
+            "Replicas stopped by a WAL failure (restart the node).",
+            poisoned,
+        ),
         (
             "tierkv_wal_appends_total",
             "WAL records appended.",

@@ -323,6 +323,22 @@ impl Cluster {
         self.signal(id, "-CONT");
     }
 
+    /// A gauge or counter from node `id`'s `/metrics` (None if it does not answer).
+    pub async fn metric(&self, id: u32, name: &str) -> Option<u64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.node_url(id)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// `n` user keys starting with `prefix` that route to `shard`.
     pub fn keys_in_shard(&self, shard: u32, prefix: &str, n: usize) -> Vec<String> {
         (0..)

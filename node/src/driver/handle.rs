@@ -208,6 +208,14 @@ impl ShardHandle {
         }
     }
 
+    /// Whether this replica holds a valid lease for strong reads now (a serving leader whose
+    /// lease, minus the drift margin, has not run out and whose view holds every committed
+    /// record).
+    #[must_use]
+    pub fn holds_read_lease(&self) -> bool {
+        self.check_read(ReadConsistency::Strong).is_ok()
+    }
+
     /// Whether this replica may serve a read at `level` now.
     fn check_read(&self, level: ReadConsistency) -> Result<()> {
         match level {
