@@ -65,11 +65,15 @@ async fn a_cluster_on_s3_keeps_acknowledged_writes_across_a_leader_kill() {
         put_until_ok(&c, k, &value(k)).await;
     }
     let leader = c.wait_leader(shard, None, Duration::from_secs(20)).await;
-    let flushed = c.status(leader).await.expect("status")[&shard].flushed_seq;
-    assert!(
-        flushed > 0,
-        "the leader should have flushed segments to S3 by now"
-    );
+    // 200 writes of ~200 bytes fill several 32 KiB memtables: the leader flushes to S3.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.status(leader).await.expect("status")[&shard].flushed_seq == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the leader flushed nothing to S3"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.kill(leader);
     for k in &keys[200..] {
         put_until_ok(&c, k, &value(k)).await;
