@@ -196,6 +196,14 @@ pub(crate) async fn run_dev(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let dir = data_dir(&cfg)?;
+    let single = dir.join("wal");
+    if std::fs::read_dir(&single).is_ok_and(|mut d| d.next().is_some()) {
+        tracing::warn!(
+            wal = %single.display(),
+            "this data directory has a single-process WAL (`tierkv serve`); the cluster does not \
+             replay it: run `tierkv serve` on it once to flush it, or use another --data-dir"
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&cfg, &clock).await?;
     let mut listeners = Vec::new();
