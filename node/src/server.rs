@@ -305,6 +305,11 @@ async fn metrics(State(node): State<Node>) -> Response {
             load(&t.sent),
         ),
         (
+            "tierkv_replication_posts_total",
+            "Successful replication posts (messages per post is the batching factor).",
+            load(&t.posts),
+        ),
+        (
             "tierkv_replication_messages_dropped_total",
             "Replication messages dropped (queue full or peer unknown).",
             load(&t.dropped),

@@ -48,6 +48,8 @@ const QUEUE: usize = 8192;
 pub struct TransportStats {
     /// Messages posted.
     pub sent: AtomicU64,
+    /// Successful posts (`sent / posts` is the batching factor).
+    pub posts: AtomicU64,
     /// Messages dropped because a peer's queue was full or unknown.
     pub dropped: AtomicU64,
     /// Posts that failed (their messages are lost).
@@ -198,6 +200,7 @@ impl Link {
             match sent {
                 Ok(r) if r.status().is_success() => {
                     self.stats.sent.fetch_add(n, Ordering::Relaxed);
+                    self.stats.posts.fetch_add(1, Ordering::Relaxed);
                     backoff = Duration::ZERO;
                     continue;
                 }
