@@ -219,44 +219,22 @@ impl Shard {
             (Arc::new(active), Vec::new())
         };
         let flushed = latest.flushed_seq;
-        let latest_version = latest.version.0;
-        let inner = Arc::new(ShardInner {
+        let view = View {
+            generation: 0,
+            active,
+            frozen,
+            l0,
+            l1,
+        };
+        let inner = Arc::new(ShardInner::new(
             id,
-            epoch: AtomicU64::new(epoch.0),
-            replicated: false,
-            leading: AtomicBool::new(true),
-            applied: AtomicU64::new(0),
-            proposer: std::sync::OnceLock::new(),
-            installed_version: AtomicU64::new(latest_version),
-            flushed_tx: tokio::sync::watch::Sender::new((flushed, Epoch(0))),
             opts,
-            store: c.store,
-            cache: c.cache,
-            clock: c.clock,
-            wal: c.wal,
-            manifests,
-            manifest: tokio::sync::Mutex::new(latest),
-            view: RwLock::new(Arc::new(View {
-                generation: 0,
-                active,
-                frozen,
-                l0,
-                l1,
-            })),
-            seq: Mutex::new(Sequencer::new(last.next())),
-            flush_lock: tokio::sync::Mutex::new(()),
-            compact_lock: tokio::sync::Mutex::new(()),
-            flush_wake: Notify::new(),
-            compact_wake: Notify::new(),
-            l0_changed: Notify::new(),
-            shutdown: CancellationToken::new(),
-            closed: AtomicBool::new(false),
-            poisoned: AtomicBool::new(false),
-            fenced: AtomicBool::new(false),
-            flushed_seq: AtomicU64::new(flushed.0),
-            metrics: ShardMetrics::default(),
-            ttl: ttl::TtlState::default(),
-        });
+            c,
+            latest,
+            view,
+            last.next(),
+            Mode::Standalone { epoch },
+        ));
         // Fence older writers now rather than at our first flush.
         inner.update_manifest(|_| true).await?;
         inner.wal.release(id, flushed);
@@ -410,7 +388,66 @@ impl Shard {
     }
 }
 
+/// How a shard is written.
+pub(crate) enum Mode {
+    /// Its own sequencer, holding `epoch` for good.
+    Standalone {
+        /// The epoch claimed at open.
+        epoch: Epoch,
+    },
+    /// A replica's storage (`replicated.rs`): leads no epoch until told to.
+    Replicated,
+}
+
 impl ShardInner {
+    /// A shard at `manifest` (the latest), reading from `view`, next seq `next_seq`.
+    pub(crate) fn new(
+        id: ShardId,
+        opts: Arc<EngineOptions>,
+        c: ShardComponents,
+        manifest: Manifest,
+        view: View,
+        next_seq: SeqNo,
+        mode: Mode,
+    ) -> Self {
+        let flushed = manifest.flushed_seq;
+        let (epoch, replicated, applied, flushed_epoch) = match mode {
+            Mode::Standalone { epoch } => (epoch, false, SeqNo(0), Epoch(0)),
+            Mode::Replicated => (Epoch(0), true, flushed, manifest.flushed_epoch),
+        };
+        Self {
+            id,
+            epoch: AtomicU64::new(epoch.0),
+            replicated,
+            leading: AtomicBool::new(!replicated),
+            applied: AtomicU64::new(applied.0),
+            proposer: std::sync::OnceLock::new(),
+            installed_version: AtomicU64::new(manifest.version.0),
+            flushed_tx: tokio::sync::watch::Sender::new((flushed, flushed_epoch)),
+            opts,
+            manifests: ManifestStore::new(c.store.clone(), id),
+            store: c.store,
+            cache: c.cache,
+            clock: c.clock,
+            wal: c.wal,
+            manifest: tokio::sync::Mutex::new(manifest),
+            view: RwLock::new(Arc::new(view)),
+            seq: Mutex::new(Sequencer::new(next_seq)),
+            flush_lock: tokio::sync::Mutex::new(()),
+            compact_lock: tokio::sync::Mutex::new(()),
+            flush_wake: Notify::new(),
+            compact_wake: Notify::new(),
+            l0_changed: Notify::new(),
+            shutdown: CancellationToken::new(),
+            closed: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
+            flushed_seq: AtomicU64::new(flushed.0),
+            metrics: ShardMetrics::default(),
+            ttl: ttl::TtlState::default(),
+        }
+    }
+
     pub(crate) fn epoch(&self) -> Epoch {
         Epoch(self.epoch.load(Ordering::SeqCst))
     }

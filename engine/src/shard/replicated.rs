@@ -25,23 +25,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, ManifestStore, SegmentMeta};
+use crate::manifest::{Manifest, SegmentMeta};
 use crate::memtable::Memtable;
 use crate::options::EngineOptions;
 use crate::replica::Record;
 use crate::segment::SegmentReader;
 use crate::shard::view::View;
-use crate::shard::write::{Sequencer, check, validate};
-use crate::shard::{Shard, ShardComponents, ShardInner, ShardMetrics, open_segment, ttl};
+use crate::shard::write::{check, validate};
+use crate::shard::{Mode, Shard, ShardComponents, ShardInner, open_segment};
 use crate::types::{Condition, Entry, Epoch, SeqNo, ShardId, WriteBatch, WriteOp};
 
 /// How a replicated shard's TTL sweeper writes: proposes the batch through the replication
@@ -98,44 +95,22 @@ impl Shard {
         opts.validate()?;
         let loaded = load(&c, id, manifest, &View::empty()).await?;
         let flushed = loaded.manifest.flushed_seq;
-        let version = loaded.manifest.version.0;
-        let inner = Arc::new(ShardInner {
+        let view = View {
+            generation: 0,
+            active: Arc::new(Memtable::new()),
+            frozen: Vec::new(),
+            l0: loaded.l0,
+            l1: loaded.l1,
+        };
+        let inner = Arc::new(ShardInner::new(
             id,
-            epoch: AtomicU64::new(0),
-            replicated: true,
-            leading: AtomicBool::new(false),
-            applied: AtomicU64::new(flushed.0),
-            proposer: std::sync::OnceLock::new(),
-            installed_version: AtomicU64::new(version),
-            flushed_tx: tokio::sync::watch::Sender::new((flushed, loaded.manifest.flushed_epoch)),
             opts,
-            store: c.store.clone(),
-            cache: c.cache,
-            clock: c.clock,
-            wal: c.wal,
-            manifests: ManifestStore::new(c.store, id),
-            view: RwLock::new(Arc::new(View {
-                generation: 0,
-                active: Arc::new(Memtable::new()),
-                frozen: Vec::new(),
-                l0: loaded.l0,
-                l1: loaded.l1,
-            })),
-            manifest: tokio::sync::Mutex::new(loaded.manifest),
-            seq: Mutex::new(Sequencer::new(flushed.next())),
-            flush_lock: tokio::sync::Mutex::new(()),
-            compact_lock: tokio::sync::Mutex::new(()),
-            flush_wake: Notify::new(),
-            compact_wake: Notify::new(),
-            l0_changed: Notify::new(),
-            shutdown: CancellationToken::new(),
-            closed: AtomicBool::new(false),
-            poisoned: AtomicBool::new(false),
-            fenced: AtomicBool::new(false),
-            flushed_seq: AtomicU64::new(flushed.0),
-            metrics: ShardMetrics::default(),
-            ttl: ttl::TtlState::default(),
-        });
+            c,
+            loaded.manifest,
+            view,
+            flushed.next(),
+            Mode::Replicated,
+        ));
         inner.wal.release(id, flushed);
         tracing::debug!(shard = %id, flushed_seq = %flushed, "replicated shard open");
         Ok(Self::with_tasks(inner))
