@@ -99,26 +99,44 @@ impl ManifestStore {
     /// (`shards/<sid>/epoch/<e>`, create-only: exactly one claimant gets each epoch).
     pub async fn claim_epoch(&self, at_least: Epoch) -> Result<Epoch> {
         loop {
-            let listed = self
-                .store
-                .list(&paths::epoch_prefix(self.shard), None)
-                .await?;
-            let latest = listed
-                .iter()
-                .filter_map(|(k, _)| paths::parse_epoch(self.shard, k))
-                .max()
-                .unwrap_or_default();
-            let e = latest.max(at_least).next();
-            let body = bytes::Bytes::from(format!("{{\"epoch\":{}}}", e.0));
-            if self
-                .store
-                .put_create(&paths::epoch(self.shard, e), body)
-                .await?
-                == CreateOutcome::Created
-            {
+            let e = self.newest_epoch().await?.max(at_least).next();
+            if self.create_epoch(e).await? == CreateOutcome::Created {
                 return Ok(e);
             }
         }
+    }
+
+    /// One attempt to claim exactly `epoch` (a replication candidate's claim): `(epoch,
+    /// true)` if this call created it, else the newest claimed epoch and `false` (someone
+    /// else is taking over).
+    pub async fn try_claim_epoch(&self, epoch: Epoch) -> Result<(Epoch, bool)> {
+        let newest = self.newest_epoch().await?;
+        if newest >= epoch {
+            return Ok((newest, false));
+        }
+        let created = self.create_epoch(epoch).await? == CreateOutcome::Created;
+        Ok((epoch, created))
+    }
+
+    /// The highest claimed epoch (0 if none).
+    async fn newest_epoch(&self) -> Result<Epoch> {
+        let listed = self
+            .store
+            .list(&paths::epoch_prefix(self.shard), None)
+            .await?;
+        Ok(listed
+            .iter()
+            .filter_map(|(k, _)| paths::parse_epoch(self.shard, k))
+            .max()
+            .unwrap_or_default())
+    }
+
+    /// Create-only put of `shards/<sid>/epoch/<e>`.
+    async fn create_epoch(&self, e: Epoch) -> Result<CreateOutcome> {
+        let body = bytes::Bytes::from(format!("{{\"epoch\":{}}}", e.0));
+        self.store
+            .put_create(&paths::epoch(self.shard, e), body)
+            .await
     }
 
     /// Deletes manifest versions older than the newest `keep` ones.
@@ -138,6 +156,29 @@ impl ManifestStore {
 mod tests {
     use super::*;
     use crate::types::SeqNo;
+
+    #[tokio::test]
+    async fn a_single_claim_attempt_wins_only_above_every_claimed_epoch() {
+        let s = ManifestStore::new(ObjStore::in_memory(), ShardId(3));
+        assert_eq!(
+            s.try_claim_epoch(Epoch(2)).await.expect("claim"),
+            (Epoch(2), true)
+        );
+        // The same epoch again, or an older one: lost, and the newest is reported.
+        assert_eq!(
+            s.try_claim_epoch(Epoch(2)).await.expect("claim"),
+            (Epoch(2), false)
+        );
+        assert_eq!(
+            s.try_claim_epoch(Epoch(1)).await.expect("claim"),
+            (Epoch(2), false)
+        );
+        assert_eq!(s.claim_epoch(Epoch(0)).await.expect("claim"), Epoch(3));
+        assert_eq!(
+            s.try_claim_epoch(Epoch(5)).await.expect("claim"),
+            (Epoch(5), true)
+        );
+    }
 
     fn next_of(m: &Manifest, epoch: Epoch) -> Manifest {
         Manifest {

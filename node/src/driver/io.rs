@@ -1,13 +1,11 @@
 //! The driver's object-store work: epoch claims, manifest loads and refreshes, and the
 //! completions ([`Io`]) its loop receives for them.
 
-use bytes::Bytes;
 use tierkv_engine::error::Result;
 use tierkv_engine::manifest::Manifest;
-use tierkv_engine::paths;
 use tierkv_engine::replica::{Input, Millis};
 use tierkv_engine::shard::{LoadedManifest, Prepared};
-use tierkv_engine::store::{CreateOutcome, ObjStore};
+use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Epoch, SeqNo, ShardId};
 
 use super::Driver;
@@ -86,33 +84,6 @@ impl Driver {
                 let _ = reply.send(ProposeReply::Failed(e));
             }
         }
-    }
-}
-
-/// One attempt to claim epoch `at_least` for `shard` with a create-only put. Returns
-/// `(epoch, true)` if this call created `shards/<sid>/epoch/<at_least>`, else the newest
-/// claimed epoch and `false` (someone else is taking over).
-pub(crate) async fn try_claim_epoch(
-    store: &ObjStore,
-    shard: ShardId,
-    at_least: Epoch,
-) -> Result<(Epoch, bool)> {
-    let listed = store.list(&paths::epoch_prefix(shard), None).await?;
-    let newest = listed
-        .iter()
-        .filter_map(|(k, _)| paths::parse_epoch(shard, k))
-        .max()
-        .unwrap_or_default();
-    if newest >= at_least {
-        return Ok((newest, false));
-    }
-    let body = Bytes::from(format!("{{\"epoch\":{}}}", at_least.0));
-    match store
-        .put_create(&paths::epoch(shard, at_least), body)
-        .await?
-    {
-        CreateOutcome::Created => Ok((at_least, true)),
-        CreateOutcome::AlreadyExists => Ok((at_least, false)),
     }
 }
 

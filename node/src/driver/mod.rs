@@ -45,6 +45,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use tierkv_engine::error::{Error, Result};
+use tierkv_engine::manifest::ManifestStore;
 use tierkv_engine::replica::{
     Input, Millis, Output, PersistId, PersistOp, RejectReason, Replica, Role,
 };
@@ -59,7 +60,7 @@ pub(crate) use self::handle::{Cmd, ProposeReply};
 pub use self::handle::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 use self::handle::{Reply, propose_raw};
 use self::io::Io;
-pub(crate) use self::io::{latest_manifest, try_claim_epoch};
+pub(crate) use self::io::latest_manifest;
 use crate::transport::Transport;
 
 /// Settings a driver needs besides the replica's.
@@ -225,9 +226,9 @@ impl Driver {
                 Output::Persist { id, op } => self.persist(id, op),
                 Output::Committed { upto } => self.apply(upto),
                 Output::ClaimEpoch { at_least } => {
-                    let (store, shard) = (self.store.clone(), self.id);
+                    let epochs = ManifestStore::new(self.store.clone(), self.id);
                     self.io.push(Box::pin(async move {
-                        Io::Claimed(try_claim_epoch(&store, shard, at_least).await)
+                        Io::Claimed(epochs.try_claim_epoch(at_least).await)
                     }));
                 }
                 Output::LoadManifest => self.load_manifest(true),
