@@ -351,7 +351,10 @@ fn replica_config(
 async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<ShardMap, NodeError> {
     let members = opts.cluster.members()?;
     let map = if members.is_empty() {
-        wait_for_map(store, Duration::from_secs(60)).await?
+        let wait = Duration::from_secs(60);
+        shardmap::wait_for_latest(store, wait)
+            .await?
+            .ok_or(NodeError::NoMap { waited: wait })?
     } else {
         let initial = ShardMap::new(
             1,
@@ -379,19 +382,6 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
         return Ok(shardmap::set_member_addr(store, me, &opts.advertise).await?);
     }
     Ok(map)
-}
-
-async fn wait_for_map(store: &ObjStore, wait: Duration) -> Result<ShardMap, NodeError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if let Some(m) = shardmap::load_latest(store).await? {
-            return Ok(m);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(NodeError::NoMap { waited: wait });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Re-reads the shard map every `every`; newer versions update peer addresses. (Moving

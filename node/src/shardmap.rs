@@ -521,6 +521,33 @@ pub async fn bootstrap(store: &ObjStore, initial: &ShardMap) -> Result<ShardMap,
     }
 }
 
+/// Polls for a first shard map for at most `wait` (10 ms doubling to 200 ms between
+/// attempts). Object-store errors are retried until the deadline (storage may come up after
+/// the caller); the last one is returned if it is still failing then. `Ok(None)`: no map
+/// was published in time.
+pub async fn wait_for_latest(
+    store: &ObjStore,
+    wait: std::time::Duration,
+) -> Result<Option<ShardMap>, ShardMapError> {
+    use std::time::Duration;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = Duration::from_millis(10);
+    loop {
+        let store_error = match load_latest(store).await {
+            Ok(Some(map)) => return Ok(Some(map)),
+            Ok(None) => None,
+            Err(ShardMapError::Store(e)) => Some(ShardMapError::Store(e)),
+            Err(e) => return Err(e),
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return store_error.map_or(Ok(None), Err);
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
 /// Publishes the next version with member `id` at `addr`, unless it already is there;
 /// returns the map that holds the address. Lost races are retried on the newer map.
 pub async fn set_member_addr(

@@ -9,43 +9,25 @@ use std::time::Duration;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Epoch, ShardId};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::route::{BACKOFF_MAX, BACKOFF_START};
 use super::{ConnectError, Shared};
 use crate::proto::{self, ReplicaRole, Request, Response};
-use crate::shardmap::{self, ShardMap, ShardMapError};
+use crate::shardmap::{self, ShardMap};
 
-/// Polls the store for a first shard map, for at most `wait`.
+/// Waits for a first shard map, for at most `wait`.
 pub(super) async fn wait_for_map(
     store: &ObjStore,
     wait: Duration,
 ) -> Result<ShardMap, ConnectError> {
-    let deadline = Instant::now() + wait;
-    let mut delay = BACKOFF_START;
-    loop {
-        let store_error = match shardmap::load_latest(store).await {
-            Ok(Some(map)) => return Ok(map),
-            Ok(None) => None,
-            // Object storage may come up after the gateway: keep polling.
-            Err(ShardMapError::Store(e)) => Some(ShardMapError::Store(e)),
-            Err(e) => return Err(e.into()),
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(match store_error {
-                Some(e) => e.into(),
-                None => ConnectError::NoShardMap {
-                    store: store.description().to_owned(),
-                    waited: wait,
-                },
-            });
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(BACKOFF_MAX);
-    }
+    shardmap::wait_for_latest(store, wait)
+        .await?
+        .ok_or_else(|| ConnectError::NoShardMap {
+            store: store.description().to_owned(),
+            waited: wait,
+        })
 }
 
 /// The background task: refresh the map and poll every member, every `map_refresh`.
