@@ -1,8 +1,9 @@
 //! The `tierkv` binary as a process on 127.0.0.1: durability under `kill -9` while clients
 //! write over HTTP, graceful shutdown on SIGTERM, and an idempotent retry across a restart.
 
+mod cluster;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -47,21 +48,7 @@ fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn tierkv");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if !sent && let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
-                sent = true;
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server printed its URL");
+    let url = cluster::url_of(&mut child);
     Server { child, url }
 }
 

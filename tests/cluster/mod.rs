@@ -104,7 +104,7 @@ fn free_port() -> u16 {
 }
 
 /// Waits for a child's stdout line containing "listening on " and returns the URL after it.
-fn url_of(child: &mut Child) -> String {
+pub fn url_of(child: &mut Child) -> String {
     use std::io::{BufRead, BufReader};
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
