@@ -30,6 +30,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use crate::block_cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::memtable::Memtable;
@@ -39,6 +40,7 @@ use crate::segment::SegmentReader;
 use crate::shard::view::View;
 use crate::shard::write::{check, validate};
 use crate::shard::{Mode, Shard, ShardComponents, ShardInner, open_segment};
+use crate::store::ObjStore;
 use crate::types::{Condition, Entry, Epoch, SeqNo, ShardId, WriteBatch, WriteOp};
 
 /// How a replicated shard's TTL sweeper writes: proposes the batch through the replication
@@ -93,7 +95,7 @@ impl Shard {
         manifest: Manifest,
     ) -> Result<Self> {
         opts.validate()?;
-        let loaded = load(&c, id, manifest, &View::empty()).await?;
+        let loaded = load(&c.store, &c.cache, id, manifest, &View::empty()).await?;
         let flushed = loaded.manifest.flushed_seq;
         let view = View {
             generation: 0,
@@ -198,9 +200,7 @@ impl Shard {
         let Some(m) = self.inner.manifests.load_latest().await? else {
             return Ok(None);
         };
-        let c = self.components();
-        let view = self.inner.current_view();
-        load(&c, self.inner.id, m, &view).await.map(Some)
+        self.inner.load(m).await.map(Some)
     }
 
     /// Makes `loaded` the view's segment lists if it is newer than what is installed, drops
@@ -275,15 +275,6 @@ impl Shard {
             .collect();
         Ok(PrepareOutcome::Ready { entries, prior })
     }
-
-    fn components(&self) -> ShardComponents {
-        ShardComponents {
-            store: self.inner.store.clone(),
-            cache: Arc::clone(&self.inner.cache),
-            clock: Arc::clone(&self.inner.clock),
-            wal: self.inner.wal.clone(),
-        }
-    }
 }
 
 impl ShardInner {
@@ -355,13 +346,7 @@ impl ShardInner {
 
     /// Opens readers for the segments of `m` (reusing those of the current view).
     pub(crate) async fn load(&self, m: Manifest) -> Result<LoadedManifest> {
-        let c = ShardComponents {
-            store: self.store.clone(),
-            cache: Arc::clone(&self.cache),
-            clock: Arc::clone(&self.clock),
-            wal: self.wal.clone(),
-        };
-        load(&c, self.id, m, &self.current_view()).await
+        load(&self.store, &self.cache, self.id, m, &self.current_view()).await
     }
 
     /// The replicated shard's write path (TTL sweeps): through the driver.
@@ -378,7 +363,8 @@ impl ShardInner {
 
 /// Opens readers for `m`'s segments, reusing the readers of `view` with the same ids.
 async fn load(
-    c: &ShardComponents,
+    store: &ObjStore,
+    cache: &Arc<dyn BlockCache>,
     shard: ShardId,
     m: Manifest,
     view: &View,
@@ -389,8 +375,8 @@ async fn load(
         .chain(view.l1.iter())
         .map(|r| (r.id(), Arc::clone(r)))
         .collect();
-    let l0 = open_all(c, shard, &m.l0, &open).await?;
-    let l1 = open_all(c, shard, &m.l1, &open).await?;
+    let l0 = open_all(store, cache, shard, &m.l0, &open).await?;
+    let l1 = open_all(store, cache, shard, &m.l1, &open).await?;
     Ok(LoadedManifest {
         manifest: m,
         l0,
@@ -399,7 +385,8 @@ async fn load(
 }
 
 async fn open_all(
-    c: &ShardComponents,
+    store: &ObjStore,
+    cache: &Arc<dyn BlockCache>,
     shard: ShardId,
     metas: &[SegmentMeta],
     open: &HashMap<crate::types::SegmentId, Arc<SegmentReader>>,
@@ -407,7 +394,7 @@ async fn open_all(
     futures::future::try_join_all(metas.iter().map(|meta| async move {
         match open.get(&meta.id) {
             Some(r) => Ok(Arc::clone(r)),
-            None => open_segment(&c.store, &c.cache, shard, meta).await,
+            None => open_segment(store, cache, shard, meta).await,
         }
     }))
     .await
