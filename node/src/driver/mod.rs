@@ -128,6 +128,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         io: FuturesUnordered::new(),
         waiters: BTreeMap::new(),
         overlay: HashMap::new(),
+        held_failures: Vec::new(),
         published,
         poisoned: false,
         leading: false,
@@ -162,6 +163,10 @@ struct Driver {
     waiters: BTreeMap<SeqNo, Waiter>,
     /// Newest proposed-but-unapplied entry per key (conditions are checked against it).
     overlay: HashMap<Bytes, Entry>,
+    /// Condition failures that saw an uncommitted entry of the overlay, held until that
+    /// entry (its seq) is committed: answered earlier, a failed CAS could be followed by a
+    /// read of the value it claimed was gone (the pending write may commit later, or never).
+    held_failures: Vec<(SeqNo, Reply, Error)>,
     published: watch::Receiver<(SeqNo, Epoch)>,
     poisoned: bool,
     leading: bool,
@@ -310,6 +315,15 @@ impl Driver {
                 let _ = w.reply.send(ProposeReply::Done(seq, w.prior));
             }
         }
+        // The entries those failures saw are committed now: the failures are true of the
+        // committed state at this instant.
+        let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_failures)
+            .into_iter()
+            .partition(|(seq, _, _)| *seq <= applied);
+        self.held_failures = held;
+        for (_, reply, e) in due {
+            let _ = reply.send(ProposeReply::Failed(e));
+        }
     }
 
     fn on_cmd(&mut self, cmd: Cmd) {
@@ -353,7 +367,16 @@ impl Driver {
                 return;
             }
             Err(e) => {
-                let _ = reply.send(ProposeReply::Failed(e));
+                let pending = match &e {
+                    Error::ConditionFailed { key, .. } => self.overlay.get(key).map(|p| p.seq),
+                    _ => None,
+                };
+                match pending {
+                    Some(seq) => self.held_failures.push((seq, reply, e)),
+                    None => {
+                        let _ = reply.send(ProposeReply::Failed(e));
+                    }
+                }
                 return;
             }
         };
@@ -428,5 +451,13 @@ impl Driver {
             }));
         }
         self.overlay.clear();
+        // The entries they saw may never commit: nothing was applied for these, so they are
+        // refused as "not leader" (safe to retry) rather than answered as failures.
+        for (_, reply, _) in std::mem::take(&mut self.held_failures) {
+            let _ = reply.send(ProposeReply::Failed(Error::NotLeader {
+                shard: self.id,
+                leader: None,
+            }));
+        }
     }
 }
