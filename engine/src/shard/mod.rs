@@ -131,8 +131,11 @@ pub(crate) struct ShardInner {
     pub(crate) replicated: bool,
     /// Whether this replica may do leader work (always true in standalone mode).
     pub(crate) leading: AtomicBool,
-    /// Replicated mode: highest log seq applied to the memtables (or covered by segments).
+    /// Highest seq applied to the memtables (replicated mode: or covered by segments).
     pub(crate) applied: AtomicU64,
+    /// Woken when `applied` moves or the shard is poisoned (standalone condition failures
+    /// wait on it, see `write.rs`).
+    pub(crate) applied_changed: Notify,
     /// Replicated mode: how TTL sweeps write (through the replication driver).
     pub(crate) proposer: std::sync::OnceLock<Proposer>,
     /// Version of the manifest whose segment lists the view holds.
@@ -421,6 +424,7 @@ impl ShardInner {
             replicated,
             leading: AtomicBool::new(!replicated),
             applied: AtomicU64::new(applied.0),
+            applied_changed: Notify::new(),
             proposer: std::sync::OnceLock::new(),
             installed_version: AtomicU64::new(manifest.version.0),
             flushed_tx: tokio::sync::watch::Sender::new((flushed, flushed_epoch)),

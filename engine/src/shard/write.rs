@@ -9,6 +9,10 @@
 //! the WAL is poisoned and every later batch fails with it, so no decision is based on a
 //! write that is lost while a later one survives.
 //!
+//! A condition that fails because of a batch still waiting for its fsync is answered only
+//! once that batch is applied (or the WAL fails): answered at once, a concurrent read could
+//! still return the value the failure says is gone.
+//!
 //! Conditional writes read segments *before* taking the lock (object storage may be slow)
 //! and re-check the memtables and the pending overlay under it; `View::generation` tells whether a
 //! memtable rotation happened in between, in which case the read is retried.
@@ -164,7 +168,7 @@ impl ShardInner {
             |op: &crate::types::WriteOp| batch.report_prior || op.condition != Condition::None;
         let reads = batch.ops.iter().any(inspects);
         let mut prior = Vec::new();
-        let (seq, durable) = loop {
+        let outcome = loop {
             prior.clear();
             let view = self.current_view();
             let mut base = Vec::with_capacity(batch.ops.len());
@@ -180,21 +184,25 @@ impl ShardInner {
                 continue;
             }
             let now = self.clock.now_millis();
+            let mut failed = None;
             for (op, base) in batch.ops.iter().zip(base) {
                 if !inspects(op) {
                     continue;
                 }
                 let key = op.mutation.key();
-                let cur = s
-                    .pending_keys
-                    .get(key)
-                    .cloned()
-                    .or_else(|| view.mem_get(key))
-                    .or(base);
-                check(key, op.condition, cur.as_ref(), now)?;
+                let pending = s.pending_keys.get(key).cloned();
+                let from_pending = pending.as_ref().map(|e| e.seq);
+                let cur = pending.or_else(|| view.mem_get(key)).or(base);
+                if let Err(e) = check(key, op.condition, cur.as_ref(), now) {
+                    failed = Some((from_pending, e));
+                    break;
+                }
                 if batch.report_prior {
                     prior.push(cur.filter(|e| e.is_live(now)).map(|e| e.seq));
                 }
+            }
+            if let Some(f) = failed {
+                break Err(f);
             }
             let seq = s.next_seq;
             let entries: Vec<Entry> = batch
@@ -213,15 +221,42 @@ impl ShardInner {
                 s.pending_keys.insert(e.key.clone(), e.clone());
             }
             s.pending.push_back((seq, entries));
-            break (seq, durable);
+            break Ok((seq, durable));
+        };
+        let (seq, durable) = match outcome {
+            Ok(sequenced) => sequenced,
+            Err((Some(pending), failure)) => {
+                return Err(self.fail_once_applied(pending, failure).await);
+            }
+            Err((None, failure)) => return Err(failure),
         };
         if let Err(e) = durable.wait().await {
             self.poisoned.store(true, Ordering::SeqCst);
+            self.applied_changed.notify_waiters();
             tracing::error!(shard = %self.id, error = %e, "WAL failed; shard refuses writes until restart");
             return Err(e);
         }
         self.apply_through(seq);
         Ok((seq, prior))
+    }
+
+    /// A condition failed against the pending batch `seq`: the failure is answered once that
+    /// batch is applied (answered earlier, a read could still see the value the failure says
+    /// is gone); if the WAL fails first, the batch never applies and neither does the
+    /// failure: the caller gets the WAL error.
+    async fn fail_once_applied(&self, seq: SeqNo, failure: Error) -> Error {
+        loop {
+            let changed = self.applied_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.applied.load(Ordering::SeqCst) >= seq.0 {
+                return failure;
+            }
+            if self.poisoned.load(Ordering::SeqCst) || self.wal.is_poisoned() {
+                return Error::WalPoisoned { op: "fdatasync" };
+            }
+            changed.await;
+        }
     }
 
     /// Moves every pending batch with seq <= `upto` into the active memtable, in order.
@@ -245,6 +280,9 @@ impl ShardInner {
                 view = self.rotate(&view);
             }
         }
+        self.applied.fetch_max(upto.0, Ordering::SeqCst);
+        drop(s);
+        self.applied_changed.notify_waiters();
     }
 
     /// Freezes the active memtable (if non-empty) so the flusher picks it up.
