@@ -14,6 +14,7 @@
 //! - [`driver`]: the task that runs one shard's replica state machine
 //!   ([`tierkv_engine::replica`]) against the WAL, the shard's storage, object storage and
 //!   the transport; the read path checks its published lease.
+//! - [`frame`]: length-prefixed frames, several envelopes in one HTTP/2 body.
 //! - [`transport`]: batched, best-effort replication messages to peers over HTTP/2.
 //! - [`server`]: the node's HTTP endpoints (replication, client operations, health, status,
 //!   metrics).
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod driver;
+pub mod frame;
 pub mod node;
 pub mod proto;
 pub mod server;

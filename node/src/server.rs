@@ -3,7 +3,8 @@
 //! | route | who calls it | body |
 //! |---|---|---|
 //! | `POST /rpc/v1/replica` | other nodes | replication frames ([`crate::transport`]) |
-//! | `POST /rpc/v1/kv` | gateways | one client operation ([`crate::proto`]) |
+//! | `POST /rpc/v1/kv` | tools, tests | one client operation ([`crate::proto`]) |
+//! | `POST /rpc/v1/kv/batch` | gateways | several client operations, answers streamed ([`crate::proto::batch`]) |
 //! | `GET /health/live` | probes | 200 while the process runs |
 //! | `GET /health/ready` | probes | 200 once every hosted shard knows a leader |
 //! | `GET /status` | operators, tests | JSON: role, epoch, leader and seqs per hosted shard |
@@ -14,13 +15,17 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::BytesMut;
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use tierkv_engine::replica::Role;
 use tierkv_engine::types::ShardId;
 
@@ -30,6 +35,8 @@ use crate::transport::{self, REPLICA_PATH};
 
 /// Path of the client-operation endpoint.
 pub const KV_PATH: &str = "/rpc/v1/kv";
+/// Path of the batched client-operation endpoint.
+pub const KV_BATCH_PATH: &str = "/rpc/v1/kv/batch";
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
 
@@ -38,6 +45,7 @@ pub fn router(node: Node) -> Router {
     Router::new()
         .route(REPLICA_PATH, post(replica))
         .route(KV_PATH, post(kv))
+        .route(KV_BATCH_PATH, post(kv_batch))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/status", get(status))
@@ -54,7 +62,7 @@ pub async fn serve(
     flush_timeout: std::time::Duration,
 ) -> std::io::Result<()> {
     let app = router(node.clone());
-    let served = axum::serve(listener, app)
+    let served = axum::serve(tierkv_gateway::nodelay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await;
     node.shutdown(flush_timeout).await;
@@ -106,6 +114,69 @@ async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Respon
         proto::encode_response(&resp),
     )
         .into_response()
+}
+
+async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&node, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let requests = match proto::batch::decode_requests(&body) {
+        Ok(r) if r.len() <= proto::batch::MAX_BATCH => r,
+        Ok(r) => {
+            let why = format!(
+                "{} operations in one batch; at most {}",
+                r.len(),
+                proto::batch::MAX_BATCH
+            );
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let pending: FuturesUnordered<_> = (0u32..)
+        .zip(requests)
+        .map(|(index, req)| {
+            let node = node.clone();
+            async move { (index, handle(&node, req).await) }
+        })
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(Answers { pending }),
+    )
+        .into_response()
+}
+
+/// The answers of a batch as they complete: each chunk holds every answer that was ready
+/// when the body was polled, so answers completing together leave in one HTTP/2 frame.
+struct Answers<F> {
+    pending: FuturesUnordered<F>,
+}
+
+impl<F> Stream for Answers<F>
+where
+    F: Future<Output = (u32, proto::Response)>,
+{
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut out = BytesMut::new();
+        let finished = loop {
+            match self.pending.poll_next_unpin(cx) {
+                Poll::Ready(Some((index, resp))) => {
+                    proto::batch::put_answer(&mut out, index, &resp);
+                }
+                Poll::Ready(None) => break true,
+                Poll::Pending => break false,
+            }
+        };
+        if !out.is_empty() {
+            Poll::Ready(Some(Ok(out.freeze())))
+        } else if finished {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 fn not_hosted(node: &Node, shard: ShardId) -> proto::Response {
@@ -324,4 +395,56 @@ async fn metrics(State(node): State<Node>) -> Response {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+
+    use futures::StreamExt;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::proto::Response as R;
+    use crate::proto::batch::AnswerReader;
+
+    type Pending = Pin<Box<dyn Future<Output = (u32, R)> + Send>>;
+
+    fn indexes(chunk: &Bytes) -> Vec<u32> {
+        let mut reader = AnswerReader::default();
+        reader.push(chunk);
+        let mut out = Vec::new();
+        while let Some((i, r)) = reader.next_answer().expect("framing") {
+            r.expect("decodes");
+            out.push(i);
+        }
+        assert!(reader.is_clean());
+        out
+    }
+
+    /// A slow operation holds back no other answer, and answers ready together leave in one
+    /// chunk.
+    #[tokio::test]
+    async fn answers_leave_as_they_complete() {
+        let (release, slow) = oneshot::channel::<()>();
+        let pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        pending.push(Box::pin(async move {
+            let _ = slow.await;
+            (0, R::Got(None))
+        }));
+        pending.push(Box::pin(async { (1, R::Got(None)) }));
+        pending.push(Box::pin(async { (2, R::Error(RemoteError::Closed)) }));
+        let mut answers = Answers { pending };
+        let first = answers.next().await.expect("a chunk").expect("infallible");
+        let mut got = indexes(&first);
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        release.send(()).expect("slow operation waiting");
+        let second = answers.next().await.expect("a chunk").expect("infallible");
+        assert_eq!(indexes(&second), [0]);
+        assert!(
+            answers.next().await.is_none(),
+            "the stream ends after the last answer"
+        );
+    }
 }

@@ -9,12 +9,9 @@
 //!
 //! # Body of `POST /rpc/v1/replica`
 //!
-//! A sequence of frames until the end of the body, each:
-//!
-//! | offset | type | meaning |
-//! |---|---|---|
-//! | 0 | u32 | length `n` of the envelope (little-endian, at most [`MAX_FRAME`]) |
-//! | 4 | `n` bytes | one message envelope ([`tierkv_engine::replica::msg`], with its own crc) |
+//! Frames ([`crate::frame`]: a u32 little-endian length, then that many bytes) until the end
+//! of the body, each holding one message envelope ([`tierkv_engine::replica::msg`], with its
+//! own crc).
 //!
 //! Requests carry `authorization: Bearer <cluster secret>`; the answer is 204 (accepted for
 //! delivery; nothing is promised about processing), 400 for a malformed body, 401 for a
@@ -26,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::RwLock;
 use tierkv_engine::replica::msg::{self, Envelope};
 use tierkv_engine::replica::{Msg, NodeId};
@@ -34,12 +31,13 @@ use tierkv_engine::types::ShardId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::frame;
+pub use crate::frame::{FrameError, MAX_FRAME};
+
 /// Path of the replication endpoint.
 pub const REPLICA_PATH: &str = "/rpc/v1/replica";
 /// Most messages in one request.
 pub const MAX_BATCH: usize = 512;
-/// Largest envelope accepted in a frame (64 MiB).
-pub const MAX_FRAME: usize = 64 << 20;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 8192;
 
@@ -171,6 +169,9 @@ impl Link {
                     None => return,
                 },
             };
+            // Let the tasks that are ready now queue their messages first (as the gateway's
+            // pipes do): under load, more messages share a post.
+            tokio::task::yield_now().await;
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -224,63 +225,12 @@ impl Link {
 /// Frames `envelopes` into one request body.
 #[must_use]
 pub fn encode_frames(envelopes: &[Bytes]) -> Bytes {
-    let len = envelopes.iter().map(|e| e.len() + 4).sum();
-    let mut out = BytesMut::with_capacity(len);
-    for e in envelopes {
-        out.put_u32_le(u32::try_from(e.len()).unwrap_or(u32::MAX));
-        out.put_slice(e);
-    }
-    out.freeze()
-}
-
-/// Why a request body could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// A frame header or envelope was cut short.
-    #[error("truncated frame at offset {offset}")]
-    Truncated {
-        /// Where the frame started.
-        offset: usize,
-    },
-    /// A frame longer than [`MAX_FRAME`].
-    #[error("frame of {len} bytes at offset {offset} exceeds the limit")]
-    TooLarge {
-        /// Where the frame started.
-        offset: usize,
-        /// Its declared length.
-        len: usize,
-    },
-    /// An envelope failed to decode.
-    #[error("bad envelope at offset {offset}: {source}")]
-    Envelope {
-        /// Where the frame started.
-        offset: usize,
-        /// The decoder's error.
-        source: tierkv_engine::codec::DecodeError,
-    },
+    frame::encode(envelopes)
 }
 
 /// Decodes a request body into envelopes; never panics.
 pub fn decode_frames(body: &Bytes) -> Result<Vec<Envelope>, FrameError> {
-    let mut out = Vec::new();
-    let mut rest = body.clone();
-    let mut offset = 0;
-    while rest.has_remaining() {
-        if rest.remaining() < 4 {
-            return Err(FrameError::Truncated { offset });
-        }
-        let len = usize::try_from(rest.get_u32_le()).unwrap_or(usize::MAX);
-        if len > MAX_FRAME {
-            return Err(FrameError::TooLarge { offset, len });
-        }
-        if rest.remaining() < len {
-            return Err(FrameError::Truncated { offset });
-        }
-        let env = rest.split_to(len);
-        out.push(msg::decode(&env).map_err(|source| FrameError::Envelope { offset, source })?);
-        offset += 4 + len;
-    }
-    Ok(out)
+    frame::decode_all(body, msg::decode)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,9 +38,14 @@ struct FakeNode {
     id: NodeId,
     addr: String,
     seen: Arc<Mutex<Vec<Request>>>,
+    /// HTTP requests served (each a batch of operations).
+    posts: Arc<AtomicUsize>,
 }
 
 impl FakeNode {
+    fn posts(&self) -> usize {
+        self.posts.load(Ordering::SeqCst)
+    }
     fn count(&self, f: impl Fn(&Request) -> bool) -> usize {
         self.seen.lock().iter().filter(|r| f(r)).count()
     }
@@ -55,9 +61,10 @@ impl FakeNode {
 struct NodeState {
     handler: Handler,
     seen: Arc<Mutex<Vec<Request>>>,
+    posts: Arc<AtomicUsize>,
 }
 
-/// Serves `/rpc/v1/kv` like a node: checks HTTP/2, the secret and the content type, decodes
+/// Serves `/rpc/v1/kv/batch` like a node: checks HTTP/2, the secret and the content type, decodes
 /// with the real proto, records the request and answers with `handler`.
 async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> impl IntoResponse {
     if req.version() != Version::HTTP_2 {
@@ -83,14 +90,18 @@ async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> 
     let Ok(body) = axum::body::to_bytes(req.into_body(), 1 << 20).await else {
         return (StatusCode::BAD_REQUEST, Bytes::new());
     };
-    let Ok(request) = proto::decode_request(&body) else {
+    let Ok(requests) = proto::batch::decode_requests(&body) else {
         return (StatusCode::BAD_REQUEST, Bytes::new());
     };
-    st.seen.lock().push(request.clone());
-    (
-        StatusCode::OK,
-        proto::encode_response(&(st.handler)(&request)),
-    )
+    st.posts.fetch_add(1, Ordering::SeqCst);
+    // Answers in reverse order: the client must match them by index, not by position.
+    let mut answers = bytes::BytesMut::new();
+    for (index, request) in requests.iter().enumerate().rev() {
+        st.seen.lock().push(request.clone());
+        let index = u32::try_from(index).expect("small batch");
+        proto::batch::put_answer(&mut answers, index, &(st.handler)(request));
+    }
+    (StatusCode::OK, answers.freeze())
 }
 
 async fn fake_node(
@@ -100,17 +111,20 @@ async fn fake_node(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr").to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let posts = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route(RPC_PATH, post(serve_rpc))
         .with_state(NodeState {
             handler: Arc::new(handler),
             seen: Arc::clone(&seen),
+            posts: Arc::clone(&posts),
         });
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(tierkv_gateway::nodelay(listener), app).await });
     FakeNode {
         id: NodeId(id),
         addr,
         seen,
+        posts,
     }
 }
 
@@ -195,6 +209,7 @@ async fn dropping_node(id: u32) -> FakeNode {
         id: NodeId(id),
         addr,
         seen,
+        posts: Arc::new(AtomicUsize::new(0)),
     }
 }
 
@@ -254,24 +269,28 @@ async fn serve_until_a_client_operation(
         }
         if (kind == DATA || kind == HEADERS) && flags & END_STREAM != 0 {
             let body = Bytes::from(bodies.remove(&stream).unwrap_or_default());
-            match proto::decode_request(&body) {
-                Ok(Request::Status) => {
-                    let answer = proto::encode_response(&Response::Status(NodeStatus {
-                        node: id,
-                        map_version: 1,
-                        shards: Vec::new(),
-                    }));
-                    sock.write_all(&frame(HEADERS, END_HEADERS, stream, &[STATUS_200]))
-                        .await?;
-                    sock.write_all(&frame(DATA, END_STREAM, stream, &answer))
-                        .await?;
+            let Ok(requests) = proto::batch::decode_requests(&body) else {
+                return Ok(());
+            };
+            if requests.iter().all(|r| matches!(r, Request::Status)) {
+                let mut answers = bytes::BytesMut::new();
+                let status = Response::Status(NodeStatus {
+                    node: id,
+                    map_version: 1,
+                    shards: Vec::new(),
+                });
+                for index in 0..requests.len() {
+                    let index = u32::try_from(index).expect("small batch");
+                    proto::batch::put_answer(&mut answers, index, &status);
                 }
-                Ok(r) => {
-                    seen.lock().push(r);
-                    // Drops the socket: the request is delivered, never answered.
-                    return Ok(());
-                }
-                Err(_) => return Ok(()),
+                sock.write_all(&frame(HEADERS, END_HEADERS, stream, &[STATUS_200]))
+                    .await?;
+                sock.write_all(&frame(DATA, END_STREAM, stream, &answers))
+                    .await?;
+            } else {
+                seen.lock().extend(requests);
+                // Drops the socket: the request is delivered, never answered.
+                return Ok(());
             }
         }
     }
@@ -427,6 +446,37 @@ async fn write_delivered_without_answer_is_outcome_unknown_and_sent_once() {
         0,
         "a maybe-applied write is never retried"
     );
+}
+
+/// Operations queued for a node at the same moment travel in one HTTP request, and each
+/// caller gets its own answer although the node answers out of order.
+#[tokio::test]
+async fn concurrent_operations_share_a_request_and_get_their_own_answers() {
+    let n1 = fake_node(1, node(1, leader)).await;
+    let store = memory_store();
+    publish_map(&store, &[(1, &n1.addr)], 1).await;
+    let b = Arc::new(connect(&store, opts()).await);
+    wait_ready(&b, Result::is_ok).await;
+    let before = n1.posts();
+    let reads: Vec<_> = (0..20u32)
+        .map(|i| {
+            let b = Arc::clone(&b);
+            let key = Bytes::from(format!("key-{i}"));
+            tokio::spawn(async move {
+                let got = b
+                    .get(ShardId(i % SHARDS), key.clone(), ReadConsistency::Strong)
+                    .await;
+                (key, got)
+            })
+        })
+        .collect();
+    for r in reads {
+        let (key, got) = r.await.expect("read task");
+        assert_eq!(got.expect("read").map(|e| e.key), Some(key));
+    }
+    let posts = n1.posts() - before;
+    assert!(posts <= 2, "20 concurrent reads took {posts} requests");
+    assert_eq!(n1.gets(ReadConsistency::Strong), 20);
 }
 
 #[tokio::test]

@@ -2,12 +2,15 @@
 //!
 //! # Wire contract
 //!
-//! `POST http://{member.addr}/rpc/v1/kv` ([`RPC_PATH`]) over HTTP/2 cleartext with prior
-//! knowledge, headers `authorization: Bearer <cluster secret>` and
-//! `content-type: application/octet-stream`, body [`proto::encode_request`]. A node answers
-//! 200 with a [`proto::encode_response`] body (errors of the operation travel inside it as
-//! [`Response::Error`]), or 401 if the secret is wrong. One `reqwest::Client` (one pooled
-//! HTTP/2 connection per node, with keep-alive pings) serves every request.
+//! `POST http://{member.addr}/rpc/v1/kv/batch` ([`RPC_PATH`]) over HTTP/2 cleartext with
+//! prior knowledge, headers `authorization: Bearer <cluster secret>` and
+//! `content-type: application/octet-stream`, body a batch of [`proto::encode_request`]s
+//! ([`proto::batch`]: every operation queued for the node at that moment). A node answers
+//! 200 with the [`proto::encode_response`] of each operation streamed in completion order
+//! (errors of an operation travel inside it as [`Response::Error`]), or 401 if the secret is
+//! wrong. One `reqwest::Client` (one pooled HTTP/2 connection per node, with keep-alive
+//! pings) serves every request. A failure of the batch's HTTP request is the failure of
+//! each operation in it that had no answer yet.
 //!
 //! # Routing
 //!
@@ -40,8 +43,9 @@
 //!
 //! This module holds the public types, the state shared by the request paths and the
 //! background task, and the [`Backend`] impl. Routing (replica order, leader hints, the
-//! retry and backoff rules) is in `route.rs`; the HTTP call and the classification of its
-//! failures in `rpc.rs`; the first map wait, map refreshes and status polls in `refresh.rs`.
+//! retry and backoff rules) is in `route.rs`; the per-node pipes that batch operations into
+//! HTTP calls, and the classification of their failures, in `rpc.rs`; the first map wait,
+//! map refreshes and status polls in `refresh.rs`.
 //!
 //! [`proto::encode_request`]: crate::proto::encode_request
 //! [`proto::encode_response`]: crate::proto::encode_response
@@ -77,8 +81,8 @@ use self::route::Mode;
 use crate::proto::{Request, Response};
 use crate::shardmap::{ShardMap, ShardMapError};
 
-/// Path of the client-operation endpoint on every node.
-pub const RPC_PATH: &str = "/rpc/v1/kv";
+/// Path of the (batched) client-operation endpoint on every node.
+pub const RPC_PATH: &str = crate::server::KV_BATCH_PATH;
 /// Longest wait for a TCP connection (also capped at half of `rpc_timeout`, so that a
 /// connect that times out is reported as a connect failure, which is safe to retry).
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
@@ -212,9 +216,8 @@ struct Shared {
     health: parking_lot::Mutex<Option<HashSet<NodeId>>>,
     /// Start index of the next eventual read.
     rotation: AtomicUsize,
-    /// Parsed endpoint URL per member address (parsing showed up in profiles). Never held
-    /// across an await.
-    urls: parking_lot::RwLock<HashMap<String, reqwest::Url>>,
+    /// The pipe (batching sender task) per member address. Never held across an await.
+    pipes: parking_lot::RwLock<HashMap<String, rpc::PipeTx>>,
 }
 
 impl ClusterBackend {
@@ -250,7 +253,7 @@ impl ClusterBackend {
             hints: parking_lot::Mutex::new(HashMap::new()),
             health: parking_lot::Mutex::new(None),
             rotation: AtomicUsize::new(0),
-            urls: parking_lot::RwLock::new(HashMap::new()),
+            pipes: parking_lot::RwLock::new(HashMap::new()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(run_background(Arc::clone(&shared), stop.clone()));

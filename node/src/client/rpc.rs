@@ -1,15 +1,30 @@
-//! One RPC to a node over HTTP/2, and the classification of its failures by whether the
-//! request may have been delivered (which decides whether a write may be retried).
+//! RPCs to nodes over HTTP/2, batched per node, and the classification of their failures by
+//! whether the request may have been delivered (which decides whether a write may be
+//! retried).
+//!
+//! Every operation for a node goes through that node's *pipe*: a task that takes everything
+//! queued for the node when it runs and sends it as one `POST /rpc/v1/kv/batch`
+//! ([`crate::proto::batch`]), each batch on its own HTTP/2 stream, with no limit on batches
+//! in flight. Before it takes a batch the pipe yields once to the scheduler, so operations
+//! that other tasks are about to queue join it: under load one request carries several
+//! operations (one write and one read on each side instead of one per operation, the main
+//! cost over loopback), while an operation on an idle gateway leaves at once. Answers are
+//! streamed back in completion order and handed to their callers one by one.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{RPC_PATH, Shared};
-use crate::proto::{self, Response};
+use super::Shared;
+use crate::proto::Response;
+use crate::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
+use crate::server::KV_BATCH_PATH;
 
 /// Why one RPC produced no answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum RpcFailure {
     /// The request surely did not reach the node (no connection).
     NotSent(String),
@@ -31,24 +46,102 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// One operation waiting in a pipe: its encoded request and where its answer goes.
+pub(super) struct Call {
+    body: Bytes,
+    reply: oneshot::Sender<Result<Response, RpcFailure>>,
+}
+
+/// The queue of a node's pipe.
+pub(super) type PipeTx = mpsc::UnboundedSender<Call>;
+
 impl Shared {
-    /// The endpoint of the node at `addr`, parsed once.
-    fn endpoint(&self, addr: &str) -> Result<reqwest::Url, RpcFailure> {
-        if let Some(u) = self.urls.read().get(addr) {
-            return Ok(u.clone());
+    /// The pipe to the node at `addr`, started on first use.
+    fn pipe(&self, addr: &str) -> Result<PipeTx, RpcFailure> {
+        if let Some(tx) = self.pipes.read().get(addr).filter(|tx| !tx.is_closed()) {
+            return Ok(tx.clone());
         }
-        let u = reqwest::Url::parse(&format!("http://{addr}{RPC_PATH}"))
+        let url = reqwest::Url::parse(&format!("http://{addr}{KV_BATCH_PATH}"))
             .map_err(|e| RpcFailure::NotSent(format!("bad node address {addr:?}: {e}")))?;
-        self.urls.write().insert(addr.to_owned(), u.clone());
-        Ok(u)
+        let mut pipes = self.pipes.write();
+        if let Some(tx) = pipes.get(addr).filter(|tx| !tx.is_closed()) {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pipe = Pipe {
+            http: self.http.clone(),
+            auth: self.auth.clone(),
+            url,
+        };
+        tokio::spawn(pipe.run(rx));
+        pipes.insert(addr.to_owned(), tx.clone());
+        Ok(tx)
     }
 
-    /// One RPC to the node at `addr`.
+    /// One RPC to the node at `addr` (`body` is one [`crate::proto::encode_request`]).
     pub(super) async fn send(&self, addr: &str, body: Bytes) -> Result<Response, RpcFailure> {
-        let url = self.endpoint(addr)?;
-        let resp = self
+        let (reply, answer) = oneshot::channel();
+        self.pipe(addr)?
+            .send(Call { body, reply })
+            .map_err(|_| RpcFailure::NotSent("the node's pipe has stopped".to_owned()))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(RpcFailure::MaybeDelivered(
+                "the node's pipe stopped with the request in flight".to_owned(),
+            ))
+        })
+    }
+}
+
+/// The sending side of one node's pipe. The task stops when every queue handle is gone
+/// (the [`Shared`] that owns them was dropped); batches in flight finish on their own.
+struct Pipe {
+    http: reqwest::Client,
+    auth: HeaderValue,
+    url: reqwest::Url,
+}
+
+impl Pipe {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Call>) {
+        let pipe = Arc::new(self);
+        while let Some(first) = queue.recv().await {
+            // Let the tasks that are ready now queue their operations first.
+            tokio::task::yield_now().await;
+            let mut calls = vec![first];
+            while calls.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(c) => calls.push(c),
+                    Err(_) => break,
+                }
+            }
+            tokio::spawn(Arc::clone(&pipe).post(calls));
+        }
+    }
+
+    /// Sends one batch and answers each of its calls.
+    async fn post(self: Arc<Self>, calls: Vec<Call>) {
+        let bodies: Vec<Bytes> = calls.iter().map(|c| c.body.clone()).collect();
+        let mut waiting: Vec<_> = calls.into_iter().map(|c| Some(c.reply)).collect();
+        let failure = match self.exchange(encode_requests(&bodies), &mut waiting).await {
+            Ok(()) => {
+                RpcFailure::MaybeDelivered("the node's answers ended without this one".to_owned())
+            }
+            Err(f) => f,
+        };
+        for reply in waiting.into_iter().flatten() {
+            let _ = reply.send(Err(failure.clone()));
+        }
+    }
+
+    /// Posts `body` and hands each answer to its waiter (taking it out of `waiting`); what is
+    /// left in `waiting` afterwards got no answer.
+    async fn exchange(
+        &self,
+        body: Bytes,
+        waiting: &mut [Option<oneshot::Sender<Result<Response, RpcFailure>>>],
+    ) -> Result<(), RpcFailure> {
+        let mut resp = self
             .http
-            .post(url)
+            .post(self.url.clone())
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(body)
@@ -68,11 +161,38 @@ impl Shared {
         if status != StatusCode::OK {
             return Err(RpcFailure::MaybeDelivered(format!("HTTP {status}")));
         }
-        let body = resp
-            .bytes()
+        let mut reader = AnswerReader::default();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| RpcFailure::MaybeDelivered(chain(&e)))?;
-        proto::decode_response(&body)
-            .map_err(|e| RpcFailure::MaybeDelivered(format!("unreadable answer: {e}")))
+            .map_err(|e| RpcFailure::MaybeDelivered(chain(&e)))?
+        {
+            reader.push(&chunk);
+            while let Some((index, answer)) = reader
+                .next_answer()
+                .map_err(|e| RpcFailure::MaybeDelivered(format!("unreadable answer stream: {e}")))?
+            {
+                let slot = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| waiting.get_mut(i))
+                    .and_then(Option::take);
+                let Some(reply) = slot else {
+                    return Err(RpcFailure::MaybeDelivered(format!(
+                        "answer to unknown or already answered operation {index}"
+                    )));
+                };
+                let answer = answer
+                    .map_err(|e| RpcFailure::MaybeDelivered(format!("unreadable answer: {e}")));
+                // The caller may have gone away (its client disconnected): nothing to do.
+                let _ = reply.send(answer);
+            }
+        }
+        if reader.is_clean() {
+            Ok(())
+        } else {
+            Err(RpcFailure::MaybeDelivered(
+                "the answer stream was cut inside an answer".to_owned(),
+            ))
+        }
     }
 }

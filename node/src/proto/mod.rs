@@ -50,7 +50,8 @@
 //!
 //! # Code layout
 //!
-//! This module holds the message types. The envelope and the field encodings shared by
+//! This module holds the message types. Batches of operations (one HTTP/2 request for
+//! several operations, answers streamed back) are framed in `batch.rs`. The envelope and the field encodings shared by
 //! every kind are in `codec.rs`; requests are encoded and decoded in `request.rs`,
 //! responses in `response.rs`; [`RemoteError`], its mapping to and from engine errors and
 //! its wire form in `error.rs`.
@@ -58,6 +59,7 @@
 //! [`DecodeError`]: tierkv_engine::codec::DecodeError
 //! [`InvalidReason`]: tierkv_engine::error::InvalidReason
 
+pub mod batch;
 mod codec;
 mod error;
 mod request;

@@ -1,0 +1,83 @@
+//! Length-prefixed frames: how several self-checked envelopes share one HTTP/2 body.
+//!
+//! A body is a sequence of frames until its end, each a u32 little-endian length `n` (at most
+//! [`MAX_FRAME`]) followed by `n` bytes of one envelope. Envelopes carry their own checksum
+//! (replication messages, [`crate::proto`] requests), so frames add none. Used by the
+//! replication transport ([`crate::transport`]) and by batched client operations
+//! ([`crate::proto::batch`]).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tierkv_engine::codec::DecodeError;
+
+/// Largest envelope accepted in a frame (64 MiB).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Why a body could not be split into envelopes.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// A frame header or envelope was cut short.
+    #[error("truncated frame at offset {offset}")]
+    Truncated {
+        /// Where the frame started.
+        offset: usize,
+    },
+    /// A frame longer than [`MAX_FRAME`].
+    #[error("frame of {len} bytes at offset {offset} exceeds the limit")]
+    TooLarge {
+        /// Where the frame started.
+        offset: usize,
+        /// Its declared length.
+        len: usize,
+    },
+    /// An envelope failed to decode.
+    #[error("bad envelope at offset {offset}: {source}")]
+    Envelope {
+        /// Where the frame started.
+        offset: usize,
+        /// The decoder's error.
+        source: DecodeError,
+    },
+}
+
+/// Frames `envelopes` into one body.
+#[must_use]
+pub fn encode(envelopes: &[Bytes]) -> Bytes {
+    let len = envelopes.iter().map(|e| e.len() + 4).sum();
+    let mut out = BytesMut::with_capacity(len);
+    for e in envelopes {
+        put(&mut out, e);
+    }
+    out.freeze()
+}
+
+/// Appends one frame holding `envelope` to `out`.
+pub fn put(out: &mut BytesMut, envelope: &[u8]) {
+    out.put_u32_le(u32::try_from(envelope.len()).unwrap_or(u32::MAX));
+    out.put_slice(envelope);
+}
+
+/// Splits `body` into its frames and decodes each with `decode`; never panics.
+pub fn decode_all<T>(
+    body: &Bytes,
+    decode: impl Fn(&Bytes) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, FrameError> {
+    let mut out = Vec::new();
+    let mut rest = body.clone();
+    let mut offset = 0;
+    while rest.has_remaining() {
+        if rest.remaining() < 4 {
+            return Err(FrameError::Truncated { offset });
+        }
+        let len = usize::try_from(rest.get_u32_le()).unwrap_or(usize::MAX);
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge { offset, len });
+        }
+        if rest.remaining() < len {
+            return Err(FrameError::Truncated { offset });
+        }
+        let env = rest.split_to(len);
+        out.push(decode(&env).map_err(|source| FrameError::Envelope { offset, source })?);
+        offset += 4 + len;
+    }
+    Ok(out)
+}
