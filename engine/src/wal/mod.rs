@@ -238,7 +238,8 @@ impl Wal {
         // The first file starts with the recovered promises, so the files holding them can
         // be deleted like any other.
         let head = writer::head_promises(&replay.promises);
-        let active = writer::create_file(&opts.dir, next, &head)?;
+        let prealloc = writer::prealloc_bytes(opts.segment_bytes);
+        let active = writer::create_file(&opts.dir, next, &head, prealloc)?;
         let recovery = WalRecovery {
             files: replay.files.len(),
             bytes: replay.files.iter().map(|f| f.bytes).sum(),

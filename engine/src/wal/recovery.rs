@@ -11,16 +11,17 @@
 //!
 //! # The last file
 //!
-//! A crash may leave a partially written frame at its end (a torn tail). At the offset `X` of
-//! the first frame that fails to read:
+//! A crash may leave a partially written frame at its end (a torn tail), followed by the
+//! zeros the writer keeps ahead of the last record (preallocation, see `writer.rs`). At the
+//! offset `X` of the first frame that fails to read:
 //!
 //! 1. fewer than 12 bytes (a frame header) are left: torn tail;
-//! 2. `len_crc` does not match: torn tail only if every byte from `X` to the end is zero
-//!    (space the file system allocated but never filled), else a corruption error;
+//! 2. `len_crc` does not match: torn tail only if every byte after the frame header (from
+//!    `X + 12`) to the end is zero (the header was partly written, or not at all, over
+//!    preallocated or never-filled space), else a corruption error;
 //! 3. the header is valid but the payload extends past the end of the file: torn tail;
-//! 4. the payload is complete but its checksum or decoding fails: torn tail only if the
-//!    frame ends exactly at the end of the file (it is the last frame), else a corruption
-//!    error.
+//! 4. the payload is complete but its checksum or decoding fails: torn tail only if nothing
+//!    but zeros follows the frame (it is the last frame written), else a corruption error.
 //!
 //! A checksummed `len` over 256 MiB is always corruption. A torn tail is cut off
 //! (`set_len(X)` and fsync), logged with `tracing::warn!` and reported in
@@ -54,7 +55,7 @@ use crate::paths;
 use crate::types::{Epoch, SeqNo, ShardId};
 
 use super::files::truncate_pin;
-use super::format::{self, FrameError, HEADER_LEN, Payload};
+use super::format::{self, FRAME_HEADER_LEN, FrameError, HEADER_LEN, Payload};
 use super::{TornTail, WalRecord};
 
 /// A file that survived recovery, with what `release` needs to know about it.
@@ -102,6 +103,11 @@ fn location(path: &Path, offset: usize) -> String {
     format!("{} at offset {offset}", path.display())
 }
 
+/// Whether `bytes` (nothing at all if `None`) holds only zeros.
+fn all_zero(bytes: Option<&[u8]>) -> bool {
+    bytes.is_none_or(|b| b.iter().all(|x| *x == 0))
+}
+
 /// Scans the bytes of file `file_no` (`path` is for messages only) under the rules in the
 /// module docs. Never panics on any input.
 pub(super) fn scan_file(data: &Bytes, file_no: u64, is_last: bool, path: &Path) -> Result<Scan> {
@@ -126,9 +132,9 @@ pub(super) fn scan_file(data: &Bytes, file_no: u64, is_last: bool, path: &Path) 
                 let torn = is_last
                     && match &fault {
                         FrameError::ShortHeader | FrameError::PastEof => true,
-                        FrameError::BadLenCrc => rest.iter().all(|b| *b == 0),
+                        FrameError::BadLenCrc => all_zero(rest.get(FRAME_HEADER_LEN..)),
                         FrameError::TooLong => false,
-                        FrameError::BadPayload { end, .. } => *end == data.len(),
+                        FrameError::BadPayload { end, .. } => all_zero(data.get(*end..)),
                     };
                 if !torn {
                     return Err(Error::corrupt(

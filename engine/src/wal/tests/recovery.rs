@@ -262,3 +262,85 @@ async fn torn_header_of_last_file_is_removed() {
     // The next file number is past the removed one.
     assert!(dir.path().join(crate::paths::wal_file(3)).exists());
 }
+
+/// Copies the WAL files in `from` to `to` as they are on disk now: what a `kill -9` of the
+/// process would leave (the page cache survives it).
+fn snapshot(from: &Path, to: &Path) {
+    for f in wal_files(from) {
+        std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn active_file_is_preallocated_and_trimmed_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(opts(dir.path())).unwrap();
+    let recs: Vec<WalRecord> = (1..=5).map(|i| rec(1, i, 3)).collect();
+    append_all(&wal, &recs).await;
+    let files = wal_files(dir.path());
+    let path = files.last().unwrap();
+    let data = std::fs::read(path).unwrap();
+    let prealloc = super::super::writer::prealloc_bytes(opts(dir.path()).segment_bytes);
+    assert!(
+        data.len() as u64 >= prealloc && data.ends_with(&[0u8; 64]),
+        "the active file ({} bytes) is not zero-filled ahead",
+        data.len()
+    );
+
+    // Killed now: every acknowledged record is recovered, the zeros are cut off.
+    let crashed = tempfile::tempdir().unwrap();
+    snapshot(dir.path(), crashed.path());
+    let (copy, recovery) = Wal::open(opts(crashed.path())).unwrap();
+    assert_eq!(recovery.records, recs);
+    let torn = recovery.torn_tail.expect("the zero tail is cut off");
+    assert_eq!(torn.dropped_bytes, data.len() as u64 - torn.offset);
+    copy.close().unwrap();
+
+    // Closed cleanly: the file holds exactly its records, and a restart cuts nothing.
+    wal.close().unwrap();
+    let trimmed = std::fs::read(path).unwrap();
+    assert_ne!(trimmed.last(), Some(&0), "zero tail left after close");
+    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(recovery.records, recs);
+    assert_eq!(recovery.torn_tail, None);
+    wal.close().unwrap();
+}
+
+#[tokio::test]
+async fn damaged_last_frame_before_preallocated_zeros_is_a_torn_tail() {
+    // Payload damaged (a sector of the last write lost), zeros after it.
+    let dir = tempfile::tempdir().unwrap();
+    let (recs, path) = write_log(dir.path(), 4).await;
+    let last = frame_offsets(&path)[3];
+    flip(&path, last + FRAME_HEADER_LEN + 2);
+    let mut data = std::fs::read(&path).unwrap();
+    data.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&path, &data).unwrap();
+    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(recovery.torn_tail.unwrap().offset, last as u64);
+    assert_eq!(recovery.records, recs[..3]);
+    wal.close().unwrap();
+
+    // Only part of the last frame's header written, zeros everywhere after it.
+    let dir = tempfile::tempdir().unwrap();
+    let (recs, path) = write_log(dir.path(), 4).await;
+    let last = frame_offsets(&path)[3];
+    let mut data = std::fs::read(&path).unwrap();
+    data[last + 6..].fill(0);
+    data.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&path, &data).unwrap();
+    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(recovery.torn_tail.unwrap().offset, last as u64);
+    assert_eq!(recovery.records, recs[..3]);
+    wal.close().unwrap();
+
+    // The same damage with a record after it is corruption, zeros or not.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = write_log(dir.path(), 4).await;
+    let third = frame_offsets(&path)[2];
+    flip(&path, third + FRAME_HEADER_LEN + 2);
+    let mut data = std::fs::read(&path).unwrap();
+    data.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&path, &data).unwrap();
+    assert_corrupt_at(dir.path(), &path, third);
+}
