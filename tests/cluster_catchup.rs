@@ -1,6 +1,8 @@
 //! A follower that was down catches up: from the leader's log when the records it missed
 //! are still there, and from the manifest (segments shared through object storage) when the
 //! leader already flushed them. Checked with eventual reads served by the follower itself.
+//! A node stopped with SIGTERM exits although its peers keep replication streams open to
+//! it, and catches up like the others when it comes back.
 
 mod cluster;
 
@@ -144,4 +146,27 @@ async fn a_restarted_follower_catches_up_from_the_manifest() {
         "the follower should have installed a manifest past its old log end: {f:?}"
     );
     check_on(&c, follower, &keys, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_stopped_with_sigterm_exits_and_catches_up_after_restart() {
+    let mut c = Cluster::start(Opts {
+        shards: 2,
+        memtable_bytes: 64 << 20,
+        ..Opts::default()
+    })
+    .await;
+    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    let keys = c.keys_in_shard(SHARD, "term-", 100);
+    put_all(&c, &keys[..50], 10).await;
+    // Both followers stream to the leader: a graceful stop must not wait for them.
+    let status = c.terminate(leader).await;
+    assert!(status.success(), "node {leader} exited with {status}");
+    put_all(&c, &keys[50..], 10).await;
+    let new_leader = c
+        .wait_leader(SHARD, Some(leader), Duration::from_secs(20))
+        .await;
+    c.restart(leader);
+    wait_caught_up(&c, leader, new_leader).await;
+    check_on(&c, leader, &keys, 10).await;
 }

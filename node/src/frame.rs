@@ -1,7 +1,9 @@
 //! Length-prefixed frames: how several self-checked envelopes share one HTTP/2 body.
 //!
 //! A body is a sequence of frames until its end, each a u32 little-endian length `n` (at most
-//! [`MAX_FRAME`]) followed by `n` bytes of one envelope. Envelopes carry their own checksum
+//! [`MAX_FRAME`]) followed by `n` bytes of one envelope, optionally after a fixed-size prefix
+//! of the caller's (a batch answer's index). [`Reader`] takes a body that arrives in chunks
+//! cut anywhere. Envelopes carry their own checksum
 //! (replication messages, [`crate::proto`] requests), so frames add none. Used by the
 //! replication transport ([`crate::transport`]) and by batched client operations
 //! ([`crate::proto::batch`]).
@@ -80,4 +82,54 @@ pub fn decode_all<T>(
         offset += 4 + len;
     }
     Ok(out)
+}
+
+/// Reads frames from a body that arrives in chunks.
+#[derive(Debug, Default)]
+pub struct Reader {
+    buf: BytesMut,
+    /// Offset in the body of `buf`'s first byte (for errors).
+    offset: usize,
+}
+
+impl Reader {
+    /// Adds the next chunk of the body.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// Whether every byte pushed so far belonged to a whole frame.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The next whole frame, if it has arrived: its `prefix` bytes and its envelope. An
+    /// error means the body is unreadable from here.
+    pub fn next_frame(&mut self, prefix: usize) -> Result<Option<(Bytes, Bytes)>, FrameError> {
+        let Some(len_bytes) = self.buf.get(prefix..prefix + 4) else {
+            return Ok(None);
+        };
+        let len = usize::try_from(u32::from_le_bytes([
+            len_bytes[0],
+            len_bytes[1],
+            len_bytes[2],
+            len_bytes[3],
+        ]))
+        .unwrap_or(usize::MAX);
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge {
+                offset: self.offset,
+                len,
+            });
+        }
+        if self.buf.len() - prefix - 4 < len {
+            return Ok(None);
+        }
+        let head = self.buf.split_to(prefix).freeze();
+        self.buf.advance(4);
+        let envelope = self.buf.split_to(len).freeze();
+        self.offset += prefix + 4 + len;
+        Ok(Some((head, envelope)))
+    }
 }

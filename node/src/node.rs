@@ -122,6 +122,8 @@ struct NodeInner {
     wal: Wal,
     transport: Arc<Transport>,
     cancel: CancellationToken,
+    /// Cancelled when the node is asked to stop: incoming replication streams end.
+    draining: CancellationToken,
     /// Driver tasks and the map refresher, joined on shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -230,6 +232,7 @@ impl Node {
             wal,
             transport,
             cancel,
+            draining: CancellationToken::new(),
             tasks: Mutex::new(tasks),
         });
         let refresher = tokio::spawn(refresh_map(
@@ -283,6 +286,18 @@ impl Node {
         &self.inner.transport
     }
 
+    /// Ends the replication streams peers keep open to this node (they reconnect, and find
+    /// it gone), so that a graceful HTTP shutdown does not wait for them; the first step of
+    /// stopping.
+    pub fn stop_streams(&self) {
+        self.inner.draining.cancel();
+    }
+
+    /// Resolves once [`Node::stop_streams`] was called.
+    pub(crate) async fn streams_stopped(&self) {
+        self.inner.draining.cancelled().await;
+    }
+
     /// Stops the drivers, flushes what leaders can within `flush_timeout`, closes the WAL.
     pub async fn shutdown(&self, flush_timeout: Duration) {
         self.inner.cancel.cancel();
@@ -309,12 +324,15 @@ impl Node {
     }
 }
 
-/// The HTTP/2 client of node-to-node RPC.
+/// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
+/// lives as long as its connection), keep-alive pings to notice a silent peer within ~1.5 s.
 pub(crate) fn rpc_client() -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()
         .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_millis(500))
+        .http2_keep_alive_timeout(Duration::from_secs(1))
+        .http2_keep_alive_while_idle(true)
         .tcp_nodelay(true)
         .build()
         .unwrap_or_else(|e| {

@@ -62,8 +62,12 @@ pub async fn serve(
     flush_timeout: std::time::Duration,
 ) -> std::io::Result<()> {
     let app = router(node.clone());
+    let draining = node.clone();
     let served = axum::serve(tierkv_gateway::nodelay(listener), app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            draining.stop_streams();
+        })
         .await;
     node.shutdown(flush_timeout).await;
     served
@@ -84,20 +88,49 @@ fn authorized(node: &Node, headers: &HeaderMap) -> bool {
     got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-async fn replica(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> StatusCode {
+/// A replication stream from a peer: delivers each message as soon as its frame is in,
+/// until the peer ends the body (or it breaks, or a frame is malformed, or this node stops:
+/// 503).
+async fn replica(State(node): State<Node>, headers: HeaderMap, body: Body) -> StatusCode {
     if !authorized(&node, &headers) {
         return StatusCode::UNAUTHORIZED;
     }
-    let Ok(envelopes) = transport::decode_frames(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    for env in envelopes {
-        if let Some(h) = node.shard(env.shard) {
-            // A full inbox drops the message, as a lossy network would.
-            let _ = h.deliver(env.from, env.msg);
+    let mut chunks = body.into_data_stream();
+    let mut reader = transport::StreamReader::default();
+    loop {
+        let chunk = tokio::select! {
+            () = node.streams_stopped() => return StatusCode::SERVICE_UNAVAILABLE,
+            c = chunks.next() => match c {
+                Some(c) => c,
+                None => break,
+            },
+        };
+        let Ok(chunk) = chunk else {
+            // The connection broke: nobody reads the answer.
+            return StatusCode::BAD_REQUEST;
+        };
+        reader.push(&chunk);
+        loop {
+            match reader.next_message() {
+                Ok(Some(env)) => {
+                    if let Some(h) = node.shard(env.shard) {
+                        // A full inbox drops the message, as a lossy network would.
+                        let _ = h.deliver(env.from, env.msg);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "malformed replication stream; dropping it");
+                    return StatusCode::BAD_REQUEST;
+                }
+            }
         }
     }
-    StatusCode::NO_CONTENT
+    if reader.is_clean() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::BAD_REQUEST
+    }
 }
 
 async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
@@ -376,19 +409,19 @@ async fn metrics(State(node): State<Node>) -> Response {
             load(&t.sent),
         ),
         (
-            "tierkv_replication_posts_total",
-            "Successful replication posts (messages per post is the batching factor).",
-            load(&t.posts),
+            "tierkv_replication_batches_total",
+            "Chunks written to replication streams (messages per chunk is the batching factor).",
+            load(&t.batches),
         ),
         (
             "tierkv_replication_messages_dropped_total",
-            "Replication messages dropped (queue full or peer unknown).",
+            "Replication messages dropped (queue or stream buffer full, or peer unknown).",
             load(&t.dropped),
         ),
         (
-            "tierkv_replication_posts_failed_total",
-            "Replication posts that failed.",
-            load(&t.failed_posts),
+            "tierkv_replication_streams_failed_total",
+            "Replication streams that failed or could not be opened (their messages in flight are lost).",
+            load(&t.failed_streams),
         ),
     ];
     for (name, help, v) in counters {

@@ -1,21 +1,29 @@
-//! Replication messages between nodes: best-effort, batched, over HTTP/2.
+//! Replication messages between nodes: best-effort, batched, streamed over HTTP/2.
 //!
 //! [`Transport::send`] encodes a message ([`tierkv_engine::replica::msg`]) and queues it for
 //! its peer without waiting; a full queue drops it (the protocol tolerates loss: leaders
-//! resend on the next heartbeat, candidates retry). One sender task per peer takes everything
-//! queued (up to [`MAX_BATCH`] messages) and posts it as one request, one request in flight
-//! per peer, so messages to a peer keep their order in the common case and a busy link
-//! batches itself. A failed post drops its batch and backs off before the next.
+//! resend on the next heartbeat, candidates retry). One sender task per peer keeps one
+//! long-lived `POST /rpc/v1/replica` open to the peer and writes into its body: each time it
+//! runs it takes everything queued (up to [`MAX_BATCH`] messages, after yielding once so that
+//! tasks about to queue join in) and writes it as one chunk. A message thus leaves as soon
+//! as the sender task runs (no request round trip to wait for, no per-batch HTTP request),
+//! and messages to a peer keep their order for as long as the stream lives. When the stream
+//! fails (the peer is down, restarted, or unreachable: HTTP/2 keep-alive pings notice a
+//! silent peer) the task opens a new one after a backoff; what was in flight is lost. While
+//! the peer does not read (paused, or slower than the sender), chunks that do not fit in the
+//! stream's buffer are dropped rather than queued without bound.
 //!
 //! # Body of `POST /rpc/v1/replica`
 //!
-//! Frames ([`crate::frame`]: a u32 little-endian length, then that many bytes) until the end
-//! of the body, each holding one message envelope ([`tierkv_engine::replica::msg`], with its
-//! own crc).
+//! Frames ([`crate::frame`]: a u32 little-endian length, then that many bytes), each
+//! holding one message envelope ([`tierkv_engine::replica::msg`], with its own crc), for as
+//! long as the sender keeps the request open. The receiver delivers each message as soon as
+//! its frame is complete.
 //!
-//! Requests carry `authorization: Bearer <cluster secret>`; the answer is 204 (accepted for
-//! delivery; nothing is promised about processing), 400 for a malformed body, 401 for a
-//! wrong secret.
+//! Requests carry `authorization: Bearer <cluster secret>`; the answer, once the body ends,
+//! is 204; 400 for a malformed frame (the receiver stops reading there), 401 for a wrong
+//! secret, 503 when the receiving node stops (it ends every incoming stream first, so that
+//! its graceful shutdown does not wait for its peers).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,22 +44,24 @@ pub use crate::frame::{FrameError, MAX_FRAME};
 
 /// Path of the replication endpoint.
 pub const REPLICA_PATH: &str = "/rpc/v1/replica";
-/// Most messages in one request.
+/// Most messages in one chunk of a stream.
 pub const MAX_BATCH: usize = 512;
+/// Chunks buffered for a stream that its peer has not read yet; more are dropped.
+const STREAM_CHUNKS: usize = 256;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 8192;
 
 /// Counters of the transport.
 #[derive(Debug, Default)]
 pub struct TransportStats {
-    /// Messages posted.
+    /// Messages written to a peer's stream.
     pub sent: AtomicU64,
-    /// Successful posts (`sent / posts` is the batching factor).
-    pub posts: AtomicU64,
-    /// Messages dropped because a peer's queue was full or unknown.
+    /// Chunks written (`sent / batches` is the batching factor).
+    pub batches: AtomicU64,
+    /// Messages dropped: a peer's queue or stream buffer was full, or the peer is unknown.
     pub dropped: AtomicU64,
-    /// Posts that failed (their messages are lost).
-    pub failed_posts: AtomicU64,
+    /// Streams that ended or could not be opened (what was in flight on them is lost).
+    pub failed_streams: AtomicU64,
 }
 
 struct Peer {
@@ -59,7 +69,7 @@ struct Peer {
     addr: Arc<ArcSwap<String>>,
 }
 
-/// The endpoint URL of a peer address (parsed once per address, not per post).
+/// The endpoint URL of a peer address.
 fn endpoint(addr: &str) -> Option<reqwest::Url> {
     reqwest::Url::parse(&format!("http://{addr}{REPLICA_PATH}")).ok()
 }
@@ -157,60 +167,26 @@ struct Link {
     stats: Arc<TransportStats>,
 }
 
+/// Why a stream was given up.
+enum Ended {
+    /// The transport is stopping.
+    Stop,
+    /// The stream failed or ended; open another after a backoff.
+    Failed,
+    /// The peer's address changed; open another at once.
+    Moved,
+}
+
 impl Link {
     async fn run(self, mut rx: mpsc::Receiver<Bytes>, cancel: CancellationToken) {
         let mut backoff = Duration::ZERO;
-        let mut url: Option<(Arc<String>, reqwest::Url)> = None;
         loop {
-            let first = tokio::select! {
-                () = cancel.cancelled() => return,
-                m = rx.recv() => match m {
-                    Some(m) => m,
-                    None => return,
-                },
-            };
-            // Let the tasks that are ready now queue their messages first (as the gateway's
-            // pipes do): under load, more messages share a post.
-            tokio::task::yield_now().await;
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
+            match self.stream(&mut rx, &cancel).await {
+                Ended::Stop => return,
+                Ended::Moved => continue,
+                Ended::Failed => {}
             }
-            let n = batch.len() as u64;
-            let body = encode_frames(&batch);
-            let addr = self.addr.load_full();
-            if url.as_ref().is_none_or(|(a, _)| !Arc::ptr_eq(a, &addr)) {
-                url = endpoint(&addr).map(|u| (Arc::clone(&addr), u));
-            }
-            let Some((_, target)) = &url else {
-                tracing::warn!(to = %self.to, addr = %addr, "peer address is not a valid host:port");
-                self.stats.failed_posts.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let sent = self
-                .client
-                .post(target.clone())
-                .bearer_auth(&*self.secret)
-                .header("content-type", "application/octet-stream")
-                .body(body)
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    self.stats.sent.fetch_add(n, Ordering::Relaxed);
-                    self.stats.posts.fetch_add(1, Ordering::Relaxed);
-                    backoff = Duration::ZERO;
-                    continue;
-                }
-                Ok(r) => {
-                    tracing::debug!(to = %self.to, status = %r.status(), "replication post refused");
-                }
-                Err(e) => tracing::debug!(to = %self.to, error = %e, "replication post failed"),
-            }
-            self.stats.failed_posts.fetch_add(1, Ordering::Relaxed);
+            self.stats.failed_streams.fetch_add(1, Ordering::Relaxed);
             // A peer that is down: do not spin; messages queued meanwhile are mostly
             // heartbeats that the next ones supersede.
             backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(200));
@@ -220,6 +196,74 @@ impl Link {
             }
         }
     }
+
+    /// Opens one stream to the peer and feeds it until it ends.
+    async fn stream(&self, rx: &mut mpsc::Receiver<Bytes>, cancel: &CancellationToken) -> Ended {
+        let addr = self.addr.load_full();
+        let Some(url) = endpoint(&addr) else {
+            tracing::warn!(to = %self.to, addr = %addr, "peer address is not a valid host:port");
+            return Ended::Failed;
+        };
+        let (chunks, body) = mpsc::channel::<Bytes>(STREAM_CHUNKS);
+        let body = futures::stream::unfold(body, |mut body| async move {
+            body.recv()
+                .await
+                .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), body))
+        });
+        let request = self
+            .client
+            .post(url)
+            .bearer_auth(&*self.secret)
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(body));
+        let mut call = tokio::spawn(request.send());
+        let ended = loop {
+            let first = tokio::select! {
+                () = cancel.cancelled() => break Ended::Stop,
+                answer = &mut call => {
+                    match answer {
+                        Ok(Ok(r)) => tracing::debug!(to = %self.to, status = %r.status(), "replication stream ended"),
+                        Ok(Err(e)) => tracing::debug!(to = %self.to, error = %e, "replication stream failed"),
+                        Err(e) => tracing::debug!(to = %self.to, error = %e, "replication stream task failed"),
+                    }
+                    return Ended::Failed;
+                }
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => break Ended::Stop,
+                },
+            };
+            // Let the tasks that are ready now queue their messages first: under load, more
+            // messages share a chunk.
+            tokio::task::yield_now().await;
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len() as u64;
+            match chunks.try_send(encode_frames(&batch)) {
+                Ok(()) => {
+                    self.stats.sent.fetch_add(n, Ordering::Relaxed);
+                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    break Ended::Failed;
+                }
+            }
+            if !Arc::ptr_eq(&addr, &self.addr.load()) {
+                break Ended::Moved;
+            }
+        };
+        call.abort();
+        ended
+    }
 }
 
 /// Frames `envelopes` into one request body.
@@ -228,9 +272,32 @@ pub fn encode_frames(envelopes: &[Bytes]) -> Bytes {
     frame::encode(envelopes)
 }
 
-/// Decodes a request body into envelopes; never panics.
-pub fn decode_frames(body: &Bytes) -> Result<Vec<Envelope>, FrameError> {
-    frame::decode_all(body, msg::decode)
+/// Reads the messages of a replication stream as its chunks arrive.
+#[derive(Debug, Default)]
+pub struct StreamReader(frame::Reader);
+
+impl StreamReader {
+    /// Adds the next chunk of the body.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.0.push(chunk);
+    }
+
+    /// Whether every byte pushed so far belonged to a whole frame.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.0.is_clean()
+    }
+
+    /// The next whole message, if it has arrived. An error means the stream is unreadable
+    /// from here.
+    pub fn next_message(&mut self) -> Result<Option<Envelope>, FrameError> {
+        let Some((_, env)) = self.0.next_frame(0)? else {
+            return Ok(None);
+        };
+        msg::decode(&env)
+            .map(Some)
+            .map_err(|source| FrameError::Envelope { offset: 0, source })
+    }
 }
 
 #[cfg(test)]
@@ -238,8 +305,26 @@ mod tests {
     use super::*;
     use tierkv_engine::types::{Epoch, SeqNo};
 
+    /// Every message of a stream, read from `chunks` in turn.
+    fn read_all(chunks: &[&[u8]]) -> (Result<Vec<Envelope>, FrameError>, bool) {
+        let mut reader = StreamReader::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            reader.push(chunk);
+            loop {
+                match reader.next_message() {
+                    Ok(Some(m)) => out.push(m),
+                    Ok(None) => break,
+                    Err(e) => return (Err(e), false),
+                }
+            }
+        }
+        let clean = reader.is_clean();
+        (Ok(out), clean)
+    }
+
     #[test]
-    fn frames_round_trip_and_reject_damage() {
+    fn streams_round_trip_across_any_chunking_and_reject_damage() {
         let a = msg::encode(ShardId(3), NodeId(1), &Msg::Promise { epoch: Epoch(7) });
         let b = msg::encode(
             ShardId(4),
@@ -251,28 +336,29 @@ mod tests {
         );
         let first_len = 4 + a.len();
         let body = encode_frames(&[a, b]);
-        let got = decode_frames(&body).expect("decodes");
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].shard, ShardId(3));
-        assert_eq!(
-            got[1].msg,
-            Msg::Gap {
-                epoch: Epoch(7),
-                last_seq: SeqNo(9)
-            }
-        );
-        for cut in 1..body.len() {
-            let got = decode_frames(&body.slice(..cut));
-            if cut == first_len {
-                // A cut between frames is a shorter, valid body.
-                assert_eq!(got.expect("one whole frame").len(), 1);
-            } else {
-                assert!(got.is_err(), "cut at {cut}");
-            }
+        for cut in 0..=body.len() {
+            let (got, clean) = read_all(&[&body[..cut], &body[cut..]]);
+            let got = got.expect("decodes");
+            assert!(clean, "cut at {cut}");
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].shard, ShardId(3));
+            assert_eq!(
+                got[1].msg,
+                Msg::Gap {
+                    epoch: Epoch(7),
+                    last_seq: SeqNo(9)
+                }
+            );
+            // Only a prefix has arrived: whole frames are read, the rest waits.
+            let (got, clean) = read_all(&[&body[..cut]]);
+            let whole = usize::from(cut >= first_len) + usize::from(cut == body.len());
+            assert_eq!(got.expect("a prefix is not an error").len(), whole);
+            assert_eq!(clean, cut == 0 || cut == first_len || cut == body.len());
         }
         let mut flipped = body.to_vec();
         flipped[10] ^= 0x40;
-        assert!(decode_frames(&Bytes::from(flipped)).is_err());
-        assert!(decode_frames(&Bytes::new()).expect("empty body").is_empty());
+        assert!(read_all(&[&flipped]).0.is_err());
+        let huge = u32::try_from(MAX_FRAME + 1).expect("fits").to_le_bytes();
+        assert!(read_all(&[&huge]).0.is_err());
     }
 }

@@ -298,6 +298,24 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM node `id` and wait (at most 20 s) until it exits; its exit status.
+    pub async fn terminate(&mut self, id: u32) -> std::process::ExitStatus {
+        self.signal(id, "-TERM");
+        let mut child = self.node_mut(id).child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node {id} did not exit within 20 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Restarts node `id` (same data directory and port).
     pub fn restart(&mut self, id: u32) {
         assert!(self.node(id).child.is_none(), "node {id} is running");

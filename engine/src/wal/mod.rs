@@ -10,7 +10,9 @@
 //! (policy `Always`) one `fdatasync`, so concurrent appenders share fsyncs (see `writer.rs`).
 //!
 //! Files are `<dir>/<file_no:020>.wal`, numbered from 1 (format in `format.rs`). The active
-//! file is rolled over once it exceeds `segment_bytes` after a write. [`Wal::open`] replays
+//! file is rolled over once it exceeds `segment_bytes` after a write; while active it is kept
+//! zero-filled ahead of its last record so that syncs do not change its size (`writer.rs`,
+//! "Preallocation"). [`Wal::open`] replays
 //! every file and cuts off a torn tail of the last one (rules in `recovery.rs`), then appends
 //! to a new file so that recovered files are never modified. Once every shard with records
 //! in a non-active file has released them ([`Wal::release`]: they are in object storage),

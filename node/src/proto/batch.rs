@@ -19,7 +19,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tierkv_engine::codec::DecodeError;
 
 use super::{Request, Response, decode_request, decode_response, encode_response};
-use crate::frame::{self, FrameError, MAX_FRAME};
+use crate::frame::{self, FrameError};
 
 /// Most operations in one batch.
 pub const MAX_BATCH: usize = 256;
@@ -49,50 +49,26 @@ pub type Answer = (u32, Result<Response, DecodeError>);
 
 /// Reads answers from a response body that arrives in chunks.
 #[derive(Debug, Default)]
-pub struct AnswerReader {
-    buf: BytesMut,
-    /// Offset in the body of `buf`'s first byte (for errors).
-    offset: usize,
-}
+pub struct AnswerReader(frame::Reader);
 
 impl AnswerReader {
     /// Adds the next chunk of the body.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
+        self.0.push(chunk);
     }
 
     /// Whether every byte pushed so far was part of a whole answer.
     #[must_use]
     pub fn is_clean(&self) -> bool {
-        self.buf.is_empty()
+        self.0.is_clean()
     }
 
-    /// The next whole answer, if one has arrived: the request's index and its response (or
-    /// why that envelope does not decode). An error means the stream is unreadable from here.
+    /// The next whole answer, if one has arrived. An error means the stream is unreadable
+    /// from here.
     pub fn next_answer(&mut self) -> Result<Option<Answer>, FrameError> {
-        if self.buf.len() < 8 {
-            return Ok(None);
-        }
-        let len = usize::try_from(u32::from_le_bytes([
-            self.buf[4],
-            self.buf[5],
-            self.buf[6],
-            self.buf[7],
-        ]))
-        .unwrap_or(usize::MAX);
-        if len > MAX_FRAME {
-            return Err(FrameError::TooLarge {
-                offset: self.offset,
-                len,
-            });
-        }
-        if self.buf.len() - 8 < len {
-            return Ok(None);
-        }
-        let index = self.buf.get_u32_le();
-        self.buf.advance(4);
-        let envelope = self.buf.split_to(len).freeze();
-        self.offset += 8 + len;
-        Ok(Some((index, decode_response(&envelope))))
+        Ok(self
+            .0
+            .next_frame(4)?
+            .map(|(mut index, envelope)| (index.get_u32_le(), decode_response(&envelope))))
     }
 }
