@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [engine]
-//! memtable_bytes = 67108864        # freeze and flush the memtable past 64 MiB
+//! memtable_bytes = 67108864        # freeze and flush the memtable after 64 MiB of writes
 //! max_unflushed_bytes = 536870912  # writes get a backpressure error past 512 MiB unflushed
 //! max_value_bytes = 1048576
 //! l0_compaction_trigger = 4
@@ -31,7 +31,8 @@ use crate::segment::SegmentOptions;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineOptions {
-    /// Size at which the active memtable is frozen and flushed. Default: 64 MiB.
+    /// Bytes written to the active memtable (overwrites of a key included: the WAL keeps
+    /// them until the flush) at which it is frozen and flushed. Default: 64 MiB.
     pub memtable_bytes: usize,
     /// Bound on memtable bytes not yet in object storage; writes past it get a
     /// backpressure error (object storage slow or down). Default: 512 MiB.

@@ -188,7 +188,7 @@ impl Shard {
             view.active.note_covered(r.seq, r.epoch);
             applied = r.seq;
             inner.applied.store(applied.0, Ordering::SeqCst);
-            if view.active.approx_bytes() >= inner.opts.memtable_bytes {
+            if view.active.written_bytes() >= inner.opts.memtable_bytes {
                 view = inner.rotate(&view);
             }
         }

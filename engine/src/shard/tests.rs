@@ -565,3 +565,28 @@ async fn young_unreferenced_segments_are_not_collected_and_fenced_writers_collec
     );
     assert_eq!(shard(&old).collect_garbage().await.expect("gc"), 0);
 }
+
+/// Overwriting a few keys never grows the live data, but the WAL keeps every write until a
+/// flush: the memtable freezes on bytes written, so the log stays bounded.
+#[tokio::test]
+async fn overwrites_of_one_key_trigger_flushes() {
+    let env = Env::new();
+    let db = env.open().await;
+    let s = shard(&db);
+    let big = "v".repeat(100);
+    // 40 KiB written to one key: ten times `memtable_bytes`, live data ~100 bytes.
+    for _ in 0..400 {
+        s.put("counter", big.clone()).await.expect("put");
+    }
+    eventually(10, "a flush of the overwritten key", || {
+        s.stats().flushes >= 1
+    })
+    .await;
+    let st = s.stats();
+    assert!(st.flushed_seq > SeqNo(0), "{st:?}");
+    assert!(
+        st.unflushed_bytes < 2 * env.opts.memtable_bytes as u64,
+        "unflushed bytes not bounded: {st:?}"
+    );
+    assert_eq!(value(&db, "counter").await, Some(Bytes::from(big)));
+}

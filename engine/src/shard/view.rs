@@ -81,9 +81,10 @@ impl View {
         }
     }
 
-    /// Bytes in memtables not yet in object storage.
+    /// Bytes written to memtables and not yet in object storage (overwrites count: the WAL
+    /// holds them until the flush).
     pub(crate) fn unflushed_bytes(&self) -> usize {
-        self.active.approx_bytes() + self.frozen.iter().map(|m| m.approx_bytes()).sum::<usize>()
+        self.active.written_bytes() + self.frozen.iter().map(|m| m.written_bytes()).sum::<usize>()
     }
 
     /// A copy with `f` applied to the segment lists (used by flush and compaction installs).

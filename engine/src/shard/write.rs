@@ -276,7 +276,7 @@ impl ShardInner {
                 }
                 view.active.insert(e);
             }
-            if view.active.approx_bytes() >= self.opts.memtable_bytes {
+            if view.active.written_bytes() >= self.opts.memtable_bytes {
                 view = self.rotate(&view);
             }
         }
