@@ -97,9 +97,11 @@ async fn replica(State(node): State<Node>, headers: HeaderMap, body: Body) -> St
     }
     let mut chunks = body.into_data_stream();
     let mut reader = transport::StreamReader::default();
+    let stopped = node.streams_stopped();
+    tokio::pin!(stopped);
     loop {
         let chunk = tokio::select! {
-            () = node.streams_stopped() => return StatusCode::SERVICE_UNAVAILABLE,
+            () = &mut stopped => return StatusCode::SERVICE_UNAVAILABLE,
             c = chunks.next() => match c {
                 Some(c) => c,
                 None => break,

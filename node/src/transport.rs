@@ -217,9 +217,11 @@ impl Link {
             .header("content-type", "application/octet-stream")
             .body(reqwest::Body::wrap_stream(body));
         let mut call = tokio::spawn(request.send());
+        let stopped = cancel.cancelled();
+        tokio::pin!(stopped);
         let ended = loop {
             let first = tokio::select! {
-                () = cancel.cancelled() => break Ended::Stop,
+                () = &mut stopped => break Ended::Stop,
                 answer = &mut call => {
                     match answer {
                         Ok(Ok(r)) => tracing::debug!(to = %self.to, status = %r.status(), "replication stream ended"),

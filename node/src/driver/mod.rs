@@ -179,10 +179,14 @@ impl Driver {
     async fn run(&mut self) {
         let mut tick = tokio::time::interval(self.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // One wait for cancellation for the whole loop (a fresh one per turn registers and
+        // unregisters a waiter under the token's lock every time).
+        let stopped = self.cancel.clone().cancelled_owned();
+        tokio::pin!(stopped);
         loop {
             tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => break,
+                () = &mut stopped => break,
                 Some((id, r)) = self.persists.next(), if !self.persists.is_empty() => {
                     match r {
                         Ok(()) => self.step(Input::Persisted { id }),
