@@ -87,7 +87,7 @@ async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> 
     {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Bytes::new());
     }
-    let Ok(body) = axum::body::to_bytes(req.into_body(), 1 << 20).await else {
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 64 << 20).await else {
         return (StatusCode::BAD_REQUEST, Bytes::new());
     };
     let Ok(requests) = proto::batch::decode_requests(&body) else {
@@ -477,6 +477,32 @@ async fn concurrent_operations_share_a_request_and_get_their_own_answers() {
     let posts = n1.posts() - before;
     assert!(posts <= 2, "20 concurrent reads took {posts} requests");
     assert_eq!(n1.gets(ReadConsistency::Strong), 20);
+}
+
+/// Large operations are not packed into one huge request: a batch stops at 16 MiB.
+#[tokio::test]
+async fn large_operations_are_split_across_requests() {
+    let n1 = fake_node(1, node(1, leader)).await;
+    let store = memory_store();
+    publish_map(&store, &[(1, &n1.addr)], 1).await;
+    let b = Arc::new(connect(&store, opts()).await);
+    wait_ready(&b, Result::is_ok).await;
+    let before = n1.posts();
+    let value = Bytes::from(vec![7u8; 6 << 20]);
+    let writes: Vec<_> = (0..6u32)
+        .map(|i| {
+            let b = Arc::clone(&b);
+            let batch = WriteBatch::new().put(format!("big-{i}").into_bytes(), value.clone());
+            tokio::spawn(async move { b.write(ShardId(i % SHARDS), batch).await })
+        })
+        .collect();
+    for w in writes {
+        w.await.expect("write task").expect("write");
+    }
+    let posts = n1.posts() - before;
+    // 6 MiB each: at most two fit in 16 MiB.
+    assert!(posts >= 3, "six 6 MiB writes took {posts} requests");
+    assert_eq!(n1.writes(), 6);
 }
 
 #[tokio::test]

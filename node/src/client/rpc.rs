@@ -6,10 +6,11 @@
 //! queued for the node when it runs and sends it as one `POST /rpc/v1/kv/batch`
 //! ([`crate::proto::batch`]), each batch on its own HTTP/2 stream, with no limit on batches
 //! in flight. Before it takes a batch the pipe yields once to the scheduler, so operations
-//! that other tasks are about to queue join it: under load one request carries several
-//! operations (one write and one read on each side instead of one per operation, the main
-//! cost over loopback), while an operation on an idle gateway leaves at once. Answers are
-//! streamed back in completion order and handed to their callers one by one.
+//! that other tasks are about to queue join it (up to 256 operations and 16 MiB): under load
+//! one request carries several operations (one write and one read on each side instead of
+//! one per operation, the main cost over loopback), while an operation on an idle gateway
+//! leaves at once. Answers are streamed back in completion order and handed to their
+//! callers one by one.
 
 use std::sync::Arc;
 
@@ -21,6 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::Shared;
 use crate::proto::Response;
 use crate::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
+
+/// Most request bytes in one batch (a node refuses bodies over 256 MiB); an operation larger
+/// than this goes alone.
+const MAX_BATCH_BYTES: usize = 16 << 20;
 use crate::server::KV_BATCH_PATH;
 
 /// Why one RPC produced no answer.
@@ -106,14 +111,27 @@ impl Pipe {
         while let Some(first) = queue.recv().await {
             // Let the tasks that are ready now queue their operations first.
             tokio::task::yield_now().await;
+            let mut bytes = first.body.len();
             let mut calls = vec![first];
-            while calls.len() < MAX_BATCH {
+            let mut next = None;
+            while calls.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match queue.try_recv() {
-                    Ok(c) => calls.push(c),
+                    Ok(c) if bytes + c.body.len() > MAX_BATCH_BYTES => {
+                        next = Some(c);
+                        break;
+                    }
+                    Ok(c) => {
+                        bytes += c.body.len();
+                        calls.push(c);
+                    }
                     Err(_) => break,
                 }
             }
             tokio::spawn(Arc::clone(&pipe).post(calls));
+            // An operation that did not fit starts the next batch at once.
+            if let Some(c) = next {
+                tokio::spawn(Arc::clone(&pipe).post(vec![c]));
+            }
         }
     }
 
