@@ -63,25 +63,19 @@ pub fn decode_all<T>(
     body: &Bytes,
     decode: impl Fn(&Bytes) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, FrameError> {
+    let mut reader = Reader::default();
+    reader.push(body);
     let mut out = Vec::new();
-    let mut rest = body.clone();
-    let mut offset = 0;
-    while rest.has_remaining() {
-        if rest.remaining() < 4 {
-            return Err(FrameError::Truncated { offset });
-        }
-        let len = usize::try_from(rest.get_u32_le()).unwrap_or(usize::MAX);
-        if len > MAX_FRAME {
-            return Err(FrameError::TooLarge { offset, len });
-        }
-        if rest.remaining() < len {
-            return Err(FrameError::Truncated { offset });
-        }
-        let env = rest.split_to(len);
-        out.push(decode(&env).map_err(|source| FrameError::Envelope { offset, source })?);
-        offset += 4 + len;
+    while let Some(item) = reader.next_envelope(&decode)? {
+        out.push(item);
     }
-    Ok(out)
+    if reader.is_clean() {
+        Ok(out)
+    } else {
+        Err(FrameError::Truncated {
+            offset: reader.offset,
+        })
+    }
 }
 
 /// Reads frames from a body that arrives in chunks.
@@ -131,5 +125,20 @@ impl Reader {
         let envelope = self.buf.split_to(len).freeze();
         self.offset += prefix + 4 + len;
         Ok(Some((head, envelope)))
+    }
+
+    /// The next whole frame decoded with `decode`, if it has arrived (no prefix). An error
+    /// means the body is unreadable from here.
+    pub fn next_envelope<T>(
+        &mut self,
+        decode: impl Fn(&Bytes) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, FrameError> {
+        let offset = self.offset;
+        let Some((_, envelope)) = self.next_frame(0)? else {
+            return Ok(None);
+        };
+        decode(&envelope)
+            .map(Some)
+            .map_err(|source| FrameError::Envelope { offset, source })
     }
 }

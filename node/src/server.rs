@@ -26,12 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
-use tierkv_engine::replica::Role;
+use tierkv_engine::replica::{Role, msg};
 use tierkv_engine::types::ShardId;
 
+use crate::frame;
 use crate::node::Node;
 use crate::proto::{self, NodeStatus, RemoteError, Request, ShardStatus};
-use crate::transport::{self, REPLICA_PATH};
+use crate::transport::REPLICA_PATH;
 
 /// Path of the client-operation endpoint.
 pub const KV_PATH: &str = "/rpc/v1/kv";
@@ -96,7 +97,7 @@ async fn replica(State(node): State<Node>, headers: HeaderMap, body: Body) -> St
         return StatusCode::UNAUTHORIZED;
     }
     let mut chunks = body.into_data_stream();
-    let mut reader = transport::StreamReader::default();
+    let mut reader = frame::Reader::default();
     let stopped = node.streams_stopped();
     tokio::pin!(stopped);
     loop {
@@ -113,7 +114,7 @@ async fn replica(State(node): State<Node>, headers: HeaderMap, body: Body) -> St
         };
         reader.push(&chunk);
         loop {
-            match reader.next_message() {
+            match reader.next_envelope(msg::decode) {
                 Ok(Some(env)) => {
                     if let Some(h) = node.shard(env.shard) {
                         // A full inbox drops the message, as a lossy network would.

@@ -33,14 +33,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use parking_lot::RwLock;
-use tierkv_engine::replica::msg::{self, Envelope};
+use tierkv_engine::replica::msg;
 use tierkv_engine::replica::{Msg, NodeId};
 use tierkv_engine::types::ShardId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame;
-pub use crate::frame::{FrameError, MAX_FRAME};
 
 /// Path of the replication endpoint.
 pub const REPLICA_PATH: &str = "/rpc/v1/replica";
@@ -246,7 +245,7 @@ impl Link {
                 }
             }
             let n = batch.len() as u64;
-            match chunks.try_send(encode_frames(&batch)) {
+            match chunks.try_send(frame::encode(&batch)) {
                 Ok(()) => {
                     self.stats.sent.fetch_add(n, Ordering::Relaxed);
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -268,53 +267,21 @@ impl Link {
     }
 }
 
-/// Frames `envelopes` into one request body.
-#[must_use]
-pub fn encode_frames(envelopes: &[Bytes]) -> Bytes {
-    frame::encode(envelopes)
-}
-
-/// Reads the messages of a replication stream as its chunks arrive.
-#[derive(Debug, Default)]
-pub struct StreamReader(frame::Reader);
-
-impl StreamReader {
-    /// Adds the next chunk of the body.
-    pub fn push(&mut self, chunk: &[u8]) {
-        self.0.push(chunk);
-    }
-
-    /// Whether every byte pushed so far belonged to a whole frame.
-    #[must_use]
-    pub fn is_clean(&self) -> bool {
-        self.0.is_clean()
-    }
-
-    /// The next whole message, if it has arrived. An error means the stream is unreadable
-    /// from here.
-    pub fn next_message(&mut self) -> Result<Option<Envelope>, FrameError> {
-        let Some((_, env)) = self.0.next_frame(0)? else {
-            return Ok(None);
-        };
-        msg::decode(&env)
-            .map(Some)
-            .map_err(|source| FrameError::Envelope { offset: 0, source })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FrameError;
+    use tierkv_engine::replica::msg::Envelope;
     use tierkv_engine::types::{Epoch, SeqNo};
 
     /// Every message of a stream, read from `chunks` in turn.
     fn read_all(chunks: &[&[u8]]) -> (Result<Vec<Envelope>, FrameError>, bool) {
-        let mut reader = StreamReader::default();
+        let mut reader = frame::Reader::default();
         let mut out = Vec::new();
         for chunk in chunks {
             reader.push(chunk);
             loop {
-                match reader.next_message() {
+                match reader.next_envelope(msg::decode) {
                     Ok(Some(m)) => out.push(m),
                     Ok(None) => break,
                     Err(e) => return (Err(e), false),
@@ -337,7 +304,7 @@ mod tests {
             },
         );
         let first_len = 4 + a.len();
-        let body = encode_frames(&[a, b]);
+        let body = frame::encode(&[a, b]);
         for cut in 0..=body.len() {
             let (got, clean) = read_all(&[&body[..cut], &body[cut..]]);
             let got = got.expect("decodes");
@@ -360,7 +327,9 @@ mod tests {
         let mut flipped = body.to_vec();
         flipped[10] ^= 0x40;
         assert!(read_all(&[&flipped]).0.is_err());
-        let huge = u32::try_from(MAX_FRAME + 1).expect("fits").to_le_bytes();
+        let huge = u32::try_from(frame::MAX_FRAME + 1)
+            .expect("fits")
+            .to_le_bytes();
         assert!(read_all(&[&huge]).0.is_err());
     }
 }
