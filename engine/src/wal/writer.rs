@@ -179,20 +179,29 @@ pub(super) fn prealloc_bytes(segment_bytes: u64) -> u64 {
 }
 
 impl ActiveFile {
-    /// Writes zeros from the end of the file up to `prealloc` bytes past the last record and
-    /// makes them durable, if less than half of that is left.
-    fn preallocate(&mut self, prealloc: u64) -> Result<()> {
+    /// Writes zeros from the end of the file up to `prealloc` bytes past the last record, if
+    /// less than half of that is left; whether it wrote (the caller makes it durable).
+    fn fill_zeros(&mut self, prealloc: u64) -> Result<bool> {
         if self.allocated.saturating_sub(self.len) >= prealloc / 2 {
-            return Ok(());
+            return Ok(false);
         }
         let start = self.allocated.max(self.len);
         let end = self.len + prealloc;
         let zeros = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
         self.file
             .write_all_at(&zeros, start)
-            .and_then(|()| self.file.sync_data())
             .map_err(|e| Error::io("preallocate wal file", &self.path, e))?;
         self.allocated = end;
+        Ok(true)
+    }
+
+    /// [`ActiveFile::fill_zeros`], durably.
+    fn preallocate(&mut self, prealloc: u64) -> Result<()> {
+        if self.fill_zeros(prealloc)? {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io("fsync preallocated wal file", &self.path, e))?;
+        }
         Ok(())
     }
 
@@ -235,20 +244,21 @@ pub(super) fn create_file(dir: &Path, no: u64, head: &[u8], prealloc: u64) -> Re
     file.write_all(head)
         .map_err(|e| Error::io("write wal head promises", &path, e))?;
     let len = (HEADER_LEN + head.len()) as u64;
-    let zeros = vec![0u8; usize::try_from(prealloc).unwrap_or(0)];
-    file.write_all_at(&zeros, len)
-        .map_err(|e| Error::io("preallocate wal file", &path, e))?;
-    file.sync_all()
-        .map_err(|e| Error::io("fsync new wal file", &path, e))?;
-    sync_dir(dir)?;
-    Ok(ActiveFile {
+    let mut active = ActiveFile {
         no,
         path,
         file,
         len,
         base_len: len,
-        allocated: len + prealloc,
-    })
+        allocated: len,
+    };
+    active.fill_zeros(prealloc)?;
+    active
+        .file
+        .sync_all()
+        .map_err(|e| Error::io("fsync new wal file", &active.path, e))?;
+    sync_dir(dir)?;
+    Ok(active)
 }
 
 /// One round's worth of work taken from the queue.
