@@ -175,17 +175,9 @@ async fn sigterm_and_wait(server: &mut Server) -> std::process::ExitStatus {
         .status()
         .expect("kill");
     assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = server.child.try_wait().expect("wait") {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster::exit_within(&mut server.child, Duration::from_secs(60))
+        .await
+        .expect("server did not exit after SIGTERM")
 }
 
 fn walkdir(p: &Path) -> Vec<String> {

@@ -448,15 +448,21 @@ async fn write_delivered_without_answer_is_outcome_unknown_and_sent_once() {
     );
 }
 
-/// Operations queued for a node at the same moment travel in one HTTP request, and each
-/// caller gets its own answer although the node answers out of order.
-#[tokio::test]
-async fn concurrent_operations_share_a_request_and_get_their_own_answers() {
+/// One leader node hosting every shard, and a ready client of it.
+async fn lone_leader() -> (FakeNode, Arc<ClusterBackend>) {
     let n1 = fake_node(1, node(1, leader)).await;
     let store = memory_store();
     publish_map(&store, &[(1, &n1.addr)], 1).await;
     let b = Arc::new(connect(&store, opts()).await);
     wait_ready(&b, Result::is_ok).await;
+    (n1, b)
+}
+
+/// Operations queued for a node at the same moment travel in one HTTP request, and each
+/// caller gets its own answer although the node answers out of order.
+#[tokio::test]
+async fn concurrent_operations_share_a_request_and_get_their_own_answers() {
+    let (n1, b) = lone_leader().await;
     let before = n1.posts();
     let reads: Vec<_> = (0..20u32)
         .map(|i| {
@@ -482,11 +488,7 @@ async fn concurrent_operations_share_a_request_and_get_their_own_answers() {
 /// Large operations are not packed into one huge request: a batch stops at 16 MiB.
 #[tokio::test]
 async fn large_operations_are_split_across_requests() {
-    let n1 = fake_node(1, node(1, leader)).await;
-    let store = memory_store();
-    publish_map(&store, &[(1, &n1.addr)], 1).await;
-    let b = Arc::new(connect(&store, opts()).await);
-    wait_ready(&b, Result::is_ok).await;
+    let (n1, b) = lone_leader().await;
     let before = n1.posts();
     let value = Bytes::from(vec![7u8; 6 << 20]);
     let writes: Vec<_> = (0..6u32)

@@ -103,6 +103,20 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Polls `child` until it exits (its status) or `within` passes (None).
+pub async fn exit_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for a child's stdout line containing "listening on " and returns the URL after it.
 pub fn url_of(child: &mut Child) -> String {
     use std::io::{BufRead, BufReader};
@@ -302,18 +316,12 @@ impl Cluster {
     pub async fn terminate(&mut self, id: u32) -> std::process::ExitStatus {
         self.signal(id, "-TERM");
         let mut child = self.node_mut(id).child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("node {id} did not exit within 20 s of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(s) = exit_within(&mut child, Duration::from_secs(20)).await {
+            return s;
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("node {id} did not exit within 20 s of SIGTERM");
     }
 
     /// Restarts node `id` (same data directory and port).
