@@ -124,13 +124,19 @@ async fn record_metrics(
     req: Request,
     next: Next,
 ) -> impl IntoResponse {
-    let route = route_label(&req);
-    let method = req.method().as_str().to_owned();
+    // Both cheap to clone (an `Arc<str>` and, for standard methods, a tag).
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let metrics = &state.inner.metrics;
     let _in_flight = metrics.start();
     let start = Instant::now();
     let res = next.run(req).await;
-    metrics.record(&route, &method, res.status().as_u16(), start.elapsed());
+    metrics.record(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method.as_str(),
+        res.status().as_u16(),
+        start.elapsed(),
+    );
     res
 }
 

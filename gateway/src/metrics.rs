@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -17,9 +16,17 @@ use crate::backend::EngineMetrics;
 /// Per-app HTTP counters.
 #[derive(Debug, Default)]
 pub(crate) struct HttpMetrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    durations: Mutex<BTreeMap<(String, String), Arc<Histogram>>>,
+    /// Route (the matched path pattern) → method → its series. Keyed by owned strings that
+    /// a request looks up by `&str`: a known series costs one lock and no allocation.
+    series: Mutex<BTreeMap<String, BTreeMap<String, Series>>>,
     in_flight: AtomicI64,
+}
+
+/// The figures of one route and method.
+#[derive(Debug, Default)]
+struct Series {
+    by_status: BTreeMap<u16, u64>,
+    latency: Histogram,
 }
 
 /// Decrements the in-flight gauge when dropped (also when the request future is dropped).
@@ -37,23 +44,36 @@ impl HttpMetrics {
         InFlight(self)
     }
 
+    /// Counts one answer. `route` is the matched path pattern as the router has it (the
+    /// label renders `{*key}` as `{key}`).
     pub(crate) fn record(&self, route: &str, method: &str, status: u16, took: Duration) {
-        *self
-            .requests
-            .lock()
-            .entry((route.to_owned(), method.to_owned(), status))
-            .or_default() += 1;
-        let h = Arc::clone(
-            self.durations
-                .lock()
-                .entry((route.to_owned(), method.to_owned()))
-                .or_default(),
-        );
-        h.observe(took);
+        let mut series = self.series.lock();
+        let by_method = match series.get_mut(route) {
+            Some(m) => m,
+            None => series.entry(route.to_owned()).or_default(),
+        };
+        let s = match by_method.get_mut(method) {
+            Some(s) => s,
+            None => by_method.entry(method.to_owned()).or_default(),
+        };
+        *s.by_status.entry(status).or_default() += 1;
+        s.latency.observe(took);
     }
 
     /// Renders HTTP and engine metrics in the Prometheus text format (0.0.4).
     pub(crate) fn render(&self, engine: &EngineMetrics) -> String {
+        // Copy under the lock, format outside it.
+        let mut rows = Vec::new();
+        for (route, by_method) in self.series.lock().iter() {
+            for (method, s) in by_method {
+                let labels = format!(
+                    "route=\"{}\",method=\"{}\"",
+                    esc(&route.replace("{*key}", "{key}")),
+                    esc(method)
+                );
+                rows.push((labels, s.by_status.clone(), s.latency.snapshot()));
+            }
+        }
         let mut out = String::new();
         header(
             &mut out,
@@ -61,13 +81,13 @@ impl HttpMetrics {
             "counter",
             "HTTP requests answered.",
         );
-        for ((route, method, status), n) in self.requests.lock().iter() {
-            let _ = writeln!(
-                out,
-                "tierkv_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
-                esc(route),
-                esc(method)
-            );
+        for (labels, by_status, _) in &rows {
+            for (status, n) in by_status {
+                let _ = writeln!(
+                    out,
+                    "tierkv_http_requests_total{{{labels},status=\"{status}\"}} {n}"
+                );
+            }
         }
         header(
             &mut out,
@@ -75,18 +95,11 @@ impl HttpMetrics {
             "histogram",
             "HTTP request latency.",
         );
-        let durations: Vec<_> = self
-            .durations
-            .lock()
-            .iter()
-            .map(|(k, h)| (k.clone(), h.snapshot()))
-            .collect();
-        for ((route, method), snap) in &durations {
-            let labels = format!("route=\"{}\",method=\"{}\"", esc(route), esc(method));
+        for (labels, _, snap) in &rows {
             histogram_lines(
                 &mut out,
                 "tierkv_http_request_duration_seconds",
-                &labels,
+                labels,
                 snap,
             );
         }
@@ -280,12 +293,20 @@ mod tests {
         let m = HttpMetrics::default();
         m.record("/v1/kv/{*key}", "GET", 200, Duration::from_millis(3));
         m.record("/v1/kv/{*key}", "GET", 200, Duration::from_millis(30));
+        m.record("/v1/kv/{*key}", "GET", 404, Duration::from_millis(1));
+        m.record("/v1/kv/{*key}", "PUT", 200, Duration::from_millis(1));
         let text = m.render(&EngineMetrics::default());
         assert!(text.contains(
-            "tierkv_http_requests_total{route=\"/v1/kv/{*key}\",method=\"GET\",status=\"200\"} 2"
+            "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",status=\"200\"} 2"
         ));
         assert!(text.contains(
-            "tierkv_http_request_duration_seconds_bucket{route=\"/v1/kv/{*key}\",method=\"GET\",le=\"+Inf\"} 2"
+            "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",status=\"404\"} 1"
+        ));
+        assert!(text.contains(
+            "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",status=\"200\"} 1"
+        ));
+        assert!(text.contains(
+            "tierkv_http_request_duration_seconds_bucket{route=\"/v1/kv/{key}\",method=\"GET\",le=\"+Inf\"} 3"
         ));
         assert!(text.contains("tierkv_http_requests_in_flight 0"));
         assert!(text.contains("tierkv_wal_fsync_duration_seconds_count 0"));

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -126,6 +127,16 @@ struct NodeInner {
     draining: CancellationToken,
     /// Driver tasks and the map refresher, joined on shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    rpc: RpcStats,
+}
+
+/// Counters of the client RPCs (gateways' operations) this node served.
+#[derive(Debug, Default)]
+pub struct RpcStats {
+    /// Batches received (`POST /rpc/v1/kv/batch`) and single operations (`/rpc/v1/kv`).
+    pub requests: AtomicU64,
+    /// Operations in them: operations per request is the gateways' batching factor.
+    pub operations: AtomicU64,
 }
 
 impl Node {
@@ -234,6 +245,7 @@ impl Node {
             cancel,
             draining: CancellationToken::new(),
             tasks: Mutex::new(tasks),
+            rpc: RpcStats::default(),
         });
         let refresher = tokio::spawn(refresh_map(
             Arc::downgrade(&inner),
@@ -278,6 +290,12 @@ impl Node {
     #[must_use]
     pub fn wal_stats(&self) -> WalStats {
         self.inner.wal.stats()
+    }
+
+    /// Client RPC counters.
+    #[must_use]
+    pub fn rpc_stats(&self) -> &RpcStats {
+        &self.inner.rpc
     }
 
     /// Replication transport counters.
@@ -420,9 +438,15 @@ async fn refresh_map(
             Ok(Some(m)) if m.version() > node.map.load().version() => {
                 node.transport
                     .set_peers(m.members().iter().map(|x| (x.id, x.addr.as_str())));
-                let moved = (0..m.shards())
-                    .map(ShardId)
-                    .any(|s| m.replicas(s) != node.map.load().replicas(s));
+                let old = node.map.load();
+                let moved = (0..m.shards()).map(ShardId).any(|s| {
+                    // The same replicas in another rank order did not move.
+                    let mut a = m.replicas(s).to_vec();
+                    let mut b = old.replicas(s).to_vec();
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    a != b
+                });
                 if moved {
                     tracing::warn!(
                         version = m.version(),

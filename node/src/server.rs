@@ -144,6 +144,7 @@ async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Respon
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    count_rpc(&node, 1);
     let resp = handle(&node, req).await;
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -168,6 +169,7 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
         }
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    count_rpc(&node, requests.len());
     let pending: FuturesUnordered<_> = (0u32..)
         .zip(requests)
         .map(|(index, req)| {
@@ -180,6 +182,14 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
         Body::from_stream(Answers { pending }),
     )
         .into_response()
+}
+
+fn count_rpc(node: &Node, operations: usize) {
+    let s = node.rpc_stats();
+    s.requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    s.operations
+        .fetch_add(operations as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The answers of a batch as they complete: each chunk holds every answer that was ready
@@ -367,6 +377,7 @@ async fn metrics(State(node): State<Node>) -> Response {
     }
     let wal = node.wal_stats();
     let t = node.transport().stats();
+    let rpc = node.rpc_stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let mut out = String::new();
     out.push_str("# HELP tierkv_node_replicas Hosted shard replicas by role.\n");
@@ -405,6 +416,16 @@ async fn metrics(State(node): State<Node>) -> Response {
             wal.appends,
         ),
         ("tierkv_wal_syncs_total", "WAL fdatasync calls.", wal.syncs),
+        (
+            "tierkv_rpc_requests_total",
+            "Client RPC requests served (a gateway's batch is one).",
+            load(&rpc.requests),
+        ),
+        (
+            "tierkv_rpc_operations_total",
+            "Client operations in them (operations per request is the batching factor).",
+            load(&rpc.operations),
+        ),
         ("tierkv_wal_bytes", "Bytes in live WAL files.", wal.bytes),
         (
             "tierkv_replication_messages_sent_total",
