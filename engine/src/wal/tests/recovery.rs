@@ -23,6 +23,21 @@ fn flip(path: &Path, at: usize) {
     std::fs::write(path, data).unwrap();
 }
 
+/// Appends `n` zero bytes to `path`: preallocated space the writer never reached.
+fn append_zeros(path: &Path, n: usize) {
+    let mut data = std::fs::read(path).unwrap();
+    data.resize(data.len() + n, 0);
+    std::fs::write(path, data).unwrap();
+}
+
+/// Opening must report a torn tail at `offset` and recover exactly `records`.
+fn assert_torn_at(dir: &Path, offset: usize, records: &[WalRecord]) {
+    let (wal, recovery) = Wal::open(opts(dir)).unwrap();
+    assert_eq!(recovery.torn_tail.unwrap().offset, offset as u64);
+    assert_eq!(recovery.records, records);
+    wal.close().unwrap();
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
@@ -151,9 +166,7 @@ async fn zeroed_tail_is_torn_tail() {
     let (recs, path) = write_log(dir.path(), 3).await;
     // Preallocated-but-unwritten space after the last frame.
     let len = file_len(&path);
-    let mut data = std::fs::read(&path).unwrap();
-    data.extend_from_slice(&[0u8; 100]);
-    std::fs::write(&path, &data).unwrap();
+    append_zeros(&path, 100);
     let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
     let torn = recovery.torn_tail.unwrap();
     assert_eq!((torn.offset, torn.dropped_bytes), (len, 100));
@@ -167,10 +180,7 @@ async fn zeroed_tail_is_torn_tail() {
     let mut data = std::fs::read(&path).unwrap();
     data[last..].fill(0);
     std::fs::write(&path, &data).unwrap();
-    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
-    assert_eq!(recovery.torn_tail.unwrap().offset, last as u64);
-    assert_eq!(recovery.records, recs[..2]);
-    wal.close().unwrap();
+    assert_torn_at(dir.path(), last, &recs[..2]);
 }
 
 #[tokio::test]
@@ -313,13 +323,8 @@ async fn damaged_last_frame_before_preallocated_zeros_is_a_torn_tail() {
     let (recs, path) = write_log(dir.path(), 4).await;
     let last = frame_offsets(&path)[3];
     flip(&path, last + FRAME_HEADER_LEN + 2);
-    let mut data = std::fs::read(&path).unwrap();
-    data.extend_from_slice(&[0u8; 4096]);
-    std::fs::write(&path, &data).unwrap();
-    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
-    assert_eq!(recovery.torn_tail.unwrap().offset, last as u64);
-    assert_eq!(recovery.records, recs[..3]);
-    wal.close().unwrap();
+    append_zeros(&path, 4096);
+    assert_torn_at(dir.path(), last, &recs[..3]);
 
     // Only part of the last frame's header written, zeros everywhere after it.
     let dir = tempfile::tempdir().unwrap();
@@ -327,20 +332,15 @@ async fn damaged_last_frame_before_preallocated_zeros_is_a_torn_tail() {
     let last = frame_offsets(&path)[3];
     let mut data = std::fs::read(&path).unwrap();
     data[last + 6..].fill(0);
-    data.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&path, &data).unwrap();
-    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
-    assert_eq!(recovery.torn_tail.unwrap().offset, last as u64);
-    assert_eq!(recovery.records, recs[..3]);
-    wal.close().unwrap();
+    append_zeros(&path, 4096);
+    assert_torn_at(dir.path(), last, &recs[..3]);
 
     // The same damage with a record after it is corruption, zeros or not.
     let dir = tempfile::tempdir().unwrap();
     let (_, path) = write_log(dir.path(), 4).await;
     let third = frame_offsets(&path)[2];
     flip(&path, third + FRAME_HEADER_LEN + 2);
-    let mut data = std::fs::read(&path).unwrap();
-    data.extend_from_slice(&[0u8; 4096]);
-    std::fs::write(&path, &data).unwrap();
+    append_zeros(&path, 4096);
     assert_corrupt_at(dir.path(), &path, third);
 }
