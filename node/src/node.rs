@@ -441,11 +441,8 @@ async fn refresh_map(
                 let old = node.map.load();
                 let moved = (0..m.shards()).map(ShardId).any(|s| {
                     // The same replicas in another rank order did not move.
-                    let mut a = m.replicas(s).to_vec();
-                    let mut b = old.replicas(s).to_vec();
-                    a.sort_unstable();
-                    b.sort_unstable();
-                    a != b
+                    let (a, b) = (m.replicas(s), old.replicas(s));
+                    a.len() != b.len() || a.iter().any(|id| !b.contains(id))
                 });
                 if moved {
                     tracing::warn!(
