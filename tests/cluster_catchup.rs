@@ -15,6 +15,18 @@ use tierkv_node::proto::{Request, Response};
 
 const SHARD: u32 = 0;
 
+/// A two-shard cluster with memtables of `memtable_bytes`, and the leader of [`SHARD`].
+async fn start(memtable_bytes: u64) -> (Cluster, u32) {
+    let c = Cluster::start(Opts {
+        shards: 2,
+        memtable_bytes,
+        ..Opts::default()
+    })
+    .await;
+    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    (c, leader)
+}
+
 async fn put_all(c: &Cluster, keys: &[String], pad: usize) {
     for k in keys {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -74,13 +86,7 @@ async fn check_on(c: &Cluster, node: u32, keys: &[String], pad: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_follower_catches_up_from_the_log() {
-    let mut c = Cluster::start(Opts {
-        shards: 2,
-        memtable_bytes: 64 << 20,
-        ..Opts::default()
-    })
-    .await;
-    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    let (mut c, leader) = start(64 << 20).await;
     // Exactly one strong-read lease per shard once the leaders are settled, never more.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -116,13 +122,7 @@ async fn a_restarted_follower_catches_up_from_the_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_follower_catches_up_from_the_manifest() {
-    let mut c = Cluster::start(Opts {
-        shards: 2,
-        memtable_bytes: 64 << 10,
-        ..Opts::default()
-    })
-    .await;
-    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    let (mut c, leader) = start(64 << 10).await;
     let follower = (1..=3).find(|n| *n != leader).expect("a follower");
     let keys = c.keys_in_shard(SHARD, "man-", 1200);
     put_all(&c, &keys[..20], 200).await;
@@ -150,13 +150,7 @@ async fn a_restarted_follower_catches_up_from_the_manifest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_stopped_with_sigterm_exits_and_catches_up_after_restart() {
-    let mut c = Cluster::start(Opts {
-        shards: 2,
-        memtable_bytes: 64 << 20,
-        ..Opts::default()
-    })
-    .await;
-    let leader = c.wait_leader(SHARD, None, Duration::from_secs(20)).await;
+    let (mut c, leader) = start(64 << 20).await;
     let keys = c.keys_in_shard(SHARD, "term-", 100);
     put_all(&c, &keys[..50], 10).await;
     // Both followers stream to the leader: a graceful stop must not wait for them.
