@@ -11,8 +11,13 @@
 //!    p50/p90/p99/p99.9/max.
 //! 2. Failover: for each trial, 4 clients write to keys of one shard; its leader is killed
 //!    with SIGKILL; the time from the kill to the acknowledgement of the first write invoked
-//!    after it is the failover time. The node is restarted before the next trial. Prints every trial, p50
-//!    and max.
+//!    after it is the failover time. Prints every trial, p50 and max.
+//! 3. Handover back: in the same trial, with the clients still writing, the killed node is
+//!    restarted; if it ranks first for the shard, the leader that took over hands the shard
+//!    back to it once it has acked steadily for `TIERKV_BENCH_HANDOVER_MS` (default 2000).
+//!    The slowest write invoked between the restart and 100 writes after the shard is back is
+//!    the handover pause (it includes the catch-up of the restarted node). Prints every
+//!    trial, p50 and max.
 
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
@@ -93,13 +98,17 @@ async fn write_latency(c: &Cluster, clients: usize, secs: u64) {
     );
 }
 
-/// One failover trial on `shard`; returns kill → first acknowledged write.
-async fn trial(c: &mut Cluster, shard: u32, n: u32) -> Duration {
+/// One failover trial on `shard`; returns kill → first acknowledged write, and the handover
+/// pause if the killed node ranks first for the shard.
+async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duration>) {
     let leader = c.wait_leader(shard, None, Duration::from_secs(30)).await;
     let keys = c.keys_in_shard(shard, &format!("fo{n}-"), 20_000);
     let stop = Arc::new(AtomicBool::new(false));
     let last_ok = Arc::new(Mutex::new(None::<(Instant, Instant)>));
     let count = Arc::new(AtomicU64::new(0));
+    // Writes invoked since `since` (set at the restart): the slowest one's latency.
+    let since = Arc::new(Mutex::new(None::<Instant>));
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
     let mut tasks = Vec::new();
     for chunk in keys.chunks(5_000) {
         let chunk = chunk.to_vec();
@@ -110,6 +119,7 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> Duration {
             last_ok.clone(),
             count.clone(),
         );
+        let (since, slowest) = (since.clone(), slowest.clone());
         tasks.push(tokio::spawn(async move {
             for k in chunk {
                 if stop.load(Ordering::SeqCst) {
@@ -117,6 +127,10 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> Duration {
                 }
                 let started = Instant::now();
                 let r = http.put(format!("{url}/v1/kv/{k}")).body("v").send().await;
+                if since.lock().await.is_some_and(|s| started >= s) {
+                    let mut w = slowest.lock().await;
+                    *w = (*w).max(started.elapsed());
+                }
                 if r.is_ok_and(|r| r.status().is_success()) {
                     // (invoked, acknowledged): only writes invoked after the kill count.
                     *last_ok.lock().await = Some((started, Instant::now()));
@@ -142,15 +156,53 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> Duration {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
+    println!(
+        "trial {n:>2}: shard {shard}, killed n{leader}, first write acknowledged after {took:?}"
+    );
+    let first_rank = c
+        .status(c.running()[0])
+        .await
+        .and_then(|st| st.get(&shard).and_then(|s| s.replicas.first().copied()));
+    c.restart(leader);
+    *since.lock().await = Some(Instant::now());
+    let mut pause = None;
+    if first_rank == Some(leader) {
+        let restarted = Instant::now();
+        let back = loop {
+            if c.leader_of(shard, None)
+                .await
+                .is_some_and(|(l, _)| l == leader)
+            {
+                break Some(restarted.elapsed());
+            }
+            if restarted.elapsed() > Duration::from_secs(30) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let more = count.load(Ordering::SeqCst) + 100;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count.load(Ordering::SeqCst) < more && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let worst = *slowest.lock().await;
+        match back {
+            Some(b) => {
+                println!(
+                    "trial {n:>2}: shard {shard} back on n{leader} {b:?} after its restart; slowest write meanwhile {worst:?}"
+                );
+                pause = Some(worst);
+            }
+            None => {
+                println!("trial {n:>2}: shard {shard} did not go back to n{leader} within 30 s")
+            }
+        }
+    }
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         let _ = t.await;
     }
-    c.restart(leader);
-    println!(
-        "trial {n:>2}: shard {shard}, killed n{leader}, first write acknowledged after {took:?}"
-    );
-    took
+    (took, pause)
 }
 
 fn main() {
@@ -162,12 +214,17 @@ fn main() {
     rt.block_on(async {
         let trials: u32 = env_or("TIERKV_BENCH_TRIALS", 20);
         let lease = Duration::from_millis(env_or("TIERKV_BENCH_LEASE_MS", 2000));
+        let handover: u64 = env_or("TIERKV_BENCH_HANDOVER_MS", 2000);
         let secs: u64 = env_or("TIERKV_BENCH_SECS", 10);
         let mut c = Cluster::start(Opts {
             shards: 8,
             lease,
             memtable_bytes: 64 << 20,
             heartbeat: Duration::from_millis(250).min(lease / 4),
+            env: vec![(
+                "TIERKV_CLUSTER__HANDOVER_AFTER".into(),
+                format!("{handover}ms"),
+            )],
             ..Opts::default()
         })
         .await;
@@ -176,16 +233,20 @@ fn main() {
         );
         write_latency(&c, 1, secs).await;
         write_latency(&c, 32, secs).await;
-        let mut times = Vec::new();
+        let (mut times, mut pauses) = (Vec::new(), Vec::new());
         for n in 0..trials {
-            times.push(trial(&mut c, n % 8, n).await);
+            let (took, pause) = trial(&mut c, n % 8, n).await;
+            times.push(took);
+            pauses.extend(pause);
         }
-        times.sort();
-        if let (Some(p50), Some(max)) = (times.get(times.len() / 2), times.last()) {
-            println!(
-                "failover over {} trials: p50 {p50:?}, max {max:?} (lease {lease:?})",
-                times.len()
-            );
+        for (what, mut v) in [("failover", times), ("handover pause", pauses)] {
+            v.sort();
+            if let (Some(p50), Some(max)) = (v.get(v.len() / 2), v.last()) {
+                println!(
+                    "{what} over {} trials: p50 {p50:?}, max {max:?} (lease {lease:?})",
+                    v.len()
+                );
+            }
         }
     });
 }

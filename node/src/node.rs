@@ -379,6 +379,7 @@ fn replica_config(
     cfg.lease_duration = millis(c.lease_duration);
     cfg.max_clock_drift = millis(c.max_clock_drift);
     cfg.takeover_timeout = millis(c.lease_duration);
+    cfg.handover_after = (!c.handover_after.is_zero()).then(|| millis(c.handover_after));
     cfg
 }
 

@@ -7,7 +7,7 @@
 //! | `POST /rpc/v1/kv/batch` | gateways | several client operations, answers streamed ([`crate::proto::batch`]) |
 //! | `GET /health/live` | probes | 200 while the process runs |
 //! | `GET /health/ready` | probes | 200 once every hosted shard knows a leader |
-//! | `GET /status` | operators, tests | JSON: role, epoch, leader and seqs per hosted shard |
+//! | `GET /status` | operators, tests | JSON: replicas in rank order, role, epoch, leader and seqs per hosted shard |
 //! | `GET /metrics` | Prometheus | node counters (roles, WAL, transport) |
 //!
 //! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
@@ -322,12 +322,15 @@ fn role_name(r: Role) -> &'static str {
 }
 
 async fn status(State(node): State<Node>) -> Response {
+    let map = node.map();
     let shards: Vec<serde_json::Value> = node
         .shards()
         .map(|h| {
             let s = h.status();
+            let replicas: Vec<u32> = map.replicas(h.shard().id()).iter().map(|n| n.0).collect();
             serde_json::json!({
                 "shard": h.shard().id().0,
+                "replicas": replicas,
                 "role": role_name(s.role),
                 "epoch": s.epoch.0,
                 "leader": s.leader.map(|n| n.0),

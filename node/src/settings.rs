@@ -51,6 +51,13 @@ pub struct ClusterSettings {
     /// these steps). Default: 50ms.
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
+    /// How long the first-ranked replica of a shard must have been acking without a pause
+    /// before a leader of another rank hands the shard back to it (after a failover or a
+    /// restart), which keeps leaders balanced; writes to the shard pause for a few
+    /// milliseconds while it moves. `0s` disables handovers. At least `lease_duration`.
+    /// Default: 4s.
+    #[serde(with = "humantime_serde")]
+    pub handover_after: Duration,
     /// How often a follower re-reads the manifest (compactions change segment lists).
     /// Default: 30s.
     #[serde(with = "humantime_serde")]
@@ -76,6 +83,7 @@ impl Default for ClusterSettings {
             lease_duration: Duration::from_secs(2),
             max_clock_drift: Duration::from_millis(250),
             tick: Duration::from_millis(50),
+            handover_after: Duration::from_secs(4),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
             client: ClientOptions::default(),
@@ -135,6 +143,12 @@ impl ClusterSettings {
                 reason: "must exceed max_clock_drift plus heartbeat_interval",
             });
         }
+        if !self.handover_after.is_zero() && self.handover_after < self.lease_duration {
+            return Err(SettingsError::Timing {
+                field: "handover_after",
+                reason: "must be 0s (off) or at least lease_duration",
+            });
+        }
         self.members()?;
         Ok(())
     }
@@ -192,5 +206,22 @@ mod tests {
         };
         assert!(matches!(s.validate(), Err(SettingsError::Quorum { .. })));
         assert!(ClusterSettings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn handover_after_is_off_or_at_least_a_lease() {
+        let with = |d| ClusterSettings {
+            handover_after: Duration::from_millis(d),
+            ..ClusterSettings::default()
+        };
+        assert!(with(0).validate().is_ok());
+        assert!(with(2000).validate().is_ok());
+        assert!(matches!(
+            with(1999).validate(),
+            Err(SettingsError::Timing {
+                field: "handover_after",
+                ..
+            })
+        ));
     }
 }

@@ -294,7 +294,14 @@ mod tests {
 
     #[test]
     fn streams_round_trip_across_any_chunking_and_reject_damage() {
-        let a = msg::encode(ShardId(3), NodeId(1), &Msg::Promise { epoch: Epoch(7) });
+        let a = msg::encode(
+            ShardId(3),
+            NodeId(1),
+            &Msg::Promise {
+                epoch: Epoch(7),
+                handover_of: None,
+            },
+        );
         let b = msg::encode(
             ShardId(4),
             NodeId(1),

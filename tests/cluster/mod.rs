@@ -48,6 +48,8 @@ impl Default for Opts {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ShardState {
     pub shard: u32,
+    /// The shard's replicas in rank order (the first is the preferred leader).
+    pub replicas: Vec<u32>,
     pub role: String,
     pub epoch: u64,
     pub leader: Option<u32>,

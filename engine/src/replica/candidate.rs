@@ -7,8 +7,9 @@
 //! 2. `Claiming`: create-only claim of an epoch above everything seen. Losing means someone
 //!    else is taking over: back off as a follower.
 //! 3. `Promising`: persist our own promise, ask every replica for one. A replica promises
-//!    only when its lease promise expired and durably before answering, so once a quorum
-//!    answered, no older leader can gather W acks again and no older lease is valid.
+//!    only when its lease promise expired (or protects only a leader that handed the shard
+//!    to us, see `leader.rs`) and durably before answering, so once a quorum answered, no
+//!    older leader can gather W acks again and no older lease is valid.
 //! 4. `Fetching`: adopt the log with the greatest `(last_epoch, last_seq)` among the quorum
 //!    ("the longest"): every committed record is on W replicas, one of which is in our
 //!    quorum; logs are prefixes of their epoch leader's log, and a leader of a newer epoch
@@ -34,6 +35,9 @@ pub(super) struct CandidateState {
     /// When to give up: `takeover_timeout` after the start, pushed back (by at most one
     /// lease) when replicas tell us when their lease promise ends.
     deadline: Millis,
+    /// The epoch whose leader handed the shard to us, if that started this takeover (sent
+    /// along with our `Promise`s).
+    handover_of: Option<Epoch>,
     phase: Phase,
 }
 
@@ -67,11 +71,14 @@ impl CandidateState {
 }
 
 impl Replica {
-    pub(super) fn start_takeover(&mut self, now: Millis) {
+    /// Starts a takeover: after a lease without `Append`s, or at once when the leader of
+    /// `handover_of` handed the shard to us.
+    pub(super) fn start_takeover(&mut self, now: Millis, handover_of: Option<Epoch>) {
         self.attempts += 1;
         self.role = RoleState::Candidate(CandidateState {
             started: now,
             deadline: now.plus(self.cfg.takeover_timeout),
+            handover_of,
             phase: Phase::LoadingManifest {
                 retry_at: now.plus(Millis(2 * self.cfg.heartbeat_interval.0)),
             },
@@ -116,10 +123,11 @@ impl Replica {
             promises: BTreeMap::new(),
             retry_at: BTreeMap::new(),
         };
+        let handover_of = c.handover_of;
         self.raise_promise(epoch);
         let peers: Vec<NodeId> = self.peers().collect();
         for p in peers {
-            self.send(p, Msg::Promise { epoch });
+            self.send(p, Msg::Promise { epoch, handover_of });
         }
         if let RoleState::Candidate(c) = &mut self.role
             && let Phase::Promising { retry_at, .. } = &mut c.phase
@@ -308,6 +316,7 @@ impl Replica {
         }
         let mut sends = Vec::new();
         let mut reload = false;
+        let handover_of = c.handover_of;
         match &mut c.phase {
             Phase::Promising {
                 epoch,
@@ -317,7 +326,11 @@ impl Replica {
                 for (p, t) in retry_at.iter_mut() {
                     if !promises.contains_key(p) && now >= *t {
                         *t = now.plus(hb);
-                        sends.push((*p, Msg::Promise { epoch: *epoch }));
+                        let msg = Msg::Promise {
+                            epoch: *epoch,
+                            handover_of,
+                        };
+                        sends.push((*p, msg));
                     }
                 }
             }

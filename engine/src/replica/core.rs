@@ -5,7 +5,9 @@
 //! crashed). Without `Append`s for `lease + rank × rank_delay + jitter` it becomes a candidate
 //! (`candidate.rs`); a candidate that adopts a log becomes a recovering leader, then a
 //! serving leader once its barrier is committed (`leader.rs`). Any role falls back to
-//! follower on seeing a newer epoch.
+//! follower on seeing a newer epoch. A leader of another rank hands the shard to the
+//! first-ranked replica once that one is steady: it steps down and sends `Handover`, and the
+//! target starts its takeover at once (`leader.rs`, `follower.rs`; design note 0006).
 //!
 //! Invariants kept here:
 //! - `promised` only grows and is persisted before it is relied on: `Promised` answers wait
@@ -56,6 +58,12 @@ pub struct Replica {
     pub(super) attempts: u64,
     /// Candidates waiting for `Promised` once the promise of their epoch is durable.
     pub(super) waiters: Vec<(Epoch, NodeId)>,
+    /// Until here (one lease after a restart) we may have acked a leader we no longer know
+    /// of, so a handover does not release our lease promise.
+    pub(super) restart_guard_until: Millis,
+    /// Highest epoch whose leader handed the shard over (it sent, or we received,
+    /// `Handover`): its late `Append`s are ignored.
+    pub(super) ended: Epoch,
     pub(super) out: Vec<Output>,
 }
 
@@ -121,6 +129,8 @@ impl Replica {
             manifest_requested: None,
             attempts: 0,
             waiters: Vec::new(),
+            restart_guard_until: now.plus(cfg.lease_duration),
+            ended: Epoch(0),
             out: Vec::new(),
             cfg,
         };
@@ -327,7 +337,7 @@ impl Replica {
         match &self.role {
             RoleState::Follower(_) => {
                 if now >= self.election_deadline {
-                    self.start_takeover(now);
+                    self.start_takeover(now, None);
                 }
             }
             RoleState::Candidate(_) => self.candidate_tick(now),
@@ -347,7 +357,8 @@ impl Replica {
                 sent_at,
             } => self.on_ack(now, from, epoch, last_seq, sent_at),
             Msg::Gap { epoch, last_seq } => self.on_gap(now, from, epoch, last_seq),
-            Msg::Promise { epoch } => self.on_promise(now, from, epoch),
+            Msg::Promise { epoch, handover_of } => self.on_promise(now, from, epoch, handover_of),
+            Msg::Handover { epoch } => self.on_handover(now, from, epoch),
             Msg::Promised {
                 epoch,
                 last_epoch,

@@ -29,6 +29,7 @@ use crate::types::{Epoch, SeqNo};
 
 use super::core::{Replica, RoleState};
 use super::invariants::{self, Violation};
+use super::lease::PromiseWindow;
 use super::log::BaseAdvance;
 use super::{Millis, Msg, NodeId, PersistOp, Record};
 
@@ -78,6 +79,9 @@ impl Replica {
         if epoch < self.promised {
             self.refuse_stale(from);
             return;
+        }
+        if epoch <= self.ended {
+            return; // a late message of a leader that handed over
         }
         if !well_formed(prev_seq, prev_epoch, epoch, &records) {
             return;
@@ -224,7 +228,13 @@ impl Replica {
         self.send(from, msg);
     }
 
-    pub(super) fn on_promise(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
+    pub(super) fn on_promise(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        epoch: Epoch,
+        handover_of: Option<Epoch>,
+    ) {
         if epoch < self.promised {
             self.refuse_stale(from);
             return;
@@ -249,7 +259,7 @@ impl Replica {
         let ignore_lease = self.cfg.bug == Some(super::tests::Bug::IgnoreLeasePromise);
         #[cfg(not(test))]
         let ignore_lease = false;
-        if self.window.holds(now) && !ignore_lease {
+        if self.window.holds(now) && !ignore_lease && !self.released_by_handover(now, handover_of) {
             let msg = Msg::Refused {
                 promised_epoch: self.promised,
                 lease_remaining: self.window.remaining(now),
@@ -268,6 +278,36 @@ impl Replica {
             return;
         }
         self.waiters.push((epoch, from));
+    }
+
+    /// Whether a candidate's `Promise` that says the leader of `handover_of` handed the shard
+    /// to it may be granted although our lease promise holds. Only if we promised exactly
+    /// that epoch (every `Append` we accepted since came from its leader, so our lease promise
+    /// protects that leader alone, and it stopped serving before it sent `Handover`), we are
+    /// not that leader, and we are past the restart guard (before the crash we may have acked
+    /// a newer leader whose promise we lost).
+    fn released_by_handover(&self, now: Millis, handover_of: Option<Epoch>) -> bool {
+        handover_of == Some(self.promised)
+            && now >= self.restart_guard_until
+            && !matches!(self.role, RoleState::Leader(_))
+    }
+
+    /// `Handover{epoch}` from the leader we follow: it stopped leading `epoch` and we hold
+    /// its log. We take over at once (our lease promise protected only that leader), telling
+    /// the others in our `Promise`s. Ignored unless we follow `from` in exactly that epoch
+    /// and are past the restart guard; then the shard fails over the usual way, after the
+    /// lease.
+    pub(super) fn on_handover(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
+        if epoch != self.promised
+            || self.leader_hint != Some(from)
+            || now < self.restart_guard_until
+            || !matches!(self.role, RoleState::Follower(_))
+        {
+            return;
+        }
+        self.ended = self.ended.max(epoch);
+        self.window = PromiseWindow::until(now);
+        self.start_takeover(now, Some(epoch));
     }
 
     pub(super) fn on_fetch(&mut self, from: NodeId, epoch: Epoch, after_seq: SeqNo) {

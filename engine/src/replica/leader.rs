@@ -16,6 +16,15 @@
 //!
 //! A leader steps down on any sign of a newer epoch: a `Refused` with a newer promise, a
 //! `Promise` it grants, or an `Append` from a newer leader.
+//!
+//! Handover (design note 0006): a leader that is not the first-ranked replica hands the shard
+//! to it once that replica has been acking without a pause for `handover_after`. It stops
+//! sequencing (proposals get `NotReady`), waits at most two heartbeats until the target acked
+//! every record and everything is committed (so no client is left without an answer), then
+//! steps down (no more strong reads: the role change comes out before the message) and sends
+//! `Handover`. The target takes over at once; the replicas that promised our epoch grant its
+//! `Promise` despite their lease promise, which protected only us. If the target does not
+//! catch up in time we resume and wait another `handover_after`.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +42,20 @@ pub(super) struct Peer {
     pub(super) next_seq: SeqNo,
     acked_sent_at: Option<Millis>,
     progressed: bool,
+    /// Local time of its latest ack in this epoch.
+    last_ack_at: Option<Millis>,
+    /// Since when it has acked without a pause longer than two heartbeats.
+    acking_since: Option<Millis>,
+}
+
+impl Peer {
+    /// Whether it has acked without a pause for at least `after` and is still acking.
+    fn steady(&self, now: Millis, hb: Millis, after: Millis) -> bool {
+        let recent = self
+            .last_ack_at
+            .is_some_and(|t| now <= t.plus(Millis(2 * hb.0)));
+        recent && self.acking_since.is_some_and(|s| now >= s.plus(after))
+    }
 }
 
 /// Leader state.
@@ -44,6 +67,8 @@ pub(super) struct LeaderState {
     pub(super) peers: BTreeMap<NodeId, Peer>,
     next_heartbeat: Millis,
     last_sent: Millis,
+    /// A handover in progress: its target and when to give up.
+    handover: Option<(NodeId, Millis)>,
 }
 
 impl Replica {
@@ -64,6 +89,8 @@ impl Replica {
                     next_seq: barrier_seq,
                     acked_sent_at: None,
                     progressed: true,
+                    last_ack_at: None,
+                    acking_since: None,
                 };
                 (p, peer)
             })
@@ -77,6 +104,7 @@ impl Replica {
             peers,
             next_heartbeat: now,
             last_sent: now,
+            handover: None,
         });
         self.leader_hint = Some(self.cfg.me);
         self.role_changed();
@@ -91,7 +119,7 @@ impl Replica {
             return;
         }
         let epoch = match &self.role {
-            RoleState::Leader(l) if l.serving => l.epoch,
+            RoleState::Leader(l) if l.serving && l.handover.is_none() => l.epoch,
             RoleState::Leader(_) => {
                 self.out.push(Output::Rejected {
                     reason: RejectReason::NotReady,
@@ -136,6 +164,74 @@ impl Replica {
         {
             self.heartbeat(now);
         }
+        self.handover_tick(now);
+    }
+
+    /// Starts a handover to the first-ranked replica once it is steady, or gives one up that
+    /// did not finish in time (the target then has to be steady for another period).
+    fn handover_tick(&mut self, now: Millis) {
+        let Some(after) = self.cfg.handover_after else {
+            return;
+        };
+        let Some(&target) = self.cfg.replicas.first() else {
+            return;
+        };
+        let hb = self.cfg.heartbeat_interval;
+        if target == self.cfg.me {
+            return;
+        }
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        if !l.serving {
+            return;
+        }
+        match l.handover {
+            Some((_, give_up)) if now >= give_up => {
+                l.handover = None;
+                if let Some(p) = l.peers.get_mut(&target) {
+                    p.acking_since = Some(now);
+                }
+            }
+            Some(_) => self.try_finish_handover(now),
+            None => {
+                if l.peers
+                    .get(&target)
+                    .is_some_and(|p| p.steady(now, hb, after))
+                {
+                    l.handover = Some((target, now.plus(Millis(2 * hb.0))));
+                    self.try_finish_handover(now);
+                }
+            }
+        }
+    }
+
+    /// Completes a handover once the target acked our whole log and all of it is committed:
+    /// steps down, then tells the target.
+    fn try_finish_handover(&mut self, now: Millis) {
+        let last = self.log.last_seq();
+        let RoleState::Leader(l) = &self.role else {
+            return;
+        };
+        let Some((target, _)) = l.handover else {
+            return;
+        };
+        if self.commit_seq < last || l.peers.get(&target).is_none_or(|p| p.match_seq < last) {
+            return;
+        }
+        let epoch = l.epoch;
+        #[cfg(test)]
+        if self.cfg.bug == Some(super::tests::Bug::HandoverKeepsLeading) {
+            self.send(target, Msg::Handover { epoch });
+            if let RoleState::Leader(l) = &mut self.role {
+                l.handover = None;
+            }
+            return;
+        }
+        self.ended = self.ended.max(epoch);
+        self.become_follower(now);
+        self.leader_hint = Some(target);
+        self.send(target, Msg::Handover { epoch });
     }
 
     fn heartbeat(&mut self, now: Millis) {
@@ -214,6 +310,11 @@ impl Replica {
         }
         p.next_seq = p.next_seq.max(last_seq.next());
         p.acked_sent_at = Some(p.acked_sent_at.map_or(sent_at, |t| t.max(sent_at)));
+        let hb = self.cfg.heartbeat_interval;
+        if p.last_ack_at.is_none_or(|t| now > t.plus(Millis(2 * hb.0))) {
+            p.acking_since = Some(now);
+        }
+        p.last_ack_at = Some(now);
         let more = p.next_seq <= last;
         self.advance_commit(now);
         if more {
@@ -241,8 +342,15 @@ impl Replica {
         self.send_append(from, now);
     }
 
+    /// Moves the commit point forward if it can, then finishes a handover if one waits for
+    /// that.
+    pub(super) fn advance_commit(&mut self, now: Millis) {
+        self.move_commit_point();
+        self.try_finish_handover(now);
+    }
+
     /// Moves the commit point to the W-th highest durable match, if at/after the barrier.
-    pub(super) fn advance_commit(&mut self, _now: Millis) {
+    fn move_commit_point(&mut self) {
         let own = self.durable_match();
         let RoleState::Leader(l) = &self.role else {
             return;

@@ -16,7 +16,8 @@
 //! - `follower.rs`: accepting `Append`s (prefix check, truncation of older-epoch tails, acks),
 //!   granting promises, answering `Fetch`.
 //! - `candidate.rs`: takeover (manifest, epoch claim, quorum promises, adopt the longest log).
-//! - `leader.rs`: sequencing, replication, commit rule, barrier, stepping down.
+//! - `leader.rs`: sequencing, replication, commit rule, barrier, stepping down, handing the
+//!   shard over to the first-ranked replica (design note 0006).
 //! - `persist.rs`: persistence requests and what is durable.
 //! - `lease.rs`: lease arithmetic (the leader's read lease, the follower's promise window).
 //! - [`invariants`]: the safety rules as named functions, used by the core and the auditor.
@@ -168,6 +169,12 @@ pub struct Config {
     pub takeover_timeout: Millis,
     /// Most records in one `Append`. Default: 64.
     pub max_records_per_append: usize,
+    /// How long the first-ranked replica must have been acking without a pause before a
+    /// leader of another rank hands the shard over to it ([`Msg::Handover`]), so that
+    /// leadership returns to the balanced placement after a failover or a restart. Should be
+    /// at least `lease_duration`: a restarted target ignores handovers for one lease. `None`:
+    /// never hand over. Default: two leases (4 s).
+    pub handover_after: Option<Millis>,
     /// Deliberate protocol bugs, to show that the simulator finds them.
     #[cfg(test)]
     pub(crate) bug: Option<tests::Bug>,
@@ -190,6 +197,7 @@ impl Config {
             max_jitter: Millis(150),
             takeover_timeout: Millis(2000),
             max_records_per_append: 64,
+            handover_after: Some(Millis(4000)),
             #[cfg(test)]
             bug: None,
         }

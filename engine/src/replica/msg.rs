@@ -11,7 +11,7 @@
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
 //! | 6 | u32 | shard id |
 //! | 10 | u32 | sender node id |
-//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records) |
+//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records, 9 Handover, 10 Promise with `handover_of`) |
 //! | 15 | ... | fields of the kind, in declaration order: epochs, seqs and millis as u64 |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -75,6 +75,10 @@ pub enum Msg {
     Promise {
         /// The claimed epoch.
         epoch: Epoch,
+        /// Set when the leader of this epoch handed the shard over to the candidate
+        /// ([`Msg::Handover`]): a replica that promised exactly this epoch may grant the
+        /// promise although its lease promise still holds, since that leader stopped serving.
+        handover_of: Option<Epoch>,
     },
     /// Replica → candidate: promise made durably; this is the end of my log.
     Promised {
@@ -110,6 +114,12 @@ pub enum Msg {
         /// The records.
         records: Vec<Record>,
     },
+    /// Leader of `epoch` → the replica it hands the shard to: "I stopped leading `epoch` (no
+    /// more proposals, no strong reads) and you hold every record I sequenced; take over now."
+    Handover {
+        /// The epoch that ended.
+        epoch: Epoch,
+    },
 }
 
 /// A decoded message with its envelope.
@@ -131,6 +141,8 @@ const KIND_PROMISED: u8 = 5;
 const KIND_REFUSED: u8 = 6;
 const KIND_FETCH: u8 = 7;
 const KIND_RECORDS: u8 = 8;
+const KIND_HANDOVER: u8 = 9;
+const KIND_HANDOVER_PROMISE: u8 = 10;
 /// Smallest encoded record (epoch, seq, count).
 const MIN_RECORD_LEN: usize = 20;
 /// Smallest encoded entry body.
@@ -222,8 +234,23 @@ pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
             enc.u64(epoch.0);
             enc.u64(last_seq.0);
         }
-        Msg::Promise { epoch } => {
+        Msg::Promise {
+            epoch,
+            handover_of: None,
+        } => {
             enc.u8(KIND_PROMISE);
+            enc.u64(epoch.0);
+        }
+        Msg::Promise {
+            epoch,
+            handover_of: Some(of),
+        } => {
+            enc.u8(KIND_HANDOVER_PROMISE);
+            enc.u64(epoch.0);
+            enc.u64(of.0);
+        }
+        Msg::Handover { epoch } => {
+            enc.u8(KIND_HANDOVER);
             enc.u64(epoch.0);
         }
         Msg::Promised {
@@ -308,7 +335,15 @@ pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
             epoch: e(&mut d)?,
             last_seq: s(&mut d)?,
         },
-        KIND_PROMISE => Msg::Promise { epoch: e(&mut d)? },
+        KIND_PROMISE => Msg::Promise {
+            epoch: e(&mut d)?,
+            handover_of: None,
+        },
+        KIND_HANDOVER_PROMISE => Msg::Promise {
+            epoch: e(&mut d)?,
+            handover_of: Some(e(&mut d)?),
+        },
+        KIND_HANDOVER => Msg::Handover { epoch: e(&mut d)? },
         KIND_PROMISED => Msg::Promised {
             epoch: e(&mut d)?,
             last_epoch: e(&mut d)?,

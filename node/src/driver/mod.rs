@@ -432,6 +432,9 @@ impl Driver {
 
     fn on_role(&mut self, role: Role, epoch: Epoch) {
         tracing::info!(shard = %self.id, ?role, %epoch, "replica role changed");
+        // Published now, before any message of the same step leaves: a leader that hands the
+        // shard over stops serving strong reads before its `Handover` can reach the target.
+        self.status.publish(&self.replica, self.caught_up());
         if role == Role::Leader {
             self.leading = true;
             self.shard.set_leading(Some(epoch));

@@ -9,7 +9,8 @@
 //!    while they had not promised a newer epoch (so no leader acknowledges after a quorum
 //!    promised a newer epoch without the record).
 //! 4. Liveness: after faults stop, a leader whose epoch is the newest promised one serves
-//!    within `lease + 2 s`, and client writes complete within 1.5 s after that.
+//!    within `lease + 2 s`, and client writes complete within 1.5 s after that; by the end
+//!    the first-ranked replica leads (a leader of another rank handed the shard back).
 //! 5. Strong reads: whenever a node could serve a strong read, no leader of a newer epoch
 //!    has committed anything.
 //!
@@ -43,8 +44,13 @@ pub(crate) struct Auditor {
     /// Per node: when it last became a serving leader (None while it is not one).
     serving_since: Vec<Option<u64>>,
     /// When the leader serving at the end started serving (or the end of faults, if it
-    /// served before).
+    /// served before), or, if earlier, a leader that handed the shard over after the faults.
     stable_leader_at: Option<u64>,
+    /// Per node: when it last started serving as leader (kept after it stopped).
+    served_from: Vec<Option<u64>>,
+    /// The earliest serving start (at least the end of faults) of a leader that handed the
+    /// shard over after the faults.
+    handed_over_from: Option<u64>,
     events: u64,
     /// The serving leader's commit point 2 s before the end: every replica must reach it.
     pub(crate) catch_up_target: Option<SeqNo>,
@@ -67,6 +73,8 @@ impl Auditor {
             held: BTreeMap::new(),
             serving_since: vec![None; n],
             stable_leader_at: None,
+            served_from: vec![None; n],
+            handed_over_from: None,
             events: 0,
             catch_up_target: None,
         }
@@ -239,6 +247,9 @@ impl Auditor {
         segments: &BTreeMap<u64, Record>,
     ) {
         self.serving_since[i] = (role == Role::Leader).then_some(now);
+        if role == Role::Leader {
+            self.served_from[i] = Some(now);
+        }
         if matches!(role, Role::Recovering | Role::Leader) {
             let owner = *self.leaders.entry(epoch).or_insert(i);
             if owner != i {
@@ -251,6 +262,17 @@ impl Auditor {
         }
         if role == Role::Leader {
             self.check_contains_acked(i, rep, segments, "new leader");
+        }
+    }
+
+    /// Node `i` sent `Handover` at `now` (after stepping down).
+    pub(crate) fn on_handover(&mut self, i: usize, now: u64) {
+        if now < self.heal_at {
+            return;
+        }
+        if let Some(t) = self.served_from[i] {
+            let t = t.max(self.heal_at);
+            self.handed_over_from = Some(self.handed_over_from.map_or(t, |h| h.min(t)));
         }
     }
 
@@ -281,7 +303,14 @@ impl Auditor {
         }
     }
 
-    pub(crate) fn at_end(&mut self, nodes: &[Node], store: &Store, _now: u64, finished: bool) {
+    /// The checks at the end of a run; `expect_first_rank_leads` when leaders hand over.
+    pub(crate) fn at_end(
+        &mut self,
+        nodes: &[Node],
+        store: &Store,
+        finished: bool,
+        expect_first_rank_leads: bool,
+    ) {
         let _ = store;
         if !self.safety.is_empty() {
             return;
@@ -299,10 +328,23 @@ impl Auditor {
         if let Some((i, _)) = leader {
             let rep = nodes[i].rep.as_ref().expect("leader is up");
             self.check_contains_acked(i, rep, &segments, "final leader");
-            self.stable_leader_at = self.serving_since[i].map(|t| t.max(self.heal_at));
+            let since = self.serving_since[i].map(|t| t.max(self.heal_at));
+            self.stable_leader_at = match (since, self.handed_over_from) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         if !finished {
             return;
+        }
+        if expect_first_rank_leads
+            && let Some((i, _)) = leader
+            && i != 0
+        {
+            self.liveness.push(format!(
+                "n{} leads at the end: the first-ranked n1 did not get the shard back",
+                i + 1
+            ));
         }
         if let Some(target) = self.catch_up_target {
             for (i, n) in nodes.iter().enumerate() {

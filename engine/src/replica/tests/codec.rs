@@ -69,7 +69,9 @@ fn msg() -> impl Strategy<Value = Msg> {
             sent_at
         }),
         (e(), s()).prop_map(|(epoch, last_seq)| Msg::Gap { epoch, last_seq }),
-        e().prop_map(|epoch| Msg::Promise { epoch }),
+        (e(), proptest::option::of(e()))
+            .prop_map(|(epoch, handover_of)| Msg::Promise { epoch, handover_of }),
+        e().prop_map(|epoch| Msg::Handover { epoch }),
         (e(), e(), s()).prop_map(|(epoch, last_epoch, last_seq)| Msg::Promised {
             epoch,
             last_epoch,
@@ -118,7 +120,14 @@ proptest! {
 
 #[test]
 fn unknown_version_is_rejected() {
-    let b = encode(ShardId(1), NodeId(2), &Msg::Promise { epoch: Epoch(3) });
+    let b = encode(
+        ShardId(1),
+        NodeId(2),
+        &Msg::Promise {
+            epoch: Epoch(3),
+            handover_of: None,
+        },
+    );
     let mut v = b.to_vec();
     v[4] = 9;
     let n = v.len() - 4;

@@ -12,6 +12,8 @@ pub(crate) enum Bug {
     AdoptShortestLog,
     /// Grant promises while the lease promise still holds.
     IgnoreLeasePromise,
+    /// Send `Handover` but keep leading (and serving strong reads) in the same epoch.
+    HandoverKeepsLeading,
 }
 
 mod auditor;

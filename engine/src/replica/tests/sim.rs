@@ -81,7 +81,7 @@ impl Params {
             quorum: 2,
             clients: 3,
             faults_until: 20_000 * MS,
-            end: 26_000 * MS,
+            end: 30_000 * MS,
             max_steps: 100_000,
             bug: None,
             send_checks: true,
@@ -123,6 +123,7 @@ pub(crate) struct Stats {
     pub(crate) manifest_loads: u64,
     pub(crate) gaps: u64,
     pub(crate) refusals: u64,
+    pub(crate) handovers: u64,
     pub(crate) lost_unpersisted: u64,
 }
 
@@ -135,6 +136,7 @@ impl std::ops::AddAssign for Stats {
         self.manifest_loads += o.manifest_loads;
         self.gaps += o.gaps;
         self.refusals += o.refusals;
+        self.handovers += o.handovers;
         self.lost_unpersisted += o.lost_unpersisted;
     }
 }
@@ -319,6 +321,8 @@ impl Sim {
         c.quorum = self.p.quorum;
         c.max_clock_drift = Millis(self.p.drift_margin_ms);
         c.bug = self.p.bug;
+        // Shorter than the default (two leases), so that handovers also happen between faults.
+        c.handover_after = Some(Millis(2500));
         c
     }
 
@@ -524,6 +528,10 @@ impl Sim {
         match msg {
             Msg::Gap { .. } => self.stats.gaps += 1,
             Msg::Refused { .. } => self.stats.refusals += 1,
+            Msg::Handover { .. } => {
+                self.stats.handovers += 1;
+                self.audit.on_handover(i, self.now);
+            }
             _ if !self.p.send_checks => {}
             Msg::Promised { epoch, .. } if d.promised < *epoch => {
                 let what = format!(
@@ -729,8 +737,9 @@ impl Sim {
             }
         }
 
+        let handover = self.cfg(0).handover_after.is_some();
         self.audit
-            .at_end(&self.nodes, &self.store, self.now, finished);
+            .at_end(&self.nodes, &self.store, finished, handover);
         if self.audit.safety_violations().is_empty() {
             self.check_linearizable();
         }

@@ -185,3 +185,11 @@ fn sim_catches_a_lease_without_drift_margin() {
         "the simulator missed the missing drift margin"
     );
 }
+
+/// A leader that sends `Handover` but keeps leading: the target takes over at once with
+/// promises that ignore the lease, while the old leader still serves strong reads.
+#[test]
+fn sim_catches_a_leader_that_keeps_leading_after_handover() {
+    let seed = finds_bug(Bug::HandoverKeepsLeading, 100);
+    assert!(seed.is_some(), "the simulator missed the handover bug");
+}

@@ -91,7 +91,10 @@ fn promise_is_answered_only_once_durable_and_not_during_the_lease() {
         Millis(10),
         Input::Message {
             from: NodeId(3),
-            msg: Msg::Promise { epoch: Epoch(2) },
+            msg: Msg::Promise {
+                epoch: Epoch(2),
+                handover_of: None,
+            },
         },
     );
     assert!(matches!(
@@ -109,7 +112,10 @@ fn promise_is_answered_only_once_durable_and_not_during_the_lease() {
         now,
         Input::Message {
             from: NodeId(3),
-            msg: Msg::Promise { epoch: Epoch(2) },
+            msg: Msg::Promise {
+                epoch: Epoch(2),
+                handover_of: None,
+            },
         },
     );
     assert!(
@@ -299,7 +305,13 @@ fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
 
 /// Replica 1 as the serving leader of epoch 2 with the barrier at seq 2 committed.
 fn leader() -> (Replica, Millis) {
-    let mut r = replica(1, 1, vec![rec(1, 1)]);
+    leader_on(1, 2)
+}
+
+/// Replica `me` as the serving leader of epoch 2 (barrier at seq 2 committed), elected with
+/// the promise and ack of `peer`.
+fn leader_on(me: u32, peer: u32) -> (Replica, Millis) {
+    let mut r = replica(me, 1, vec![rec(1, 1)]);
     let t = Millis(3000);
     r.handle(t, Input::Tick);
     r.handle(
@@ -325,7 +337,7 @@ fn leader() -> (Replica, Millis) {
     let outs = r.handle(
         t,
         Input::Message {
-            from: NodeId(2),
+            from: NodeId(peer),
             msg: promised,
         },
     );
@@ -338,7 +350,7 @@ fn leader() -> (Replica, Millis) {
     r.handle(
         t,
         Input::Message {
-            from: NodeId(2),
+            from: NodeId(peer),
             msg: ack,
         },
     );
@@ -419,7 +431,10 @@ fn a_leader_refuses_promises_while_its_own_lease_promise_holds() {
         t,
         Input::Message {
             from: NodeId(3),
-            msg: Msg::Promise { epoch: Epoch(3) },
+            msg: Msg::Promise {
+                epoch: Epoch(3),
+                handover_of: None,
+            },
         },
     );
     assert!(matches!(
@@ -487,5 +502,200 @@ fn manifest_base_keeps_a_continuing_tail_and_truncates_a_divergent_one() {
     assert_eq!(
         (log.base(), log.last_seq(), log.last_epoch()),
         (SeqNo(2), SeqNo(2), Epoch(3))
+    );
+}
+
+fn msg_from(from: u32, msg: Msg) -> Input {
+    Input::Message {
+        from: NodeId(from),
+        msg,
+    }
+}
+
+fn ack(last_seq: u64, sent_at: Millis) -> Msg {
+    Msg::Ack {
+        epoch: Epoch(2),
+        last_seq: SeqNo(last_seq),
+        sent_at,
+    }
+}
+
+#[test]
+fn a_leader_of_another_rank_hands_over_to_the_first_rank_once_it_is_steady_and_caught_up() {
+    // n2 leads epoch 2 (with n3's help); n1 ranks first.
+    let (mut r, t) = leader_on(2, 3);
+    let after = default_handover_after();
+    let mut now = t;
+    r.handle(now, msg_from(1, ack(2, now)));
+    // n1 acks every heartbeat; nothing happens before `handover_after`.
+    while now < t.plus(after).minus(Millis(250)) {
+        now = now.plus(Millis(250));
+        let outs = r.handle(now, Input::Tick);
+        assert!(
+            !sends(&outs)
+                .iter()
+                .any(|(_, m)| matches!(m, Msg::Handover { .. }))
+        );
+        r.handle(now, msg_from(1, ack(2, now)));
+    }
+    // A write that n1 has not acked yet when the handover starts.
+    let outs = r.handle(
+        now,
+        Input::Propose {
+            entries: rec(2, 3).entries,
+        },
+    );
+    assert!(outs.contains(&Output::Proposed { seq: SeqNo(3) }));
+    persisted_all(&mut r, now, &outs);
+    now = now.plus(Millis(250));
+    let outs = r.handle(now, Input::Tick);
+    assert!(
+        !sends(&outs)
+            .iter()
+            .any(|(_, m)| matches!(m, Msg::Handover { .. })),
+        "no handover before n1 holds seq 3"
+    );
+    assert_eq!(r.role(), Role::Leader);
+    // Sequencing stopped while handing over.
+    let outs = r.handle(
+        now,
+        Input::Propose {
+            entries: rec(2, 4).entries,
+        },
+    );
+    assert!(outs.contains(&Output::Rejected {
+        reason: crate::replica::RejectReason::NotReady
+    }));
+    // n1 acks seq 3: the leader steps down first, then sends Handover.
+    let outs = r.handle(now, msg_from(1, ack(3, now)));
+    let stepped = outs.iter().position(|o| {
+        matches!(
+            o,
+            Output::RoleChanged {
+                role: Role::Follower,
+                ..
+            }
+        )
+    });
+    let handed = outs.iter().position(|o| {
+        matches!(
+            o,
+            Output::Send {
+                to: NodeId(1),
+                msg: Msg::Handover { epoch: Epoch(2) }
+            }
+        )
+    });
+    assert!(
+        matches!((stepped, handed), (Some(a), Some(b)) if a < b),
+        "{outs:?}"
+    );
+    assert!(!r.can_serve_strong_read(now));
+    let outs = r.handle(
+        now,
+        Input::Propose {
+            entries: rec(2, 5).entries,
+        },
+    );
+    assert!(outs.contains(&Output::Rejected {
+        reason: crate::replica::RejectReason::NotLeader {
+            leader: Some(NodeId(1))
+        }
+    }));
+    // It grants the new leader's promise although its own lease promise still holds.
+    let p = Msg::Promise {
+        epoch: Epoch(3),
+        handover_of: Some(Epoch(2)),
+    };
+    let outs = r.handle(now, msg_from(1, p));
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Persist {
+            op: PersistOp::Promise(Epoch(3)),
+            ..
+        }
+    )));
+}
+
+fn default_handover_after() -> Millis {
+    cfg(1).handover_after.expect("on by default")
+}
+
+#[test]
+fn a_handover_releases_only_a_lease_promise_of_the_epoch_that_ended() {
+    // n3 follows n1 in epoch 2, past its restart guard.
+    let mut r = replica(3, 2, vec![rec(1, 1)]);
+    let now = Millis(3000);
+    r.handle(now, append(2, 1, 1, vec![rec(2, 2)], 1));
+    let refused = |outs: &[Output]| {
+        sends(outs)
+            .iter()
+            .any(|(_, m)| matches!(m, Msg::Refused { .. }))
+    };
+    for other in [None, Some(Epoch(1))] {
+        let p = Msg::Promise {
+            epoch: Epoch(3),
+            handover_of: other,
+        };
+        assert!(refused(&r.handle(now, msg_from(2, p))), "{other:?}");
+    }
+    let p = Msg::Promise {
+        epoch: Epoch(3),
+        handover_of: Some(Epoch(2)),
+    };
+    let outs = r.handle(now, msg_from(2, p));
+    assert!(!refused(&outs));
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Persist {
+            op: PersistOp::Promise(Epoch(3)),
+            ..
+        }
+    )));
+
+    // Within the restart guard it may have acked a leader it no longer knows of: refused.
+    let mut r = replica(3, 2, vec![rec(1, 1)]);
+    let now = Millis(100);
+    r.handle(now, append(2, 1, 1, vec![rec(2, 2)], 1));
+    let p = Msg::Promise {
+        epoch: Epoch(3),
+        handover_of: Some(Epoch(2)),
+    };
+    assert!(refused(&r.handle(now, msg_from(2, p))));
+}
+
+#[test]
+fn the_target_of_a_handover_takes_over_at_once_and_says_so_in_its_promises() {
+    let mut r = replica(2, 2, vec![rec(1, 1)]);
+    let now = Millis(3000);
+    r.handle(now, append(2, 1, 1, vec![rec(2, 2)], 1));
+    // Not from the leader it follows, or not its epoch: ignored.
+    r.handle(now, msg_from(3, Msg::Handover { epoch: Epoch(2) }));
+    r.handle(now, msg_from(1, Msg::Handover { epoch: Epoch(1) }));
+    assert_eq!(r.role(), Role::Follower);
+    let outs = r.handle(now, msg_from(1, Msg::Handover { epoch: Epoch(2) }));
+    assert_eq!(r.role(), Role::Candidate);
+    assert!(outs.contains(&Output::LoadManifest));
+    let loaded = Input::ManifestLoaded {
+        flushed_seq: SeqNo(0),
+        flushed_epoch: Epoch(0),
+    };
+    let outs = r.handle(now, loaded);
+    assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(3) }));
+    // A late Append of the ended epoch does not turn it back into a follower.
+    r.handle(now, append(2, 2, 2, Vec::new(), 2));
+    assert_eq!(r.role(), Role::Candidate);
+    let won = Input::EpochClaimed {
+        epoch: Epoch(3),
+        won: true,
+    };
+    let outs = r.handle(now, won);
+    let promise = Msg::Promise {
+        epoch: Epoch(3),
+        handover_of: Some(Epoch(2)),
+    };
+    assert_eq!(
+        sends(&outs),
+        vec![(NodeId(1), promise.clone()), (NodeId(3), promise)]
     );
 }

@@ -1,0 +1,171 @@
+//! Leadership goes back to the first-ranked replica. A node is killed under writes, the
+//! shards it led fail over, and it comes back: the replicas that took over are alive and
+//! renew their leases, so only a handover can move those shards back to it. They must move
+//! back while clients keep writing, and every acknowledged write must stay readable.
+
+mod cluster;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, Opts};
+use tokio::sync::Mutex;
+
+const NODE: u32 = 1;
+
+/// Shard → (leader, epoch) as the running nodes report it (serving leaders only).
+async fn leaders(c: &Cluster) -> BTreeMap<u32, (u32, u64)> {
+    let mut out: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
+    for id in c.running() {
+        for (shard, s) in c.status(id).await.unwrap_or_default() {
+            if s.role == "leader" && out.get(&shard).is_none_or(|(_, e)| s.epoch > *e) {
+                out.insert(shard, (id, s.epoch));
+            }
+        }
+    }
+    out
+}
+
+/// Polls until `done(leaders)` holds; panics after `within` with `what`.
+async fn wait_leaders(
+    c: &Cluster,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&BTreeMap<u32, (u32, u64)>) -> bool,
+) -> BTreeMap<u32, (u32, u64)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let l = leaders(c).await;
+        if done(&l) {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "{what} within {within:?}: {l:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
+    let mut c = Cluster::start(Opts {
+        shards: 8,
+        env: vec![("TIERKV_CLUSTER__HANDOVER_AFTER".into(), "2s".into())],
+        ..Opts::default()
+    })
+    .await;
+    let shards = c.opts.shards;
+    // The shards NODE ranks first, from its own status.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let home: BTreeSet<u32> = loop {
+        if let Some(st) = c.status(NODE).await
+            && st.len() == shards as usize
+        {
+            break st
+                .values()
+                .filter(|s| s.replicas.first() == Some(&NODE))
+                .map(|s| s.shard)
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {NODE} did not report its shards"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!home.is_empty(), "node {NODE} ranks first for no shard");
+    let all_home = |l: &BTreeMap<u32, (u32, u64)>| {
+        l.len() == shards as usize
+            && home
+                .iter()
+                .all(|s| l.get(s).is_some_and(|(n, _)| *n == NODE))
+    };
+    wait_leaders(
+        &c,
+        Duration::from_secs(30),
+        "node 1 leading its shards",
+        all_home,
+    )
+    .await;
+
+    // Writers on every shard, each key written once.
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (http, url) = (c.http.clone(), c.url.clone());
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20_000u32 {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (key, value) = (format!("w{w}-{i}"), format!("v{w}-{i}"));
+                let r = http
+                    .put(format!("{url}/v1/kv/{key}"))
+                    .body(value.clone())
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status().is_success()) {
+                    acked.lock().await.insert(key, value);
+                }
+            }
+        }));
+    }
+    let count = || async { acked.lock().await.len() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count().await < 200 {
+        assert!(Instant::now() < deadline, "writes did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    c.kill(NODE);
+    let failed_over = wait_leaders(
+        &c,
+        Duration::from_secs(20),
+        "failover of node 1's shards",
+        |l| {
+            home.iter()
+                .all(|s| l.get(s).is_some_and(|(n, _)| *n != NODE))
+        },
+    )
+    .await;
+    c.restart(NODE);
+    let back = wait_leaders(
+        &c,
+        Duration::from_secs(40),
+        "node 1 getting its shards back",
+        all_home,
+    )
+    .await;
+    for s in &home {
+        assert!(
+            back[s].1 > failed_over[s].1,
+            "shard {s}: epoch {} after the handover, {} after the failover",
+            back[s].1,
+            failed_over[s].1
+        );
+    }
+    // Writes go on under the returned leaders.
+    let before = count().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count().await < before + 200 {
+        assert!(
+            Instant::now() < deadline,
+            "writes did not continue after the handover"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let acked = acked.lock().await;
+    for (k, v) in acked.iter() {
+        assert_eq!(c.get(k).await, Ok((200, v.clone())), "key {k}");
+    }
+    println!(
+        "shards {home:?} went back to node {NODE}; {} acknowledged writes verified",
+        acked.len()
+    );
+}
