@@ -109,6 +109,7 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
     // Writes invoked since `since` (set at the restart): the slowest one's latency.
     let since = Arc::new(Mutex::new(None::<Instant>));
     let slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let failed_since = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for chunk in keys.chunks(5_000) {
         let chunk = chunk.to_vec();
@@ -119,7 +120,7 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
             last_ok.clone(),
             count.clone(),
         );
-        let (since, slowest) = (since.clone(), slowest.clone());
+        let (since, slowest, failed_since) = (since.clone(), slowest.clone(), failed_since.clone());
         tasks.push(tokio::spawn(async move {
             for k in chunk {
                 if stop.load(Ordering::SeqCst) {
@@ -127,11 +128,15 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
                 }
                 let started = Instant::now();
                 let r = http.put(format!("{url}/v1/kv/{k}")).body("v").send().await;
+                let ok = r.is_ok_and(|r| r.status().is_success());
                 if since.lock().await.is_some_and(|s| started >= s) {
                     let mut w = slowest.lock().await;
                     *w = (*w).max(started.elapsed());
+                    if !ok {
+                        failed_since.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
-                if r.is_ok_and(|r| r.status().is_success()) {
+                if ok {
                     // (invoked, acknowledged): only writes invoked after the kill count.
                     *last_ok.lock().await = Some((started, Instant::now()));
                     count.fetch_add(1, Ordering::SeqCst);
@@ -189,7 +194,8 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
         match back {
             Some(b) => {
                 println!(
-                    "trial {n:>2}: shard {shard} back on n{leader} {b:?} after its restart; slowest write meanwhile {worst:?}"
+                    "trial {n:>2}: shard {shard} back on n{leader} {b:?} after its restart; slowest write meanwhile {worst:?}, failed writes {}",
+                    failed_since.load(Ordering::SeqCst)
                 );
                 pause = Some(worst);
             }

@@ -16,10 +16,13 @@ use tierkv_node::proto::{Request, Response};
 const SHARD: u32 = 0;
 
 /// A two-shard cluster with memtables of `memtable_bytes`, and the leader of [`SHARD`].
+/// Handovers are off: these tests name one leader and one follower for their whole run
+/// (`cluster_handover.rs` covers leadership moving back).
 async fn start(memtable_bytes: u64) -> (Cluster, u32) {
     let c = Cluster::start(Opts {
         shards: 2,
         memtable_bytes,
+        env: vec![("TIERKV_CLUSTER__HANDOVER_AFTER".into(), "0s".into())],
         ..Opts::default()
     })
     .await;

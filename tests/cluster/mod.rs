@@ -193,6 +193,12 @@ impl Cluster {
         cmd.arg(sub)
             .args(["--shards", &self.opts.shards.to_string()])
             .args(["--store-url", &store])
+            // Two leases, as by default (it may not be shorter than the lease); `env` may
+            // override it.
+            .env(
+                "TIERKV_CLUSTER__HANDOVER_AFTER",
+                format!("{}ms", 2 * self.opts.lease.as_millis()),
+            )
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "warn")
             .env(
