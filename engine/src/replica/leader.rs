@@ -18,7 +18,8 @@
 //! `Promise` it grants, or an `Append` from a newer leader.
 //!
 //! Handover (design note 0006): a leader that is not the first-ranked replica hands the shard
-//! to it once that replica has been acking without a pause for `handover_after`. It stops
+//! to it once that replica has been acking without a pause for `handover_after` and holds
+//! everything committed (a lagging target would only make us pause for nothing). It stops
 //! sequencing (proposals get `NotReady`), waits at most two heartbeats until the target acked
 //! every record and everything is committed (so no client is left without an answer), then
 //! steps down (no more strong reads: the role change comes out before the message) and sends
@@ -177,6 +178,7 @@ impl Replica {
             return;
         };
         let hb = self.cfg.heartbeat_interval;
+        let commit = self.commit_seq;
         if target == self.cfg.me {
             return;
         }
@@ -195,10 +197,10 @@ impl Replica {
             }
             Some(_) => self.try_finish_handover(now),
             None => {
-                if l.peers
-                    .get(&target)
-                    .is_some_and(|p| p.steady(now, hb, after))
-                {
+                // Only a target that already holds everything committed: one that lags
+                // would make us stop sequencing for nothing.
+                let ready = |p: &Peer| p.steady(now, hb, after) && p.match_seq >= commit;
+                if l.peers.get(&target).is_some_and(ready) {
                     l.handover = Some((target, now.plus(Millis(2 * hb.0))));
                     self.try_finish_handover(now);
                 }

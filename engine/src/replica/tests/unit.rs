@@ -699,3 +699,41 @@ fn the_target_of_a_handover_takes_over_at_once_and_says_so_in_its_promises() {
         vec![(NodeId(1), promise.clone()), (NodeId(3), promise)]
     );
 }
+
+#[test]
+fn a_first_ranked_replica_that_lags_gets_no_handover_and_stalls_no_write() {
+    let (mut r, t) = leader_on(2, 3);
+    let after = default_handover_after();
+    let mut now = t;
+    let handover = |outs: &[Output]| {
+        sends(outs)
+            .iter()
+            .any(|(_, m)| matches!(m, Msg::Handover { .. }))
+    };
+    // n1 acks every heartbeat but stays at seq 2 while n3 commits every write with us.
+    while now < t.plus(after).plus(Millis(1000)) {
+        now = now.plus(Millis(250));
+        assert!(!handover(&r.handle(now, Input::Tick)));
+        let outs = r.handle(
+            now,
+            Input::Propose {
+                entries: rec(2, 9).entries,
+            },
+        );
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::Rejected { .. })),
+            "sequencing stopped for a lagging target"
+        );
+        persisted_all(&mut r, now, &outs);
+        let last = r.log().last_seq().0;
+        r.handle(now, msg_from(3, ack(last, now)));
+        assert_eq!(r.commit_seq(), SeqNo(last));
+        r.handle(now, msg_from(1, ack(2, now)));
+    }
+    // Once it holds everything, the next tick hands over (it has been steady all along).
+    let last = r.log().last_seq().0;
+    r.handle(now, msg_from(1, ack(last, now)));
+    now = now.plus(Millis(50));
+    assert!(handover(&r.handle(now, Input::Tick)));
+    assert_eq!(r.role(), Role::Follower);
+}
