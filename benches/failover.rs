@@ -18,6 +18,11 @@
 //!    The slowest write invoked between the restart and 100 writes after the shard is back is
 //!    the handover pause (it includes the catch-up of the restarted node). Prints every
 //!    trial, p50 and max.
+//! 4. Rolling restart: `TIERKV_BENCH_ROLLING` rounds (default 2) of stopping each node with
+//!    SIGTERM (it hands its shards over first) while 4 clients write to keys of every shard,
+//!    restarting it and waiting until it leads the shards it ranks first again. Prints, per
+//!    stop, how long the node took to exit, the slowest write and the failed writes invoked
+//!    from the SIGTERM until 100 writes after the node came back, and p50/max over stops.
 
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
@@ -211,6 +216,157 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
     (took, pause)
 }
 
+/// Writers over keys of every shard until dropped; the slowest write invoked since
+/// `window` was set, and the failed ones.
+struct Load {
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+    window: Arc<Mutex<Option<Instant>>>,
+    slowest: Arc<Mutex<Duration>>,
+    failed: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(c: &Cluster, prefix: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let window = Arc::new(Mutex::new(None::<Instant>));
+        let slowest = Arc::new(Mutex::new(Duration::ZERO));
+        let failed = Arc::new(AtomicU64::new(0));
+        let tasks = (0..4)
+            .map(|w| {
+                let (http, url, prefix) = (c.http.clone(), c.url.clone(), prefix.to_owned());
+                let (stop, count, window, slowest, failed) = (
+                    stop.clone(),
+                    count.clone(),
+                    window.clone(),
+                    slowest.clone(),
+                    failed.clone(),
+                );
+                tokio::spawn(async move {
+                    for i in 0..1_000_000u64 {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let started = Instant::now();
+                        let r = http
+                            .put(format!("{url}/v1/kv/{prefix}{w}-{}", i % 20_000))
+                            .body("v")
+                            .send()
+                            .await;
+                        let ok = r.is_ok_and(|r| r.status().is_success());
+                        if window.lock().await.is_some_and(|s| started >= s) {
+                            let mut worst = slowest.lock().await;
+                            *worst = (*worst).max(started.elapsed());
+                            if !ok {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            count,
+            window,
+            slowest,
+            failed,
+            tasks,
+        }
+    }
+
+    /// Starts a measuring window now, with nothing measured yet.
+    async fn open_window(&self) {
+        *self.slowest.lock().await = Duration::ZERO;
+        self.failed.store(0, Ordering::SeqCst);
+        *self.window.lock().await = Some(Instant::now());
+    }
+
+    /// Waits for `n` more writes (at most 10 s), then the slowest write and the failures
+    /// since the window opened.
+    async fn close_window_after(&self, n: u64) -> (Duration, u64) {
+        let more = self.count.load(Ordering::SeqCst) + n;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.count.load(Ordering::SeqCst) < more && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        *self.window.lock().await = None;
+        (
+            *self.slowest.lock().await,
+            self.failed.load(Ordering::SeqCst),
+        )
+    }
+
+    async fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Shards whose first-ranked replica is `node`.
+async fn home_shards(c: &Cluster, node: u32) -> Vec<u32> {
+    c.status(node)
+        .await
+        .map(|st| {
+            st.values()
+                .filter(|s| s.replicas.first() == Some(&node))
+                .map(|s| s.shard)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls (at most 30 s) until `node` leads every shard in `shards`.
+async fn wait_home(c: &Cluster, node: u32, shards: &[u32]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut all = true;
+        for s in shards {
+            if c.leader_of(*s, None).await.is_none_or(|(l, _)| l != node) {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// One rolling restart: each node stopped with SIGTERM, restarted, given its shards back.
+/// Returns the slowest write of each stop.
+async fn rolling_restart(c: &mut Cluster, round: u32) -> Vec<Duration> {
+    let load = Load::start(c, &format!("rr{round}-"));
+    let mut worst = Vec::new();
+    for node in 1..=3 {
+        let home = home_shards(c, node).await;
+        if !wait_home(c, node, &home).await {
+            println!("rolling {round}: n{node} does not lead its shards {home:?}; skipped");
+            continue;
+        }
+        load.open_window().await;
+        let stopping = Instant::now();
+        let status = c.terminate(node).await;
+        let exited = stopping.elapsed();
+        c.restart(node);
+        let back = wait_home(c, node, &home).await;
+        let (slowest, failed) = load.close_window_after(100).await;
+        println!(
+            "rolling {round}: n{node} (first for shards {home:?}) exited {status} after {exited:?}; back: {back}; slowest write {slowest:?}, failed writes {failed}"
+        );
+        worst.push(slowest);
+    }
+    load.finish().await;
+    worst
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -245,7 +401,16 @@ fn main() {
             times.push(took);
             pauses.extend(pause);
         }
-        for (what, mut v) in [("failover", times), ("handover pause", pauses)] {
+        let rounds: u32 = env_or("TIERKV_BENCH_ROLLING", 2);
+        let mut stops = Vec::new();
+        for round in 0..rounds {
+            stops.extend(rolling_restart(&mut c, round).await);
+        }
+        for (what, mut v) in [
+            ("failover", times),
+            ("handover pause", pauses),
+            ("rolling restart, slowest write per stop", stops),
+        ] {
             v.sort();
             if let (Some(p50), Some(max)) = (v.get(v.len() / 2), v.last()) {
                 println!(

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::server::shutdown_signal;
+use tierkv_node::server::StopOptions;
 
 /// Runs `f` on a new multi-threaded runtime with telemetry set up.
 fn run<F>(cfg: Config, f: impl FnOnce(Config) -> F) -> anyhow::Result<()>
@@ -157,7 +158,11 @@ pub(crate) async fn run_node(
     println!("  data dir:     {}", dir.display());
     println!("  object store: {}", store.description());
     println!("  shards here:  {}", node.shards().count());
-    tierkv_node::server::serve(node, listener, shutdown, cfg.shutdown_flush_timeout).await?;
+    let stop = StopOptions {
+        hand_over: true,
+        flush_timeout: cfg.shutdown_flush_timeout,
+    };
+    tierkv_node::server::serve(node, listener, shutdown, stop).await?;
     if let Err(e) = cache.close().await {
         tracing::warn!(error = %e, "closing the block cache");
     }
@@ -240,7 +245,11 @@ pub(crate) async fn run_dev(
             node,
             listener,
             async move { stop.cancelled().await },
-            cfg.shutdown_flush_timeout,
+            // All three stop at once: nobody to hand shards to.
+            StopOptions {
+                hand_over: false,
+                flush_timeout: cfg.shutdown_flush_timeout,
+            },
         )));
     }
     let backend = backend(&cfg, store.clone()).await?;

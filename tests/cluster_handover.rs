@@ -1,7 +1,12 @@
-//! Leadership goes back to the first-ranked replica. A node is killed under writes, the
-//! shards it led fail over, and it comes back: the replicas that took over are alive and
-//! renew their leases, so only a handover can move those shards back to it. They must move
-//! back while clients keep writing, and every acknowledged write must stay readable.
+//! Handovers (design note 0006), with node processes on 127.0.0.1 under writes.
+//!
+//! - Leadership goes back to the first-ranked replica. A node is killed, the shards it led
+//!   fail over, and it comes back: the replicas that took over are alive and renew their
+//!   leases, so only a handover can move those shards back to it. They must move back while
+//!   clients keep writing, and every acknowledged write must stay readable.
+//! - A node stopped with SIGTERM hands the shards it leads over before it exits: the moment
+//!   it is gone, every shard already has a serving leader on the other nodes (a failover
+//!   would leave its shards leaderless for a lease).
 
 mod cluster;
 
@@ -167,5 +172,104 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
     println!(
         "shards {home:?} went back to node {NODE}; {} acknowledged writes verified",
         acked.len()
+    );
+}
+
+/// Writers on keys `{prefix}{w}-{i}`, each written once, until `stop`; acknowledged writes
+/// go to `acked`, failed ones are counted.
+fn writers(
+    c: &Cluster,
+    prefix: &str,
+    acked: &Arc<Mutex<BTreeMap<String, String>>>,
+    failed: &Arc<std::sync::atomic::AtomicUsize>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|w| {
+            let (http, url, prefix) = (c.http.clone(), c.url.clone(), prefix.to_owned());
+            let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
+            tokio::spawn(async move {
+                for i in 0..20_000u32 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let (key, value) = (format!("{prefix}{w}-{i}"), format!("v{w}-{i}"));
+                    let r = http
+                        .put(format!("{url}/v1/kv/{key}"))
+                        .body(value.clone())
+                        .send()
+                        .await;
+                    if r.is_ok_and(|r| r.status().is_success()) {
+                        acked.lock().await.insert(key, value);
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_with_sigterm_hands_its_shards_over_before_it_exits() {
+    let mut c = Cluster::start(Opts {
+        shards: 8,
+        ..Opts::default()
+    })
+    .await;
+    let shards = c.opts.shards as usize;
+    let led = wait_leaders(&c, Duration::from_secs(30), "node 1 leading a shard", |l| {
+        l.len() == shards && l.values().any(|(n, _)| *n == NODE)
+    })
+    .await;
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = writers(&c, "t", &acked, &failed, &stop);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.lock().await.len() < 200 {
+        assert!(Instant::now() < deadline, "writes did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = c.terminate(NODE).await;
+    assert!(status.success(), "node {NODE} exited with {status}");
+    // The moment it is gone: a serving leader for every shard, none of them on NODE.
+    let now = leaders(&c).await;
+    let moved: Vec<u32> = led
+        .iter()
+        .filter(|(_, (n, _))| *n == NODE)
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(
+        now.len(),
+        shards,
+        "shards without a serving leader right after node {NODE} stopped (it led {moved:?}): {now:?}"
+    );
+    for s in &moved {
+        assert!(
+            now[s].1 > led[s].1,
+            "shard {s} did not move to a newer epoch: {now:?}"
+        );
+    }
+    // Writes go on, the node comes back, and everything acknowledged is there.
+    let before = acked.lock().await.len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.lock().await.len() < before + 200 {
+        assert!(Instant::now() < deadline, "writes did not continue");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.restart(NODE);
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let acked = acked.lock().await;
+    for (k, v) in acked.iter() {
+        assert_eq!(c.get(k).await, Ok((200, v.clone())), "key {k}");
+    }
+    println!(
+        "node {NODE} handed over shards {moved:?} before exiting; {} acknowledged writes verified, {} failed",
+        acked.len(),
+        failed.load(Ordering::SeqCst)
     );
 }

@@ -13,9 +13,11 @@
 //! *Run*: the RPC server ([`crate::server`]) feeds drivers; a background task re-reads the
 //! shard map every `map_refresh` and updates peer addresses.
 //!
-//! *Shut down* ([`Node::shutdown`]): stop the drivers (pending proposals get "outcome
-//! unknown"), let leaders flush within the timeout, close the WAL. Anything unflushed stays
-//! in the WAL and is replicated anyway.
+//! *Shut down*: first hand leadership over ([`Node::hand_over_leadership`]: each shard it
+//! leads goes to another replica in milliseconds, instead of failing over after a lease),
+//! then ([`Node::shutdown`]) stop the drivers (pending proposals get "outcome unknown"),
+//! let leaders flush within the timeout, close the WAL. Anything unflushed stays in the WAL
+//! and is replicated anyway.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::Clock;
 use tierkv_engine::db::WalSettings;
 use tierkv_engine::options::EngineOptions;
-use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica};
+use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica, Role};
 use tierkv_engine::shard::{Shard, ShardComponents};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{SeqNo, ShardId};
@@ -128,6 +130,9 @@ struct NodeInner {
     /// Driver tasks and the map refresher, joined on shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     rpc: RpcStats,
+    /// How long a graceful stop waits for handovers: one lease (by then a failover would
+    /// have been as quick).
+    drain_timeout: Duration,
 }
 
 /// Counters of the client RPCs (gateways' operations) this node served.
@@ -246,6 +251,7 @@ impl Node {
             draining: CancellationToken::new(),
             tasks: Mutex::new(tasks),
             rpc: RpcStats::default(),
+            drain_timeout: opts.cluster.lease_duration,
         });
         let refresher = tokio::spawn(refresh_map(
             Arc::downgrade(&inner),
@@ -302,6 +308,44 @@ impl Node {
     #[must_use]
     pub fn transport(&self) -> &Transport {
         &self.inner.transport
+    }
+
+    /// Hands every shard this node leads to another replica (design note 0006) and makes
+    /// its replicas start no takeover, then waits until it leads nothing or `within` has
+    /// passed (a shard not handed over by then fails over after the lease, as if the node
+    /// had died). The first step of a graceful stop: clients see a pause of milliseconds
+    /// per shard instead of a lease. Returns how many shards it still leads.
+    pub async fn hand_over_leadership(&self, within: Duration) -> usize {
+        let started = tokio::time::Instant::now();
+        let leading = |h: &ShardHandle| {
+            matches!(
+                h.status().role,
+                Role::Leader | Role::Recovering | Role::Candidate
+            )
+        };
+        let before = self.shards().filter(|h| leading(h)).count();
+        futures::future::join_all(self.shards().map(ShardHandle::drain)).await;
+        let mut left = before;
+        while started.elapsed() < within {
+            left = self.shards().filter(|h| leading(h)).count();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!(
+            led = before,
+            still_leading = left,
+            took_ms = started.elapsed().as_millis() as u64,
+            "handed leadership over before stopping"
+        );
+        left
+    }
+
+    /// How long [`Node::hand_over_leadership`] waits when the node stops.
+    #[must_use]
+    pub fn drain_timeout(&self) -> Duration {
+        self.inner.drain_timeout
     }
 
     /// Ends the replication streams peers keep open to this node (they reconnect, and find

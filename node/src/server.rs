@@ -55,22 +55,38 @@ pub fn router(node: Node) -> Router {
         .with_state(node)
 }
 
+/// How a node stops once its shutdown signal fires.
+#[derive(Debug, Clone, Copy)]
+pub struct StopOptions {
+    /// Hand the shards it leads to other replicas first (off when every node of the
+    /// cluster stops at once, as `tierkv dev` does: there is nobody to hand them to).
+    pub hand_over: bool,
+    /// How long leaders may flush their memtables.
+    pub flush_timeout: std::time::Duration,
+}
+
 /// Serves `node` on `listener` until `shutdown`, then shuts the node down.
 pub async fn serve(
     node: Node,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    flush_timeout: std::time::Duration,
+    stop: StopOptions,
 ) -> std::io::Result<()> {
     let app = router(node.clone());
     let draining = node.clone();
     let served = axum::serve(tierkv_gateway::nodelay(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // While the replication streams still run: the handovers need them.
+            if stop.hand_over {
+                draining
+                    .hand_over_leadership(draining.drain_timeout())
+                    .await;
+            }
             draining.stop_streams();
         })
         .await;
-    node.shutdown(flush_timeout).await;
+    node.shutdown(stop.flush_timeout).await;
     served
 }
 

@@ -64,6 +64,8 @@ pub struct Replica {
     /// Highest epoch whose leader handed the shard over (it sent, or we received,
     /// `Handover`): its late `Append`s are ignored.
     pub(super) ended: Epoch,
+    /// The node is stopping ([`Input::Drain`]): hand over, start no takeover.
+    pub(super) draining: bool,
     pub(super) out: Vec<Output>,
 }
 
@@ -131,6 +133,7 @@ impl Replica {
             waiters: Vec::new(),
             restart_guard_until: now.plus(cfg.lease_duration),
             ended: Epoch(0),
+            draining: false,
             out: Vec::new(),
             cfg,
         };
@@ -150,6 +153,7 @@ impl Replica {
                 flushed_epoch,
             } => self.on_manifest(now, flushed_seq, flushed_epoch),
             Input::Propose { entries } => self.on_propose(now, entries),
+            Input::Drain => self.on_drain(now),
         }
         std::mem::take(&mut self.out)
     }
@@ -336,7 +340,7 @@ impl Replica {
     fn on_tick(&mut self, now: Millis) {
         match &self.role {
             RoleState::Follower(_) => {
-                if now >= self.election_deadline {
+                if now >= self.election_deadline && !self.draining {
                     self.start_takeover(now, None);
                 }
             }
@@ -384,6 +388,15 @@ impl Replica {
                 prev_epoch,
                 records,
             } => self.on_records(now, from, epoch, prev_seq, prev_epoch, records),
+        }
+    }
+
+    fn on_drain(&mut self, now: Millis) {
+        self.draining = true;
+        match &self.role {
+            RoleState::Candidate(_) => self.become_follower(now),
+            RoleState::Leader(_) => self.leader_tick(now),
+            RoleState::Follower(_) => {}
         }
     }
 

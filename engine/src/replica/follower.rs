@@ -294,7 +294,8 @@ impl Replica {
 
     /// `Handover{epoch}` from the leader we follow: it stopped leading `epoch` and we hold
     /// its log. We take over at once (our lease promise protected only that leader), telling
-    /// the others in our `Promise`s. Ignored unless we follow `from` in exactly that epoch
+    /// the others in our `Promise`s; even when draining (the leader cannot take its epoch
+    /// back, so refusing would leave the shard leaderless for a lease): we then hand it on. Ignored unless we follow `from` in exactly that epoch
     /// and are past the restart guard; then the shard fails over the usual way, after the
     /// lease.
     pub(super) fn on_handover(&mut self, now: Millis, from: NodeId, epoch: Epoch) {

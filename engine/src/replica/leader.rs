@@ -171,17 +171,13 @@ impl Replica {
     /// Starts a handover to the first-ranked replica once it is steady, or gives one up that
     /// did not finish in time (the target then has to be steady for another period).
     fn handover_tick(&mut self, now: Millis) {
-        let Some(after) = self.cfg.handover_after else {
-            return;
-        };
-        let Some(&target) = self.cfg.replicas.first() else {
-            return;
-        };
         let hb = self.cfg.heartbeat_interval;
-        let commit = self.commit_seq;
-        if target == self.cfg.me {
-            return;
-        }
+        let draining = self.draining;
+        let target = if draining {
+            self.drain_target(now)
+        } else {
+            self.preferred_target(now)
+        };
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -189,23 +185,60 @@ impl Replica {
             return;
         }
         match l.handover {
-            Some((_, give_up)) if now >= give_up => {
+            Some((to, give_up)) if now >= give_up => {
                 l.handover = None;
-                if let Some(p) = l.peers.get_mut(&target) {
+                if !draining && let Some(p) = l.peers.get_mut(&to) {
                     p.acking_since = Some(now);
                 }
             }
             Some(_) => self.try_finish_handover(now),
             None => {
-                // Only a target that already holds everything committed: one that lags
-                // would make us stop sequencing for nothing.
-                let ready = |p: &Peer| p.steady(now, hb, after) && p.match_seq >= commit;
-                if l.peers.get(&target).is_some_and(ready) {
-                    l.handover = Some((target, now.plus(Millis(2 * hb.0))));
+                if let Some(to) = target {
+                    l.handover = Some((to, now.plus(Millis(2 * hb.0))));
                     self.try_finish_handover(now);
                 }
             }
         }
+    }
+
+    /// The first-ranked replica, if it is not us, has acked steadily for `handover_after`
+    /// and already holds everything committed (one that lags would make us stop sequencing
+    /// for nothing).
+    fn preferred_target(&self, now: Millis) -> Option<NodeId> {
+        let after = self.cfg.handover_after?;
+        let target = *self.cfg.replicas.first()?;
+        let RoleState::Leader(l) = &self.role else {
+            return None;
+        };
+        let p = l.peers.get(&target)?;
+        let ready =
+            p.steady(now, self.cfg.heartbeat_interval, after) && p.match_seq >= self.commit_seq;
+        ready.then_some(target)
+    }
+
+    /// Where to go when the node stops: among the replicas acking now, one that has acked
+    /// for a whole lease (so it is past its restart guard and will take the handover) if
+    /// any, then the most up to date, then by rank.
+    fn drain_target(&self, now: Millis) -> Option<NodeId> {
+        let hb = self.cfg.heartbeat_interval;
+        let lease = self.cfg.lease_duration;
+        let RoleState::Leader(l) = &self.role else {
+            return None;
+        };
+        self.cfg
+            .replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, n)| l.peers.get(n).map(|p| (rank, *n, p)))
+            .filter(|(_, _, p)| p.steady(now, hb, Millis(0)))
+            .max_by_key(|(rank, _, p)| {
+                (
+                    p.steady(now, hb, lease),
+                    p.match_seq,
+                    std::cmp::Reverse(*rank),
+                )
+            })
+            .map(|(_, n, _)| n)
     }
 
     /// Completes a handover once the target acked our whole log and all of it is committed:

@@ -241,6 +241,11 @@ pub enum Input {
         /// The entries (their `seq` is ignored: the record's seq is their version).
         entries: Vec<Entry>,
     },
+    /// The node is about to stop: a leader hands the shard to the most up-to-date replica
+    /// that acks steadily (retrying until the node stops), and from now on this replica
+    /// starts no takeover of its own (one it is handed it completes, then hands the shard
+    /// on). Until a restart.
+    Drain,
 }
 
 /// A persistence request: the caller writes it to the WAL and fsyncs it.

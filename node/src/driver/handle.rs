@@ -63,6 +63,8 @@ pub(crate) enum Cmd {
     Propose { prepared: Prepared, reply: Reply },
     /// An unprepared batch (the TTL sweeper's): the driver prepares it itself.
     ProposeRaw { batch: WriteBatch, reply: Reply },
+    /// The node is stopping: hand leadership over, take nothing over.
+    Drain,
 }
 
 /// Role codes in [`ShardStatus::role`].
@@ -276,6 +278,13 @@ impl ShardHandle {
             unflushed_bytes: 0,
             limit: 0,
         })
+    }
+
+    /// Tells the replica that the node is stopping: a leader hands the shard to another
+    /// replica, and it starts no takeover any more (design note 0006).
+    pub async fn drain(&self) {
+        // A stopped driver has nothing to hand over.
+        let _ = self.tx.send(Cmd::Drain).await;
     }
 
     /// Hands a message from another replica to the driver; dropped if its inbox is full.

@@ -333,6 +333,7 @@ impl Driver {
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Msg { from, msg } => self.step(Input::Message { from, msg }),
+            Cmd::Drain => self.step(Input::Drain),
             Cmd::Propose { prepared, reply } => self.on_propose(prepared, reply, false),
             Cmd::ProposeRaw { batch, reply } => {
                 let shard = self.shard.clone();

@@ -12,7 +12,8 @@
 //!    within `lease + 2 s`, and client writes complete within 1.5 s after that; by the end
 //!    the first-ranked replica leads (a leader of another rank handed the shard back).
 //! 5. Strong reads: whenever a node could serve a strong read, no leader of a newer epoch
-//!    has committed anything.
+//!    has committed anything; and when a replica gathers a quorum of promises, no leader of
+//!    an older epoch can serve strong reads any more (checked by the simulator as it happens).
 //!
 //! Plus the core's own invariants ([`crate::replica::invariants`]) on every log.
 

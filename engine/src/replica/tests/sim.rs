@@ -16,6 +16,8 @@
 //! - clients proposing to whoever they believe leads, with bounded retries, on four shared
 //!   keys; readers asking random replicas for strong reads, answered from the replica's
 //!   applied state only while it may serve them (`sim/history.rs`);
+//! - planned stops: the leader is told to drain ([`Input::Drain`]: hand over, take nothing
+//!   over) and crashes soon after, whether or not it handed the shard over;
 //! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
 //!   and rarely after an append.
 //!
@@ -124,6 +126,7 @@ pub(crate) struct Stats {
     pub(crate) gaps: u64,
     pub(crate) refusals: u64,
     pub(crate) handovers: u64,
+    pub(crate) drains: u64,
     pub(crate) lost_unpersisted: u64,
 }
 
@@ -137,6 +140,7 @@ impl std::ops::AddAssign for Stats {
         self.gaps += o.gaps;
         self.refusals += o.refusals;
         self.handovers += o.handovers;
+        self.drains += o.drains;
         self.lost_unpersisted += o.lost_unpersisted;
     }
 }
@@ -163,6 +167,9 @@ enum Ev {
         inc: u64,
     },
     Crash(usize),
+    /// A planned stop of the current leader (or a random node): `Drain`, then a crash soon
+    /// after (whether or not it handed everything over), then a restart.
+    Drain,
     Restart(usize),
     Partition,
     Heal,
@@ -198,6 +205,8 @@ pub(crate) struct Node {
     kv: BTreeMap<Bytes, Bytes>,
     applied: SeqNo,
     group: u32,
+    /// Told to drain and not stopped yet.
+    draining: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +274,7 @@ impl Sim {
                 kv: BTreeMap::new(),
                 applied: SeqNo(0),
                 group: 0,
+                draining: false,
             })
             .collect();
         let clients = (0..p.clients)
@@ -365,6 +375,7 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.rep = Some(rep);
         n.up = true;
+        n.draining = false;
         n.kv.clear();
         n.applied = SeqNo(0);
         self.apply_committed(i);
@@ -510,6 +521,7 @@ impl Sim {
                     self.mix(epoch.0 * 4 + role as u64);
                     if role == Role::Recovering {
                         self.stats.leaders += 1;
+                        self.check_no_older_lease(i, epoch);
                     }
                     if role == Role::Leader {
                         self.store.manifest_epoch = self.store.manifest_epoch.max(epoch);
@@ -518,6 +530,29 @@ impl Sim {
                     let segments = &self.audit.segments.clone();
                     self.audit.on_role(i, rep, role, epoch, self.now, segments);
                 }
+            }
+        }
+    }
+
+    /// A replica just gathered a quorum of promises for `epoch`: no leader of an older epoch
+    /// may still be able to serve strong reads (its lease ended before a quorum could promise,
+    /// or it gave the lease up in a handover).
+    fn check_no_older_lease(&mut self, i: usize, epoch: Epoch) {
+        for j in 0..self.p.n {
+            let now = self.local(j);
+            let Some(rep) = self.nodes[j].rep.as_ref() else {
+                continue;
+            };
+            if j != i
+                && rep.can_serve_strong_read(now)
+                && rep.leader_epoch().is_some_and(|e| e < epoch)
+            {
+                let e = rep.leader_epoch().unwrap_or_default();
+                self.audit.safety(format!(
+                    "n{} took over epoch {epoch} while n{} still holds a lease in epoch {e}",
+                    i + 1,
+                    j + 1
+                ));
             }
         }
     }
@@ -671,6 +706,24 @@ impl Sim {
                 let t = self.now + self.rng.random_range(100 * MS..3000 * MS);
                 self.at(t, Ev::Restart(i));
             }
+            Ev::Drain => {
+                if self.healed {
+                    return;
+                }
+                let leader = (0..self.p.n).find(|j| {
+                    self.nodes[*j]
+                        .rep
+                        .as_ref()
+                        .is_some_and(|r| r.leader_epoch().is_some())
+                });
+                let i = leader.unwrap_or_else(|| self.rng.random_range(0..self.p.n));
+                self.log(|| format!("n{} drains", i + 1));
+                self.stats.drains += 1;
+                self.feed(i, Input::Drain, None);
+                self.nodes[i].draining = true;
+                let t = self.now + self.rng.random_range(20 * MS..800 * MS);
+                self.at(t, Ev::Crash(i));
+            }
             Ev::Restart(i) => {
                 if !self.nodes[i].up {
                     self.log(|| format!("n{} restarts", i + 1));
@@ -683,6 +736,10 @@ impl Sim {
                 self.log(|| "heal".to_owned());
                 for i in 0..self.p.n {
                     self.nodes[i].group = 0;
+                    // A planned stop that had not happened yet happens now.
+                    if self.nodes[i].up && self.nodes[i].draining {
+                        self.crash(i);
+                    }
                     if !self.nodes[i].up {
                         self.start(i);
                     }

@@ -173,7 +173,7 @@ fn sim_catches_a_lease_without_drift_margin() {
         clock_rate_ppm: 200_000,
         ..Params::n3()
     };
-    let found = (0..200).find(|seed| {
+    let found = (0..400).find(|seed| {
         let o = run_seed(&p, *seed);
         if let Some(v) = o.safety.first() {
             eprintln!("no drift margin: seed {seed} violates: {v}");

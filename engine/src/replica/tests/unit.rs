@@ -737,3 +737,33 @@ fn a_first_ranked_replica_that_lags_gets_no_handover_and_stalls_no_write() {
     assert!(handover(&r.handle(now, Input::Tick)));
     assert_eq!(r.role(), Role::Follower);
 }
+
+#[test]
+fn a_draining_leader_hands_over_to_the_most_up_to_date_steady_replica_and_takes_nothing_over() {
+    // n1 ranks first and leads; n3 acked more than n2 (n2 elected us with its ack of 2).
+    let (mut r, t) = leader_on(1, 2);
+    let now = t.plus(Millis(100));
+    let outs = r.handle(
+        now,
+        Input::Propose {
+            entries: rec(2, 3).entries,
+        },
+    );
+    persisted_all(&mut r, now, &outs);
+    r.handle(now, msg_from(3, ack(3, now)));
+    r.handle(now, msg_from(2, ack(2, now)));
+    // n3 holds everything, so the handover goes out at once, to n3 rather than n2.
+    let outs = r.handle(now, Input::Drain);
+    let handed: Vec<NodeId> = sends(&outs)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Msg::Handover { .. }))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(handed, vec![NodeId(3)], "{outs:?}");
+    assert_eq!(r.role(), Role::Follower);
+    // As a draining follower it never starts a takeover, however long it hears nothing.
+    for s in 1..40 {
+        r.handle(now.plus(Millis(250 * s)), Input::Tick);
+        assert_eq!(r.role(), Role::Follower);
+    }
+}

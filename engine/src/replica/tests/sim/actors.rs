@@ -185,6 +185,9 @@ impl Sim {
         if self.rng.random_bool(0.6) {
             let t = self.now + self.rng.random_range(0..1000 * MS);
             self.at(t, Ev::Crash(ANY));
+        } else if self.rng.random_bool(0.5) {
+            let t = self.now + self.rng.random_range(0..1000 * MS);
+            self.at(t, Ev::Drain);
         }
     }
 }
