@@ -222,7 +222,8 @@ struct Load {
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
     window: Arc<Mutex<Option<Instant>>>,
-    slowest: Arc<Mutex<Duration>>,
+    /// The slowest write in the window and when it was invoked (since the window opened).
+    slowest: Arc<Mutex<(Duration, Duration)>>,
     failed: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -232,7 +233,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
         let window = Arc::new(Mutex::new(None::<Instant>));
-        let slowest = Arc::new(Mutex::new(Duration::ZERO));
+        let slowest = Arc::new(Mutex::new((Duration::ZERO, Duration::ZERO)));
         let failed = Arc::new(AtomicU64::new(0));
         let tasks = (0..4)
             .map(|w| {
@@ -256,9 +257,12 @@ impl Load {
                             .send()
                             .await;
                         let ok = r.is_ok_and(|r| r.status().is_success());
-                        if window.lock().await.is_some_and(|s| started >= s) {
+                        let opened = *window.lock().await;
+                        if let Some(s) = opened.filter(|s| started >= *s) {
                             let mut worst = slowest.lock().await;
-                            *worst = (*worst).max(started.elapsed());
+                            if started.elapsed() > worst.0 {
+                                *worst = (started.elapsed(), started - s);
+                            }
                             if !ok {
                                 failed.fetch_add(1, Ordering::SeqCst);
                             }
@@ -280,14 +284,14 @@ impl Load {
 
     /// Starts a measuring window now, with nothing measured yet.
     async fn open_window(&self) {
-        *self.slowest.lock().await = Duration::ZERO;
+        *self.slowest.lock().await = (Duration::ZERO, Duration::ZERO);
         self.failed.store(0, Ordering::SeqCst);
         *self.window.lock().await = Some(Instant::now());
     }
 
-    /// Waits for `n` more writes (at most 10 s), then the slowest write and the failures
-    /// since the window opened.
-    async fn close_window_after(&self, n: u64) -> (Duration, u64) {
+    /// Waits for `n` more writes (at most 10 s), then the slowest write (its latency, and
+    /// when it was invoked after the window opened) and the failures since the window opened.
+    async fn close_window_after(&self, n: u64) -> ((Duration, Duration), u64) {
         let more = self.count.load(Ordering::SeqCst) + n;
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.count.load(Ordering::SeqCst) < more && Instant::now() < deadline {
@@ -356,10 +360,10 @@ async fn rolling_restart(c: &mut Cluster, round: u32) -> Vec<Duration> {
         let status = c.terminate(node).await;
         let exited = stopping.elapsed();
         c.restart(node);
-        let back = wait_home(c, node, &home).await;
-        let (slowest, failed) = load.close_window_after(100).await;
+        let back = wait_home(c, node, &home).await.then(|| stopping.elapsed());
+        let ((slowest, at), failed) = load.close_window_after(100).await;
         println!(
-            "rolling {round}: n{node} (first for shards {home:?}) exited {status} after {exited:?}; back: {back}; slowest write {slowest:?}, failed writes {failed}"
+            "rolling {round}: n{node} (first for shards {home:?}) exited ({status}) {exited:?} after SIGTERM, led them again {back:?} after; slowest write {slowest:?} (invoked {at:?} after SIGTERM), failed writes {failed}"
         );
         worst.push(slowest);
     }

@@ -143,6 +143,24 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
         all_home,
     )
     .await;
+    // The replicas that took over handed the shards back, and node 1 counts the leaderships.
+    let mut handed = 0;
+    for n in [2, 3] {
+        handed += c
+            .metric(n, "tierkv_replica_handovers_total")
+            .await
+            .unwrap_or(0);
+    }
+    assert!(
+        handed >= home.len() as u64,
+        "{handed} handovers counted for {} shards",
+        home.len()
+    );
+    let led = c.metric(NODE, "tierkv_replica_leaderships_total").await;
+    assert!(
+        led >= Some(home.len() as u64),
+        "node {NODE} counts {led:?} leaderships"
+    );
     for s in &home {
         assert!(
             back[s].1 > failed_over[s].1,

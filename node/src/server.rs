@@ -387,7 +387,11 @@ async fn metrics(State(node): State<Node>) -> Response {
     let mut uncommitted = 0u64;
     let mut unapplied = 0u64;
     let mut poisoned = 0u64;
+    let (mut leaderships, mut handovers) = (0u64, 0u64);
     for h in node.shards() {
+        let (l, o) = h.leadership_counts();
+        leaderships += l;
+        handovers += o;
         let s = h.status();
         leases += u64::from(h.holds_read_lease());
         uncommitted += s.last_seq.0.saturating_sub(s.commit_seq.0);
@@ -413,6 +417,16 @@ async fn metrics(State(node): State<Node>) -> Response {
             "tierkv_node_read_leases",
             "Leader replicas here holding a valid strong-read lease.",
             leases,
+        ),
+        (
+            "tierkv_replica_leaderships_total",
+            "Times a replica here became the serving leader of its shard (takeovers and handovers received).",
+            leaderships,
+        ),
+        (
+            "tierkv_replica_handovers_total",
+            "Times a replica here handed its shard to another replica (back to the first-ranked one, or when stopping).",
+            handovers,
         ),
         (
             "tierkv_replication_uncommitted_records",
@@ -468,7 +482,15 @@ async fn metrics(State(node): State<Node>) -> Response {
         ),
     ];
     for (name, help, v) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

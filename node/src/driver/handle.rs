@@ -88,6 +88,10 @@ pub struct ShardStatus {
     last_seq: AtomicU64,
     flushed_seq: AtomicU64,
     pub(super) poisoned: AtomicBool,
+    /// Times this replica became the serving leader (takeovers, handovers received).
+    pub(super) leaderships: AtomicU64,
+    /// Times this replica handed the shard over (design note 0006).
+    pub(super) handovers: AtomicU64,
 }
 
 impl Default for ShardStatus {
@@ -101,6 +105,8 @@ impl Default for ShardStatus {
             last_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            leaderships: AtomicU64::new(0),
+            handovers: AtomicU64::new(0),
         }
     }
 }
@@ -195,6 +201,15 @@ impl ShardHandle {
     #[must_use]
     pub fn status(&self) -> StatusSnapshot {
         self.status.snapshot()
+    }
+
+    /// Times this replica became the serving leader, and times it handed the shard over.
+    #[must_use]
+    pub fn leadership_counts(&self) -> (u64, u64) {
+        (
+            self.status.leaderships.load(Ordering::Relaxed),
+            self.status.handovers.load(Ordering::Relaxed),
+        )
     }
 
     /// The shard's storage.

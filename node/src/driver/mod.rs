@@ -47,7 +47,7 @@ use futures::stream::{FuturesOrdered, FuturesUnordered};
 use tierkv_engine::error::{Error, Result};
 use tierkv_engine::manifest::ManifestStore;
 use tierkv_engine::replica::{
-    Input, Millis, Output, PersistId, PersistOp, RejectReason, Replica, Role,
+    Input, Millis, Msg, Output, PersistId, PersistOp, RejectReason, Replica, Role,
 };
 use tierkv_engine::shard::{PrepareOutcome, Prepared, Shard};
 use tierkv_engine::store::ObjStore;
@@ -231,7 +231,12 @@ impl Driver {
     fn execute(&mut self, outs: Vec<Output>) {
         for o in outs {
             match o {
-                Output::Send { to, msg } => self.transport.send(to, self.id, &msg),
+                Output::Send { to, msg } => {
+                    if matches!(msg, Msg::Handover { .. }) {
+                        self.status.handovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.transport.send(to, self.id, &msg);
+                }
                 Output::Persist { id, op } => self.persist(id, op),
                 Output::Committed { upto } => self.apply(upto),
                 Output::ClaimEpoch { at_least } => {
@@ -437,6 +442,7 @@ impl Driver {
         // shard over stops serving strong reads before its `Handover` can reach the target.
         self.status.publish(&self.replica, self.caught_up());
         if role == Role::Leader {
+            self.status.leaderships.fetch_add(1, Ordering::Relaxed);
             self.leading = true;
             self.shard.set_leading(Some(epoch));
             let shard = self.shard.clone();
