@@ -66,6 +66,8 @@ pub struct TransportStats {
 struct Peer {
     tx: mpsc::Sender<Bytes>,
     addr: Arc<ArcSwap<String>>,
+    /// Streams to it that failed or ended.
+    breaks: Arc<AtomicU64>,
 }
 
 /// The endpoint URL of a peer address.
@@ -131,16 +133,28 @@ impl Transport {
             }
             let (tx, rx) = mpsc::channel(QUEUE);
             let addr = Arc::new(ArcSwap::from_pointee(addr.to_owned()));
+            let breaks = Arc::new(AtomicU64::new(0));
             let link = Link {
                 to: id,
                 addr: Arc::clone(&addr),
                 secret: Arc::clone(&self.secret),
                 client: self.client.clone(),
                 stats: Arc::clone(&self.stats),
+                breaks: Arc::clone(&breaks),
             };
             tokio::spawn(link.run(rx, self.cancel.child_token()));
-            peers.insert(id, Peer { tx, addr });
+            peers.insert(id, Peer { tx, addr, breaks });
         }
+    }
+
+    /// How many streams to `peer` failed or ended so far: it changes when the peer stopped
+    /// or restarted (a process restart always breaks the connection) or the network failed.
+    #[must_use]
+    pub fn stream_breaks(&self, peer: NodeId) -> u64 {
+        self.peers
+            .read()
+            .get(&peer)
+            .map_or(0, |p| p.breaks.load(Ordering::Relaxed))
     }
 
     /// Queues `msg` about `shard` for `to` (never waits; dropped if the queue is full).
@@ -164,6 +178,7 @@ struct Link {
     secret: Arc<str>,
     client: reqwest::Client,
     stats: Arc<TransportStats>,
+    breaks: Arc<AtomicU64>,
 }
 
 /// Why a stream was given up.
@@ -186,6 +201,7 @@ impl Link {
                 Ended::Failed => {}
             }
             self.stats.failed_streams.fetch_add(1, Ordering::Relaxed);
+            self.breaks.fetch_add(1, Ordering::Relaxed);
             // A peer that is down: do not spin; messages queued meanwhile are mostly
             // heartbeats that the next ones supersede.
             backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(200));

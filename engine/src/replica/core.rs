@@ -66,6 +66,9 @@ pub struct Replica {
     pub(super) ended: Epoch,
     /// The node is stopping ([`Input::Drain`]): hand over, start no takeover.
     pub(super) draining: bool,
+    /// A `Handover{epoch}` from `node` that came within the restart guard, taken when it ends
+    /// (if it still applies then).
+    pub(super) deferred_handover: Option<(Epoch, NodeId)>,
     pub(super) out: Vec<Output>,
 }
 
@@ -134,6 +137,7 @@ impl Replica {
             restart_guard_until: now.plus(cfg.lease_duration),
             ended: Epoch(0),
             draining: false,
+            deferred_handover: None,
             out: Vec::new(),
             cfg,
         };
@@ -154,8 +158,15 @@ impl Replica {
             } => self.on_manifest(now, flushed_seq, flushed_epoch),
             Input::Propose { entries } => self.on_propose(now, entries),
             Input::Drain => self.on_drain(now),
+            Input::PeerLost { node } => self.on_peer_lost(node),
         }
         std::mem::take(&mut self.out)
+    }
+
+    /// The other replicas of the shard.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.cfg.me;
+        self.cfg.replicas.iter().copied().filter(move |r| *r != me)
     }
 
     /// The current role.
@@ -227,11 +238,6 @@ impl Replica {
 
     pub(super) fn send(&mut self, to: NodeId, msg: Msg) {
         self.out.push(Output::Send { to, msg });
-    }
-
-    pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let me = self.cfg.me;
-        self.cfg.replicas.iter().copied().filter(move |r| *r != me)
     }
 
     /// Records a broken safety rule: logged, and fatal in debug builds.
@@ -340,7 +346,12 @@ impl Replica {
     fn on_tick(&mut self, now: Millis) {
         match &self.role {
             RoleState::Follower(_) => {
-                if now >= self.election_deadline && !self.draining {
+                if let Some((epoch, from)) = self.deferred_handover
+                    && now >= self.restart_guard_until
+                {
+                    self.deferred_handover = None;
+                    self.on_handover(now, from, epoch);
+                } else if now >= self.election_deadline && !self.draining {
                     self.start_takeover(now, None);
                 }
             }

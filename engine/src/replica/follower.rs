@@ -295,15 +295,20 @@ impl Replica {
     /// `Handover{epoch}` from the leader we follow: it stopped leading `epoch` and we hold
     /// its log. We take over at once (our lease promise protected only that leader), telling
     /// the others in our `Promise`s; even when draining (the leader cannot take its epoch
-    /// back, so refusing would leave the shard leaderless for a lease): we then hand it on. Ignored unless we follow `from` in exactly that epoch
-    /// and are past the restart guard; then the shard fails over the usual way, after the
-    /// lease.
+    /// back, so refusing would leave the shard leaderless for a lease): we then hand it on.
+    /// Ignored unless we follow `from` in exactly that epoch (then the shard fails over the
+    /// usual way, after the lease). Within the restart guard (we may have acked a newer
+    /// leader before a crash) it waits until the guard ends and is checked again then: a
+    /// leader cannot tell that we restarted if we were down for less than two heartbeats.
     pub(super) fn on_handover(&mut self, now: Millis, from: NodeId, epoch: Epoch) {
         if epoch != self.promised
             || self.leader_hint != Some(from)
-            || now < self.restart_guard_until
             || !matches!(self.role, RoleState::Follower(_))
         {
+            return;
+        }
+        if now < self.restart_guard_until {
+            self.deferred_handover = Some((epoch, from));
             return;
         }
         self.ended = self.ended.max(epoch);

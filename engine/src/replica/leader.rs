@@ -168,6 +168,16 @@ impl Replica {
         self.handover_tick(now);
     }
 
+    /// `node`'s connection broke: it is not steady any more until it acks again.
+    pub(super) fn on_peer_lost(&mut self, node: NodeId) {
+        if let RoleState::Leader(l) = &mut self.role
+            && let Some(p) = l.peers.get_mut(&node)
+        {
+            p.acking_since = None;
+            p.last_ack_at = None;
+        }
+    }
+
     /// Starts a handover to the first-ranked replica once it is steady, or gives one up that
     /// did not finish in time (the target then has to be steady for another period).
     fn handover_tick(&mut self, now: Millis) {

@@ -241,6 +241,13 @@ pub enum Input {
         /// The entries (their `seq` is ignored: the record's seq is their version).
         entries: Vec<Entry>,
     },
+    /// The connection to `node` broke (it stopped or restarted, or the network failed): as
+    /// leader, count its steady acking afresh from its next ack, so that a replica that
+    /// restarted within two heartbeats is not handed the shard while its restart guard holds.
+    PeerLost {
+        /// The peer.
+        node: NodeId,
+    },
     /// The node is about to stop: a leader hands the shard to the most up-to-date replica
     /// that acks steadily (retrying until the node stops), and from now on this replica
     /// starts no takeover of its own (one it is handed it completes, then hands the shard

@@ -47,7 +47,7 @@ use futures::stream::{FuturesOrdered, FuturesUnordered};
 use tierkv_engine::error::{Error, Result};
 use tierkv_engine::manifest::ManifestStore;
 use tierkv_engine::replica::{
-    Input, Millis, Msg, Output, PersistId, PersistOp, RejectReason, Replica, Role,
+    Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, RejectReason, Replica, Role,
 };
 use tierkv_engine::shard::{PrepareOutcome, Prepared, Shard};
 use tierkv_engine::store::ObjStore;
@@ -112,6 +112,11 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
     ));
     let published = parts.shard.published();
     let now = parts.clock.now();
+    let peer_breaks = parts
+        .replica
+        .peers()
+        .map(|p| (p, parts.transport.stream_breaks(p)))
+        .collect();
     let mut d = Driver {
         id,
         replica: parts.replica,
@@ -135,6 +140,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         next_refresh: now,
         manifest_inflight: false,
         manifest_answer: false,
+        peer_breaks,
     };
     let task = tokio::spawn(async move { d.run().await });
     (handle, task)
@@ -173,6 +179,8 @@ struct Driver {
     next_refresh: Millis,
     manifest_inflight: bool,
     manifest_answer: bool,
+    /// Per peer of the shard: the transport's stream-break count last seen.
+    peer_breaks: Vec<(NodeId, u64)>,
 }
 
 impl Driver {
@@ -210,6 +218,7 @@ impl Driver {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    self.check_peers();
                     self.step(Input::Tick);
                     self.maybe_refresh_manifest();
                 }
@@ -220,6 +229,22 @@ impl Driver {
     }
 
     /// Runs one input through the replica and executes its outputs.
+    /// Tells the replica about every peer whose replication stream broke since the last
+    /// tick (it may have restarted).
+    fn check_peers(&mut self) {
+        let mut lost = Vec::new();
+        for (peer, seen) in &mut self.peer_breaks {
+            let now = self.transport.stream_breaks(*peer);
+            if now != *seen {
+                *seen = now;
+                lost.push(*peer);
+            }
+        }
+        for node in lost {
+            self.step(Input::PeerLost { node });
+        }
+    }
+
     fn step(&mut self, input: Input) {
         if self.poisoned {
             return;

@@ -16,6 +16,8 @@
 //! - clients proposing to whoever they believe leads, with bounded retries, on four shared
 //!   keys; readers asking random replicas for strong reads, answered from the replica's
 //!   applied state only while it may serve them (`sim/history.rs`);
+//! - a crash is usually noticed by the others ([`Input::PeerLost`], like a broken
+//!   connection), sometimes not;
 //! - planned stops: the leader is told to drain ([`Input::Drain`]: hand over, take nothing
 //!   over) and crashes soon after, whether or not it handed the shard over;
 //! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
@@ -396,6 +398,14 @@ impl Sim {
         let ops: Vec<PersistOp> = n.pending.drain(..).take(keep).map(|(_, op)| op).collect();
         for op in ops {
             self.apply_durable(i, op);
+        }
+        // The others usually see their connections to it break (not always: then a
+        // handover may reach it within its restart guard, and it must wait).
+        for j in 0..self.p.n {
+            if j != i && self.nodes[j].up && self.rng.random_bool(0.8) {
+                let node = NodeId(i as u32 + 1);
+                self.feed(j, Input::PeerLost { node }, None);
+            }
         }
     }
 

@@ -163,14 +163,15 @@ fn sim_soak() {
     run_many(&if n5 { Params::n5() } else { Params::n3() }, seeds);
 }
 
-/// Without the drift margin, clocks running up to ±20 % fast or slow let a deposed leader
+/// Without the drift margin, clocks running up to ±40 % fast or slow let a deposed leader
 /// believe its lease outlived the promises of the replicas that elected its successor.
-/// (With ±10 % no violation showed up in 200 seeds: the successor rarely starts that early.)
+/// (With ±20 % it takes over a thousand seeds to show: the successor rarely starts that
+/// early.)
 #[test]
 fn sim_catches_a_lease_without_drift_margin() {
     let p = Params {
         drift_margin_ms: 0,
-        clock_rate_ppm: 200_000,
+        clock_rate_ppm: 400_000,
         ..Params::n3()
     };
     let found = (0..400).find(|seed| {

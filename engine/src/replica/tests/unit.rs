@@ -767,3 +767,71 @@ fn a_draining_leader_hands_over_to_the_most_up_to_date_steady_replica_and_takes_
         assert_eq!(r.role(), Role::Follower);
     }
 }
+
+#[test]
+fn a_handover_within_the_restart_guard_is_taken_when_the_guard_ends() {
+    // Restarted at 0 (guard until the lease, 2 s), following n1 in epoch 2.
+    let mut r = replica(2, 2, vec![rec(1, 1)]);
+    let now = Millis(300);
+    r.handle(now, append(2, 1, 1, vec![rec(2, 2)], 1));
+    r.handle(now, msg_from(1, Msg::Handover { epoch: Epoch(2) }));
+    assert_eq!(r.role(), Role::Follower);
+    r.handle(Millis(1990), Input::Tick);
+    assert_eq!(r.role(), Role::Follower, "not within the guard");
+    let outs = r.handle(Millis(2000), Input::Tick);
+    assert_eq!(r.role(), Role::Candidate);
+    assert!(outs.contains(&Output::LoadManifest));
+    let loaded = Input::ManifestLoaded {
+        flushed_seq: SeqNo(0),
+        flushed_epoch: Epoch(0),
+    };
+    r.handle(Millis(2000), loaded);
+    let won = Input::EpochClaimed {
+        epoch: Epoch(3),
+        won: true,
+    };
+    let outs = r.handle(Millis(2000), won);
+    assert!(sends(&outs).iter().all(|(_, m)| *m
+        == Msg::Promise {
+            epoch: Epoch(3),
+            handover_of: Some(Epoch(2))
+        }));
+    // A deferred handover that no longer applies (a newer epoch was promised meanwhile) is
+    // dropped.
+    let mut r = replica(2, 2, vec![rec(1, 1)]);
+    r.handle(now, append(2, 1, 1, vec![rec(2, 2)], 1));
+    r.handle(now, msg_from(1, Msg::Handover { epoch: Epoch(2) }));
+    r.handle(Millis(400), append(3, 2, 2, Vec::new(), 2));
+    r.handle(Millis(2000), Input::Tick);
+    assert_eq!(r.role(), Role::Follower);
+}
+
+#[test]
+fn a_lost_connection_restarts_the_count_of_steady_acks() {
+    let (mut r, t) = leader_on(2, 3);
+    let after = default_handover_after();
+    let handover = |outs: &[Output]| {
+        sends(outs)
+            .iter()
+            .any(|(_, m)| matches!(m, Msg::Handover { .. }))
+    };
+    let mut now = t;
+    r.handle(now, msg_from(1, ack(2, now)));
+    while now < t.plus(after).minus(Millis(250)) {
+        now = now.plus(Millis(250));
+        assert!(!handover(&r.handle(now, Input::Tick)));
+        r.handle(now, msg_from(1, ack(2, now)));
+    }
+    // n1 restarts quickly: its acks go on within two heartbeats, but the connection broke.
+    r.handle(now, Input::PeerLost { node: NodeId(1) });
+    let lost_at = now;
+    while now < lost_at.plus(after).minus(Millis(250)) {
+        now = now.plus(Millis(250));
+        r.handle(now, msg_from(1, ack(2, now)));
+        assert!(!handover(&r.handle(now, Input::Tick)), "at {now:?}");
+    }
+    now = now.plus(Millis(250));
+    r.handle(now, msg_from(1, ack(2, now)));
+    now = now.plus(Millis(250));
+    assert!(handover(&r.handle(now, Input::Tick)));
+}
