@@ -159,7 +159,8 @@ pub(crate) async fn run_node(
     println!("  object store: {}", store.description());
     println!("  shards here:  {}", node.shards().count());
     let stop = StopOptions {
-        hand_over: true,
+        // `handover_after = 0s` turns handovers off altogether (mixed-version clusters).
+        hand_over: !cfg.cluster.handover_after.is_zero(),
         flush_timeout: cfg.shutdown_flush_timeout,
     };
     tierkv_node::server::serve(node, listener, shutdown, stop).await?;

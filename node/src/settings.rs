@@ -54,8 +54,8 @@ pub struct ClusterSettings {
     /// How long the first-ranked replica of a shard must have been acking without a pause
     /// before a leader of another rank hands the shard back to it (after a failover or a
     /// restart), which keeps leaders balanced; writes to the shard pause for a few
-    /// milliseconds while it moves. `0s` disables handovers. At least `lease_duration`.
-    /// Default: 4s.
+    /// milliseconds while it moves. `0s` disables handovers, also the ones a node makes when
+    /// it stops (SIGTERM). At least `lease_duration`. Default: 4s.
     #[serde(with = "humantime_serde")]
     pub handover_after: Duration,
     /// How often a follower re-reads the manifest (compactions change segment lists).
