@@ -169,6 +169,7 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
     println!(
         "trial {n:>2}: shard {shard}, killed n{leader}, first write acknowledged after {took:?}"
     );
+    // Ranks are the same in every node's map: ask one that runs.
     let first_rank = c
         .status(c.running()[0])
         .await
@@ -178,18 +179,9 @@ async fn trial(c: &mut Cluster, shard: u32, n: u32) -> (Duration, Option<Duratio
     let mut pause = None;
     if first_rank == Some(leader) {
         let restarted = Instant::now();
-        let back = loop {
-            if c.leader_of(shard, None)
-                .await
-                .is_some_and(|(l, _)| l == leader)
-            {
-                break Some(restarted.elapsed());
-            }
-            if restarted.elapsed() > Duration::from_secs(30) {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let back = wait_home(c, leader, &[shard])
+            .await
+            .then(|| restarted.elapsed());
         let more = count.load(Ordering::SeqCst) + 100;
         let deadline = Instant::now() + Duration::from_secs(10);
         while count.load(Ordering::SeqCst) < more && Instant::now() < deadline {
@@ -312,31 +304,15 @@ impl Load {
     }
 }
 
-/// Shards whose first-ranked replica is `node`.
-async fn home_shards(c: &Cluster, node: u32) -> Vec<u32> {
-    c.status(node)
-        .await
-        .map(|st| {
-            st.values()
-                .filter(|s| s.replicas.first() == Some(&node))
-                .map(|s| s.shard)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Polls (at most 30 s) until `node` leads every shard in `shards`.
 async fn wait_home(c: &Cluster, node: u32, shards: &[u32]) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let mut all = true;
-        for s in shards {
-            if c.leader_of(*s, None).await.is_none_or(|(l, _)| l != node) {
-                all = false;
-                break;
-            }
-        }
-        if all {
+        let leaders = c.leaders().await;
+        if shards
+            .iter()
+            .all(|s| leaders.get(s).is_some_and(|(l, _)| *l == node))
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -350,7 +326,7 @@ async fn rolling_restart(c: &mut Cluster, round: u32) -> Vec<Duration> {
     let load = Load::start(c, &format!("rr{round}-"));
     let mut worst = Vec::new();
     for node in 1..=3 {
-        let home = home_shards(c, node).await;
+        let home = c.first_ranked(node).await.unwrap_or_default();
         if !wait_home(c, node, &home).await {
             println!("rolling {round}: n{node} does not lead its shards {home:?}; skipped");
             continue;

@@ -12,26 +12,13 @@ mod cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster::{Cluster, Opts};
 use tokio::sync::Mutex;
 
 const NODE: u32 = 1;
-
-/// Shard → (leader, epoch) as the running nodes report it (serving leaders only).
-async fn leaders(c: &Cluster) -> BTreeMap<u32, (u32, u64)> {
-    let mut out: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
-    for id in c.running() {
-        for (shard, s) in c.status(id).await.unwrap_or_default() {
-            if s.role == "leader" && out.get(&shard).is_none_or(|(_, e)| s.epoch > *e) {
-                out.insert(shard, (id, s.epoch));
-            }
-        }
-    }
-    out
-}
 
 /// Polls until `done(leaders)` holds; panics after `within` with `what`.
 async fn wait_leaders(
@@ -42,13 +29,48 @@ async fn wait_leaders(
 ) -> BTreeMap<u32, (u32, u64)> {
     let deadline = Instant::now() + within;
     loop {
-        let l = leaders(c).await;
+        let l = c.leaders().await;
         if done(&l) {
             return l;
         }
         assert!(Instant::now() < deadline, "{what} within {within:?}: {l:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Writers on keys `{prefix}{w}-{i}`, each written once, until `stop`; acknowledged writes
+/// go to `acked`, failed ones are counted.
+fn writers(
+    c: &Cluster,
+    prefix: &str,
+    acked: &Arc<Mutex<BTreeMap<String, String>>>,
+    failed: &Arc<AtomicUsize>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|w| {
+            let (http, url, prefix) = (c.http.clone(), c.url.clone(), prefix.to_owned());
+            let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
+            tokio::spawn(async move {
+                for i in 0..20_000u32 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let (key, value) = (format!("{prefix}{w}-{i}"), format!("v{w}-{i}"));
+                    let r = http
+                        .put(format!("{url}/v1/kv/{key}"))
+                        .body(value.clone())
+                        .send()
+                        .await;
+                    if r.is_ok_and(|r| r.status().is_success()) {
+                        acked.lock().await.insert(key, value);
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,14 +85,8 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
     // The shards NODE ranks first, from its own status.
     let deadline = Instant::now() + Duration::from_secs(20);
     let home: BTreeSet<u32> = loop {
-        if let Some(st) = c.status(NODE).await
-            && st.len() == shards as usize
-        {
-            break st
-                .values()
-                .filter(|s| s.replicas.first() == Some(&NODE))
-                .map(|s| s.shard)
-                .collect();
+        if let Some(home) = c.first_ranked(NODE).await {
+            break home.into_iter().collect();
         }
         assert!(
             Instant::now() < deadline,
@@ -95,28 +111,9 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
 
     // Writers on every shard, each key written once.
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let failed = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for w in 0..4 {
-        let (http, url) = (c.http.clone(), c.url.clone());
-        let (acked, stop) = (acked.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0..20_000u32 {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let (key, value) = (format!("w{w}-{i}"), format!("v{w}-{i}"));
-                let r = http
-                    .put(format!("{url}/v1/kv/{key}"))
-                    .body(value.clone())
-                    .send()
-                    .await;
-                if r.is_ok_and(|r| r.status().is_success()) {
-                    acked.lock().await.insert(key, value);
-                }
-            }
-        }));
-    }
+    let tasks = writers(&c, "w", &acked, &failed, &stop);
     let count = || async { acked.lock().await.len() };
     let deadline = Instant::now() + Duration::from_secs(20);
     while count().await < 200 {
@@ -193,41 +190,6 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
     );
 }
 
-/// Writers on keys `{prefix}{w}-{i}`, each written once, until `stop`; acknowledged writes
-/// go to `acked`, failed ones are counted.
-fn writers(
-    c: &Cluster,
-    prefix: &str,
-    acked: &Arc<Mutex<BTreeMap<String, String>>>,
-    failed: &Arc<std::sync::atomic::AtomicUsize>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..4)
-        .map(|w| {
-            let (http, url, prefix) = (c.http.clone(), c.url.clone(), prefix.to_owned());
-            let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
-            tokio::spawn(async move {
-                for i in 0..20_000u32 {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let (key, value) = (format!("{prefix}{w}-{i}"), format!("v{w}-{i}"));
-                    let r = http
-                        .put(format!("{url}/v1/kv/{key}"))
-                        .body(value.clone())
-                        .send()
-                        .await;
-                    if r.is_ok_and(|r| r.status().is_success()) {
-                        acked.lock().await.insert(key, value);
-                    } else {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_stopped_with_sigterm_hands_its_shards_over_before_it_exits() {
     let mut c = Cluster::start(Opts {
@@ -241,7 +203,7 @@ async fn a_node_stopped_with_sigterm_hands_its_shards_over_before_it_exits() {
     })
     .await;
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = writers(&c, "t", &acked, &failed, &stop);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -252,7 +214,7 @@ async fn a_node_stopped_with_sigterm_hands_its_shards_over_before_it_exits() {
     let status = c.terminate(NODE).await;
     assert!(status.success(), "node {NODE} exited with {status}");
     // The moment it is gone: a serving leader for every shard, none of them on NODE.
-    let now = leaders(&c).await;
+    let now = c.leaders().await;
     let moved: Vec<u32> = led
         .iter()
         .filter(|(_, (n, _))| *n == NODE)

@@ -278,6 +278,32 @@ impl Cluster {
         Some(s.shards.into_iter().map(|x| (x.shard, x)).collect())
     }
 
+    /// Shard → (leader, epoch) over every shard, as the running nodes report it (serving
+    /// leaders only; the highest epoch wins).
+    pub async fn leaders(&self) -> BTreeMap<u32, (u32, u64)> {
+        let mut out: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
+        for id in self.running() {
+            for (shard, s) in self.status(id).await.unwrap_or_default() {
+                if s.role == "leader" && out.get(&shard).is_none_or(|(_, e)| s.epoch > *e) {
+                    out.insert(shard, (id, s.epoch));
+                }
+            }
+        }
+        out
+    }
+
+    /// The shards whose first-ranked replica is `node`, from its own status, once it reports
+    /// all of them (None before).
+    pub async fn first_ranked(&self, node: u32) -> Option<Vec<u32>> {
+        let st = self.status(node).await?;
+        (st.len() == self.opts.shards as usize).then(|| {
+            st.values()
+                .filter(|s| s.replicas.first() == Some(&node))
+                .map(|s| s.shard)
+                .collect()
+        })
+    }
+
     /// The node that reports itself serving leader of `shard` with the highest epoch, among
     /// running nodes other than `except`.
     pub async fn leader_of(&self, shard: u32, except: Option<u32>) -> Option<(u32, u64)> {

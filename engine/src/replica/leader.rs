@@ -183,11 +183,6 @@ impl Replica {
     fn handover_tick(&mut self, now: Millis) {
         let hb = self.cfg.heartbeat_interval;
         let draining = self.draining;
-        let target = if draining {
-            self.drain_target(now)
-        } else {
-            self.preferred_target(now)
-        };
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -203,7 +198,14 @@ impl Replica {
             }
             Some(_) => self.try_finish_handover(now),
             None => {
-                if let Some(to) = target {
+                let target = if draining {
+                    self.drain_target(now)
+                } else {
+                    self.preferred_target(now)
+                };
+                if let Some(to) = target
+                    && let RoleState::Leader(l) = &mut self.role
+                {
                     l.handover = Some((to, now.plus(Millis(2 * hb.0))));
                     self.try_finish_handover(now);
                 }

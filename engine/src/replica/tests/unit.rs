@@ -531,11 +531,7 @@ fn a_leader_of_another_rank_hands_over_to_the_first_rank_once_it_is_steady_and_c
     while now < t.plus(after).minus(Millis(250)) {
         now = now.plus(Millis(250));
         let outs = r.handle(now, Input::Tick);
-        assert!(
-            !sends(&outs)
-                .iter()
-                .any(|(_, m)| matches!(m, Msg::Handover { .. }))
-        );
+        assert!(!handover(&outs));
         r.handle(now, msg_from(1, ack(2, now)));
     }
     // A write that n1 has not acked yet when the handover starts.
@@ -549,12 +545,7 @@ fn a_leader_of_another_rank_hands_over_to_the_first_rank_once_it_is_steady_and_c
     persisted_all(&mut r, now, &outs);
     now = now.plus(Millis(250));
     let outs = r.handle(now, Input::Tick);
-    assert!(
-        !sends(&outs)
-            .iter()
-            .any(|(_, m)| matches!(m, Msg::Handover { .. })),
-        "no handover before n1 holds seq 3"
-    );
+    assert!(!handover(&outs), "no handover before n1 holds seq 3");
     assert_eq!(r.role(), Role::Leader);
     // Sequencing stopped while handing over.
     let outs = r.handle(
@@ -615,6 +606,13 @@ fn a_leader_of_another_rank_hands_over_to_the_first_rank_once_it_is_steady_and_c
             ..
         }
     )));
+}
+
+/// Whether `outs` send a `Handover`.
+fn handover(outs: &[Output]) -> bool {
+    sends(outs)
+        .iter()
+        .any(|(_, m)| matches!(m, Msg::Handover { .. }))
 }
 
 fn default_handover_after() -> Millis {
@@ -705,11 +703,6 @@ fn a_first_ranked_replica_that_lags_gets_no_handover_and_stalls_no_write() {
     let (mut r, t) = leader_on(2, 3);
     let after = default_handover_after();
     let mut now = t;
-    let handover = |outs: &[Output]| {
-        sends(outs)
-            .iter()
-            .any(|(_, m)| matches!(m, Msg::Handover { .. }))
-    };
     // n1 acks every heartbeat but stays at seq 2 while n3 commits every write with us.
     while now < t.plus(after).plus(Millis(1000)) {
         now = now.plus(Millis(250));
@@ -810,11 +803,6 @@ fn a_handover_within_the_restart_guard_is_taken_when_the_guard_ends() {
 fn a_lost_connection_restarts_the_count_of_steady_acks() {
     let (mut r, t) = leader_on(2, 3);
     let after = default_handover_after();
-    let handover = |outs: &[Output]| {
-        sends(outs)
-            .iter()
-            .any(|(_, m)| matches!(m, Msg::Handover { .. }))
-    };
     let mut now = t;
     r.handle(now, msg_from(1, ack(2, now)));
     while now < t.plus(after).minus(Millis(250)) {
