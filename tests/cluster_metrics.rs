@@ -1,5 +1,6 @@
-//! The node counters operators read the batching factors from: client operations and the
-//! gateway batches that carried them (`tierkv_rpc_*`), WAL appends and replication messages.
+//! The counters operators read the batching factors from: client operations and the
+//! gateway batches that carried them (`tierkv_rpc_*` on nodes, `tierkv_gateway_node_*` on
+//! the gateway), WAL appends and replication messages; and the gateway's routing counters.
 
 mod cluster;
 
@@ -22,6 +23,11 @@ async fn nodes_count_client_operations_batches_and_replicated_records() {
     let ops_before = sum("tierkv_rpc_operations_total").await;
     let reqs_before = sum("tierkv_rpc_requests_total").await;
     let appends_before = sum("tierkv_wal_appends_total").await;
+    let gw = |name: &'static str| {
+        let c = &c;
+        async move { c.gateway_metric(name).await.expect("gateway answers /metrics") }
+    };
+    let gw_ops_before = gw("tierkv_gateway_node_operations_total").await;
 
     const WRITES: u64 = 40;
     let puts = (0..WRITES).map(|i| {
@@ -47,4 +53,14 @@ async fn nodes_count_client_operations_batches_and_replicated_records() {
         appends >= 2 * WRITES,
         "{appends} WAL appends for {WRITES} acknowledged writes"
     );
+
+    // The gateway counts what it sent (its status polls are operations too), and exports no
+    // engine figures of its own: a gateway has no WAL.
+    let gw_ops = gw("tierkv_gateway_node_operations_total").await - gw_ops_before;
+    assert!(gw_ops >= WRITES, "the gateway sent {gw_ops} operations");
+    assert!(gw("tierkv_gateway_node_requests_total").await >= 1);
+    assert_eq!(gw("tierkv_gateway_members").await, 3);
+    assert_eq!(gw("tierkv_gateway_gave_up_total").await, 0);
+    let text = c.metrics_text(&c.url).await.expect("gateway metrics");
+    assert!(!text.contains("tierkv_wal_"), "{text}");
 }

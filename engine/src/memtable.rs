@@ -164,7 +164,9 @@ impl Memtable {
     /// in key order.
     #[must_use]
     pub fn chunk_after(&self, after: Option<&Bytes>) -> Vec<Entry> {
-        let lower = after.map_or(Bound::Unbounded, |k| Bound::Excluded(MemKey::new(k.clone())));
+        let lower = after.map_or(Bound::Unbounded, |k| {
+            Bound::Excluded(MemKey::new(k.clone()))
+        });
         self.map
             .range((lower, Bound::Unbounded))
             .take(ITER_CHUNK)

@@ -46,16 +46,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<ScanPage, tierkv_engine::Error>;
     /// Ok when storage is open and object storage answers; else why not.
     async fn ready(&self) -> Result<(), String>;
-    /// Aggregated engine figures for `/metrics`.
-    fn engine_metrics(&self) -> EngineMetrics;
+    /// Aggregated engine figures for `/metrics`; None when the storage is not in this
+    /// process (a gateway in front of nodes, which export their own).
+    fn engine_metrics(&self) -> Option<EngineMetrics>;
+    /// Appends the backend's own metric families (Prometheus text) to `/metrics`.
+    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// Engine figures exported on `/metrics`, summed over the shards (and nodes) behind a
 /// backend.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineMetrics {
-    /// Shards served.
-    pub shards: u64,
     /// Bytes in active memtables.
     pub memtable_bytes: u64,
     /// Bytes in memtables not yet flushed to object storage.
@@ -191,7 +192,7 @@ impl Backend for LocalBackend {
             .map_err(|e| e.to_string())
     }
 
-    fn engine_metrics(&self) -> EngineMetrics {
+    fn engine_metrics(&self) -> Option<EngineMetrics> {
         let wal = self.db.wal_stats();
         let store = self.store.metrics();
         let cache = self.cache.stats();
@@ -212,7 +213,6 @@ impl Backend for LocalBackend {
         };
         for s in self.db.shards() {
             let st = s.stats();
-            m.shards += 1;
             m.memtable_bytes += st.memtable_bytes;
             m.unflushed_bytes += st.unflushed_bytes;
             m.frozen_memtables += st.frozen_memtables;
@@ -228,6 +228,6 @@ impl Backend for LocalBackend {
             m.segments_deleted += st.segments_deleted;
             m.fenced_shards += u64::from(st.fenced);
         }
-        m
+        Some(m)
     }
 }

@@ -60,8 +60,9 @@ impl HttpMetrics {
         s.latency.observe(took);
     }
 
-    /// Renders HTTP and engine metrics in the Prometheus text format (0.0.4).
-    pub(crate) fn render(&self, engine: &EngineMetrics) -> String {
+    /// Renders HTTP metrics, the shard count and (when the storage is in this process)
+    /// engine metrics in the Prometheus text format (0.0.4).
+    pub(crate) fn render(&self, shards: u32, engine: Option<&EngineMetrics>) -> String {
         // Copy under the lock, format outside it.
         let mut rows = Vec::new();
         for (route, by_method) in self.series.lock().iter() {
@@ -114,14 +115,26 @@ impl HttpMetrics {
             "tierkv_http_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
         );
-        render_engine(&mut out, engine);
+        for (name, help, v) in [
+            (
+                "tierkv_shards",
+                "Shards in the keyspace.",
+                u64::from(shards),
+            ),
+            ("tierkv_up", "Always 1.", 1),
+        ] {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        if let Some(engine) = engine {
+            render_engine(&mut out, engine);
+        }
         out
     }
 }
 
 fn render_engine(out: &mut String, m: &EngineMetrics) {
-    let gauges: [(&str, &str, u64); 11] = [
-        ("tierkv_shards", "Shards served.", m.shards),
+    let gauges: [(&str, &str, u64); 9] = [
         (
             "tierkv_memtable_bytes",
             "Bytes in active memtables.",
@@ -155,7 +168,6 @@ fn render_engine(out: &mut String, m: &EngineMetrics) {
             "Shards fenced by a newer writer.",
             m.fenced_shards,
         ),
-        ("tierkv_up", "Always 1.", 1),
     ];
     for (name, help, v) in gauges {
         header(out, name, "gauge", help);
@@ -295,7 +307,7 @@ mod tests {
         m.record("/v1/kv/{*key}", "GET", 200, Duration::from_millis(30));
         m.record("/v1/kv/{*key}", "GET", 404, Duration::from_millis(1));
         m.record("/v1/kv/{*key}", "PUT", 200, Duration::from_millis(1));
-        let text = m.render(&EngineMetrics::default());
+        let text = m.render(4, Some(&EngineMetrics::default()));
         assert!(text.contains(
             "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",status=\"200\"} 2"
         ));
@@ -310,5 +322,15 @@ mod tests {
         ));
         assert!(text.contains("tierkv_http_requests_in_flight 0"));
         assert!(text.contains("tierkv_wal_fsync_duration_seconds_count 0"));
+        assert!(text.contains("\ntierkv_shards 4\n"));
+    }
+
+    #[test]
+    fn a_backend_without_local_storage_exports_no_engine_figures() {
+        let text = HttpMetrics::default().render(8, None);
+        assert!(text.contains("\ntierkv_shards 8\n"));
+        assert!(text.contains("\ntierkv_up 1\n"));
+        assert!(!text.contains("tierkv_wal"), "{text}");
+        assert!(!text.contains("tierkv_memtable_bytes"), "{text}");
     }
 }

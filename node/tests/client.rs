@@ -360,6 +360,16 @@ async fn wait_ready(b: &ClusterBackend, want: impl Fn(&Result<(), String>) -> bo
     }
 }
 
+/// The value of the `tierkv_gateway_*` series `series` (name plus labels) that `b` renders
+/// for `/metrics`.
+fn metric(b: &ClusterBackend, series: &str) -> u64 {
+    let mut text = String::new();
+    b.render_metrics(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
 fn put(key: &'static [u8]) -> WriteBatch {
     WriteBatch::new().put(key, &b"v"[..])
 }
@@ -383,6 +393,10 @@ async fn write_follows_the_not_leader_hint_and_caches_it() {
     let (seq, prior) = b.write(shard, put(b"a")).await.expect("write");
     assert_eq!((seq, prior), (SeqNo(7), Vec::new()));
     assert_eq!(first.writes(), 1, "rank 0 is tried first");
+    assert_eq!(
+        metric(&b, "tierkv_gateway_retries_total{reason=\"redirect\"}"),
+        1
+    );
     assert_eq!(n2.writes(), 1);
     assert_eq!(
         n1.writes() + n3.writes(),
@@ -412,6 +426,12 @@ async fn write_follows_the_not_leader_hint_and_caches_it() {
     assert_eq!(n2.writes(), 2);
     assert_eq!(n1.writes() + n3.writes(), 1);
     assert_eq!(n2.gets(ReadConsistency::Strong), 1);
+    assert_eq!(
+        metric(&b, "tierkv_gateway_retries_total{reason=\"redirect\"}"),
+        1,
+        "nothing is redirected once the leader is known"
+    );
+    assert!(metric(&b, "tierkv_gateway_node_operations_total") >= 5);
 }
 
 #[tokio::test]
@@ -446,6 +466,7 @@ async fn write_delivered_without_answer_is_outcome_unknown_and_sent_once() {
         0,
         "a maybe-applied write is never retried"
     );
+    assert_eq!(metric(&b, "tierkv_gateway_outcome_unknown_total"), 1);
 }
 
 /// One leader node hosting every shard, and a ready client of it.
@@ -551,6 +572,7 @@ async fn read_after_a_dropped_connection_is_retried_on_another_replica() {
         n2.gets(ReadConsistency::Eventual) + n3.gets(ReadConsistency::Eventual),
         3
     );
+    assert!(metric(&b, "tierkv_gateway_retries_total{reason=\"read_failed\"}") >= 1);
 }
 
 #[tokio::test]
@@ -621,6 +643,9 @@ async fn no_leader_anywhere_fails_with_not_leader_after_leader_wait() {
         .get(shard, Bytes::from_static(b"a"), ReadConsistency::Strong)
         .await;
     assert!(matches!(r, Err(Error::NotLeader { .. })), "{r:?}");
+    assert_eq!(metric(&b, "tierkv_gateway_gave_up_total"), 2);
+    assert!(metric(&b, "tierkv_gateway_backoffs_total") >= 2);
+    assert!(metric(&b, "tierkv_gateway_retries_total{reason=\"not_leader\"}") >= 6);
 }
 
 #[tokio::test]
@@ -672,6 +697,12 @@ async fn not_hosted_from_a_newer_map_refreshes_the_map_and_retries() {
         b.map().member(NodeId(1)).map(|m| m.addr.clone()),
         Some(moved.addr.clone())
     );
+    assert_eq!(
+        metric(&b, "tierkv_gateway_retries_total{reason=\"not_hosted\"}"),
+        1
+    );
+    assert_eq!(metric(&b, "tierkv_gateway_map_changes_total"), 1);
+    assert_eq!(metric(&b, "tierkv_gateway_map_version"), 2);
 }
 
 #[tokio::test]
@@ -711,7 +742,12 @@ async fn status_poll_learns_the_leader_and_readiness() {
         "the hint from the status poll is tried first"
     );
     assert_eq!(b.shard_count(), SHARDS);
-    assert_eq!(b.engine_metrics().shards, u64::from(SHARDS));
+    assert!(
+        b.engine_metrics().is_none(),
+        "a gateway exports no engine figures of its own"
+    );
+    assert_eq!(metric(&b, "tierkv_gateway_members"), 3);
+    assert_eq!(metric(&b, "tierkv_gateway_members_answering"), 2);
 }
 
 #[tokio::test]

@@ -383,20 +383,27 @@ impl Cluster {
         self.signal(id, "-CONT");
     }
 
-    /// A gauge or counter from node `id`'s `/metrics` (None if it does not answer).
-    pub async fn metric(&self, id: u32, name: &str) -> Option<u64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.node_url(id)))
+    /// The `/metrics` text of the process at `base` (None if it does not answer).
+    pub async fn metrics_text(&self, base: &str) -> Option<String> {
+        self.http
+            .get(format!("{base}/metrics"))
             .timeout(Duration::from_secs(2))
             .send()
             .await
             .ok()?
             .text()
             .await
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .ok()
+    }
+
+    /// A gauge or counter from node `id`'s `/metrics` (None if it does not answer).
+    pub async fn metric(&self, id: u32, name: &str) -> Option<u64> {
+        series(&self.metrics_text(&self.node_url(id)).await?, name)
+    }
+
+    /// A gauge or counter (`name` with its labels, if any) from the gateway's `/metrics`.
+    pub async fn gateway_metric(&self, name: &str) -> Option<u64> {
+        series(&self.metrics_text(&self.url).await?, name)
     }
 
     /// `n` user keys starting with `prefix` that route to `shard`.
@@ -452,6 +459,12 @@ impl Cluster {
 }
 
 /// The version in a response's ETag (`"<n>"`).
+/// The value of series `name` in Prometheus text.
+fn series(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 pub fn etag(r: &reqwest::Response) -> Option<u64> {
     r.headers()
         .get("etag")?

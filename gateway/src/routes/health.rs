@@ -45,10 +45,12 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Health>,
     responses((status = 200, description = "Prometheus text format 0.0.4.", body = String,
         content_type = "text/plain; version=0.0.4")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
+    let backend = state.backend();
+    let mut text = state
         .inner
         .metrics
-        .render(&state.backend().engine_metrics());
+        .render(backend.shard_count(), backend.engine_metrics().as_ref());
+    backend.render_metrics(&mut text);
     let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -75,7 +75,7 @@ impl Backend for TestBackend {
     async fn ready(&self) -> Result<(), String> {
         self.inner.ready().await
     }
-    fn engine_metrics(&self) -> EngineMetrics {
+    fn engine_metrics(&self) -> Option<EngineMetrics> {
         self.inner.engine_metrics()
     }
 }

@@ -53,6 +53,7 @@
 mod refresh;
 mod route;
 mod rpc;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +79,7 @@ use tracing::warn;
 
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
+use self::stats::{ClientStats, Retry};
 use crate::proto::{Request, Response};
 use crate::shardmap::{ShardMap, ShardMapError};
 
@@ -218,6 +220,8 @@ struct Shared {
     rotation: AtomicUsize,
     /// The pipe (batching sender task) per member address. Never held across an await.
     pipes: parking_lot::RwLock<HashMap<String, rpc::PipeTx>>,
+    /// Counters for the gateway's `/metrics`.
+    stats: Arc<ClientStats>,
 }
 
 impl ClusterBackend {
@@ -254,6 +258,7 @@ impl ClusterBackend {
             health: parking_lot::Mutex::new(None),
             rotation: AtomicUsize::new(0),
             pipes: parking_lot::RwLock::new(HashMap::new()),
+            stats: Arc::new(ClientStats::default()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(run_background(Arc::clone(&shared), stop.clone()));
@@ -374,12 +379,18 @@ impl Backend for ClusterBackend {
         Ok(())
     }
 
-    /// Only the shard count: engine figures (WAL, memtables, segments, object store) are
-    /// exported by each node on its own `/metrics`.
-    fn engine_metrics(&self) -> EngineMetrics {
-        EngineMetrics {
-            shards: u64::from(self.shared.map().shards()),
-            ..EngineMetrics::default()
-        }
+    /// None: engine figures (WAL, memtables, segments, object store) are exported by each
+    /// node on its own `/metrics`.
+    fn engine_metrics(&self) -> Option<EngineMetrics> {
+        None
+    }
+
+    /// The routing figures of this client (`tierkv_gateway_*`).
+    fn render_metrics(&self, out: &mut String) {
+        let map = self.shared.map();
+        let answering = self.shared.health.lock().as_ref().map_or(0, HashSet::len);
+        self.shared
+            .stats
+            .render(out, map.version(), map.members().len(), answering);
     }
 }

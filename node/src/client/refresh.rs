@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tierkv_engine::replica::NodeId;
@@ -69,6 +70,7 @@ impl Shared {
             }
             Ok(Some(newer)) => {
                 debug!(version = newer.version(), "adopted a newer shard map");
+                self.stats.map_changes.fetch_add(1, Ordering::Relaxed);
                 self.map.store(Arc::new(newer));
             }
             Ok(None) => {}

@@ -12,8 +12,8 @@ use tierkv_engine::{Error, ErrorKind};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::Shared;
 use super::rpc::RpcFailure;
+use super::{Retry, Shared};
 use crate::proto::{self, RemoteError, Request, Response};
 use crate::shardmap::ShardMap;
 
@@ -139,6 +139,7 @@ impl Shared {
             }
             let now = Instant::now();
             if now >= deadline {
+                self.stats.gave_up.fetch_add(1, Ordering::Relaxed);
                 debug!(%shard, ?mode, last = ?last, "gave up looking for a replica");
                 return Err(match (mode, last) {
                     (Mode::EventualRead, Some((node, why))) => Error::Remote {
@@ -152,6 +153,7 @@ impl Shared {
                     },
                 });
             }
+            self.stats.backoffs.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(BACKOFF_MAX);
         }
@@ -191,11 +193,16 @@ impl Shared {
                             leader: Some(l), ..
                         } if mode != Mode::EventualRead => {
                             debug!(%shard, from = %target, leader = l, "redirected to the leader");
+                            self.stats.retry(Retry::Redirect);
                             self.set_hint(shard, NodeId(l));
                             redirect = Some(NodeId(l));
                         }
-                        RemoteError::NotLeader { .. } => self.forget_hint(shard, target),
+                        RemoteError::NotLeader { .. } => {
+                            self.stats.retry(Retry::NotLeader);
+                            self.forget_hint(shard, target);
+                        }
                         RemoteError::NotHosted { map_version, .. } => {
+                            self.stats.retry(Retry::NotHosted);
                             self.forget_hint(shard, target);
                             if map_version > map.version() {
                                 self.refresh_map(map.version()).await;
@@ -204,7 +211,9 @@ impl Shared {
                                 }
                             }
                         }
-                        e if mode != Mode::Write && read_may_retry(&e) => {}
+                        e if mode != Mode::Write && read_may_retry(&e) => {
+                            self.stats.retry(Retry::ReadFailed);
+                        }
                         e => return Pass::Done(Err(e.into_engine(target, map.version()))),
                     }
                 }
@@ -216,6 +225,7 @@ impl Shared {
                 }
                 Err(RpcFailure::NotSent(why)) => {
                     debug!(%shard, node = %target, %why, "could not reach a replica");
+                    self.stats.retry(Retry::Unreachable);
                     self.forget_hint(shard, target);
                     *last = Some((target, why));
                 }
@@ -234,10 +244,12 @@ impl Shared {
                 }
                 Err(RpcFailure::MaybeDelivered(why)) => {
                     if mode == Mode::Write {
+                        self.stats.outcome_unknown.fetch_add(1, Ordering::Relaxed);
                         warn!(%shard, node = %target, %why, "write may have been delivered; outcome unknown");
                         return Pass::Done(Err(Error::OutcomeUnknown { shard }));
                     }
                     debug!(%shard, node = %target, %why, "read failed; trying another replica");
+                    self.stats.retry(Retry::ReadFailed);
                     self.forget_hint(shard, target);
                     *last = Some((target, why));
                 }

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Shared;
+use super::{ClientStats, Shared};
 use crate::proto::Response;
 use crate::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
 
@@ -77,6 +77,7 @@ impl Shared {
             http: self.http.clone(),
             auth: self.auth.clone(),
             url,
+            stats: Arc::clone(&self.stats),
         };
         tokio::spawn(pipe.run(rx));
         pipes.insert(addr.to_owned(), tx.clone());
@@ -103,6 +104,7 @@ struct Pipe {
     http: reqwest::Client,
     auth: HeaderValue,
     url: reqwest::Url,
+    stats: Arc<ClientStats>,
 }
 
 impl Pipe {
@@ -138,6 +140,8 @@ impl Pipe {
     /// Sends one batch and answers each of its calls.
     async fn post(self: Arc<Self>, calls: Vec<Call>) {
         let bodies: Vec<Bytes> = calls.iter().map(|c| c.body.clone()).collect();
+        ClientStats::add(&self.stats.requests, 1);
+        ClientStats::add(&self.stats.operations, bodies.len() as u64);
         let mut waiting: Vec<_> = calls.into_iter().map(|c| Some(c.reply)).collect();
         let failure = match self.exchange(encode_requests(&bodies), &mut waiting).await {
             Ok(()) => {
