@@ -25,6 +25,11 @@ use crate::types::{Entry, Epoch, SeqNo, UnixMillis};
 /// Entries handed out per call when iterating (bounded memory per scan step).
 const ITER_CHUNK: usize = 256;
 
+/// A key prepared for lookups in several memtables (its head computed and its bytes copied
+/// once): [`Memtable::probe`], then [`Memtable::get_probe`] on each.
+#[derive(Debug, Clone)]
+pub struct Probe(MemKey);
+
 /// A skip-list key: the key's first 16 bytes as a big-endian integer (zero-padded), then the
 /// key itself. Ordered as the key's bytes are: when the heads differ they decide (a zero pad
 /// sorts where the shorter key does), when they are equal the whole keys do. Most comparisons
@@ -156,8 +161,19 @@ impl Memtable {
     /// The newest entry of `key` (tombstones and expired entries included).
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
-        let key = MemKey::new(Bytes::copy_from_slice(key));
-        self.map.get(&key).map(|e| Entry::clone(&e.value().load()))
+        self.get_probe(&Self::probe(key))
+    }
+
+    /// `key` prepared for [`Memtable::get_probe`].
+    #[must_use]
+    pub fn probe(key: &[u8]) -> Probe {
+        Probe(MemKey::new(Bytes::copy_from_slice(key)))
+    }
+
+    /// The newest entry of the probe's key (tombstones and expired entries included).
+    #[must_use]
+    pub fn get_probe(&self, probe: &Probe) -> Option<Entry> {
+        self.map.get(&probe.0).map(|e| Entry::clone(&e.value().load()))
     }
 
     /// Up to `ITER_CHUNK` entries with keys strictly after `after` (from the start when None),

@@ -42,9 +42,10 @@ impl View {
 
     /// Newest entry of `key` in the memtables.
     pub(crate) fn mem_get(&self, key: &[u8]) -> Option<Entry> {
+        let probe = Memtable::probe(key);
         self.active
-            .get(key)
-            .or_else(|| self.frozen.iter().find_map(|m| m.get(key)))
+            .get_probe(&probe)
+            .or_else(|| self.frozen.iter().find_map(|m| m.get_probe(&probe)))
     }
 
     /// Newest entry of `key` in the segments: L0 newest first, then the one L1 segment whose
