@@ -38,6 +38,12 @@ pub struct StoreOptions {
     /// `file:///path`, a plain path, `s3://bucket/prefix` or `memory://`.
     /// Default: `file://./data/objects` (resolved against the working directory).
     pub url: String,
+    /// `file://` only: fsync every object written, and its directory, before the write
+    /// returns, so that a finished PUT survives a power loss as it would on S3. Flushes
+    /// release WAL files once their segment and manifest are written: without this a machine
+    /// crash (not a process crash) could lose acknowledged writes, and an epoch claim could
+    /// vanish. Turn off only for data you can lose. Default: true.
+    pub file_sync: bool,
     /// Settings used when `url` is `s3://`.
     pub s3: S3Options,
 }
@@ -46,6 +52,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             url: "./data/objects".to_owned(),
+            file_sync: true,
             s3: S3Options::default(),
         }
     }
@@ -169,13 +176,16 @@ impl ObjStore {
             });
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io("create object store dir", path, e))?;
-        let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| Error::Config {
-            field: "store.url",
-            reason: format!("cannot use {path:?} as object store root: {e}"),
-        })?;
+        let fs = LocalFileSystem::new_with_prefix(path)
+            .map_err(|e| Error::Config {
+                field: "store.url",
+                reason: format!("cannot use {path:?} as object store root: {e}"),
+            })?
+            .with_fsync(opts.file_sync);
         let abs = std::fs::canonicalize(path)
             .map_or_else(|_| path.to_owned(), |p| p.display().to_string());
-        Ok(Self::new(Arc::new(fs), format!("file://{abs}")))
+        let sync = if opts.file_sync { "" } else { " (no fsync)" };
+        Ok(Self::new(Arc::new(fs), format!("file://{abs}{sync}")))
     }
 
     fn open_s3(rest: &str, s3: &S3Options) -> Result<Self> {

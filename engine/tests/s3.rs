@@ -42,6 +42,7 @@ fn s3_store(prefix: &str) -> Option<ObjStore> {
             max_retries: 1,
             ..S3Options::default()
         },
+        ..StoreOptions::default()
     })
     .expect("s3 store");
     Some(store)
