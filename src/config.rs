@@ -319,7 +319,11 @@ mod tests {
         };
         assert!(cfg.store_options().file_sync);
         let store = tierkv_engine::store::ObjStore::open(&cfg.store_options()).expect("open");
-        assert!(!store.description().contains("no fsync"), "{}", store.description());
+        assert!(
+            !store.description().contains("no fsync"),
+            "{}",
+            store.description()
+        );
 
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[store]\nfile_sync = false\n").expect("write");
@@ -327,7 +331,11 @@ mod tests {
         cfg.data_dir = dir.path().to_owned();
         assert!(!cfg.store_options().file_sync);
         let store = tierkv_engine::store::ObjStore::open(&cfg.store_options()).expect("open");
-        assert!(store.description().ends_with("(no fsync)"), "{}", store.description());
+        assert!(
+            store.description().ends_with("(no fsync)"),
+            "{}",
+            store.description()
+        );
     }
 
     #[test]

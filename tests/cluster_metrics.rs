@@ -25,7 +25,11 @@ async fn nodes_count_client_operations_batches_and_replicated_records() {
     let appends_before = sum("tierkv_wal_appends_total").await;
     let gw = |name: &'static str| {
         let c = &c;
-        async move { c.gateway_metric(name).await.expect("gateway answers /metrics") }
+        async move {
+            c.gateway_metric(name)
+                .await
+                .expect("gateway answers /metrics")
+        }
     };
     let gw_ops_before = gw("tierkv_gateway_node_operations_total").await;
 

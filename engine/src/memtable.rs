@@ -173,7 +173,9 @@ impl Memtable {
     /// The newest entry of the probe's key (tombstones and expired entries included).
     #[must_use]
     pub fn get_probe(&self, probe: &Probe) -> Option<Entry> {
-        self.map.get(&probe.0).map(|e| Entry::clone(&e.value().load()))
+        self.map
+            .get(&probe.0)
+            .map(|e| Entry::clone(&e.value().load()))
     }
 
     /// Up to `ITER_CHUNK` entries with keys strictly after `after` (from the start when None),
