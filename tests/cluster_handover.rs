@@ -38,39 +38,75 @@ async fn wait_leaders(
     }
 }
 
-/// Writers on keys `{prefix}{w}-{i}`, each written once, until `stop`; acknowledged writes
-/// go to `acked`, failed ones are counted.
-fn writers(
-    c: &Cluster,
-    prefix: &str,
-    acked: &Arc<Mutex<BTreeMap<String, String>>>,
-    failed: &Arc<AtomicUsize>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..4)
-        .map(|w| {
-            let (http, url, prefix) = (c.http.clone(), c.url.clone(), prefix.to_owned());
-            let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
-            tokio::spawn(async move {
-                for i in 0..20_000u32 {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
+/// Four writers on keys `{prefix}{w}-{i}`, each written once, until stopped; acknowledged
+/// writes are kept, failed ones counted.
+struct Writers {
+    acked: Arc<Mutex<BTreeMap<String, String>>>,
+    failed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(c: &Cluster, prefix: &str) -> Self {
+        let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+        let failed = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..4)
+            .map(|w| {
+                let (http, url, prefix) = (c.http.clone(), c.url.clone(), prefix.to_owned());
+                let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
+                tokio::spawn(async move {
+                    for i in 0..20_000u32 {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let (key, value) = (format!("{prefix}{w}-{i}"), format!("v{w}-{i}"));
+                        let r = http
+                            .put(format!("{url}/v1/kv/{key}"))
+                            .body(value.clone())
+                            .send()
+                            .await;
+                        if r.is_ok_and(|r| r.status().is_success()) {
+                            acked.lock().await.insert(key, value);
+                        } else {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
-                    let (key, value) = (format!("{prefix}{w}-{i}"), format!("v{w}-{i}"));
-                    let r = http
-                        .put(format!("{url}/v1/kv/{key}"))
-                        .body(value.clone())
-                        .send()
-                        .await;
-                    if r.is_ok_and(|r| r.status().is_success()) {
-                        acked.lock().await.insert(key, value);
-                    } else {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
+                })
             })
-        })
-        .collect()
+            .collect();
+        Self {
+            acked,
+            failed,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Polls until `n` more writes than now are acknowledged; panics with `what` after 20 s.
+    async fn wait_for_more(&self, n: usize, what: &str) {
+        let want = self.acked.lock().await.len() + n;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.acked.lock().await.len() < want {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the writers and reads every acknowledged write back through the gateway;
+    /// returns how many were verified and how many writes failed.
+    async fn stop_and_verify(self, c: &Cluster) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.expect("writer");
+        }
+        let acked = self.acked.lock().await;
+        for (k, v) in acked.iter() {
+            assert_eq!(c.get(k).await, Ok((200, v.clone())), "key {k}");
+        }
+        (acked.len(), self.failed.load(Ordering::SeqCst))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -110,16 +146,8 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
     .await;
 
     // Writers on every shard, each key written once.
-    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let failed = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = writers(&c, "w", &acked, &failed, &stop);
-    let count = || async { acked.lock().await.len() };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count().await < 200 {
-        assert!(Instant::now() < deadline, "writes did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let writers = Writers::start(&c, "w");
+    writers.wait_for_more(200, "writes did not start").await;
 
     c.kill(NODE);
     let failed_over = wait_leaders(
@@ -167,27 +195,11 @@ async fn a_restarted_node_gets_its_shards_back_without_losing_writes() {
         );
     }
     // Writes go on under the returned leaders.
-    let before = count().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count().await < before + 200 {
-        assert!(
-            Instant::now() < deadline,
-            "writes did not continue after the handover"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.expect("writer");
-    }
-    let acked = acked.lock().await;
-    for (k, v) in acked.iter() {
-        assert_eq!(c.get(k).await, Ok((200, v.clone())), "key {k}");
-    }
-    println!(
-        "shards {home:?} went back to node {NODE}; {} acknowledged writes verified",
-        acked.len()
-    );
+    writers
+        .wait_for_more(200, "writes did not continue after the handover")
+        .await;
+    let (verified, _) = writers.stop_and_verify(&c).await;
+    println!("shards {home:?} went back to node {NODE}; {verified} acknowledged writes verified");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -202,15 +214,8 @@ async fn a_node_stopped_with_sigterm_hands_its_shards_over_before_it_exits() {
         l.len() == shards && l.values().any(|(n, _)| *n == NODE)
     })
     .await;
-    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let failed = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = writers(&c, "t", &acked, &failed, &stop);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.lock().await.len() < 200 {
-        assert!(Instant::now() < deadline, "writes did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let writers = Writers::start(&c, "t");
+    writers.wait_for_more(200, "writes did not start").await;
     let status = c.terminate(NODE).await;
     assert!(status.success(), "node {NODE} exited with {status}");
     // The moment it is gone: a serving leader for every shard, none of them on NODE.
@@ -232,24 +237,10 @@ async fn a_node_stopped_with_sigterm_hands_its_shards_over_before_it_exits() {
         );
     }
     // Writes go on, the node comes back, and everything acknowledged is there.
-    let before = acked.lock().await.len();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.lock().await.len() < before + 200 {
-        assert!(Instant::now() < deadline, "writes did not continue");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    writers.wait_for_more(200, "writes did not continue").await;
     c.restart(NODE);
-    stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.expect("writer");
-    }
-    let acked = acked.lock().await;
-    for (k, v) in acked.iter() {
-        assert_eq!(c.get(k).await, Ok((200, v.clone())), "key {k}");
-    }
+    let (verified, failed) = writers.stop_and_verify(&c).await;
     println!(
-        "node {NODE} handed over shards {moved:?} before exiting; {} acknowledged writes verified, {} failed",
-        acked.len(),
-        failed.load(Ordering::SeqCst)
+        "node {NODE} handed over shards {moved:?} before exiting; {verified} acknowledged writes verified, {failed} failed"
     );
 }

@@ -524,16 +524,7 @@ fn ack(last_seq: u64, sent_at: Millis) -> Msg {
 fn a_leader_of_another_rank_hands_over_to_the_first_rank_once_it_is_steady_and_caught_up() {
     // n2 leads epoch 2 (with n3's help); n1 ranks first.
     let (mut r, t) = leader_on(2, 3);
-    let after = default_handover_after();
-    let mut now = t;
-    r.handle(now, msg_from(1, ack(2, now)));
-    // n1 acks every heartbeat; nothing happens before `handover_after`.
-    while now < t.plus(after).minus(Millis(250)) {
-        now = now.plus(Millis(250));
-        let outs = r.handle(now, Input::Tick);
-        assert!(!handover(&outs));
-        r.handle(now, msg_from(1, ack(2, now)));
-    }
+    let mut now = n1_acks_steadily(&mut r, t);
     // A write that n1 has not acked yet when the handover starts.
     let outs = r.handle(
         now,
@@ -617,6 +608,20 @@ fn handover(outs: &[Output]) -> bool {
 
 fn default_handover_after() -> Millis {
     cfg(1).handover_after.expect("on by default")
+}
+
+/// n1 (first-ranked) acks the leader `r` at `t` and then every heartbeat until just before
+/// `handover_after` has passed; no handover may start meanwhile. Returns the last heartbeat's
+/// time.
+fn n1_acks_steadily(r: &mut Replica, t: Millis) -> Millis {
+    let mut now = t;
+    r.handle(now, msg_from(1, ack(2, now)));
+    while now < t.plus(default_handover_after()).minus(Millis(250)) {
+        now = now.plus(Millis(250));
+        assert!(!handover(&r.handle(now, Input::Tick)), "at {now:?}");
+        r.handle(now, msg_from(1, ack(2, now)));
+    }
+    now
 }
 
 #[test]
@@ -803,13 +808,7 @@ fn a_handover_within_the_restart_guard_is_taken_when_the_guard_ends() {
 fn a_lost_connection_restarts_the_count_of_steady_acks() {
     let (mut r, t) = leader_on(2, 3);
     let after = default_handover_after();
-    let mut now = t;
-    r.handle(now, msg_from(1, ack(2, now)));
-    while now < t.plus(after).minus(Millis(250)) {
-        now = now.plus(Millis(250));
-        assert!(!handover(&r.handle(now, Input::Tick)));
-        r.handle(now, msg_from(1, ack(2, now)));
-    }
+    let mut now = n1_acks_steadily(&mut r, t);
     // n1 restarts quickly: its acks go on within two heartbeats, but the connection broke.
     r.handle(now, Input::PeerLost { node: NodeId(1) });
     let lost_at = now;
