@@ -17,13 +17,15 @@
 //! - [`frame`]: length-prefixed frames, several envelopes in one HTTP/2 body.
 //! - [`transport`]: batched, best-effort replication messages to peers over HTTP/2.
 //! - [`server`]: the node's HTTP endpoints (replication, client operations, health, status,
-//!   metrics).
+//!   metrics); `prom`: the Prometheus text helpers its `/metrics` and the gateway client's
+//!   figures share.
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod driver;
 pub mod frame;
 pub mod node;
+mod prom;
 pub mod proto;
 pub mod server;
 pub mod settings;

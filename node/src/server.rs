@@ -403,8 +403,11 @@ async fn metrics(State(node): State<Node>) -> Response {
     let rpc = node.rpc_stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let mut out = String::new();
-    out.push_str("# HELP tierkv_node_replicas Hosted shard replicas by role.\n");
-    out.push_str("# TYPE tierkv_node_replicas gauge\n");
+    crate::prom::family(
+        &mut out,
+        "tierkv_node_replicas",
+        "Hosted shard replicas by role.",
+    );
     for (i, role) in ["follower", "candidate", "recovering", "leader"]
         .iter()
         .enumerate()
@@ -482,15 +485,7 @@ async fn metrics(State(node): State<Node>) -> Response {
         ),
     ];
     for (name, help, v) in counters {
-        let kind = if name.ends_with("_total") {
-            "counter"
-        } else {
-            "gauge"
-        };
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
+        crate::prom::sample(&mut out, name, help, v);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

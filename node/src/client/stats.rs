@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::prom;
+
 /// Why an operation was sent to another replica than the one it tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Retry {
@@ -81,74 +83,60 @@ impl ClientStats {
         answering: usize,
     ) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        let plain: [(&str, &str, &str, u64); 9] = [
+        let plain: [(&str, &str, u64); 9] = [
             (
                 "tierkv_gateway_node_requests_total",
-                "counter",
                 "RPC requests sent to nodes (each carries a batch of operations).",
                 load(&self.requests),
             ),
             (
                 "tierkv_gateway_node_operations_total",
-                "counter",
                 "Operations sent to nodes (operations per request is the batching factor; retries count again).",
                 load(&self.operations),
             ),
             (
                 "tierkv_gateway_backoffs_total",
-                "counter",
                 "Passes over a shard's replicas that found none to serve (no leader yet), each followed by a backoff.",
                 load(&self.backoffs),
             ),
             (
                 "tierkv_gateway_gave_up_total",
-                "counter",
                 "Operations that failed after leader_wait without finding a replica to serve them.",
                 load(&self.gave_up),
             ),
             (
                 "tierkv_gateway_outcome_unknown_total",
-                "counter",
                 "Writes answered 'outcome unknown' because their request may have reached a node that did not answer.",
                 load(&self.outcome_unknown),
             ),
             (
                 "tierkv_gateway_map_changes_total",
-                "counter",
                 "Newer shard maps adopted.",
                 load(&self.map_changes),
             ),
             (
                 "tierkv_gateway_map_version",
-                "gauge",
                 "Version of the shard map in use.",
                 map_version,
             ),
             (
                 "tierkv_gateway_members",
-                "gauge",
                 "Members in the shard map.",
                 members as u64,
             ),
             (
                 "tierkv_gateway_members_answering",
-                "gauge",
                 "Members that answered the last status poll.",
                 answering as u64,
             ),
         ];
-        for (name, kind, help, v) in plain {
-            family(out, name, kind, help);
-            let _ = writeln!(out, "{name} {v}");
+        for (name, help, v) in plain {
+            prom::sample(out, name, help, v);
         }
         let name = "tierkv_gateway_retries_total";
-        family(
+        prom::family(
             out,
             name,
-            "counter",
             "Operations sent to another replica, by why the one tried did not serve them.",
         );
         for why in Retry::ALL {
