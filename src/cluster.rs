@@ -32,10 +32,7 @@ where
     F: Future<Output = anyhow::Result<()>>,
 {
     let _telemetry = crate::telemetry::init(&cfg.telemetry)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tierkv")
-        .build()?;
+    let rt = cfg.runtime()?;
     rt.block_on(f(cfg))
 }
 

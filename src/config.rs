@@ -6,6 +6,7 @@
 //! data_dir = "./data"
 //! shards = 64
 //! shutdown_flush_timeout = "30s"
+//! worker_threads = 0                 # async worker threads; 0: one per CPU core
 //!
 //! [store]
 //! url = "s3://my-bucket/tierkv"      # default: file://<data_dir>/objects
@@ -72,6 +73,11 @@ pub(crate) struct Config {
     /// the WAL and is replayed at the next start). Default: 30s.
     #[serde(with = "humantime_serde")]
     pub(crate) shutdown_flush_timeout: Duration,
+    /// Worker threads of the process's async runtime; 0 means one per CPU core (or
+    /// `TOKIO_WORKER_THREADS` when that is set). Processes that share a machine's cores (a
+    /// gateway and nodes on one host) do better with their share each: fewer threads mean
+    /// fewer cross-thread wake-ups per request. Default: 0.
+    pub(crate) worker_threads: usize,
     /// Object storage.
     pub(crate) store: StoreSection,
     /// Write-ahead log.
@@ -95,6 +101,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             shards: 64,
             shutdown_flush_timeout: Duration::from_secs(30),
+            worker_threads: 0,
             store: StoreSection::default(),
             wal: WalSettings::default(),
             engine: EngineOptions::default(),
@@ -150,11 +157,12 @@ impl Default for CacheSection {
 /// Top-level fields: environment variables `TIERKV_<FIELD>[__<NESTED>...]` are read only for
 /// these, so other tools' `TIERKV_*` variables (test harness settings, `TIERKV_CONFIG`) are
 /// not mistaken for configuration. Inside a section, unknown names are errors.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "listen",
     "data_dir",
     "shards",
     "shutdown_flush_timeout",
+    "worker_threads",
     "store",
     "wal",
     "engine",
@@ -163,6 +171,9 @@ const SECTIONS: [&str; 11] = [
     "telemetry",
     "cluster",
 ];
+
+/// Most worker threads a runtime may be configured with.
+const MAX_WORKER_THREADS: usize = 1024;
 
 /// Values given on the command line; they override every other layer.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -173,6 +184,8 @@ pub(crate) struct Overrides {
     pub(crate) data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) shards: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) worker_threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) store: Option<StoreUrl>,
     #[serde(skip_serializing_if = "ClusterOverrides::is_empty")]
@@ -222,9 +235,24 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        anyhow::ensure!(
+            cfg.worker_threads <= MAX_WORKER_THREADS,
+            "invalid configuration: worker_threads = {} (at most {MAX_WORKER_THREADS}; 0 for one per CPU core)",
+            cfg.worker_threads
+        );
         cfg.engine.validate()?;
         cfg.cluster.validate()?;
         Ok(cfg)
+    }
+
+    /// The process's multi-threaded async runtime, with `worker_threads` workers.
+    pub(crate) fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.enable_all().thread_name("tierkv");
+        if self.worker_threads > 0 {
+            b.worker_threads(self.worker_threads);
+        }
+        b.build()
     }
 
     /// The configuration as pretty JSON for printing, with secrets replaced by
@@ -306,6 +334,32 @@ mod tests {
         assert_eq!(cfg.engine.memtable_bytes, 1 << 20);
         assert_eq!(cfg.listen.port(), 9999);
         assert!(cfg.store_options().url.ends_with("data/objects"));
+    }
+
+    /// `worker_threads` sizes the runtime (file, then flag), 0 leaves it to the CPU count,
+    /// and an absurd count is refused before any thread starts.
+    #[test]
+    fn worker_threads_size_the_runtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "worker_threads = 1\n").expect("write");
+        let cfg = Config::load(Some(&file), &Overrides::default()).expect("load");
+        assert_eq!(cfg.runtime().expect("runtime").metrics().num_workers(), 1);
+
+        let flag = Overrides {
+            worker_threads: Some(3),
+            ..Overrides::default()
+        };
+        let cfg = Config::load(Some(&file), &flag).expect("load");
+        assert_eq!(cfg.runtime().expect("runtime").metrics().num_workers(), 3);
+
+        let cfg = Config::load(None, &Overrides::default()).expect("load");
+        assert_eq!(cfg.worker_threads, 0);
+        assert!(cfg.runtime().expect("runtime").metrics().num_workers() >= 1);
+
+        std::fs::write(&file, "worker_threads = 100000\n").expect("write");
+        let e = Config::load(Some(&file), &Overrides::default()).expect_err("too many");
+        assert!(e.to_string().contains("worker_threads"), "{e}");
     }
 
     /// The embedded object store is durable by default (a flush releases WAL files once its

@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Number of shards (fixed when the object store is first used).
     #[arg(long)]
     shards: Option<u32>,
+    /// Async worker threads (0: one per CPU core).
+    #[arg(long)]
+    worker_threads: Option<usize>,
     /// Object store URL: file:///path, s3://bucket/prefix or memory://.
     #[arg(long)]
     store_url: Option<String>,
@@ -85,6 +88,7 @@ impl ServeArgs {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             shards: self.shards,
+            worker_threads: self.worker_threads,
             store: self.store_url.clone().map(|url| StoreUrl { url }),
             cluster: ClusterOverrides {
                 node_id: self.node_id,

@@ -17,10 +17,7 @@ use crate::config::Config;
 /// Runs the server on a new runtime until a shutdown signal.
 pub(crate) fn main(cfg: Config) -> anyhow::Result<()> {
     let _telemetry = crate::telemetry::init(&cfg.telemetry)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tierkv")
-        .build()?;
+    let rt = cfg.runtime()?;
     rt.block_on(run(cfg, shutdown_signal()))
 }
 
