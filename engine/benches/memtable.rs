@@ -61,6 +61,19 @@ fn benches(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         );
     });
+    // Keys this memtable has not seen: these link a skip-list node and add an index entry.
+    let mut fresh = KEYS;
+    g.bench_function("insert_new", |b| {
+        b.iter_batched(
+            || {
+                seq += 1;
+                fresh += 1;
+                entry(fresh, seq)
+            },
+            |e| m.insert(e),
+            criterion::BatchSize::SmallInput,
+        );
+    });
     g.finish();
 }
 
