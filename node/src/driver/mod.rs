@@ -173,6 +173,7 @@ struct Driver {
     /// entry (its seq) is committed: answered earlier, a failed CAS could be followed by a
     /// read of the value it claimed was gone (the pending write may commit later, or never).
     held_failures: Vec<(SeqNo, Reply, Error)>,
+    /// The flusher's published manifest position (the loop watches a clone of it).
     published: watch::Receiver<(SeqNo, Epoch)>,
     poisoned: bool,
     leading: bool,
@@ -183,6 +184,19 @@ struct Driver {
     peer_breaks: Vec<(NodeId, u64)>,
 }
 
+/// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
+/// long at most).
+const CMDS_PER_TURN: usize = 64;
+
+/// The next change of the published manifest position, with the receiver to read it from.
+/// Made once per change and kept across the loop's turns: a fresh `changed()` per turn would
+/// register and unregister a waiter under the channel's lock every time.
+async fn next_publish(
+    mut rx: watch::Receiver<(SeqNo, Epoch)>,
+) -> Option<watch::Receiver<(SeqNo, Epoch)>> {
+    rx.changed().await.ok().map(|()| rx)
+}
+
 impl Driver {
     async fn run(&mut self) {
         let mut tick = tokio::time::interval(self.settings.tick);
@@ -191,6 +205,8 @@ impl Driver {
         // unregisters a waiter under the token's lock every time).
         let stopped = self.cancel.clone().cancelled_owned();
         tokio::pin!(stopped);
+        let mut publish = Box::pin(next_publish(self.published.clone()));
+        let mut publishing = true;
         loop {
             tokio::select! {
                 biased;
@@ -202,19 +218,27 @@ impl Driver {
                     }
                 }
                 Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
-                Ok(()) = self.published.changed() => {
-                    let (flushed_seq, flushed_epoch) = *self.published.borrow_and_update();
-                    if self.shard.applied() >= flushed_seq {
-                        self.step(Input::ManifestLoaded { flushed_seq, flushed_epoch });
-                    } else {
-                        // A publish that lost to (and adopted) a manifest beyond what this
-                        // replica applied: the log may only drop records the view holds,
-                        // so install first; the load answers the replica afterwards.
-                        self.load_manifest(true);
+                rx = &mut publish, if publishing => match rx {
+                    Some(mut rx) => {
+                        let at = *rx.borrow_and_update();
+                        publish.set(next_publish(rx));
+                        self.on_published(at);
                     }
-                }
+                    // The shard is gone (the node is stopping).
+                    None => publishing = false,
+                },
                 cmd = self.rx.recv() => match cmd {
-                    Some(c) => self.on_cmd(c),
+                    Some(c) => {
+                        self.on_cmd(c);
+                        // Whatever else arrived meanwhile, in this turn: messages of one
+                        // replication chunk come together.
+                        for _ in 1..CMDS_PER_TURN {
+                            match self.rx.try_recv() {
+                                Ok(c) => self.on_cmd(c),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -226,6 +250,21 @@ impl Driver {
         }
         // A leader keeps its flag so the node's shutdown can flush what it committed.
         self.fail_waiters();
+    }
+
+    /// The shard's flusher published a manifest up to `flushed_seq`.
+    fn on_published(&mut self, (flushed_seq, flushed_epoch): (SeqNo, Epoch)) {
+        if self.shard.applied() >= flushed_seq {
+            self.step(Input::ManifestLoaded {
+                flushed_seq,
+                flushed_epoch,
+            });
+        } else {
+            // A publish that lost to (and adopted) a manifest beyond what this replica
+            // applied: the log may only drop records the view holds, so install first; the
+            // load answers the replica afterwards.
+            self.load_manifest(true);
+        }
     }
 
     /// Runs one input through the replica and executes its outputs.
