@@ -498,7 +498,11 @@ mod tests {
         m.insert(put("k", 1, "first value"));
         let held = m.approx_bytes();
         let written = m.written_bytes();
-        assert_eq!(held, written + SLOT_OVERHEAD, "the entry and its key's structures");
+        assert_eq!(
+            held,
+            written + SLOT_OVERHEAD,
+            "the entry and its key's structures"
+        );
         for seq in 2..=10 {
             m.insert(put("k", seq, "first value"));
         }

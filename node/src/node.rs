@@ -39,7 +39,7 @@ use tierkv_engine::wal::{Wal, WalOptions, WalStats};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle};
+use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
 use crate::settings::ClusterSettings;
 use crate::shardmap::{self, ShardMap};
 use crate::transport::Transport;
@@ -311,31 +311,40 @@ impl Node {
     }
 
     /// Hands every shard this node leads to another replica (design note 0006) and makes
-    /// its replicas start no takeover, then waits until it leads nothing or `within` has
-    /// passed (a shard not handed over by then fails over after the lease, as if the node
-    /// had died). The first step of a graceful stop: clients see a pause of milliseconds
-    /// per shard instead of a lease. Returns how many shards it still leads.
+    /// its replicas start no takeover, then waits until every one of them has a successor
+    /// that serves, or `within` has passed (a shard not handed over by then fails over after
+    /// the lease, as if the node had died). The first step of a graceful stop: clients see a
+    /// pause of milliseconds per shard instead of a lease, and the node leaves only once its
+    /// successors no longer need it (a rolling restart may stop the next node at once).
+    /// Returns how many shards it led that have no serving successor yet.
     pub async fn hand_over_leadership(&self, within: Duration) -> usize {
         let started = tokio::time::Instant::now();
-        let leading = |h: &ShardHandle| {
-            matches!(
-                h.status().role,
-                Role::Leader | Role::Recovering | Role::Candidate
-            )
-        };
-        let before = self.shards().filter(|h| leading(h)).count();
-        futures::future::join_all(self.shards().map(ShardHandle::drain)).await;
-        let mut left = before;
+        let led: Vec<&ShardHandle> = self.shards().filter(|h| leading(&h.status())).collect();
+        futures::future::join_all(led.iter().map(|h| h.drain())).await;
+        // Per shard, the end of its log when it stopped leading. The successor commits a
+        // barrier past it in its new epoch before it serves; once the commit point this
+        // replica hears is past that end, the successor serves.
+        let mut ends: HashMap<ShardId, SeqNo> = HashMap::new();
+        let mut left = led.len();
         while started.elapsed() < within {
-            left = self.shards().filter(|h| leading(h)).count();
+            left = led
+                .iter()
+                .filter(|h| {
+                    let st = h.status();
+                    if leading(&st) {
+                        return true;
+                    }
+                    st.commit_seq <= *ends.entry(h.id).or_insert(st.last_seq)
+                })
+                .count();
             if left == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tracing::info!(
-            led = before,
-            still_leading = left,
+            led = led.len(),
+            without_successor = left,
             took_ms = started.elapsed().as_millis() as u64,
             "handed leadership over before stopping"
         );
@@ -384,6 +393,11 @@ impl Node {
             Err(_) => tracing::warn!("WAL close task panicked"),
         }
     }
+}
+
+/// Whether a replica leads its shard or is on the way to (a drained node waits for none).
+fn leading(st: &StatusSnapshot) -> bool {
+    matches!(st.role, Role::Leader | Role::Recovering | Role::Candidate)
 }
 
 /// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
