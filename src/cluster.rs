@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use tierkv_cache::{BlockCacheOptions, FoyerBlockCache};
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::{Clock, SystemClock};
+use tierkv_engine::dirlock::DirLock;
 use tierkv_engine::store::ObjStore;
 use tierkv_gateway::AppState;
 use tierkv_node::client::ClusterBackend;
@@ -59,6 +60,8 @@ fn warn_dev_secret(c: &ClusterSettings) {
     }
 }
 
+/// The data directory, created if needed. Callers lock it ([`DirLock`]) before they open
+/// anything in it, and hold the lock until they return.
 fn data_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -134,6 +137,7 @@ pub(crate) async fn run_node(
 ) -> anyhow::Result<()> {
     warn_dev_secret(&cfg.cluster);
     let dir = data_dir(&cfg)?;
+    let _lock = DirLock::acquire(&dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&cfg, &clock).await?;
     let listener = bind(cfg.listen).await?;
@@ -199,6 +203,7 @@ pub(crate) async fn run_dev(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let dir = data_dir(&cfg)?;
+    let _lock = DirLock::acquire(&dir)?;
     let single = dir.join("wal");
     if std::fs::read_dir(&single).is_ok_and(|mut d| d.next().is_some()) {
         tracing::warn!(

@@ -8,6 +8,7 @@ use tierkv_cache::FoyerBlockCache;
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::db::{Db, DbComponents};
+use tierkv_engine::dirlock::DirLock;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::ShardId;
 use tierkv_gateway::{AppState, LocalBackend};
@@ -29,6 +30,8 @@ pub(crate) async fn run(
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", cfg.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    // Held until this function returns: nothing else may open this directory meanwhile.
+    let _lock = DirLock::acquire(&data_dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
     tierkv_engine::meta::ensure_shard_count(&store, cfg.shards, clock.now_millis()).await?;

@@ -326,3 +326,61 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_configured() {
         "no span batch reached the collector"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path());
+    let c = client();
+    let r = c
+        .put(format!("{}/v1/kv/mine", server.url))
+        .body("first")
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success());
+    let maps = dir.path().join("objects/cluster/shardmap");
+    let mut maps_before = walkdir(&maps);
+    maps_before.sort();
+    assert!(
+        !maps_before.is_empty(),
+        "no shard map under {}",
+        maps.display()
+    );
+    let mut second = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "8",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn second tierkv");
+    let status = cluster::exit_within(&mut second, Duration::from_secs(30))
+        .await
+        .expect("the second process did not exit");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success(), "second process exited with {status}");
+    let holder = format!("pid {}", server.child.id());
+    assert!(
+        stderr.contains("in use by another process") && stderr.contains(&holder),
+        "stderr does not name the lock and its holder ({holder}): {stderr}"
+    );
+    // No shard map with the second process's addresses was published, and the first
+    // process serves as before.
+    let mut maps_after = walkdir(&maps);
+    maps_after.sort();
+    assert_eq!(maps_after, maps_before);
+    assert_eq!(
+        get(&c, &server.url, "mine").await,
+        (200, "first".to_owned())
+    );
+}

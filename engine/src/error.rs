@@ -93,6 +93,17 @@ pub enum Error {
         /// The failed operation.
         op: &'static str,
     },
+    /// Another process (or another handle in this one) holds a data or WAL directory
+    /// ([`crate::dirlock`]).
+    #[error(
+        "directory {dir} is in use by another process ({holder}); a node's data directory belongs to one process at a time"
+    )]
+    DirLocked {
+        /// The directory.
+        dir: PathBuf,
+        /// Who holds it, as its lock file says (`pid <n>`).
+        holder: String,
+    },
     /// A newer writer holds the shard.
     #[error("shard {shard}: fenced at epoch {ours}, current epoch is {current}")]
     Fenced {
@@ -222,7 +233,10 @@ impl Error {
             Self::Fenced { .. } => ErrorKind::Fenced,
             Self::Closed => ErrorKind::Closed,
             Self::Corrupt { .. } | Self::UnsupportedVersion { .. } => ErrorKind::Data,
-            Self::Io { .. } | Self::Config { .. } | Self::Invariant { .. } => ErrorKind::Internal,
+            Self::Io { .. }
+            | Self::DirLocked { .. }
+            | Self::Config { .. }
+            | Self::Invariant { .. } => ErrorKind::Internal,
         }
     }
 

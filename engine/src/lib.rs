@@ -28,6 +28,7 @@ pub mod block_cache;
 pub mod clock;
 pub mod codec;
 pub mod db;
+pub mod dirlock;
 pub mod error;
 pub mod manifest;
 pub mod memtable;

@@ -342,7 +342,9 @@ impl ApiError {
             },
             E::Closed => Self::ShuttingDown,
             E::Corrupt { .. } | E::UnsupportedVersion { .. } => Self::DataCorruption { cause },
-            E::Io { .. } | E::Config { .. } | E::Invariant { .. } => Self::Internal { cause },
+            E::Io { .. } | E::DirLocked { .. } | E::Config { .. } | E::Invariant { .. } => {
+                Self::Internal { cause }
+            }
         }
     }
 }

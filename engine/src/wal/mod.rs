@@ -41,6 +41,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
 use crate::metrics::{Counter, Histogram, HistogramSnapshot};
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
@@ -194,27 +195,32 @@ pub struct Wal {
 struct Inner {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The directory lock, released at close.
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Err(e) = close(&self.shared, &self.thread) {
+        if let Err(e) = close(self) {
             tracing::warn!(error = %e, "wal: close on drop failed");
         }
     }
 }
 
-/// Stops the writer after it has written and synced what is queued.
-fn close(shared: &Shared, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<()> {
+/// Stops the writer after it has written and synced what is queued, then releases the
+/// directory lock (the next process, or the next open in this one, may take the directory).
+fn close(inner: &Inner) -> Result<()> {
+    let shared = &inner.shared;
     shared.queue.lock().closing = true;
     shared.wake.notify_one();
-    let mut handle = thread.lock();
+    let mut handle = inner.thread.lock();
     if let Some(h) = handle.take() {
         h.join().map_err(|_| Error::Invariant {
             what: "wal writer thread panicked",
         })?;
     }
     drop(handle);
+    inner.lock.lock().take();
     match shared.queue.lock().poisoned {
         Some(op) => Err(Error::WalPoisoned { op }),
         None => Ok(()),
@@ -222,8 +228,9 @@ fn close(shared: &Shared, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<()> 
 }
 
 impl Wal {
-    /// Opens the WAL (creating the directory if needed), replays every file, cuts off a torn
-    /// tail, and starts the writer thread on a new file. Blocking I/O.
+    /// Opens the WAL (creating the directory if needed), locks the directory against other
+    /// processes (`Err(DirLocked)` while another holds it), replays every file, cuts off a
+    /// torn tail, and starts the writer thread on a new file. Blocking I/O.
     pub fn open(opts: WalOptions) -> Result<(Self, WalRecovery)> {
         if opts.segment_bytes == 0 {
             return Err(Error::Config {
@@ -233,6 +240,7 @@ impl Wal {
         }
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| Error::io("create wal directory", &opts.dir, e))?;
+        let lock = DirLock::acquire(&opts.dir)?;
         let replay = recovery::replay_dir(&opts.dir)?;
         let next = replay.last_no.checked_add(1).ok_or(Error::Invariant {
             what: "wal file number overflow",
@@ -287,6 +295,7 @@ impl Wal {
             inner: Arc::new(Inner {
                 shared,
                 thread: Mutex::new(Some(handle)),
+                lock: Mutex::new(Some(lock)),
             }),
         };
         Ok((wal, recovery))
@@ -381,6 +390,6 @@ impl Wal {
     /// stopped). Later appends get `Err(Closed)`. Idempotent; also done when the last handle
     /// is dropped. Returns `Err(WalPoisoned)` if the WAL is poisoned.
     pub fn close(&self) -> Result<()> {
-        close(&self.inner.shared, &self.inner.thread)
+        close(&self.inner)
     }
 }

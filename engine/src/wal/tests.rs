@@ -363,3 +363,35 @@ fn print_group_commit_rate() {
         }
     });
 }
+
+#[test]
+fn a_second_open_of_the_directory_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(opts(dir.path())).unwrap();
+    let d = wal.append(&rec(1, 1, 1)).unwrap();
+    futures::executor::block_on(d.wait()).unwrap();
+    let err = Wal::open(opts(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, Error::DirLocked { dir: d, .. } if d == dir.path()),
+        "expected DirLocked, got {err}"
+    );
+    // A handle that outlives close (a lingering task's) holds nothing: the next open takes
+    // the directory, and dropping the old handle later does not release the new lock.
+    let lingering = wal.clone();
+    wal.close().unwrap();
+    let (again, recovery) = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(
+        recovery.records.len(),
+        1,
+        "the refused open changed nothing"
+    );
+    drop(lingering);
+    assert!(matches!(
+        Wal::open(opts(dir.path())),
+        Err(Error::DirLocked { .. })
+    ));
+    // Dropping the last handle releases it too.
+    drop(again);
+    let (_third, recovery) = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(recovery.records.len(), 1);
+}

@@ -112,6 +112,7 @@ impl RemoteError {
             | Error::Corrupt { .. }
             | Error::UnsupportedVersion { .. }
             | Error::WalPoisoned { .. }
+            | Error::DirLocked { .. }
             | Error::Fenced { .. }
             | Error::Config { .. }
             | Error::Remote { .. }
