@@ -384,3 +384,58 @@ async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() 
         (200, "first".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_on_another_nodes_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    let status = sigterm_and_wait(&mut server).await;
+    assert!(status.success(), "exit status {status}");
+    let node1 = dir.path().join("node-1");
+    assert_eq!(
+        std::fs::read_to_string(node1.join("NODE_ID")).expect("NODE_ID of node 1"),
+        "node 1\n"
+    );
+    let maps = dir.path().join("objects/cluster/shardmap");
+    let mut maps_before = walkdir(&maps);
+    maps_before.sort();
+    let mut wrong = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args([
+            "node",
+            "--node-id",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "8",
+        ])
+        .arg("--data-dir")
+        .arg(&node1)
+        .arg("--store-url")
+        .arg(format!("file://{}", dir.path().join("objects").display()))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tierkv node");
+    let status = cluster::exit_within(&mut wrong, Duration::from_secs(30))
+        .await
+        .expect("the node did not exit");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(wrong.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        !status.success(),
+        "node 2 on node 1's directory exited with {status}"
+    );
+    assert!(
+        stderr.contains("belongs to node 1, not node 2"),
+        "stderr does not say whose directory it is: {stderr}"
+    );
+    // Node 2's address was not published, and node 1's directory still starts as node 1.
+    let mut maps_after = walkdir(&maps);
+    maps_after.sort();
+    assert_eq!(maps_after, maps_before);
+    let server = start(dir.path());
+    assert_eq!(get(&client(), &server.url, "nothing-here").await.0, 404);
+}

@@ -9,6 +9,7 @@
 //! - [`client`]: [`client::ClusterBackend`], the gateway's [`tierkv_gateway::Backend`] over
 //!   node RPC (routing by shard map and leader hints, retries, map refresh).
 //! - [`settings`]: the `[cluster]` configuration section.
+//! - [`identity`]: which node a data directory belongs to (`NODE_ID`).
 //! - [`node`]: a storage node's lifecycle: shard map, WAL recovery, one driver per hosted
 //!   shard, shutdown.
 //! - [`driver`]: the task that runs one shard's replica state machine
@@ -24,6 +25,7 @@
 pub mod client;
 pub mod driver;
 pub mod frame;
+pub mod identity;
 pub mod node;
 mod prom;
 pub mod proto;

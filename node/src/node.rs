@@ -2,7 +2,8 @@
 //!
 //! # Lifecycle
 //!
-//! *Open* ([`Node::open`]): read the shard map (publishing version 1 from
+//! *Open* ([`Node::open`]): check that the data directory is this node's
+//! ([`crate::identity`]), read the shard map (publishing version 1 from
 //! `initial_members` if there is none yet, and a new version if this node's address
 //! changed), open the node's WAL and replay it once (records, promises, truncations), then for
 //! each hosted shard: load its latest manifest, open the shard's storage at it, rebuild the
@@ -72,6 +73,9 @@ pub enum NodeError {
         /// The map's version.
         version: u64,
     },
+    /// The data directory belongs to another node, or its identity file is unusable.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// The map's shard count differs from the cluster's.
     #[error("shard map has {map} shards but the cluster has {cluster}")]
     ShardCount {
@@ -149,6 +153,14 @@ impl Node {
     pub async fn open(opts: NodeOptions, c: NodeComponents) -> Result<Self, NodeError> {
         opts.cluster.validate()?;
         let me = NodeId(opts.cluster.node_id);
+        // Before the shard map and the WAL: a directory of another node must not publish
+        // this node's address nor lend it that node's promises.
+        let dir = opts.data_dir.clone();
+        tokio::task::spawn_blocking(move || crate::identity::claim(&dir, me))
+            .await
+            .map_err(|_| tierkv_engine::Error::Invariant {
+                what: "identity check task panicked",
+            })??;
         let map = join_map(&opts, &c.store, me).await?;
         if map.shards() != opts.shards {
             return Err(NodeError::ShardCount {
