@@ -327,6 +327,36 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_configured() {
     );
 }
 
+/// The shard map versions in the `file://` object store under `data`, sorted.
+fn shard_maps(data: &Path) -> Vec<String> {
+    let mut maps = walkdir(&data.join("objects/cluster/shardmap"));
+    maps.sort();
+    maps
+}
+
+/// Runs `tierkv` with `args` (its stderr captured), expects it to exit with an error within
+/// 30 s, and returns its stderr.
+async fn refused_start(args: &[&std::ffi::OsStr]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tierkv");
+    let status = cluster::exit_within(&mut child, Duration::from_secs(30))
+        .await
+        .expect("tierkv did not exit");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        !status.success(),
+        "tierkv {args:?} exited with {status}: {stderr}"
+    );
+    stderr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -339,36 +369,16 @@ async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() 
         .await
         .expect("put");
     assert!(r.status().is_success());
-    let maps = dir.path().join("objects/cluster/shardmap");
-    let mut maps_before = walkdir(&maps);
-    maps_before.sort();
-    assert!(
-        !maps_before.is_empty(),
-        "no shard map under {}",
-        maps.display()
-    );
-    let mut second = Command::new(env!("CARGO_BIN_EXE_tierkv"))
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "8",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn second tierkv");
-    let status = cluster::exit_within(&mut second, Duration::from_secs(30))
-        .await
-        .expect("the second process did not exit");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(second.stderr.as_mut().expect("stderr"), &mut stderr)
-        .expect("read stderr");
-    assert!(!status.success(), "second process exited with {status}");
+    let maps_before = shard_maps(dir.path());
+    assert!(!maps_before.is_empty(), "no shard map in {:?}", dir.path());
+    let stderr = refused_start(&[
+        "dev".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+    ])
+    .await;
     let holder = format!("pid {}", server.child.id());
     assert!(
         stderr.contains("in use by another process") && stderr.contains(&holder),
@@ -376,9 +386,7 @@ async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() 
     );
     // No shard map with the second process's addresses was published, and the first
     // process serves as before.
-    let mut maps_after = walkdir(&maps);
-    maps_after.sort();
-    assert_eq!(maps_after, maps_before);
+    assert_eq!(shard_maps(dir.path()), maps_before);
     assert_eq!(
         get(&c, &server.url, "mine").await,
         (200, "first".to_owned())
@@ -396,46 +404,28 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
         std::fs::read_to_string(node1.join("NODE_ID")).expect("NODE_ID of node 1"),
         "node 1\n"
     );
-    let maps = dir.path().join("objects/cluster/shardmap");
-    let mut maps_before = walkdir(&maps);
-    maps_before.sort();
-    let mut wrong = Command::new(env!("CARGO_BIN_EXE_tierkv"))
-        .args([
-            "node",
-            "--node-id",
-            "2",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "8",
-        ])
-        .arg("--data-dir")
-        .arg(&node1)
-        .arg("--store-url")
-        .arg(format!("file://{}", dir.path().join("objects").display()))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tierkv node");
-    let status = cluster::exit_within(&mut wrong, Duration::from_secs(30))
-        .await
-        .expect("the node did not exit");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(wrong.stderr.as_mut().expect("stderr"), &mut stderr)
-        .expect("read stderr");
-    assert!(
-        !status.success(),
-        "node 2 on node 1's directory exited with {status}"
-    );
+    let maps_before = shard_maps(dir.path());
+    let store = format!("file://{}", dir.path().join("objects").display());
+    let stderr = refused_start(&[
+        "node".as_ref(),
+        "--node-id".as_ref(),
+        "2".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--shards".as_ref(),
+        "8".as_ref(),
+        "--data-dir".as_ref(),
+        node1.as_os_str(),
+        "--store-url".as_ref(),
+        store.as_ref(),
+    ])
+    .await;
     assert!(
         stderr.contains("belongs to node 1, not node 2"),
         "stderr does not say whose directory it is: {stderr}"
     );
     // Node 2's address was not published, and node 1's directory still starts as node 1.
-    let mut maps_after = walkdir(&maps);
-    maps_after.sort();
-    assert_eq!(maps_after, maps_before);
+    assert_eq!(shard_maps(dir.path()), maps_before);
     let server = start(dir.path());
     assert_eq!(get(&client(), &server.url, "nothing-here").await.0, 404);
 }
