@@ -429,3 +429,38 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
     let server = start(dir.path());
     assert_eq!(get(&client(), &server.url, "nothing-here").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_empty_disk_rejoins_only_when_told_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    let c = client();
+    let r = c
+        .put(format!("{}/v1/kv/kept", server.url))
+        .body("v")
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success());
+    let status = sigterm_and_wait(&mut server).await;
+    assert!(status.success(), "exit status {status}");
+    // Node 1's disk is lost.
+    std::fs::remove_dir_all(dir.path().join("node-1")).expect("remove node-1");
+    let stderr = refused_start(&[
+        "dev".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--shards".as_ref(),
+        "8".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+    ])
+    .await;
+    assert!(
+        stderr.contains("node 1 has run before") && stderr.contains("rejoin_empty"),
+        "stderr does not explain the refusal: {stderr}"
+    );
+    assert!(!dir.path().join("node-1/NODE_ID").exists());
+    let server = start_with(dir.path(), &[("TIERKV_CLUSTER__REJOIN_EMPTY", "true")]);
+    assert_eq!(get(&c, &server.url, "kept").await, (200, "v".to_owned()));
+}

@@ -154,13 +154,9 @@ impl Node {
         opts.cluster.validate()?;
         let me = NodeId(opts.cluster.node_id);
         // Before the shard map and the WAL: a directory of another node must not publish
-        // this node's address nor lend it that node's promises.
-        let dir = opts.data_dir.clone();
-        tokio::task::spawn_blocking(move || crate::identity::claim(&dir, me))
-            .await
-            .map_err(|_| tierkv_engine::Error::Invariant {
-                what: "identity check task panicked",
-            })??;
+        // this node's address nor lend it that node's promises, and a replaced disk must not
+        // answer as the lost one (`identity`).
+        crate::identity::claim(&opts.data_dir, me, &c.store, opts.cluster.rejoin_empty).await?;
         let map = join_map(&opts, &c.store, me).await?;
         if map.shards() != opts.shards {
             return Err(NodeError::ShardCount {
