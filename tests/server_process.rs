@@ -29,18 +29,21 @@ fn start(data: &Path) -> Server {
     start_with(data, &[])
 }
 
+/// `tierkv dev` on a free port with 8 shards and its data in `data`.
+fn dev_args(data: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = ["dev", "--listen", "127.0.0.1:0", "--shards", "8"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push("--data-dir".into());
+    args.push(data.into());
+    args
+}
+
 fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
         .envs(env.iter().copied())
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "8",
-            "--data-dir",
-        ])
-        .arg(data)
+        .args(dev_args(data))
         .env("TIERKV_ENGINE__MEMTABLE_BYTES", "65536")
         .env("TIERKV_CACHE__DISK_BYTES", "0")
         .env("RUST_LOG", "warn")
@@ -50,6 +53,17 @@ fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
         .expect("spawn tierkv");
     let url = cluster::url_of(&mut child);
     Server { child, url }
+}
+
+/// PUTs `body` at `key` and expects success.
+async fn put_ok(c: &reqwest::Client, url: &str, key: &str, body: &'static str) {
+    let r = c
+        .put(format!("{url}/v1/kv/{key}"))
+        .body(body)
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "PUT {key}: {}", r.status());
 }
 
 fn client() -> reqwest::Client {
@@ -336,7 +350,7 @@ fn shard_maps(data: &Path) -> Vec<String> {
 
 /// Runs `tierkv` with `args` (its stderr captured), expects it to exit with an error within
 /// 30 s, and returns its stderr.
-async fn refused_start(args: &[&std::ffi::OsStr]) -> String {
+async fn refused_start(args: &[std::ffi::OsString]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
         .args(args)
         .env("RUST_LOG", "error")
@@ -362,23 +376,10 @@ async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() 
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path());
     let c = client();
-    let r = c
-        .put(format!("{}/v1/kv/mine", server.url))
-        .body("first")
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success());
+    put_ok(&c, &server.url, "mine", "first").await;
     let maps_before = shard_maps(dir.path());
     assert!(!maps_before.is_empty(), "no shard map in {:?}", dir.path());
-    let stderr = refused_start(&[
-        "dev".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data-dir".as_ref(),
-        dir.path().as_os_str(),
-    ])
-    .await;
+    let stderr = refused_start(&dev_args(dir.path())).await;
     let holder = format!("pid {}", server.child.id());
     assert!(
         stderr.contains("in use by another process") && stderr.contains(&holder),
@@ -406,7 +407,8 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
     );
     let maps_before = shard_maps(dir.path());
     let store = format!("file://{}", dir.path().join("objects").display());
-    let stderr = refused_start(&[
+    let store = std::ffi::OsString::from(store);
+    let node_args: Vec<std::ffi::OsString> = [
         "node".as_ref(),
         "--node-id".as_ref(),
         "2".as_ref(),
@@ -417,9 +419,12 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
         "--data-dir".as_ref(),
         node1.as_os_str(),
         "--store-url".as_ref(),
-        store.as_ref(),
-    ])
-    .await;
+        store.as_os_str(),
+    ]
+    .iter()
+    .map(|a: &&std::ffi::OsStr| a.to_os_string())
+    .collect();
+    let stderr = refused_start(&node_args).await;
     assert!(
         stderr.contains("belongs to node 1, not node 2"),
         "stderr does not say whose directory it is: {stderr}"
@@ -435,27 +440,12 @@ async fn a_replaced_empty_disk_rejoins_only_when_told_to() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path());
     let c = client();
-    let r = c
-        .put(format!("{}/v1/kv/kept", server.url))
-        .body("v")
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success());
+    put_ok(&c, &server.url, "kept", "v").await;
     let status = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit status {status}");
     // Node 1's disk is lost.
     std::fs::remove_dir_all(dir.path().join("node-1")).expect("remove node-1");
-    let stderr = refused_start(&[
-        "dev".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--shards".as_ref(),
-        "8".as_ref(),
-        "--data-dir".as_ref(),
-        dir.path().as_os_str(),
-    ])
-    .await;
+    let stderr = refused_start(&dev_args(dir.path())).await;
     assert!(
         stderr.contains("node 1 has run before") && stderr.contains("rejoin_empty"),
         "stderr does not explain the refusal: {stderr}"
