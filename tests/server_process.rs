@@ -29,13 +29,21 @@ fn start(data: &Path) -> Server {
     start_with(data, &[])
 }
 
+/// `words` as process arguments.
+fn os_args(words: &[&str]) -> Vec<std::ffi::OsString> {
+    words.iter().map(Into::into).collect()
+}
+
 /// `tierkv dev` on a free port with 8 shards and its data in `data`.
 fn dev_args(data: &Path) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = ["dev", "--listen", "127.0.0.1:0", "--shards", "8"]
-        .iter()
-        .map(Into::into)
-        .collect();
-    args.push("--data-dir".into());
+    let mut args = os_args(&[
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--shards",
+        "8",
+        "--data-dir",
+    ]);
     args.push(data.into());
     args
 }
@@ -407,23 +415,19 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
     );
     let maps_before = shard_maps(dir.path());
     let store = format!("file://{}", dir.path().join("objects").display());
-    let store = std::ffi::OsString::from(store);
-    let node_args: Vec<std::ffi::OsString> = [
-        "node".as_ref(),
-        "--node-id".as_ref(),
-        "2".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--shards".as_ref(),
-        "8".as_ref(),
-        "--data-dir".as_ref(),
-        node1.as_os_str(),
-        "--store-url".as_ref(),
-        store.as_os_str(),
-    ]
-    .iter()
-    .map(|a: &&std::ffi::OsStr| a.to_os_string())
-    .collect();
+    let mut node_args = os_args(&[
+        "node",
+        "--node-id",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+        "--shards",
+        "8",
+        "--store-url",
+        &store,
+        "--data-dir",
+    ]);
+    node_args.push(node1.clone().into());
     let stderr = refused_start(&node_args).await;
     assert!(
         stderr.contains("belongs to node 1, not node 2"),

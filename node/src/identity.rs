@@ -86,7 +86,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IdentityE
 
 /// What a data directory says about its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
+enum Found {
     /// It records this node's id.
     This,
     /// It records no node yet (a first start, or a replaced disk).
@@ -94,7 +94,7 @@ pub enum Found {
 }
 
 /// Checks that `dir` (created if missing) belongs to node `me`. Blocking I/O.
-pub fn inspect(dir: &Path, me: NodeId) -> Result<Found, IdentityError> {
+fn inspect(dir: &Path, me: NodeId) -> Result<Found, IdentityError> {
     fs::create_dir_all(dir).map_err(io("create data directory", dir))?;
     let path = dir.join(ID_FILE);
     match fs::read(&path) {
