@@ -34,6 +34,8 @@ where
 {
     let _telemetry = crate::telemetry::init(&cfg.telemetry)?;
     let rt = cfg.runtime()?;
+    // `f` registers the signal handlers at once (`shutdown_signal`): inside the runtime.
+    let _in_runtime = rt.enter();
     rt.block_on(f(cfg))
 }
 

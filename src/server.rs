@@ -19,6 +19,7 @@ use crate::config::Config;
 pub(crate) fn main(cfg: Config) -> anyhow::Result<()> {
     let _telemetry = crate::telemetry::init(&cfg.telemetry)?;
     let rt = cfg.runtime()?;
+    let _in_runtime = rt.enter();
     rt.block_on(run(cfg, shutdown_signal()))
 }
 
@@ -84,28 +85,37 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). Both are registered when this is called, not when
+/// the future is first polled: a signal that arrives while the server is still starting (it
+/// has announced its address, but its graceful shutdown has not begun waiting) then still
+/// starts a graceful shutdown instead of killing the process with the default action. Call
+/// it inside the runtime.
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for {name}");
+            None
         }
     };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+    let term = listen(SignalKind::terminate(), "SIGTERM");
+    let int = listen(SignalKind::interrupt(), "Ctrl-C");
+    async move {
+        tokio::select! {
+            () = next_signal(term) => {}
+            () = next_signal(int) => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
+}
+
+/// The next delivery of `s`; never, without a listener.
+async fn next_signal(s: Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
