@@ -200,7 +200,11 @@ impl Cluster {
                 format!("{}ms", 2 * self.opts.lease.as_millis()),
             )
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("RUST_LOG", "warn")
+            // TIERKV_TEST_LOG sets the nodes' RUST_LOG when a test needs their logs.
+            .env(
+                "RUST_LOG",
+                std::env::var("TIERKV_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .env(
                 "TIERKV_CLUSTER__LEASE_DURATION",
                 format!("{}ms", self.opts.lease.as_millis()),
@@ -374,8 +378,20 @@ impl Cluster {
     }
 
     /// SIGSTOP node `id` (a process that is alive but silent: a partition from its side).
+    /// Returns once every thread of the process has stopped: `kill` only queues the
+    /// signal, and a busy machine can let the process run on for milliseconds (answering
+    /// messages a test assumes it cannot see).
     pub fn pause(&self, id: u32) {
         self.signal(id, "-STOP");
+        let pid = self.node(id).child.as_ref().expect("running").id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} (pid {pid}) did not stop within 10 s of SIGSTOP"
+            );
+            std::thread::yield_now();
+        }
     }
 
     /// SIGCONT node `id`.
@@ -458,13 +474,28 @@ impl Cluster {
     }
 }
 
-/// The version in a response's ETag (`"<n>"`).
+/// Whether every thread of process `pid` is in the stopped state (`T` in
+/// `/proc/<pid>/task/<tid>/stat`, the field after the parenthesised command name).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                == Some('T')
+        })
+    })
+}
+
 /// The value of series `name` in Prometheus text.
 fn series(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The version in a response's ETag (`"<n>"`).
 pub fn etag(r: &reqwest::Response) -> Option<u64> {
     r.headers()
         .get("etag")?
