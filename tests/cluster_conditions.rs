@@ -72,7 +72,11 @@ async fn a_failed_cas_waits_for_the_uncommitted_write_it_saw() {
     };
     let mut cas = Box::pin(async { (c.rpc(leader, &cas).await, Instant::now()) });
     let early = tokio::time::timeout(Duration::from_millis(500), &mut cas).await;
-    let diag = if early.is_ok() { format!("{:?}", c.status(leader).await) } else { String::new() };
+    let diag = if early.is_ok() {
+        format!("{:?}", c.status(leader).await)
+    } else {
+        String::new()
+    };
     assert!(
         early.is_err(),
         "the CAS was answered while the write it saw was uncommitted: {early:?} \

@@ -440,21 +440,20 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replaced_empty_disk_rejoins_only_when_told_to() {
+async fn a_replaced_empty_disk_rejoins_with_floors_and_serves_the_old_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path());
     let c = client();
     put_ok(&c, &server.url, "kept", "v").await;
     let status = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit status {status}");
-    // Node 1's disk is lost.
+    // Node 1's disk is lost: it starts again without help, its replicas rejoining from the
+    // floors it wrote before recording its identity.
     std::fs::remove_dir_all(dir.path().join("node-1")).expect("remove node-1");
-    let stderr = refused_start(&dev_args(dir.path())).await;
-    assert!(
-        stderr.contains("node 1 has run before") && stderr.contains("rejoin_empty"),
-        "stderr does not explain the refusal: {stderr}"
-    );
-    assert!(!dir.path().join("node-1/NODE_ID").exists());
-    let server = start_with(dir.path(), &[("TIERKV_CLUSTER__REJOIN_EMPTY", "true")]);
+    let server = start(dir.path());
+    let floors = std::fs::read_to_string(dir.path().join("node-1/REJOIN")).expect("REJOIN");
+    assert!(floors.starts_with("tierkv rejoin 1\n"), "{floors:?}");
+    assert!(floors.lines().count() > 1, "no shard floors: {floors:?}");
     assert_eq!(get(&c, &server.url, "kept").await, (200, "v".to_owned()));
+    put_ok(&c, &server.url, "new", "w").await;
 }

@@ -12,12 +12,11 @@
 //! An empty directory is either a node's first disk or a replacement for a lost one; only
 //! the cluster can tell. Every node registers its id in object storage
 //! (`cluster/nodes/<id>`, create-only) when it starts; a start on an empty directory that
-//! finds its id already registered is refused unless `cluster.rejoin_empty` is set, since
-//! an empty replica answering as the old one can cost acknowledged writes (design note 0002,
-//! "Non-goals", says when it is safe).
+//! finds its id already registered is a replaced disk. Its replicas then rejoin: before the
+//! identity is recorded, the floors of [`crate::rejoin`] are written, so that no replica
+//! answers as the lost one (design note 0002, "Rejoining after disk loss").
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tierkv_engine::replica::NodeId;
@@ -41,17 +40,8 @@ pub enum IdentityError {
         /// The node id this process was started with.
         configured: u32,
     },
-    /// The directory is empty but this node id has run before: a replaced disk.
-    #[error(
-        "node {node} has run before, and its data directory {dir} is empty (a replaced disk?): the replica's promises and log are gone, and rejoining at once can lose acknowledged writes; once the other replicas are ready (design note 0002, \"Non-goals\"), start it once with cluster.rejoin_empty = true (TIERKV_CLUSTER__REJOIN_EMPTY=true)"
-    )]
-    ReplacedDisk {
-        /// The node id.
-        node: u32,
-        /// The empty data directory.
-        dir: PathBuf,
-    },
-    /// The registration in object storage could not be read or written.
+    /// The registration in object storage, or the epochs a rejoining node starts from,
+    /// could not be read or written.
     #[error("registering node {node} in object storage: {source}")]
     Register {
         /// The node id.
@@ -79,7 +69,7 @@ pub enum IdentityError {
     },
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError {
+pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError {
     let path = path.to_path_buf();
     move |source| IdentityError::Io { op, path, source }
 }
@@ -129,13 +119,14 @@ fn registration_key(me: NodeId) -> String {
 }
 
 /// Makes sure `dir` is node `me`'s and may be used: checks the identity file, registers the
-/// id in object storage, refuses an empty directory of an id that was registered before
-/// (unless `rejoin_empty`), and records the identity of an empty one.
+/// id in object storage, and records the identity of an empty directory; for an empty
+/// directory of an id that was registered before (a replaced disk), first writes the
+/// rejoin floors of the cluster's `shards` shards ([`crate::rejoin`]).
 pub async fn claim(
     dir: &Path,
     me: NodeId,
     store: &ObjStore,
-    rejoin_empty: bool,
+    shards: u32,
 ) -> Result<(), IdentityError> {
     let d = dir.to_path_buf();
     let found = off_thread(move || inspect(&d, me)).await?;
@@ -148,13 +139,14 @@ pub async fn claim(
         return Ok(());
     }
     if registered == CreateOutcome::AlreadyExists {
-        if !rejoin_empty {
-            return Err(IdentityError::ReplacedDisk {
-                node: me.0,
-                dir: dir.to_path_buf(),
-            });
-        }
-        tracing::warn!(node = me.0, dir = %dir.display(), "rejoining on an empty data directory (cluster.rejoin_empty)");
+        // Before the identity: a crash in between must not leave a directory that looks
+        // like this node's own without its floors.
+        let floors = crate::rejoin::floors(store, shards)
+            .await
+            .map_err(|source| IdentityError::Register { node: me.0, source })?;
+        tracing::warn!(node = me.0, dir = %dir.display(), shards = floors.len(), "node has run before and its data directory is empty (a replaced disk): its replicas rejoin, promising nothing until they catch up with a newer epoch");
+        let d = dir.to_path_buf();
+        off_thread(move || crate::rejoin::write(&d, &floors)).await?;
     }
     let d = dir.to_path_buf();
     off_thread(move || record(&d, me)).await
@@ -175,16 +167,7 @@ async fn off_thread<T: Send + 'static>(
 
 /// Writes the identity file durably: temporary file, fsync, rename, fsync of the directory.
 fn record(dir: &Path, me: NodeId) -> Result<(), IdentityError> {
-    let path = dir.join(ID_FILE);
-    let tmp = dir.join(format!("{ID_FILE}.tmp"));
-    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(format!("node {}\n", me.0).as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))?;
+    crate::rejoin::write_durably(dir, ID_FILE, format!("node {}\n", me.0).as_bytes())?;
     tracing::info!(dir = %dir.display(), node = me.0, "data directory recorded as this node's");
     Ok(())
 }
@@ -200,10 +183,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjStore::in_memory();
         let data = dir.path().join("node-data");
-        claim(&data, NodeId(3), &store, false).await.unwrap();
+        claim(&data, NodeId(3), &store, 4).await.unwrap();
         assert_eq!(fs::read_to_string(data.join(ID_FILE)).unwrap(), "node 3\n");
-        claim(&data, NodeId(3), &store, false).await.unwrap();
-        match claim(&data, NodeId(4), &store, false).await {
+        claim(&data, NodeId(3), &store, 4).await.unwrap();
+        match claim(&data, NodeId(4), &store, 4).await {
             Err(IdentityError::OtherNode {
                 recorded: 3,
                 configured: 4,
@@ -217,26 +200,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_empty_directory_of_a_registered_node_needs_rejoin_empty() {
+    async fn an_empty_directory_of_a_registered_node_gets_rejoin_floors() {
+        use std::collections::BTreeMap;
+        use tierkv_engine::manifest::ManifestStore;
+        use tierkv_engine::types::{Epoch, ShardId};
+
         let dir = tempfile::tempdir().unwrap();
         let store = ObjStore::in_memory();
-        claim(&dir.path().join("first"), NodeId(2), &store, false)
-            .await
-            .unwrap();
-        // Node 2's disk is replaced: refused, and nothing is recorded on the new one.
+        let first = dir.path().join("first");
+        claim(&first, NodeId(2), &store, 4).await.unwrap();
+        assert!(crate::rejoin::read(&first).unwrap().is_empty());
+        let m = ManifestStore::new(store.clone(), ShardId(3));
+        assert!(m.try_claim_epoch(Epoch(5)).await.unwrap().1);
+        // Node 2's disk is replaced: the new directory gets the floors, then the identity.
         let second = dir.path().join("second");
-        match claim(&second, NodeId(2), &store, false).await {
-            Err(IdentityError::ReplacedDisk { node: 2, dir: d }) => assert_eq!(d, second),
-            other => panic!("expected ReplacedDisk, got {other:?}"),
-        }
-        assert!(!second.join(ID_FILE).exists());
-        // Another node's first disk is not affected.
-        claim(&dir.path().join("third"), NodeId(3), &store, false)
-            .await
-            .unwrap();
-        // With the override it starts, and from then on the directory is node 2's.
-        claim(&second, NodeId(2), &store, true).await.unwrap();
-        claim(&second, NodeId(2), &store, false).await.unwrap();
+        claim(&second, NodeId(2), &store, 4).await.unwrap();
+        let floors = BTreeMap::from([(ShardId(3), Epoch(5))]);
+        assert_eq!(crate::rejoin::read(&second).unwrap(), floors);
+        assert_eq!(
+            fs::read_to_string(second.join(ID_FILE)).unwrap(),
+            "node 2\n"
+        );
+        // Later starts keep them (newer claims do not move them); another node's first disk
+        // gets none.
+        assert!(m.try_claim_epoch(Epoch(6)).await.unwrap().1);
+        claim(&second, NodeId(2), &store, 4).await.unwrap();
+        assert_eq!(crate::rejoin::read(&second).unwrap(), floors);
+        let third = dir.path().join("third");
+        claim(&third, NodeId(3), &store, 4).await.unwrap();
+        assert!(crate::rejoin::read(&third).unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -244,16 +236,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjStore::in_memory();
         fs::write(dir.path().join(ID_FILE), "nodes 3\n").unwrap();
-        let err = claim(dir.path(), NodeId(3), &store, true)
-            .await
-            .unwrap_err();
+        let err = claim(dir.path(), NodeId(3), &store, 4).await.unwrap_err();
         assert!(
             matches!(&err, IdentityError::Unreadable { found, .. } if found == "nodes 3\n"),
             "{err}"
         );
         fs::write(dir.path().join(ID_FILE), "node x").unwrap();
         assert!(matches!(
-            claim(dir.path(), NodeId(3), &store, true).await,
+            claim(dir.path(), NodeId(3), &store, 4).await,
             Err(IdentityError::Unreadable { .. })
         ));
     }

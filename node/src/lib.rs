@@ -10,6 +10,7 @@
 //!   node RPC (routing by shard map and leader hints, retries, map refresh).
 //! - [`settings`]: the `[cluster]` configuration section.
 //! - [`identity`]: which node a data directory belongs to (`NODE_ID`).
+//! - [`rejoin`]: the floors a node rejoining after disk loss starts from (`REJOIN`).
 //! - [`node`]: a storage node's lifecycle: shard map, WAL recovery, one driver per hosted
 //!   shard, shutdown.
 //! - [`driver`]: the task that runs one shard's replica state machine
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod node;
 mod prom;
 pub mod proto;
+pub mod rejoin;
 pub mod server;
 pub mod settings;
 pub mod shardmap;

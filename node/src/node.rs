@@ -156,7 +156,8 @@ impl Node {
         // Before the shard map and the WAL: a directory of another node must not publish
         // this node's address nor lend it that node's promises, and a replaced disk must not
         // answer as the lost one (`identity`).
-        crate::identity::claim(&opts.data_dir, me, &c.store, opts.cluster.rejoin_empty).await?;
+        crate::identity::claim(&opts.data_dir, me, &c.store, opts.shards).await?;
+        let floors = crate::rejoin::read(&opts.data_dir)?;
         let map = join_map(&opts, &c.store, me).await?;
         if map.shards() != opts.shards {
             return Err(NodeError::ShardCount {
@@ -231,6 +232,7 @@ impl Node {
                 flushed_seq,
                 flushed_epoch,
                 records: by_shard.remove(&id).unwrap_or_default(),
+                amnesia_floor: floors.get(&id).copied(),
             };
             let cfg = replica_config(&opts.cluster, id, me, map.replicas(id).to_vec());
             let replica = Replica::new(cfg, recovered, clock.now())?;

@@ -355,6 +355,7 @@ async fn status(State(node): State<Node>) -> Response {
                 "flushed_seq": s.flushed_seq.0,
                 "applied_seq": h.shard().applied().0,
                 "poisoned": s.poisoned,
+                "rejoining": s.rejoining,
             })
         })
         .collect();
@@ -387,6 +388,7 @@ async fn metrics(State(node): State<Node>) -> Response {
     let mut uncommitted = 0u64;
     let mut unapplied = 0u64;
     let mut poisoned = 0u64;
+    let mut rejoining = 0u64;
     let (mut leaderships, mut handovers) = (0u64, 0u64);
     for h in node.shards() {
         let (l, o) = h.leadership_counts();
@@ -397,6 +399,7 @@ async fn metrics(State(node): State<Node>) -> Response {
         uncommitted += s.last_seq.0.saturating_sub(s.commit_seq.0);
         unapplied += s.commit_seq.0.saturating_sub(h.shard().applied().0);
         poisoned += u64::from(s.poisoned);
+        rejoining += u64::from(s.rejoining);
     }
     let wal = node.wal_stats();
     let t = node.transport().stats();
@@ -445,6 +448,11 @@ async fn metrics(State(node): State<Node>) -> Response {
             "tierkv_node_poisoned_replicas",
             "Replicas stopped by a WAL failure (restart the node).",
             poisoned,
+        ),
+        (
+            "tierkv_node_rejoining_replicas",
+            "Replicas rejoining after disk loss: they promise nothing until they caught up with a newer epoch.",
+            rejoining,
         ),
         (
             "tierkv_wal_appends_total",

@@ -65,11 +65,6 @@ pub struct ClusterSettings {
     /// How often nodes re-read the shard map. Default: 2s.
     #[serde(with = "humantime_serde")]
     pub map_refresh: Duration,
-    /// Lets a node whose id has run before start on an empty data directory (a replaced
-    /// disk). Without it such a start is refused: the replica's lost promises and log can
-    /// cost acknowledged writes unless the other replicas are ready for it (design note
-    /// 0002, "Non-goals"). Set it for that one start. Default: false.
-    pub rejoin_empty: bool,
     /// How gateways call nodes (the secret above is used, not the client's own).
     pub client: ClientOptions,
 }
@@ -91,7 +86,6 @@ impl Default for ClusterSettings {
             handover_after: Duration::from_secs(4),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
-            rejoin_empty: false,
             client: ClientOptions::default(),
         }
     }

@@ -57,6 +57,9 @@ pub struct ShardState {
     pub last_seq: u64,
     pub flushed_seq: u64,
     pub applied_seq: u64,
+    /// Rejoining after disk loss (design note 0002).
+    #[serde(default)]
+    pub rejoining: bool,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -363,6 +366,17 @@ impl Cluster {
     }
 
     /// Restarts node `id` (same data directory and port).
+    /// Deletes node `id`'s data directory (a lost disk); the node must be down.
+    pub fn wipe(&self, id: u32) {
+        assert!(self.node(id).child.is_none(), "node {id} is running");
+        std::fs::remove_dir_all(self.node_dir(id)).expect("remove the node's data directory");
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: u32) -> PathBuf {
+        self.node_dir(id)
+    }
+
     pub fn restart(&mut self, id: u32) {
         assert!(self.node(id).child.is_none(), "node {id} is running");
         self.spawn_node(id);

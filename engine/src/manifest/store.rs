@@ -118,8 +118,10 @@ impl ManifestStore {
         Ok((epoch, created))
     }
 
-    /// The highest claimed epoch (0 if none).
-    async fn newest_epoch(&self) -> Result<Epoch> {
+    /// The highest claimed epoch (0 if none). Every epoch a replica ever promised was
+    /// claimed first, so this bounds them all (a replica rejoining after disk loss starts
+    /// its promise here).
+    pub async fn newest_epoch(&self) -> Result<Epoch> {
         let listed = self
             .store
             .list(&paths::epoch_prefix(self.shard), None)

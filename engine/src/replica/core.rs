@@ -69,6 +69,9 @@ pub struct Replica {
     /// A `Handover{epoch}` from `node` that came within the restart guard, taken when it ends
     /// (if it still applies then).
     pub(super) deferred_handover: Option<(Epoch, NodeId)>,
+    /// Rejoining after losing its durable state ([`Recovered::amnesia_floor`]): the epoch
+    /// its durable log must reach before it may promise or take over again.
+    pub(super) rejoin_floor: Option<Epoch>,
     pub(super) out: Vec<Output>,
 }
 
@@ -115,7 +118,8 @@ impl Replica {
             recovered.flushed_epoch,
             recovered.records,
         );
-        let promised = recovered.promised_epoch.max(log.last_epoch());
+        let floor = recovered.amnesia_floor.unwrap_or_default();
+        let promised = recovered.promised_epoch.max(log.last_epoch()).max(floor);
         let mut r = Self {
             rank: u64::try_from(rank).unwrap_or(u64::MAX),
             commit_seq: log.base(),
@@ -138,9 +142,11 @@ impl Replica {
             ended: Epoch(0),
             draining: false,
             deferred_handover: None,
+            rejoin_floor: recovered.amnesia_floor,
             out: Vec::new(),
             cfg,
         };
+        r.check_rejoined();
         r.reset_election_timer(now);
         Ok(r)
     }
@@ -211,6 +217,37 @@ impl Replica {
     #[must_use]
     pub fn leader_hint(&self) -> Option<NodeId> {
         self.leader_hint
+    }
+
+    /// Whether this replica is rejoining after losing its durable state: it holds no promise
+    /// a takeover may count on until it has caught up with a leader of an epoch at least
+    /// [`Recovered::amnesia_floor`].
+    #[must_use]
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoin_floor.is_some()
+    }
+
+    /// Ends the rejoin once the durable log (or the flushed prefix) holds a record of an
+    /// epoch newer than the floor. That record's leader was elected without us (we promise
+    /// nothing while rejoining, and the lost state never saw an epoch above the floor), so
+    /// its barrier follows every record committed in the floor epoch or before, and the
+    /// prefix match means we hold them all (design note 0002). Reaching the floor epoch
+    /// itself is not enough: the lost state may have helped commit records of that epoch
+    /// that the leader has not sent us yet.
+    pub(super) fn check_rejoined(&mut self) {
+        let Some(floor) = self.rejoin_floor else {
+            return;
+        };
+        let durable = self.durable_match();
+        let reached = self.log.base_epoch().max(
+            self.log
+                .epoch_at(durable)
+                .unwrap_or_else(|| self.log.base_epoch()),
+        );
+        if reached > floor {
+            tracing::info!(shard = %self.cfg.shard, node = %self.cfg.me, %floor, seq = %durable, "rejoined after disk loss: holds a record of an epoch after the floor");
+            self.rejoin_floor = None;
+        }
     }
 
     /// Whether this replica may answer a strong read locally at `now`: it is the serving
@@ -351,7 +388,10 @@ impl Replica {
                 {
                     self.deferred_handover = None;
                     self.on_handover(now, from, epoch);
-                } else if now >= self.election_deadline && !self.draining {
+                } else if now >= self.election_deadline
+                    && !self.draining
+                    && self.rejoin_floor.is_none()
+                {
                     self.start_takeover(now, None);
                 }
             }
@@ -370,7 +410,8 @@ impl Replica {
                 epoch,
                 last_seq,
                 sent_at,
-            } => self.on_ack(now, from, epoch, last_seq, sent_at),
+                rejoining,
+            } => self.on_ack(now, from, epoch, (last_seq, sent_at), rejoining),
             Msg::Gap { epoch, last_seq } => self.on_gap(now, from, epoch, last_seq),
             Msg::Promise { epoch, handover_of } => self.on_promise(now, from, epoch, handover_of),
             Msg::Handover { epoch } => self.on_handover(now, from, epoch),
@@ -414,6 +455,7 @@ impl Replica {
     fn on_manifest(&mut self, now: Millis, flushed_seq: SeqNo, flushed_epoch: Epoch) {
         self.manifest_requested = None;
         self.apply_base(flushed_seq, flushed_epoch);
+        self.check_rejoined();
         self.candidate_manifest_loaded(now);
     }
 }

@@ -24,6 +24,10 @@
 //! accept nothing older, so the reported log end stays true. A repeated `Promise` for the
 //! epoch we promised is answered again (epochs are claimed create-only, so it comes from
 //! the same candidate). `Fetch` from the candidate we promised gets our whole tail.
+//!
+//! A replica rejoining after disk loss ([`super::Recovered::amnesia_floor`]) answers no
+//! `Promise`, `Fetch` or `Handover` until it has caught up with a leader of the floor epoch
+//! or a newer one; its promise starts at the floor, so it accepts nothing older.
 
 use crate::types::{Epoch, SeqNo};
 
@@ -178,6 +182,7 @@ impl Replica {
                 epoch: a.epoch,
                 last_seq: a.last_seq,
                 sent_at: a.sent_at,
+                rejoining: self.rejoin_floor.is_some(),
             };
             self.send(a.leader, msg);
         }
@@ -237,6 +242,16 @@ impl Replica {
     ) {
         if epoch < self.promised {
             self.refuse_stale(from);
+            return;
+        }
+        #[cfg(test)]
+        let amnesiac_promises = self.cfg.bug == Some(super::tests::Bug::PromiseWhileRejoining);
+        #[cfg(not(test))]
+        let amnesiac_promises = false;
+        if self.rejoin_floor.is_some() && !amnesiac_promises {
+            // Rejoining after disk loss: our log may lack records our lost state helped
+            // commit, so a promise from us could complete a quorum that does not hold them.
+            // Silent, as if we were down: the candidate gathers its quorum elsewhere.
             return;
         }
         if epoch == self.promised {
@@ -304,6 +319,7 @@ impl Replica {
         if epoch != self.promised
             || self.leader_hint != Some(from)
             || !matches!(self.role, RoleState::Follower(_))
+            || self.rejoin_floor.is_some()
         {
             return;
         }
@@ -321,8 +337,10 @@ impl Replica {
             self.refuse_stale(from);
             return;
         }
-        if epoch > self.promised {
-            return; // we never promised it: not an adopter's request
+        if epoch > self.promised || self.rejoin_floor.is_some() {
+            // We never promised it (not an adopter's request), or the promise was made by
+            // the state we lost and our log is not what it reported.
+            return;
         }
         let prev = after_seq.max(self.log.base()).min(self.log.last_seq());
         let records = self.log.range(prev, self.log.last_seq()).cloned().collect();

@@ -47,6 +47,9 @@ pub(super) struct Peer {
     last_ack_at: Option<Millis>,
     /// Since when it has acked without a pause longer than two heartbeats.
     acking_since: Option<Millis>,
+    /// Its latest ack says it is rejoining after disk loss: it takes no handover, and once
+    /// it holds everything committed we hand the shard to another replica.
+    rejoining: bool,
 }
 
 impl Peer {
@@ -92,6 +95,7 @@ impl Replica {
                     progressed: true,
                     last_ack_at: None,
                     acking_since: None,
+                    rejoining: false,
                 };
                 (p, peer)
             })
@@ -202,6 +206,7 @@ impl Replica {
                     self.drain_target(now)
                 } else {
                     self.preferred_target(now)
+                        .or_else(|| self.rejoin_target(now))
                 };
                 if let Some(to) = target
                     && let RoleState::Leader(l) = &mut self.role
@@ -223,12 +228,39 @@ impl Replica {
             return None;
         };
         let p = l.peers.get(&target)?;
-        let ready =
-            p.steady(now, self.cfg.heartbeat_interval, after) && p.match_seq >= self.commit_seq;
+        let ready = p.steady(now, self.cfg.heartbeat_interval, after)
+            && p.match_seq >= self.commit_seq
+            && !p.rejoining;
         ready.then_some(target)
     }
 
-    /// Where to go when the node stops: among the replicas acking now, one that has acked
+    /// A replica rejoining after disk loss that holds everything committed needs a record of
+    /// a newer epoch than ours to finish (see `Replica::check_rejoined`): we hand the shard
+    /// to another replica, whose takeover writes that barrier. Not urgent, so only to one
+    /// that has acked steadily for a lease (past its restart guard: it takes the handover at
+    /// once) and holds everything committed; the most up to date, then by rank.
+    fn rejoin_target(&self, now: Millis) -> Option<NodeId> {
+        let hb = self.cfg.heartbeat_interval;
+        let lease = self.cfg.lease_duration;
+        let RoleState::Leader(l) = &self.role else {
+            return None;
+        };
+        let caught_up = |p: &Peer| p.steady(now, hb, Millis(0)) && p.match_seq >= self.commit_seq;
+        if !l.peers.values().any(|p| p.rejoining && caught_up(p)) {
+            return None;
+        }
+        self.cfg
+            .replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, n)| l.peers.get(n).map(|p| (rank, *n, p)))
+            .filter(|(_, _, p)| !p.rejoining && caught_up(p) && p.steady(now, hb, lease))
+            .max_by_key(|(rank, _, p)| (p.match_seq, std::cmp::Reverse(*rank)))
+            .map(|(_, n, _)| n)
+    }
+
+    /// Where to go when the node stops: among the replicas acking now that are not rejoining
+    /// after disk loss (they take no handover), one that has acked
     /// for a whole lease (so it is past its restart guard and will take the handover) if
     /// any, then the most up to date, then by rank.
     fn drain_target(&self, now: Millis) -> Option<NodeId> {
@@ -242,7 +274,7 @@ impl Replica {
             .iter()
             .enumerate()
             .filter_map(|(rank, n)| l.peers.get(n).map(|p| (rank, *n, p)))
-            .filter(|(_, _, p)| p.steady(now, hb, Millis(0)))
+            .filter(|(_, _, p)| p.steady(now, hb, Millis(0)) && !p.rejoining)
             .max_by_key(|(rank, _, p)| {
                 (
                     p.steady(now, hb, lease),
@@ -338,8 +370,8 @@ impl Replica {
         now: Millis,
         from: NodeId,
         epoch: Epoch,
-        last_seq: SeqNo,
-        sent_at: Millis,
+        (last_seq, sent_at): (SeqNo, Millis),
+        rejoining: bool,
     ) {
         let last = self.log.last_seq();
         let RoleState::Leader(l) = &mut self.role else {
@@ -362,6 +394,7 @@ impl Replica {
             p.acking_since = Some(now);
         }
         p.last_ack_at = Some(now);
+        p.rejoining = rejoining;
         let more = p.next_seq <= last;
         self.advance_commit(now);
         if more {

@@ -357,4 +357,11 @@ pub struct Recovered {
     pub flushed_epoch: Epoch,
     /// The durable records of the shard, truncations applied, in seq order.
     pub records: Vec<Record>,
+    /// Set when this replica lost its durable state (it restarted with an empty disk under
+    /// an id that ran before): the newest epoch claimed for the shard when it found out,
+    /// which is at least every epoch it could have promised or acked. Until its durable log
+    /// (or the manifest's flushed prefix) reaches a record of this epoch or a newer one, the
+    /// replica is *rejoining*: it accepts nothing older, answers no `Promise`, starts no
+    /// takeover and takes no handover (design note 0002, "Rejoining after disk loss").
+    pub amnesia_floor: Option<Epoch>,
 }

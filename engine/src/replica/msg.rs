@@ -11,7 +11,7 @@
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
 //! | 6 | u32 | shard id |
 //! | 10 | u32 | sender node id |
-//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records, 9 Handover, 10 Promise with `handover_of`) |
+//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records, 9 Handover, 10 Promise with `handover_of`, 11 Ack from a rejoining replica) |
 //! | 15 | ... | fields of the kind, in declaration order: epochs, seqs and millis as u64 |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -63,6 +63,10 @@ pub enum Msg {
         last_seq: SeqNo,
         /// `sent_at` of the newest `Append` covered.
         sent_at: Millis,
+        /// The follower is rejoining after disk loss ([`super::Recovered::amnesia_floor`]):
+        /// once it holds everything committed, the leader hands the shard to another
+        /// replica, so that a newer epoch's barrier reaches it and ends the rejoin.
+        rejoining: bool,
     },
     /// Follower → leader: the prefix check failed; resend records after `last_seq`.
     Gap {
@@ -143,6 +147,7 @@ const KIND_FETCH: u8 = 7;
 const KIND_RECORDS: u8 = 8;
 const KIND_HANDOVER: u8 = 9;
 const KIND_HANDOVER_PROMISE: u8 = 10;
+const KIND_REJOINING_ACK: u8 = 11;
 /// Smallest encoded record (epoch, seq, count).
 const MIN_RECORD_LEN: usize = 20;
 /// Smallest encoded entry body.
@@ -223,8 +228,13 @@ pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
             epoch,
             last_seq,
             sent_at,
+            rejoining,
         } => {
-            enc.u8(KIND_ACK);
+            enc.u8(if *rejoining {
+                KIND_REJOINING_ACK
+            } else {
+                KIND_ACK
+            });
             enc.u64(epoch.0);
             enc.u64(last_seq.0);
             enc.u64(sent_at.0);
@@ -326,10 +336,11 @@ pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
             flushed_seq: s(&mut d)?,
             sent_at: Millis(d.u64()?),
         },
-        KIND_ACK => Msg::Ack {
+        KIND_ACK | KIND_REJOINING_ACK => Msg::Ack {
             epoch: e(&mut d)?,
             last_seq: s(&mut d)?,
             sent_at: Millis(d.u64()?),
+            rejoining: kind == KIND_REJOINING_ACK,
         },
         KIND_GAP => Msg::Gap {
             epoch: e(&mut d)?,

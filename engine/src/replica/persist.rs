@@ -100,6 +100,7 @@ impl Replica {
                 }
             }
         }
+        self.check_rejoined();
         if promise_done.is_some() {
             self.answer_waiters();
             self.on_own_promise_durable(now);

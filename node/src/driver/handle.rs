@@ -88,6 +88,7 @@ pub struct ShardStatus {
     last_seq: AtomicU64,
     flushed_seq: AtomicU64,
     pub(super) poisoned: AtomicBool,
+    rejoining: AtomicBool,
     /// Times this replica became the serving leader (takeovers, handovers received).
     pub(super) leaderships: AtomicU64,
     /// Times this replica handed the shard over (design note 0006).
@@ -105,6 +106,7 @@ impl Default for ShardStatus {
             last_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            rejoining: AtomicBool::new(false),
             leaderships: AtomicU64::new(0),
             handovers: AtomicU64::new(0),
         }
@@ -128,6 +130,9 @@ pub struct StatusSnapshot {
     pub flushed_seq: SeqNo,
     /// Whether a WAL failure stopped it.
     pub poisoned: bool,
+    /// Whether it is rejoining after disk loss (promises nothing until it caught up with a
+    /// newer epoch: design note 0002).
+    pub rejoining: bool,
 }
 
 impl ShardStatus {
@@ -155,6 +160,7 @@ impl ShardStatus {
         self.commit_seq.store(r.commit_seq().0, Ordering::SeqCst);
         self.last_seq.store(r.log().last_seq().0, Ordering::SeqCst);
         self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);
+        self.rejoining.store(r.is_rejoining(), Ordering::SeqCst);
     }
 
     /// The current values.
@@ -175,6 +181,7 @@ impl ShardStatus {
             last_seq: SeqNo(self.last_seq.load(Ordering::SeqCst)),
             flushed_seq: SeqNo(self.flushed_seq.load(Ordering::SeqCst)),
             poisoned: self.poisoned.load(Ordering::SeqCst),
+            rejoining: self.rejoining.load(Ordering::SeqCst),
         }
     }
 

@@ -10,7 +10,8 @@
 //!    promised a newer epoch without the record).
 //! 4. Liveness: after faults stop, a leader whose epoch is the newest promised one serves
 //!    within `lease + 2 s`, and client writes complete within 1.5 s after that; by the end
-//!    the first-ranked replica leads (a leader of another rank handed the shard back).
+//!    the first-ranked replica leads (a leader of another rank handed the shard back), and no
+//!    replica that lost its disk is still rejoining.
 //! 5. Strong reads: whenever a node could serve a strong read, no leader of a newer epoch
 //!    has committed anything; and when a replica gathers a quorum of promises, no leader of
 //!    an older epoch can serve strong reads any more (checked by the simulator as it happens).
@@ -346,6 +347,14 @@ impl Auditor {
                 "n{} leads at the end: the first-ranked n1 did not get the shard back",
                 i + 1
             ));
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            if n.rep.as_ref().is_some_and(Replica::is_rejoining) {
+                self.liveness.push(format!(
+                    "n{} is still rejoining after disk loss at the end",
+                    i + 1
+                ));
+            }
         }
         if let Some(target) = self.catch_up_target {
             for (i, n) in nodes.iter().enumerate() {

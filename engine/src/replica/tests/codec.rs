@@ -63,10 +63,13 @@ fn msg() -> impl Strategy<Value = Msg> {
                 }
             }
         ),
-        (e(), s(), m()).prop_map(|(epoch, last_seq, sent_at)| Msg::Ack {
-            epoch,
-            last_seq,
-            sent_at
+        (e(), s(), m(), any::<bool>()).prop_map(|(epoch, last_seq, sent_at, rejoining)| {
+            Msg::Ack {
+                epoch,
+                last_seq,
+                sent_at,
+                rejoining,
+            }
         }),
         (e(), s()).prop_map(|(epoch, last_seq)| Msg::Gap { epoch, last_seq }),
         (e(), proptest::option::of(e()))

@@ -14,6 +14,10 @@ pub(crate) enum Bug {
     IgnoreLeasePromise,
     /// Send `Handover` but keep leading (and serving strong reads) in the same epoch.
     HandoverKeepsLeading,
+    /// A replica that lost its disk restarts as if new: no promise floor, no rejoin.
+    RejoinAsNew,
+    /// A rejoining replica answers promises before it caught up.
+    PromiseWhileRejoining,
 }
 
 mod auditor;

@@ -21,7 +21,9 @@
 //! - planned stops: the leader is told to drain ([`Input::Drain`]: hand over, take nothing
 //!   over) and crashes soon after, whether or not it handed the shard over;
 //! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
-//!   and rarely after an append.
+//!   and rarely after an append;
+//! - lost disks: some crashes also wipe the node's durable state; it restarts empty under
+//!   its id with the newest claimed epoch as its rejoin floor, as a node does (`REJOIN`).
 //!
 //! Faults run until `faults_until`; then every node restarts, partitions heal, drops stop,
 //! and the run continues to check liveness. The [`super::auditor::Auditor`] checks safety
@@ -76,6 +78,10 @@ pub(crate) struct Params {
     /// Bound on each clock's rate error, in parts per million (default ±3 %, well inside the
     /// 250 ms margin over a 2 s lease).
     pub(crate) clock_rate_ppm: i64,
+    /// Probability that a crash also loses the node's disk (never while another replica is
+    /// still rejoining after one: with two of three rejoining no quorum could elect the
+    /// leader that ends their rejoin, and the liveness checks would fail by design).
+    pub(crate) disk_loss: f64,
 }
 
 impl Params {
@@ -91,6 +97,7 @@ impl Params {
             send_checks: true,
             drift_margin_ms: 250,
             clock_rate_ppm: 30_000,
+            disk_loss: 0.15,
         }
     }
     pub(crate) fn n5() -> Self {
@@ -130,6 +137,7 @@ pub(crate) struct Stats {
     pub(crate) handovers: u64,
     pub(crate) drains: u64,
     pub(crate) lost_unpersisted: u64,
+    pub(crate) disk_losses: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -144,6 +152,7 @@ impl std::ops::AddAssign for Stats {
         self.handovers += o.handovers;
         self.drains += o.drains;
         self.lost_unpersisted += o.lost_unpersisted;
+        self.disk_losses += o.disk_losses;
     }
 }
 
@@ -191,6 +200,10 @@ enum Ev {
 pub(crate) struct Durable {
     pub(crate) promised: Epoch,
     pub(crate) records: BTreeMap<u64, Record>,
+    /// The disk was replaced: the next start finds it empty under a known id.
+    lost: bool,
+    /// The floor written at the first start after a disk loss (the node's `REJOIN` file).
+    rejoin_floor: Option<Epoch>,
 }
 
 #[derive(Debug)]
@@ -365,11 +378,20 @@ impl Sim {
 
     /// (Re)starts node `i` from its durable state.
     fn start(&mut self, i: usize) {
+        let newest_claimed = Epoch(self.store.epochs.last().copied().unwrap_or(0));
+        let d = &mut self.nodes[i].durable;
+        if std::mem::take(&mut d.lost) && newest_claimed > Epoch(0) {
+            d.rejoin_floor = Some(newest_claimed);
+        }
+        let floor = d
+            .rejoin_floor
+            .filter(|_| self.p.bug != Some(Bug::RejoinAsNew));
         let recovered = Recovered {
-            promised_epoch: self.nodes[i].durable.promised,
+            promised_epoch: d.promised,
             flushed_seq: self.store.flushed,
             flushed_epoch: self.store.flushed_epoch,
-            records: self.nodes[i].durable.records.values().cloned().collect(),
+            records: d.records.values().cloned().collect(),
+            amnesia_floor: floor,
         };
         let now = self.local(i);
         let rep = Replica::new(self.cfg(i), recovered, now).expect("valid config");
@@ -399,12 +421,34 @@ impl Sim {
         for op in ops {
             self.apply_durable(i, op);
         }
+        let others_impaired = (0..self.p.n).any(|j| j != i && self.rejoining(j));
+        if self.faulty() && !others_impaired && self.rng.random_bool(self.p.disk_loss) {
+            self.log(|| format!("n{} loses its disk", i + 1));
+            self.stats.disk_losses += 1;
+            self.nodes[i].durable = Durable {
+                lost: true,
+                ..Durable::default()
+            };
+        }
         // The others usually see their connections to it break (not always: then a
         // handover may reach it within its restart guard, and it must wait).
         for j in 0..self.p.n {
             if j != i && self.nodes[j].up && self.rng.random_bool(0.8) {
                 let node = NodeId(i as u32 + 1);
                 self.feed(j, Input::PeerLost { node }, None);
+            }
+        }
+    }
+
+    /// Whether node `j` lost its disk and has not caught up since (up or down).
+    fn rejoining(&self, j: usize) -> bool {
+        let n = &self.nodes[j];
+        match &n.rep {
+            Some(r) => r.is_rejoining(),
+            None => {
+                let newest = n.durable.records.values().map(|r| r.epoch).max();
+                let reached = newest.unwrap_or_default().max(self.store.flushed_epoch);
+                n.durable.lost || n.durable.rejoin_floor.is_some_and(|f| reached <= f)
             }
         }
     }

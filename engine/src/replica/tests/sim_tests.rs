@@ -194,3 +194,39 @@ fn sim_catches_a_leader_that_keeps_leading_after_handover() {
     let seed = finds_bug(Bug::HandoverKeepsLeading, 100);
     assert!(seed.is_some(), "the simulator missed the handover bug");
 }
+
+/// A replica that lost its disk and restarts as if it were new (what a node did before
+/// rejoining existed): its acks and promises stand in for copies it no longer has.
+#[test]
+fn sim_catches_a_replica_that_forgets_it_lost_its_disk() {
+    let seed = finds_bug_with_disk_loss(Bug::RejoinAsNew, 400);
+    assert!(seed.is_some(), "the simulator missed the lost-disk bug");
+}
+
+/// A rejoining replica that answers promises before it caught up can complete a takeover
+/// quorum that lacks a record its lost state helped commit.
+#[test]
+fn sim_catches_promises_while_rejoining() {
+    let seed = finds_bug_with_disk_loss(Bug::PromiseWhileRejoining, 400);
+    assert!(
+        seed.is_some(),
+        "the simulator missed promises while rejoining"
+    );
+}
+
+/// Like [`finds_bug`], with every crash losing the disk (unless another replica is still
+/// rejoining), so the seeds spend their faults on the scenario.
+fn finds_bug_with_disk_loss(bug: Bug, max_seeds: u64) -> Option<u64> {
+    let p = Params {
+        bug: Some(bug),
+        disk_loss: 1.0,
+        ..Params::n3()
+    };
+    (0..max_seeds).find(|seed| {
+        let o = run_seed(&p, *seed);
+        if let Some(v) = o.safety.first() {
+            eprintln!("{bug:?}: seed {seed} violates: {v}");
+        }
+        !o.safety.is_empty()
+    })
+}

@@ -184,7 +184,8 @@ fn follower_acks_after_durable_and_truncates_only_older_epoch_tails() {
             Msg::Ack {
                 epoch: Epoch(2),
                 last_seq: SeqNo(3),
-                sent_at: Millis(5)
+                sent_at: Millis(5),
+                rejoining: false,
             }
         )]
     );
@@ -294,6 +295,7 @@ fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
                 epoch: Epoch(2),
                 last_seq: SeqNo(4),
                 sent_at: t,
+                rejoining: false,
             },
         },
     ));
@@ -346,6 +348,7 @@ fn leader_on(me: u32, peer: u32) -> (Replica, Millis) {
         epoch: Epoch(2),
         last_seq: SeqNo(2),
         sent_at: t,
+        rejoining: false,
     };
     r.handle(
         t,
@@ -373,6 +376,7 @@ fn leader_commits_at_the_quorum_th_durable_match_and_steps_down_on_a_newer_epoch
         epoch: Epoch(2),
         last_seq: SeqNo(3),
         sent_at: t,
+        rejoining: false,
     };
     let got = r.handle(
         t,
@@ -390,6 +394,7 @@ fn leader_commits_at_the_quorum_th_durable_match_and_steps_down_on_a_newer_epoch
         epoch: Epoch(1),
         last_seq: SeqNo(9),
         sent_at: t,
+        rejoining: false,
     };
     r.handle(
         t,
@@ -517,6 +522,7 @@ fn ack(last_seq: u64, sent_at: Millis) -> Msg {
         epoch: Epoch(2),
         last_seq: SeqNo(last_seq),
         sent_at,
+        rejoining: false,
     }
 }
 
@@ -821,4 +827,172 @@ fn a_lost_connection_restarts_the_count_of_steady_acks() {
     r.handle(now, msg_from(1, ack(2, now)));
     now = now.plus(Millis(250));
     assert!(handover(&r.handle(now, Input::Tick)));
+}
+
+/// n2 restarting with an empty disk, floor epoch 2 (the newest claimed).
+fn rejoining() -> Replica {
+    let r = Recovered {
+        amnesia_floor: Some(Epoch(2)),
+        ..Recovered::default()
+    };
+    Replica::new(cfg(2), r, Millis(0)).expect("valid config")
+}
+
+#[test]
+fn a_rejoining_replica_promises_nothing_and_accepts_nothing_older_than_its_floor() {
+    let mut r = rejoining();
+    assert!(r.is_rejoining());
+    assert_eq!(r.promised_epoch(), Epoch(2));
+    // Long past the restart guard, a promise of a newer epoch gets no answer and no
+    // persisted promise: as if the replica were down.
+    let now = Millis(10_000);
+    let p = Msg::Promise {
+        epoch: Epoch(3),
+        handover_of: None,
+    };
+    let outs = r.handle(now, msg_from(3, p));
+    assert!(outs.is_empty(), "{outs:?}");
+    // Nor does the candidate of the floor epoch, which the lost state may have promised, get
+    // records to adopt.
+    let fetch = Msg::Fetch {
+        epoch: Epoch(2),
+        after_seq: SeqNo(0),
+    };
+    assert!(r.handle(now, msg_from(3, fetch)).is_empty());
+    // A leader of an older epoch than the floor is refused (it steps down on that).
+    let outs = r.handle(now, append(1, 0, 0, vec![rec(1, 1)], 0));
+    assert!(
+        matches!(
+            sends(&outs)[..],
+            [(
+                _,
+                Msg::Refused {
+                    promised_epoch: Epoch(2),
+                    ..
+                }
+            )]
+        ),
+        "{outs:?}"
+    );
+    // It never starts a takeover, however long it hears nothing.
+    for s in 1..40 {
+        r.handle(now.plus(Millis(250 * s)), Input::Tick);
+        assert_eq!(r.role(), Role::Follower);
+    }
+}
+
+#[test]
+fn a_rejoin_ends_only_with_a_durable_record_of_an_epoch_after_the_floor() {
+    let mut r = rejoining();
+    let now = Millis(3000);
+    // The leader of the floor epoch itself: its records are accepted and acked, flagged as
+    // rejoining, but its epoch does not end the rejoin (the lost state may have helped
+    // commit records of this epoch that have not reached us yet).
+    let outs = r.handle(now, append(2, 0, 0, vec![rec(1, 1), rec(2, 2)], 2));
+    let got = persisted_all(&mut r, now, &outs);
+    assert_eq!(
+        sends(&got),
+        vec![(
+            NodeId(1),
+            Msg::Ack {
+                epoch: Epoch(2),
+                last_seq: SeqNo(2),
+                sent_at: Millis(5),
+                rejoining: true,
+            }
+        )]
+    );
+    assert!(r.is_rejoining());
+    // The barrier of epoch 3: once it is durable the rejoin is over.
+    let outs = r.handle(now, append(3, 2, 2, vec![rec(3, 3)], 2));
+    assert!(r.is_rejoining(), "not before the record is durable");
+    let got = persisted_all(&mut r, now, &outs);
+    assert!(!r.is_rejoining());
+    assert!(
+        sends(&got).iter().any(|(_, m)| matches!(
+            m,
+            Msg::Ack {
+                rejoining: false,
+                ..
+            }
+        )),
+        "{got:?}"
+    );
+    // Now it answers promises again (after the lease promise it gave epoch 3's leader).
+    let p = Msg::Promise {
+        epoch: Epoch(4),
+        handover_of: None,
+    };
+    let outs = r.handle(now.plus(Millis(5000)), msg_from(3, p));
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Persist {
+            op: PersistOp::Promise(Epoch(4)),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_restart_of_a_rejoining_replica_keeps_the_rejoin_until_a_newer_epoch_is_durable() {
+    // Restarted mid-rejoin: its durable log reaches only the floor epoch.
+    let r = Recovered {
+        promised_epoch: Epoch(2),
+        records: vec![rec(1, 1), rec(2, 2)],
+        amnesia_floor: Some(Epoch(2)),
+        ..Recovered::default()
+    };
+    let r = Replica::new(cfg(2), r, Millis(0)).expect("valid config");
+    assert!(r.is_rejoining());
+    // A manifest whose flushed prefix ends in a newer epoch ends it as well.
+    let mut r = r;
+    r.handle(
+        Millis(10),
+        Input::ManifestLoaded {
+            flushed_seq: SeqNo(3),
+            flushed_epoch: Epoch(3),
+        },
+    );
+    assert!(!r.is_rejoining());
+    let done = Recovered {
+        records: vec![rec(1, 1), rec(3, 2)],
+        amnesia_floor: Some(Epoch(2)),
+        ..Recovered::default()
+    };
+    let done = Replica::new(cfg(2), done, Millis(0)).expect("valid config");
+    assert!(!done.is_rejoining());
+}
+
+#[test]
+fn a_leader_hands_the_shard_on_once_a_rejoining_replica_is_caught_up_but_never_to_it() {
+    // n1 leads epoch 2 elected with n3; n2 (ranked before n3) rejoins after disk loss.
+    let (mut r, t) = leader_on(1, 3);
+    let rejoining_ack = |now: Millis| Msg::Ack {
+        epoch: Epoch(2),
+        last_seq: SeqNo(2),
+        sent_at: now,
+        rejoining: true,
+    };
+    // n3 and n2 (acking since `t`) are not yet steady for a lease: no handover, although n2
+    // is caught up.
+    r.handle(t, msg_from(2, rejoining_ack(t)));
+    let mut now = t;
+    while now.plus(Millis(250)) < t.plus(Millis(2000)) {
+        now = now.plus(Millis(250));
+        r.handle(now, msg_from(3, ack(2, now)));
+        let outs = r.handle(now, msg_from(2, rejoining_ack(now)));
+        assert!(!handover(&outs), "at {now:?}");
+        assert!(!handover(&r.handle(now, Input::Tick)), "at {now:?}");
+    }
+    // Once n3 has acked steadily for a lease, the shard goes to n3, never to n2.
+    now = now.plus(Millis(250));
+    r.handle(now, msg_from(3, ack(2, now)));
+    r.handle(now, msg_from(2, rejoining_ack(now)));
+    let outs = r.handle(now, Input::Tick);
+    let handed: Vec<NodeId> = sends(&outs)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Msg::Handover { .. }))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(handed, vec![NodeId(3)], "{outs:?}");
 }
