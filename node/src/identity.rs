@@ -12,7 +12,8 @@
 //! An empty directory is either a node's first disk or a replacement for a lost one; only
 //! the cluster can tell. Every node registers its id in object storage
 //! (`cluster/nodes/<id>`, create-only) when it starts; a start on an empty directory that
-//! finds its id already registered is a replaced disk. Its replicas then rejoin: before the
+//! finds its id already registered is a replaced disk, and so is this node's directory
+//! whose WAL directory holds no file (a node that ran keeps at least its active WAL file). Its replicas then rejoin: before the
 //! identity is recorded, the floors of [`crate::rejoin`] are written, so that no replica
 //! answers as the lost one (design note 0002, "Rejoining after disk loss").
 
@@ -124,32 +125,66 @@ fn registration_key(me: NodeId) -> String {
 /// rejoin floors of the cluster's `shards` shards ([`crate::rejoin`]).
 pub async fn claim(
     dir: &Path,
+    wal_dir: &Path,
     me: NodeId,
     store: &ObjStore,
     shards: u32,
 ) -> Result<(), IdentityError> {
-    let d = dir.to_path_buf();
-    let found = off_thread(move || inspect(&d, me)).await?;
+    let (d, w) = (dir.to_path_buf(), wal_dir.to_path_buf());
+    let (found, wal_lost) = off_thread(move || {
+        let found = inspect(&d, me)?;
+        Ok((found, found == Found::This && !has_wal_files(&w)?))
+    })
+    .await?;
     let body = bytes::Bytes::from(format!("{{\"node\":{}}}\n", me.0));
     let registered = store
         .put_create(&registration_key(me), body)
         .await
         .map_err(|source| IdentityError::Register { node: me.0, source })?;
+    if wal_lost {
+        // The directory is this node's but its WAL is gone (every node that ran keeps at
+        // least its active WAL file): as lost as an empty disk.
+        tracing::warn!(node = me.0, dir = %wal_dir.display(), "this node's WAL directory has no files: its replicas rejoin as after a lost disk");
+        return write_floors(dir, store, me, shards).await;
+    }
     if found == Found::This {
         return Ok(());
     }
     if registered == CreateOutcome::AlreadyExists {
         // Before the identity: a crash in between must not leave a directory that looks
         // like this node's own without its floors.
-        let floors = crate::rejoin::floors(store, shards)
-            .await
-            .map_err(|source| IdentityError::Register { node: me.0, source })?;
-        tracing::warn!(node = me.0, dir = %dir.display(), shards = floors.len(), "node has run before and its data directory is empty (a replaced disk): its replicas rejoin, promising nothing until they catch up with a newer epoch");
-        let d = dir.to_path_buf();
-        off_thread(move || crate::rejoin::write(&d, &floors)).await?;
+        tracing::warn!(node = me.0, dir = %dir.display(), "node has run before and its data directory is empty (a replaced disk): its replicas rejoin, promising nothing until they catch up with a newer epoch");
+        write_floors(dir, store, me, shards).await?;
     }
     let d = dir.to_path_buf();
     off_thread(move || record(&d, me)).await
+}
+
+/// Writes the rejoin floors of the cluster's `shards` shards into `dir` (a newer set
+/// replaces an older one: a higher floor only asks more of the rejoin).
+async fn write_floors(
+    dir: &Path,
+    store: &ObjStore,
+    me: NodeId,
+    shards: u32,
+) -> Result<(), IdentityError> {
+    let floors = crate::rejoin::floors(store, shards)
+        .await
+        .map_err(|source| IdentityError::Register { node: me.0, source })?;
+    let d = dir.to_path_buf();
+    off_thread(move || crate::rejoin::write(&d, &floors)).await
+}
+
+/// Whether `wal_dir` holds a WAL file (`*.wal`); false if it does not exist.
+fn has_wal_files(wal_dir: &Path) -> Result<bool, IdentityError> {
+    let entries = match fs::read_dir(wal_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io("read", wal_dir)(e)),
+    };
+    Ok(entries
+        .flatten()
+        .any(|e| e.path().extension().is_some_and(|x| x == "wal")))
 }
 
 /// Runs blocking file I/O on the blocking pool.
@@ -178,15 +213,27 @@ mod tests {
 
     use super::*;
 
+    /// Where the node keeps its WAL, with one file in it (as after its first start).
+    fn wal_of(dir: &Path) -> PathBuf {
+        let wal = dir.join("wal");
+        fs::create_dir_all(&wal).unwrap();
+        fs::write(wal.join("00000000000000000001.wal"), b"").unwrap();
+        wal
+    }
+
     #[tokio::test]
     async fn first_start_records_the_id_and_later_starts_must_match_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjStore::in_memory();
         let data = dir.path().join("node-data");
-        claim(&data, NodeId(3), &store, 4).await.unwrap();
+        claim(&data, &wal_of(&data), NodeId(3), &store, 4)
+            .await
+            .unwrap();
         assert_eq!(fs::read_to_string(data.join(ID_FILE)).unwrap(), "node 3\n");
-        claim(&data, NodeId(3), &store, 4).await.unwrap();
-        match claim(&data, NodeId(4), &store, 4).await {
+        claim(&data, &wal_of(&data), NodeId(3), &store, 4)
+            .await
+            .unwrap();
+        match claim(&data, &wal_of(&data), NodeId(4), &store, 4).await {
             Err(IdentityError::OtherNode {
                 recorded: 3,
                 configured: 4,
@@ -208,13 +255,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjStore::in_memory();
         let first = dir.path().join("first");
-        claim(&first, NodeId(2), &store, 4).await.unwrap();
+        claim(&first, &wal_of(&first), NodeId(2), &store, 4)
+            .await
+            .unwrap();
         assert!(crate::rejoin::read(&first).unwrap().is_empty());
         let m = ManifestStore::new(store.clone(), ShardId(3));
         assert!(m.try_claim_epoch(Epoch(5)).await.unwrap().1);
         // Node 2's disk is replaced: the new directory gets the floors, then the identity.
         let second = dir.path().join("second");
-        claim(&second, NodeId(2), &store, 4).await.unwrap();
+        claim(&second, &wal_of(&second), NodeId(2), &store, 4)
+            .await
+            .unwrap();
         let floors = BTreeMap::from([(ShardId(3), Epoch(5))]);
         assert_eq!(crate::rejoin::read(&second).unwrap(), floors);
         assert_eq!(
@@ -224,11 +275,37 @@ mod tests {
         // Later starts keep them (newer claims do not move them); another node's first disk
         // gets none.
         assert!(m.try_claim_epoch(Epoch(6)).await.unwrap().1);
-        claim(&second, NodeId(2), &store, 4).await.unwrap();
+        claim(&second, &wal_of(&second), NodeId(2), &store, 4)
+            .await
+            .unwrap();
         assert_eq!(crate::rejoin::read(&second).unwrap(), floors);
         let third = dir.path().join("third");
-        claim(&third, NodeId(3), &store, 4).await.unwrap();
+        claim(&third, &wal_of(&third), NodeId(3), &store, 4)
+            .await
+            .unwrap();
         assert!(crate::rejoin::read(&third).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_directory_whose_wal_is_gone_gets_rejoin_floors_too() {
+        use tierkv_engine::manifest::ManifestStore;
+        use tierkv_engine::types::{Epoch, ShardId};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStore::in_memory();
+        let wal = wal_of(dir.path());
+        claim(dir.path(), &wal, NodeId(1), &store, 2).await.unwrap();
+        let m = ManifestStore::new(store.clone(), ShardId(0));
+        assert!(m.try_claim_epoch(Epoch(3)).await.unwrap().1);
+        claim(dir.path(), &wal, NodeId(1), &store, 2).await.unwrap();
+        assert!(crate::rejoin::read(dir.path()).unwrap().is_empty());
+        // Only the WAL is lost (its files deleted): the identity stays, the floors come.
+        fs::remove_dir_all(&wal).unwrap();
+        claim(dir.path(), &wal, NodeId(1), &store, 2).await.unwrap();
+        assert_eq!(
+            crate::rejoin::read(dir.path()).unwrap().get(&ShardId(0)),
+            Some(&Epoch(3))
+        );
     }
 
     #[tokio::test]
@@ -236,14 +313,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjStore::in_memory();
         fs::write(dir.path().join(ID_FILE), "nodes 3\n").unwrap();
-        let err = claim(dir.path(), NodeId(3), &store, 4).await.unwrap_err();
+        let err = claim(dir.path(), &wal_of(dir.path()), NodeId(3), &store, 4)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, IdentityError::Unreadable { found, .. } if found == "nodes 3\n"),
             "{err}"
         );
         fs::write(dir.path().join(ID_FILE), "node x").unwrap();
         assert!(matches!(
-            claim(dir.path(), NodeId(3), &store, 4).await,
+            claim(dir.path(), &wal_of(dir.path()), NodeId(3), &store, 4).await,
             Err(IdentityError::Unreadable { .. })
         ));
     }

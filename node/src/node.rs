@@ -156,7 +156,8 @@ impl Node {
         // Before the shard map and the WAL: a directory of another node must not publish
         // this node's address nor lend it that node's promises, and a replaced disk must not
         // answer as the lost one (`identity`).
-        crate::identity::claim(&opts.data_dir, me, &c.store, opts.shards).await?;
+        let wal_dir = opts.data_dir.join("wal");
+        crate::identity::claim(&opts.data_dir, &wal_dir, me, &c.store, opts.shards).await?;
         let floors = crate::rejoin::read(&opts.data_dir)?;
         let map = join_map(&opts, &c.store, me).await?;
         if map.shards() != opts.shards {
@@ -170,7 +171,7 @@ impl Node {
             .filter(|s| map.replicas(*s).contains(&me))
             .collect();
         let wal_opts = WalOptions {
-            dir: opts.data_dir.join("wal"),
+            dir: wal_dir,
             sync: opts.wal.sync,
             segment_bytes: opts.wal.segment_bytes,
             ..WalOptions::default()
