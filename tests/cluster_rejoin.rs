@@ -105,6 +105,7 @@ async fn a_node_with_a_replaced_disk_rejoins_and_then_holds_every_acknowledged_w
     // Node 3's disk is lost; it comes back empty under its id.
     c.kill(LOST);
     c.wipe(LOST);
+    let restarted = Instant::now();
     c.restart(LOST);
     let floors = std::fs::read_to_string(c.data_dir(LOST).join("REJOIN")).expect("REJOIN file");
     for (shard, epoch) in &epochs_before {
@@ -125,6 +126,10 @@ async fn a_node_with_a_replaced_disk_rejoins_and_then_holds_every_acknowledged_w
     // It rejoins without help: each of its replicas holds a record of an epoch newer than
     // the floor, so the shard's leadership moved on.
     let st = wait_rejoined(&c, LOST).await;
+    eprintln!(
+        "node {LOST} rejoined {} ms after its restart began",
+        restarted.elapsed().as_millis()
+    );
     for (shard, epoch) in &epochs_before {
         assert!(
             st[shard].epoch > *epoch,
