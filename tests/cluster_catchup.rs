@@ -8,10 +8,7 @@ mod cluster;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cluster::{Cluster, Opts};
-use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId};
-use tierkv_node::proto::{Request, Response};
 
 const SHARD: u32 = 0;
 
@@ -65,28 +62,6 @@ async fn wait_caught_up(c: &Cluster, node: u32, leader: u32) -> cluster::ShardSt
     }
 }
 
-/// Reads every key from `node` with eventual consistency (the follower's own state).
-async fn check_on(c: &Cluster, node: u32, keys: &[String], pad: usize) {
-    for k in keys {
-        let mut key = vec![0x01];
-        key.extend_from_slice(k.as_bytes());
-        let req = Request::Get {
-            shard: ShardId(SHARD),
-            key: Bytes::from(key),
-            consistency: ReadConsistency::Eventual,
-        };
-        match c.rpc(node, &req).await {
-            Ok(Response::Got(Some(e))) => {
-                let EntryKind::Put { value: v, .. } = e.kind else {
-                    panic!("key {k} is a tombstone on node {node}");
-                };
-                assert_eq!(v, Bytes::from(value(k, pad)), "key {k} on node {node}");
-            }
-            other => panic!("key {k} on node {node}: {other:?}"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_follower_catches_up_from_the_log() {
     let (mut c, leader) = start(64 << 20).await;
@@ -120,7 +95,8 @@ async fn a_restarted_follower_catches_up_from_the_log() {
         f.flushed_seq, 0,
         "the follower caught up from the log alone"
     );
-    check_on(&c, follower, &keys, 10).await;
+    c.assert_node_holds(follower, SHARD, &keys, |k| value(k, 10))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -148,7 +124,8 @@ async fn a_restarted_follower_catches_up_from_the_manifest() {
         f.flushed_seq > was.last_seq,
         "the follower should have installed a manifest past its old log end: {f:?}"
     );
-    check_on(&c, follower, &keys, 200).await;
+    c.assert_node_holds(follower, SHARD, &keys, |k| value(k, 200))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -165,5 +142,6 @@ async fn a_leader_stopped_with_sigterm_exits_and_catches_up_after_restart() {
         .await;
     c.restart(leader);
     wait_caught_up(&c, leader, new_leader).await;
-    check_on(&c, leader, &keys, 10).await;
+    c.assert_node_holds(leader, SHARD, &keys, |k| value(k, 10))
+        .await;
 }

@@ -9,10 +9,7 @@ mod cluster;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cluster::{Cluster, Opts};
-use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId};
-use tierkv_node::proto::{Request, Response};
 
 const SHARDS: u32 = 2;
 const LOST: u32 = 3;
@@ -56,28 +53,6 @@ async fn wait_rejoined(c: &Cluster, node: u32) -> BTreeMap<u32, cluster::ShardSt
             c.status(node).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Reads every key of `shard` from `node` itself (eventual reads: its own state).
-async fn check_on(c: &Cluster, node: u32, shard: u32, keys: &[String]) {
-    for k in keys {
-        let mut key = vec![0x01];
-        key.extend_from_slice(k.as_bytes());
-        let req = Request::Get {
-            shard: ShardId(shard),
-            key: Bytes::from(key),
-            consistency: ReadConsistency::Eventual,
-        };
-        match c.rpc(node, &req).await {
-            Ok(Response::Got(Some(e))) => {
-                let EntryKind::Put { value: v, .. } = e.kind else {
-                    panic!("key {k} is a tombstone on node {node}");
-                };
-                assert_eq!(v, Bytes::from(format!("v-{k}")), "key {k} on node {node}");
-            }
-            other => panic!("key {k} on node {node}: {other:?}"),
-        }
     }
 }
 
@@ -142,7 +117,8 @@ async fn a_node_with_a_replaced_disk_rejoins_and_then_holds_every_acknowledged_w
         Some(0)
     );
     for (s, k) in (0..SHARDS).zip(&keys) {
-        check_on(&c, LOST, s, k).await;
+        c.assert_node_holds(LOST, s, k, |key| format!("v-{key}"))
+            .await;
     }
 
     // With node 1 gone, node 3 is needed for every quorum: all writes read back strongly,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tierkv_engine::routing::shard_for;
-use tierkv_engine::types::ShardId;
+use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId};
 use tierkv_node::proto::{self, Request, Response};
 
 /// Settings of a test cluster.
@@ -461,6 +461,35 @@ impl Cluster {
         }
         let body: Bytes = r.bytes().await.map_err(|e| e.to_string())?;
         proto::decode_response(&body).map_err(|e| e.to_string())
+    }
+
+    /// Reads every key of `shard` from `node` itself (eventual reads: its own state) and
+    /// expects `value(key)` for each.
+    pub async fn assert_node_holds(
+        &self,
+        node: u32,
+        shard: u32,
+        keys: &[String],
+        value: impl Fn(&str) -> String,
+    ) {
+        for k in keys {
+            let mut key = vec![0x01];
+            key.extend_from_slice(k.as_bytes());
+            let req = Request::Get {
+                shard: ShardId(shard),
+                key: Bytes::from(key),
+                consistency: ReadConsistency::Eventual,
+            };
+            match self.rpc(node, &req).await {
+                Ok(Response::Got(Some(e))) => {
+                    let EntryKind::Put { value: v, .. } = e.kind else {
+                        panic!("key {k} is a tombstone on node {node}");
+                    };
+                    assert_eq!(v, Bytes::from(value(k)), "key {k} on node {node}");
+                }
+                other => panic!("key {k} on node {node}: {other:?}"),
+            }
+        }
     }
 
     /// PUT through the gateway; the status and the version from the ETag.

@@ -238,7 +238,7 @@ impl Replica {
     /// a newer epoch than ours to finish (see `Replica::check_rejoined`): we hand the shard
     /// to another replica, whose takeover writes that barrier. Not urgent, so only to one
     /// that has acked steadily for a lease (past its restart guard: it takes the handover at
-    /// once) and holds everything committed; the most up to date, then by rank.
+    /// once) and holds everything committed.
     fn rejoin_target(&self, now: Millis) -> Option<NodeId> {
         let hb = self.cfg.heartbeat_interval;
         let lease = self.cfg.lease_duration;
@@ -249,21 +249,19 @@ impl Replica {
         if !l.peers.values().any(|p| p.rejoining && caught_up(p)) {
             return None;
         }
-        self.cfg
-            .replicas
-            .iter()
-            .enumerate()
-            .filter_map(|(rank, n)| l.peers.get(n).map(|p| (rank, *n, p)))
-            .filter(|(_, _, p)| !p.rejoining && caught_up(p) && p.steady(now, hb, lease))
-            .max_by_key(|(rank, _, p)| (p.match_seq, std::cmp::Reverse(*rank)))
-            .map(|(_, n, _)| n)
+        self.best_peer(now, |p| caught_up(p) && p.steady(now, hb, lease))
     }
 
-    /// Where to go when the node stops: among the replicas acking now that are not rejoining
-    /// after disk loss (they take no handover), one that has acked
-    /// for a whole lease (so it is past its restart guard and will take the handover) if
-    /// any, then the most up to date, then by rank.
+    /// Where to go when the node stops: a replica acking now.
     fn drain_target(&self, now: Millis) -> Option<NodeId> {
+        let hb = self.cfg.heartbeat_interval;
+        self.best_peer(now, |p| p.steady(now, hb, Millis(0)))
+    }
+
+    /// Among the peers that are `eligible` and not rejoining after disk loss (they take no
+    /// handover): one that has acked for a whole lease (so it is past its restart guard and
+    /// will take the handover) if any, then the most up to date, then by rank.
+    fn best_peer(&self, now: Millis, eligible: impl Fn(&Peer) -> bool) -> Option<NodeId> {
         let hb = self.cfg.heartbeat_interval;
         let lease = self.cfg.lease_duration;
         let RoleState::Leader(l) = &self.role else {
@@ -274,7 +272,7 @@ impl Replica {
             .iter()
             .enumerate()
             .filter_map(|(rank, n)| l.peers.get(n).map(|p| (rank, *n, p)))
-            .filter(|(_, _, p)| p.steady(now, hb, Millis(0)) && !p.rejoining)
+            .filter(|(_, _, p)| !p.rejoining && eligible(p))
             .max_by_key(|(rank, _, p)| {
                 (
                     p.steady(now, hb, lease),

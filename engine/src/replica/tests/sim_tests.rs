@@ -110,16 +110,24 @@ fn finds_bug(bug: Bug, max_seeds: u64) -> Option<u64> {
 }
 
 fn finds_bug_with(bug: Bug, max_seeds: u64, send_checks: bool) -> Option<u64> {
-    let p = Params {
-        bug: Some(bug),
-        send_checks,
-        ..Params::n3()
-    };
+    finds_bug_in(
+        &Params {
+            bug: Some(bug),
+            send_checks,
+            ..Params::n3()
+        },
+        max_seeds,
+    )
+}
+
+/// Runs seeds of `p` (which switches a bug on) until one shows a safety violation.
+fn finds_bug_in(p: &Params, max_seeds: u64) -> Option<u64> {
+    let bug = p.bug;
     (0..max_seeds).find(|seed| {
         if *seed % 100 == 0 {
             eprintln!("{bug:?}: seed {seed}");
         }
-        let o = run_seed(&p, *seed);
+        let o = run_seed(p, *seed);
         if let Some(v) = o.safety.first() {
             eprintln!("{bug:?}: seed {seed} violates: {v}");
         }
@@ -222,11 +230,5 @@ fn finds_bug_with_disk_loss(bug: Bug, max_seeds: u64) -> Option<u64> {
         disk_loss: 1.0,
         ..Params::n3()
     };
-    (0..max_seeds).find(|seed| {
-        let o = run_seed(&p, *seed);
-        if let Some(v) = o.safety.first() {
-            eprintln!("{bug:?}: seed {seed} violates: {v}");
-        }
-        !o.safety.is_empty()
-    })
+    finds_bug_in(&p, max_seeds)
 }

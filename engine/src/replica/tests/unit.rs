@@ -607,9 +607,16 @@ fn a_leader_of_another_rank_hands_over_to_the_first_rank_once_it_is_steady_and_c
 
 /// Whether `outs` send a `Handover`.
 fn handover(outs: &[Output]) -> bool {
+    !handed_to(outs).is_empty()
+}
+
+/// The replicas `outs` send a `Handover` to.
+fn handed_to(outs: &[Output]) -> Vec<NodeId> {
     sends(outs)
-        .iter()
-        .any(|(_, m)| matches!(m, Msg::Handover { .. }))
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Msg::Handover { .. }))
+        .map(|(to, _)| to)
+        .collect()
 }
 
 fn default_handover_after() -> Millis {
@@ -758,11 +765,7 @@ fn a_draining_leader_hands_over_to_the_most_up_to_date_steady_replica_and_takes_
     r.handle(now, msg_from(2, ack(2, now)));
     // n3 holds everything, so the handover goes out at once, to n3 rather than n2.
     let outs = r.handle(now, Input::Drain);
-    let handed: Vec<NodeId> = sends(&outs)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Msg::Handover { .. }))
-        .map(|(to, _)| to)
-        .collect();
+    let handed = handed_to(&outs);
     assert_eq!(handed, vec![NodeId(3)], "{outs:?}");
     assert_eq!(r.role(), Role::Follower);
     // As a draining follower it never starts a takeover, however long it hears nothing.
@@ -989,10 +992,6 @@ fn a_leader_hands_the_shard_on_once_a_rejoining_replica_is_caught_up_but_never_t
     r.handle(now, msg_from(3, ack(2, now)));
     r.handle(now, msg_from(2, rejoining_ack(now)));
     let outs = r.handle(now, Input::Tick);
-    let handed: Vec<NodeId> = sends(&outs)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Msg::Handover { .. }))
-        .map(|(to, _)| to)
-        .collect();
+    let handed = handed_to(&outs);
     assert_eq!(handed, vec![NodeId(3)], "{outs:?}");
 }
