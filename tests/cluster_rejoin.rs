@@ -82,7 +82,7 @@ async fn a_node_with_a_replaced_disk_rejoins_and_then_holds_every_acknowledged_w
     c.wipe(LOST);
     let restarted = Instant::now();
     c.restart(LOST);
-    let floors = std::fs::read_to_string(c.data_dir(LOST).join("REJOIN")).expect("REJOIN file");
+    let floors = std::fs::read_to_string(c.node_dir(LOST).join("REJOIN")).expect("REJOIN file");
     for (shard, epoch) in &epochs_before {
         let floor: u64 = floors
             .lines()

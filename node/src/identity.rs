@@ -18,10 +18,13 @@
 //! answers as the lost one (design note 0002, "Rejoining after disk loss").
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::store::{CreateOutcome, ObjStore};
+
+use crate::rejoin::Floors;
 
 /// Name of the identity file in a node's data directory.
 pub const ID_FILE: &str = "NODE_ID";
@@ -122,18 +125,20 @@ fn registration_key(me: NodeId) -> String {
 /// Makes sure `dir` is node `me`'s and may be used: checks the identity file, registers the
 /// id in object storage, and records the identity of an empty directory; for an empty
 /// directory of an id that was registered before (a replaced disk), first writes the
-/// rejoin floors of the cluster's `shards` shards ([`crate::rejoin`]).
+/// rejoin floors of the cluster's `shards` shards ([`crate::rejoin`]). Returns the floors
+/// the directory holds (empty unless its node ever rejoined).
 pub async fn claim(
     dir: &Path,
     wal_dir: &Path,
     me: NodeId,
     store: &ObjStore,
     shards: u32,
-) -> Result<(), IdentityError> {
+) -> Result<Floors, IdentityError> {
     let (d, w) = (dir.to_path_buf(), wal_dir.to_path_buf());
-    let (found, wal_lost) = off_thread(move || {
+    let (found, wal_lost, floors) = off_thread(move || {
         let found = inspect(&d, me)?;
-        Ok((found, found == Found::This && !has_wal_files(&w)?))
+        let wal_lost = found == Found::This && !has_wal_files(&w)?;
+        Ok((found, wal_lost, crate::rejoin::read(&d)?))
     })
     .await?;
     let body = bytes::Bytes::from(format!("{{\"node\":{}}}\n", me.0));
@@ -148,31 +153,35 @@ pub async fn claim(
         return write_floors(dir, store, me, shards).await;
     }
     if found == Found::This {
-        return Ok(());
+        return Ok(floors);
     }
-    if registered == CreateOutcome::AlreadyExists {
+    let floors = if registered == CreateOutcome::AlreadyExists {
         // Before the identity: a crash in between must not leave a directory that looks
         // like this node's own without its floors.
         tracing::warn!(node = me.0, dir = %dir.display(), "node has run before and its data directory is empty (a replaced disk): its replicas rejoin, promising nothing until they catch up with a newer epoch");
-        write_floors(dir, store, me, shards).await?;
-    }
+        write_floors(dir, store, me, shards).await?
+    } else {
+        floors
+    };
     let d = dir.to_path_buf();
-    off_thread(move || record(&d, me)).await
+    off_thread(move || record(&d, me)).await?;
+    Ok(floors)
 }
 
 /// Writes the rejoin floors of the cluster's `shards` shards into `dir` (a newer set
-/// replaces an older one: a higher floor only asks more of the rejoin).
+/// replaces an older one: a higher floor only asks more of the rejoin) and returns them.
 async fn write_floors(
     dir: &Path,
     store: &ObjStore,
     me: NodeId,
     shards: u32,
-) -> Result<(), IdentityError> {
+) -> Result<Floors, IdentityError> {
     let floors = crate::rejoin::floors(store, shards)
         .await
         .map_err(|source| IdentityError::Register { node: me.0, source })?;
-    let d = dir.to_path_buf();
-    off_thread(move || crate::rejoin::write(&d, &floors)).await
+    let (d, written) = (dir.to_path_buf(), floors.clone());
+    off_thread(move || crate::rejoin::write(&d, &written)).await?;
+    Ok(floors)
 }
 
 /// Whether `wal_dir` holds a WAL file (`*.wal`); false if it does not exist.
@@ -185,6 +194,21 @@ fn has_wal_files(wal_dir: &Path) -> Result<bool, IdentityError> {
     Ok(entries
         .flatten()
         .any(|e| e.path().extension().is_some_and(|x| x == "wal")))
+}
+
+/// Writes `dir/name` so that a crash leaves either the old file or the whole new one:
+/// temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), IdentityError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io("write", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync", dir))
 }
 
 /// Runs blocking file I/O on the blocking pool.
@@ -202,7 +226,7 @@ async fn off_thread<T: Send + 'static>(
 
 /// Writes the identity file durably: temporary file, fsync, rename, fsync of the directory.
 fn record(dir: &Path, me: NodeId) -> Result<(), IdentityError> {
-    crate::rejoin::write_durably(dir, ID_FILE, format!("node {}\n", me.0).as_bytes())?;
+    write_durably(dir, ID_FILE, format!("node {}\n", me.0).as_bytes())?;
     tracing::info!(dir = %dir.display(), node = me.0, "data directory recorded as this node's");
     Ok(())
 }

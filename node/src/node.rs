@@ -157,8 +157,8 @@ impl Node {
         // this node's address nor lend it that node's promises, and a replaced disk must not
         // answer as the lost one (`identity`).
         let wal_dir = opts.data_dir.join("wal");
-        crate::identity::claim(&opts.data_dir, &wal_dir, me, &c.store, opts.shards).await?;
-        let floors = crate::rejoin::read(&opts.data_dir)?;
+        let floors =
+            crate::identity::claim(&opts.data_dir, &wal_dir, me, &c.store, opts.shards).await?;
         let map = join_map(&opts, &c.store, me).await?;
         if map.shards() != opts.shards {
             return Err(NodeError::ShardCount {

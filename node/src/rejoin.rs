@@ -23,39 +23,37 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use tierkv_engine::manifest::ManifestStore;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Epoch, ShardId};
 
-use crate::identity::{IdentityError, io};
+use crate::identity::{IdentityError, io, write_durably};
 
 /// Name of the file in a node's data directory.
 pub const REJOIN_FILE: &str = "REJOIN";
 const HEADER: &str = "tierkv rejoin 1";
 
-/// The newest claimed epoch of each of `shards` shards that has one.
-pub async fn floors(
-    store: &ObjStore,
-    shards: u32,
-) -> Result<BTreeMap<ShardId, Epoch>, tierkv_engine::Error> {
-    let mut out = BTreeMap::new();
-    for s in 0..shards {
+/// Rejoin floor per shard.
+pub type Floors = BTreeMap<ShardId, Epoch>;
+
+/// The newest claimed epoch of each of `shards` shards that has one (the listings run
+/// concurrently: one per shard).
+pub async fn floors(store: &ObjStore, shards: u32) -> Result<Floors, tierkv_engine::Error> {
+    let newest = futures::future::try_join_all((0..shards).map(|s| async move {
         let shard = ShardId(s);
-        let newest = ManifestStore::new(store.clone(), shard)
+        let e = ManifestStore::new(store.clone(), shard)
             .newest_epoch()
             .await?;
-        if newest > Epoch(0) {
-            out.insert(shard, newest);
-        }
-    }
-    Ok(out)
+        Ok::<_, tierkv_engine::Error>((shard, e))
+    }))
+    .await?;
+    Ok(newest.into_iter().filter(|(_, e)| *e > Epoch(0)).collect())
 }
 
 /// Writes `floors` durably as `dir`'s `REJOIN` file (replacing an older one). Blocking I/O.
-pub fn write(dir: &Path, floors: &BTreeMap<ShardId, Epoch>) -> Result<(), IdentityError> {
+pub fn write(dir: &Path, floors: &Floors) -> Result<(), IdentityError> {
     let mut text = format!("{HEADER}\n");
     for (shard, epoch) in floors {
         text.push_str(&format!("{} {}\n", shard.0, epoch.0));
@@ -64,11 +62,11 @@ pub fn write(dir: &Path, floors: &BTreeMap<ShardId, Epoch>) -> Result<(), Identi
 }
 
 /// The floors of `dir`'s `REJOIN` file; empty if there is none. Blocking I/O.
-pub fn read(dir: &Path) -> Result<BTreeMap<ShardId, Epoch>, IdentityError> {
+pub fn read(dir: &Path) -> Result<Floors, IdentityError> {
     let path = dir.join(REJOIN_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Floors::new()),
         Err(e) => return Err(io("read", &path)(e)),
     };
     let unreadable = || IdentityError::Unreadable {
@@ -79,7 +77,7 @@ pub fn read(dir: &Path) -> Result<BTreeMap<ShardId, Epoch>, IdentityError> {
     if lines.next() != Some(HEADER) {
         return Err(unreadable());
     }
-    let mut out = BTreeMap::new();
+    let mut out = Floors::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let (shard, epoch) = line.split_once(' ').ok_or_else(unreadable)?;
         let shard = shard.parse().map_err(|_| unreadable())?;
@@ -87,21 +85,6 @@ pub fn read(dir: &Path) -> Result<BTreeMap<ShardId, Epoch>, IdentityError> {
         out.insert(ShardId(shard), Epoch(epoch));
     }
     Ok(out)
-}
-
-/// Writes `dir/name` so that a crash leaves either the old file or the whole new one:
-/// temporary file, fsync, rename, fsync of the directory.
-pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), IdentityError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))
 }
 
 #[cfg(test)]

@@ -231,7 +231,8 @@ impl Cluster {
         cmd
     }
 
-    fn node_dir(&self, id: u32) -> PathBuf {
+    /// Node `id`'s data directory.
+    pub fn node_dir(&self, id: u32) -> PathBuf {
         self.dir.path().join(format!("node-{id}"))
     }
 
@@ -370,11 +371,6 @@ impl Cluster {
     pub fn wipe(&self, id: u32) {
         assert!(self.node(id).child.is_none(), "node {id} is running");
         std::fs::remove_dir_all(self.node_dir(id)).expect("remove the node's data directory");
-    }
-
-    /// Node `id`'s data directory.
-    pub fn data_dir(&self, id: u32) -> PathBuf {
-        self.node_dir(id)
     }
 
     pub fn restart(&mut self, id: u32) {

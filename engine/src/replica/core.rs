@@ -220,7 +220,7 @@ impl Replica {
     }
 
     /// Whether this replica is rejoining after losing its durable state: it holds no promise
-    /// a takeover may count on until it has caught up with a leader of an epoch at least
+    /// a takeover may count on until its durable log holds a record of an epoch newer than
     /// [`Recovered::amnesia_floor`].
     #[must_use]
     pub fn is_rejoining(&self) -> bool {
@@ -239,11 +239,11 @@ impl Replica {
             return;
         };
         let durable = self.durable_match();
-        let reached = self.log.base_epoch().max(
-            self.log
-                .epoch_at(durable)
-                .unwrap_or_else(|| self.log.base_epoch()),
-        );
+        // Epochs never decrease along the log, so this is the newest epoch held.
+        let reached = self
+            .log
+            .epoch_at(durable)
+            .unwrap_or_else(|| self.log.base_epoch());
         if reached > floor {
             tracing::info!(shard = %self.cfg.shard, node = %self.cfg.me, %floor, seq = %durable, "rejoined after disk loss: holds a record of an epoch after the floor");
             self.rejoin_floor = None;

@@ -26,8 +26,8 @@
 //! the same candidate). `Fetch` from the candidate we promised gets our whole tail.
 //!
 //! A replica rejoining after disk loss ([`super::Recovered::amnesia_floor`]) answers no
-//! `Promise`, `Fetch` or `Handover` until it has caught up with a leader of the floor epoch
-//! or a newer one; its promise starts at the floor, so it accepts nothing older.
+//! `Promise`, `Fetch` or `Handover` until its durable log holds a record of an epoch newer
+//! than the floor; its promise starts at the floor, so it accepts nothing older.
 
 use crate::types::{Epoch, SeqNo};
 

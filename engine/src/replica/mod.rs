@@ -360,7 +360,7 @@ pub struct Recovered {
     /// Set when this replica lost its durable state (it restarted with an empty disk under
     /// an id that ran before): the newest epoch claimed for the shard when it found out,
     /// which is at least every epoch it could have promised or acked. Until its durable log
-    /// (or the manifest's flushed prefix) reaches a record of this epoch or a newer one, the
+    /// (or the manifest's flushed prefix) holds a record of an epoch newer than this one, the
     /// replica is *rejoining*: it accepts nothing older, answers no `Promise`, starts no
     /// takeover and takes no handover (design note 0002, "Rejoining after disk loss").
     pub amnesia_floor: Option<Epoch>,
