@@ -17,7 +17,7 @@ use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::dirlock::DirLock;
 use tierkv_engine::store::ObjStore;
 use tierkv_gateway::AppState;
-use tierkv_node::client::ClusterBackend;
+use tierkv_gateway::cluster::ClusterBackend;
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::{ClusterSettings, DEV_SECRET};
 use tokio::net::TcpListener;
@@ -127,7 +127,7 @@ async fn open_node(
 
 /// A gateway backend over the cluster whose shard map is in `store`.
 async fn backend(cfg: &Config, store: ObjStore) -> anyhow::Result<ClusterBackend> {
-    let mut opts = cfg.cluster.client.clone();
+    let mut opts = cfg.gateway.cluster.clone();
     opts.secret.clone_from(&cfg.cluster.secret);
     Ok(ClusterBackend::connect(store, opts).await?)
 }

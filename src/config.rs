@@ -263,9 +263,6 @@ impl Config {
             if self.cluster.secret != tierkv_node::settings::DEV_SECRET {
                 cluster.insert("secret".into(), "<redacted>".into());
             }
-            if let Some(client) = cluster.get_mut("client").and_then(|c| c.as_object_mut()) {
-                client.remove("secret");
-            }
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }
@@ -396,7 +393,7 @@ mod tests {
     fn printed_configuration_hides_the_cluster_secret() {
         let mut cfg = Config::default();
         cfg.cluster.secret = "s3cr3t-value".into();
-        cfg.cluster.client.secret = "s3cr3t-value".into();
+        cfg.gateway.cluster.secret = "s3cr3t-value".into();
         let printed = cfg.to_printable_json().expect("json");
         assert!(!printed.contains("s3cr3t-value"), "{printed}");
         assert!(printed.contains("<redacted>"));

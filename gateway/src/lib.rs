@@ -63,6 +63,7 @@
 //! written after the batch ran (a crash in between re-runs it on retry).
 
 pub mod backend;
+pub mod cluster;
 pub mod error;
 mod extract;
 mod idempotency;
@@ -73,6 +74,7 @@ mod openapi;
 mod ops;
 pub mod options;
 pub mod problem;
+mod prom;
 mod routes;
 mod state;
 
@@ -109,13 +111,9 @@ pub async fn serve(
 /// `listener` with `TCP_NODELAY` on every accepted connection, so that an answer written in
 /// parts (HTTP/2 headers, then a streamed body) leaves at once instead of waiting for the
 /// peer's delayed ACK (Nagle's algorithm: up to 40 ms on Linux).
-pub fn nodelay(
+fn nodelay(
     listener: tokio::net::TcpListener,
 ) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
     use axum::serve::ListenerExt as _;
-    listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    })
+    listener.tap_io(tierkv_wire::set_nodelay)
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClientOptions;
+
 /// Settings of the public HTTP API. Every field has a default, so an empty table is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +35,9 @@ pub struct GatewayOptions {
     pub idempotency_window: Duration,
     /// Seconds sent in `Retry-After` on 429 and retryable 503 answers. Default: 1.
     pub retry_after_secs: u64,
+    /// How the gateway reaches the cluster's nodes (`tierkv gateway`, `tierkv dev`): map
+    /// refresh, how long to look for a leader, RPC timeout. The secret is `cluster.secret`.
+    pub cluster: ClientOptions,
 }
 
 impl Default for GatewayOptions {
@@ -48,6 +53,7 @@ impl Default for GatewayOptions {
             concurrency_limit: 1024,
             idempotency_window: Duration::from_secs(24 * 3600),
             retry_after_secs: 1,
+            cluster: ClientOptions::default(),
         }
     }
 }

@@ -42,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
 use crate::settings::ClusterSettings;
-use crate::shardmap::{self, ShardMap};
 use crate::transport::Transport;
+use tierkv_wire::shardmap::{self, ShardMap};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]

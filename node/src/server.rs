@@ -3,8 +3,8 @@
 //! | route | who calls it | body |
 //! |---|---|---|
 //! | `POST /rpc/v1/replica` | other nodes | replication frames ([`crate::transport`]) |
-//! | `POST /rpc/v1/kv` | tools, tests | one client operation ([`crate::proto`]) |
-//! | `POST /rpc/v1/kv/batch` | gateways | several client operations, answers streamed ([`crate::proto::batch`]) |
+//! | `POST /rpc/v1/kv` | tools, tests | one client operation ([`tierkv_wire::proto`]) |
+//! | `POST /rpc/v1/kv/batch` | gateways | several client operations, answers streamed ([`tierkv_wire::proto::batch`]) |
 //! | `GET /health/live` | probes | 200 while the process runs |
 //! | `GET /health/ready` | probes | 200 once every hosted shard knows a leader |
 //! | `GET /status` | operators, tests | JSON: replicas in rank order, role, epoch, leader and seqs per hosted shard |
@@ -24,29 +24,26 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use tierkv_engine::replica::{Role, msg};
 use tierkv_engine::types::ShardId;
 
-use crate::frame;
 use crate::node::Node;
-use crate::proto::{self, NodeStatus, RemoteError, Request, ShardStatus};
-use crate::transport::REPLICA_PATH;
+use tierkv_wire::frame;
+use tierkv_wire::paths;
+use tierkv_wire::proto::{self, NodeStatus, RemoteError, Request, ShardStatus};
 
-/// Path of the client-operation endpoint.
-pub const KV_PATH: &str = "/rpc/v1/kv";
-/// Path of the batched client-operation endpoint.
-pub const KV_BATCH_PATH: &str = "/rpc/v1/kv/batch";
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
 
 /// The node's router.
 pub fn router(node: Node) -> Router {
     Router::new()
-        .route(REPLICA_PATH, post(replica))
-        .route(KV_PATH, post(kv))
-        .route(KV_BATCH_PATH, post(kv_batch))
+        .route(paths::REPLICA, post(replica))
+        .route(paths::KV, post(kv))
+        .route(paths::KV_BATCH, post(kv_batch))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/status", get(status))
@@ -74,7 +71,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(node.clone());
     let draining = node.clone();
-    let served = axum::serve(tierkv_gateway::nodelay(listener), app)
+    let served = axum::serve(listener.tap_io(tierkv_wire::set_nodelay), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             // While the replication streams still run: the handovers need them.
@@ -506,8 +503,8 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::proto::Response as R;
-    use crate::proto::batch::AnswerReader;
+    use tierkv_wire::proto::Response as R;
+    use tierkv_wire::proto::batch::AnswerReader;
 
     type Pending = Pin<Box<dyn Future<Output = (u32, R)> + Send>>;
 

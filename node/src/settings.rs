@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::ClientOptions;
-
 /// The secret every process of a development cluster uses unless told otherwise. Nodes and
 /// gateways log a warning when they run with it.
 pub const DEV_SECRET: &str = "tierkv-dev-secret";
@@ -65,8 +63,6 @@ pub struct ClusterSettings {
     /// How often nodes re-read the shard map. Default: 2s.
     #[serde(with = "humantime_serde")]
     pub map_refresh: Duration,
-    /// How gateways call nodes (the secret above is used, not the client's own).
-    pub client: ClientOptions,
 }
 
 impl Default for ClusterSettings {
@@ -86,7 +82,6 @@ impl Default for ClusterSettings {
             handover_after: Duration::from_secs(4),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
-            client: ClientOptions::default(),
         }
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! # Body of `POST /rpc/v1/replica`
 //!
-//! Frames ([`crate::frame`]: a u32 little-endian length, then that many bytes), each
+//! Frames ([`tierkv_wire::frame`]: a u32 little-endian length, then that many bytes), each
 //! holding one message envelope ([`tierkv_engine::replica::msg`], with its own crc), for as
 //! long as the sender keeps the request open. The receiver delivers each message as soon as
 //! its frame is complete.
@@ -39,10 +39,10 @@ use tierkv_engine::types::ShardId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::frame;
+use tierkv_wire::frame;
 
 /// Path of the replication endpoint.
-pub const REPLICA_PATH: &str = "/rpc/v1/replica";
+pub use tierkv_wire::paths::REPLICA as REPLICA_PATH;
 /// Most messages in one chunk of a stream.
 pub const MAX_BATCH: usize = 512;
 /// Chunks buffered for a stream that its peer has not read yet; more are dropped.
@@ -286,9 +286,9 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameError;
     use tierkv_engine::replica::msg::Envelope;
     use tierkv_engine::types::{Epoch, SeqNo};
+    use tierkv_wire::frame::FrameError;
 
     /// Every message of a stream, read from `chunks` in turn.
     fn read_all(chunks: &[&[u8]]) -> (Result<Vec<Envelope>, FrameError>, bool) {

@@ -14,8 +14,8 @@ use tracing::{debug, warn};
 
 use super::rpc::RpcFailure;
 use super::{Retry, Shared};
-use crate::proto::{self, RemoteError, Request, Response};
-use crate::shardmap::ShardMap;
+use tierkv_wire::proto::{self, RemoteError, Request, Response};
+use tierkv_wire::shardmap::ShardMap;
 
 /// First pause after a full pass over a shard's replicas found no leader.
 pub(super) const BACKOFF_START: Duration = Duration::from_millis(10);

@@ -4,7 +4,7 @@
 //!
 //! Every operation for a node goes through that node's *pipe*: a task that takes everything
 //! queued for the node when it runs and sends it as one `POST /rpc/v1/kv/batch`
-//! ([`crate::proto::batch`]), each batch on its own HTTP/2 stream, with no limit on batches
+//! ([`tierkv_wire::proto::batch`]), each batch on its own HTTP/2 stream, with no limit on batches
 //! in flight. Before it takes a batch the pipe yields once to the scheduler, so operations
 //! that other tasks are about to queue join it (up to 256 operations and 16 MiB): under load
 //! one request carries several operations (one write and one read on each side instead of
@@ -20,13 +20,12 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ClientStats, Shared};
-use crate::proto::Response;
-use crate::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
+use tierkv_wire::proto::Response;
+use tierkv_wire::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
 
 /// Most request bytes in one batch (a node refuses bodies over 256 MiB); an operation larger
 /// than this goes alone.
 const MAX_BATCH_BYTES: usize = 16 << 20;
-use crate::server::KV_BATCH_PATH;
 
 /// Why one RPC produced no answer.
 #[derive(Debug, Clone)]
@@ -66,7 +65,7 @@ impl Shared {
         if let Some(tx) = self.pipes.read().get(addr).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
-        let url = reqwest::Url::parse(&format!("http://{addr}{KV_BATCH_PATH}"))
+        let url = reqwest::Url::parse(&format!("http://{addr}{}", tierkv_wire::paths::KV_BATCH))
             .map_err(|e| RpcFailure::NotSent(format!("bad node address {addr:?}: {e}")))?;
         let mut pipes = self.pipes.write();
         if let Some(tx) = pipes.get(addr).filter(|tx| !tx.is_closed()) {
@@ -84,7 +83,7 @@ impl Shared {
         Ok(tx)
     }
 
-    /// One RPC to the node at `addr` (`body` is one [`crate::proto::encode_request`]).
+    /// One RPC to the node at `addr` (`body` is one [`tierkv_wire::proto::encode_request`]).
     pub(super) async fn send(&self, addr: &str, body: Bytes) -> Result<Response, RpcFailure> {
         let (reply, answer) = oneshot::channel();
         self.pipe(addr)?

@@ -47,8 +47,8 @@
 //! HTTP calls, and the classification of their failures, in `rpc.rs`; the first map wait,
 //! map refreshes and status polls in `refresh.rs`.
 //!
-//! [`proto::encode_request`]: crate::proto::encode_request
-//! [`proto::encode_response`]: crate::proto::encode_response
+//! [`proto::encode_request`]: tierkv_wire::proto::encode_request
+//! [`proto::encode_response`]: tierkv_wire::proto::encode_response
 
 mod refresh;
 mod route;
@@ -73,18 +73,18 @@ use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::{Error, ErrorKind};
-use tierkv_gateway::{Backend, EngineMetrics};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
 
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
 use self::stats::{ClientStats, Retry};
-use crate::proto::{Request, Response};
-use crate::shardmap::{ShardMap, ShardMapError};
+use crate::backend::{Backend, EngineMetrics};
+use tierkv_wire::proto::{Request, Response};
+use tierkv_wire::shardmap::{ShardMap, ShardMapError};
 
 /// Path of the (batched) client-operation endpoint on every node.
-pub const RPC_PATH: &str = crate::server::KV_BATCH_PATH;
+pub const RPC_PATH: &str = tierkv_wire::paths::KV_BATCH;
 /// Longest wait for a TCP connection (also capped at half of `rpc_timeout`, so that a
 /// connect that times out is reported as a connect failure, which is safe to retry).
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
@@ -97,7 +97,9 @@ const KEEPALIVE: Duration = Duration::from_secs(2);
 #[serde(default, deny_unknown_fields)]
 pub struct ClientOptions {
     /// The cluster secret, sent as a bearer token to every node; must equal the nodes'.
-    /// Default: empty (refused by [`ClusterBackend::connect`]).
+    /// Not read from the configuration (the binary copies `cluster.secret` here). Default:
+    /// empty (refused by [`ClusterBackend::connect`]).
+    #[serde(skip)]
     pub secret: String,
     /// How often the shard map is re-read and every member's status polled (humantime).
     /// Default: 1s.

@@ -1,28 +1,25 @@
 //! Unit tests of the cluster client: options, the background task's lifetime, read retry
-//! rules (the wire behaviour against fake nodes is in `tests/client.rs`).
+//! rules (the wire behaviour against fake nodes is in `tests/cluster_client.rs`).
 
 use tokio::time::Instant;
 
 use super::route::read_may_retry;
 use super::*;
-use crate::proto::RemoteError;
-use crate::shardmap;
+use tierkv_wire::proto::RemoteError;
+use tierkv_wire::shardmap;
 
 #[test]
 fn options_default_parse_and_validate() {
-    let o: ClientOptions = serde_json::from_str(r#"{"secret":"s"}"#).expect("parse");
-    assert_eq!(
-        o,
-        ClientOptions {
-            secret: "s".to_owned(),
-            ..ClientOptions::default()
-        }
-    );
+    let mut o: ClientOptions = serde_json::from_str("{}").expect("parse");
+    assert_eq!(o, ClientOptions::default());
+    // The secret is `cluster.secret`, never a second setting here.
+    assert!(serde_json::from_str::<ClientOptions>(r#"{"secret":"s"}"#).is_err());
+    o.secret = "s".to_owned();
     assert_eq!(o.leader_wait, Duration::from_secs(8));
     assert!(o.validate().is_ok());
-    let o: ClientOptions =
-        serde_json::from_str(r#"{"secret":"s","rpc_timeout":"250ms","map_refresh":"2s"}"#)
-            .expect("parse");
+    let mut o: ClientOptions =
+        serde_json::from_str(r#"{"rpc_timeout":"250ms","map_refresh":"2s"}"#).expect("parse");
+    o.secret = "s".to_owned();
     assert_eq!(o.rpc_timeout, Duration::from_millis(250));
     assert_eq!(o.map_refresh, Duration::from_secs(2));
     assert!(serde_json::from_str::<ClientOptions>(r#"{"nope":1}"#).is_err());
@@ -51,7 +48,7 @@ fn options_default_parse_and_validate() {
 #[tokio::test]
 async fn dropping_the_backend_stops_the_background_task() {
     let store = ObjStore::in_memory();
-    let member = crate::shardmap::Member {
+    let member = tierkv_wire::shardmap::Member {
         id: NodeId(1),
         addr: "127.0.0.1:1".to_owned(),
     };

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{ConnectError, Shared};
-use crate::proto::{self, ReplicaRole, Request, Response};
-use crate::shardmap::{self, ShardMap};
+use tierkv_wire::proto::{self, ReplicaRole, Request, Response};
+use tierkv_wire::shardmap::{self, ShardMap};
 
 /// Waits for a first shard map, for at most `wait`.
 pub(super) async fn wait_for_map(

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Version, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tierkv_engine::replica::NodeId;
@@ -19,11 +20,11 @@ use tierkv_engine::store::{ObjStore, StoreOptions};
 use tierkv_engine::types::{Entry, EntryKind, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::{Error, ErrorKind};
 use tierkv_gateway::Backend;
-use tierkv_node::client::{ClientOptions, ClusterBackend, ConnectError, RPC_PATH};
-use tierkv_node::proto::{
+use tierkv_gateway::cluster::{ClientOptions, ClusterBackend, ConnectError, RPC_PATH};
+use tierkv_wire::proto::{
     self, NodeStatus, RemoteError, ReplicaRole, Request, Response, ShardStatus,
 };
-use tierkv_node::shardmap::{self, DEFAULT_VNODES, Member, ShardMap};
+use tierkv_wire::shardmap::{self, DEFAULT_VNODES, Member, ShardMap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -119,7 +120,7 @@ async fn fake_node(
             seen: Arc::clone(&seen),
             posts: Arc::clone(&posts),
         });
-    tokio::spawn(async move { axum::serve(tierkv_gateway::nodelay(listener), app).await });
+    tokio::spawn(async move { axum::serve(listener.tap_io(tierkv_wire::set_nodelay), app).await });
     FakeNode {
         id: NodeId(id),
         addr,
