@@ -220,7 +220,7 @@ impl Cluster {
                 "TIERKV_CLUSTER__MAX_CLOCK_DRIFT",
                 format!("{}ms", self.opts.heartbeat.as_millis()),
             )
-            .env("TIERKV_CLUSTER__CLIENT__LEADER_WAIT", "10s")
+            .env("TIERKV_GATEWAY__CLUSTER__LEADER_WAIT", "10s")
             .env(
                 "TIERKV_ENGINE__MEMTABLE_BYTES",
                 self.opts.memtable_bytes.to_string(),
