@@ -223,7 +223,7 @@ impl Config {
             anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
             fig = fig.merge(Toml::file(f));
         }
-        let cfg: Self = fig
+        let fig = fig
             .merge(
                 Env::prefixed("TIERKV_")
                     .filter(|k| {
@@ -232,7 +232,13 @@ impl Config {
                     })
                     .split("__"),
             )
-            .merge(Serialized::defaults(overrides))
+            .merge(Serialized::defaults(overrides));
+        anyhow::ensure!(
+            fig.find_value("cluster.client").is_err(),
+            "invalid configuration: the gateway's cluster client settings moved from \
+             `cluster.client` to `gateway.cluster` (TIERKV_GATEWAY__CLUSTER__…)"
+        );
+        let cfg: Self = fig
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         anyhow::ensure!(
@@ -287,6 +293,101 @@ impl Config {
             disk_dir: (self.cache.disk_bytes > 0).then(|| self.data_dir.join("cache")),
             disk_bytes: self.cache.disk_bytes.max(tierkv_cache::MIN_DISK_BYTES),
         }
+    }
+}
+
+/// The process a configuration is for, as far as `--help` is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Process {
+    /// `tierkv dev`: a gateway and three nodes.
+    Dev,
+    /// `tierkv node`.
+    Node,
+    /// `tierkv gateway`.
+    Gateway,
+    /// `tierkv serve`: one node (one replica per shard) and the API.
+    Serve,
+}
+
+impl Process {
+    /// Whether the setting at `path` (dotted TOML key) has an effect in this process.
+    fn uses(self, path: &str) -> bool {
+        let under = |p: &str| path == p || path.starts_with(&format!("{p}."));
+        // Where a node is and who its peers are: only a cluster node has them.
+        let membership = [
+            "cluster.node_id",
+            "cluster.advertise",
+            "cluster.initial_members",
+        ];
+        match self {
+            Self::Node => !under("gateway"),
+            Self::Gateway => {
+                [
+                    "listen",
+                    "data_dir",
+                    "worker_threads",
+                    "store",
+                    "gateway",
+                    "telemetry",
+                ]
+                .iter()
+                .any(|p| under(p))
+                    || path == "cluster.secret"
+            }
+            Self::Dev => !membership.iter().any(|p| under(p)),
+            Self::Serve => {
+                !under("cluster") && !under("gateway.cluster")
+                    || [
+                        "cluster.lease_duration",
+                        "cluster.heartbeat_interval",
+                        "cluster.tick",
+                    ]
+                    .contains(&path)
+            }
+        }
+    }
+}
+
+/// The end of `tierkv <command> --help`: every setting the command reads, as its TOML key,
+/// its environment variable and its default, from [`Config::default`] (so the list cannot
+/// fall behind the code).
+pub(crate) fn settings_help(process: Process) -> String {
+    let mut out = String::from(
+        "Settings (TOML key: environment variable [default]). Flags override the environment, \
+         which overrides the file; `tierkv config` prints the result, README.md \
+         (\"Configuration\") and src/config.rs say what each one does. Set secrets through the \
+         environment or the file, never on a command line:\n",
+    );
+    let mut leaves = Vec::new();
+    if let Ok(v) = serde_json::to_value(Config::default()) {
+        flatten_json("", &v, &mut leaves);
+    }
+    for (path, default) in leaves.into_iter().filter(|(p, _)| process.uses(p)) {
+        let env = format!("TIERKV_{}", path.replace('.', "__").to_ascii_uppercase());
+        out.push_str(&format!("  {path}: {env} [{default}]\n"));
+    }
+    out
+}
+
+/// Every leaf of `v` as (dotted path, value as text); objects recurse, everything else is a
+/// leaf (`null` and empty lists read "none").
+fn flatten_json(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_json(&path, child, out);
+            }
+        }
+        Value::Null => out.push((prefix.to_owned(), "none".to_owned())),
+        Value::Array(a) if a.is_empty() => out.push((prefix.to_owned(), "none".to_owned())),
+        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        other => out.push((prefix.to_owned(), other.to_string())),
     }
 }
 
@@ -397,6 +498,18 @@ mod tests {
         let printed = cfg.to_printable_json().expect("json");
         assert!(!printed.contains("s3cr3t-value"), "{printed}");
         assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn the_old_place_of_the_client_settings_is_named_in_the_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old.toml");
+        std::fs::write(&file, "[cluster.client]\nleader_wait = \"3s\"\n").expect("write");
+        let e = Config::load(Some(&file), &Overrides::default()).expect_err("moved");
+        assert!(e.to_string().contains("gateway.cluster"), "{e}");
+        std::fs::write(&file, "[gateway.cluster]\nleader_wait = \"3s\"\n").expect("write");
+        let cfg = Config::load(Some(&file), &Overrides::default()).expect("new place");
+        assert_eq!(cfg.gateway.cluster.leader_wait, Duration::from_secs(3));
     }
 
     #[test]

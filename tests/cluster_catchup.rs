@@ -145,3 +145,45 @@ async fn a_leader_stopped_with_sigterm_exits_and_catches_up_after_restart() {
     c.assert_node_holds(leader, SHARD, &keys, |k| value(k, 10))
         .await;
 }
+
+/// A restarted node says it is ready (`/health/ready`, the signal a rolling restart waits
+/// for) only once each of its replicas holds everything its leader committed, not as soon
+/// as it has heard of a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_is_ready_only_once_caught_up() {
+    let (mut c, leader) = start(64 << 20).await;
+    let follower = (1..=3).find(|n| *n != leader).expect("a follower");
+    let mut keys = c.keys_in_shard(SHARD, "ready-", 300);
+    keys.extend(c.keys_in_shard(1, "ready-other-", 300));
+    c.kill(follower);
+    put_all(&c, &keys, 100).await;
+    c.restart(follower);
+    let ready_url = format!("{}/health/ready", c.node_url(follower));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http.get(&ready_url).send().await.expect("node answers");
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        assert!(
+            Instant::now() < deadline,
+            "never ready: {:?}",
+            r.text().await
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // No write since the restart: the leaders' commit points stand still.
+    let mine = c.status(follower).await.expect("follower status");
+    for (shard, s) in &mine {
+        let (l, _) = c.leader_of(*shard, None).await.expect("a leader");
+        let lead = c.status(l).await.expect("leader status")[shard].clone();
+        assert!(
+            s.applied_seq >= lead.commit_seq,
+            "shard {shard}: ready with applied {} < the leader's commit {}",
+            s.applied_seq,
+            lead.commit_seq
+        );
+    }
+}

@@ -356,29 +356,6 @@ fn shard_maps(data: &Path) -> Vec<String> {
     maps
 }
 
-/// Runs `tierkv` with `args` (its stderr captured), expects it to exit with an error within
-/// 30 s, and returns its stderr.
-async fn refused_start(args: &[std::ffi::OsString]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tierkv");
-    let status = cluster::exit_within(&mut child, Duration::from_secs(30))
-        .await
-        .expect("tierkv did not exit");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
-        .expect("read stderr");
-    assert!(
-        !status.success(),
-        "tierkv {args:?} exited with {status}: {stderr}"
-    );
-    stderr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -387,7 +364,7 @@ async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() 
     put_ok(&c, &server.url, "mine", "first").await;
     let maps_before = shard_maps(dir.path());
     assert!(!maps_before.is_empty(), "no shard map in {:?}", dir.path());
-    let stderr = refused_start(&dev_args(dir.path())).await;
+    let stderr = cluster::refused_start(&dev_args(dir.path())).await;
     let holder = format!("pid {}", server.child.id());
     assert!(
         stderr.contains("in use by another process") && stderr.contains(&holder),
@@ -428,7 +405,7 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
         "--data-dir",
     ]);
     node_args.push(node1.clone().into());
-    let stderr = refused_start(&node_args).await;
+    let stderr = cluster::refused_start(&node_args).await;
     assert!(
         stderr.contains("belongs to node 1, not node 2"),
         "stderr does not say whose directory it is: {stderr}"

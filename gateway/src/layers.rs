@@ -182,12 +182,12 @@ async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) 
     }
     let code = problem.code.as_str();
     let msg = &*info.log_message;
-    if status.is_server_error() {
-        tracing::error!(code, error = msg, "request failed");
-    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        tracing::warn!(code, error = msg, "request refused");
-    } else {
-        tracing::info!(code, error = msg, "request rejected");
+    // `event!` needs a constant level: one arm per level.
+    match problem.code.log_level() {
+        tracing::Level::ERROR => tracing::error!(code, error = msg, "request failed"),
+        tracing::Level::WARN => tracing::warn!(code, error = msg, "request not served"),
+        tracing::Level::INFO => tracing::info!(code, error = msg, "request rejected"),
+        _ => tracing::debug!(code, error = msg, "request answered with an error"),
     }
     res
 }

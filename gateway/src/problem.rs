@@ -105,6 +105,41 @@ impl ErrorCode {
         Self::Internal,
     ];
 
+    /// How the gateway logs an answer with this code: expected outcomes of a well-formed
+    /// request (a key that does not exist, a failed precondition, a rate limit) are not
+    /// server events and go to debug (they are counted on `/metrics`); malformed requests
+    /// to info; answers that say the service is degraded for a while (retry later) to warn;
+    /// failures to error.
+    #[must_use]
+    pub const fn log_level(self) -> tracing::Level {
+        use tracing::Level;
+        match self {
+            Self::KeyNotFound | Self::PreconditionFailed | Self::RateLimited => Level::DEBUG,
+            Self::KeyEmpty
+            | Self::KeyTooLong
+            | Self::ValueTooLarge
+            | Self::BodyTooLarge
+            | Self::BatchTooLarge
+            | Self::BatchEmpty
+            | Self::InvalidTtl
+            | Self::InvalidIdempotencyKey
+            | Self::IdempotencyKeyReused
+            | Self::MalformedJson
+            | Self::UnknownField
+            | Self::InvalidRequest
+            | Self::UnsupportedMediaType
+            | Self::NotFound
+            | Self::MethodNotAllowed => Level::INFO,
+            Self::Backpressure
+            | Self::NotLeader
+            | Self::OutcomeUnknown
+            | Self::ShuttingDown
+            | Self::Overloaded
+            | Self::Timeout => Level::WARN,
+            Self::StorageUnavailable | Self::DataCorruption | Self::Internal => Level::ERROR,
+        }
+    }
+
     /// The code as it appears in JSON.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

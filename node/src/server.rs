@@ -308,20 +308,32 @@ fn node_status(node: &Node) -> NodeStatus {
     }
 }
 
+/// 200 once this node takes full part in every shard it hosts: each knows a leader, and
+/// each of its replicas holds every record its leader had committed (not catching up, not
+/// rejoining after disk loss, not stopped by a WAL failure). The signal to wait for in a
+/// rolling restart before stopping the next node: until then some shard may have fewer
+/// complete replicas than it seems.
 async fn ready(State(node): State<Node>) -> Response {
-    let leaderless: Vec<u32> = node
-        .shards()
-        .filter(|h| h.status().leader.is_none())
-        .map(|h| h.shard().id().0)
-        .collect();
-    if leaderless.is_empty() {
+    let mut waiting = Vec::new();
+    for h in node.shards() {
+        let s = h.status();
+        let why = if s.poisoned {
+            "its WAL failed"
+        } else if s.leader.is_none() {
+            "no known leader"
+        } else if s.rejoining {
+            "rejoining after disk loss"
+        } else if s.records_behind > 0 || h.shard().applied() < s.commit_seq {
+            "catching up"
+        } else {
+            continue;
+        };
+        waiting.push(format!("shard {}: {why}", h.shard().id()));
+    }
+    if waiting.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("no known leader yet for shards {leaderless:?}"),
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, waiting.join("\n")).into_response()
     }
 }
 
@@ -353,6 +365,7 @@ async fn status(State(node): State<Node>) -> Response {
                 "applied_seq": h.shard().applied().0,
                 "poisoned": s.poisoned,
                 "rejoining": s.rejoining,
+                "records_behind": s.records_behind,
             })
         })
         .collect();

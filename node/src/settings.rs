@@ -37,8 +37,8 @@ pub struct ClusterSettings {
     /// Leader heartbeat interval. Default: 250ms.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
-    /// How long an acknowledged heartbeat holds the lease. Failover takes about this long
-    /// plus a second. Default: 2s.
+    /// How long an acknowledged heartbeat holds the lease. Failover after a crash takes
+    /// about this long plus half a second (2.5 s by default). Default: 2s.
     #[serde(with = "humantime_serde")]
     pub lease_duration: Duration,
     /// Bound on clock drift between two nodes over one lease; subtracted from the leader's

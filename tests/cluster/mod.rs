@@ -194,7 +194,6 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| format!("file://{}", self.dir.path().join("objects").display()));
         cmd.arg(sub)
-            .args(["--shards", &self.opts.shards.to_string()])
             .args(["--store-url", &store])
             // Two leases, as by default (it may not be shorter than the lease); `env` may
             // override it.
@@ -240,6 +239,7 @@ impl Cluster {
         let port = self.node(id).port;
         let mut child = self
             .command("node")
+            .args(["--shards", &self.opts.shards.to_string()])
             .args(["--node-id", &id.to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
@@ -543,4 +543,27 @@ pub fn etag(r: &reqwest::Response) -> Option<u64> {
         .trim_matches('"')
         .parse()
         .ok()
+}
+
+/// Runs `tierkv` with `args` (its stderr captured), expects it to exit with an error within
+/// 30 s, and returns its stderr.
+pub async fn refused_start(args: &[std::ffi::OsString]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tierkv");
+    let status = exit_within(&mut child, Duration::from_secs(30))
+        .await
+        .expect("tierkv did not exit");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        !status.success(),
+        "tierkv {args:?} exited with {status}: {stderr}"
+    );
+    stderr
 }

@@ -72,6 +72,10 @@ pub struct Replica {
     /// Rejoining after losing its durable state ([`Recovered::amnesia_floor`]): the epoch
     /// its durable log must reach before it may promise or take over again.
     pub(super) rejoin_floor: Option<Epoch>,
+    /// Highest commit point a leader reported to us (its `Append`s carry it uncapped; our
+    /// own `commit_seq` is capped at the prefix we matched). Observation only: nothing in
+    /// the protocol depends on it.
+    pub(super) leader_commit: SeqNo,
     pub(super) out: Vec<Output>,
 }
 
@@ -143,6 +147,7 @@ impl Replica {
             draining: false,
             deferred_handover: None,
             rejoin_floor: recovered.amnesia_floor,
+            leader_commit: SeqNo(0),
             out: Vec::new(),
             cfg,
         };
@@ -217,6 +222,19 @@ impl Replica {
     #[must_use]
     pub fn leader_hint(&self) -> Option<NodeId> {
         self.leader_hint
+    }
+
+    /// How many committed records this replica is known to miss: the newest commit point a
+    /// leader reported minus our own (0 for a leader, and for a follower whose log holds
+    /// everything its leader had committed when it last sent). A replica that just came
+    /// back is behind until it has caught up; an operator waits for 0 on every replica of
+    /// a node before stopping the next one (rolling restarts).
+    #[must_use]
+    pub fn records_behind(&self) -> u64 {
+        match &self.role {
+            RoleState::Leader(_) => 0,
+            _ => self.leader_commit.0.saturating_sub(self.commit_seq.0),
+        }
     }
 
     /// Whether this replica is rejoining after losing its durable state: it holds no promise

@@ -105,6 +105,7 @@ impl Replica {
             self.raise_promise(epoch);
         }
         self.leader_hint = Some(from);
+        self.leader_commit = self.leader_commit.max(commit_seq);
         self.window.extend(now, self.cfg.lease_duration);
         self.reset_election_timer(now);
         if flushed_seq > self.log.base() {

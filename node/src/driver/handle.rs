@@ -89,6 +89,8 @@ pub struct ShardStatus {
     flushed_seq: AtomicU64,
     pub(super) poisoned: AtomicBool,
     rejoining: AtomicBool,
+    /// [`Replica::records_behind`].
+    behind: AtomicU64,
     /// Times this replica became the serving leader (takeovers, handovers received).
     pub(super) leaderships: AtomicU64,
     /// Times this replica handed the shard over (design note 0006).
@@ -107,6 +109,7 @@ impl Default for ShardStatus {
             flushed_seq: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             rejoining: AtomicBool::new(false),
+            behind: AtomicU64::new(0),
             leaderships: AtomicU64::new(0),
             handovers: AtomicU64::new(0),
         }
@@ -133,6 +136,8 @@ pub struct StatusSnapshot {
     /// Whether it is rejoining after disk loss (promises nothing until it caught up with a
     /// newer epoch: design note 0002).
     pub rejoining: bool,
+    /// Committed records its log is known to miss (0 once caught up with its leader).
+    pub records_behind: u64,
 }
 
 impl ShardStatus {
@@ -161,6 +166,7 @@ impl ShardStatus {
         self.last_seq.store(r.log().last_seq().0, Ordering::SeqCst);
         self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);
         self.rejoining.store(r.is_rejoining(), Ordering::SeqCst);
+        self.behind.store(r.records_behind(), Ordering::SeqCst);
     }
 
     /// The current values.
@@ -182,6 +188,7 @@ impl ShardStatus {
             flushed_seq: SeqNo(self.flushed_seq.load(Ordering::SeqCst)),
             poisoned: self.poisoned.load(Ordering::SeqCst),
             rejoining: self.rejoining.load(Ordering::SeqCst),
+            records_behind: self.behind.load(Ordering::SeqCst),
         }
     }
 

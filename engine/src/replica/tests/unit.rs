@@ -995,3 +995,29 @@ fn a_leader_hands_the_shard_on_once_a_rejoining_replica_is_caught_up_but_never_t
     let handed = handed_to(&outs);
     assert_eq!(handed, vec![NodeId(3)], "{outs:?}");
 }
+
+/// A follower that misses records its leader already committed reports how many until it
+/// holds them: the commit point of an `Append` counts even when its prefix does not match.
+#[test]
+fn a_follower_is_behind_until_it_holds_what_its_leader_committed() {
+    let mut r = replica(2, 1, vec![rec(1, 1)]);
+    assert_eq!(r.records_behind(), 0);
+    // The leader has committed up to 4; we hold record 1 but do not know it committed (a
+    // restarted replica knows no commit point): the prefix at 3 does not match.
+    let outs = r.handle(Millis(10), append(1, 3, 1, vec![rec(1, 4)], 4));
+    assert!(
+        sends(&outs)
+            .iter()
+            .any(|(_, m)| matches!(m, Msg::Gap { .. })),
+        "{outs:?}"
+    );
+    assert_eq!(r.records_behind(), 4);
+    // The records from 2 on arrive: once durable and committed, nothing is missing.
+    let outs = r.handle(
+        Millis(20),
+        append(1, 1, 1, vec![rec(1, 2), rec(1, 3), rec(1, 4)], 4),
+    );
+    persisted_all(&mut r, Millis(20), &outs);
+    assert_eq!(r.commit_seq(), SeqNo(4));
+    assert_eq!(r.records_behind(), 0);
+}
