@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use crate::codec::DecodeError;
-use crate::types::{Condition, Epoch, SeqNo, ShardId};
+use crate::types::{Condition, Epoch, NodeId, SeqNo, ShardId};
 
 /// Result alias for engine operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -155,12 +155,12 @@ pub enum Error {
     Closed,
     /// This replica does not lead the shard (or its lease is not valid for a strong read);
     /// `leader` is the node it last heard from, if any. Retry at the leader.
-    #[error("shard {shard}: not the leader (last known leader: {leader:?})")]
+    #[error("shard {shard}: not the leader (last known leader: {})", leader.map_or("none".to_owned(), |n| n.to_string()))]
     NotLeader {
         /// The shard.
         shard: ShardId,
-        /// Id of the node believed to lead, if known.
-        leader: Option<u32>,
+        /// The node believed to lead, if known.
+        leader: Option<NodeId>,
     },
     /// A write was sequenced by a leader that lost its leadership before the write was
     /// known to be committed: it may or may not take effect. Never retried blindly (retry
@@ -176,7 +176,7 @@ pub enum Error {
     #[error("node {node}: {message}")]
     Remote {
         /// The node that reported it.
-        node: u32,
+        node: NodeId,
         /// Its class (what the caller should do).
         kind: ErrorKind,
         /// Its message (for logs; never sent to API clients for 5xx).

@@ -6,6 +6,9 @@
 //! shards/<sid:05>/manifest/<version:020>     manifest versions (create-only: the CAS)
 //! shards/<sid:05>/segments/<id:032x>.seg     immutable sorted segments, never rewritten
 //! cluster/meta.json                          cluster-wide settings fixed at creation (create-only)
+//! cluster/shardmap/<version:020>             shard map versions (create-only: the CAS)
+//! cluster/nodes/<id:010>                     a node id has run (create-only registration)
+//! cluster/ready-probe/                       listed (never written) to check the store answers
 //! ```
 //! Zero-padded decimal numbers make lexicographic listing order equal numeric order.
 
@@ -16,6 +19,34 @@ use crate::types::{Epoch, ManifestVersion, SegmentId, ShardId};
 pub fn cluster_meta() -> String {
     "cluster/meta.json".to_owned()
 }
+
+/// Prefix under which every shard map version lives.
+pub const SHARDMAP_PREFIX: &str = "cluster/shardmap/";
+
+/// Key of shard map `version`: zero-padded so that listing order is version order.
+#[must_use]
+pub fn shardmap(version: u64) -> String {
+    format!("{SHARDMAP_PREFIX}{version:020}")
+}
+
+/// Parses the version out of a shard map key; `None` for any other key.
+#[must_use]
+pub fn parse_shardmap(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(SHARDMAP_PREFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Key of node `id`'s registration (written once, the first time the id runs).
+#[must_use]
+pub fn node_registration(id: u32) -> String {
+    format!("cluster/nodes/{id:010}")
+}
+
+/// A prefix under which nothing is ever written: listing it proves the store answers.
+pub const READY_PROBE_PREFIX: &str = "cluster/ready-probe/";
 
 /// Prefix of every object of one shard.
 #[must_use]
@@ -112,5 +143,19 @@ mod tests {
         assert_eq!(parse_segment(s, &segment(s, id)), Some(id));
         assert_eq!(parse_wal_file(&wal_file(9)), Some(9));
         assert!(manifest(s, ManifestVersion(2)) < manifest(s, ManifestVersion(10)));
+    }
+
+    #[test]
+    fn shardmap_keys_sort_by_version_and_parse_back() {
+        assert_eq!(shardmap(7), "cluster/shardmap/00000000000000000007");
+        assert!(shardmap(9) < shardmap(10));
+        assert_eq!(parse_shardmap(&shardmap(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_shardmap("cluster/shardmap/12"), None);
+        assert_eq!(
+            parse_shardmap("cluster/shardmap/+0000000000000000001"),
+            None
+        );
+        assert_eq!(parse_shardmap("cluster/meta.json"), None);
+        assert_eq!(node_registration(3), "cluster/nodes/0000000003");
     }
 }

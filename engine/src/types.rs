@@ -8,6 +8,16 @@ use std::fmt;
 
 use bytes::Bytes;
 
+/// Identifies a node (a member of the cluster). Shown as its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Longest key a client may use, in bytes.
 pub const MAX_USER_KEY_LEN: usize = 1024;
 /// Longest key the engine accepts, in bytes: a user key plus room for the namespace prefix

@@ -186,7 +186,7 @@ impl Backend for LocalBackend {
         }
         // A cheap call that proves object storage answers.
         self.store
-            .list("cluster/ready-probe/", None)
+            .list(tierkv_engine::paths::READY_PROBE_PREFIX, None)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())

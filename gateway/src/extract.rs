@@ -182,6 +182,24 @@ pub(crate) enum IfMatch {
     Version(u64),
 }
 
+impl IfMatch {
+    /// `If-Match` as a request-fingerprint part (record format 2).
+    pub(crate) fn fingerprint_part(self) -> Vec<u8> {
+        match self {
+            Self::Any => b"if-match:*".to_vec(),
+            Self::Version(v) => format!("if-match:{v}").into_bytes(),
+        }
+    }
+
+    /// `If-Match` as record format 1 wrote it (this type's `Debug` text then).
+    pub(crate) fn legacy_fingerprint_text(self) -> String {
+        match self {
+            Self::Any => "Any".to_owned(),
+            Self::Version(v) => format!("Version({v})"),
+        }
+    }
+}
+
 /// Parses an entity tag list (`"12"`, `W/"12"`, `12`, `"1", "2"`). Unparseable tags are
 /// kept as `None` (they match nothing).
 pub(crate) fn parse_etags(v: &str) -> Vec<Option<u64>> {

@@ -36,6 +36,28 @@ pub(crate) enum UserCondition {
     IfNoneMatchAny,
 }
 
+impl UserCondition {
+    /// The condition as a request-fingerprint part (record format 2): a defined encoding,
+    /// so renaming a type or a variant never changes a stored fingerprint.
+    pub(crate) fn fingerprint_part(self) -> Vec<u8> {
+        match self {
+            Self::None => b"none".to_vec(),
+            Self::IfMatch(m) => m.fingerprint_part(),
+            Self::IfNoneMatchAny => b"if-none-match:*".to_vec(),
+        }
+    }
+
+    /// The part record format 1 used: this type's `Debug` text as it was then (frozen
+    /// here, so records written by earlier versions are still recognised).
+    pub(crate) fn legacy_fingerprint_part(self) -> String {
+        match self {
+            Self::None => "None".to_owned(),
+            Self::IfMatch(m) => format!("IfMatch({})", m.legacy_fingerprint_text()),
+            Self::IfNoneMatchAny => "IfNoneMatchAny".to_owned(),
+        }
+    }
+}
+
 /// A validated PUT.
 #[derive(Debug, Clone)]
 pub(crate) struct PutRequest {

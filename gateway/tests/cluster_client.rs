@@ -185,7 +185,7 @@ fn follower_of(leader: Option<u32>) -> impl Fn(&Request) -> Response + Send + Sy
     move |r| {
         Response::Error(RemoteError::NotLeader {
             shard: shard_of(r),
-            leader,
+            leader: leader.map(NodeId),
         })
     }
 }
@@ -594,13 +594,22 @@ async fn wrong_secret_is_an_error_not_a_hang() {
     let start = Instant::now();
     let r = b.write(shard, put(b"a")).await;
     assert!(
-        matches!(&r, Err(Error::Remote { node: 1, kind: ErrorKind::Internal, message }) if message.contains("401")),
+        matches!(&r, Err(Error::Remote { node: NodeId(1), kind: ErrorKind::Internal, message }) if message.contains("401")),
         "{r:?}"
     );
     let r = b
         .get(shard, Bytes::from_static(b"a"), ReadConsistency::Eventual)
         .await;
-    assert!(matches!(r, Err(Error::Remote { node: 1, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(Error::Remote {
+                node: NodeId(1),
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "took {:?}",

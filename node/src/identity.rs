@@ -40,16 +40,16 @@ pub enum IdentityError {
         /// The data directory.
         dir: PathBuf,
         /// The node id recorded in it.
-        recorded: u32,
+        recorded: NodeId,
         /// The node id this process was started with.
-        configured: u32,
+        configured: NodeId,
     },
     /// The registration in object storage, or the epochs a rejoining node starts from,
     /// could not be read or written.
     #[error("registering node {node} in object storage: {source}")]
     Register {
         /// The node id.
-        node: u32,
+        node: NodeId,
         /// The store's error.
         source: tierkv_engine::Error,
     },
@@ -107,8 +107,8 @@ fn inspect(dir: &Path, me: NodeId) -> Result<Found, IdentityError> {
             } else {
                 Err(IdentityError::OtherNode {
                     dir: dir.to_path_buf(),
-                    recorded,
-                    configured: me.0,
+                    recorded: NodeId(recorded),
+                    configured: me,
                 })
             }
         }
@@ -119,7 +119,7 @@ fn inspect(dir: &Path, me: NodeId) -> Result<Found, IdentityError> {
 
 /// Object key of node `me`'s registration.
 fn registration_key(me: NodeId) -> String {
-    format!("cluster/nodes/{:010}", me.0)
+    tierkv_engine::paths::node_registration(me.0)
 }
 
 /// Makes sure `dir` is node `me`'s and may be used: checks the identity file, registers the
@@ -145,7 +145,7 @@ pub async fn claim(
     let registered = store
         .put_create(&registration_key(me), body)
         .await
-        .map_err(|source| IdentityError::Register { node: me.0, source })?;
+        .map_err(|source| IdentityError::Register { node: me, source })?;
     if wal_lost {
         // The directory is this node's but its WAL is gone (every node that ran keeps at
         // least its active WAL file): as lost as an empty disk.
@@ -178,7 +178,7 @@ async fn write_floors(
 ) -> Result<Floors, IdentityError> {
     let floors = crate::rejoin::floors(store, shards)
         .await
-        .map_err(|source| IdentityError::Register { node: me.0, source })?;
+        .map_err(|source| IdentityError::Register { node: me, source })?;
     let (d, written) = (dir.to_path_buf(), floors.clone());
     off_thread(move || crate::rejoin::write(&d, &written)).await?;
     Ok(floors)
@@ -259,8 +259,8 @@ mod tests {
             .unwrap();
         match claim(&data, &wal_of(&data), NodeId(4), &store, 4).await {
             Err(IdentityError::OtherNode {
-                recorded: 3,
-                configured: 4,
+                recorded: NodeId(3),
+                configured: NodeId(4),
                 ..
             }) => {}
             other => panic!("expected OtherNode, got {other:?}"),

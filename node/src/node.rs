@@ -69,7 +69,7 @@ pub enum NodeError {
     #[error("node {id} is not a member of shard map version {version}")]
     NotAMember {
         /// This node's id.
-        id: u32,
+        id: NodeId,
         /// The map's version.
         version: u64,
     },
@@ -479,7 +479,7 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
     };
     let Some(member) = map.member(me) else {
         return Err(NodeError::NotAMember {
-            id: me.0,
+            id: me,
             version: map.version(),
         });
     };

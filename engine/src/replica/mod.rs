@@ -59,23 +59,13 @@ mod persist;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
 use crate::wal::WalRecord;
 
 pub use self::core::Replica;
 pub use self::msg::Msg;
 
-/// Identifies a node (a member of the cluster).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
+pub use crate::types::NodeId;
 
 /// Monotonic local time of one node in milliseconds, passed in by the caller. Only
 /// differences of one node's readings are meaningful; clocks of different nodes are never

@@ -295,7 +295,7 @@ fn unexpected(shard: ShardId, mode: Mode, node: NodeId, resp: &Response) -> Erro
     match mode {
         Mode::Write => Error::OutcomeUnknown { shard },
         Mode::StrongRead | Mode::EventualRead => Error::Remote {
-            node: node.0,
+            node,
             kind: ErrorKind::Internal,
             message: "the node's answer does not match the request".to_owned(),
         },

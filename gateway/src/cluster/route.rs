@@ -143,7 +143,7 @@ impl Shared {
                 debug!(%shard, ?mode, last = ?last, "gave up looking for a replica");
                 return Err(match (mode, last) {
                     (Mode::EventualRead, Some((node, why))) => Error::Remote {
-                        node: node.0,
+                        node,
                         kind: ErrorKind::Unavailable,
                         message: format!("no replica of shard {shard} answered; last: {why}"),
                     },
@@ -192,10 +192,10 @@ impl Shared {
                         RemoteError::NotLeader {
                             leader: Some(l), ..
                         } if mode != Mode::EventualRead => {
-                            debug!(%shard, from = %target, leader = l, "redirected to the leader");
+                            debug!(%shard, from = %target, leader = %l, "redirected to the leader");
                             self.stats.retry(Retry::Redirect);
-                            self.set_hint(shard, NodeId(l));
-                            redirect = Some(NodeId(l));
+                            self.set_hint(shard, l);
+                            redirect = Some(l);
                         }
                         RemoteError::NotLeader { .. } => {
                             self.stats.retry(Retry::NotLeader);
@@ -237,7 +237,7 @@ impl Shared {
                     };
                     warn!(%shard, node = %target, %message, "request rejected");
                     return Pass::Done(Err(Error::Remote {
-                        node: target.0,
+                        node: target,
                         kind: ErrorKind::Internal,
                         message,
                     }));

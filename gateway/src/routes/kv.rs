@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{self, AppQuery, KeyPath, NoQuery, RawBody, ReadQuery};
-use crate::idempotency::{Fingerprint, Idem, body_hash};
+use crate::idempotency::{Idem, PutFingerprint};
 use crate::keys::{self, Encoding};
 use crate::ops::{self, PutRequest, UserCondition, WriteOutcome};
 use crate::state::AppState;
@@ -223,17 +223,17 @@ pub(crate) async fn put_kv(
         (None, false) => UserCondition::None,
     };
     let idem = idem_key.map(|k| {
-        let cond = format!("{condition:?}");
-        let fp = Fingerprint::of(&[
-            b"PUT",
-            &key,
-            &body_hash(&value),
-            content_type.as_deref().unwrap_or(b""),
-            cond.as_bytes(),
-            q.ttl.as_deref().unwrap_or("").as_bytes(),
-            q.expires_at.as_deref().unwrap_or("").as_bytes(),
-        ]);
-        Idem::new(k, fp)
+        Idem::for_put(
+            k,
+            &PutFingerprint {
+                key: &key,
+                value: &value,
+                content_type: content_type.as_deref(),
+                condition,
+                ttl: q.ttl.as_deref(),
+                expires_at: q.expires_at.as_deref(),
+            },
+        )
     });
     let req = PutRequest {
         key: key.clone(),
@@ -267,10 +267,7 @@ pub(crate) async fn delete_kv(
 ) -> Result<Response, ApiError> {
     let idem_key = extract::idempotency_key(&headers)?;
     let if_match = extract::if_match(&headers)?;
-    let idem = idem_key.map(|k| {
-        let cond = format!("{if_match:?}");
-        Idem::new(k, Fingerprint::of(&[b"DELETE", &key, cond.as_bytes()]))
-    });
+    let idem = idem_key.map(|k| Idem::for_delete(k, &key, if_match));
     let outcome = ops::delete(&state, &key, if_match, idem.as_ref()).await?;
     Ok(write_response(&key, &outcome))
 }

@@ -235,7 +235,7 @@ impl ShardHandle {
     fn not_leader(&self) -> Error {
         Error::NotLeader {
             shard: self.id,
-            leader: self.status.leader_hint(),
+            leader: self.status.leader_hint().map(NodeId),
         }
     }
 

@@ -421,7 +421,7 @@ impl Driver {
         if self.replica.role() != Role::Leader || !self.caught_up() {
             let _ = reply.send(ProposeReply::Failed(Error::NotLeader {
                 shard: self.id,
-                leader: self.replica.leader_hint().map(|n| n.0),
+                leader: self.replica.leader_hint(),
             }));
             return;
         }
@@ -481,7 +481,7 @@ impl Driver {
                         let e = match reason {
                             RejectReason::NotLeader { leader } => Error::NotLeader {
                                 shard: self.id,
-                                leader: leader.map(|n| n.0),
+                                leader: *leader,
                             },
                             RejectReason::NotReady => Error::NotLeader {
                                 shard: self.id,

@@ -47,7 +47,7 @@ pub enum RemoteError {
         /// The shard.
         shard: ShardId,
         /// The leader's node id, if known.
-        leader: Option<u32>,
+        leader: Option<NodeId>,
     },
     /// The write may or may not take effect.
     #[error("shard {shard}: outcome of the write is unknown")]
@@ -151,7 +151,7 @@ impl RemoteError {
             Self::OutcomeUnknown { shard } => Error::OutcomeUnknown { shard },
             Self::Closed => Error::Closed,
             Self::NotHosted { shard, map_version } => Error::Remote {
-                node: node.0,
+                node,
                 kind: ErrorKind::Unavailable,
                 message: format!(
                     "shard {shard} is not hosted under the node's shard map version \
@@ -159,7 +159,7 @@ impl RemoteError {
                 ),
             },
             Self::Other { kind, message } => Error::Remote {
-                node: node.0,
+                node,
                 kind,
                 message,
             },
@@ -226,7 +226,7 @@ pub(super) fn put_error(enc: &mut Enc, e: &RemoteError) {
             match leader {
                 Some(l) => {
                     enc.u8(1);
-                    enc.u32(*l);
+                    enc.u32(l.0);
                 }
                 None => enc.u8(0),
             }
@@ -292,7 +292,7 @@ pub(super) fn get_error(d: &mut Dec<'_>, src: &Bytes) -> Result<RemoteError, Dec
         },
         4 => RemoteError::NotLeader {
             shard: ShardId(d.u32()?),
-            leader: get_opt_u32(d)?,
+            leader: get_opt_u32(d)?.map(NodeId),
         },
         5 => RemoteError::OutcomeUnknown {
             shard: ShardId(d.u32()?),

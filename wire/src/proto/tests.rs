@@ -196,8 +196,12 @@ fn remote_error() -> impl Strategy<Value = RemoteError> {
                 limit,
             }
         }),
-        (shard(), proptest::option::of(any::<u32>()))
-            .prop_map(|(shard, leader)| RemoteError::NotLeader { shard, leader }),
+        (shard(), proptest::option::of(any::<u32>())).prop_map(|(shard, leader)| {
+            RemoteError::NotLeader {
+                shard,
+                leader: leader.map(NodeId),
+            }
+        }),
         shard().prop_map(|shard| RemoteError::OutcomeUnknown { shard }),
         Just(RemoteError::Closed),
         (shard(), any::<u64>())
@@ -430,7 +434,7 @@ fn golden_bytes() {
     assert_eq!(hex(&get), GOLDEN_GET);
     let not_leader = encode_response(&Response::Error(RemoteError::NotLeader {
         shard: ShardId(7),
-        leader: Some(2),
+        leader: Some(NodeId(2)),
     }));
     assert_eq!(hex(&not_leader), GOLDEN_NOT_LEADER);
 }
@@ -446,7 +450,7 @@ fn engine_errors_cross_the_wire_and_back() {
     let same = [
         Error::NotLeader {
             shard: ShardId(1),
-            leader: Some(2),
+            leader: Some(NodeId(2)),
         },
         Error::OutcomeUnknown { shard: ShardId(1) },
         Error::Closed,
@@ -486,7 +490,7 @@ fn engine_errors_cross_the_wire_and_back() {
     assert!(matches!(
         wire.into_engine(node, 1),
         Error::Remote {
-            node: 4,
+            node: NodeId(4),
             kind: ErrorKind::Fenced,
             ..
         }
@@ -498,7 +502,7 @@ fn engine_errors_cross_the_wire_and_back() {
     .into_engine(node, 8);
     assert!(matches!(
         &not_hosted,
-        Error::Remote { node: 4, kind: ErrorKind::Unavailable, message }
+        Error::Remote { node: NodeId(4), kind: ErrorKind::Unavailable, message }
             if message.contains('9') && message.contains('8')
     ));
     assert_eq!(ReplicaRole::from(Role::Recovering), ReplicaRole::Recovering);

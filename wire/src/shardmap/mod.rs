@@ -4,7 +4,7 @@
 //! # Object
 //!
 //! Each version is one create-only JSON object at `cluster/shardmap/<version:020>` (see
-//! [`shardmap_key`]); creating version `v` is the compare-and-swap: the first writer of `v`
+//! [`tierkv_engine::paths::shardmap`]); creating version `v` is the compare-and-swap: the first writer of `v`
 //! wins and every loser re-reads. Versions are never rewritten or deleted, so the newest key
 //! is the current map.
 //!
@@ -54,8 +54,7 @@ use xxhash_rust::xxh3::xxh3_64;
 mod store;
 
 pub use store::{
-    PublishOutcome, bootstrap, load_latest, load_newer, parse_shardmap_key, publish,
-    set_member_addr, shardmap_key, shardmap_prefix, wait_for_latest,
+    PublishOutcome, bootstrap, load_latest, load_newer, publish, set_member_addr, wait_for_latest,
 };
 
 /// The format this build writes and reads.
@@ -469,19 +468,6 @@ mod tests {
     }
 
     #[test]
-    fn keys_sort_by_version_and_parse_back() {
-        assert_eq!(shardmap_key(7), "cluster/shardmap/00000000000000000007");
-        assert!(shardmap_key(9) < shardmap_key(10));
-        assert_eq!(parse_shardmap_key(&shardmap_key(u64::MAX)), Some(u64::MAX));
-        assert_eq!(parse_shardmap_key("cluster/shardmap/12"), None);
-        assert_eq!(
-            parse_shardmap_key("cluster/shardmap/+0000000000000000001"),
-            None
-        );
-        assert_eq!(parse_shardmap_key("cluster/meta.json"), None);
-    }
-
-    #[test]
     fn placement_is_deterministic_and_independent_of_member_order() {
         let a = map(&[1, 2, 3, 4, 5], 64, 3);
         let b = map(&[5, 3, 1, 4, 2], 64, 3);
@@ -677,7 +663,10 @@ mod tests {
         }
         assert!(maps.iter().all(|m| m == &maps[0]), "bootstraps disagree");
         assert_eq!(maps[0].version(), 1);
-        let keys = store.list(shardmap_prefix(), None).await.expect("list");
+        let keys = store
+            .list(tierkv_engine::paths::SHARDMAP_PREFIX, None)
+            .await
+            .expect("list");
         assert_eq!(keys.len(), 1, "{keys:?}");
         assert_eq!(
             load_latest(&store).await.expect("load").as_ref(),

@@ -2,6 +2,7 @@
 //! create-only write, bootstrap and address updates (the format and placement are in the
 //! parent module).
 
+use tierkv_engine::paths;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::store::{CreateOutcome, ObjStore};
 
@@ -9,30 +10,6 @@ use super::{ShardMap, ShardMapError};
 
 /// Lost publish races [`set_member_addr`] tolerates before giving up.
 const MAX_PUBLISH_ATTEMPTS: usize = 64;
-
-const PREFIX: &str = "cluster/shardmap/";
-
-/// Prefix under which every shard map version lives.
-#[must_use]
-pub fn shardmap_prefix() -> &'static str {
-    PREFIX
-}
-
-/// Key of shard map `version`: zero-padded so that listing order is version order.
-#[must_use]
-pub fn shardmap_key(version: u64) -> String {
-    format!("{PREFIX}{version:020}")
-}
-
-/// Parses the version out of a shard map key; `None` for any other key.
-#[must_use]
-pub fn parse_shardmap_key(key: &str) -> Option<u64> {
-    let digits = key.strip_prefix(PREFIX)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Outcome of [`publish`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +43,13 @@ async fn newest_after(
     store: &ObjStore,
     after: Option<u64>,
 ) -> Result<Option<ShardMap>, ShardMapError> {
-    let offset = after.map(shardmap_key);
-    let keys = store.list(PREFIX, offset.as_deref()).await?;
+    let offset = after.map(paths::shardmap);
+    let keys = store
+        .list(paths::SHARDMAP_PREFIX, offset.as_deref())
+        .await?;
     let newest = keys
         .iter()
-        .filter_map(|(k, _)| Some((parse_shardmap_key(k)?, k)))
+        .filter_map(|(k, _)| Some((paths::parse_shardmap(k)?, k)))
         .filter(|(v, _)| after.is_none_or(|a| *v > a))
         .max_by_key(|(v, _)| *v);
     match newest {
@@ -94,13 +73,13 @@ pub async fn load_newer(store: &ObjStore, version: u64) -> Result<Option<ShardMa
 pub async fn publish(store: &ObjStore, map: &ShardMap) -> Result<PublishOutcome, ShardMapError> {
     map.validate()?;
     match store
-        .put_create(&shardmap_key(map.version), map.to_json())
+        .put_create(&paths::shardmap(map.version), map.to_json())
         .await?
     {
         CreateOutcome::Created => Ok(PublishOutcome::Created),
         CreateOutcome::AlreadyExists => {
             let latest = load_latest(store).await?.ok_or(ShardMapError::Vanished {
-                key: shardmap_key(map.version),
+                key: paths::shardmap(map.version),
             })?;
             Ok(PublishOutcome::Lost(latest))
         }
