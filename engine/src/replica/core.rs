@@ -2,7 +2,9 @@
 //!
 //! Lifecycle: a replica starts as a follower from its durable state ([`Replica::new`]),
 //! refusing promises for one full lease (it may have acked a heartbeat just before it
-//! crashed). Without `Append`s for `lease + rank × rank_delay + jitter` it becomes a candidate
+//! crashed), unless it is the shard's only replica: then no other leader can rely on its
+//! promises, and it takes over at once ([`Replica::new`], design note 0002, "One replica").
+//! Without `Append`s for `lease + rank × rank_delay + jitter` it becomes a candidate
 //! (`candidate.rs`); a candidate that adopts a log becomes a recovering leader, then a
 //! serving leader once its barrier is committed (`leader.rs`). Any role falls back to
 //! follower on seeing a newer epoch. A leader of another rank hands the shard to the
@@ -124,6 +126,19 @@ impl Replica {
         );
         let floor = recovered.amnesia_floor.unwrap_or_default();
         let promised = recovered.promised_epoch.max(log.last_epoch()).max(floor);
+        // The restart guard: until a lease has passed we may still be inside the lease of a
+        // leader whose heartbeat we acked just before we crashed, so we promise nothing and
+        // start no takeover. Its only purpose is to protect *another* replica's lease; the
+        // only replica of a shard has none to protect (design note 0002, "One replica").
+        #[cfg(test)]
+        let sole = n == 1 || cfg.bug == Some(super::tests::Bug::NoRestartGuard);
+        #[cfg(not(test))]
+        let sole = n == 1;
+        let guard_until = if sole {
+            now
+        } else {
+            now.plus(cfg.lease_duration)
+        };
         let mut r = Self {
             rank: u64::try_from(rank).unwrap_or(u64::MAX),
             commit_seq: log.base(),
@@ -134,7 +149,7 @@ impl Replica {
             persist: PersistQueue::new(log.last_seq(), recovered.promised_epoch),
             log,
             role: RoleState::Follower(FollowerState::default()),
-            window: PromiseWindow::until(now.plus(cfg.lease_duration)),
+            window: PromiseWindow::until(guard_until),
             leader_hint: None,
             election_deadline: now,
             defer_until: now,
@@ -142,7 +157,7 @@ impl Replica {
             manifest_requested: None,
             attempts: 0,
             waiters: Vec::new(),
-            restart_guard_until: now.plus(cfg.lease_duration),
+            restart_guard_until: guard_until,
             ended: Epoch(0),
             draining: false,
             deferred_handover: None,
@@ -153,6 +168,10 @@ impl Replica {
         };
         r.check_rejoined();
         r.reset_election_timer(now);
+        if sole {
+            // Nobody else can lead this shard: no leader to wait for.
+            r.election_deadline = now;
+        }
         Ok(r)
     }
 
@@ -312,10 +331,14 @@ impl Replica {
     pub(super) fn reset_election_timer(&mut self, now: Millis) {
         let rank_wait = self.cfg.rank_delay.0.saturating_mul(self.rank);
         let jitter = self.jitter();
-        let t = now
-            .plus(self.cfg.lease_duration)
-            .plus(Millis(rank_wait))
-            .plus(Millis(jitter));
+        // A follower waits a lease for a leader to show up; the only replica of a shard has
+        // none to wait for (a takeover that failed, e.g. on object storage, starts again).
+        let wait = if self.cfg.replicas.len() == 1 {
+            Millis(0)
+        } else {
+            self.cfg.lease_duration
+        };
+        let t = now.plus(wait).plus(Millis(rank_wait)).plus(Millis(jitter));
         self.election_deadline = t.max(self.window.end()).max(self.defer_until);
     }
 

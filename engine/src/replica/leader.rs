@@ -429,6 +429,13 @@ impl Replica {
 
     /// Moves the commit point to the W-th highest durable match, if at/after the barrier.
     fn move_commit_point(&mut self) {
+        #[cfg(test)]
+        let own = if self.cfg.bug == Some(super::tests::Bug::CommitUndurable) {
+            self.log.last_seq()
+        } else {
+            self.durable_match()
+        };
+        #[cfg(not(test))]
         let own = self.durable_match();
         let RoleState::Leader(l) = &self.role else {
             return;

@@ -18,6 +18,11 @@ pub(crate) enum Bug {
     RejoinAsNew,
     /// A rejoining replica answers promises before it caught up.
     PromiseWhileRejoining,
+    /// Treat every restarting replica as the shard's only one: no restart guard, takeover
+    /// at once (only a shard's only replica may do that).
+    NoRestartGuard,
+    /// The leader counts the end of its log, not of its durable log, in the commit rule.
+    CommitUndurable,
 }
 
 mod auditor;

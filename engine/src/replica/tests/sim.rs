@@ -3,7 +3,7 @@
 //! Everything is driven by one seeded [`StdRng`] and one event queue ordered by (virtual
 //! time, insertion counter), so a seed fully determines a run (checked by hashing the event
 //! trace). The world:
-//! - N replicas, each with its own clock (random offset, rate within ±3 %, well inside the
+//! - N replicas (1, 3 or 5), each with its own clock (random offset, rate within ±3 %, well inside the
 //!   `max_clock_drift` margin), ticking every ~20 ms;
 //! - a network that delays (1–15 ms, sometimes up to 400 ms, so it reorders), drops,
 //!   duplicates and partitions; every message goes through the binary codec;
@@ -32,7 +32,8 @@
 //! the end the client history must be linearizable (Wing–Gong, `tierkv-checker`).
 //!
 //! Replay a seed with `TIERKV_SIM_SEED=<seed> cargo test -p tierkv-engine replay_seed --
-//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `TIERKV_SIM_TRACE=1` for an event log).
+//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `1` for one, `TIERKV_SIM_TRACE=1` for an
+//! event log).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -100,6 +101,18 @@ impl Params {
             disk_loss: 0.15,
         }
     }
+    /// One replica (`tierkv serve`): W = N = 1. No disk loss: a shard's only replica that
+    /// lost its disk cannot rejoin (nobody holds what it lost), so a node refuses to start
+    /// it (design note 0002, "One replica").
+    pub(crate) fn n1() -> Self {
+        Self {
+            n: 1,
+            quorum: 1,
+            clients: 2,
+            disk_loss: 0.0,
+            ..Self::n3()
+        }
+    }
     pub(crate) fn n5() -> Self {
         Self {
             n: 5,
@@ -138,6 +151,10 @@ pub(crate) struct Stats {
     pub(crate) drains: u64,
     pub(crate) lost_unpersisted: u64,
     pub(crate) disk_losses: u64,
+    /// (Re)starts of a replica followed by its serving as leader.
+    pub(crate) starts_then_served: u64,
+    /// Of those, the ones where it served within 500 ms of the start.
+    pub(crate) served_within_500ms: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -153,6 +170,8 @@ impl std::ops::AddAssign for Stats {
         self.drains += o.drains;
         self.lost_unpersisted += o.lost_unpersisted;
         self.disk_losses += o.disk_losses;
+        self.starts_then_served += o.starts_then_served;
+        self.served_within_500ms += o.served_within_500ms;
     }
 }
 
@@ -222,6 +241,8 @@ pub(crate) struct Node {
     group: u32,
     /// Told to drain and not stopped yet.
     draining: bool,
+    /// Virtual time of its last (re)start, until it first serves as leader after it.
+    started_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +311,7 @@ impl Sim {
                 applied: SeqNo(0),
                 group: 0,
                 draining: false,
+                started_at: None,
             })
             .collect();
         let clients = (0..p.clients)
@@ -400,6 +422,7 @@ impl Sim {
         n.rep = Some(rep);
         n.up = true;
         n.draining = false;
+        n.started_at = Some(self.now);
         n.kv.clear();
         n.applied = SeqNo(0);
         self.apply_committed(i);
@@ -579,6 +602,12 @@ impl Sim {
                     }
                     if role == Role::Leader {
                         self.store.manifest_epoch = self.store.manifest_epoch.max(epoch);
+                        if let Some(t) = self.nodes[i].started_at.take() {
+                            self.stats.starts_then_served += 1;
+                            if self.now - t <= 500 * MS {
+                                self.stats.served_within_500ms += 1;
+                            }
+                        }
                     }
                     let rep = self.nodes[i].rep.as_ref().expect("node is up");
                     let segments = &self.audit.segments.clone();
