@@ -50,9 +50,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use tierkv_cache::BlockCacheOptions;
-use tierkv_engine::db::WalSettings;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::store::{S3Options, StoreOptions};
+use tierkv_engine::wal::WalSettings;
 use tierkv_gateway::GatewayOptions;
 use tierkv_node::settings::ClusterSettings;
 

@@ -2,7 +2,8 @@
 //! - `tierkv dev`: the embedded default, a gateway and three nodes in this process on
 //!   loopback, object storage on the local filesystem under `./data`;
 //! - `tierkv node` / `tierkv gateway`: one storage node or one stateless gateway of a cluster;
-//! - `tierkv serve`: a single unreplicated process (every shard here, no RPC);
+//! - `tierkv serve`: one process, no network hop: every shard here with one replica, through
+//!   the same replica driver as a cluster's, and the public API over it (`tierkv::local`);
 //! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract.
 
 mod cluster;

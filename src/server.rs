@@ -1,17 +1,19 @@
-//! Running a server: open object storage, check the shard count recorded there, open the
-//! block cache and the node's storage (WAL replay, every shard), serve the HTTP API until
-//! Ctrl-C or SIGTERM, then drain in-flight requests, flush memtables and close.
+//! `tierkv serve`: one process, no network hop. Open object storage, check the shard count
+//! recorded there, open the block cache, bind the listener, open a node whose shards have one
+//! replica each (`tierkv::local`: WAL replay, one replica driver per shard, each taking over
+//! at once), serve the HTTP API over it in process until Ctrl-C or SIGTERM, then drain
+//! in-flight requests, flush memtables and close.
 
 use std::sync::Arc;
 
+use tierkv::local::{self, InProcess};
 use tierkv_cache::FoyerBlockCache;
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::{Clock, SystemClock};
-use tierkv_engine::db::{Db, DbComponents};
 use tierkv_engine::dirlock::DirLock;
 use tierkv_engine::store::ObjStore;
-use tierkv_engine::types::ShardId;
-use tierkv_gateway::{AppState, LocalBackend};
+use tierkv_gateway::AppState;
+use tierkv_node::node::NodeComponents;
 
 use crate::config::Config;
 
@@ -38,25 +40,33 @@ pub(crate) async fn run(
     tierkv_engine::meta::ensure_shard_count(&store, cfg.shards, clock.now_millis()).await?;
     let cache = Arc::new(FoyerBlockCache::open(&cfg.cache_options()).await?);
     let dyn_cache: Arc<dyn BlockCache> = cache.clone();
-    let db = Db::open(
-        data_dir.join("wal"),
-        &cfg.wal,
-        cfg.engine.clone(),
-        DbComponents {
-            store: store.clone(),
-            cache: Arc::clone(&dyn_cache),
-            clock: Arc::clone(&clock),
-        },
-        (0..cfg.shards).map(ShardId),
-    )
-    .await?;
-    let db = Arc::new(db);
-    let backend = LocalBackend::new(Arc::clone(&db), store.clone(), dyn_cache, cfg.shards);
-    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let node = local::open(
+        local::Options {
+            data_dir: data_dir.clone(),
+            addr: addr.to_string(),
+            shards: cfg.shards,
+            cluster: cfg.cluster.clone(),
+            engine: cfg.engine.clone(),
+            wal: cfg.wal.clone(),
+        },
+        NodeComponents {
+            store: store.clone(),
+            cache: Arc::clone(&dyn_cache),
+            clock: Arc::clone(&clock),
+        },
+    )
+    .await?;
+    let backend = InProcess::new(
+        node.clone(),
+        store.clone(),
+        dyn_cache,
+        cfg.gateway.cluster.leader_wait,
+    );
+    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
     println!(
         "TierKV {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
@@ -66,7 +76,7 @@ pub(crate) async fn run(
     println!("  shards:       {}", cfg.shards);
     println!(
         "  wal replay:   {}",
-        db.torn_tail().map_or("clean".to_owned(), |t| format!(
+        node.torn_tail().map_or("clean".to_owned(), |t| format!(
             "torn tail truncated at {}:{}",
             t.file.display(),
             t.offset
@@ -74,13 +84,13 @@ pub(crate) async fn run(
     );
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     tracing::info!(%addr, "serving");
-    tierkv_gateway::serve(listener, state, shutdown).await?;
+    let served = tierkv_gateway::serve(listener, state, shutdown).await;
     tracing::info!("draining done; flushing memtables");
-    let closed = db.close(cfg.shutdown_flush_timeout).await;
+    node.shutdown(cfg.shutdown_flush_timeout).await;
     if let Err(e) = cache.close().await {
         tracing::warn!(error = %e, "closing the block cache");
     }
-    closed?;
+    served?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -17,9 +17,9 @@
 //! - [`memtable`]: the concurrent in-memory map of recent writes.
 //! - [`segment`]: immutable sorted segments (blocks, index, bloom filter) and their readers.
 //! - [`manifest`]: per-shard manifest versions, create-only publish, epochs and fencing.
-//! - [`shard`]: one shard: write pipeline, reads, scans, flush, compaction, TTL sweeping.
+//! - [`shard`]: one shard replica's storage: applying committed records, conditions for the
+//!   leader, reads, scans, flush, compaction, TTL sweeping.
 //! - [`options`]: engine settings with their defaults.
-//! - [`db`]: a node's WAL plus the shards it hosts.
 //! - [`replica`]: replication and leases as a pure state machine, with its deterministic simulator.
 //! - [`testing`]: fault-injecting object store for tests.
 #![warn(missing_docs)]
@@ -27,7 +27,6 @@
 pub mod block_cache;
 pub mod clock;
 pub mod codec;
-pub mod db;
 pub mod dirlock;
 pub mod error;
 pub mod manifest;

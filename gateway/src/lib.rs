@@ -8,7 +8,7 @@
 //! - [`error`]: [`ApiError`] with `status()`/`code()` and the one engine-error mapping.
 //! - `extract`: extractors whose rejections are our errors (key path, bodies, query, headers).
 //! - [`keys`]: engine key namespaces (data vs idempotency records) and binary-key encoding.
-//! - [`backend`]: the [`Backend`] seam, [`EngineMetrics`], and [`LocalBackend`] over a `Db`.
+//! - [`backend`]: the [`Backend`] seam and [`EngineMetrics`].
 //! - `state`: [`AppState`] shared by handlers.
 //! - `ops`: single-key put/delete/get with conditions, shared by kv and batch routes.
 //! - `idempotency`: `Idempotency-Key` records, replays and reuse detection.
@@ -80,7 +80,7 @@ mod state;
 
 use std::future::Future;
 
-pub use backend::{Backend, EngineMetrics, LocalBackend};
+pub use backend::{Backend, EngineMetrics};
 pub use error::ApiError;
 pub use openapi::{openapi, openapi_yaml};
 pub use options::GatewayOptions;

@@ -6,8 +6,8 @@
 //! test fails when they differ. Regenerate with
 //! `TIERKV_BLESS=1 cargo test -p tierkv-gateway openapi`.
 //!
-//! Fuzzing with schemathesis (`cargo run -p tierkv-gateway --example memory_server`, then
-//! `schemathesis run http://127.0.0.1:8080/openapi.yaml --checks all`) finds no 5xx and no
+//! Fuzzing with schemathesis (`scripts/api-fuzz`: a live `tierkv dev`, then
+//! `schemathesis run openapi.yaml --checks all`) finds no 5xx and no
 //! schema violations; its `positive_data_acceptance` check does report the API's legitimate
 //! 412 (conditional requests) and 422 (reused `Idempotency-Key`) answers, so exclude it
 //! (`--exclude-checks positive_data_acceptance`) or accept 412/422.

@@ -30,19 +30,19 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::Clock;
-use tierkv_engine::db::WalSettings;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica, Role};
 use tierkv_engine::shard::{Shard, ShardComponents};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{SeqNo, ShardId};
-use tierkv_engine::wal::{Wal, WalOptions, WalStats};
+use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalSettings, WalStats};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
 use crate::settings::ClusterSettings;
 use crate::transport::Transport;
+use tierkv_wire::proto::{self, NodeStatus, RemoteError, Request, Response};
 use tierkv_wire::shardmap::{self, ShardMap};
 
 /// Why a node could not start.
@@ -134,6 +134,8 @@ struct NodeInner {
     /// Driver tasks and the map refresher, joined on shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     rpc: RpcStats,
+    /// The torn tail cut off the WAL when it was opened, if any.
+    torn_tail: Option<TornTail>,
     /// How long a graceful stop waits for handovers: one lease (by then a failover would
     /// have been as quick).
     drain_timeout: Duration,
@@ -151,6 +153,16 @@ pub struct RpcStats {
 impl Node {
     /// Opens the node: shard map, WAL recovery, one replica per hosted shard.
     pub async fn open(opts: NodeOptions, c: NodeComponents) -> Result<Self, NodeError> {
+        Self::open_with_faults(opts, c, None).await
+    }
+
+    /// Like [`Node::open`], with disk failures injected into the WAL (tests).
+    #[doc(hidden)]
+    pub async fn open_with_faults(
+        opts: NodeOptions,
+        c: NodeComponents,
+        faults: Option<Arc<WalFaults>>,
+    ) -> Result<Self, NodeError> {
         opts.cluster.validate()?;
         let me = NodeId(opts.cluster.node_id);
         // Before the shard map and the WAL: a directory of another node must not publish
@@ -170,12 +182,8 @@ impl Node {
             .map(ShardId)
             .filter(|s| map.replicas(*s).contains(&me))
             .collect();
-        let wal_opts = WalOptions {
-            dir: wal_dir,
-            sync: opts.wal.sync,
-            segment_bytes: opts.wal.segment_bytes,
-            ..WalOptions::default()
-        };
+        let mut wal_opts = opts.wal.options(wal_dir);
+        wal_opts.faults = faults;
         let (wal, recovery) = tokio::task::spawn_blocking(move || Wal::open(wal_opts))
             .await
             .map_err(|_| tierkv_engine::Error::Invariant {
@@ -262,6 +270,7 @@ impl Node {
             draining: CancellationToken::new(),
             tasks: Mutex::new(tasks),
             rpc: RpcStats::default(),
+            torn_tail: recovery.torn_tail,
             drain_timeout: opts.cluster.lease_duration,
         });
         let refresher = tokio::spawn(refresh_map(
@@ -309,10 +318,93 @@ impl Node {
         self.inner.wal.stats()
     }
 
+    /// The torn tail cut off the WAL when the node opened it, if any.
+    #[must_use]
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.inner.torn_tail.as_ref()
+    }
+
     /// Client RPC counters.
     #[must_use]
     pub fn rpc_stats(&self) -> &RpcStats {
         &self.inner.rpc
+    }
+
+    /// Carries out one client operation on the shard it names and answers it: what the RPC
+    /// server does with each operation of a gateway's batch, and what `tierkv serve` does
+    /// in process. A shard this node does not host is `NotHosted`; engine errors travel as
+    /// [`RemoteError`]s.
+    pub async fn execute(&self, req: Request) -> Response {
+        let err = |e: tierkv_engine::Error| Response::Error(RemoteError::from_engine(&e));
+        let not_hosted = |shard| {
+            Response::Error(RemoteError::NotHosted {
+                shard,
+                map_version: self.map().version(),
+            })
+        };
+        match req {
+            Request::Get {
+                shard,
+                key,
+                consistency,
+            } => match self.shard(shard) {
+                None => not_hosted(shard),
+                Some(h) => h
+                    .get(&key, consistency)
+                    .await
+                    .map_or_else(err, Response::Got),
+            },
+            Request::Write { shard, batch } => match self.shard(shard) {
+                None => not_hosted(shard),
+                Some(h) => h
+                    .write(batch)
+                    .await
+                    .map_or_else(err, |(seq, prior)| Response::Written { seq, prior }),
+            },
+            Request::Scan {
+                shard,
+                prefix,
+                start_after,
+                limit,
+                consistency,
+            } => match self.shard(shard) {
+                None => not_hosted(shard),
+                Some(h) => h
+                    .scan(
+                        &prefix,
+                        start_after.as_deref(),
+                        usize::try_from(limit).unwrap_or(usize::MAX),
+                        consistency,
+                    )
+                    .await
+                    .map_or_else(err, Response::Scanned),
+            },
+            Request::Status => Response::Status(self.status()),
+        }
+    }
+
+    /// This node's view of itself and its shards, as the `Status` operation answers it.
+    #[must_use]
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus {
+            node: self.id(),
+            map_version: self.map().version(),
+            shards: self
+                .shards()
+                .map(|h| {
+                    let s = h.status();
+                    proto::ShardStatus {
+                        shard: h.shard().id(),
+                        role: s.role.into(),
+                        epoch: s.epoch,
+                        leader: s.leader,
+                        commit_seq: s.commit_seq,
+                        last_seq: s.last_seq,
+                        flushed_seq: s.flushed_seq,
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// Replication transport counters.
@@ -380,6 +472,22 @@ impl Node {
         self.inner.draining.cancelled().await;
     }
 
+    /// Stops at once, as a crash would leave it: the drivers stop (pending proposals get
+    /// "outcome unknown"), nothing is flushed, the WAL closes with what it acknowledged.
+    /// For tests of recovery; a process that dies needs none of it.
+    #[doc(hidden)]
+    pub async fn abandon(&self) {
+        self.inner.cancel.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+        for h in self.inner.shards.values() {
+            h.shard().abandon();
+        }
+        self.close_wal().await;
+    }
+
     /// Stops the drivers, flushes what leaders can within `flush_timeout`, closes the WAL.
     pub async fn shutdown(&self, flush_timeout: Duration) {
         self.inner.cancel.cancel();
@@ -397,6 +505,10 @@ impl Node {
                 tracing::warn!(error = %e, "closing a shard");
             }
         }
+        self.close_wal().await;
+    }
+
+    async fn close_wal(&self) {
         let wal = self.inner.wal.clone();
         match tokio::task::spawn_blocking(move || wal.close()).await {
             Ok(Ok(())) => {}

@@ -28,12 +28,11 @@ use axum::serve::ListenerExt as _;
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use tierkv_engine::replica::{Role, msg};
-use tierkv_engine::types::ShardId;
 
 use crate::node::Node;
 use tierkv_wire::frame;
 use tierkv_wire::paths;
-use tierkv_wire::proto::{self, NodeStatus, RemoteError, Request, ShardStatus};
+use tierkv_wire::proto;
 
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
@@ -158,7 +157,7 @@ async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Respon
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     count_rpc(&node, 1);
-    let resp = handle(&node, req).await;
+    let resp = node.execute(req).await;
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
         proto::encode_response(&resp),
@@ -187,7 +186,7 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
         .zip(requests)
         .map(|(index, req)| {
             let node = node.clone();
-            async move { (index, handle(&node, req).await) }
+            async move { (index, node.execute(req).await) }
         })
         .collect();
     (
@@ -235,76 +234,6 @@ where
         } else {
             Poll::Pending
         }
-    }
-}
-
-fn not_hosted(node: &Node, shard: ShardId) -> proto::Response {
-    proto::Response::Error(RemoteError::NotHosted {
-        shard,
-        map_version: node.map().version(),
-    })
-}
-
-async fn handle(node: &Node, req: Request) -> proto::Response {
-    use proto::Response as R;
-    let err = |e: tierkv_engine::Error| R::Error(RemoteError::from_engine(&e));
-    match req {
-        Request::Get {
-            shard,
-            key,
-            consistency,
-        } => match node.shard(shard) {
-            None => not_hosted(node, shard),
-            Some(h) => h.get(&key, consistency).await.map_or_else(err, R::Got),
-        },
-        Request::Write { shard, batch } => match node.shard(shard) {
-            None => not_hosted(node, shard),
-            Some(h) => h
-                .write(batch)
-                .await
-                .map_or_else(err, |(seq, prior)| R::Written { seq, prior }),
-        },
-        Request::Scan {
-            shard,
-            prefix,
-            start_after,
-            limit,
-            consistency,
-        } => match node.shard(shard) {
-            None => not_hosted(node, shard),
-            Some(h) => h
-                .scan(
-                    &prefix,
-                    start_after.as_deref(),
-                    usize::try_from(limit).unwrap_or(usize::MAX),
-                    consistency,
-                )
-                .await
-                .map_or_else(err, R::Scanned),
-        },
-        Request::Status => R::Status(node_status(node)),
-    }
-}
-
-fn node_status(node: &Node) -> NodeStatus {
-    NodeStatus {
-        node: node.id(),
-        map_version: node.map().version(),
-        shards: node
-            .shards()
-            .map(|h| {
-                let s = h.status();
-                ShardStatus {
-                    shard: h.shard().id(),
-                    role: s.role.into(),
-                    epoch: s.epoch,
-                    leader: s.leader,
-                    commit_seq: s.commit_seq,
-                    last_seq: s.last_seq,
-                    flushed_seq: s.flushed_seq,
-                }
-            })
-            .collect(),
     }
 }
 
@@ -516,6 +445,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use tierkv_wire::proto::RemoteError;
     use tierkv_wire::proto::Response as R;
     use tierkv_wire::proto::batch::AnswerReader;
 

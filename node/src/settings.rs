@@ -115,6 +115,21 @@ pub enum SettingsError {
 }
 
 impl ClusterSettings {
+    /// These settings for a cluster whose only member is node 1 at `addr`, with one replica
+    /// per shard (N = W = 1): `tierkv serve`, which runs it in one process. The timings
+    /// stay those of `self`.
+    #[must_use]
+    pub fn one_replica(&self, addr: &str) -> Self {
+        Self {
+            node_id: 1,
+            advertise: Some(addr.to_owned()),
+            initial_members: vec![format!("1={addr}")],
+            replication: 1,
+            write_quorum: 1,
+            ..self.clone()
+        }
+    }
+
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.replication == 0

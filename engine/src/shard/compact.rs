@@ -21,7 +21,6 @@ use std::time::Duration;
 use crate::error::{ErrorKind, Result};
 use crate::manifest::Obsolete;
 use crate::paths;
-use crate::segment::SegmentReader;
 use crate::shard::ShardInner;
 use crate::shard::merge::MergeIter;
 use crate::store::Backoff;
@@ -44,8 +43,9 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
         while shard.current_view().l0.len() >= shard.opts.l0_compaction_trigger {
             match shard.compact_once().await {
                 Ok(_) => {}
-                Err(e) if shard.replicated && e.kind() == ErrorKind::Fenced => break,
-                Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
+                // A replica that stopped leading compacts again when it leads a later epoch.
+                Err(e) if e.kind() == ErrorKind::Fenced => break,
+                Err(e) if e.kind() == ErrorKind::Closed => return,
                 Err(e) => {
                     shard.metrics.compaction_errors.inc();
                     let delay = backoff.next_delay();
@@ -58,11 +58,10 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
             }
         }
         if let Err(e) = shard.collect_garbage().await {
-            if shard.replicated && e.kind() == ErrorKind::Fenced {
-                continue;
-            }
-            if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) {
-                return;
+            match e.kind() {
+                ErrorKind::Fenced => continue,
+                ErrorKind::Closed => return,
+                _ => {}
             }
             tracing::warn!(shard = %shard.id, error = %e, "garbage collection failed");
         }
@@ -114,18 +113,7 @@ impl ShardInner {
         if published.is_none() {
             return Ok(false);
         }
-        if self.replicated {
-            self.install_current().await?;
-        } else {
-            let mut w = self.view.write();
-            let keep = |s: &&Arc<SegmentReader>| !inputs.contains(&s.id());
-            let l0: Vec<_> = w.l0.iter().filter(keep).cloned().collect();
-            let mut l1: Vec<_> = w.l1.iter().filter(keep).cloned().collect();
-            l1.extend(outputs.iter().map(|(_, r)| Arc::clone(r)));
-            l1.sort_by(|a, b| a.info().min_key.cmp(&b.info().min_key));
-            let next = w.with(w.frozen.clone(), l0, l1);
-            *w = Arc::new(next);
-        }
+        self.install_current().await?;
         self.l0_changed.notify_waiters();
         self.metrics.compactions.inc();
         self.metrics
@@ -134,20 +122,18 @@ impl ShardInner {
         Ok(true)
     }
 
-    /// Deletes what is no longer referenced; returns the number of segments deleted.
-    /// A fenced writer collects nothing: a newer writer owns the shard's objects.
+    /// Deletes what is no longer referenced; returns the number of segments deleted. Only a
+    /// leader collects, and only against the latest manifest: another leader may have
+    /// published since its last look (a newer leader owns the shard's objects then, and the
+    /// deletion's manifest publish fails as `Fenced`).
     pub(crate) async fn collect_garbage(&self) -> Result<usize> {
-        if self.fenced.load(std::sync::atomic::Ordering::SeqCst) || !self.may_lead() {
+        if !self.may_lead() {
             return Ok(0);
         }
-        if self.replicated {
-            // Another leader may have published since our last look: collect against the
-            // latest manifest only.
-            if let Some(latest) = self.manifests.load_latest().await? {
-                let mut cur = self.manifest.lock().await;
-                if latest.version > cur.version {
-                    *cur = latest;
-                }
+        if let Some(latest) = self.manifests.load_latest().await? {
+            let mut cur = self.manifest.lock().await;
+            if latest.version > cur.version {
+                *cur = latest;
             }
         }
         let now = self.clock.now_millis();

@@ -8,7 +8,6 @@
 //! compaction, which is what bounds the segments a read may touch.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -32,8 +31,8 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
             match shard.flush_frozen().await {
                 Ok(()) => break,
                 // A replica that stopped leading flushes again when it leads a later epoch.
-                Err(e) if shard.replicated && e.kind() == ErrorKind::Fenced => break,
-                Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
+                Err(e) if e.kind() == ErrorKind::Fenced => break,
+                Err(e) if e.kind() == ErrorKind::Closed => return,
                 Err(e) => {
                     shard.metrics.flush_errors.inc();
                     let delay = backoff.next_delay();
@@ -64,70 +63,13 @@ pub(crate) fn meta_of(id: SegmentId, info: &SegmentInfo) -> SegmentMeta {
 }
 
 impl ShardInner {
-    /// Flushes every frozen memtable, oldest first.
+    /// The leader's flush of every frozen memtable, oldest first (nothing unless leading).
+    /// A memtable knows the log position it covers (barriers insert nothing), the manifest
+    /// records the epoch of the record there, a memtable whose records another leader
+    /// already flushed is dropped instead of flushed (flushing it would put older versions
+    /// in a newer L0 segment), and after each publish the view installs the published
+    /// manifest (`ShardInner::install`).
     pub(crate) async fn flush_frozen(&self) -> Result<()> {
-        if self.replicated {
-            return self.flush_frozen_replicated().await;
-        }
-        let _g = self.flush_lock.lock().await;
-        loop {
-            let Some(mem) = self.current_view().frozen.last().cloned() else {
-                return Ok(());
-            };
-            self.wait_for_l0_room().await?;
-            let flushed_to = mem.max_seq();
-            let mut it = MergeIter::over_memtable(&mem);
-            let seg = self
-                .build_segments(&mut it, usize::MAX, |e, _| Some(e))
-                .await?
-                .pop();
-            let meta = seg.as_ref().map(|(m, _)| m.clone());
-            self.update_manifest(|m| {
-                if let Some(meta) = &meta {
-                    m.l0.insert(0, meta.clone());
-                }
-                if flushed_to > m.flushed_seq {
-                    m.flushed_epoch = self.epoch();
-                }
-                m.flushed_seq = m.flushed_seq.max(flushed_to);
-                true
-            })
-            .await?;
-            {
-                let mut w = self.view.write();
-                let frozen = w
-                    .frozen
-                    .iter()
-                    .filter(|f| !Arc::ptr_eq(f, &mem))
-                    .cloned()
-                    .collect();
-                let mut l0 = Vec::with_capacity(w.l0.len() + 1);
-                if let Some((_, r)) = &seg {
-                    l0.push(Arc::clone(r));
-                }
-                l0.extend(w.l0.iter().cloned());
-                let next = w.with(frozen, l0, w.l1.clone());
-                *w = Arc::new(next);
-            }
-            self.flushed_seq.fetch_max(flushed_to.0, Ordering::SeqCst);
-            self.wal.release(self.id, flushed_to);
-            self.metrics.flushes.inc();
-            if let Some(m) = &meta {
-                self.metrics.flush_bytes.add(m.size);
-            }
-            if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {
-                self.compact_wake.notify_one();
-            }
-        }
-    }
-
-    /// The leader's flush in replicated mode. Differences from standalone: a memtable knows
-    /// the log position it covers (barriers insert nothing), the manifest records the epoch
-    /// of the record there, a memtable whose records another leader already flushed is
-    /// dropped instead of flushed (flushing it would put older versions in a newer L0
-    /// segment), and after each publish the view installs the published manifest
-    /// (`ShardInner::install`).
-    async fn flush_frozen_replicated(&self) -> Result<()> {
         let _g = self.flush_lock.lock().await;
         loop {
             if !self.may_lead() {

@@ -1,26 +1,27 @@
-//! A shard: one slice of the keyspace with its own sequence, memtables, segments and
-//! manifest, sharing the node's WAL.
+//! A shard: one slice of the keyspace with its own memtables, segments and manifest,
+//! sharing the node's WAL. It is a replica's storage: the replication driver
+//! (`node/src/driver/`) is its only writer (design notes 0002, 0003; `replicated.rs`).
 //!
 //! # Lifecycle
 //!
-//! *Open*: load the latest manifest, claim the next epoch (`shards/<sid>/epoch/<e>`,
-//! create-only), open the listed segments, replay the WAL records after `flushed_seq` into
-//! the memtable, and publish a manifest carrying the new epoch, which fences every older
-//! writer at its next publish. Then three background tasks start:
+//! *Open* ([`Shard::open_replicated`]): open the segments of the latest manifest; memtables
+//! start empty, no epoch is claimed and nothing is replayed (the driver rebuilds the log
+//! from the WAL and applies committed records). Then three background tasks start, idle
+//! until the replica leads ([`Shard::set_leading`]):
 //! - the *flusher* (woken by memtable rotation) writes frozen memtables as L0 segments and
 //!   publishes them; uploads and publishes retry with backoff and jitter, forever, while
 //!   writes keep landing in WAL + memtable up to `max_unflushed_bytes`;
 //! - the *compactor* (woken when L0 reaches its trigger, and on a timer for garbage
 //!   collection) merges L0 into the sorted run and deletes replaced segments after the grace
 //!   period;
-//! - the *TTL sweeper* deletes expired entries through the normal write path at a bounded
+//! - the *TTL sweeper* deletes expired entries through the replication driver at a bounded
 //!   rate.
 //!
-//! *Close*: refuse new writes, flush the memtables (bounded in time: anything unflushed stays
-//! in the WAL and is replayed on the next open), stop the tasks.
+//! *Close*: refuse background work, flush the memtables if leading (bounded in time:
+//! anything unflushed stays in the WAL and is replayed on the next open), stop the tasks.
 //!
-//! A failed WAL fsync poisons the shard (writes fail until restart); learning of a newer
-//! epoch fences it (writes fail for good). Reads keep working in both cases.
+//! A publish that loses to a newer epoch's manifest fails as `Fenced` for that attempt only:
+//! the replica may lead a later epoch. Reads keep working whatever the role.
 
 mod compact;
 mod flush;
@@ -44,18 +45,16 @@ use crate::block_cache::BlockCache;
 use crate::clock::Clock;
 use crate::error::{Error, InvalidReason, Result};
 use crate::manifest::{Manifest, ManifestStore, Published, SegmentMeta};
-use crate::memtable::Memtable;
 use crate::metrics::Counter;
 use crate::options::EngineOptions;
 use crate::paths;
 use crate::segment::SegmentReader;
 use crate::store::ObjStore;
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
-use crate::wal::{Wal, WalRecord};
+use crate::wal::Wal;
 
 use merge::MergeIter;
 use view::View;
-use write::Sequencer;
 
 pub use replicated::{LoadedManifest, PrepareOutcome, Prepared, Proposer};
 pub use ttl::SweepOutcome;
@@ -101,7 +100,7 @@ pub(crate) struct ShardMetrics {
 pub struct ShardStats {
     pub shard: ShardId,
     pub epoch: Epoch,
-    pub last_seq: SeqNo,
+    pub applied_seq: SeqNo,
     pub flushed_seq: SeqNo,
     pub memtable_bytes: u64,
     pub unflushed_bytes: u64,
@@ -117,26 +116,19 @@ pub struct ShardStats {
     pub compaction_errors: u64,
     pub ttl_deletes: u64,
     pub segments_deleted: u64,
-    pub poisoned: bool,
-    pub fenced: bool,
 }
 
 pub(crate) struct ShardInner {
     pub(crate) id: ShardId,
-    /// The epoch this writer holds: fixed in standalone mode; in replicated mode the epoch
-    /// this replica leads (set when it starts serving), used for manifest publishes.
+    /// The epoch this replica leads (set when it starts serving), used for manifest
+    /// publishes.
     pub(crate) epoch: AtomicU64,
-    /// Replicated mode (`replicated.rs`): the write path is the replication driver's, and
-    /// flushing, compaction and TTL sweeps run only while `leading`.
-    pub(crate) replicated: bool,
-    /// Whether this replica may do leader work (always true in standalone mode).
+    /// Whether this replica may do leader work: flushing, compaction, TTL sweeps and garbage
+    /// collection run only while it is set.
     pub(crate) leading: AtomicBool,
-    /// Highest seq applied to the memtables (replicated mode: or covered by segments).
+    /// Highest seq applied to the memtables or covered by installed segments.
     pub(crate) applied: AtomicU64,
-    /// Woken when `applied` moves or the shard is poisoned (standalone condition failures
-    /// wait on it, see `write.rs`).
-    pub(crate) applied_changed: Notify,
-    /// Replicated mode: how TTL sweeps write (through the replication driver).
+    /// How TTL sweeps write (through the replication driver).
     pub(crate) proposer: std::sync::OnceLock<Proposer>,
     /// Version of the manifest whose segment lists the view holds.
     pub(crate) installed_version: AtomicU64,
@@ -151,7 +143,9 @@ pub(crate) struct ShardInner {
     /// The latest manifest we know; held across the publish so updates are serialized.
     pub(crate) manifest: tokio::sync::Mutex<Manifest>,
     pub(crate) view: RwLock<Arc<View>>,
-    pub(crate) seq: Mutex<Sequencer>,
+    /// Held while committed records are applied, manifests installed or the active
+    /// memtable rotated: they change the view together with `applied`.
+    pub(crate) apply_lock: Mutex<()>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) compact_lock: tokio::sync::Mutex<()>,
     pub(crate) flush_wake: Notify,
@@ -159,8 +153,6 @@ pub(crate) struct ShardInner {
     pub(crate) l0_changed: Notify,
     pub(crate) shutdown: CancellationToken,
     pub(crate) closed: AtomicBool,
-    pub(crate) poisoned: AtomicBool,
-    pub(crate) fenced: AtomicBool,
     pub(crate) flushed_seq: AtomicU64,
     pub(crate) metrics: ShardMetrics,
     pub(crate) ttl: ttl::TtlState,
@@ -183,71 +175,6 @@ impl std::fmt::Debug for Shard {
 }
 
 impl Shard {
-    /// Opens shard `id`: latest manifest + replay of `recovered` (the WAL records of this
-    /// shard, in log order; records of other shards are ignored).
-    pub async fn open(
-        id: ShardId,
-        opts: Arc<EngineOptions>,
-        c: ShardComponents,
-        recovered: &[WalRecord],
-    ) -> Result<Self> {
-        opts.validate()?;
-        let manifests = ManifestStore::new(c.store.clone(), id);
-        let latest = manifests.load_latest().await?.unwrap_or_default();
-        let epoch = manifests.claim_epoch(latest.epoch).await?;
-        let l0 = open_segments(&c.store, &c.cache, id, &latest.l0).await?;
-        let l1 = open_segments(&c.store, &c.cache, id, &latest.l1).await?;
-
-        let active = Memtable::new();
-        let mut last = latest.flushed_seq;
-        for seg in latest.segments() {
-            last = last.max(seg.max_seq);
-        }
-        for rec in recovered
-            .iter()
-            .filter(|r| r.shard == id && r.seq > latest.flushed_seq)
-        {
-            for e in &rec.entries {
-                active.insert(Entry {
-                    seq: rec.seq,
-                    ..e.clone()
-                });
-            }
-            last = last.max(rec.seq);
-        }
-        let replayed = !active.is_empty();
-        let (active, frozen) = if replayed {
-            (Arc::new(Memtable::new()), vec![Arc::new(active)])
-        } else {
-            (Arc::new(active), Vec::new())
-        };
-        let flushed = latest.flushed_seq;
-        let view = View {
-            generation: 0,
-            active,
-            frozen,
-            l0,
-            l1,
-        };
-        let inner = Arc::new(ShardInner::new(
-            id,
-            opts,
-            c,
-            latest,
-            view,
-            last.next(),
-            Mode::Standalone { epoch },
-        ));
-        // Fence older writers now rather than at our first flush.
-        inner.update_manifest(|_| true).await?;
-        inner.wal.release(id, flushed);
-        tracing::debug!(shard = %id, %epoch, flushed_seq = %flushed, next_seq = %last.next(), "shard open");
-        if replayed {
-            inner.flush_wake.notify_one();
-        }
-        Ok(Self::with_tasks(inner))
-    }
-
     /// Starts the background tasks of `inner`.
     fn with_tasks(inner: Arc<ShardInner>) -> Self {
         let tasks = vec![
@@ -267,7 +194,7 @@ impl Shard {
         self.inner.id
     }
 
-    /// The epoch this writer holds.
+    /// The epoch this replica leads or last led (0 before it ever led).
     #[must_use]
     pub fn epoch(&self) -> Epoch {
         self.inner.epoch()
@@ -357,29 +284,25 @@ impl Shard {
         self.inner.stats()
     }
 
-    /// Stops accepting writes and background work at once, without flushing (what a crash
-    /// would leave: acknowledged writes are in the WAL).
+    /// Stops background work at once, without flushing (what a crash would leave:
+    /// acknowledged writes are in the WAL).
     pub fn abandon(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.shutdown.cancel();
     }
 
-    /// Stops accepting writes, flushes what it can within `flush_timeout`, stops background
-    /// tasks. Unflushed data stays in the WAL for the next open.
+    /// Flushes what it can within `flush_timeout` (a leader only), stops background tasks.
+    /// Unflushed data stays in the WAL for the next open.
     pub async fn close(&self, flush_timeout: Duration) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let flushed = if self.inner.fenced.load(Ordering::SeqCst) {
-            Ok(())
-        } else {
-            self.inner.rotate_now();
-            match tokio::time::timeout(flush_timeout, self.inner.flush_frozen()).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!(shard = %self.inner.id, "flush on close timed out; data stays in the WAL");
-                    Ok(())
-                }
+        self.inner.rotate_now();
+        let flushed = match tokio::time::timeout(flush_timeout, self.inner.flush_frozen()).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(shard = %self.inner.id, "flush on close timed out; data stays in the WAL");
+                Ok(())
             }
         };
         self.inner.shutdown.cancel();
@@ -391,43 +314,25 @@ impl Shard {
     }
 }
 
-/// How a shard is written.
-pub(crate) enum Mode {
-    /// Its own sequencer, holding `epoch` for good.
-    Standalone {
-        /// The epoch claimed at open.
-        epoch: Epoch,
-    },
-    /// A replica's storage (`replicated.rs`): leads no epoch until told to.
-    Replicated,
-}
-
 impl ShardInner {
-    /// A shard at `manifest` (the latest), reading from `view`, next seq `next_seq`.
+    /// A replica's storage at `manifest` (the latest), reading from `view`: it leads no
+    /// epoch yet and everything up to the manifest's `flushed_seq` counts as applied.
     pub(crate) fn new(
         id: ShardId,
         opts: Arc<EngineOptions>,
         c: ShardComponents,
         manifest: Manifest,
         view: View,
-        next_seq: SeqNo,
-        mode: Mode,
     ) -> Self {
         let flushed = manifest.flushed_seq;
-        let (epoch, replicated, applied, flushed_epoch) = match mode {
-            Mode::Standalone { epoch } => (epoch, false, SeqNo(0), Epoch(0)),
-            Mode::Replicated => (Epoch(0), true, flushed, manifest.flushed_epoch),
-        };
         Self {
             id,
-            epoch: AtomicU64::new(epoch.0),
-            replicated,
-            leading: AtomicBool::new(!replicated),
-            applied: AtomicU64::new(applied.0),
-            applied_changed: Notify::new(),
+            epoch: AtomicU64::new(0),
+            leading: AtomicBool::new(false),
+            applied: AtomicU64::new(flushed.0),
             proposer: std::sync::OnceLock::new(),
             installed_version: AtomicU64::new(manifest.version.0),
-            flushed_tx: tokio::sync::watch::Sender::new((flushed, flushed_epoch)),
+            flushed_tx: tokio::sync::watch::Sender::new((flushed, manifest.flushed_epoch)),
             opts,
             manifests: ManifestStore::new(c.store.clone(), id),
             store: c.store,
@@ -436,7 +341,7 @@ impl ShardInner {
             wal: c.wal,
             manifest: tokio::sync::Mutex::new(manifest),
             view: RwLock::new(Arc::new(view)),
-            seq: Mutex::new(Sequencer::new(next_seq)),
+            apply_lock: Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
             compact_lock: tokio::sync::Mutex::new(()),
             flush_wake: Notify::new(),
@@ -444,8 +349,6 @@ impl ShardInner {
             l0_changed: Notify::new(),
             shutdown: CancellationToken::new(),
             closed: AtomicBool::new(false),
-            poisoned: AtomicBool::new(false),
-            fenced: AtomicBool::new(false),
             flushed_seq: AtomicU64::new(flushed.0),
             metrics: ShardMetrics::default(),
             ttl: ttl::TtlState::default(),
@@ -465,25 +368,22 @@ impl ShardInner {
         Arc::clone(&self.view.read())
     }
 
-    /// Read-modify-publishes the manifest. `f` edits a copy of the latest manifest and may
-    /// refuse (return false) when the change no longer applies, e.g. after a rebase.
-    /// Losing the create race to a newer epoch fences the shard (in replicated mode only
-    /// this attempt: the replica may lead a later epoch).
+    /// Read-modify-publishes the manifest with this leader's epoch. `f` edits a copy of the
+    /// latest manifest and may refuse (return false) when the change no longer applies, e.g.
+    /// after a rebase. Not leading, or losing the create race to a newer epoch, fails this
+    /// attempt as `Fenced` (the replica may lead a later epoch).
     pub(crate) async fn update_manifest(
         &self,
         mut f: impl FnMut(&mut Manifest) -> bool,
     ) -> Result<Option<Manifest>> {
         let mut cur = self.manifest.lock().await;
         loop {
-            if self.fenced.load(Ordering::SeqCst) {
-                return Err(self.fenced_error(cur.epoch));
-            }
             let mut next = cur.clone();
             if !f(&mut next) {
                 return Ok(None);
             }
             let epoch = self.epoch();
-            if self.replicated && (!self.may_lead() || cur.epoch > epoch) {
+            if !self.may_lead() || cur.epoch > epoch {
                 return Err(self.fenced_error(cur.epoch));
             }
             next.version = crate::types::ManifestVersion(cur.version.0 + 1);
@@ -492,11 +392,6 @@ impl ShardInner {
             match self.manifests.publish(&cur, &next).await? {
                 Published::Ok => {
                     *cur = next.clone();
-                    if !self.replicated {
-                        // Standalone: every caller swaps its view to match right after.
-                        self.installed_version
-                            .fetch_max(next.version.0, Ordering::SeqCst);
-                    }
                     self.flushed_tx
                         .send_replace((next.flushed_seq, next.flushed_epoch));
                     return Ok(Some(next));
@@ -505,9 +400,6 @@ impl ShardInner {
                     if latest.epoch > epoch {
                         let current = latest.epoch;
                         *cur = *latest;
-                        if !self.replicated {
-                            self.fenced.store(true, Ordering::SeqCst);
-                        }
                         tracing::warn!(shard = %self.id, ours = %epoch, %current, "fenced by a newer writer");
                         return Err(self.fenced_error(current));
                     }
@@ -528,12 +420,11 @@ impl ShardInner {
 
     fn stats(&self) -> ShardStats {
         let view = self.current_view();
-        let last_seq = SeqNo(self.seq.lock().next_seq.0.saturating_sub(1));
         let m = &self.metrics;
         ShardStats {
             shard: self.id,
             epoch: self.epoch(),
-            last_seq,
+            applied_seq: SeqNo(self.applied.load(Ordering::SeqCst)),
             flushed_seq: SeqNo(self.flushed_seq.load(Ordering::Relaxed)),
             memtable_bytes: view.active.approx_bytes() as u64,
             unflushed_bytes: view.unflushed_bytes() as u64,
@@ -554,20 +445,8 @@ impl ShardInner {
             compaction_errors: m.compaction_errors.get(),
             ttl_deletes: m.ttl_deletes.get(),
             segments_deleted: m.segments_deleted.get(),
-            poisoned: self.poisoned.load(Ordering::Relaxed),
-            fenced: self.fenced.load(Ordering::Relaxed),
         }
     }
-}
-
-/// Opens the readers of segments listed in the manifest, concurrently.
-async fn open_segments(
-    store: &ObjStore,
-    cache: &Arc<dyn BlockCache>,
-    shard: ShardId,
-    metas: &[SegmentMeta],
-) -> Result<Vec<Arc<SegmentReader>>> {
-    futures::future::try_join_all(metas.iter().map(|m| open_segment(store, cache, shard, m))).await
 }
 
 /// Opens the reader of a segment listed in the manifest.

@@ -39,7 +39,7 @@ use crate::replica::Record;
 use crate::segment::SegmentReader;
 use crate::shard::view::View;
 use crate::shard::write::{check, validate};
-use crate::shard::{Mode, Shard, ShardComponents, ShardInner, open_segment};
+use crate::shard::{Shard, ShardComponents, ShardInner, open_segment};
 use crate::store::ObjStore;
 use crate::types::{Condition, Entry, Epoch, SeqNo, ShardId, WriteBatch, WriteOp};
 
@@ -104,15 +104,7 @@ impl Shard {
             l0: loaded.l0,
             l1: loaded.l1,
         };
-        let inner = Arc::new(ShardInner::new(
-            id,
-            opts,
-            c,
-            loaded.manifest,
-            view,
-            flushed.next(),
-            Mode::Replicated,
-        ));
+        let inner = Arc::new(ShardInner::new(id, opts, c, loaded.manifest, view));
         inner.wal.release(id, flushed);
         tracing::debug!(shard = %id, flushed_seq = %flushed, "replicated shard open");
         Ok(Self::with_tasks(inner))
@@ -163,7 +155,7 @@ impl Shard {
     /// [`Shard::applied`] are skipped. Only the replication driver calls this.
     pub fn apply_committed<'a>(&self, records: impl IntoIterator<Item = &'a Record>) {
         let inner = &self.inner;
-        let _s = inner.seq.lock();
+        let _s = inner.apply_lock.lock();
         let mut view = inner.current_view();
         let mut applied = SeqNo(inner.applied.load(Ordering::SeqCst));
         for r in records {
@@ -285,7 +277,7 @@ impl ShardInner {
     /// never sees a batch half from segments and half from an older memtable.
     pub(crate) fn install(&self, loaded: LoadedManifest) -> bool {
         let m = &loaded.manifest;
-        let _s = self.seq.lock();
+        let _s = self.apply_lock.lock();
         let mut w = self.view.write();
         let newer = m.version.0 > self.installed_version.load(Ordering::SeqCst);
         let installed = SeqNo(self.flushed_seq.load(Ordering::SeqCst));
@@ -349,7 +341,7 @@ impl ShardInner {
         load(&self.store, &self.cache, self.id, m, &self.current_view()).await
     }
 
-    /// The replicated shard's write path (TTL sweeps): through the driver.
+    /// How background work writes (TTL sweeps): through the replication driver.
     pub(crate) async fn propose(&self, batch: WriteBatch) -> Result<SeqNo> {
         let Some(p) = self.proposer.get() else {
             return Err(Error::NotLeader {

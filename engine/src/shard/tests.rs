@@ -1,21 +1,28 @@
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! Storage behaviour of a shard (reads, scans, conditions, flush, compaction, TTL, garbage
+//! collection, backpressure) through its replicated API, with a test helper ([`Leader`])
+//! playing the shard's only replica as its leader.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use object_store::memory::InMemory;
 
 use crate::block_cache::MemBlockCache;
 use crate::clock::ManualClock;
-use crate::db::{Db, DbComponents};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::ManifestStore;
 use crate::options::EngineOptions;
 use crate::paths;
+use crate::replica::Record;
 use crate::segment::SegmentOptions;
+use crate::shard::{PrepareOutcome, Shard, ShardComponents};
 use crate::store::ObjStore;
 use crate::testing::FaultyStore;
-use crate::types::{Condition, EntryKind, Mutation, SeqNo, ShardId, WriteBatch};
-use crate::wal::{SyncPolicy, WalFaults, WalOptions};
+use crate::types::{Condition, EntryKind, Epoch, Mutation, SeqNo, ShardId, WriteBatch};
+use crate::wal::{SyncPolicy, Wal, WalOptions};
 
 const S: ShardId = ShardId(0);
 
@@ -56,50 +63,150 @@ impl Env {
         }
     }
 
-    fn wal_opts(&self, sub: &str) -> WalOptions {
-        WalOptions {
-            dir: self.dir.path().join(sub),
+    /// The shard's only replica, leading a newly claimed epoch, its WAL in `<dir>/<sub>`.
+    async fn open_at(&self, sub: &str) -> Leader {
+        Leader::open(self, sub).await.expect("open leader")
+    }
+
+    async fn open(&self) -> Leader {
+        self.open_at("wal").await
+    }
+}
+
+/// Plays the shard's only replica as its leader, the way the node's replication driver
+/// does with N = W = 1, but one write at a time: a write is prepared and evaluated, its
+/// record appended to the WAL and made durable, then applied (committed). Opening replays
+/// the WAL records after the manifest's flushed prefix (every durable record is committed
+/// with one replica) and leads a newly claimed epoch. A test fixture: the driver is the one
+/// write path.
+#[derive(Clone)]
+struct Leader {
+    shard: Shard,
+    inner: Arc<LeaderInner>,
+}
+
+struct LeaderInner {
+    shard: Shard,
+    wal: Wal,
+    epoch: Epoch,
+    /// The next seq; held across a whole write, so writes are sequenced one at a time.
+    next: tokio::sync::Mutex<SeqNo>,
+}
+
+impl Leader {
+    async fn open(env: &Env, sub: &str) -> Result<Self> {
+        let (wal, recovery) = Wal::open(WalOptions {
+            dir: env.dir.path().join(sub),
             sync: SyncPolicy::Always,
             segment_bytes: 1 << 20,
             ..WalOptions::default()
+        })?;
+        let manifests = ManifestStore::new(env.store.clone(), S);
+        let manifest = manifests.load_latest().await?.unwrap_or_default();
+        let records: Vec<Record> = recovery
+            .records
+            .into_iter()
+            .filter(|r| r.shard == S && r.seq > manifest.flushed_seq)
+            .map(Record::from_wal)
+            .collect();
+        let last = records.last().map_or(manifest.flushed_seq, |r| r.seq);
+        let newest = records.last().map_or(manifest.epoch, |r| r.epoch);
+        let epoch = manifests.claim_epoch(newest.max(manifest.epoch)).await?;
+        let shard = Shard::open_replicated(
+            S,
+            Arc::new(env.opts.clone()),
+            ShardComponents {
+                store: env.store.clone(),
+                cache: Arc::new(MemBlockCache::new(1 << 20)),
+                clock: env.clock.clone(),
+                wal: wal.clone(),
+            },
+            manifest,
+        )
+        .await?;
+        shard.apply_committed(&records);
+        shard.set_leading(Some(epoch));
+        shard.publish_epoch().await?;
+        let inner = Arc::new(LeaderInner {
+            shard: shard.clone(),
+            wal,
+            epoch,
+            next: tokio::sync::Mutex::new(last.next()),
+        });
+        let weak: Weak<LeaderInner> = Arc::downgrade(&inner);
+        shard.set_proposer(Arc::new(move |batch| {
+            let weak = weak.clone();
+            async move {
+                let inner = weak.upgrade().ok_or(Error::Closed)?;
+                inner.write(batch).await.map(|(seq, _)| seq)
+            }
+            .boxed()
+        }));
+        Ok(Self { shard, inner })
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<(SeqNo, Vec<Option<SeqNo>>)> {
+        self.inner.write(batch).await
+    }
+
+    async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<SeqNo> {
+        let b = WriteBatch::new().put(key, value);
+        self.write(b).await.map(|(seq, _)| seq)
+    }
+
+    async fn delete(&self, key: impl Into<Bytes>) -> Result<SeqNo> {
+        let b = WriteBatch::new().delete(key);
+        self.write(b).await.map(|(seq, _)| seq)
+    }
+
+    /// Stops as a crash would: no flush; the WAL keeps what it acknowledged.
+    fn crash(self) {
+        self.shard.abandon();
+        self.inner.wal.close().expect("close wal");
+    }
+
+    async fn close(self) {
+        self.shard
+            .close(Duration::from_secs(5))
+            .await
+            .expect("close");
+        self.inner.wal.close().expect("close wal");
+    }
+}
+
+impl LeaderInner {
+    async fn write(&self, batch: WriteBatch) -> Result<(SeqNo, Vec<Option<SeqNo>>)> {
+        let mut next = self.next.lock().await;
+        loop {
+            let prepared = self.shard.prepare(batch.clone()).await?;
+            let PrepareOutcome::Ready { entries, prior } =
+                self.shard.evaluate(&prepared, &HashMap::new())?
+            else {
+                continue;
+            };
+            let seq = *next;
+            let record = Record {
+                epoch: self.epoch,
+                seq,
+                entries,
+            };
+            self.wal.append(&record.clone().into_wal(S))?.wait().await?;
+            self.shard.apply_committed([&record]);
+            *next = seq.next();
+            return Ok((seq, prior));
         }
     }
+}
 
-    async fn open_at(&self, sub: &str, faults: Option<Arc<WalFaults>>) -> Db {
-        let wal = WalOptions {
-            faults,
-            ..self.wal_opts(sub)
-        };
-        Db::open_with(
-            wal,
-            self.opts.clone(),
-            DbComponents {
-                store: self.store.clone(),
-                cache: Arc::new(MemBlockCache::new(1 << 20)),
-                clock: self.clock.clone(),
-            },
-            [S],
-        )
-        .await
-        .expect("open db")
-    }
-
-    async fn open(&self) -> Db {
-        self.open_at("wal", None).await
+impl std::ops::Deref for Leader {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.shard
     }
 }
 
-fn shard(db: &Db) -> &super::Shard {
-    db.shard(S).expect("shard 0")
-}
-
-async fn value(db: &Db, key: &str) -> Option<Bytes> {
-    match shard(db)
-        .get(key.as_bytes())
-        .await
-        .expect("get")
-        .map(|e| e.kind)
-    {
+async fn value(s: &Shard, key: &str) -> Option<Bytes> {
+    match s.get(key.as_bytes()).await.expect("get").map(|e| e.kind) {
         Some(EntryKind::Put { value, .. }) => Some(value),
         Some(EntryKind::Tombstone) => panic!("get returned a tombstone"),
         None => None,
@@ -118,50 +225,45 @@ async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 #[tokio::test]
 async fn put_get_delete_round_trip() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     let v1 = s.put("a", "1").await.expect("put");
     let v2 = s.put("a", "2").await.expect("put");
     assert!(v2 > v1);
-    assert_eq!(value(&db, "a").await, Some(Bytes::from("2")));
+    assert_eq!(value(&s, "a").await, Some(Bytes::from("2")));
     s.delete("a").await.expect("delete");
-    assert_eq!(value(&db, "a").await, None);
+    assert_eq!(value(&s, "a").await, None);
     assert!(matches!(s.get(b"").await, Err(Error::Invalid { .. })));
 }
 
 #[tokio::test]
 async fn versions_strictly_increase_across_reopen_and_flush() {
     let env = Env::new();
-    let db = env.open().await;
+    let s = env.open().await;
     let mut last = SeqNo(0);
     for i in 0..50 {
-        let v = shard(&db)
-            .put(format!("k{i}"), vec![b'x'; 200])
-            .await
-            .expect("put");
+        let v = s.put(format!("k{i}"), vec![b'x'; 200]).await.expect("put");
         assert!(v > last);
         last = v;
     }
-    shard(&db).flush().await.expect("flush");
-    drop(db);
-    let db = env.open().await;
-    let v = shard(&db).put("after", "x").await.expect("put");
+    s.flush().await.expect("flush");
+    s.crash();
+    let s = env.open().await;
+    let v = s.put("after", "x").await.expect("put");
     assert!(v > last, "{v:?} after reopen must exceed {last:?}");
-    db.close(Duration::from_secs(5)).await.expect("close");
+    s.close().await;
 }
 
 #[tokio::test]
 async fn conditional_writes_and_atomic_batches() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     let put = |k: &str, v: &str| Mutation::Put {
         key: Bytes::copy_from_slice(k.as_bytes()),
         value: Bytes::copy_from_slice(v.as_bytes()),
         content_type: Some(Bytes::from_static(b"text/plain")),
         expires_at: None,
     };
-    let v1 = s
+    let (v1, _) = s
         .write(WriteBatch::new().op(put("a", "1"), Condition::MustNotExist))
         .await
         .expect("create");
@@ -169,7 +271,7 @@ async fn conditional_writes_and_atomic_batches() {
         .write(WriteBatch::new().op(put("a", "x"), Condition::MustNotExist))
         .await;
     assert!(matches!(again, Err(Error::ConditionFailed { actual: Some(v), .. }) if v == v1));
-    let v2 = s
+    let (v2, _) = s
         .write(WriteBatch::new().op(put("a", "2"), Condition::VersionIs(v1)))
         .await
         .expect("cas");
@@ -186,50 +288,11 @@ async fn conditional_writes_and_atomic_batches() {
         )
         .await;
     assert!(r.is_err());
-    assert_eq!(value(&db, "b").await, None);
-    assert_eq!(value(&db, "a").await, Some(Bytes::from("2")));
+    assert_eq!(value(&s, "b").await, None);
+    assert_eq!(value(&s, "a").await, Some(Bytes::from("2")));
     let e = s.get(b"a").await.expect("get").expect("present");
     assert_eq!(e.seq, v2);
     assert!(matches!(e.kind, EntryKind::Put { content_type: Some(ct), .. } if ct == "text/plain"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_cas_on_one_version_has_exactly_one_winner() {
-    let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db).clone();
-    // Push the key into a segment so the condition reads go through object storage too.
-    let v0 = s.put("hot", "0").await.expect("put");
-    s.flush().await.expect("flush");
-    for round in 0..5 {
-        let cur = s.get(b"hot").await.expect("get").expect("present").seq;
-        let tasks: Vec<_> = (0..32)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.write(WriteBatch::new().op(
-                        Mutation::Put {
-                            key: Bytes::from_static(b"hot"),
-                            value: Bytes::from(format!("{round}-{i}")),
-                            content_type: None,
-                            expires_at: None,
-                        },
-                        Condition::VersionIs(cur),
-                    ))
-                    .await
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for t in tasks {
-            match t.await.expect("join") {
-                Ok(_) => wins += 1,
-                Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict),
-            }
-        }
-        assert_eq!(wins, 1, "round {round}");
-    }
-    assert!(s.get(b"hot").await.expect("get").expect("present").seq > v0);
 }
 
 /// Applies random puts/deletes, flushes and compacts between rounds, and compares every
@@ -237,8 +300,7 @@ async fn concurrent_cas_on_one_version_has_exactly_one_winner() {
 #[tokio::test]
 async fn reads_agree_with_model_across_flush_and_compaction() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     let mut model: BTreeMap<String, Bytes> = BTreeMap::new();
     let mut x: u64 = 7;
     for round in 0..6 {
@@ -263,7 +325,7 @@ async fn reads_agree_with_model_across_flush_and_compaction() {
         for i in 0..400 {
             let k = format!("key{i:03}");
             assert_eq!(
-                value(&db, &k).await,
+                value(&s, &k).await,
                 model.get(&k).cloned(),
                 "round {round} key {k}"
             );
@@ -289,8 +351,7 @@ async fn reads_agree_with_model_across_flush_and_compaction() {
 #[tokio::test]
 async fn scan_prefix_bounds_and_cursor() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     for k in ["a", "ab", "abc", "abd", "b", "ba"] {
         s.put(k, "v").await.expect("put");
     }
@@ -310,8 +371,7 @@ async fn scan_prefix_bounds_and_cursor() {
 #[tokio::test]
 async fn ttl_entries_vanish_at_expiry_and_are_swept_and_compacted_away() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     let now = 1_000_000;
     for i in 0..20u64 {
         s.write(WriteBatch::new().op(
@@ -328,11 +388,11 @@ async fn ttl_entries_vanish_at_expiry_and_are_swept_and_compacted_away() {
     }
     s.put("keep", "v").await.expect("put");
     s.flush().await.expect("flush");
-    assert!(value(&db, "t00").await.is_some());
+    assert!(value(&s, "t00").await.is_some());
     env.clock.advance(110);
     // Expired entries are invisible before any sweep: t00..t09 expired, t10.. not yet.
-    assert_eq!(value(&db, "t05").await, None);
-    assert!(value(&db, "t15").await.is_some());
+    assert_eq!(value(&s, "t05").await, None);
+    assert!(value(&s, "t15").await.is_some());
     let page = s.scan(b"t", None, 100).await.expect("scan");
     assert_eq!(
         page.entries.len(),
@@ -347,31 +407,27 @@ async fn ttl_entries_vanish_at_expiry_and_are_swept_and_compacted_away() {
     s.put("t19", "new").await.expect("put");
     let out = s.sweep_expired().await.expect("sweep");
     assert_eq!(out.deleted, 8, "t11..=t18; t19 was rewritten");
-    assert_eq!(value(&db, "t19").await, Some(Bytes::from("new")));
+    assert_eq!(value(&s, "t19").await, Some(Bytes::from("new")));
     s.flush().await.expect("flush");
     s.compact().await.expect("compact");
     let st = s.stats();
     assert_eq!(st.l0_segments, 0);
     // Only "keep" and "t19" survive compaction (tombstones and expired entries dropped).
-    let total: u64 = db
-        .shard(S)
-        .map(|s| {
-            s.inner
-                .current_view()
-                .l1
-                .iter()
-                .map(|r| r.info().entries)
-                .sum()
-        })
-        .unwrap_or(0);
+    let total: u64 = s
+        .shard
+        .inner
+        .current_view()
+        .l1
+        .iter()
+        .map(|r| r.info().entries)
+        .sum();
     assert_eq!(total, 2);
 }
 
 #[tokio::test]
 async fn object_store_down_gives_backpressure_then_recovers_without_loss() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     env.faulty.set_down(true);
     let mut acked = Vec::new();
     let mut backpressured = false;
@@ -389,7 +445,7 @@ async fn object_store_down_gives_backpressure_then_recovers_without_loss() {
     assert!(backpressured, "writes never hit the bound");
     assert!(acked.len() > 100);
     // Reads keep working from memory while the store is down.
-    assert!(value(&db, &acked[0]).await.is_some());
+    assert!(value(&s, &acked[0]).await.is_some());
     env.faulty.set_down(false);
     eventually(30, "flushes to catch up", || {
         s.stats().unflushed_bytes < 8 << 10
@@ -397,50 +453,27 @@ async fn object_store_down_gives_backpressure_then_recovers_without_loss() {
     .await;
     s.put("after", "x").await.expect("writes resume");
     for k in &acked {
-        assert!(value(&db, k).await.is_some(), "lost {k}");
+        assert!(value(&s, k).await.is_some(), "lost {k}");
     }
     assert!(s.stats().flush_errors > 0);
 }
 
+/// A leader of an older epoch can still apply records locally but not publish a flush once
+/// a newer leader published its epoch. (That it cannot acknowledge writes any more is the
+/// replication protocol's part: its followers refuse it. With one replica, no second
+/// leader can exist: the node's identity and directory lock keep a second incarnation out.)
 #[tokio::test]
 async fn stale_writer_is_fenced_at_its_next_publish() {
     let env = Env::new();
-    let old = env.open_at("wal-old", None).await;
-    shard(&old).put("a", "old").await.expect("put");
-    let new = env.open_at("wal-new", None).await;
-    assert!(shard(&new).epoch() > shard(&old).epoch());
-    // The old writer can still append locally but cannot publish a flush...
-    shard(&old).put("b", "old").await.expect("local append");
-    let r = shard(&old).flush().await;
+    let old = env.open_at("wal-old").await;
+    old.put("a", "old").await.expect("put");
+    let new = env.open_at("wal-new").await;
+    assert!(new.epoch() > old.epoch());
+    old.put("b", "old").await.expect("local append");
+    let r = old.flush().await;
     assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Fenced));
-    // ...and, having learnt it, refuses further writes.
-    let r = shard(&old).put("c", "old").await;
-    assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Fenced));
-    shard(&new).put("a", "new").await.expect("new writer works");
-    shard(&new).flush().await.expect("new writer publishes");
-}
-
-#[tokio::test]
-async fn failed_fsync_poisons_the_shard_but_reads_continue() {
-    let env = Env::new();
-    let faults = Arc::new(WalFaults::default());
-    let db = env.open_at("wal", Some(faults.clone())).await;
-    let s = shard(&db);
-    s.put("a", "1").await.expect("put");
-    faults
-        .fail_next_sync
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let r = s.put("b", "2").await;
-    assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Unavailable));
-    let r = s.put("c", "3").await;
-    assert!(matches!(r, Err(Error::WalPoisoned { .. })));
-    assert_eq!(value(&db, "a").await, Some(Bytes::from("1")));
-    assert_eq!(
-        value(&db, "b").await,
-        None,
-        "an unacknowledged write is not visible"
-    );
-    assert!(s.stats().poisoned);
+    new.put("a", "new").await.expect("new writer works");
+    new.flush().await.expect("new writer publishes");
 }
 
 #[tokio::test]
@@ -448,17 +481,18 @@ async fn crash_without_close_loses_no_acknowledged_write() {
     let env = Env::new();
     let mut expected: BTreeMap<String, Bytes> = BTreeMap::new();
     for life in 0..4 {
-        let db = env.open().await;
+        let s = env.open().await;
         for (k, v) in &expected {
-            assert_eq!(value(&db, k).await.as_ref(), Some(v), "life {life} key {k}");
+            assert_eq!(value(&s, k).await.as_ref(), Some(v), "life {life} key {k}");
         }
         for i in 0..120 {
             let k = format!("l{life}-{i}");
             let v = Bytes::from(format!("{life}:{i}:{}", "p".repeat(60)));
-            shard(&db).put(k.clone(), v.clone()).await.expect("put");
+            s.put(k.clone(), v.clone()).await.expect("put");
             expected.insert(k, v);
         }
-        // Drop without close: the memtable is lost, the WAL and published segments remain.
+        // No close: the memtable is lost, the WAL and published segments remain.
+        s.crash();
     }
 }
 
@@ -468,8 +502,7 @@ async fn garbage_is_collected_after_the_grace_period_only() {
     env.opts.l0_compaction_trigger = 10;
     env.opts.l0_max = 12;
     env.opts.orphan_min_age = Duration::ZERO;
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     for round in 0..4 {
         for i in 0..40 {
             s.put(format!("k{i:02}"), format!("{round}"))
@@ -492,7 +525,7 @@ async fn garbage_is_collected_after_the_grace_period_only() {
     env.clock.advance(61_000);
     assert_eq!(s.collect_garbage().await.expect("gc"), 4);
     assert_eq!(segs().await, before - 4);
-    assert_eq!(value(&db, "k07").await, Some(Bytes::from("3")));
+    assert_eq!(value(&s, "k07").await, Some(Bytes::from("3")));
     // An upload that was never published (crash between upload and publish) is an orphan.
     env.store
         .put(
@@ -507,8 +540,7 @@ async fn garbage_is_collected_after_the_grace_period_only() {
 #[tokio::test]
 async fn writes_report_the_prior_live_version_when_asked() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     let put = |k: &str, exp: Option<u64>| Mutation::Put {
         key: Bytes::copy_from_slice(k.as_bytes()),
         value: Bytes::from_static(b"v"),
@@ -516,28 +548,25 @@ async fn writes_report_the_prior_live_version_when_asked() {
         expires_at: exp,
     };
     let w = |m: Mutation| WriteBatch::new().op(m, Condition::None).reporting_prior();
-    let (v1, p) = s.write_with_prior(w(put("a", None))).await.expect("write");
+    let (v1, p) = s.write(w(put("a", None))).await.expect("write");
     assert_eq!(p, [None], "created");
-    let (v2, p) = s.write_with_prior(w(put("a", None))).await.expect("write");
+    let (v2, p) = s.write(w(put("a", None))).await.expect("write");
     assert_eq!(p, [Some(v1)], "replaced");
     s.flush().await.expect("flush");
     let (_, p) = s
-        .write_with_prior(w(Mutation::Delete {
+        .write(w(Mutation::Delete {
             key: Bytes::from_static(b"a"),
         }))
         .await
         .expect("write");
     assert_eq!(p, [Some(v2)], "prior read from a segment");
-    let (_, p) = s
-        .write_with_prior(w(put("a", Some(1_000_050))))
-        .await
-        .expect("write");
+    let (_, p) = s.write(w(put("a", Some(1_000_050)))).await.expect("write");
     assert_eq!(p, [None], "deleted before");
     env.clock.advance(100);
-    let (_, p) = s.write_with_prior(w(put("a", None))).await.expect("write");
+    let (_, p) = s.write(w(put("a", None))).await.expect("write");
     assert_eq!(p, [None], "expired before");
     let (_, p) = s
-        .write_with_prior(WriteBatch::new().put("b", "x"))
+        .write(WriteBatch::new().put("b", "x"))
         .await
         .expect("write");
     assert!(p.is_empty(), "not asked");
@@ -546,7 +575,7 @@ async fn writes_report_the_prior_live_version_when_asked() {
 #[tokio::test]
 async fn young_unreferenced_segments_are_not_collected_and_fenced_writers_collect_nothing() {
     let env = Env::new(); // orphan_min_age: the default 10 minutes
-    let old = env.open_at("wal-old", None).await;
+    let old = env.open_at("wal-old").await;
     // Another writer's upload that is not yet published looks like an orphan, but is young.
     let young = paths::segment(S, crate::types::SegmentId(7));
     env.store
@@ -554,16 +583,16 @@ async fn young_unreferenced_segments_are_not_collected_and_fenced_writers_collec
         .await
         .expect("put");
     // The manual clock reads 1970, long before the object's modification time: age 0.
-    assert_eq!(shard(&old).collect_garbage().await.expect("gc"), 0);
+    assert_eq!(old.collect_garbage().await.expect("gc"), 0);
     assert!(env.store.get(&young).await.expect("get").is_some());
-    // Once fenced, a writer deletes nothing at all.
-    let _new = env.open_at("wal-new", None).await;
-    shard(&old).put("k", "v").await.expect("local append");
+    // Once fenced, a writer deletes no segment at all.
+    let _new = env.open_at("wal-new").await;
+    old.put("k", "v").await.expect("local append");
     assert!(
-        shard(&old).flush().await.is_err(),
+        old.flush().await.is_err(),
         "old writer is fenced at its publish"
     );
-    assert_eq!(shard(&old).collect_garbage().await.expect("gc"), 0);
+    assert_eq!(old.collect_garbage().await.expect("gc"), 0);
 }
 
 /// Overwriting a few keys never grows the live data, but the WAL keeps every write until a
@@ -571,8 +600,7 @@ async fn young_unreferenced_segments_are_not_collected_and_fenced_writers_collec
 #[tokio::test]
 async fn overwrites_of_one_key_trigger_flushes() {
     let env = Env::new();
-    let db = env.open().await;
-    let s = shard(&db);
+    let s = env.open().await;
     let big = "v".repeat(100);
     // 40 KiB written to one key: ten times `memtable_bytes`, live data ~100 bytes.
     for _ in 0..400 {
@@ -588,5 +616,5 @@ async fn overwrites_of_one_key_trigger_flushes() {
         st.unflushed_bytes < 2 * env.opts.memtable_bytes as u64,
         "unflushed bytes not bounded: {st:?}"
     );
-    assert_eq!(value(&db, "counter").await, Some(Bytes::from(big)));
+    assert_eq!(value(&s, "counter").await, Some(Bytes::from(big)));
 }

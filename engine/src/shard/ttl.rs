@@ -1,6 +1,7 @@
 //! TTL sweeping. Reads never return an expired entry, swept or not; the sweeper exists to
-//! reclaim space and to make replicas converge, by writing deletes through the normal write
-//! path (each conditional on the exact expired version, so a newer write is never removed).
+//! reclaim space and to make replicas converge, by writing deletes through the replication
+//! driver like any write (each conditional on the exact expired version, so a newer write is
+//! never removed). Only a leader sweeps.
 //!
 //! A pass walks the merged view in key order from a cursor, in steps of bounded size, and
 //! issues at most `ttl_max_deletes_per_sec` deletes per second. While walking it notes the
@@ -79,10 +80,8 @@ pub(crate) async fn worker(shard: Arc<ShardInner>) {
         }
         match shard.sweep_pass(STEP).await {
             Ok(_) => {}
-            Err(e) if shard.replicated && e.kind() != ErrorKind::Closed => {
-                tracing::debug!(shard = %shard.id, error = %e, "ttl sweep step stopped");
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::Fenced | ErrorKind::Closed) => return,
+            Err(e) if e.kind() == ErrorKind::Closed => return,
+            // Not leading any more, or a transient failure: the next pass resumes.
             Err(e) => tracing::debug!(shard = %shard.id, error = %e, "ttl sweep step stopped"),
         }
     }
@@ -135,7 +134,7 @@ impl ShardInner {
                 Mutation::Delete { key: e.key.clone() },
                 Condition::ExpiredVersion(e.seq),
             );
-            match self.write(batch).await {
+            match self.propose(batch).await {
                 Ok(_) => {
                     out.deleted += 1;
                     self.metrics.ttl_deletes.inc();

@@ -87,20 +87,4 @@ impl View {
     pub(crate) fn unflushed_bytes(&self) -> usize {
         self.active.written_bytes() + self.frozen.iter().map(|m| m.written_bytes()).sum::<usize>()
     }
-
-    /// A copy with `f` applied to the segment lists (used by flush and compaction installs).
-    pub(crate) fn with(
-        &self,
-        frozen: Vec<Arc<Memtable>>,
-        l0: Vec<Arc<SegmentReader>>,
-        l1: Vec<Arc<SegmentReader>>,
-    ) -> Self {
-        Self {
-            generation: self.generation,
-            active: Arc::clone(&self.active),
-            frozen,
-            l0,
-            l1,
-        }
-    }
 }

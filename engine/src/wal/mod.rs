@@ -74,6 +74,41 @@ impl Default for WalOptions {
     }
 }
 
+/// WAL settings of a node, as configured (`[wal]`): the parts of [`WalOptions`] an operator
+/// chooses.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalSettings {
+    /// `always` (ack after an fdatasync covering the write; group commit shares it) or
+    /// `{ interval = "5ms" }` (ack once written to the OS; fdatasync at most every
+    /// interval: survives a process crash, not a power loss). Default: `always`.
+    pub sync: SyncPolicy,
+    /// Size at which WAL files roll over. Default: 64 MiB.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalSettings {
+    fn default() -> Self {
+        Self {
+            sync: SyncPolicy::Always,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+impl WalSettings {
+    /// The options of a WAL in `dir` with these settings.
+    #[must_use]
+    pub fn options(&self, dir: PathBuf) -> WalOptions {
+        WalOptions {
+            dir,
+            sync: self.sync,
+            segment_bytes: self.segment_bytes,
+            ..WalOptions::default()
+        }
+    }
+}
+
 /// When an append is acknowledged. In configuration: `"always"` or `{ interval = "5ms" }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

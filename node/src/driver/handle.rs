@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tierkv_engine::error::{Error, Result};
 use tierkv_engine::replica::{Millis, Msg, NodeId, Replica, Role};
 use tierkv_engine::shard::{Prepared, ScanPage, Shard};
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Monotonic milliseconds since the node started: the replicas' clock.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +95,9 @@ pub struct ShardStatus {
     pub(super) leaderships: AtomicU64,
     /// Times this replica handed the shard over (design note 0006).
     pub(super) handovers: AtomicU64,
+    /// Woken when the role changes or the read lease starts or ends
+    /// ([`ShardHandle::wait_serving`]).
+    changed: Notify,
 }
 
 impl Default for ShardStatus {
@@ -112,6 +115,7 @@ impl Default for ShardStatus {
             behind: AtomicU64::new(0),
             leaderships: AtomicU64::new(0),
             handovers: AtomicU64::new(0),
+            changed: Notify::new(),
         }
     }
 }
@@ -150,7 +154,7 @@ impl ShardStatus {
             Role::Recovering => ROLE_RECOVERING,
             Role::Leader => ROLE_LEADER,
         };
-        self.role.store(role, Ordering::SeqCst);
+        let was = self.role.swap(role, Ordering::SeqCst);
         self.epoch.store(r.promised_epoch().0, Ordering::SeqCst);
         self.leader.store(
             r.leader_hint().map_or(NO_LEADER, |n| u64::from(n.0)),
@@ -161,12 +165,15 @@ impl ShardStatus {
         } else {
             0
         };
-        self.read_until.store(until, Ordering::SeqCst);
+        let had = self.read_until.swap(until, Ordering::SeqCst);
         self.commit_seq.store(r.commit_seq().0, Ordering::SeqCst);
         self.last_seq.store(r.log().last_seq().0, Ordering::SeqCst);
         self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);
         self.rejoining.store(r.is_rejoining(), Ordering::SeqCst);
         self.behind.store(r.records_behind(), Ordering::SeqCst);
+        if was != role || (had == 0) != (until == 0) {
+            self.changed.notify_waiters();
+        }
     }
 
     /// The current values.
@@ -245,6 +252,30 @@ impl ShardHandle {
     #[must_use]
     pub fn holds_read_lease(&self) -> bool {
         self.check_read(ReadConsistency::Strong).is_ok()
+    }
+
+    /// Waits until this replica serves as leader with a valid read lease (writes and strong
+    /// reads are taken), at most `within`; returns whether it does. What a client of a shard
+    /// whose only replica is in this process does instead of retrying elsewhere.
+    pub async fn wait_serving(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let changed = self.status.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.holds_read_lease() {
+                return true;
+            }
+            // A lease that ran out is renewed by the driver's next heartbeat without a role
+            // change: look again then rather than wait for a notification.
+            let nap = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(Duration::from_millis(50));
+            if nap.is_zero() {
+                return false;
+            }
+            let _ = tokio::time::timeout(nap, changed).await;
+        }
     }
 
     /// Whether this replica may serve a read at `level` now.

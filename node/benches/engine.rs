@@ -1,6 +1,8 @@
-//! Engine benchmarks on the local-filesystem backend with fsync on (SyncPolicy::Always).
+//! Engine benchmarks on the local-filesystem backend with fsync on (SyncPolicy::Always),
+//! through the one write path: a node whose shard has one replica (as `tierkv serve` runs
+//! it), its replication driver sequencing every put.
 //!
-//! `cargo bench -p tierkv-engine --bench engine` runs the criterion groups and first prints a
+//! `cargo bench -p tierkv-node --bench engine` runs the criterion groups and first prints a
 //! latency report (throughput and p50/p95/p99/p99.9 from an HdrHistogram) for 1 and 64
 //! concurrent writers, which is what the group-commit goal is stated in.
 
@@ -11,17 +13,19 @@ use criterion::{Criterion, Throughput};
 use hdrhistogram::Histogram;
 use tierkv_engine::block_cache::MemBlockCache;
 use tierkv_engine::clock::SystemClock;
-use tierkv_engine::db::{Db, DbComponents, WalSettings};
 use tierkv_engine::options::EngineOptions;
-use tierkv_engine::shard::Shard;
 use tierkv_engine::store::{ObjStore, StoreOptions};
-use tierkv_engine::types::ShardId;
+use tierkv_engine::types::{ReadConsistency, ShardId, WriteBatch};
+use tierkv_engine::wal::WalSettings;
+use tierkv_node::driver::ShardHandle;
+use tierkv_node::node::{Node, NodeComponents, NodeOptions};
+use tierkv_node::settings::ClusterSettings;
 
 const VALUE: [u8; 256] = [b'v'; 256];
 
 struct Bench {
     _dir: tempfile::TempDir,
-    db: Db,
+    node: Node,
 }
 
 fn open(rt: &tokio::runtime::Runtime) -> Bench {
@@ -33,30 +37,55 @@ fn open(rt: &tokio::runtime::Runtime) -> Bench {
         ..StoreOptions::default()
     })
     .expect("store");
-    let db = rt.block_on(async {
-        Db::open(
-            dir.path().join("wal"),
-            &WalSettings::default(),
-            EngineOptions::default(),
-            DbComponents {
+    let addr = "127.0.0.1:1";
+    let node = rt.block_on(async {
+        let node = Node::open(
+            NodeOptions {
+                cluster: ClusterSettings::default().one_replica(addr),
+                advertise: addr.to_owned(),
+                shards: 1,
+                engine: EngineOptions::default(),
+                wal: WalSettings::default(),
+                data_dir: dir.path().to_path_buf(),
+            },
+            NodeComponents {
                 store,
                 cache: Arc::new(MemBlockCache::new(64 << 20)),
                 clock: Arc::new(SystemClock),
             },
-            [ShardId(0)],
         )
         .await
-        .expect("open")
+        .expect("open");
+        let serving = shard_of(&node).wait_serving(Duration::from_secs(10)).await;
+        assert!(serving, "the shard does not serve");
+        node
     });
-    Bench { _dir: dir, db }
+    Bench { _dir: dir, node }
 }
 
-fn shard(b: &Bench) -> Shard {
-    b.db.shard(ShardId(0)).expect("shard").clone()
+fn shard_of(node: &Node) -> ShardHandle {
+    node.shard(ShardId(0)).expect("shard").clone()
+}
+
+fn shard(b: &Bench) -> ShardHandle {
+    shard_of(&b.node)
+}
+
+async fn put(s: &ShardHandle, key: String) {
+    s.write(WriteBatch::new().put(key, &VALUE[..]))
+        .await
+        .expect("put");
+}
+
+async fn get(s: &ShardHandle, key: String) {
+    s.get(key.as_bytes(), ReadConsistency::Strong)
+        .await
+        .expect("get")
+        .expect("present");
 }
 
 /// Runs `writers` concurrent writers doing `per_writer` puts each; returns (ops/s, latencies).
-async fn load(s: &Shard, writers: usize, per_writer: usize) -> (f64, Histogram<u64>) {
+async fn load(s: &ShardHandle, writers: usize, per_writer: usize) -> (f64, Histogram<u64>) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
@@ -65,9 +94,7 @@ async fn load(s: &Shard, writers: usize, per_writer: usize) -> (f64, Histogram<u
                 let mut h = Histogram::<u64>::new(3).expect("histogram");
                 for i in 0..per_writer {
                     let t = Instant::now();
-                    s.put(format!("w{w:03}-{i:08}"), &VALUE[..])
-                        .await
-                        .expect("put");
+                    put(&s, format!("w{w:03}-{i:08}")).await;
                     let _ = h.record(t.elapsed().as_micros() as u64);
                 }
                 h
@@ -105,11 +132,10 @@ fn report(rt: &tokio::runtime::Runtime) {
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
             rate / base,
-            b.db.wal_stats().syncs,
+            b.node.wal_stats().syncs,
             writers * per,
         );
-        rt.block_on(b.db.close(Duration::from_secs(30)))
-            .expect("close");
+        rt.block_on(b.node.shutdown(Duration::from_secs(30)));
     }
 }
 
@@ -124,7 +150,7 @@ fn benches(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             n += 1;
             let s = s.clone();
             let k = format!("single-{n:010}");
-            async move { s.put(k, &VALUE[..]).await.expect("put") }
+            async move { put(&s, k).await }
         });
     });
     g.bench_function("64_writers", |bench| {
@@ -143,9 +169,7 @@ fn benches(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     g.throughput(Throughput::Elements(1));
     rt.block_on(async {
         for i in 0..10_000 {
-            s.put(format!("read-{i:06}"), &VALUE[..])
-                .await
-                .expect("put");
+            put(&s, format!("read-{i:06}")).await;
         }
     });
     let mut i = 0u64;
@@ -154,21 +178,20 @@ fn benches(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             i = (i + 7919) % 10_000;
             let s = s.clone();
             let k = format!("read-{i:06}");
-            async move { s.get(k.as_bytes()).await.expect("get").expect("present") }
+            async move { get(&s, k).await }
         });
     });
-    rt.block_on(s.flush()).expect("flush");
+    rt.block_on(s.shard().flush()).expect("flush");
     g.bench_function("segment_cached_block", |bench| {
         bench.to_async(rt).iter(|| {
             i = (i + 7919) % 10_000;
             let s = s.clone();
             let k = format!("read-{i:06}");
-            async move { s.get(k.as_bytes()).await.expect("get").expect("present") }
+            async move { get(&s, k).await }
         });
     });
     g.finish();
-    rt.block_on(b.db.close(Duration::from_secs(30)))
-        .expect("close");
+    rt.block_on(b.node.shutdown(Duration::from_secs(30)));
 }
 
 fn main() {

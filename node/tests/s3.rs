@@ -1,9 +1,12 @@
-//! The engine against a real S3-compatible server on 127.0.0.1 (moto, started single-threaded
-//! by `scripts/test`, which makes its conditional puts atomic).
+//! Storage against a real S3-compatible server on 127.0.0.1 (moto, started single-threaded
+//! by `scripts/test`, which makes its conditional puts atomic): a node whose shards have one
+//! replica each writes, flushes and compacts there, and fencing holds on S3.
 //!
 //! Configure with `TIERKV_TEST_S3_ENDPOINT` (e.g. `http://127.0.0.1:9123`) and
 //! `TIERKV_TEST_S3_BUCKET` (an existing bucket). Without them these tests return early,
 //! unless `TIERKV_REQUIRE_S3=1` (set by the test script), which turns that into a failure.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +14,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use tierkv_engine::block_cache::MemBlockCache;
 use tierkv_engine::clock::SystemClock;
-use tierkv_engine::db::{Db, DbComponents, WalSettings};
 use tierkv_engine::error::ErrorKind;
 use tierkv_engine::manifest::ManifestStore;
 use tierkv_engine::options::EngineOptions;
+use tierkv_engine::replica::Record;
 use tierkv_engine::segment::SegmentOptions;
+use tierkv_engine::shard::{Shard, ShardComponents};
 use tierkv_engine::store::{CreateOutcome, ObjStore, S3Options, StoreOptions};
-use tierkv_engine::types::{EntryKind, Epoch, ShardId};
+use tierkv_engine::types::{EntryKind, Epoch, Mutation, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::wal::{Wal, WalOptions};
+use tierkv_node::node::Node;
+
+use common::{OneReplica, shard};
 
 fn s3_store(prefix: &str) -> Option<ObjStore> {
     let (Ok(endpoint), Ok(bucket)) = (
@@ -61,20 +69,41 @@ fn opts() -> EngineOptions {
     }
 }
 
-async fn open(store: &ObjStore, wal: &std::path::Path) -> Db {
-    Db::open(
-        wal.to_path_buf(),
-        &WalSettings::default(),
-        opts(),
-        DbComponents {
+async fn open(store: &ObjStore, dir: &std::path::Path) -> Node {
+    let one = OneReplica {
+        engine: opts(),
+        ..OneReplica::default()
+    };
+    one.open(dir, store, Arc::new(SystemClock)).await
+}
+
+/// The storage of a replica of shard 0 on a fresh WAL in `dir`, at the latest manifest:
+/// what it reads comes from object storage only.
+async fn storage(store: &ObjStore, dir: &std::path::Path) -> (Shard, Wal) {
+    let (wal, _) = Wal::open(WalOptions {
+        dir: dir.to_path_buf(),
+        ..WalOptions::default()
+    })
+    .expect("wal");
+    let manifest = ManifestStore::new(store.clone(), ShardId(0))
+        .load_latest()
+        .await
+        .expect("manifest")
+        .unwrap_or_default();
+    let s = Shard::open_replicated(
+        ShardId(0),
+        Arc::new(opts()),
+        ShardComponents {
             store: store.clone(),
             cache: Arc::new(MemBlockCache::new(1 << 20)),
             clock: Arc::new(SystemClock),
+            wal: wal.clone(),
         },
-        [ShardId(0)],
+        manifest,
     )
     .await
-    .expect("open")
+    .expect("open storage");
+    (s, wal)
 }
 
 #[tokio::test]
@@ -83,24 +112,23 @@ async fn s3_write_flush_compact_reopen() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = open(&store, dir.path()).await;
-    let s = db.shard(ShardId(0)).expect("shard").clone();
+    let node = open(&store, dir.path()).await;
+    let h = shard(&node, ShardId(0));
+    let s = h.shard().clone();
     for round in 0..4 {
         for i in 0..100 {
-            s.put(format!("k{i:03}"), format!("{round}-{}", "v".repeat(40)))
-                .await
-                .expect("put");
+            let b =
+                WriteBatch::new().put(format!("k{i:03}"), format!("{round}-{}", "v".repeat(40)));
+            h.write(b).await.expect("put");
         }
         s.flush().await.expect("flush");
     }
     s.compact().await.expect("compact");
     assert!(s.stats().l1_segments >= 1);
-    db.close(Duration::from_secs(30)).await.expect("close");
-    drop(db);
+    node.shutdown(Duration::from_secs(30)).await;
     // Reopen with a fresh WAL directory: everything must come from object storage.
     let dir2 = tempfile::tempdir().expect("tempdir");
-    let db = open(&store, dir2.path()).await;
-    let s = db.shard(ShardId(0)).expect("shard");
+    let (s, wal) = storage(&store, dir2.path()).await;
     for i in 0..100 {
         let e = s
             .get(format!("k{i:03}").as_bytes())
@@ -111,7 +139,8 @@ async fn s3_write_flush_compact_reopen() {
     }
     let page = s.scan(b"k0", None, 1000).await.expect("scan");
     assert_eq!(page.entries.len(), 100);
-    db.close(Duration::from_secs(30)).await.expect("close");
+    s.close(Duration::from_secs(30)).await.expect("close");
+    wal.close().expect("close wal");
 }
 
 #[tokio::test]
@@ -144,6 +173,7 @@ async fn s3_create_only_has_one_winner_under_concurrency() {
     assert_eq!(got, (1..=6).collect::<Vec<_>>());
 }
 
+/// A leader of an older epoch loses its flush's publish to a newer leader's manifest.
 #[tokio::test]
 async fn s3_stale_writer_is_fenced() {
     let Some(store) = s3_store("fence") else {
@@ -151,14 +181,31 @@ async fn s3_stale_writer_is_fenced() {
     };
     let d1 = tempfile::tempdir().expect("tempdir");
     let d2 = tempfile::tempdir().expect("tempdir");
-    let old = open(&store, d1.path()).await;
-    let new = open(&store, d2.path()).await;
-    let old_shard = old.shard(ShardId(0)).expect("shard");
-    old_shard.put("a", "old").await.expect("local append");
-    let r = old_shard.flush().await;
+    let epochs = ManifestStore::new(store.clone(), ShardId(0));
+    let (old, _old_wal) = storage(&store, d1.path()).await;
+    old.set_leading(Some(epochs.claim_epoch(Epoch(0)).await.expect("claim")));
+    old.publish_epoch().await.expect("publish");
+    let (new, new_wal) = storage(&store, d2.path()).await;
+    new.set_leading(Some(epochs.claim_epoch(Epoch(0)).await.expect("claim")));
+    new.publish_epoch().await.expect("publish");
+    let record = |epoch: Epoch, value: &'static str| Record {
+        epoch,
+        seq: SeqNo(1),
+        entries: vec![
+            Mutation::Put {
+                key: Bytes::from_static(b"a"),
+                value: Bytes::from_static(value.as_bytes()),
+                content_type: None,
+                expires_at: None,
+            }
+            .into_entry(SeqNo(1)),
+        ],
+    };
+    old.apply_committed([&record(old.epoch(), "old")]);
+    let r = old.flush().await;
     assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Fenced));
-    let new_shard = new.shard(ShardId(0)).expect("shard");
-    new_shard.put("a", "new").await.expect("put");
-    new_shard.flush().await.expect("flush");
+    new.apply_committed([&record(new.epoch(), "new")]);
+    new.flush().await.expect("flush");
     new.close(Duration::from_secs(30)).await.expect("close");
+    new_wal.close().expect("close wal");
 }

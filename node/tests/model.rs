@@ -1,6 +1,9 @@
-//! Model-based property test: random operation sequences against the engine and a
-//! `BTreeMap` model, with clean close/reopen, crashes (drop without close, optionally leaving
+//! Model-based property test: random operation sequences against a shard whose only
+//! replica is a node in this process (writes through its replication driver) and a
+//! `BTreeMap` model, with clean close/reopen, crashes (stop without close, optionally leaving
 //! a torn WAL tail), flushes, compactions, TTL sweeps and a manual clock.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,14 +12,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use tierkv_engine::block_cache::MemBlockCache;
 use tierkv_engine::clock::ManualClock;
-use tierkv_engine::db::{Db, DbComponents, WalSettings};
 use tierkv_engine::error::{Error, ErrorKind};
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::segment::SegmentOptions;
 use tierkv_engine::store::ObjStore;
-use tierkv_engine::types::{Condition, EntryKind, Mutation, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::types::{
+    Condition, EntryKind, Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch,
+};
+use tierkv_engine::wal::WalSettings;
+use tierkv_node::driver::ShardHandle;
+use tierkv_node::node::Node;
+
+use common::OneReplica;
 
 const SHARD: ShardId = ShardId(3);
 const KEYS: u8 = 12;
@@ -70,10 +78,10 @@ struct Val {
 }
 
 struct Harness {
-    wal_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
     store: ObjStore,
     clock: Arc<ManualClock>,
-    db: Option<Db>,
+    node: Option<Node>,
     model: BTreeMap<Bytes, Val>,
 }
 
@@ -96,23 +104,33 @@ fn opts() -> EngineOptions {
 
 impl Harness {
     async fn open(&mut self) {
-        let db = Db::open(
-            self.wal_dir.path().to_path_buf(),
-            &WalSettings {
+        let one = OneReplica {
+            shards: 4,
+            engine: opts(),
+            wal: WalSettings {
                 segment_bytes: 8 << 10,
                 ..WalSettings::default()
             },
-            opts(),
-            DbComponents {
-                store: self.store.clone(),
-                cache: Arc::new(MemBlockCache::new(64 << 10)),
-                clock: self.clock.clone(),
-            },
-            [SHARD],
-        )
-        .await
-        .expect("open");
-        self.db = Some(db);
+            cache_bytes: 64 << 10,
+            faults: None,
+        };
+        let node = one
+            .open(self.data_dir.path(), &self.store, self.clock.clone())
+            .await;
+        self.node = Some(node);
+    }
+
+    /// Stops the node as a crash would (nothing flushed; the WAL keeps what it acked).
+    async fn crash(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.abandon().await;
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown(Duration::from_secs(10)).await;
+        }
     }
 
     fn now(&self) -> u64 {
@@ -127,10 +145,10 @@ impl Harness {
             .filter(|v| v.expires_at.is_none_or(|t| t > now))
     }
 
-    fn shard(&self) -> tierkv_engine::shard::Shard {
-        self.db
+    fn shard(&self) -> ShardHandle {
+        self.node
             .as_ref()
-            .and_then(|d| d.shard(SHARD))
+            .and_then(|n| n.shard(SHARD))
             .cloned()
             .expect("open shard")
     }
@@ -140,7 +158,7 @@ impl Harness {
         for (m, c) in &muts {
             b = b.op(m.clone(), *c);
         }
-        let r = self.shard().write(b).await;
+        let r = self.shard().write(b).await.map(|(seq, _)| seq);
         if let Ok(v) = r {
             for (m, _) in muts {
                 match m {
@@ -169,7 +187,11 @@ impl Harness {
     }
 
     async fn check_get(&self, k: &Bytes) {
-        let got = self.shard().get(k).await.expect("get");
+        let got = self
+            .shard()
+            .get(k, ReadConsistency::Strong)
+            .await
+            .expect("get");
         let want = self.live(k);
         match (got, want) {
             (None, None) => {}
@@ -245,7 +267,12 @@ impl Harness {
                 loop {
                     let page = self
                         .shard()
-                        .scan(&p, cursor.as_deref(), usize::from(limit))
+                        .scan(
+                            &p,
+                            cursor.as_deref(),
+                            usize::from(limit),
+                            ReadConsistency::Strong,
+                        )
                         .await
                         .expect("scan");
                     assert!(page.entries.len() <= usize::from(limit));
@@ -264,9 +291,9 @@ impl Harness {
                 assert_eq!(got, want, "scan of {:?}", p);
             }
             Op::Advance { ms } => self.clock.advance(u64::from(ms)),
-            Op::Flush => self.shard().flush().await.expect("flush"),
+            Op::Flush => self.shard().shard().flush().await.expect("flush"),
             Op::Compact => {
-                self.shard().compact().await.expect("compact");
+                self.shard().shard().compact().await.expect("compact");
             }
             Op::Sweep => {
                 let expired = self
@@ -274,7 +301,7 @@ impl Harness {
                     .values()
                     .filter(|v| v.expires_at.is_some_and(|t| t <= self.now()))
                     .count() as u64;
-                let out = self.shard().sweep_expired().await.expect("sweep");
+                let out = self.shard().shard().sweep_expired().await.expect("sweep");
                 assert!(
                     out.deleted <= expired,
                     "swept {} but only {expired} expired",
@@ -285,15 +312,13 @@ impl Harness {
                     .retain(|_, v| v.expires_at.is_none_or(|t| t > now));
             }
             Op::Reopen => {
-                if let Some(db) = self.db.take() {
-                    db.close(Duration::from_secs(10)).await.expect("close");
-                }
+                self.close().await;
                 self.open().await;
             }
             Op::Crash { torn } => {
-                drop(self.db.take());
+                self.crash().await;
                 if !torn.is_empty() {
-                    append_to_last_wal_file(self.wal_dir.path(), &torn);
+                    append_to_last_wal_file(&self.data_dir.path().join("wal"), &torn);
                 }
                 self.open().await;
             }
@@ -331,10 +356,10 @@ fn run(ops: Vec<Op>) {
         .expect("runtime");
     rt.block_on(async {
         let mut h = Harness {
-            wal_dir: tempfile::tempdir().expect("tempdir"),
+            data_dir: tempfile::tempdir().expect("tempdir"),
             store: ObjStore::in_memory(),
             clock: ManualClock::new(1_700_000_000_000),
-            db: None,
+            node: None,
             model: BTreeMap::new(),
         };
         h.open().await;
@@ -343,12 +368,10 @@ fn run(ops: Vec<Op>) {
         }
         h.check_all().await;
         // Every acknowledged write survives a final crash, and a reopen after it.
-        drop(h.db.take());
+        h.crash().await;
         h.open().await;
         h.check_all().await;
-        if let Some(db) = h.db.take() {
-            db.close(Duration::from_secs(10)).await.expect("close");
-        }
+        h.close().await;
     });
 }
 

@@ -1,5 +1,5 @@
-//! Durability under `kill -9`: a child process writes through the engine with concurrent
-//! writers (small memtables, so flushes and compactions run constantly) and prints each
+//! Durability under `kill -9`: a child process writes through a node whose shards have one
+//! replica each (the replication driver, as `tierkv serve` runs it) with concurrent writers (small memtables, so flushes and compactions run constantly) and prints each
 //! operation before issuing it (`BEGIN`) and once it is acknowledged (`ACK`). The parent
 //! kills it with SIGKILL at a random moment, reopens the data directory, and checks that
 //! every acknowledged write is there: each key must hold its last acknowledged state, or the
@@ -8,6 +8,8 @@
 //! The child is this same test binary re-executed with `TIERKV_CRASH_CHILD` set, running the
 //! ignored test `crash_child`.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,13 +17,14 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tierkv_engine::block_cache::MemBlockCache;
 use tierkv_engine::clock::SystemClock;
-use tierkv_engine::db::{Db, DbComponents, WalSettings};
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::segment::SegmentOptions;
 use tierkv_engine::store::{ObjStore, StoreOptions};
-use tierkv_engine::types::{EntryKind, ShardId};
+use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId, WriteBatch};
+use tierkv_node::node::Node;
+
+use common::OneReplica;
 
 const SHARDS: [ShardId; 2] = [ShardId(0), ShardId(1)];
 const WRITERS: usize = 8;
@@ -42,25 +45,18 @@ fn opts() -> EngineOptions {
     }
 }
 
-async fn open(dir: &Path) -> Db {
+async fn open(dir: &Path) -> Node {
     let store = ObjStore::open(&StoreOptions {
         url: format!("file://{}", dir.join("objects").display()),
         ..StoreOptions::default()
     })
     .expect("store");
-    Db::open(
-        dir.join("wal"),
-        &WalSettings::default(),
-        opts(),
-        DbComponents {
-            store,
-            cache: Arc::new(MemBlockCache::new(1 << 20)),
-            clock: Arc::new(SystemClock),
-        },
-        SHARDS,
-    )
-    .await
-    .expect("open db")
+    let one = OneReplica {
+        shards: 2,
+        engine: opts(),
+        ..OneReplica::default()
+    };
+    one.open(dir, &store, Arc::new(SystemClock)).await
 }
 
 fn value_for(key: &str, n: u64) -> String {
@@ -78,32 +74,33 @@ async fn crash_child() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
-    let db = Arc::new(open(Path::new(&dir)).await);
+    let node = open(Path::new(&dir)).await;
     println!("READY");
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
-        let db = Arc::clone(&db);
+        let node = node.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0u64.. {
                 // Each writer owns its keys; a few keys get overwritten and deleted often.
                 // `println!` writes whole lines (stdout is line-buffered) before the write is
                 // issued, so every write that may have happened has its BEGIN on the pipe.
                 let key = format!("r{round}-w{w}-k{}", n % 50);
-                let shard = db.shard(SHARDS[(n % 2) as usize]).expect("shard").clone();
+                let shard = node.shard(SHARDS[(n % 2) as usize]).expect("shard").clone();
                 let delete = n % 7 == 3;
                 let op = if delete {
                     "del".to_owned()
                 } else {
                     value_for(&key, n)
                 };
-                println!("BEGIN {} {key} {op}", shard.id().0);
-                let r = if delete {
-                    shard.delete(key.clone()).await
+                let id = shard.shard().id().0;
+                println!("BEGIN {id} {key} {op}");
+                let batch = if delete {
+                    WriteBatch::new().delete(key.clone())
                 } else {
-                    shard.put(key.clone(), op.clone()).await
+                    WriteBatch::new().put(key.clone(), op.clone())
                 };
-                match r {
-                    Ok(_) => println!("ACK {} {key} {op}", shard.id().0),
+                match shard.write(batch).await {
+                    Ok(_) => println!("ACK {id} {key} {op}"),
                     Err(e) => {
                         println!("ERR {e}");
                         return;
@@ -178,13 +175,13 @@ fn child(dir: &Path, round: u64) -> std::process::Child {
 /// of an operation in flight at the kill. Then records what the reopen decided as the new
 /// acknowledged state (in-flight operations either happened or not, for good).
 async fn verify_and_resolve(dir: &Path, exp: &mut Expect) -> usize {
-    let db = open(dir).await;
+    let node = open(dir).await;
     let mut checked = 0;
     for ((shard, key), acked) in exp.acked.iter_mut() {
-        let got = db
+        let got = node
             .shard(ShardId(*shard))
             .expect("shard")
-            .get(key.as_bytes())
+            .get(key.as_bytes(), ReadConsistency::Strong)
             .await
             .expect("get")
             .and_then(|e| match e.kind {
@@ -201,7 +198,7 @@ async fn verify_and_resolve(dir: &Path, exp: &mut Expect) -> usize {
         checked += 1;
     }
     exp.in_flight.clear();
-    db.close(Duration::from_secs(10)).await.expect("close");
+    node.shutdown(Duration::from_secs(10)).await;
     checked
 }
 

@@ -1,4 +1,5 @@
-//! Test harness: a Db on an in-memory (fault-injectable) store, the app over it, helpers.
+//! Test harness: `tierkv serve`'s one-replica node on an in-memory (fault-injectable) store,
+//! the app over its in-process backend, helpers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,26 +12,27 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use object_store::memory::InMemory;
+use tierkv::local::{self, InProcess};
 use tierkv_engine::block_cache::{BlockCache, MemBlockCache};
 use tierkv_engine::clock::ManualClock;
-use tierkv_engine::db::{Db, DbComponents, WalSettings};
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
-use tierkv_gateway::{
-    AppState, Backend, EngineMetrics, GatewayOptions, LocalBackend, Problem, app,
-};
+use tierkv_engine::wal::WalSettings;
+use tierkv_gateway::{AppState, Backend, EngineMetrics, GatewayOptions, Problem, app};
+use tierkv_node::node::{Node, NodeComponents};
+use tierkv_node::settings::ClusterSettings;
 use tower::ServiceExt;
 
 pub(crate) const SHARDS: u32 = 4;
 pub(crate) const START_MS: u64 = 1_700_000_000_000;
 
 /// Makes `get` of keys ending in `gated` wait for a permit, and of keys ending in `panic`
-/// panic; everything else goes to the local backend.
+/// panic; everything else goes to the in-process backend.
 pub(crate) struct TestBackend {
-    pub(crate) inner: LocalBackend,
+    pub(crate) inner: InProcess,
     pub(crate) entered: AtomicUsize,
     pub(crate) release: tokio::sync::Semaphore,
 }
@@ -85,7 +87,7 @@ pub(crate) struct Env {
     pub(crate) faulty: Arc<FaultyStore>,
     pub(crate) store: ObjStore,
     pub(crate) clock: Arc<ManualClock>,
-    pub(crate) db: Arc<Db>,
+    pub(crate) node: Node,
     pub(crate) backend: Arc<TestBackend>,
     pub(crate) state: AppState,
     pub(crate) app: Router,
@@ -156,23 +158,36 @@ impl Env {
         cache_bytes: usize,
     ) -> Self {
         let cache: Arc<dyn BlockCache> = Arc::new(MemBlockCache::new(cache_bytes));
-        let db = Arc::new(
-            Db::open(
-                dir.path().join("wal"),
-                &WalSettings::default(),
-                engine.clone(),
-                DbComponents {
-                    store: store.clone(),
-                    cache: Arc::clone(&cache),
-                    clock: clock.clone(),
+        let node = local::open(
+            local::Options {
+                data_dir: dir.path().to_path_buf(),
+                addr: "127.0.0.1:1".to_owned(),
+                shards: SHARDS,
+                cluster: ClusterSettings {
+                    tick: Duration::from_millis(10),
+                    ..ClusterSettings::default()
                 },
-                (0..SHARDS).map(ShardId),
-            )
-            .await
-            .expect("open db"),
-        );
+                engine: engine.clone(),
+                wal: WalSettings::default(),
+            },
+            NodeComponents {
+                store: store.clone(),
+                cache: Arc::clone(&cache),
+                clock: clock.clone(),
+            },
+        )
+        .await
+        .expect("open node");
+        for h in node.shards() {
+            assert!(
+                h.wait_serving(Duration::from_secs(10)).await,
+                "shard {} does not serve",
+                h.shard().id()
+            );
+        }
+        let leader_wait = tierkv_gateway::cluster::ClientOptions::default().leader_wait;
         let backend = Arc::new(TestBackend {
-            inner: LocalBackend::new(Arc::clone(&db), store.clone(), cache, SHARDS),
+            inner: InProcess::new(node.clone(), store.clone(), cache, leader_wait),
             entered: AtomicUsize::new(0),
             release: tokio::sync::Semaphore::new(0),
         });
@@ -183,7 +198,7 @@ impl Env {
             faulty,
             store,
             clock,
-            db,
+            node,
             backend,
             state,
             opts,
@@ -192,14 +207,14 @@ impl Env {
         }
     }
 
-    /// Closes the Db and opens it again on the same WAL directory and object store.
+    /// Stops the node and opens it again on the same data directory and object store.
     pub(crate) async fn restart(self) -> Self {
         let Self {
             dir,
             faulty,
             store,
             clock,
-            db,
+            node,
             backend,
             state,
             app,
@@ -207,8 +222,8 @@ impl Env {
             engine,
             cache_bytes,
         } = self;
-        db.close(Duration::from_secs(10)).await.expect("close db");
-        drop((app, state, backend, db));
+        node.shutdown(Duration::from_secs(10)).await;
+        drop((app, state, backend, node));
         Self::open(dir, faulty, store, clock, opts, engine, cache_bytes).await
     }
 

@@ -1,0 +1,11 @@
+//! In-process tests of the public API: `app(state)` over `tierkv serve`'s backend (a node
+//! whose shards have one replica each, in this process) on an in-memory object store,
+//! driven with `tower::ServiceExt::oneshot` (plus one real listener).
+
+mod batch;
+mod edge;
+mod env;
+mod idempotency;
+mod kv;
+mod list;
+mod openapi;
