@@ -210,8 +210,8 @@ pub(crate) async fn run_dev(
     if std::fs::read_dir(&single).is_ok_and(|mut d| d.next().is_some()) {
         tracing::warn!(
             wal = %single.display(),
-            "this data directory has a single-process WAL (`tierkv serve`); the cluster does not \
-             replay it: run `tierkv serve` on it once to flush it, or use another --data-dir"
+            "this data directory has the WAL of `tierkv serve` (one node, one replica per \
+             shard); the cluster does not replay it: use another --data-dir"
         );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -1,7 +1,7 @@
 //! The memtable: a concurrent ordered map from key to its newest entry.
 //!
-//! Writers never race here: the shard's sequencer applies committed batches one at a time in
-//! sequence order. Readers run concurrently with that writer (lock-free skip list). A
+//! Writers never race here: the shard's replication driver applies committed records one at
+//! a time in sequence order (under the shard's apply lock). Readers run concurrently with that writer (lock-free skip list). A
 //! memtable is *active* until its size passes the configured bound; it is then *frozen*
 //! (read-only) and flushed to a segment in the background.
 //!

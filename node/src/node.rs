@@ -9,7 +9,8 @@
 //! each hosted shard: load its latest manifest, open the shard's storage at it, rebuild the
 //! replica from what was durable ([`Recovered`]), and start its driver ([`crate::driver`]).
 //! A replica restarts as a follower that refuses promises for one lease (it may have acked a
-//! heartbeat just before it died).
+//! heartbeat just before it died), unless it is its shard's only replica (`tierkv serve`):
+//! that one takes over at once (design note 0002, "One replica").
 //!
 //! *Run*: the RPC server ([`crate::server`]) feeds drivers; a background task re-reads the
 //! shard map every `map_refresh` and updates peer addresses.

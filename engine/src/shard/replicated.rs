@@ -1,6 +1,7 @@
-//! Replicated mode: the shard as the storage of one replica (design note 0002).
+//! The shard as the storage of one replica (design note 0002): the only way a shard is
+//! written.
 //!
-//! In this mode the shard does not sequence writes itself. The node's replication driver owns
+//! The shard does not sequence writes itself. The node's replication driver owns
 //! the [`crate::replica::Replica`] of the shard and uses the shard for:
 //!
 //! - **applying** committed log records, in seq order, to the memtables
