@@ -29,6 +29,9 @@ use tierkv_node::settings::ClusterSettings;
 use tierkv_wire::proto::{RemoteError, Request, Response};
 use tierkv_wire::shardmap;
 
+/// Pause before trying an operation again that a shard refused while it looked serving.
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
+
 /// Why `tierkv serve` cannot open its storage.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -163,7 +166,14 @@ impl InProcess {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let waited = match (&e, self.node.shard(shard)) {
                 (RemoteError::NotLeader { .. }, Some(h)) if !left.is_zero() => {
-                    h.wait_serving(left).await
+                    // A replica that looked serving as it refused (its view was catching up
+                    // with its commit point) gets a moment before the next try.
+                    let serving = h.holds_read_lease();
+                    let ok = h.wait_serving(left).await;
+                    if serving && ok {
+                        tokio::time::sleep(RETRY_PAUSE.min(left)).await;
+                    }
+                    ok
                 }
                 _ => false,
             };

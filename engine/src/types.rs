@@ -258,7 +258,7 @@ pub struct WriteBatch {
     /// The writes, in any order; keys must be distinct.
     pub ops: Vec<WriteOp>,
     /// Report each key's live version just before the batch applied (see
-    /// [`crate::shard::Shard::write_with_prior`]). Costs the lookup a condition costs.
+    /// [`crate::shard::Shard::evaluate`]). Costs the lookup a condition costs.
     pub report_prior: bool,
 }
 
