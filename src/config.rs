@@ -265,10 +265,10 @@ impl Config {
     /// `"<redacted>"` (the development default secret is shown, so it stands out).
     pub(crate) fn to_printable_json(&self) -> anyhow::Result<String> {
         let mut v = serde_json::to_value(self)?;
-        if let Some(cluster) = v.get_mut("cluster").and_then(|c| c.as_object_mut()) {
-            if self.cluster.secret != tierkv_node::settings::DEV_SECRET {
-                cluster.insert("secret".into(), "<redacted>".into());
-            }
+        if let Some(cluster) = v.get_mut("cluster").and_then(|c| c.as_object_mut())
+            && self.cluster.secret != tierkv_node::settings::DEV_SECRET
+        {
+            cluster.insert("secret".into(), "<redacted>".into());
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }
