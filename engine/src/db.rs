@@ -15,7 +15,8 @@ use crate::block_cache::BlockCache;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::options::EngineOptions;
-use crate::shard::{Shard, ShardComponents};
+use crate::metrics::Registry;
+use crate::shard::{Shard, ShardComponents, ShardFigures};
 use crate::store::ObjStore;
 use crate::types::ShardId;
 use crate::wal::{SyncPolicy, TornTail, Wal, WalOptions, WalRecord, WalStats};
@@ -137,6 +138,14 @@ impl Db {
     /// Every hosted shard.
     pub fn shards(&self) -> impl Iterator<Item = &Shard> {
         self.shards.values()
+    }
+
+    /// Registers the WAL's and the shards' figures into `registry` (the object store and
+    /// the block cache register their own: whoever built them knows whether they are
+    /// shared).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.wal.register_metrics(registry);
+        registry.register_collector(Box::new(ShardFigures::new(self.shards())));
     }
 
     /// WAL counters.

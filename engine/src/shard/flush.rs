@@ -113,7 +113,7 @@ impl ShardInner {
             self.wal.release(self.id, flushed_to);
             self.metrics.flushes.inc();
             if let Some(m) = &meta {
-                self.metrics.flush_bytes.add(m.size);
+                self.metrics.flush_bytes.inc_by(m.size);
             }
             if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {
                 self.compact_wake.notify_one();
@@ -167,7 +167,7 @@ impl ShardInner {
             self.install_current().await?;
             self.metrics.flushes.inc();
             if let Some(m) = &meta {
-                self.metrics.flush_bytes.add(m.size);
+                self.metrics.flush_bytes.inc_by(m.size);
             }
             self.l0_changed.notify_waiters();
             if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {

@@ -25,6 +25,7 @@
 mod compact;
 mod flush;
 mod merge;
+mod metrics;
 mod replicated;
 mod ttl;
 mod view;
@@ -57,6 +58,7 @@ use merge::MergeIter;
 use view::View;
 use write::Sequencer;
 
+pub use metrics::ShardFigures;
 pub use replicated::{LoadedManifest, PrepareOutcome, Prepared, Proposer};
 pub use ttl::SweepOutcome;
 
