@@ -9,6 +9,7 @@ use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::db::{Db, DbComponents};
 use tierkv_engine::dirlock::DirLock;
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::ShardId;
 use tierkv_gateway::{AppState, LocalBackend};
@@ -44,15 +45,20 @@ pub(crate) async fn run(
         cfg.engine.clone(),
         DbComponents {
             store: store.clone(),
-            cache: Arc::clone(&dyn_cache),
+            cache: dyn_cache,
             clock: Arc::clone(&clock),
         },
         (0..cfg.shards).map(ShardId),
     )
     .await?;
     let db = Arc::new(db);
-    let backend = LocalBackend::new(Arc::clone(&db), store.clone(), dyn_cache, cfg.shards);
-    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
+    // One exporter for the process: the gateway's `/metrics` shows the storage's figures too.
+    let mut metrics = Registry::default();
+    db.register_metrics(&mut metrics);
+    store.register_metrics(&mut metrics);
+    cache.register_metrics(&mut metrics);
+    let backend = LocalBackend::new(Arc::clone(&db), store.clone(), cfg.shards);
+    let state = AppState::with_registry(Arc::new(backend), cfg.gateway.clone(), clock, metrics);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.listen))?;

@@ -208,7 +208,11 @@ mod tests {
             "Bytes",
             Observed::gauge(move || read.load(Ordering::Relaxed)),
         );
-        assert!(encode_text(&r).expect("encodes").contains("\ntierkv_test_bytes 7\n"));
+        assert!(
+            encode_text(&r)
+                .expect("encodes")
+                .contains("\ntierkv_test_bytes 7\n")
+        );
         v.store(9, Ordering::Relaxed);
         let text = encode_text(&r).expect("encodes");
         assert!(text.contains("# TYPE tierkv_test_bytes gauge\n"), "{text}");
@@ -222,7 +226,10 @@ mod tests {
         r.register("tierkv_test_things", "Things", c.clone());
         c.inc_by(4);
         let text = encode_text(&r).expect("encodes");
-        assert!(text.contains("# TYPE tierkv_test_things_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE tierkv_test_things_total counter\n"),
+            "{text}"
+        );
         assert!(text.contains("\ntierkv_test_things_total 4\n"), "{text}");
     }
 }

@@ -477,7 +477,11 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
-        assert_eq!(s.metrics().bytes_put, 4, "each handle family counts its own calls");
+        assert_eq!(
+            s.metrics().bytes_put,
+            4,
+            "each handle family counts its own calls"
+        );
     }
 
     #[tokio::test]

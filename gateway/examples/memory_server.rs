@@ -30,14 +30,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             EngineOptions::default(),
             DbComponents {
                 store: store.clone(),
-                cache: Arc::clone(&cache),
+                cache,
                 clock: Arc::new(SystemClock),
             },
             (0..SHARDS).map(ShardId),
         )
         .await?,
     );
-    let backend = Arc::new(LocalBackend::new(Arc::clone(&db), store, cache, SHARDS));
+    let backend = Arc::new(LocalBackend::new(Arc::clone(&db), store, SHARDS));
     let state = AppState::new(backend, GatewayOptions::default(), Arc::new(SystemClock));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);

@@ -173,7 +173,9 @@ impl SegmentReader {
     /// the cache or one range read of that block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
         if !self.may_contain(key) {
-            self.counters.bloom_negatives.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .bloom_negatives
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         if key < self.info.min_key.as_ref() || key > self.info.max_key.as_ref() {

@@ -13,7 +13,12 @@ use super::{Shard, ShardInner, ShardStats};
 
 /// One family: name (counters without their `_total`, which the encoder adds), help, type
 /// and the figure of one shard.
-type Figure = (&'static str, &'static str, MetricType, fn(&ShardStats) -> u64);
+type Figure = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&ShardStats) -> u64,
+);
 
 /// Every family this collector exports.
 const FIGURES: [Figure; 14] = [

@@ -139,8 +139,8 @@ impl Pipe {
     /// Sends one batch and answers each of its calls.
     async fn post(self: Arc<Self>, calls: Vec<Call>) {
         let bodies: Vec<Bytes> = calls.iter().map(|c| c.body.clone()).collect();
-        ClientStats::add(&self.stats.requests, 1);
-        ClientStats::add(&self.stats.operations, bodies.len() as u64);
+        self.stats.requests.inc();
+        self.stats.operations.inc_by(bodies.len() as u64);
         let mut waiting: Vec<_> = calls.into_iter().map(|c| Some(c.reply)).collect();
         let failure = match self.exchange(encode_requests(&bodies), &mut waiting).await {
             Ok(()) => {

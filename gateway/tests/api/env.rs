@@ -14,14 +14,13 @@ use object_store::memory::InMemory;
 use tierkv_engine::block_cache::{BlockCache, MemBlockCache};
 use tierkv_engine::clock::ManualClock;
 use tierkv_engine::db::{Db, DbComponents, WalSettings};
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
-use tierkv_gateway::{
-    AppState, Backend, EngineMetrics, GatewayOptions, LocalBackend, Problem, app,
-};
+use tierkv_gateway::{AppState, Backend, GatewayOptions, LocalBackend, Problem, app};
 use tower::ServiceExt;
 
 pub(crate) const SHARDS: u32 = 4;
@@ -74,9 +73,6 @@ impl Backend for TestBackend {
     }
     async fn ready(&self) -> Result<(), String> {
         self.inner.ready().await
-    }
-    fn engine_metrics(&self) -> Option<EngineMetrics> {
-        self.inner.engine_metrics()
     }
 }
 
@@ -155,7 +151,11 @@ impl Env {
         engine: EngineOptions,
         cache_bytes: usize,
     ) -> Self {
-        let cache: Arc<dyn BlockCache> = Arc::new(MemBlockCache::new(cache_bytes));
+        let mem_cache = Arc::new(MemBlockCache::new(cache_bytes));
+        let mut metrics = Registry::default();
+        store.register_metrics(&mut metrics);
+        mem_cache.register_metrics(&mut metrics);
+        let cache: Arc<dyn BlockCache> = mem_cache;
         let db = Arc::new(
             Db::open(
                 dir.path().join("wal"),
@@ -163,7 +163,7 @@ impl Env {
                 engine.clone(),
                 DbComponents {
                     store: store.clone(),
-                    cache: Arc::clone(&cache),
+                    cache,
                     clock: clock.clone(),
                 },
                 (0..SHARDS).map(ShardId),
@@ -171,12 +171,14 @@ impl Env {
             .await
             .expect("open db"),
         );
+        // The process's one exporter: the storage's figures on the gateway's `/metrics`.
+        db.register_metrics(&mut metrics);
         let backend = Arc::new(TestBackend {
-            inner: LocalBackend::new(Arc::clone(&db), store.clone(), cache, SHARDS),
+            inner: LocalBackend::new(Arc::clone(&db), store.clone(), SHARDS),
             entered: AtomicUsize::new(0),
             release: tokio::sync::Semaphore::new(0),
         });
-        let state = AppState::new(backend.clone(), opts.clone(), clock.clone());
+        let state = AppState::with_registry(backend.clone(), opts.clone(), clock.clone(), metrics);
         Self {
             app: app(state.clone()),
             dir,
