@@ -53,7 +53,7 @@ const QUEUE: usize = 8192;
 
 /// Counters of the transport (`tierkv_replication_*` on the node's `/metrics`).
 #[derive(Debug, Default)]
-pub struct TransportStats {
+pub struct TransportMetrics {
     /// Messages written to a peer's stream.
     pub sent: Counter,
     /// Chunks written (`sent / batches` is the batching factor).
@@ -64,7 +64,7 @@ pub struct TransportStats {
     pub failed_streams: Counter,
 }
 
-impl TransportStats {
+impl TransportMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "tierkv_replication_messages_sent",
@@ -107,7 +107,7 @@ pub struct Transport {
     secret: Arc<str>,
     client: reqwest::Client,
     peers: RwLock<HashMap<NodeId, Peer>>,
-    stats: Arc<TransportStats>,
+    stats: Arc<TransportMetrics>,
     cancel: CancellationToken,
 }
 
@@ -133,7 +133,7 @@ impl Transport {
             secret: Arc::from(secret),
             client,
             peers: RwLock::new(HashMap::new()),
-            stats: Arc::new(TransportStats::default()),
+            stats: Arc::new(TransportMetrics::default()),
             cancel,
         }
     }
@@ -202,7 +202,7 @@ struct Link {
     addr: Arc<ArcSwap<String>>,
     secret: Arc<str>,
     client: reqwest::Client,
-    stats: Arc<TransportStats>,
+    stats: Arc<TransportMetrics>,
     breaks: Arc<AtomicU64>,
 }
 

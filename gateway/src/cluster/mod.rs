@@ -79,7 +79,7 @@ use tracing::warn;
 
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
-use self::stats::{ClientStats, Retry};
+use self::stats::{ClientMetrics, Retry};
 use crate::backend::Backend;
 use tierkv_wire::proto::{Request, Response};
 use tierkv_wire::shardmap::{ShardMap, ShardMapError};
@@ -224,7 +224,7 @@ struct Shared {
     /// The pipe (batching sender task) per member address. Never held across an await.
     pipes: parking_lot::RwLock<HashMap<String, rpc::PipeTx>>,
     /// Counters for the gateway's `/metrics`.
-    stats: Arc<ClientStats>,
+    stats: Arc<ClientMetrics>,
 }
 
 impl ClusterBackend {
@@ -255,7 +255,7 @@ impl ClusterBackend {
             auth,
             store,
             opts,
-            stats: Arc::new(ClientStats::new(&map)),
+            stats: Arc::new(ClientMetrics::new(&map)),
             map: ArcSwap::from_pointee(map),
             refresh: tokio::sync::Mutex::new(()),
             hints: parking_lot::Mutex::new(HashMap::new()),

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ClientStats, Shared};
+use super::{ClientMetrics, Shared};
 use tierkv_wire::proto::Response;
 use tierkv_wire::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
 
@@ -103,7 +103,7 @@ struct Pipe {
     http: reqwest::Client,
     auth: HeaderValue,
     url: reqwest::Url,
-    stats: Arc<ClientStats>,
+    stats: Arc<ClientMetrics>,
 }
 
 impl Pipe {

@@ -46,7 +46,7 @@ impl Retry {
 /// The client's figures: counters, and the gauges of the map in use and of the last status
 /// poll, set where they change.
 #[derive(Debug)]
-pub(super) struct ClientStats {
+pub(super) struct ClientMetrics {
     /// HTTP requests (batches) sent to nodes.
     pub(super) requests: Counter,
     /// Operations in them.
@@ -71,7 +71,7 @@ pub(super) struct ClientStats {
     pub(super) members_answering: Gauge,
 }
 
-impl ClientStats {
+impl ClientMetrics {
     /// Figures of a client whose map is `map`.
     pub(super) fn new(map: &ShardMap) -> Self {
         let retries_by_reason = Family::default();
@@ -188,7 +188,7 @@ mod tests {
             })
             .collect();
         let map = ShardMap::new(3, 8, 3, 8, members).expect("a map");
-        let s = ClientStats::new(&map);
+        let s = ClientMetrics::new(&map);
         let mut r = Registry::default();
         s.register(&mut r);
         s.requests.inc_by(2);
