@@ -392,12 +392,14 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
     );
     let maps_before = shard_maps(dir.path());
     let store = format!("file://{}", dir.path().join("objects").display());
+    // A node refuses port 0 (its address goes into the shard map): a free fixed one.
+    let listen = format!("127.0.0.1:{}", cluster::free_port());
     let mut node_args = os_args(&[
         "node",
         "--node-id",
         "2",
         "--listen",
-        "127.0.0.1:0",
+        &listen,
         "--shards",
         "8",
         "--store-url",

@@ -103,7 +103,8 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> u16 {
+/// A port of 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
