@@ -15,6 +15,7 @@ use tierkv_cache::{BlockCacheOptions, FoyerBlockCache};
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::dirlock::DirLock;
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::store::ObjStore;
 use tierkv_gateway::AppState;
 use tierkv_gateway::cluster::ClusterBackend;
@@ -125,11 +126,34 @@ async fn open_node(
     Ok((node, cache))
 }
 
-/// A gateway backend over the cluster whose shard map is in `store`.
-async fn backend(cfg: &Config, store: ObjStore) -> anyhow::Result<ClusterBackend> {
+/// What a node's `/metrics` serves: the node's figures, the calls of its object-store
+/// handle and its block cache's.
+fn node_metrics(node: &Node, store: &ObjStore, cache: &FoyerBlockCache) -> Registry {
+    let mut metrics = Registry::default();
+    node.register_metrics(&mut metrics);
+    store.register_metrics(&mut metrics);
+    cache.register_metrics(&mut metrics);
+    metrics
+}
+
+/// The API over the cluster whose shard map is in `store`; its `/metrics` serves the
+/// gateway's figures and its cluster client's.
+async fn gateway_state(
+    cfg: &Config,
+    store: ObjStore,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
     let mut opts = cfg.gateway.cluster.clone();
     opts.secret.clone_from(&cfg.cluster.secret);
-    Ok(ClusterBackend::connect(store, opts).await?)
+    let backend = ClusterBackend::connect(store, opts).await?;
+    let mut metrics = Registry::default();
+    backend.register_metrics(&mut metrics);
+    Ok(AppState::with_registry(
+        Arc::new(backend),
+        cfg.gateway.clone(),
+        clock,
+        metrics,
+    ))
 }
 
 /// Runs one storage node until `shutdown`.
@@ -166,7 +190,8 @@ pub(crate) async fn run_node(
         hand_over: !cfg.cluster.handover_after.is_zero(),
         flush_timeout: cfg.shutdown_flush_timeout,
     };
-    tierkv_node::server::serve(node, listener, shutdown, stop).await?;
+    let metrics = node_metrics(&node, &store, &cache);
+    tierkv_node::server::serve(node, listener, metrics, shutdown, stop).await?;
     if let Err(e) = cache.close().await {
         tracing::warn!(error = %e, "closing the block cache");
     }
@@ -182,8 +207,7 @@ pub(crate) async fn run_gateway(
     warn_dev_secret(&cfg.cluster);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
-    let backend = backend(&cfg, store.clone()).await?;
-    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
+    let state = gateway_state(&cfg, store.clone(), clock).await?;
     let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     println!(
@@ -235,20 +259,24 @@ pub(crate) async fn run_dev(
             ..cfg.cluster.clone()
         };
         let node_dir = dir.join(format!("node-{i}"));
+        // Each node counts its own object-store calls: its `/metrics` shows only its figures.
+        let node_store = store.with_own_metrics();
         let (node, cache) = open_node(
             &cfg,
             cluster,
             &node_dir,
             &listener,
-            store.clone(),
+            node_store.clone(),
             Arc::clone(&clock),
         )
         .await?;
+        let metrics = node_metrics(&node, &node_store, &cache);
         caches.push(cache);
         let stop = stop_nodes.clone();
         nodes.push(tokio::spawn(tierkv_node::server::serve(
             node,
             listener,
+            metrics,
             async move { stop.cancelled().await },
             // All three stop at once: nobody to hand shards to.
             StopOptions {
@@ -257,8 +285,7 @@ pub(crate) async fn run_dev(
             },
         )));
     }
-    let backend = backend(&cfg, store.clone()).await?;
-    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), Arc::clone(&clock));
+    let state = gateway_state(&cfg, store.clone(), Arc::clone(&clock)).await?;
     let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     println!(

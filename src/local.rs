@@ -10,20 +10,18 @@
 //! cluster client) instead of failing; after that it is `not_leader` (503, safe to retry).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tierkv_engine::Error;
-use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
-use tierkv_gateway::{Backend, EngineMetrics};
+use tierkv_gateway::Backend;
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::ClusterSettings;
 use tierkv_wire::proto::{RemoteError, Request, Response};
@@ -124,25 +122,17 @@ pub async fn open(opts: Options, c: NodeComponents) -> Result<Node, OpenError> {
 pub struct InProcess {
     node: Node,
     store: ObjStore,
-    cache: Arc<dyn BlockCache>,
     leader_wait: Duration,
 }
 
 impl InProcess {
-    /// A backend over `node`; `store` and `cache` are the ones it was opened with (for
-    /// readiness and metrics). Writes and strong reads wait at most `leader_wait` for their
+    /// A backend over `node`; `store` is the one it was opened with (for readiness). Writes and strong reads wait at most `leader_wait` for their
     /// shard's leader.
     #[must_use]
-    pub fn new(
-        node: Node,
-        store: ObjStore,
-        cache: Arc<dyn BlockCache>,
-        leader_wait: Duration,
-    ) -> Self {
+    pub fn new(node: Node, store: ObjStore, leader_wait: Duration) -> Self {
         Self {
             node,
             store,
-            cache,
             leader_wait,
         }
     }
@@ -263,45 +253,5 @@ impl Backend for InProcess {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
-    }
-
-    fn engine_metrics(&self) -> Option<EngineMetrics> {
-        let wal = self.node.wal_stats();
-        let store = self.store.metrics();
-        let cache = self.cache.stats();
-        let mut m = EngineMetrics {
-            wal_bytes: wal.bytes,
-            wal_files: wal.files,
-            wal_appends: wal.appends,
-            wal_syncs: wal.syncs,
-            wal_poisoned: u64::from(wal.poisoned),
-            fsync_latency: wal.sync_latency,
-            store_latency: store.latency,
-            store_errors: store.errors,
-            store_bytes_put: store.bytes_put,
-            store_bytes_get: store.bytes_get,
-            cache_hits: cache.hits,
-            cache_misses: cache.misses,
-            // No shard is fenced: a replica that learns of a newer epoch steps down instead.
-            fenced_shards: 0,
-            ..EngineMetrics::default()
-        };
-        for h in self.node.shards() {
-            let st = h.shard().stats();
-            m.memtable_bytes += st.memtable_bytes;
-            m.unflushed_bytes += st.unflushed_bytes;
-            m.frozen_memtables += st.frozen_memtables;
-            m.segments += st.l0_segments + st.l1_segments;
-            m.segment_bytes += st.segment_bytes;
-            m.flushes += st.flushes;
-            m.flush_bytes += st.flush_bytes;
-            m.flush_errors += st.flush_errors;
-            m.compactions += st.compactions;
-            m.compaction_bytes += st.compaction_bytes;
-            m.compaction_errors += st.compaction_errors;
-            m.ttl_deletes += st.ttl_deletes;
-            m.segments_deleted += st.segments_deleted;
-        }
-        Some(m)
     }
 }

@@ -11,6 +11,7 @@ use tierkv_cache::FoyerBlockCache;
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::dirlock::DirLock;
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::store::ObjStore;
 use tierkv_gateway::AppState;
 use tierkv_node::node::NodeComponents;
@@ -60,13 +61,13 @@ pub(crate) async fn run(
         },
     )
     .await?;
-    let backend = InProcess::new(
-        node.clone(),
-        store.clone(),
-        dyn_cache,
-        cfg.gateway.cluster.leader_wait,
-    );
-    let state = AppState::new(Arc::new(backend), cfg.gateway.clone(), clock);
+    // One exporter for the process: the gateway's `/metrics` shows the node's figures too.
+    let mut metrics = Registry::default();
+    node.register_metrics(&mut metrics);
+    store.register_metrics(&mut metrics);
+    cache.register_metrics(&mut metrics);
+    let backend = InProcess::new(node.clone(), store.clone(), cfg.gateway.cluster.leader_wait);
+    let state = AppState::with_registry(Arc::new(backend), cfg.gateway.clone(), clock, metrics);
     println!(
         "TierKV {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")

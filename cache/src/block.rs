@@ -58,8 +58,8 @@ use foyer::{
     HybridCachePolicy, PsyncIoEngineConfig, RecoverMode,
 };
 use serde::{Deserialize, Serialize};
-use tierkv_engine::block_cache::{BlockCache, BlockKey, CacheStats};
-use tierkv_engine::metrics::Counter;
+use tierkv_engine::block_cache::{BlockCache, BlockKey, CacheCounters, CacheStats};
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::types::SegmentId;
 
 const KIB: u64 = 1024;
@@ -287,8 +287,7 @@ pub struct FoyerBlockCache {
     inner: HybridCache<CacheKey, Bytes>,
     disk: Option<DiskLayout>,
     memory_bytes: usize,
-    hits: Counter,
-    misses: Counter,
+    counters: CacheCounters,
 }
 
 impl fmt::Debug for FoyerBlockCache {
@@ -296,8 +295,7 @@ impl fmt::Debug for FoyerBlockCache {
         f.debug_struct("FoyerBlockCache")
             .field("memory_bytes", &self.memory_bytes)
             .field("disk", &self.disk)
-            .field("hits", &self.hits.get())
-            .field("misses", &self.misses.get())
+            .field("counters", &self.counters.stats())
             .finish_non_exhaustive()
     }
 }
@@ -374,9 +372,13 @@ impl FoyerBlockCache {
             inner,
             disk,
             memory_bytes: opts.memory_bytes,
-            hits: Counter::default(),
-            misses: Counter::default(),
+            counters: CacheCounters::default(),
         })
+    }
+
+    /// Registers the cache's figures (hits and misses) into `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.counters.register(registry);
     }
 
     /// Closes the cache: flushes the memory tier to the disk tier (best-effort, see the
@@ -440,11 +442,7 @@ impl BlockCache for FoyerBlockCache {
                 None
             }
         };
-        if got.is_some() {
-            self.hits.inc();
-        } else {
-            self.misses.inc();
-        }
+        self.counters.lookup(got.is_some());
         got
     }
 
@@ -454,10 +452,7 @@ impl BlockCache for FoyerBlockCache {
     }
 
     fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.hits.get(),
-            misses: self.misses.get(),
-        }
+        self.counters.stats()
     }
 }
 

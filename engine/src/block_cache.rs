@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::metrics::Counter;
+use crate::metrics::{Counter, Registry};
 use crate::types::SegmentId;
 
 /// Names one block: segments are immutable and uniquely named, so this never goes stale.
@@ -41,13 +41,54 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+/// The hit and miss counters every block cache keeps, and their metric families
+/// (`tierkv_block_cache_hits_total`, `tierkv_block_cache_misses_total`).
+#[derive(Debug, Clone, Default)]
+pub struct CacheCounters {
+    hits: Counter,
+    misses: Counter,
+}
+
+impl CacheCounters {
+    /// Counts one lookup: a hit when `found`.
+    pub fn lookup(&self, found: bool) {
+        if found {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+    }
+
+    /// The current counts.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+        }
+    }
+
+    /// Registers the counters into `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tierkv_block_cache_hits",
+            "Block-cache hits",
+            self.hits.clone(),
+        );
+        registry.register(
+            "tierkv_block_cache_misses",
+            "Block-cache misses",
+            self.misses.clone(),
+        );
+    }
+}
+
 /// A bounded in-memory FIFO block cache.
 #[derive(Debug)]
 pub struct MemBlockCache {
     capacity_bytes: usize,
     inner: Mutex<MemInner>,
-    hits: Counter,
-    misses: Counter,
+    counters: CacheCounters,
 }
 
 #[derive(Debug, Default)]
@@ -64,9 +105,13 @@ impl MemBlockCache {
         Self {
             capacity_bytes,
             inner: Mutex::new(MemInner::default()),
-            hits: Counter::default(),
-            misses: Counter::default(),
+            counters: CacheCounters::default(),
         }
+    }
+
+    /// Registers the cache's figures into `registry` ([`CacheCounters::register`]).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.counters.register(registry);
     }
 }
 
@@ -74,11 +119,7 @@ impl MemBlockCache {
 impl BlockCache for MemBlockCache {
     async fn get(&self, key: &BlockKey) -> Option<Bytes> {
         let got = self.inner.lock().map.get(key).cloned();
-        if got.is_some() {
-            self.hits.inc();
-        } else {
-            self.misses.inc();
-        }
+        self.counters.lookup(got.is_some());
         got
     }
 
@@ -104,10 +145,7 @@ impl BlockCache for MemBlockCache {
     }
 
     fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.hits.get(),
-            misses: self.misses.get(),
-        }
+        self.counters.stats()
     }
 }
 
@@ -127,5 +165,27 @@ mod tests {
         assert!(c.get(&k(0)).await.is_none());
         assert!(c.get(&k(1)).await.is_some());
         assert_eq!(c.stats(), CacheStats { hits: 1, misses: 1 });
+    }
+
+    #[tokio::test]
+    async fn registers_hit_and_miss_counters() {
+        let c = MemBlockCache::new(10);
+        let mut r = Registry::default();
+        c.register_metrics(&mut r);
+        let k = BlockKey {
+            segment: SegmentId(1),
+            offset: 0,
+        };
+        c.insert(k, Bytes::from_static(b"1"));
+        assert!(c.get(&k).await.is_some());
+        let text = crate::metrics::encode_text(&r).expect("encodes");
+        for line in [
+            "# TYPE tierkv_block_cache_hits_total counter",
+            "tierkv_block_cache_hits_total 1",
+            "# TYPE tierkv_block_cache_misses_total counter",
+            "tierkv_block_cache_misses_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 }

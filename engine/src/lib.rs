@@ -8,17 +8,21 @@
 //! - [`codec`]: panic-free little-endian encoding helpers and the shared entry body format.
 //! - [`clock`]: injected wall clock (system or manual for tests).
 //! - [`meta`]: cluster metadata fixed at creation (shard count).
-//! - [`metrics`]: lock-free counters and histograms the server exports.
+//! - [`metrics`]: the metric types (`prometheus-client`'s counters and gauges, our lock-free
+//!   latency histogram, gauges read at scrape time) and the text encoding of a registry; each
+//!   component registers its own figures (`register_metrics`) into a registry it is handed.
 //! - [`paths`]: every object-storage key and WAL file name.
 //! - [`routing`]: key → shard (jump consistent hash of xxh3).
-//! - [`store`]: object-store backends (`file://`, `s3://`, `memory://`), metrics, retries.
+//! - [`store`]: object-store backends (`file://`, `s3://`, `memory://`), per-handle call
+//!   metrics, retries.
 //! - [`block_cache`]: the block-cache seam (foyer implementation lives in `tierkv-cache`).
 //! - [`wal`]: the node's write-ahead log: framed records, group commit, torn-tail recovery.
 //! - [`memtable`]: the concurrent in-memory map of recent writes.
 //! - [`segment`]: immutable sorted segments (blocks, index, bloom filter) and their readers.
 //! - [`manifest`]: per-shard manifest versions, create-only publish, epochs and fencing.
 //! - [`shard`]: one shard replica's storage: applying committed records, conditions for the
-//!   leader, reads, scans, flush, compaction, TTL sweeping.
+//!   leader, reads, scans, flush, compaction, TTL sweeping; `ShardFigures`, the collector
+//!   of a node's shard figures.
 //! - [`options`]: engine settings with their defaults.
 //! - [`replica`]: replication and leases as a pure state machine, with its deterministic simulator.
 //! - [`testing`]: fault-injecting object store for tests.

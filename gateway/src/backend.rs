@@ -6,7 +6,6 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tierkv_engine::metrics::HistogramSnapshot;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 
@@ -41,67 +40,4 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<ScanPage, tierkv_engine::Error>;
     /// Ok when storage is open and object storage answers; else why not.
     async fn ready(&self) -> Result<(), String>;
-    /// Aggregated engine figures for `/metrics`; None when the storage is not in this
-    /// process (a gateway in front of nodes, which export their own).
-    fn engine_metrics(&self) -> Option<EngineMetrics>;
-    /// Appends the backend's own metric families (Prometheus text) to `/metrics`.
-    fn render_metrics(&self, _out: &mut String) {}
-}
-
-/// Engine figures exported on `/metrics`, summed over the shards (and nodes) behind a
-/// backend.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EngineMetrics {
-    /// Bytes in active memtables.
-    pub memtable_bytes: u64,
-    /// Bytes in memtables not yet flushed to object storage.
-    pub unflushed_bytes: u64,
-    /// Frozen memtables waiting for flush.
-    pub frozen_memtables: u64,
-    /// Bytes in live WAL files.
-    pub wal_bytes: u64,
-    /// Live WAL files.
-    pub wal_files: u64,
-    /// WAL records appended since start.
-    pub wal_appends: u64,
-    /// WAL fdatasync calls since start.
-    pub wal_syncs: u64,
-    /// Whether the WAL is poisoned (1) or not (0).
-    pub wal_poisoned: u64,
-    /// WAL fdatasync latency.
-    pub fsync_latency: HistogramSnapshot,
-    /// Live segments (L0 + L1).
-    pub segments: u64,
-    /// Bytes in live segments.
-    pub segment_bytes: u64,
-    /// Memtable flushes completed.
-    pub flushes: u64,
-    /// Bytes flushed.
-    pub flush_bytes: u64,
-    /// Failed flush attempts.
-    pub flush_errors: u64,
-    /// Compactions completed.
-    pub compactions: u64,
-    /// Bytes written by compactions.
-    pub compaction_bytes: u64,
-    /// Failed compactions.
-    pub compaction_errors: u64,
-    /// Entries deleted by the TTL sweeper.
-    pub ttl_deletes: u64,
-    /// Obsolete segments deleted.
-    pub segments_deleted: u64,
-    /// Shards fenced by a newer writer.
-    pub fenced_shards: u64,
-    /// Object-store call latency.
-    pub store_latency: HistogramSnapshot,
-    /// Failed object-store calls.
-    pub store_errors: u64,
-    /// Bytes written to object storage.
-    pub store_bytes_put: u64,
-    /// Bytes read from object storage.
-    pub store_bytes_get: u64,
-    /// Block-cache hits.
-    pub cache_hits: u64,
-    /// Block-cache misses.
-    pub cache_misses: u64,
 }

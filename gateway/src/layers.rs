@@ -133,7 +133,7 @@ async fn record_metrics(
     let res = next.run(req).await;
     metrics.record(
         route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        method.as_str(),
+        &method,
         res.status().as_u16(),
         start.elapsed(),
     );

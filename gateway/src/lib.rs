@@ -8,12 +8,14 @@
 //! - [`error`]: [`ApiError`] with `status()`/`code()` and the one engine-error mapping.
 //! - `extract`: extractors whose rejections are our errors (key path, bodies, query, headers).
 //! - [`keys`]: engine key namespaces (data vs idempotency records) and binary-key encoding.
-//! - [`backend`]: the [`Backend`] seam and [`EngineMetrics`].
+//! - [`backend`]: the [`Backend`] seam.
 //! - `state`: [`AppState`] shared by handlers.
 //! - `ops`: single-key put/delete/get with conditions, shared by kv and batch routes.
 //! - `idempotency`: `Idempotency-Key` records, replays and reuse detection.
 //! - `routes/{kv,list,batch,health}`: the handlers.
-//! - `metrics`: HTTP metrics registry and Prometheus text rendering.
+//! - `metrics`: the gateway's own figures (HTTP answers and latency by route, method and
+//!   status, in flight, shards), registered into the registry [`AppState`] serves on
+//!   `/metrics` (one exporter per process: see [`AppState::with_registry`]).
 //! - `layers`: the edge (request id, tracing span, metrics, error finishing, load shedding,
 //!   concurrency limit, timeout, catch-panic, body limit).
 //! - [`openapi`](fn@openapi): the generated OpenAPI document.
@@ -74,13 +76,12 @@ mod openapi;
 mod ops;
 pub mod options;
 pub mod problem;
-mod prom;
 mod routes;
 mod state;
 
 use std::future::Future;
 
-pub use backend::{Backend, EngineMetrics};
+pub use backend::Backend;
 pub use error::ApiError;
 pub use openapi::{openapi, openapi_yaml};
 pub use options::GatewayOptions;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tierkv_engine::clock::Clock;
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::routing::shard_for;
 use tierkv_engine::types::ShardId;
 
@@ -25,6 +26,8 @@ pub(crate) struct Inner {
     pub(crate) opts: GatewayOptions,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: HttpMetrics,
+    /// What `/metrics` serves: the gateway's figures and whatever the process added.
+    pub(crate) registry: Registry,
     /// Batch idempotency keys being executed in this process (duplicates wait here).
     pub(crate) batch_guards: Mutex<HashMap<Bytes, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -38,15 +41,33 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over `backend` with `opts`; `clock` gives "now" for TTLs.
+    /// State over `backend` with `opts`; `clock` gives "now" for TTLs. `/metrics` serves
+    /// the gateway's own figures only.
     #[must_use]
     pub fn new(backend: Arc<dyn Backend>, opts: GatewayOptions, clock: Arc<dyn Clock>) -> Self {
+        Self::with_registry(backend, opts, clock, Registry::default())
+    }
+
+    /// Like [`AppState::new`], with `/metrics` serving `registry` after the gateway added its
+    /// own figures to it (`tierkv_http_*`, `tierkv_shards`, `tierkv_up`): the process's one
+    /// exporter. The caller registers the rest first: the cluster client's figures
+    /// (`ClusterBackend::register_metrics`) and, for storage in this process, its node's,
+    /// object store's and block cache's.
+    #[must_use]
+    pub fn with_registry(
+        backend: Arc<dyn Backend>,
+        opts: GatewayOptions,
+        clock: Arc<dyn Clock>,
+        mut registry: Registry,
+    ) -> Self {
+        let metrics = HttpMetrics::new(&mut registry, backend.shard_count());
         Self {
             inner: Arc::new(Inner {
                 backend,
                 opts,
                 clock,
-                metrics: HttpMetrics::default(),
+                metrics,
+                registry,
                 batch_guards: Mutex::new(HashMap::new()),
             }),
         }

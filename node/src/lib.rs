@@ -14,13 +14,17 @@
 //!   the transport; the read path checks its published lease.
 //! - [`transport`]: batched, best-effort replication messages to peers over HTTP/2.
 //! - [`server`]: the node's HTTP endpoints (replication, client operations, health, status,
-//!   metrics); `prom`: the Prometheus text helpers of its `/metrics`.
+//!   metrics) and the client-RPC counters.
+//! - `metrics`: the replica figures of the node's `/metrics` (by role, leases, leaderships,
+//!   handovers, records not yet committed or applied), read from the drivers when scraped;
+//!   [`node::Node::register_metrics`] registers them with the transport's, the RPCs', the
+//!   WAL's and the shards'.
 #![warn(missing_docs)]
 
 pub mod driver;
 pub mod identity;
+mod metrics;
 pub mod node;
-mod prom;
 pub mod rejoin;
 pub mod server;
 pub mod settings;

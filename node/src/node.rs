@@ -23,17 +23,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tierkv_engine::block_cache::BlockCache;
 use tierkv_engine::clock::Clock;
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica, Role};
-use tierkv_engine::shard::{Shard, ShardComponents};
+use tierkv_engine::shard::{Shard, ShardComponents, ShardFigures};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalSettings, WalStats};
@@ -41,6 +41,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
+use crate::metrics::ReplicaFigures;
+use crate::server::RpcMetrics;
 use crate::settings::ClusterSettings;
 use crate::transport::Transport;
 use tierkv_wire::proto::{self, NodeStatus, RemoteError, Request, Response};
@@ -134,7 +136,7 @@ struct NodeInner {
     draining: CancellationToken,
     /// Driver tasks and the map refresher, joined on shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    rpc: RpcStats,
+    rpc: RpcMetrics,
     /// The torn tail cut off the WAL when it was opened, if any.
     torn_tail: Option<TornTail>,
     /// How long a graceful stop waits for handovers: one lease (by then a failover would
@@ -142,13 +144,15 @@ struct NodeInner {
     drain_timeout: Duration,
 }
 
-/// Counters of the client RPCs (gateways' operations) this node served.
-#[derive(Debug, Default)]
-pub struct RpcStats {
-    /// Batches received (`POST /rpc/v1/kv/batch`) and single operations (`/rpc/v1/kv`).
-    pub requests: AtomicU64,
-    /// Operations in them: operations per request is the gateways' batching factor.
-    pub operations: AtomicU64,
+/// A node that a holder does not keep alive (the metrics collector).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakNode(Weak<NodeInner>);
+
+impl WeakNode {
+    /// The node, unless it is gone.
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
 }
 
 impl Node {
@@ -270,7 +274,7 @@ impl Node {
             cancel,
             draining: CancellationToken::new(),
             tasks: Mutex::new(tasks),
-            rpc: RpcStats::default(),
+            rpc: RpcMetrics::default(),
             torn_tail: recovery.torn_tail,
             drain_timeout: opts.cluster.lease_duration,
         });
@@ -326,8 +330,7 @@ impl Node {
     }
 
     /// Client RPC counters.
-    #[must_use]
-    pub fn rpc_stats(&self) -> &RpcStats {
+    pub(crate) fn rpc_metrics(&self) -> &RpcMetrics {
         &self.inner.rpc
     }
 
@@ -406,6 +409,23 @@ impl Node {
                 })
                 .collect(),
         }
+    }
+
+    /// Registers the node's figures into `registry`: its replicas (by role, read leases,
+    /// leaderships and handovers, records not yet committed or applied, poisoned and
+    /// rejoining replicas), the client RPCs it served, its replication transport, its WAL
+    /// and its shards. The object store and the block cache it was given register their own
+    /// (`register_metrics` on each): whoever built them knows whether they are shared.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(ReplicaFigures::new(WeakNode(Arc::downgrade(
+            &self.inner,
+        )))));
+        self.inner.rpc.register(registry);
+        self.inner.transport.register_metrics(registry);
+        self.inner.wal.register_metrics(registry);
+        registry.register_collector(Box::new(ShardFigures::new(
+            self.shards().map(ShardHandle::shard),
+        )));
     }
 
     /// Replication transport counters.

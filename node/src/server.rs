@@ -8,14 +8,14 @@
 //! | `GET /health/live` | probes | 200 while the process runs |
 //! | `GET /health/ready` | probes | 200 once every hosted shard knows a leader |
 //! | `GET /status` | operators, tests | JSON: replicas in rank order, role, epoch, leader and seqs per hosted shard |
-//! | `GET /metrics` | Prometheus | node counters (roles, WAL, transport) |
+//! | `GET /metrics` | Prometheus | the registry the node was served with ([`crate::node::Node::register_metrics`] and whatever else the process adds) |
 //!
 //! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
 //! constant time); a wrong or missing secret is 401.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -27,6 +27,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use tierkv_engine::metrics::{Counter, Registry, TEXT_CONTENT_TYPE, encode_text};
 use tierkv_engine::replica::{Role, msg};
 
 use crate::node::Node;
@@ -37,8 +38,8 @@ use tierkv_wire::proto;
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
 
-/// The node's router.
-pub fn router(node: Node) -> Router {
+/// The node's router; `/metrics` serves `metrics`.
+pub fn router(node: Node, metrics: Arc<Registry>) -> Router {
     Router::new()
         .route(paths::REPLICA, post(replica))
         .route(paths::KV, post(kv))
@@ -46,7 +47,10 @@ pub fn router(node: Node) -> Router {
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/status", get(status))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move || render_metrics(Arc::clone(&metrics))),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(node)
 }
@@ -61,14 +65,17 @@ pub struct StopOptions {
     pub flush_timeout: std::time::Duration,
 }
 
-/// Serves `node` on `listener` until `shutdown`, then shuts the node down.
+/// Serves `node` on `listener` until `shutdown`, then shuts the node down. `/metrics`
+/// serves `metrics`: the node's figures ([`Node::register_metrics`]) and whatever else the
+/// process put there (its object store, its block cache).
 pub async fn serve(
     node: Node,
     listener: tokio::net::TcpListener,
+    metrics: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stop: StopOptions,
 ) -> std::io::Result<()> {
-    let app = router(node.clone());
+    let app = router(node.clone(), Arc::new(metrics));
     let draining = node.clone();
     let served = axum::serve(listener.tap_io(tierkv_wire::set_nodelay), app)
         .with_graceful_shutdown(async move {
@@ -197,11 +204,36 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
 }
 
 fn count_rpc(node: &Node, operations: usize) {
-    let s = node.rpc_stats();
-    s.requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    s.operations
-        .fetch_add(operations as u64, std::sync::atomic::Ordering::Relaxed);
+    node.rpc_metrics().count(operations);
+}
+
+/// Counters of the client RPCs (gateways' operations) this node served.
+#[derive(Debug, Default)]
+pub(crate) struct RpcMetrics {
+    /// Batches received (`POST /rpc/v1/kv/batch`) and single operations (`/rpc/v1/kv`).
+    requests: Counter,
+    /// Operations in them: operations per request is the gateways' batching factor.
+    operations: Counter,
+}
+
+impl RpcMetrics {
+    fn count(&self, operations: usize) {
+        self.requests.inc();
+        self.operations.inc_by(operations as u64);
+    }
+
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tierkv_rpc_requests",
+            "Client RPC requests served (a gateway's batch is one)",
+            self.requests.clone(),
+        );
+        registry.register(
+            "tierkv_rpc_operations",
+            "Client operations in them (operations per request is the batching factor)",
+            self.operations.clone(),
+        );
+    }
 }
 
 /// The answers of a batch as they complete: each chunk holds every answer that was ready
@@ -266,7 +298,8 @@ async fn ready(State(node): State<Node>) -> Response {
     }
 }
 
-fn role_name(r: Role) -> &'static str {
+/// The name of a role on `/status` and in `/metrics` labels.
+pub(crate) fn role_name(r: Role) -> &'static str {
     match r {
         Role::Follower => "follower",
         Role::Candidate => "candidate",
@@ -310,131 +343,14 @@ async fn status(State(node): State<Node>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(node): State<Node>) -> Response {
-    let mut by_role = [0u64; 4];
-    for h in node.shards() {
-        let i = match h.status().role {
-            Role::Follower => 0,
-            Role::Candidate => 1,
-            Role::Recovering => 2,
-            Role::Leader => 3,
-        };
-        if let Some(n) = by_role.get_mut(i) {
-            *n += 1;
+async fn render_metrics(metrics: Arc<Registry>) -> Response {
+    match encode_text(&metrics) {
+        Ok(text) => ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding /metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-    let mut leases = 0u64;
-    let mut uncommitted = 0u64;
-    let mut unapplied = 0u64;
-    let mut poisoned = 0u64;
-    let mut rejoining = 0u64;
-    let (mut leaderships, mut handovers) = (0u64, 0u64);
-    for h in node.shards() {
-        let (l, o) = h.leadership_counts();
-        leaderships += l;
-        handovers += o;
-        let s = h.status();
-        leases += u64::from(h.holds_read_lease());
-        uncommitted += s.last_seq.0.saturating_sub(s.commit_seq.0);
-        unapplied += s.commit_seq.0.saturating_sub(h.shard().applied().0);
-        poisoned += u64::from(s.poisoned);
-        rejoining += u64::from(s.rejoining);
-    }
-    let wal = node.wal_stats();
-    let t = node.transport().stats();
-    let rpc = node.rpc_stats();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let mut out = String::new();
-    crate::prom::family(
-        &mut out,
-        "tierkv_node_replicas",
-        "Hosted shard replicas by role.",
-    );
-    for (i, role) in ["follower", "candidate", "recovering", "leader"]
-        .iter()
-        .enumerate()
-    {
-        let n = by_role.get(i).copied().unwrap_or(0);
-        let _ = writeln!(out, "tierkv_node_replicas{{role=\"{role}\"}} {n}");
-    }
-    let counters = [
-        (
-            "tierkv_node_read_leases",
-            "Leader replicas here holding a valid strong-read lease.",
-            leases,
-        ),
-        (
-            "tierkv_replica_leaderships_total",
-            "Times a replica here became the serving leader of its shard (takeovers and handovers received).",
-            leaderships,
-        ),
-        (
-            "tierkv_replica_handovers_total",
-            "Times a replica here handed its shard to another replica (back to the first-ranked one, or when stopping).",
-            handovers,
-        ),
-        (
-            "tierkv_replication_uncommitted_records",
-            "Log records here not yet known committed (sum over hosted shards).",
-            uncommitted,
-        ),
-        (
-            "tierkv_replication_unapplied_records",
-            "Committed records not yet visible in the shards' views (catching up).",
-            unapplied,
-        ),
-        (
-            "tierkv_node_poisoned_replicas",
-            "Replicas stopped by a WAL failure (restart the node).",
-            poisoned,
-        ),
-        (
-            "tierkv_node_rejoining_replicas",
-            "Replicas rejoining after disk loss: they promise nothing until they caught up with a newer epoch.",
-            rejoining,
-        ),
-        (
-            "tierkv_wal_appends_total",
-            "WAL records appended.",
-            wal.appends,
-        ),
-        ("tierkv_wal_syncs_total", "WAL fdatasync calls.", wal.syncs),
-        (
-            "tierkv_rpc_requests_total",
-            "Client RPC requests served (a gateway's batch is one).",
-            load(&rpc.requests),
-        ),
-        (
-            "tierkv_rpc_operations_total",
-            "Client operations in them (operations per request is the batching factor).",
-            load(&rpc.operations),
-        ),
-        ("tierkv_wal_bytes", "Bytes in live WAL files.", wal.bytes),
-        (
-            "tierkv_replication_messages_sent_total",
-            "Replication messages posted to peers.",
-            load(&t.sent),
-        ),
-        (
-            "tierkv_replication_batches_total",
-            "Chunks written to replication streams (messages per chunk is the batching factor).",
-            load(&t.batches),
-        ),
-        (
-            "tierkv_replication_messages_dropped_total",
-            "Replication messages dropped (queue or stream buffer full, or peer unknown).",
-            load(&t.dropped),
-        ),
-        (
-            "tierkv_replication_streams_failed_total",
-            "Replication streams that failed or could not be opened (their messages in flight are lost).",
-            load(&t.failed_streams),
-        ),
-    ];
-    for (name, help, v) in counters {
-        crate::prom::sample(&mut out, name, help, v);
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 #[cfg(test)]

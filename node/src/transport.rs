@@ -33,6 +33,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use parking_lot::RwLock;
+use tierkv_engine::metrics::{Counter, Registry};
 use tierkv_engine::replica::msg;
 use tierkv_engine::replica::{Msg, NodeId};
 use tierkv_engine::types::ShardId;
@@ -50,17 +51,42 @@ const STREAM_CHUNKS: usize = 256;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 8192;
 
-/// Counters of the transport.
+/// Counters of the transport (`tierkv_replication_*` on the node's `/metrics`).
 #[derive(Debug, Default)]
-pub struct TransportStats {
+pub struct TransportMetrics {
     /// Messages written to a peer's stream.
-    pub sent: AtomicU64,
+    pub sent: Counter,
     /// Chunks written (`sent / batches` is the batching factor).
-    pub batches: AtomicU64,
+    pub batches: Counter,
     /// Messages dropped: a peer's queue or stream buffer was full, or the peer is unknown.
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
     /// Streams that ended or could not be opened (what was in flight on them is lost).
-    pub failed_streams: AtomicU64,
+    pub failed_streams: Counter,
+}
+
+impl TransportMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tierkv_replication_messages_sent",
+            "Replication messages posted to peers",
+            self.sent.clone(),
+        );
+        registry.register(
+            "tierkv_replication_batches",
+            "Chunks written to replication streams (messages per chunk is the batching factor)",
+            self.batches.clone(),
+        );
+        registry.register(
+            "tierkv_replication_messages_dropped",
+            "Replication messages dropped (queue or stream buffer full, or peer unknown)",
+            self.dropped.clone(),
+        );
+        registry.register(
+            "tierkv_replication_streams_failed",
+            "Replication streams that failed or could not be opened (their messages in flight are lost)",
+            self.failed_streams.clone(),
+        );
+    }
 }
 
 struct Peer {
@@ -81,7 +107,7 @@ pub struct Transport {
     secret: Arc<str>,
     client: reqwest::Client,
     peers: RwLock<HashMap<NodeId, Peer>>,
-    stats: Arc<TransportStats>,
+    stats: Arc<TransportMetrics>,
     cancel: CancellationToken,
 }
 
@@ -107,15 +133,14 @@ impl Transport {
             secret: Arc::from(secret),
             client,
             peers: RwLock::new(HashMap::new()),
-            stats: Arc::new(TransportStats::default()),
+            stats: Arc::new(TransportMetrics::default()),
             cancel,
         }
     }
 
-    /// Counters.
-    #[must_use]
-    pub fn stats(&self) -> &TransportStats {
-        &self.stats
+    /// Registers the transport's counters into `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.stats.register(registry);
     }
 
     /// Makes sure there is a link to each `(id, addr)` (except this node) with that address.
@@ -166,7 +191,7 @@ impl Transport {
             .get(&to)
             .is_some_and(|p| p.tx.try_send(bytes).is_ok());
         if !queued {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped.inc();
         }
     }
 }
@@ -177,7 +202,7 @@ struct Link {
     addr: Arc<ArcSwap<String>>,
     secret: Arc<str>,
     client: reqwest::Client,
-    stats: Arc<TransportStats>,
+    stats: Arc<TransportMetrics>,
     breaks: Arc<AtomicU64>,
 }
 
@@ -200,7 +225,7 @@ impl Link {
                 Ended::Moved => continue,
                 Ended::Failed => {}
             }
-            self.stats.failed_streams.fetch_add(1, Ordering::Relaxed);
+            self.stats.failed_streams.inc();
             self.breaks.fetch_add(1, Ordering::Relaxed);
             // A peer that is down: do not spin; messages queued meanwhile are mostly
             // heartbeats that the next ones supersede.
@@ -263,14 +288,14 @@ impl Link {
             let n = batch.len() as u64;
             match chunks.try_send(frame::encode(&batch)) {
                 Ok(()) => {
-                    self.stats.sent.fetch_add(n, Ordering::Relaxed);
-                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                    self.stats.sent.inc_by(n);
+                    self.stats.batches.inc();
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    self.stats.dropped.inc_by(n);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    self.stats.dropped.inc_by(n);
                     break Ended::Failed;
                 }
             }

@@ -15,13 +15,14 @@ use object_store::memory::InMemory;
 use tierkv::local::{self, InProcess};
 use tierkv_engine::block_cache::{BlockCache, MemBlockCache};
 use tierkv_engine::clock::ManualClock;
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
-use tierkv_gateway::{AppState, Backend, EngineMetrics, GatewayOptions, Problem, app};
+use tierkv_gateway::{AppState, Backend, GatewayOptions, Problem, app};
 use tierkv_node::node::{Node, NodeComponents};
 use tierkv_node::settings::ClusterSettings;
 use tower::ServiceExt;
@@ -76,9 +77,6 @@ impl Backend for TestBackend {
     }
     async fn ready(&self) -> Result<(), String> {
         self.inner.ready().await
-    }
-    fn engine_metrics(&self) -> Option<EngineMetrics> {
-        self.inner.engine_metrics()
     }
 }
 
@@ -157,7 +155,11 @@ impl Env {
         engine: EngineOptions,
         cache_bytes: usize,
     ) -> Self {
-        let cache: Arc<dyn BlockCache> = Arc::new(MemBlockCache::new(cache_bytes));
+        let mem_cache = Arc::new(MemBlockCache::new(cache_bytes));
+        let mut metrics = Registry::default();
+        store.register_metrics(&mut metrics);
+        mem_cache.register_metrics(&mut metrics);
+        let cache: Arc<dyn BlockCache> = mem_cache;
         let node = local::open(
             local::Options {
                 data_dir: dir.path().to_path_buf(),
@@ -185,13 +187,15 @@ impl Env {
                 h.shard().id()
             );
         }
+        // The process's one exporter: the node's figures on the gateway's `/metrics`.
+        node.register_metrics(&mut metrics);
         let leader_wait = tierkv_gateway::cluster::ClientOptions::default().leader_wait;
         let backend = Arc::new(TestBackend {
-            inner: InProcess::new(node.clone(), store.clone(), cache, leader_wait),
+            inner: InProcess::new(node.clone(), store.clone(), leader_wait),
             entered: AtomicUsize::new(0),
             release: tokio::sync::Semaphore::new(0),
         });
-        let state = AppState::new(backend.clone(), opts.clone(), clock.clone());
+        let state = AppState::with_registry(backend.clone(), opts.clone(), clock.clone(), metrics);
         Self {
             app: app(state.clone()),
             dir,

@@ -3,13 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
 use crate::block_cache::{BlockCache, BlockKey};
 use crate::codec::DecodeError;
 use crate::error::{Error, Result};
-use crate::metrics::Counter;
 use crate::store::ObjStore;
 use crate::types::{Entry, SegmentId};
 
@@ -34,11 +34,12 @@ pub struct ReaderStats {
     pub cache_hits: u64,
 }
 
+/// Per-reader figures (not exported: tests and diagnostics read them through `stats`).
 #[derive(Debug, Default)]
 struct Counters {
-    bloom_negatives: Counter,
-    block_fetches: Counter,
-    cache_hits: Counter,
+    bloom_negatives: AtomicU64,
+    block_fetches: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 /// An open segment: its index, bloom filter and summary are in memory; data blocks are read
@@ -161,9 +162,9 @@ impl SegmentReader {
     #[must_use]
     pub fn stats(&self) -> ReaderStats {
         ReaderStats {
-            bloom_negatives: self.counters.bloom_negatives.get(),
-            block_fetches: self.counters.block_fetches.get(),
-            cache_hits: self.counters.cache_hits.get(),
+            bloom_negatives: self.counters.bloom_negatives.load(Ordering::Relaxed),
+            block_fetches: self.counters.block_fetches.load(Ordering::Relaxed),
+            cache_hits: self.counters.cache_hits.load(Ordering::Relaxed),
         }
     }
 
@@ -172,7 +173,9 @@ impl SegmentReader {
     /// the cache or one range read of that block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
         if !self.may_contain(key) {
-            self.counters.bloom_negatives.inc();
+            self.counters
+                .bloom_negatives
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         if key < self.info.min_key.as_ref() || key > self.info.max_key.as_ref() {
@@ -226,7 +229,7 @@ impl SegmentReader {
         if let Some(raw) = self.cache.get(&bkey).await {
             match Block::parse(raw) {
                 Ok(b) => {
-                    self.counters.cache_hits.inc();
+                    self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(b);
                 }
                 Err(e) => tracing::warn!(
@@ -238,7 +241,7 @@ impl SegmentReader {
         let start = if i == 0 { 0 } else { ie.block.offset };
         let end = ie.block.end();
         let raw = self.store.get_range(&self.key, start..end).await?;
-        self.counters.block_fetches.inc();
+        self.counters.block_fetches.fetch_add(1, Ordering::Relaxed);
         if raw.len() as u64 != end - start {
             let e = DecodeError {
                 what: "short read",

@@ -118,7 +118,7 @@ impl ShardInner {
         self.metrics.compactions.inc();
         self.metrics
             .compaction_bytes
-            .add(metas.iter().map(|m| m.size).sum());
+            .inc_by(metas.iter().map(|m| m.size).sum());
         Ok(true)
     }
 
@@ -184,7 +184,7 @@ impl ShardInner {
             }
         }
         self.manifests.gc(self.opts.manifest_keep).await?;
-        self.metrics.segments_deleted.add(deleted as u64);
+        self.metrics.segments_deleted.inc_by(deleted as u64);
         Ok(deleted)
     }
 }

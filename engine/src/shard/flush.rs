@@ -109,7 +109,7 @@ impl ShardInner {
             self.install_current().await?;
             self.metrics.flushes.inc();
             if let Some(m) = &meta {
-                self.metrics.flush_bytes.add(m.size);
+                self.metrics.flush_bytes.inc_by(m.size);
             }
             self.l0_changed.notify_waiters();
             if self.current_view().l0.len() >= self.opts.l0_compaction_trigger {

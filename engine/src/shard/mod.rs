@@ -26,6 +26,7 @@
 mod compact;
 mod flush;
 mod merge;
+mod metrics;
 mod replicated;
 mod ttl;
 mod view;
@@ -56,6 +57,7 @@ use crate::wal::Wal;
 use merge::MergeIter;
 use view::View;
 
+pub use metrics::ShardFigures;
 pub use replicated::{LoadedManifest, PrepareOutcome, Prepared, Proposer};
 pub use ttl::SweepOutcome;
 

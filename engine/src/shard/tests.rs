@@ -618,3 +618,65 @@ async fn overwrites_of_one_key_trigger_flushes() {
     );
     assert_eq!(value(&s, "counter").await, Some(Bytes::from(big)));
 }
+
+#[tokio::test]
+async fn a_node_registers_its_shards_figures_summed() {
+    let env = Env::new();
+    let s = env.open().await;
+    let other = env.open_at("wal-other").await;
+    let mut registry = crate::metrics::Registry::default();
+    registry.register_collector(Box::new(super::ShardFigures::new(
+        [&s.shard, &other.shard].into_iter(),
+    )));
+    s.inner.wal.register_metrics(&mut registry);
+    s.put("a", "1").await.expect("put");
+    s.flush().await.expect("flush");
+    s.put("b", "2").await.expect("put");
+    let st = s.stats();
+    let text = crate::metrics::encode_text(&registry).expect("encodes");
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    for family in [
+        "tierkv_memtable_bytes gauge",
+        "tierkv_unflushed_bytes gauge",
+        "tierkv_frozen_memtables gauge",
+        "tierkv_segments gauge",
+        "tierkv_segment_bytes gauge",
+        "tierkv_flushes_total counter",
+        "tierkv_flush_bytes_total counter",
+        "tierkv_flush_errors_total counter",
+        "tierkv_compactions_total counter",
+        "tierkv_compaction_bytes_total counter",
+        "tierkv_compaction_errors_total counter",
+        "tierkv_ttl_deletes_total counter",
+        "tierkv_segments_deleted_total counter",
+        "tierkv_wal_appends_total counter",
+        "tierkv_wal_fsync_duration_seconds histogram",
+    ] {
+        assert!(families.contains(&family), "no {family:?} in\n{text}");
+    }
+    let total = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let all = [s.stats(), other.stats()];
+    assert_eq!(
+        total("tierkv_flushes_total"),
+        st.flushes + other.stats().flushes
+    );
+    assert!(st.flushes >= 1, "{st:?}");
+    assert_eq!(
+        total("tierkv_segments"),
+        all.iter()
+            .map(|s| s.l0_segments + s.l1_segments)
+            .sum::<u64>()
+    );
+    assert_eq!(
+        total("tierkv_memtable_bytes"),
+        all.iter().map(|s| s.memtable_bytes).sum::<u64>()
+    );
+    assert!(total("tierkv_memtable_bytes") > 0);
+}

@@ -43,7 +43,7 @@ use tokio::sync::oneshot;
 
 use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
-use crate::metrics::{Counter, Histogram, HistogramSnapshot};
+use crate::metrics::{Counter, Histogram, HistogramSnapshot, Observed, Registry};
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
 
 use self::files::{FileTable, Mark};
@@ -414,6 +414,47 @@ impl Wal {
             sync_latency: shared.sync_latency.snapshot(),
             poisoned: self.is_poisoned(),
         }
+    }
+
+    /// Registers the WAL's figures into `registry`: `tierkv_wal_*` (records appended,
+    /// `fdatasync` calls and their latency, live files and bytes, poisoned). The gauges are
+    /// read when scraped and read 0 once the WAL is gone.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let shared = &self.inner.shared;
+        registry.register(
+            "tierkv_wal_appends",
+            "WAL records appended",
+            shared.appends.clone(),
+        );
+        registry.register(
+            "tierkv_wal_syncs",
+            "WAL fdatasync calls",
+            shared.syncs.clone(),
+        );
+        registry.register(
+            "tierkv_wal_fsync_duration_seconds",
+            "WAL fdatasync latency",
+            shared.sync_latency.clone(),
+        );
+        let read = |f: fn(&Shared) -> u64| {
+            let weak = Arc::downgrade(shared);
+            Observed::gauge(move || weak.upgrade().map_or(0, |s| f(&s)))
+        };
+        registry.register(
+            "tierkv_wal_bytes",
+            "Bytes in live WAL files",
+            read(|s| s.files.lock().totals().1),
+        );
+        registry.register(
+            "tierkv_wal_files",
+            "Live WAL files",
+            read(|s| s.files.lock().totals().0),
+        );
+        registry.register(
+            "tierkv_wal_poisoned",
+            "1 when the WAL is poisoned",
+            read(|s| u64::from(s.poisoned.load(Ordering::SeqCst))),
+        );
     }
 
     /// Whether a write or sync failed; the WAL then refuses writes until restart.

@@ -275,6 +275,41 @@ async fn run_concurrent(wal: &Wal, tasks: u32, per_task: u64) {
     }
 }
 
+#[tokio::test]
+async fn registers_its_figures_read_at_scrape_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(opts(dir.path())).unwrap();
+    let mut registry = crate::metrics::Registry::default();
+    wal.register_metrics(&mut registry);
+    append_all(&wal, &[rec(0, 1, 2), rec(1, 1, 1)]).await;
+    let stats = wal.stats();
+    let text = crate::metrics::encode_text(&registry).unwrap();
+    for line in [
+        "# TYPE tierkv_wal_appends_total counter".to_owned(),
+        "tierkv_wal_appends_total 2".to_owned(),
+        "# TYPE tierkv_wal_syncs_total counter".to_owned(),
+        format!("tierkv_wal_syncs_total {}", stats.syncs),
+        "# TYPE tierkv_wal_fsync_duration_seconds histogram".to_owned(),
+        format!("tierkv_wal_fsync_duration_seconds_count {}", stats.syncs),
+        "# TYPE tierkv_wal_bytes gauge".to_owned(),
+        format!("tierkv_wal_bytes {}", stats.bytes),
+        "# TYPE tierkv_wal_files gauge".to_owned(),
+        "tierkv_wal_files 1".to_owned(),
+        "# TYPE tierkv_wal_poisoned gauge".to_owned(),
+        "tierkv_wal_poisoned 0".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(stats.syncs >= 1 && stats.bytes > 0, "{stats:?}");
+    wal.close().unwrap();
+    drop(wal);
+    let text = crate::metrics::encode_text(&registry).unwrap();
+    assert!(
+        text.lines().any(|l| l == "tierkv_wal_files 0"),
+        "a registry does not keep a dropped WAL alive:\n{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_shares_fsyncs() {
     let dir = tempfile::tempdir().unwrap();

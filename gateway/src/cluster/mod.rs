@@ -68,6 +68,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
+use tierkv_engine::metrics::Registry;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
@@ -78,8 +79,8 @@ use tracing::warn;
 
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
-use self::stats::{ClientStats, Retry};
-use crate::backend::{Backend, EngineMetrics};
+use self::stats::{ClientMetrics, Retry};
+use crate::backend::Backend;
 use tierkv_wire::proto::{Request, Response};
 use tierkv_wire::shardmap::{ShardMap, ShardMapError};
 
@@ -223,7 +224,7 @@ struct Shared {
     /// The pipe (batching sender task) per member address. Never held across an await.
     pipes: parking_lot::RwLock<HashMap<String, rpc::PipeTx>>,
     /// Counters for the gateway's `/metrics`.
-    stats: Arc<ClientStats>,
+    stats: Arc<ClientMetrics>,
 }
 
 impl ClusterBackend {
@@ -254,13 +255,13 @@ impl ClusterBackend {
             auth,
             store,
             opts,
+            stats: Arc::new(ClientMetrics::new(&map)),
             map: ArcSwap::from_pointee(map),
             refresh: tokio::sync::Mutex::new(()),
             hints: parking_lot::Mutex::new(HashMap::new()),
             health: parking_lot::Mutex::new(None),
             rotation: AtomicUsize::new(0),
             pipes: parking_lot::RwLock::new(HashMap::new()),
-            stats: Arc::new(ClientStats::default()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(run_background(Arc::clone(&shared), stop.clone()));
@@ -274,6 +275,13 @@ impl ClusterBackend {
     #[must_use]
     pub fn map(&self) -> Arc<ShardMap> {
         self.shared.map.load_full()
+    }
+
+    /// Registers the client's figures into `registry` (the one the gateway serves):
+    /// `tierkv_gateway_*`, requests and operations sent, retries by reason, backoffs,
+    /// give-ups, outcome-unknown writes, the map in use and the members answering.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.shared.stats.register(registry);
     }
 
     /// The node this client currently believes leads `shard`.
@@ -379,20 +387,5 @@ impl Backend for ClusterBackend {
             }
         }
         Ok(())
-    }
-
-    /// None: engine figures (WAL, memtables, segments, object store) are exported by each
-    /// node on its own `/metrics`.
-    fn engine_metrics(&self) -> Option<EngineMetrics> {
-        None
-    }
-
-    /// The routing figures of this client (`tierkv_gateway_*`).
-    fn render_metrics(&self, out: &mut String) {
-        let map = self.shared.map();
-        let answering = self.shared.health.lock().as_ref().map_or(0, HashSet::len);
-        self.shared
-            .stats
-            .render(out, map.version(), map.members().len(), answering);
     }
 }

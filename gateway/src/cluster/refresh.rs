@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tierkv_engine::replica::NodeId;
@@ -70,7 +69,8 @@ impl Shared {
             }
             Ok(Some(newer)) => {
                 debug!(version = newer.version(), "adopted a newer shard map");
-                self.stats.map_changes.fetch_add(1, Ordering::Relaxed);
+                self.stats.map_changes.inc();
+                self.stats.map_in_use(&newer);
                 self.map.store(Arc::new(newer));
             }
             Ok(None) => {}
@@ -133,6 +133,9 @@ impl Shared {
                 hints.insert(shard, node);
             }
         }
+        self.stats
+            .members_answering
+            .set(i64::try_from(answered.len()).unwrap_or(i64::MAX));
         *self.health.lock() = Some(answered);
         if newest_map > map.version() {
             self.refresh_map(map.version()).await;

@@ -139,7 +139,7 @@ impl Shared {
             }
             let now = Instant::now();
             if now >= deadline {
-                self.stats.gave_up.fetch_add(1, Ordering::Relaxed);
+                self.stats.gave_up.inc();
                 debug!(%shard, ?mode, last = ?last, "gave up looking for a replica");
                 return Err(match (mode, last) {
                     (Mode::EventualRead, Some((node, why))) => Error::Remote {
@@ -153,7 +153,7 @@ impl Shared {
                     },
                 });
             }
-            self.stats.backoffs.fetch_add(1, Ordering::Relaxed);
+            self.stats.backoffs.inc();
             tokio::time::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(BACKOFF_MAX);
         }
@@ -244,7 +244,7 @@ impl Shared {
                 }
                 Err(RpcFailure::MaybeDelivered(why)) => {
                     if mode == Mode::Write {
-                        self.stats.outcome_unknown.fetch_add(1, Ordering::Relaxed);
+                        self.stats.outcome_unknown.inc();
                         warn!(%shard, node = %target, %why, "write may have been delivered; outcome unknown");
                         return Pass::Done(Err(Error::OutcomeUnknown { shard }));
                     }

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ClientStats, Shared};
+use super::{ClientMetrics, Shared};
 use tierkv_wire::proto::Response;
 use tierkv_wire::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
 
@@ -103,7 +103,7 @@ struct Pipe {
     http: reqwest::Client,
     auth: HeaderValue,
     url: reqwest::Url,
-    stats: Arc<ClientStats>,
+    stats: Arc<ClientMetrics>,
 }
 
 impl Pipe {
@@ -139,8 +139,8 @@ impl Pipe {
     /// Sends one batch and answers each of its calls.
     async fn post(self: Arc<Self>, calls: Vec<Call>) {
         let bodies: Vec<Bytes> = calls.iter().map(|c| c.body.clone()).collect();
-        ClientStats::add(&self.stats.requests, 1);
-        ClientStats::add(&self.stats.operations, bodies.len() as u64);
+        self.stats.requests.inc();
+        self.stats.operations.inc_by(bodies.len() as u64);
         let mut waiting: Vec<_> = calls.into_iter().map(|c| Some(c.reply)).collect();
         let failure = match self.exchange(encode_requests(&bodies), &mut waiting).await {
             Ok(()) => {

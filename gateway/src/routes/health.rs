@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use tierkv_engine::metrics::{TEXT_CONTENT_TYPE, encode_text};
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -44,19 +46,16 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Health>,
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format 0.0.4.", body = String,
         content_type = "text/plain; version=0.0.4")))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let backend = state.backend();
-    let mut text = state
-        .inner
-        .metrics
-        .render(backend.shard_count(), backend.engine_metrics().as_ref());
-    backend.render_metrics(&mut text);
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = encode_text(&state.inner.registry).map_err(|e| ApiError::Internal {
+        cause: format!("encoding /metrics: {e}"),
+    })?;
     let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(TEXT_CONTENT_TYPE),
     );
-    res
+    Ok(res)
 }
 
 /// The OpenAPI document of this API.
