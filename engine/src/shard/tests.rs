@@ -623,7 +623,10 @@ async fn overwrites_of_one_key_trigger_flushes() {
 async fn a_node_registers_its_shards_figures_summed() {
     let env = Env::new();
     let s = env.open().await;
-    let other = env.open_at("wal-other").await;
+    // Another node's shard (its own store: the fixture leads shard `S` only).
+    let other_env = Env::new();
+    let other = other_env.open().await;
+    other.put("x", "1").await.expect("put");
     let mut registry = crate::metrics::Registry::default();
     registry.register_collector(Box::new(super::ShardFigures::new(
         [&s.shard, &other.shard].into_iter(),
