@@ -14,18 +14,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tierkv_engine::Error;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
-use tierkv_gateway::Backend;
+use tierkv_gateway::backend::{Backend, BackendError, NotReady};
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::ClusterSettings;
-use tierkv_wire::proto::{RemoteError, Request, Response};
-use tierkv_wire::shardmap;
+use tierkv_node::wire::proto::{RemoteError, Request, Response};
+use tierkv_node::wire::shardmap;
 
 /// Pause before trying an operation again that a shard refused while it looked serving.
 const RETRY_PAUSE: Duration = Duration::from_millis(5);
@@ -146,7 +145,7 @@ impl InProcess {
     /// Executes `req` on the node; a `NotLeader` answer (the shard's replica is still taking
     /// over) waits for the shard to serve and tries again, until `leader_wait` has passed.
     /// Nothing was applied for a `NotLeader`, so a write is safe to send again.
-    async fn execute(&self, shard: ShardId, req: Request) -> Result<Response, Error> {
+    async fn execute(&self, shard: ShardId, req: Request) -> Result<Response, BackendError> {
         let deadline = tokio::time::Instant::now() + self.leader_wait;
         loop {
             let resp = self.node.execute(req.clone()).await;
@@ -168,15 +167,21 @@ impl InProcess {
                 _ => false,
             };
             if !waited {
-                return Err(e.into_engine(self.node.id(), self.node.map().version()));
+                return Err(BackendError::Node {
+                    node: self.node.id(),
+                    error: e,
+                });
             }
         }
     }
 }
 
-/// The engine error for an answer of the wrong kind (a node bug).
-fn unexpected(what: &'static str) -> Error {
-    Error::Invariant { what }
+/// The error for an answer of the wrong kind (a node bug).
+fn unexpected(node: &Node, what: &'static str) -> BackendError {
+    BackendError::Protocol {
+        node: Some(node.id()),
+        what,
+    }
 }
 
 #[async_trait]
@@ -190,7 +195,7 @@ impl Backend for InProcess {
         shard: ShardId,
         key: Bytes,
         consistency: ReadConsistency,
-    ) -> Result<Option<Entry>, Error> {
+    ) -> Result<Option<Entry>, BackendError> {
         let req = Request::Get {
             shard,
             key,
@@ -198,7 +203,10 @@ impl Backend for InProcess {
         };
         match self.execute(shard, req).await? {
             Response::Got(e) => Ok(e),
-            _ => Err(unexpected("a get was not answered with an entry")),
+            _ => Err(unexpected(
+                &self.node,
+                "a get was not answered with an entry",
+            )),
         }
     }
 
@@ -206,10 +214,13 @@ impl Backend for InProcess {
         &self,
         shard: ShardId,
         batch: WriteBatch,
-    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), Error> {
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), BackendError> {
         match self.execute(shard, Request::Write { shard, batch }).await? {
             Response::Written { seq, prior } => Ok((seq, prior)),
-            _ => Err(unexpected("a write was not answered with a version")),
+            _ => Err(unexpected(
+                &self.node,
+                "a write was not answered with a version",
+            )),
         }
     }
 
@@ -220,7 +231,7 @@ impl Backend for InProcess {
         start_after: Option<Bytes>,
         limit: usize,
         consistency: ReadConsistency,
-    ) -> Result<ScanPage, Error> {
+    ) -> Result<ScanPage, BackendError> {
         let req = Request::Scan {
             shard,
             prefix,
@@ -230,28 +241,33 @@ impl Backend for InProcess {
         };
         match self.execute(shard, req).await? {
             Response::Scanned(page) => Ok(page),
-            _ => Err(unexpected("a scan was not answered with a page")),
+            _ => Err(unexpected(
+                &self.node,
+                "a scan was not answered with a page",
+            )),
         }
     }
 
-    async fn ready(&self) -> Result<(), String> {
-        let waiting: Vec<u32> = self
+    async fn ready(&self) -> Result<(), NotReady> {
+        let waiting: Vec<ShardId> = self
             .node
             .shards()
             .filter(|h| !h.holds_read_lease())
-            .map(|h| h.shard().id().0)
+            .map(|h| h.shard().id())
             .collect();
         if !waiting.is_empty() {
-            return Err(format!("shards {waiting:?} have no serving leader yet"));
+            return Err(NotReady::NoLeader { shards: waiting });
         }
         if self.node.wal_stats().poisoned {
-            return Err("the WAL is poisoned".into());
+            return Err(NotReady::WalPoisoned);
         }
         // A cheap call that proves object storage answers.
         self.store
             .list(tierkv_engine::paths::READY_PROBE_PREFIX, None)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| NotReady::ObjectStore {
+                cause: e.to_string(),
+            })
     }
 }

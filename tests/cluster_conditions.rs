@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cluster::{Cluster, Opts};
 use tierkv_engine::types::{Condition, Mutation, ShardId, WriteBatch};
-use tierkv_wire::proto::{self, RemoteError, Request, Response};
+use tierkv_node::wire::proto::{self, RemoteError, Request, Response};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_cas_waits_for_the_uncommitted_write_it_saw() {

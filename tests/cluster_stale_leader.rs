@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cluster::{Cluster, Opts};
 use tierkv_engine::types::{ReadConsistency, ShardId, WriteBatch};
-use tierkv_wire::proto::{Request, Response};
+use tierkv_node::wire::proto::{Request, Response};
 
 /// Writes `key` through the gateway until it is acknowledged (errors around a failover are
 /// expected), within `within`.

@@ -16,8 +16,10 @@ use crate::types::{Condition, Epoch, NodeId, SeqNo, ShardId};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What a caller should do about an error.
+///
+/// Deliberately not `#[non_exhaustive]`: callers (the gateway's error mapping) match it
+/// exhaustively, so a new kind fails to compile until it is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// The request is malformed or violates a limit; retrying it unchanged fails again.
     Invalid,
@@ -172,16 +174,6 @@ pub enum Error {
         /// The shard.
         shard: ShardId,
     },
-    /// An error reported by another node, with its class.
-    #[error("node {node}: {message}")]
-    Remote {
-        /// The node that reported it.
-        node: NodeId,
-        /// Its class (what the caller should do).
-        kind: ErrorKind,
-        /// Its message (for logs; never sent to API clients for 5xx).
-        message: String,
-    },
     /// An invariant did not hold; a bug.
     #[error("internal invariant violated: {what}")]
     Invariant {
@@ -229,7 +221,6 @@ impl Error {
             | Self::ObjectStore { .. }
             | Self::NotLeader { .. }
             | Self::OutcomeUnknown { .. } => ErrorKind::Unavailable,
-            Self::Remote { kind, .. } => *kind,
             Self::Fenced { .. } => ErrorKind::Fenced,
             Self::Closed => ErrorKind::Closed,
             Self::Corrupt { .. } | Self::UnsupportedVersion { .. } => ErrorKind::Data,

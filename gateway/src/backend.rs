@@ -1,13 +1,20 @@
-//! The storage seam ([`Backend`]).
+//! The storage seam ([`Backend`]) and its errors ([`BackendError`], [`NotReady`]).
 //!
 //! The gateway speaks to shards only through [`Backend`]: the cluster client
 //! ([`crate::cluster::ClusterBackend`]) implements it by RPC to the shards' leaders, and
-//! `tierkv serve` in process over its one-replica node (the binary's `local` module).
+//! `tierkv serve` in process over its one-replica node (the binary's `local` module). The
+//! seam speaks the wire contract ([`tierkv_wire::proto`]): the operations' data types and the
+//! errors a node reports for one operation ([`RemoteError`]), plus what can go wrong on the
+//! way to a node. [`crate::ApiError::from_backend`] is the one place these become HTTP
+//! answers.
+
+use std::fmt;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tierkv_engine::shard::ScanPage;
-use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::types::{Entry, NodeId, ReadConsistency, SeqNo, ShardId, WriteBatch};
+use tierkv_wire::proto::RemoteError;
 
 /// What the gateway needs from storage.
 #[async_trait]
@@ -20,14 +27,14 @@ pub trait Backend: Send + Sync + 'static {
         shard: ShardId,
         key: Bytes,
         consistency: ReadConsistency,
-    ) -> Result<Option<Entry>, tierkv_engine::Error>;
+    ) -> Result<Option<Entry>, BackendError>;
     /// Applies `batch` atomically in `shard`; returns its version and, when
     /// `batch.report_prior` is set, each op's prior live version (else empty).
     async fn write(
         &self,
         shard: ShardId,
         batch: WriteBatch,
-    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), tierkv_engine::Error>;
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), BackendError>;
     /// Live entries of `shard` under engine prefix `prefix`, after `start_after`, read at
     /// `consistency`.
     async fn scan(
@@ -37,7 +44,108 @@ pub trait Backend: Send + Sync + 'static {
         start_after: Option<Bytes>,
         limit: usize,
         consistency: ReadConsistency,
-    ) -> Result<ScanPage, tierkv_engine::Error>;
-    /// Ok when storage is open and object storage answers; else why not.
-    async fn ready(&self) -> Result<(), String>;
+    ) -> Result<ScanPage, BackendError>;
+    /// Ok when every shard can be served; else why not.
+    async fn ready(&self) -> Result<(), NotReady>;
+}
+
+/// Why the storage behind the gateway did not carry out an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The node that served the operation answered it with an error.
+    #[error("node {node}: {error}")]
+    Node {
+        /// The node.
+        node: NodeId,
+        /// Its answer.
+        error: RemoteError,
+    },
+    /// No replica of the shard acted as its leader within the wait (a failover or an
+    /// election in progress); nothing was applied.
+    #[error("shard {shard}: no leader found in time")]
+    NoLeader {
+        /// The shard.
+        shard: ShardId,
+    },
+    /// No replica of the shard could be reached for a read within the wait.
+    #[error("shard {shard}: no replica answered (last: {last})")]
+    Unreachable {
+        /// The shard.
+        shard: ShardId,
+        /// The last failure seen.
+        last: String,
+    },
+    /// A write was sent but no answer came back: it may or may not have been applied.
+    #[error("shard {shard}: the write may have been applied; no answer came back")]
+    OutcomeUnknown {
+        /// The shard.
+        shard: ShardId,
+    },
+    /// A node refused the request itself (HTTP 401: the cluster secret differs).
+    #[error("node {node} refused the request (HTTP {status})")]
+    Refused {
+        /// The node.
+        node: NodeId,
+        /// The HTTP status it answered.
+        status: u16,
+    },
+    /// A node's answer does not match the request, or a shard is outside the shard map: a
+    /// bug on one side.
+    #[error("protocol error with node {node:?}: {what}")]
+    Protocol {
+        /// The node, when one answered.
+        node: Option<NodeId>,
+        /// What did not match.
+        what: &'static str,
+    },
+}
+
+/// Why a backend is not ready to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// The first poll of the nodes has not completed yet.
+    NotPolledYet,
+    /// A shard has fewer replicas answering than a majority.
+    NoQuorum {
+        /// The shard.
+        shard: ShardId,
+        /// Replicas that answered the last poll.
+        answered: usize,
+        /// Replicas the shard has.
+        replicas: usize,
+    },
+    /// These shards have no serving leader yet.
+    NoLeader {
+        /// The shards.
+        shards: Vec<ShardId>,
+    },
+    /// The write-ahead log failed; the node must restart.
+    WalPoisoned,
+    /// Object storage does not answer.
+    ObjectStore {
+        /// The store's error.
+        cause: String,
+    },
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPolledYet => write!(f, "no status poll of the nodes has completed yet"),
+            Self::NoQuorum {
+                shard,
+                answered,
+                replicas,
+            } => write!(
+                f,
+                "shard {shard}: {answered} of {replicas} replicas answered the last status poll"
+            ),
+            Self::NoLeader { shards } => {
+                let list: Vec<String> = shards.iter().map(ToString::to_string).collect();
+                write!(f, "no serving leader yet for shards {}", list.join(", "))
+            }
+            Self::WalPoisoned => write!(f, "the write-ahead log failed; restart the node"),
+            Self::ObjectStore { cause } => write!(f, "object storage does not answer: {cause}"),
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! [`ApiError`]: every way a request can fail, its HTTP status and stable code, and the one
-//! place where engine errors become API errors ([`ApiError::from_engine`]).
+//! place where storage errors become API errors ([`ApiError::from_backend`]).
 //!
 //! Rendering: [`ApiError`] becomes a problem+json response that carries a [`ProblemInfo`]
 //! extension; the error middleware (`layers::finish_errors`) fills in `instance`, sets
@@ -10,6 +10,9 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tierkv_engine::error::{ErrorKind, InvalidReason};
+use tierkv_wire::proto::RemoteError;
+
+use crate::backend::BackendError;
 
 use crate::problem::{ErrorCode, PROBLEM_JSON, PROBLEM_TYPE_BASE, Problem};
 
@@ -301,15 +304,27 @@ impl ApiError {
         }
     }
 
-    /// THE mapping from engine errors to API errors. Every variant is listed; the final arm
-    /// only exists because the engine's enums are `#[non_exhaustive]` (a variant added later
-    /// is an internal error until it is classified here).
+    /// THE mapping from storage errors to API errors: every variant, down to the wire
+    /// contract's error kinds, is listed (a variant added later fails to compile here until
+    /// it is classified).
     #[must_use]
-    pub fn from_engine(e: tierkv_engine::Error) -> Self {
-        use tierkv_engine::Error as E;
+    pub fn from_backend(e: BackendError) -> Self {
         let cause = e.to_string();
         match e {
-            E::Invalid { reason } => match reason {
+            BackendError::Node { error, .. } => Self::from_remote(error, cause),
+            BackendError::NoLeader { .. } => Self::NotLeader { cause },
+            BackendError::Unreachable { .. } => Self::StorageUnavailable { cause },
+            BackendError::OutcomeUnknown { .. } => Self::OutcomeUnknown { cause },
+            BackendError::Refused { .. } | BackendError::Protocol { .. } => {
+                Self::Internal { cause }
+            }
+        }
+    }
+
+    /// A node's answer `e` (`cause`: its text with the node, for logs).
+    fn from_remote(e: RemoteError, cause: String) -> Self {
+        match e {
+            RemoteError::Invalid { reason } => match reason {
                 InvalidReason::KeyEmpty => Self::KeyEmpty,
                 InvalidReason::KeyTooLong => Self::KeyTooLong {
                     len: 0,
@@ -321,14 +336,15 @@ impl ApiError {
                 | InvalidReason::DuplicateKey
                 | InvalidReason::ZeroLimit => Self::InvalidRequest { detail: cause },
             },
-            E::ConditionFailed { .. } => Self::PreconditionFailed {
+            RemoteError::ConditionFailed { .. } => Self::PreconditionFailed {
                 detail: "the key's current version does not satisfy the condition",
             },
-            E::Backpressure { .. } => Self::Backpressure { cause },
-            E::WalPoisoned { .. } | E::ObjectStore { .. } => Self::StorageUnavailable { cause },
-            E::Fenced { .. } | E::NotLeader { .. } => Self::NotLeader { cause },
-            E::OutcomeUnknown { .. } => Self::OutcomeUnknown { cause },
-            E::Remote { kind, .. } => match kind {
+            RemoteError::Backpressure { .. } => Self::Backpressure { cause },
+            RemoteError::NotLeader { .. } => Self::NotLeader { cause },
+            RemoteError::OutcomeUnknown { .. } => Self::OutcomeUnknown { cause },
+            RemoteError::Closed => Self::ShuttingDown,
+            RemoteError::NotHosted { .. } => Self::StorageUnavailable { cause },
+            RemoteError::Other { kind, .. } => match kind {
                 ErrorKind::Invalid => Self::InvalidRequest { detail: cause },
                 ErrorKind::Conflict => Self::PreconditionFailed {
                     detail: "the key's current version does not satisfy the condition",
@@ -338,20 +354,14 @@ impl ApiError {
                 ErrorKind::Closed => Self::ShuttingDown,
                 ErrorKind::Data => Self::DataCorruption { cause },
                 ErrorKind::Internal => Self::Internal { cause },
-                _ => Self::Internal { cause },
             },
-            E::Closed => Self::ShuttingDown,
-            E::Corrupt { .. } | E::UnsupportedVersion { .. } => Self::DataCorruption { cause },
-            E::Io { .. } | E::DirLocked { .. } | E::Config { .. } | E::Invariant { .. } => {
-                Self::Internal { cause }
-            }
         }
     }
 }
 
-impl From<tierkv_engine::Error> for ApiError {
-    fn from(e: tierkv_engine::Error) -> Self {
-        Self::from_engine(e)
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        Self::from_backend(e)
     }
 }
 
@@ -377,6 +387,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tierkv_engine::types::{NodeId, ShardId};
 
     #[test]
     fn five_hundreds_hide_their_cause() {
@@ -388,14 +399,28 @@ mod tests {
     }
 
     #[test]
-    fn engine_errors_map_to_codes() {
-        let e = ApiError::from_engine(tierkv_engine::Error::Closed);
+    fn storage_errors_map_to_codes() {
+        let node = |error| BackendError::Node {
+            node: NodeId(2),
+            error,
+        };
+        let e = ApiError::from_backend(node(RemoteError::Closed));
         assert_eq!(e.code(), ErrorCode::ShuttingDown);
-        let e = ApiError::from_engine(tierkv_engine::Error::WalPoisoned { op: "fdatasync" });
+        // A node's WAL failure travels as its class (`unavailable`) and message.
+        let wal = RemoteError::from_engine(&tierkv_engine::Error::WalPoisoned { op: "fdatasync" });
+        let e = ApiError::from_backend(node(wal));
         assert_eq!(
             (e.status().as_u16(), e.code()),
             (503, ErrorCode::StorageUnavailable)
         );
         assert!(e.retry_after());
+        let e = ApiError::from_backend(BackendError::NoLeader { shard: ShardId(3) });
+        assert_eq!((e.code(), e.retry_after()), (ErrorCode::NotLeader, true));
+        let e = ApiError::from_backend(BackendError::Refused {
+            node: NodeId(1),
+            status: 401,
+        });
+        assert_eq!(e.status().as_u16(), 500);
+        assert!(!e.problem().detail.contains("401"), "{:?}", e.problem());
     }
 }

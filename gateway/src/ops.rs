@@ -15,6 +15,9 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use tierkv_engine::types::{Condition, Entry, Mutation, SeqNo, WriteBatch, WriteOp};
 
+use tierkv_wire::proto::RemoteError;
+
+use crate::backend::BackendError;
 use crate::error::ApiError;
 use crate::extract::IfMatch;
 use crate::idempotency::{Idem, Replay};
@@ -55,6 +58,17 @@ impl UserCondition {
             Self::IfMatch(m) => format!("IfMatch({})", m.legacy_fingerprint_text()),
             Self::IfNoneMatchAny => "IfNoneMatchAny".to_owned(),
         }
+    }
+}
+
+/// The key whose condition failed, when `e` is a failed condition.
+fn condition_failed(e: &BackendError) -> Option<&Bytes> {
+    match e {
+        BackendError::Node {
+            error: RemoteError::ConditionFailed { key, .. },
+            ..
+        } => Some(key),
+        _ => None,
     }
 }
 
@@ -202,7 +216,7 @@ pub(crate) async fn put(
                 version: seq.0,
                 expires_at: req.expires_at,
             }),
-            Err(tierkv_engine::Error::ConditionFailed { .. }) => Err(PRECONDITION),
+            Err(e) if condition_failed(&e).is_some() => Err(PRECONDITION),
             Err(e) => Err(e.into()),
         };
     };
@@ -239,8 +253,8 @@ pub(crate) async fn put(
                     expires_at: req.expires_at,
                 });
             }
-            Err(tierkv_engine::Error::ConditionFailed { key, .. }) => {
-                if let Some(idem) = idem.filter(|i| i.record_key == key) {
+            Err(ref e) if let Some(key) = condition_failed(e) => {
+                if let Some(idem) = idem.filter(|i| i.record_key == *key) {
                     // A twin with the same idempotency key wrote first: replay its outcome.
                     return await_replay(state, idem, shard).await;
                 }
@@ -292,8 +306,8 @@ pub(crate) async fn delete(
             version: seq.0,
             expires_at: None,
         }),
-        Err(tierkv_engine::Error::ConditionFailed { key, .. }) => match idem {
-            Some(idem) if idem.record_key == key => await_replay(state, idem, shard).await,
+        Err(ref e) if let Some(key) = condition_failed(e) => match idem {
+            Some(idem) if idem.record_key == *key => await_replay(state, idem, shard).await,
             _ => precondition_or_replay(state, idem, shard, PRECONDITION).await,
         },
         Err(e) => Err(e.into()),

@@ -21,6 +21,10 @@
 //!   WAL's and the shards'.
 #![warn(missing_docs)]
 
+/// The wire contract this crate's public API speaks ([`node::Node::execute`] takes and
+/// answers its operations).
+pub use tierkv_wire as wire;
+
 pub mod driver;
 pub mod identity;
 mod metrics;

@@ -22,6 +22,7 @@ use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
+use tierkv_gateway::backend::{BackendError, NotReady};
 use tierkv_gateway::{AppState, Backend, GatewayOptions, Problem, app};
 use tierkv_node::node::{Node, NodeComponents};
 use tierkv_node::settings::ClusterSettings;
@@ -48,7 +49,7 @@ impl Backend for TestBackend {
         shard: ShardId,
         key: Bytes,
         level: ReadConsistency,
-    ) -> Result<Option<Entry>, tierkv_engine::Error> {
+    ) -> Result<Option<Entry>, BackendError> {
         if key.ends_with(b"gated") {
             self.entered.fetch_add(1, Ordering::SeqCst);
             let _permit = self.release.acquire().await;
@@ -60,7 +61,7 @@ impl Backend for TestBackend {
         &self,
         shard: ShardId,
         batch: WriteBatch,
-    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), tierkv_engine::Error> {
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), BackendError> {
         self.inner.write(shard, batch).await
     }
     async fn scan(
@@ -70,12 +71,12 @@ impl Backend for TestBackend {
         start_after: Option<Bytes>,
         limit: usize,
         level: ReadConsistency,
-    ) -> Result<ScanPage, tierkv_engine::Error> {
+    ) -> Result<ScanPage, BackendError> {
         self.inner
             .scan(shard, prefix, start_after, limit, level)
             .await
     }
-    async fn ready(&self) -> Result<(), String> {
+    async fn ready(&self) -> Result<(), NotReady> {
         self.inner.ready().await
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tierkv_engine::routing::shard_for;
 use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId};
-use tierkv_wire::proto::{self, Request, Response};
+use tierkv_node::wire::proto::{self, Request, Response};
 
 /// Settings of a test cluster.
 #[derive(Debug, Clone)]

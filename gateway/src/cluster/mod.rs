@@ -73,14 +73,13 @@ use tierkv_engine::replica::NodeId;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
-use tierkv_engine::{Error, ErrorKind};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
 
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
 use self::stats::{ClientMetrics, Retry};
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError, NotReady};
 use tierkv_wire::proto::{Request, Response};
 use tierkv_wire::shardmap::{ShardMap, ShardMapError};
 
@@ -298,14 +297,13 @@ impl Shared {
 }
 
 /// The error for an answer of the wrong kind (a protocol bug on one side).
-fn unexpected(shard: ShardId, mode: Mode, node: NodeId, resp: &Response) -> Error {
+fn unexpected(shard: ShardId, mode: Mode, node: NodeId, resp: &Response) -> BackendError {
     warn!(%shard, %node, answer = ?resp, "answer does not match the request");
     match mode {
-        Mode::Write => Error::OutcomeUnknown { shard },
-        Mode::StrongRead | Mode::EventualRead => Error::Remote {
-            node,
-            kind: ErrorKind::Internal,
-            message: "the node's answer does not match the request".to_owned(),
+        Mode::Write => BackendError::OutcomeUnknown { shard },
+        Mode::StrongRead | Mode::EventualRead => BackendError::Protocol {
+            node: Some(node),
+            what: "the node's answer does not match the request",
         },
     }
 }
@@ -321,7 +319,7 @@ impl Backend for ClusterBackend {
         shard: ShardId,
         key: Bytes,
         consistency: ReadConsistency,
-    ) -> Result<Option<Entry>, Error> {
+    ) -> Result<Option<Entry>, BackendError> {
         let mode = Mode::read(consistency);
         let req = Request::Get {
             shard,
@@ -338,7 +336,7 @@ impl Backend for ClusterBackend {
         &self,
         shard: ShardId,
         batch: WriteBatch,
-    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), Error> {
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), BackendError> {
         let req = Request::Write { shard, batch };
         match self.shared.route(shard, Mode::Write, &req).await? {
             (_, Response::Written { seq, prior }) => Ok((seq, prior)),
@@ -353,7 +351,7 @@ impl Backend for ClusterBackend {
         start_after: Option<Bytes>,
         limit: usize,
         consistency: ReadConsistency,
-    ) -> Result<ScanPage, Error> {
+    ) -> Result<ScanPage, BackendError> {
         let mode = Mode::read(consistency);
         let req = Request::Scan {
             shard,
@@ -370,20 +368,21 @@ impl Backend for ClusterBackend {
 
     /// Ok once a status poll has completed and, for every shard, a majority of its
     /// replicas answered the last one.
-    async fn ready(&self) -> Result<(), String> {
+    async fn ready(&self) -> Result<(), NotReady> {
         let map = self.shared.map();
         let health = self.shared.health.lock();
         let Some(answered) = health.as_ref() else {
-            return Err("no status poll of the nodes has completed yet".to_owned());
+            return Err(NotReady::NotPolledYet);
         };
         for s in 0..map.shards() {
             let replicas = map.replicas(ShardId(s));
             let up = replicas.iter().filter(|n| answered.contains(n)).count();
             if up * 2 <= replicas.len() {
-                return Err(format!(
-                    "shard {s}: {up} of {} replicas answered the last status poll",
-                    replicas.len()
-                ));
+                return Err(NotReady::NoQuorum {
+                    shard: ShardId(s),
+                    answered: up,
+                    replicas: replicas.len(),
+                });
             }
         }
         Ok(())

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
+use tierkv_engine::ErrorKind;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::types::{ReadConsistency, ShardId};
-use tierkv_engine::{Error, ErrorKind};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::rpc::RpcFailure;
 use super::{Retry, Shared};
+use crate::backend::BackendError;
 use tierkv_wire::proto::{self, RemoteError, Request, Response};
 use tierkv_wire::shardmap::ShardMap;
 
@@ -45,7 +46,7 @@ impl Mode {
 /// Result of one pass over a shard's replicas.
 enum Pass {
     /// An answer or a final error.
-    Done(Result<(NodeId, Response), Error>),
+    Done(Result<(NodeId, Response), BackendError>),
     /// A newer shard map was adopted: start over with it.
     MapChanged,
     /// Every candidate failed in a way worth retrying.
@@ -119,7 +120,7 @@ impl Shared {
         shard: ShardId,
         mode: Mode,
         req: &Request,
-    ) -> Result<(NodeId, Response), Error> {
+    ) -> Result<(NodeId, Response), BackendError> {
         let body = proto::encode_request(req);
         let deadline = Instant::now() + self.opts.leader_wait;
         let mut delay = BACKOFF_START;
@@ -128,7 +129,8 @@ impl Shared {
             let map = self.map();
             let order = self.order(&map, shard, mode);
             if order.is_empty() {
-                return Err(Error::Invariant {
+                return Err(BackendError::Protocol {
+                    node: None,
                     what: "a routed shard is outside the shard map",
                 });
             }
@@ -142,15 +144,11 @@ impl Shared {
                 self.stats.gave_up.inc();
                 debug!(%shard, ?mode, last = ?last, "gave up looking for a replica");
                 return Err(match (mode, last) {
-                    (Mode::EventualRead, Some((node, why))) => Error::Remote {
-                        node,
-                        kind: ErrorKind::Unavailable,
-                        message: format!("no replica of shard {shard} answered; last: {why}"),
-                    },
-                    _ => Error::NotLeader {
+                    (Mode::EventualRead, Some((node, why))) => BackendError::Unreachable {
                         shard,
-                        leader: None,
+                        last: format!("node {node}: {why}"),
                     },
+                    _ => BackendError::NoLeader { shard },
                 });
             }
             self.stats.backoffs.inc();
@@ -214,7 +212,12 @@ impl Shared {
                         e if mode != Mode::Write && read_may_retry(&e) => {
                             self.stats.retry(Retry::ReadFailed);
                         }
-                        e => return Pass::Done(Err(e.into_engine(target, map.version()))),
+                        error => {
+                            return Pass::Done(Err(BackendError::Node {
+                                node: target,
+                                error,
+                            }));
+                        }
                     }
                 }
                 Ok(resp) => {
@@ -236,17 +239,16 @@ impl Shared {
                         format!("the node rejected the request (HTTP {status})")
                     };
                     warn!(%shard, node = %target, %message, "request rejected");
-                    return Pass::Done(Err(Error::Remote {
+                    return Pass::Done(Err(BackendError::Refused {
                         node: target,
-                        kind: ErrorKind::Internal,
-                        message,
+                        status: status.as_u16(),
                     }));
                 }
                 Err(RpcFailure::MaybeDelivered(why)) => {
                     if mode == Mode::Write {
                         self.stats.outcome_unknown.inc();
                         warn!(%shard, node = %target, %why, "write may have been delivered; outcome unknown");
-                        return Pass::Done(Err(Error::OutcomeUnknown { shard }));
+                        return Pass::Done(Err(BackendError::OutcomeUnknown { shard }));
                     }
                     debug!(%shard, node = %target, %why, "read failed; trying another replica");
                     self.stats.retry(Retry::ReadFailed);

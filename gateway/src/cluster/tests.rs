@@ -5,6 +5,7 @@ use tokio::time::Instant;
 
 use super::route::read_may_retry;
 use super::*;
+use tierkv_engine::ErrorKind;
 use tierkv_wire::proto::RemoteError;
 use tierkv_wire::shardmap;
 

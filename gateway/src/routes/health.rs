@@ -36,7 +36,9 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Health>,
         .backend()
         .ready()
         .await
-        .map_err(|cause| ApiError::StorageUnavailable { cause })?;
+        .map_err(|why| ApiError::StorageUnavailable {
+            cause: why.to_string(),
+        })?;
     Ok(Json(Health {
         status: "ready".into(),
     }))
