@@ -25,7 +25,7 @@
 //!   of a node's shard figures.
 //! - [`options`]: engine settings with their defaults.
 //! - [`replica`]: replication and leases as a pure state machine, with its deterministic simulator.
-//! - [`testing`]: fault-injecting object store for tests.
+//! - `testing` (with the `testing` feature, for tests): a fault-injecting object store.
 #![warn(missing_docs)]
 
 pub mod block_cache;
@@ -44,6 +44,7 @@ pub mod routing;
 pub mod segment;
 pub mod shard;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
 pub mod wal;

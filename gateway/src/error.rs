@@ -162,7 +162,7 @@ pub enum ApiError {
 
 /// Attached to every error response: the code and the full (internal) message for the log.
 #[derive(Debug, Clone)]
-pub struct ProblemInfo {
+pub(crate) struct ProblemInfo {
     /// The problem as sent (without `instance`).
     pub problem: Arc<Problem>,
     /// The full error, including internal details.

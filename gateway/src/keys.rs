@@ -33,19 +33,16 @@ const B64_LENIENT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// What a base64 parameter must look like (for the OpenAPI contract).
-pub const BASE64_PATTERN: &str = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$";
-
 /// Namespace byte of user data.
-pub const DATA_NS: u8 = 0x01;
+pub(crate) const DATA_NS: u8 = 0x01;
 /// Namespace byte of internal records.
-pub const INTERNAL_NS: u8 = 0x00;
+pub(crate) const INTERNAL_NS: u8 = 0x00;
 /// Prefix of idempotency records (after [`INTERNAL_NS`]).
-pub const IDEM_PREFIX: &[u8] = b"idem/";
+pub(crate) const IDEM_PREFIX: &[u8] = b"idem/";
 
 /// Engine key of user key `user`.
 #[must_use]
-pub fn data_key(user: &[u8]) -> Bytes {
+pub(crate) fn data_key(user: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(user.len() + 1);
     b.put_u8(DATA_NS);
     b.put_slice(user);
@@ -54,7 +51,7 @@ pub fn data_key(user: &[u8]) -> Bytes {
 
 /// Engine key of the idempotency record of `idem`.
 #[must_use]
-pub fn idem_record_key(idem: &[u8]) -> Bytes {
+pub(crate) fn idem_record_key(idem: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(idem.len() + 1 + IDEM_PREFIX.len());
     b.put_u8(INTERNAL_NS);
     b.put_slice(IDEM_PREFIX);
@@ -64,12 +61,12 @@ pub fn idem_record_key(idem: &[u8]) -> Bytes {
 
 /// The user key of a data engine key, if it is one.
 #[must_use]
-pub fn user_key(engine_key: &Bytes) -> Option<Bytes> {
+pub(crate) fn user_key(engine_key: &Bytes) -> Option<Bytes> {
     (engine_key.first() == Some(&DATA_NS)).then(|| engine_key.slice(1..))
 }
 
 /// Checks a user key against the data model (1..=1024 bytes).
-pub fn validate_user_key(key: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn validate_user_key(key: &[u8]) -> Result<(), ApiError> {
     if key.is_empty() {
         return Err(ApiError::KeyEmpty);
     }
@@ -108,17 +105,11 @@ impl Encoding {
 
 /// Writes `bytes` as a JSON string: UTF-8 when possible, else base64.
 #[must_use]
-pub fn encode(bytes: &[u8]) -> (String, Encoding) {
+pub(crate) fn encode(bytes: &[u8]) -> (String, Encoding) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_owned(), Encoding::Utf8),
         Err(_) => (B64.encode(bytes), Encoding::Base64),
     }
-}
-
-/// Writes `bytes` in base64.
-#[must_use]
-pub fn encode_base64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
 }
 
 #[cfg(test)]

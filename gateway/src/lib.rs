@@ -66,16 +66,16 @@
 
 pub mod backend;
 pub mod cluster;
-pub mod error;
+mod error;
 mod extract;
 mod idempotency;
-pub mod keys;
+mod keys;
 mod layers;
 mod metrics;
 mod openapi;
 mod ops;
-pub mod options;
-pub mod problem;
+mod options;
+mod problem;
 mod routes;
 mod state;
 

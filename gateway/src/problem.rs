@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Prefix of the `type` URI of every problem; the code follows it.
-pub const PROBLEM_TYPE_BASE: &str = "https://tierkv.dev/errors/";
+pub(crate) const PROBLEM_TYPE_BASE: &str = "https://tierkv.dev/errors/";
 
 /// Stable, machine-readable error codes. New codes may be added; existing ones never change
 /// meaning.

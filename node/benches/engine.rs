@@ -17,7 +17,7 @@ use tierkv_engine::options::EngineOptions;
 use tierkv_engine::store::{ObjStore, StoreOptions};
 use tierkv_engine::types::{ReadConsistency, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
-use tierkv_node::driver::ShardHandle;
+use tierkv_node::ShardHandle;
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::ClusterSettings;
 

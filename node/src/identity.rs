@@ -27,7 +27,7 @@ use tierkv_engine::store::{CreateOutcome, ObjStore};
 use crate::rejoin::Floors;
 
 /// Name of the identity file in a node's data directory.
-pub const ID_FILE: &str = "NODE_ID";
+pub(crate) const ID_FILE: &str = "NODE_ID";
 
 /// Why a data directory cannot be used as this node's.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ fn registration_key(me: NodeId) -> String {
 /// directory of an id that was registered before (a replaced disk), first writes the
 /// rejoin floors of the cluster's `shards` shards ([`crate::rejoin`]). Returns the floors
 /// the directory holds (empty unless its node ever rejoined).
-pub async fn claim(
+pub(crate) async fn claim(
     dir: &Path,
     wal_dir: &Path,
     me: NodeId,

@@ -25,11 +25,15 @@
 /// answers its operations).
 pub use tierkv_wire as wire;
 
-pub mod driver;
-pub mod identity;
+mod driver;
+mod identity;
 mod metrics;
 pub mod node;
-pub mod rejoin;
+mod rejoin;
 pub mod server;
 pub mod settings;
-pub mod transport;
+mod transport;
+
+pub use driver::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
+pub use identity::IdentityError;
+pub use transport::TransportMetrics;

@@ -32,15 +32,15 @@ use tierkv_engine::types::{Epoch, ShardId};
 use crate::identity::{IdentityError, io, write_durably};
 
 /// Name of the file in a node's data directory.
-pub const REJOIN_FILE: &str = "REJOIN";
+pub(crate) const REJOIN_FILE: &str = "REJOIN";
 const HEADER: &str = "tierkv rejoin 1";
 
 /// Rejoin floor per shard.
-pub type Floors = BTreeMap<ShardId, Epoch>;
+pub(crate) type Floors = BTreeMap<ShardId, Epoch>;
 
 /// The newest claimed epoch of each of `shards` shards that has one (the listings run
 /// concurrently: one per shard).
-pub async fn floors(store: &ObjStore, shards: u32) -> Result<Floors, tierkv_engine::Error> {
+pub(crate) async fn floors(store: &ObjStore, shards: u32) -> Result<Floors, tierkv_engine::Error> {
     let newest = futures::future::try_join_all((0..shards).map(|s| async move {
         let shard = ShardId(s);
         let e = ManifestStore::new(store.clone(), shard)
@@ -53,7 +53,7 @@ pub async fn floors(store: &ObjStore, shards: u32) -> Result<Floors, tierkv_engi
 }
 
 /// Writes `floors` durably as `dir`'s `REJOIN` file (replacing an older one). Blocking I/O.
-pub fn write(dir: &Path, floors: &Floors) -> Result<(), IdentityError> {
+pub(crate) fn write(dir: &Path, floors: &Floors) -> Result<(), IdentityError> {
     let mut text = format!("{HEADER}\n");
     for (shard, epoch) in floors {
         text.push_str(&format!("{} {}\n", shard.0, epoch.0));
@@ -62,7 +62,7 @@ pub fn write(dir: &Path, floors: &Floors) -> Result<(), IdentityError> {
 }
 
 /// The floors of `dir`'s `REJOIN` file; empty if there is none. Blocking I/O.
-pub fn read(dir: &Path) -> Result<Floors, IdentityError> {
+pub(crate) fn read(dir: &Path) -> Result<Floors, IdentityError> {
     let path = dir.join(REJOIN_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,

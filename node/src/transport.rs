@@ -43,9 +43,9 @@ use tokio_util::sync::CancellationToken;
 use tierkv_wire::frame;
 
 /// Path of the replication endpoint.
-pub use tierkv_wire::paths::REPLICA as REPLICA_PATH;
+pub(crate) use tierkv_wire::paths::REPLICA as REPLICA_PATH;
 /// Most messages in one chunk of a stream.
-pub const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 /// Chunks buffered for a stream that its peer has not read yet; more are dropped.
 const STREAM_CHUNKS: usize = 256;
 /// Messages queued per peer before new ones are dropped.

@@ -21,7 +21,7 @@ use tierkv_engine::types::{
     Condition, EntryKind, Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch,
 };
 use tierkv_engine::wal::WalSettings;
-use tierkv_node::driver::ShardHandle;
+use tierkv_node::ShardHandle;
 use tierkv_node::node::Node;
 
 use common::OneReplica;

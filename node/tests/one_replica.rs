@@ -13,7 +13,7 @@ use tierkv_engine::error::{Error, ErrorKind};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Condition, EntryKind, Mutation, ReadConsistency, ShardId, WriteBatch};
 use tierkv_engine::wal::WalFaults;
-use tierkv_node::driver::ShardHandle;
+use tierkv_node::ShardHandle;
 
 use common::{OneReplica, shard};
 

@@ -13,7 +13,7 @@ use tierkv_engine::options::EngineOptions;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::ShardId;
 use tierkv_engine::wal::{WalFaults, WalSettings};
-use tierkv_node::driver::ShardHandle;
+use tierkv_node::ShardHandle;
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::ClusterSettings;
 
