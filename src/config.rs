@@ -19,10 +19,11 @@
 //! sync = "always"                    # or { interval = "5ms" }
 //!
 //! [engine]
-//! memtable_bytes = 67108864
+//! write_buffer_bytes = 268435456     # the node's memtables (all shards); past it the largest flush
+//! max_unflushed_bytes = 536870912    # past it, writes get 503 backpressure
 //!
 //! [cache]
-//! memory_bytes = 67108864
+//! memory_bytes = 268435456           # block cache memory, segment indexes and bloom filters included
 //! disk_bytes = 1073741824            # disk tier under <data_dir>/cache; 0 disables it
 //!
 //! [gateway]
@@ -39,7 +40,7 @@
 //! lease_duration = "2s"
 //! ```
 //!
-//! Environment example: `TIERKV_LISTEN=0.0.0.0:8080 TIERKV_ENGINE__MEMTABLE_BYTES=8388608`.
+//! Environment example: `TIERKV_LISTEN=0.0.0.0:8080 TIERKV_ENGINE__WRITE_BUFFER_BYTES=134217728`.
 //! Only variables whose first segment names a top-level field are read.
 
 use std::net::SocketAddr;
@@ -139,7 +140,9 @@ impl Default for StoreSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct CacheSection {
-    /// Memory tier. Default: 64 MiB.
+    /// The block cache's memory: its memory tier, plus the indexes and bloom filters of the
+    /// segments the node has open, which are held in memory and reserved from it (a cold
+    /// read then costs at most one object-store GET; note 0007). Default: 256 MiB.
     pub(crate) memory_bytes: usize,
     /// Disk tier under `<data_dir>/cache`; 0 disables it. Default: 1 GiB.
     pub(crate) disk_bytes: u64,
@@ -148,7 +151,7 @@ pub(crate) struct CacheSection {
 impl Default for CacheSection {
     fn default() -> Self {
         Self {
-            memory_bytes: 64 << 20,
+            memory_bytes: 256 << 20,
             disk_bytes: 1 << 30,
         }
     }
@@ -233,6 +236,13 @@ impl Config {
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides));
+        anyhow::ensure!(
+            fig.find_value("engine.memtable_bytes").is_err(),
+            "invalid configuration: engine.memtable_bytes (a per-shard memtable size) is gone: \
+             set the node's memory for memtables with engine.write_buffer_bytes \
+             (TIERKV_ENGINE__WRITE_BUFFER_BYTES); each shard's memtable is frozen at \
+             2 × write_buffer_bytes / shards hosted (design note 0007)"
+        );
         anyhow::ensure!(
             fig.find_value("cluster.client").is_err(),
             "invalid configuration: the gateway's cluster client settings moved from \
@@ -401,7 +411,7 @@ mod tests {
         let file = dir.path().join("tierkv.toml");
         std::fs::write(
             &file,
-            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nmemtable_bytes = 1048576\n",
+            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nwrite_buffer_bytes = 1048576\n",
         )
         .expect("write");
         let o = Overrides {
@@ -410,7 +420,7 @@ mod tests {
         };
         std::fs::write(
             &file,
-            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nmemtable_bytes = 1048576\n[wal]\nsync = \"always\"\n",
+            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nwrite_buffer_bytes = 1048576\n[wal]\nsync = \"always\"\n",
         )
         .expect("write");
         assert_eq!(
@@ -424,12 +434,12 @@ mod tests {
         );
         std::fs::write(
             &file,
-            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nmemtable_bytes = 1048576\n",
+            "shards = 8\nlisten = \"127.0.0.1:9000\"\n[engine]\nwrite_buffer_bytes = 1048576\n",
         )
         .expect("write");
         let cfg = Config::load(Some(&file), &o).expect("load");
         assert_eq!(cfg.shards, 8);
-        assert_eq!(cfg.engine.memtable_bytes, 1 << 20);
+        assert_eq!(cfg.engine.write_buffer_bytes, 1 << 20);
         assert_eq!(cfg.listen.port(), 9999);
         assert!(cfg.store_options().url.ends_with("data/objects"));
     }
@@ -500,6 +510,24 @@ mod tests {
         assert!(printed.contains("<redacted>"));
     }
 
+    /// The per-shard memtable size is gone; its setting is refused with the node-wide one
+    /// named (design note 0007).
+    #[test]
+    fn the_per_shard_memtable_size_is_refused_naming_the_node_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old.toml");
+        std::fs::write(&file, "[engine]\nmemtable_bytes = 1048576\n").expect("write");
+        let e = Config::load(Some(&file), &Overrides::default()).expect_err("refused");
+        assert!(e.to_string().contains("engine.write_buffer_bytes"), "{e}");
+        std::fs::write(
+            &file,
+            "[engine]\nwrite_buffer_bytes = 1048576\nmax_unflushed_bytes = 1048576\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&file), &Overrides::default()).expect("new setting");
+        assert_eq!(cfg.engine.memtable_bytes(4), 512 << 10);
+    }
+
     #[test]
     fn the_old_place_of_the_client_settings_is_named_in_the_error() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -518,7 +546,7 @@ mod tests {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "shardz = 8\n").expect("write");
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
-        std::fs::write(&file, "[engine]\nmemtable_bytes = 10\n").expect("write");
+        std::fs::write(&file, "[engine]\nwrite_buffer_bytes = 10\n").expect("write");
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
         assert!(
             Config::load(

@@ -50,6 +50,7 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -58,7 +59,7 @@ use foyer::{
     HybridCachePolicy, PsyncIoEngineConfig, RecoverMode,
 };
 use serde::{Deserialize, Serialize};
-use tierkv_engine::block_cache::{BlockCache, BlockKey, CacheCounters, CacheStats};
+use tierkv_engine::block_cache::{BlockCache, BlockKey, CacheCounters, CacheStats, Tier};
 use tierkv_engine::metrics::Registry;
 use tierkv_engine::types::SegmentId;
 
@@ -83,9 +84,12 @@ pub const MIN_DISK_BYTES: u64 = MIN_DISK_BLOCKS * MIN_DISK_BLOCK;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlockCacheOptions {
-    /// Capacity of the memory tier, in bytes (block payload plus a 25-byte key per block).
+    /// The cache's memory budget, in bytes: the memory tier (block payload plus a 25-byte
+    /// key per block) and the indexes and bloom filters of open segments, which the engine
+    /// keeps in memory and reserves from it ([`BlockCache::reserve`]; the memory tier keeps
+    /// at least a quarter).
     ///
-    /// Default: `67108864` (64 MiB).
+    /// Default: `268435456` (256 MiB).
     pub memory_bytes: usize,
     /// Directory of the disk tier; created if missing. `None` runs the cache in memory only.
     /// The directory must be used by one cache at a time.
@@ -103,7 +107,7 @@ pub struct BlockCacheOptions {
 impl Default for BlockCacheOptions {
     fn default() -> Self {
         Self {
-            memory_bytes: 64 * MIB as usize,
+            memory_bytes: 256 * MIB as usize,
             disk_dir: None,
             disk_bytes: GIB,
         }
@@ -288,6 +292,10 @@ pub struct FoyerBlockCache {
     disk: Option<DiskLayout>,
     memory_bytes: usize,
     counters: CacheCounters,
+    /// Segment metadata held outside the cache ([`BlockCache::reserve`]).
+    reserved: AtomicI64,
+    /// The memory tier's capacity as last set.
+    applied_capacity: AtomicUsize,
 }
 
 impl fmt::Debug for FoyerBlockCache {
@@ -373,6 +381,8 @@ impl FoyerBlockCache {
             disk,
             memory_bytes: opts.memory_bytes,
             counters: CacheCounters::default(),
+            reserved: AtomicI64::new(0),
+            applied_capacity: AtomicUsize::new(opts.memory_bytes),
         })
     }
 
@@ -431,7 +441,13 @@ impl BlockCache for FoyerBlockCache {
     async fn get(&self, key: &BlockKey) -> Option<Bytes> {
         let ck = CacheKey::from(key);
         let got = match self.inner.get(&ck).await {
-            Ok(entry) => entry.map(|e| e.value().clone()),
+            Ok(entry) => entry.map(|e| {
+                let tier = match e.source() {
+                    foyer::Source::Disk => Tier::Disk,
+                    foyer::Source::Memory | foyer::Source::Outer => Tier::Memory,
+                };
+                (e.value().clone(), tier)
+            }),
             Err(e) => {
                 tracing::warn!(
                     segment = %key.segment,
@@ -442,8 +458,8 @@ impl BlockCache for FoyerBlockCache {
                 None
             }
         };
-        self.counters.lookup(got.is_some());
-        got
+        self.counters.lookup_tier(got.as_ref().map(|(_, t)| *t));
+        got.map(|(b, _)| b)
     }
 
     fn insert(&self, key: BlockKey, block: Bytes) {
@@ -453,6 +469,42 @@ impl BlockCache for FoyerBlockCache {
 
     fn stats(&self) -> CacheStats {
         self.counters.stats()
+    }
+
+    /// Segment indexes and bloom filters share the memory budget: the memory tier gets
+    /// `memory_bytes` minus them (at least a quarter of it), resized when that moved by
+    /// more than 1 MiB.
+    fn reserve(&self, bytes: i64) {
+        let reserved = self.reserved.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let reserved = usize::try_from(reserved.max(0)).unwrap_or(usize::MAX);
+        let capacity = self
+            .memory_bytes
+            .saturating_sub(reserved)
+            .max(self.memory_bytes / 4);
+        let applied = self.applied_capacity.load(Ordering::Relaxed);
+        if capacity.abs_diff(applied) > MIB as usize {
+            self.applied_capacity.store(capacity, Ordering::Relaxed);
+            if let Err(e) = self.inner.memory().resize(capacity) {
+                tracing::warn!(error = %e, capacity, "resizing the block cache's memory tier failed");
+            }
+        }
+    }
+}
+
+impl FoyerBlockCache {
+    /// Hits served by each tier: (memory, disk).
+    #[must_use]
+    pub fn tier_hits(&self) -> (u64, u64) {
+        (
+            self.counters.tier_hits(Tier::Memory),
+            self.counters.tier_hits(Tier::Disk),
+        )
+    }
+
+    /// The memory tier's capacity now: `memory_bytes` less the segment metadata reserved.
+    #[must_use]
+    pub fn memory_capacity(&self) -> usize {
+        self.applied_capacity.load(Ordering::Relaxed)
     }
 }
 

@@ -30,6 +30,12 @@ pub trait BlockCache: Send + Sync + std::fmt::Debug + 'static {
     fn insert(&self, key: BlockKey, block: Bytes);
     /// Hit and miss counters.
     fn stats(&self) -> CacheStats;
+    /// Adds `bytes` (negative: gives back) to memory the node holds for segments outside the
+    /// cache (open segments' indexes and bloom filters), which the cache's memory budget
+    /// covers too: a cache that can, shrinks its memory tier by as much. Default: ignored.
+    fn reserve(&self, bytes: i64) {
+        let _ = bytes;
+    }
 }
 
 /// Cache effectiveness counters.
@@ -47,16 +53,50 @@ pub struct CacheStats {
 pub struct CacheCounters {
     hits: Counter,
     misses: Counter,
+    hits_by_tier:
+        prometheus_client::metrics::family::Family<[(&'static str, &'static str); 1], Counter>,
+}
+
+/// Where a block-cache hit was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// The memory tier.
+    Memory,
+    /// The disk tier (the memory tier had evicted it).
+    Disk,
 }
 
 impl CacheCounters {
-    /// Counts one lookup: a hit when `found`.
+    /// Counts one lookup: a hit when `found` (in memory, for a cache without tiers).
     pub fn lookup(&self, found: bool) {
-        if found {
-            self.hits.inc();
-        } else {
-            self.misses.inc();
+        self.lookup_tier(found.then_some(Tier::Memory));
+    }
+
+    /// Counts one lookup: a hit in `tier`, or a miss.
+    pub fn lookup_tier(&self, tier: Option<Tier>) {
+        match tier {
+            Some(t) => {
+                self.hits.inc();
+                let label = match t {
+                    Tier::Memory => "memory",
+                    Tier::Disk => "disk",
+                };
+                self.hits_by_tier.get_or_create(&[("tier", label)]).inc();
+            }
+            None => {
+                self.misses.inc();
+            }
         }
+    }
+
+    /// Hits found in `tier`.
+    #[must_use]
+    pub fn tier_hits(&self, tier: Tier) -> u64 {
+        let label = match tier {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+        };
+        self.hits_by_tier.get_or_create(&[("tier", label)]).get()
     }
 
     /// The current counts.
@@ -79,6 +119,11 @@ impl CacheCounters {
             "tierkv_block_cache_misses",
             "Block-cache misses",
             self.misses.clone(),
+        );
+        registry.register(
+            "tierkv_block_cache_hits_by_tier",
+            "Block-cache hits by the tier that held the block",
+            self.hits_by_tier.clone(),
         );
     }
 }

@@ -24,6 +24,8 @@
 //!   leader, reads, scans, flush, compaction, TTL sweeping; `ShardFigures`, the collector
 //!   of a node's shard figures.
 //! - [`options`]: engine settings with their defaults.
+//! - [`write_buffers`]: the node's memory budget for memtables, the flush scheduler (largest
+//!   first, WAL size and age), flush and compaction slots and pacing (design note 0007).
 //! - [`replica`]: replication and leases as a pure state machine, with its deterministic simulator.
 //! - `testing` (with the `testing` feature, for tests): a fault-injecting object store.
 #![warn(missing_docs)]
@@ -48,5 +50,6 @@ pub mod store;
 pub mod testing;
 pub mod types;
 pub mod wal;
+pub mod write_buffers;
 
 pub use error::{Error, ErrorKind, Result};

@@ -29,6 +29,7 @@ use parking_lot::RwLock;
 use std::hash::BuildHasher;
 
 use crate::types::{Entry, Epoch, SeqNo, UnixMillis};
+use crate::write_buffers::WriteBuffers;
 
 /// Entries handed out per call when iterating (bounded memory per scan step).
 const ITER_CHUNK: usize = 256;
@@ -41,6 +42,16 @@ pub struct Probe(Bytes);
 /// Memory a key costs besides its entry: its skip-list node with its tower, its slot and its
 /// index entry (counted in [`Memtable::approx_bytes`] while the key is held).
 const SLOT_OVERHEAD: usize = 160;
+
+/// What one insert keeps alive besides the entry's bytes, in the write-buffer accounting
+/// (note 0007): the entry as the replication log's record holds it until the flush (an
+/// overwritten version stays there) and that record's share of its own allocations.
+/// Calibrated against resident memory (`node/tests/memory_accounting.rs`).
+pub const CHARGE_PER_INSERT: usize = std::mem::size_of::<Entry>() + 96;
+
+/// What a key held by the memtable costs on top: its newest entry's own allocation, its
+/// slot, skip-list node (with tower) and hash-index entry (with the tables' slack).
+pub const CHARGE_PER_KEY: usize = std::mem::size_of::<Entry>() + 272;
 
 /// Where a key's newest entry lives; shared by the skip list and the index.
 type Slot = Arc<ArcSwap<Entry>>;
@@ -161,6 +172,26 @@ pub struct Memtable {
     /// covers. 0 when unused.
     covered_seq: AtomicU64,
     covered_epoch: AtomicU64,
+    /// Seq of the first log record applied (barriers included); 0 when none.
+    first_covered: AtomicU64,
+    /// Write-buffer bytes charged to `account` (note 0007): entries as inserted, overwritten
+    /// ones included (the log holds them until the flush), plus per-key structures.
+    charged: AtomicUsize,
+    /// Frozen: read-only, its charge counted as frozen.
+    frozen: std::sync::atomic::AtomicBool,
+    /// The node's write buffers, charged while this memtable lives.
+    account: Option<WriteBuffers>,
+}
+
+impl Drop for Memtable {
+    fn drop(&mut self) {
+        if let Some(a) = &self.account {
+            a.release(
+                self.charged.load(Ordering::Relaxed),
+                self.frozen.load(Ordering::Relaxed),
+            );
+        }
+    }
 }
 
 impl Default for Memtable {
@@ -173,6 +204,10 @@ impl Memtable {
     /// An empty memtable.
     #[must_use]
     pub fn new() -> Self {
+        Self::with_account(None)
+    }
+
+    fn with_account(account: Option<WriteBuffers>) -> Self {
         Self {
             map: SkipMap::new(),
             index: Index::new(),
@@ -183,12 +218,63 @@ impl Memtable {
             min_expires_at: AtomicU64::new(u64::MAX),
             covered_seq: AtomicU64::new(0),
             covered_epoch: AtomicU64::new(0),
+            first_covered: AtomicU64::new(0),
+            charged: AtomicUsize::new(0),
+            frozen: std::sync::atomic::AtomicBool::new(false),
+            account,
+        }
+    }
+
+    /// An empty memtable that charges `account` for what it holds (note 0007).
+    #[must_use]
+    pub fn charged_to(account: WriteBuffers) -> Self {
+        Self::with_account(Some(account))
+    }
+
+    /// Freezes the memtable: it takes no more inserts, and its charge counts as frozen.
+    /// Called once, by the one writer.
+    pub fn freeze(&self) {
+        if !self.frozen.swap(true, Ordering::Relaxed)
+            && let Some(a) = &self.account
+        {
+            a.freeze(self.charged.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Whether [`Memtable::freeze`] was called.
+    #[must_use]
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Relaxed)
+    }
+
+    /// Write-buffer bytes this memtable keeps alive, as charged to the node (note 0007).
+    #[must_use]
+    pub fn memory_bytes(&self) -> usize {
+        self.charged.load(Ordering::Relaxed)
+    }
+
+    /// Seq of the first log record applied to this memtable (None before any).
+    #[must_use]
+    pub fn first_covered(&self) -> Option<SeqNo> {
+        match self.first_covered.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(SeqNo(s)),
+        }
+    }
+
+    fn charge(&self, bytes: usize) {
+        self.charged.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(a) = &self.account {
+            a.charge(bytes);
         }
     }
 
     /// Records that every log record up to `seq` (whose record has `epoch`) that belongs in
     /// this memtable was applied. Called by the one writer, after the inserts.
     pub fn note_covered(&self, seq: SeqNo, epoch: Epoch) {
+        if self.first_covered.load(Ordering::Relaxed) == 0 {
+            self.first_covered.store(seq.0, Ordering::Relaxed);
+        }
         self.covered_epoch.store(epoch.0, Ordering::Relaxed);
         self.covered_seq.store(seq.0, Ordering::Release);
     }
@@ -215,6 +301,12 @@ impl Memtable {
         self.written.fetch_add(add, Ordering::Relaxed);
         // The one writer: nobody adds the key between this lookup and the insert below.
         let existing = self.index.with(&e.key, Arc::clone);
+        let new_key = if existing.is_some() {
+            0
+        } else {
+            CHARGE_PER_KEY
+        };
+        self.charge(e.data_len() + CHARGE_PER_INSERT + new_key);
         if let Some(slot) = existing {
             // Swap in place: readers see the old entry or the new one, never neither.
             let old = slot.swap(Arc::new(e));

@@ -3,8 +3,11 @@
 //!
 //! ```toml
 //! [engine]
-//! memtable_bytes = 67108864        # freeze and flush the memtable after 64 MiB of writes
-//! max_unflushed_bytes = 536870912  # writes get a backpressure error past 512 MiB unflushed
+//! write_buffer_bytes = 268435456   # the node's memtables: past 256 MiB the largest flush
+//! max_unflushed_bytes = 536870912  # the node's writes get a backpressure error past 512 MiB
+//! flush_concurrency = 2
+//! compaction_concurrency = 1
+//! background_bytes_per_sec = 67108864
 //! max_value_bytes = 1048576
 //! l0_compaction_trigger = 4
 //! l0_max = 12
@@ -27,16 +30,32 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::segment::SegmentOptions;
 
-/// Settings of every shard of a node.
+/// Settings of the storage of a node and of every shard it hosts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineOptions {
-    /// Bytes written to the active memtable (overwrites of a key included: the WAL keeps
-    /// them until the flush) at which it is frozen and flushed. Default: 64 MiB.
-    pub memtable_bytes: usize,
-    /// Bound on memtable bytes not yet in object storage; writes past it get a
-    /// backpressure error (object storage slow or down). Default: 512 MiB.
+    /// The node's memory for write buffers: the memtables of every shard it hosts, active and
+    /// frozen, leader and follower copies alike, counted with the overwritten versions the
+    /// replication log keeps until the flush and their index structures. Past it the largest
+    /// memtables are frozen and flushed (a shard this node follows asks its leader); each
+    /// shard's memtable is also frozen at `2 × write_buffer_bytes / shards hosted` (4 KiB to
+    /// 64 MiB). Design note 0007. Default: 256 MiB.
+    pub write_buffer_bytes: usize,
+    /// The node's limit on write buffers not yet in object storage (object storage slow or
+    /// down): past it, writes to the shards it leads get a backpressure error (503), and it
+    /// tells the leaders of the shards it follows to refuse writes too. At least
+    /// `write_buffer_bytes`. Default: 512 MiB.
     pub max_unflushed_bytes: usize,
+    /// Flushes (memtable → L0 segment) that run at once on the node; the other shards wait
+    /// (`tierkv_flush_queue`). Each holds one segment in memory while it uploads. Default: 2.
+    pub flush_concurrency: usize,
+    /// Compactions that run at once on the node (`tierkv_compaction_queue`). Each holds one
+    /// output segment (`target_segment_bytes`) in memory. Default: 1.
+    pub compaction_concurrency: usize,
+    /// Pace of the node's flush and compaction uploads together, in bytes per second (a token
+    /// bucket with a one-second burst), so that background I/O does not starve the WAL's.
+    /// Default: 64 MiB/s.
+    pub background_bytes_per_sec: u64,
     /// Largest value accepted. Default: 1 MiB.
     pub max_value_bytes: usize,
     /// Segment block and bloom filter settings.
@@ -73,8 +92,11 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
-            memtable_bytes: 64 << 20,
+            write_buffer_bytes: 256 << 20,
             max_unflushed_bytes: 512 << 20,
+            flush_concurrency: 2,
+            compaction_concurrency: 1,
+            background_bytes_per_sec: 64 << 20,
             max_value_bytes: 1 << 20,
             segment: SegmentOptions::default(),
             l0_compaction_trigger: 4,
@@ -90,7 +112,22 @@ impl Default for EngineOptions {
     }
 }
 
+/// Smallest per-shard memtable size the budget derives (note 0007).
+pub const MIN_MEMTABLE_BYTES: usize = 4 << 10;
+/// Largest per-shard memtable size the budget derives.
+pub const MAX_MEMTABLE_BYTES: usize = 64 << 20;
+
 impl EngineOptions {
+    /// The size at which each of `hosted` shards freezes its memtable:
+    /// `2 × write_buffer_bytes / hosted`, clamped to 4 KiB–64 MiB. Derived from the node's
+    /// budget, the same on every replica of a cluster configured alike, so follower copies
+    /// freeze near the log positions their leader's does (note 0007).
+    #[must_use]
+    pub fn memtable_bytes(&self, hosted: usize) -> usize {
+        (self.write_buffer_bytes.saturating_mul(2) / hosted.max(1))
+            .clamp(MIN_MEMTABLE_BYTES, MAX_MEMTABLE_BYTES)
+    }
+
     /// Rejects settings that cannot work.
     pub fn validate(&self) -> Result<()> {
         let bad = |field, reason: &str| {
@@ -99,13 +136,25 @@ impl EngineOptions {
                 reason: reason.to_owned(),
             })
         };
-        if self.memtable_bytes < 4096 {
-            return bad("engine.memtable_bytes", "must be at least 4096");
+        if self.write_buffer_bytes < 4096 {
+            return bad("engine.write_buffer_bytes", "must be at least 4096");
         }
-        if self.max_unflushed_bytes < self.memtable_bytes {
+        if self.max_unflushed_bytes < self.write_buffer_bytes {
             return bad(
                 "engine.max_unflushed_bytes",
-                "must be at least memtable_bytes",
+                "must be at least engine.write_buffer_bytes",
+            );
+        }
+        if self.flush_concurrency == 0 || self.compaction_concurrency == 0 {
+            return bad(
+                "engine.flush_concurrency",
+                "flush_concurrency and compaction_concurrency must be at least 1",
+            );
+        }
+        if self.background_bytes_per_sec < 1 << 20 {
+            return bad(
+                "engine.background_bytes_per_sec",
+                "must be at least 1 MiB/s",
             );
         }
         if self.l0_compaction_trigger < 2 || self.l0_max < self.l0_compaction_trigger {

@@ -154,6 +154,70 @@ impl Entry {
         };
         self.key.len() + body + 48
     }
+
+    /// Bytes of the key, the value and the content type: what [`compact_entries`] copies.
+    #[must_use]
+    pub fn data_len(&self) -> usize {
+        self.key.len()
+            + match &self.kind {
+                EntryKind::Put {
+                    value,
+                    content_type,
+                } => value.len() + content_type.as_ref().map_or(0, Bytes::len),
+                EntryKind::Tombstone => 0,
+            }
+    }
+}
+
+/// Copies the keys, values and content types of `entries` into one allocation of their own
+/// and points the entries at it.
+///
+/// Decoded entries are slices of the buffer they arrived in (a replication chunk holding
+/// messages of many shards, a gateway's batch, a whole WAL file at recovery), and a slice
+/// keeps its whole buffer alive. An entry kept for long (the replication log and the
+/// memtable keep it until the flush) must own its bytes, or a 1 KiB entry can pin megabytes
+/// and the memory the node accounts for (note 0007) is not what it holds. One allocation
+/// per record: its entries live and die together (the log drops a record whole).
+pub fn compact_entries(entries: &mut [Entry]) {
+    let total: usize = entries.iter().map(Entry::data_len).sum();
+    if total == 0 {
+        return;
+    }
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    let mut spans = Vec::with_capacity(entries.len());
+    let mut put = |b: &Bytes| {
+        let start = buf.len();
+        buf.extend_from_slice(b);
+        (start, buf.len())
+    };
+    for e in entries.iter() {
+        let key = put(&e.key);
+        let (value, ct) = match &e.kind {
+            EntryKind::Put {
+                value,
+                content_type,
+            } => (Some(put(value)), content_type.as_ref().map(&mut put)),
+            EntryKind::Tombstone => (None, None),
+        };
+        spans.push((key, value, ct));
+    }
+    let buf = buf.freeze();
+    for (e, (key, value, ct)) in entries.iter_mut().zip(spans) {
+        e.key = buf.slice(key.0..key.1);
+        if let (
+            EntryKind::Put {
+                value: v,
+                content_type,
+            },
+            Some(value),
+        ) = (&mut e.kind, value)
+        {
+            *v = buf.slice(value.0..value.1);
+            if let Some(ct) = ct {
+                *content_type = Some(buf.slice(ct.0..ct.1));
+            }
+        }
+    }
 }
 
 /// A change to one key requested by a writer, before it has a version.

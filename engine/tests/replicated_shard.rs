@@ -34,6 +34,7 @@ use tierkv_engine::types::{
     Condition, Entry, EntryKind, Epoch, Mutation, SeqNo, ShardId, WriteBatch,
 };
 use tierkv_engine::wal::{SyncPolicy, Wal, WalOptions};
+use tierkv_engine::write_buffers::WriteBuffers;
 use tierkv_engine::{Error, ErrorKind};
 
 const S: ShardId = ShardId(0);
@@ -48,7 +49,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// Small memtables; compaction effectively off, so L0 counts are exact.
 fn opts() -> EngineOptions {
     EngineOptions {
-        memtable_bytes: 4096,
+        write_buffer_bytes: 4096,
         max_unflushed_bytes: 1 << 20,
         l0_compaction_trigger: 16,
         l0_max: 32,
@@ -90,12 +91,13 @@ impl Cluster {
         let manifest = self.latest_of(shard).await.unwrap_or_default();
         Shard::open_replicated(
             shard,
-            Arc::new(opts),
+            Arc::new(opts.clone()),
             ShardComponents {
                 store: self.store.clone(),
                 cache: Arc::new(MemBlockCache::new(1 << 20)),
                 clock: self.clock.clone(),
                 wal,
+                buffers: WriteBuffers::standalone(&opts),
             },
             manifest,
         )
@@ -628,7 +630,7 @@ async fn a_memtable_rotation_between_prepare_and_evaluate_makes_an_inspecting_ba
         .expect("prepare");
 
     // Committed records fill the memtable past `memtable_bytes`: it rotates while applying.
-    let big = "x".repeat(3000);
+    let big = "x".repeat(4000);
     log.put(E1, "a", &big); // 2
     log.put(E1, "f", &big); // 3
     s.apply_committed(log.range(2, 3));

@@ -37,6 +37,7 @@ use tierkv_engine::shard::{Shard, ShardComponents, ShardFigures};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalSettings, WalStats};
+use tierkv_engine::write_buffers::WriteBuffers;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +131,8 @@ struct NodeInner {
     map: ArcSwap<ShardMap>,
     shards: BTreeMap<ShardId, ShardHandle>,
     wal: Wal,
+    /// The node's write buffers (note 0007).
+    buffers: WriteBuffers,
     transport: Arc<Transport>,
     cancel: CancellationToken,
     /// Cancelled when the node is asked to stop: incoming replication streams end.
@@ -207,6 +210,8 @@ impl Node {
             }
         }
         let cancel = CancellationToken::new();
+        // One memory budget for every hosted shard's memtables (note 0007).
+        let buffers = WriteBuffers::new(&opts.engine, &opts.wal);
         let http = rpc_client();
         let transport = Arc::new(Transport::new(
             me,
@@ -228,6 +233,7 @@ impl Node {
                 cache: Arc::clone(&c.cache),
                 clock: Arc::clone(&c.clock),
                 wal: wal.clone(),
+                buffers: buffers.clone(),
             };
             let engine = Arc::clone(&engine);
             async move {
@@ -263,13 +269,24 @@ impl Node {
             shards.insert(id, handle);
             tasks.push(task);
         }
-        tracing::info!(node = %me, shards = shards.len(), map_version = map.version(), torn_tail = recovery.torn_tail.is_some(), "node open");
+        tasks.push(buffers.start(Some(wal.clone()), cancel.child_token()));
+        tracing::info!(
+            node = %me,
+            shards = shards.len(),
+            map_version = map.version(),
+            torn_tail = recovery.torn_tail.is_some(),
+            write_buffer_bytes = buffers.budget(),
+            max_unflushed_bytes = buffers.limit(),
+            memtable_bytes = buffers.memtable_bytes(),
+            "node open"
+        );
         let inner = Arc::new(NodeInner {
             id: me,
             secret: opts.cluster.secret.clone(),
             map: ArcSwap::from_pointee(map),
             shards,
             wal,
+            buffers,
             transport,
             cancel,
             draining: CancellationToken::new(),
@@ -321,6 +338,13 @@ impl Node {
     #[must_use]
     pub fn wal_stats(&self) -> WalStats {
         self.inner.wal.stats()
+    }
+
+    /// The node's write buffers: the memory of every hosted shard's memtables against its
+    /// budget and limit (note 0007).
+    #[must_use]
+    pub fn write_buffers(&self) -> &WriteBuffers {
+        &self.inner.buffers
     }
 
     /// The torn tail cut off the WAL when the node opened it, if any.
@@ -423,6 +447,7 @@ impl Node {
         self.inner.rpc.register(registry);
         self.inner.transport.register_metrics(registry);
         self.inner.wal.register_metrics(registry);
+        self.inner.buffers.register_metrics(registry);
         registry.register_collector(Box::new(ShardFigures::new(
             self.shards().map(ShardHandle::shard),
         )));

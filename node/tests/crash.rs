@@ -31,7 +31,7 @@ const WRITERS: usize = 8;
 
 fn opts() -> EngineOptions {
     EngineOptions {
-        memtable_bytes: 16 << 10,
+        write_buffer_bytes: 16 << 10,
         max_unflushed_bytes: 4 << 20,
         l0_compaction_trigger: 3,
         l0_max: 8,

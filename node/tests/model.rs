@@ -87,7 +87,7 @@ struct Harness {
 
 fn opts() -> EngineOptions {
     EngineOptions {
-        memtable_bytes: 4096,
+        write_buffer_bytes: 4096,
         max_unflushed_bytes: 1 << 20,
         l0_compaction_trigger: 2,
         l0_max: 4,

@@ -58,7 +58,7 @@ fn s3_store(prefix: &str) -> Option<ObjStore> {
 
 fn opts() -> EngineOptions {
     EngineOptions {
-        memtable_bytes: 8 << 10,
+        write_buffer_bytes: 8 << 10,
         l0_compaction_trigger: 2,
         l0_max: 6,
         segment: SegmentOptions {
@@ -98,6 +98,7 @@ async fn storage(store: &ObjStore, dir: &std::path::Path) -> (Shard, Wal) {
             cache: Arc::new(MemBlockCache::new(1 << 20)),
             clock: Arc::new(SystemClock),
             wal: wal.clone(),
+            buffers: tierkv_engine::write_buffers::WriteBuffers::standalone(&opts()),
         },
         manifest,
     )

@@ -146,7 +146,7 @@ async fn a_panicking_handler_is_a_500_problem() {
 #[tokio::test]
 async fn object_store_outage_is_storage_unavailable_and_backpressure() {
     let engine = EngineOptions {
-        memtable_bytes: 4096,
+        write_buffer_bytes: 4096,
         max_unflushed_bytes: 32 << 10,
         ..EngineOptions::default()
     };

@@ -21,7 +21,9 @@ pub struct Opts {
     pub shards: u32,
     /// Lease duration given to the nodes.
     pub lease: Duration,
-    /// Memtable size (small: flushes happen during tests).
+    /// Each shard's memtable size (small: flushes happen during tests): the nodes get
+    /// `engine.write_buffer_bytes = memtable_bytes × shards / 2`, from which they derive it
+    /// (design note 0007).
     pub memtable_bytes: u64,
     /// Heartbeat interval, also the clock-drift margin.
     pub heartbeat: Duration,
@@ -222,8 +224,10 @@ impl Cluster {
             )
             .env("TIERKV_GATEWAY__CLUSTER__LEADER_WAIT", "10s")
             .env(
-                "TIERKV_ENGINE__MEMTABLE_BYTES",
-                self.opts.memtable_bytes.to_string(),
+                "TIERKV_ENGINE__WRITE_BUFFER_BYTES",
+                (self.opts.memtable_bytes * u64::from(self.opts.shards) / 2)
+                    .max(4096)
+                    .to_string(),
             )
             .env("TIERKV_CACHE__DISK_BYTES", "0")
             .stdout(Stdio::piped())

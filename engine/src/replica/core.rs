@@ -188,6 +188,7 @@ impl Replica {
             } => self.on_manifest(now, flushed_seq, flushed_epoch),
             Input::Propose { entries } => self.on_propose(now, entries),
             Input::Drain => self.on_drain(now),
+            Input::RequestFlush { upto, hard } => self.on_request_flush(upto, hard),
             Input::PeerLost { node } => self.on_peer_lost(node),
         }
         std::mem::take(&mut self.out)
@@ -475,6 +476,9 @@ impl Replica {
                 }
             }
             Msg::Fetch { epoch, after_seq } => self.on_fetch(from, epoch, after_seq),
+            Msg::FlushRequest { epoch, upto, hard } => {
+                self.on_flush_request(from, epoch, upto, hard);
+            }
             Msg::Records {
                 epoch,
                 prev_seq,
@@ -482,6 +486,37 @@ impl Replica {
                 records,
             } => self.on_records(now, from, epoch, prev_seq, prev_epoch, records),
         }
+    }
+
+    /// The node wants this shard flushed: a follower asks the leader it knows.
+    fn on_request_flush(&mut self, upto: SeqNo, hard: bool) {
+        if !matches!(self.role, RoleState::Follower(_)) {
+            return;
+        }
+        if let Some(leader) = self.leader_hint.filter(|l| *l != self.cfg.me) {
+            let epoch = self.promised;
+            self.send(leader, Msg::FlushRequest { epoch, upto, hard });
+        }
+    }
+
+    /// A follower's flush request: a serving leader of exactly that epoch passes it on,
+    /// capped at its commit point (design note 0007).
+    fn on_flush_request(&mut self, from: NodeId, epoch: Epoch, upto: SeqNo, hard: bool) {
+        let RoleState::Leader(l) = &self.role else {
+            return;
+        };
+        if !l.serving || l.epoch != epoch {
+            return;
+        }
+        #[cfg(test)]
+        let upto = if self.cfg.bug == Some(super::tests::Bug::FlushPastCommit) {
+            upto
+        } else {
+            invariants::flush_request_capped(upto, self.commit_seq)
+        };
+        #[cfg(not(test))]
+        let upto = invariants::flush_request_capped(upto, self.commit_seq);
+        self.out.push(Output::FlushRequested { from, upto, hard });
     }
 
     fn on_drain(&mut self, now: Millis) {

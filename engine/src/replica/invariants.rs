@@ -41,6 +41,18 @@ pub fn append_not_stale(promised: Epoch, append_epoch: Epoch) -> Result<(), Viol
     }
 }
 
+/// A flush a follower asked for goes at most up to the leader's commit point.
+///
+/// Why: a follower's log end may hold records the leader has not committed (acked by the
+/// follower, not yet by a quorum) or never will (an older epoch's divergent tail). A flush
+/// makes records part of the manifest, which every replica treats as committed; flushing an
+/// uncommitted one could put in segments a record that a later leader, adopting a log
+/// without it, replaces at the same seq (design note 0007).
+#[must_use]
+pub fn flush_request_capped(requested: SeqNo, commit_seq: SeqNo) -> SeqNo {
+    requested.min(commit_seq)
+}
+
 /// A log is contiguous after its base and its epochs never decrease.
 ///
 /// Why: commit points and prefix checks name positions; a hole would let two replicas

@@ -238,6 +238,15 @@ pub enum Input {
         /// The peer.
         node: NodeId,
     },
+    /// This node's write buffers need the shard flushed up to `upto` (design note 0007): a
+    /// follower that knows its leader sends it a [`Msg::FlushRequest`] (`hard`: its node is
+    /// past its unflushed limit). Ignored by other roles: a leader flushes on its own.
+    RequestFlush {
+        /// Flush at least up to here (the follower's log end).
+        upto: SeqNo,
+        /// The node is past its limit: the leader should refuse writes too.
+        hard: bool,
+    },
     /// The node is about to stop: a leader hands the shard to the most up-to-date replica
     /// that acks steadily (retrying until the node stops), and from now on this replica
     /// starts no takeover of its own (one it is handed it completes, then hands the shard
@@ -325,6 +334,18 @@ pub enum Output {
     Rejected {
         /// Why.
         reason: RejectReason,
+    },
+    /// A follower asked this serving leader to flush up to `upto`, already capped at the
+    /// commit point (only committed records are ever flushed): freeze the memtable if it
+    /// holds records at or below it; `hard`: refuse writes to the shard for a while (the
+    /// follower is past its limit). Design note 0007.
+    FlushRequested {
+        /// The follower.
+        from: NodeId,
+        /// Flush up to here (at most the commit point).
+        upto: SeqNo,
+        /// Refuse writes for a while.
+        hard: bool,
     },
     /// The role changed. A leader that stops leading must fail its pending proposals as
     /// "outcome unknown": they may or may not commit under the next leader.

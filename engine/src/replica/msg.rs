@@ -11,7 +11,7 @@
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
 //! | 6 | u32 | shard id |
 //! | 10 | u32 | sender node id |
-//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records, 9 Handover, 10 Promise with `handover_of`, 11 Ack from a rejoining replica) |
+//! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records, 9 Handover, 10 Promise with `handover_of`, 11 Ack from a rejoining replica, 12 FlushRequest: u64 epoch, u64 upto, u8 hard (0 or 1)) |
 //! | 15 | ... | fields of the kind, in declaration order: epochs, seqs and millis as u64 |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -124,6 +124,18 @@ pub enum Msg {
         /// The epoch that ended.
         epoch: Epoch,
     },
+    /// Follower → its leader of `epoch`: "my node's write buffers need this shard flushed up
+    /// to `upto`" (design note 0007). Advisory: it changes no promise, log or commit point;
+    /// the leader flushes at most up to its commit point. `hard`: the follower's node is past
+    /// its unflushed limit, so the leader refuses writes to the shard for a while.
+    FlushRequest {
+        /// The leader's epoch as the follower knows it.
+        epoch: Epoch,
+        /// Flush at least up to here (the follower's log end; the leader caps it).
+        upto: SeqNo,
+        /// The follower is past its limit: refuse writes too.
+        hard: bool,
+    },
 }
 
 /// A decoded message with its envelope.
@@ -148,6 +160,7 @@ const KIND_RECORDS: u8 = 8;
 const KIND_HANDOVER: u8 = 9;
 const KIND_HANDOVER_PROMISE: u8 = 10;
 const KIND_REJOINING_ACK: u8 = 11;
+const KIND_FLUSH_REQUEST: u8 = 12;
 /// Smallest encoded record (epoch, seq, count).
 const MIN_RECORD_LEN: usize = 20;
 /// Smallest encoded entry body.
@@ -188,6 +201,8 @@ fn get_records(d: &mut Dec<'_>, src: &Bytes) -> Result<Vec<Record>, DecodeError>
                 expires_at: b.expires_at,
             });
         }
+        // The record outlives the chunk it arrived in (log, memtable): own its bytes.
+        crate::types::compact_entries(&mut entries);
         out.push(Record {
             epoch,
             seq,
@@ -298,6 +313,12 @@ pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
             enc.u64(prev_epoch.0);
             put_records(&mut enc, records);
         }
+        Msg::FlushRequest { epoch, upto, hard } => {
+            enc.u8(KIND_FLUSH_REQUEST);
+            enc.u64(epoch.0);
+            enc.u64(upto.0);
+            enc.u8(u8::from(*hard));
+        }
     }
     enc.crc_trailer();
     enc.finish()
@@ -373,6 +394,15 @@ pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
             prev_seq: s(&mut d)?,
             prev_epoch: e(&mut d)?,
             records: get_records(&mut d, &src)?,
+        },
+        KIND_FLUSH_REQUEST => Msg::FlushRequest {
+            epoch: e(&mut d)?,
+            upto: s(&mut d)?,
+            hard: match d.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(d.err("flush request flag is not 0 or 1")),
+            },
         },
         _ => return Err(d.err("unknown message kind")),
     };

@@ -1,11 +1,15 @@
 //! Reads a segment from object storage: open (footer + metadata), point lookups and ordered
 //! iteration, with data blocks going through the block cache.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use parking_lot::Mutex;
 
 use crate::block_cache::{BlockCache, BlockKey};
 use crate::codec::DecodeError;
@@ -22,6 +26,13 @@ use super::format::{
 };
 
 const FMT_BLOCK: &str = "segment block";
+
+/// Most bytes a bulk read (compaction) fetches with one GET.
+const BULK_READ_BYTES: u64 = 4 << 20;
+
+/// A fetch of one block that concurrent misses share: the raw bytes, or `None` if it failed
+/// (whoever joined it then fetches again and sees the error itself).
+type Flight = Shared<BoxFuture<'static, Option<Bytes>>>;
 
 /// Counters of one reader, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +64,18 @@ pub struct SegmentReader {
     bloom: Option<Bloom>,
     info: SegmentInfo,
     counters: Counters,
+    /// Bytes of the index, bloom filter and info held in memory (charged to the block
+    /// cache's memory budget while this reader lives).
+    metadata_bytes: usize,
+    /// Block fetches in flight, by offset: concurrent misses of one block share one GET.
+    flights: Mutex<HashMap<u64, Flight>>,
+}
+
+impl Drop for SegmentReader {
+    fn drop(&mut self) {
+        self.cache
+            .reserve(-i64::try_from(self.metadata_bytes).unwrap_or(i64::MAX));
+    }
 }
 
 impl fmt::Debug for SegmentReader {
@@ -127,6 +150,8 @@ impl SegmentReader {
         if last != Some(&info.max_key) || info.entries < index.len() as u64 {
             return Err(meta_err("info disagrees with the index"));
         }
+        let metadata_bytes = meta.len() + index.len() * std::mem::size_of::<IndexEntry>();
+        cache.reserve(i64::try_from(metadata_bytes).unwrap_or(i64::MAX));
         Ok(Self {
             store,
             key,
@@ -136,7 +161,15 @@ impl SegmentReader {
             bloom,
             info,
             counters: Counters::default(),
+            metadata_bytes,
+            flights: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Bytes of the index, bloom filter and info this reader keeps in memory.
+    #[must_use]
+    pub fn metadata_bytes(&self) -> usize {
+        self.metadata_bytes
     }
 
     /// The segment's id.
@@ -172,6 +205,13 @@ impl SegmentReader {
     /// block), then the index picks the only block that can hold `key`, which comes from
     /// the cache or one range read of that block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let mut gets = 0;
+        self.get_counted(key, &mut gets).await
+    }
+
+    /// [`SegmentReader::get`], adding to `gets` the object-store GET it made (at most one:
+    /// index and bloom filter are in memory).
+    pub async fn get_counted(&self, key: &[u8], gets: &mut u64) -> Result<Option<Entry>> {
         if !self.may_contain(key) {
             self.counters
                 .bloom_negatives
@@ -185,7 +225,8 @@ impl SegmentReader {
         if i >= self.index.len() {
             return Ok(None);
         }
-        let block = self.block(i).await?;
+        let (block, fetched) = self.block_counted(i).await?;
+        *gets += u64::from(fetched);
         match block.search(key).map_err(|e| self.block_err(i, e))? {
             Ok(j) => Ok(Some(block.entry(j).map_err(|e| self.block_err(i, e))?)),
             Err(_) => Ok(None),
@@ -207,7 +248,56 @@ impl SegmentReader {
             cur: None,
             pos: 0,
             done: false,
+            bulk: None,
         }
+    }
+
+    /// Ordered iteration over every entry, for compaction: blocks are fetched in runs of up
+    /// to 4 MiB per GET (a block-by-block read costs one GET per block) and the block cache
+    /// is neither filled nor consulted (compaction inputs are read once; filling the cache
+    /// would evict the blocks reads use).
+    #[must_use]
+    pub fn iter_bulk(self: &Arc<Self>) -> SegmentIter {
+        let mut it = self.iter(None);
+        it.bulk = Some(None);
+        it
+    }
+
+    /// Blocks `first..` fetched with one GET of at most [`BULK_READ_BYTES`] (always at least
+    /// one block), verified; returns them in order.
+    async fn fetch_run(&self, first: usize) -> Result<Vec<Block>> {
+        let Some(ie) = self.index.get(first) else {
+            return Ok(Vec::new());
+        };
+        let start = if first == 0 { 0 } else { ie.block.offset };
+        let mut last = first;
+        while let Some(next) = self.index.get(last + 1) {
+            if next.block.end() - start > BULK_READ_BYTES {
+                break;
+            }
+            last += 1;
+        }
+        let end = self.index.get(last).map_or(start, |e| e.block.end());
+        let raw = self.store.get_range(&self.key, start..end).await?;
+        self.counters.block_fetches.fetch_add(1, Ordering::Relaxed);
+        if raw.len() as u64 != end - start {
+            let e = DecodeError {
+                what: "short read",
+                offset: raw.len(),
+            };
+            return Err(self.block_err(first, e));
+        }
+        let mut out = Vec::with_capacity(last - first + 1);
+        for i in first..=last {
+            let Some(e) = self.index.get(i) else { break };
+            let from = if i == 0 { 0 } else { e.block.offset - start };
+            let b = raw.slice(
+                usize::try_from(from).unwrap_or(usize::MAX)
+                    ..usize::try_from(e.block.end() - start).unwrap_or(usize::MAX),
+            );
+            out.push(self.verify(i, b)?);
+        }
+        Ok(out)
     }
 
     fn block_err(&self, i: usize, e: DecodeError) -> Error {
@@ -219,6 +309,12 @@ impl SegmentReader {
     /// (fully validated, then offered to the cache). Block 0 is fetched together with the
     /// header, which is checked then.
     async fn block(&self, i: usize) -> Result<Block> {
+        self.block_counted(i).await.map(|(b, _)| b)
+    }
+
+    /// [`SegmentReader::block`], and whether this call made an object-store GET (a miss
+    /// that joined another reader's fetch made none).
+    async fn block_counted(&self, i: usize) -> Result<(Block, bool)> {
         let ie = self.index.get(i).ok_or(Error::Invariant {
             what: "segment block number out of range",
         })?;
@@ -230,7 +326,7 @@ impl SegmentReader {
             match Block::parse(raw) {
                 Ok(b) => {
                     self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(b);
+                    return Ok((b, false));
                 }
                 Err(e) => tracing::warn!(
                     segment = %self.key, offset = ie.block.offset, error = %e,
@@ -238,11 +334,62 @@ impl SegmentReader {
                 ),
             }
         }
+        // Single flight: a miss joins the fetch of the same block already in flight.
+        let (flight, leader) = {
+            let mut flights = self.flights.lock();
+            match flights.get(&ie.block.offset) {
+                Some(f) => (f.clone(), false),
+                None => {
+                    let store = self.store.clone();
+                    let key = self.key.clone();
+                    let start = if i == 0 { 0 } else { ie.block.offset };
+                    let range = start..ie.block.end();
+                    let f = async move { store.get_range(&key, range).await.ok() }
+                        .boxed()
+                        .shared();
+                    flights.insert(ie.block.offset, f.clone());
+                    (f, true)
+                }
+            }
+        };
+        let guard = leader.then(|| FlightGuard {
+            flights: &self.flights,
+            offset: ie.block.offset,
+        });
+        let fetched = flight.await;
+        drop(guard);
+        let raw = match fetched {
+            Some(raw) => raw,
+            None => {
+                // The shared fetch failed: fetch again to report this reader's own error.
+                let start = if i == 0 { 0 } else { ie.block.offset };
+                self.store
+                    .get_range(&self.key, start..ie.block.end())
+                    .await?
+            }
+        };
+        if leader {
+            self.counters.block_fetches.fetch_add(1, Ordering::Relaxed);
+        }
+        let block = self.verify(i, raw.clone())?;
+        let body = if i == 0 {
+            raw.slice(HEADER_LEN as usize..)
+        } else {
+            raw
+        };
+        if leader {
+            self.cache.insert(bkey, body);
+        }
+        Ok((block, leader))
+    }
+
+    /// Verifies block `i` as fetched (block 0 with the segment header before it).
+    fn verify(&self, i: usize, raw: Bytes) -> Result<Block> {
+        let ie = self.index.get(i).ok_or(Error::Invariant {
+            what: "segment block number out of range",
+        })?;
         let start = if i == 0 { 0 } else { ie.block.offset };
-        let end = ie.block.end();
-        let raw = self.store.get_range(&self.key, start..end).await?;
-        self.counters.block_fetches.fetch_add(1, Ordering::Relaxed);
-        if raw.len() as u64 != end - start {
+        if raw.len() as u64 != ie.block.end() - start {
             let e = DecodeError {
                 what: "short read",
                 offset: raw.len(),
@@ -259,7 +406,7 @@ impl SegmentReader {
             .checked_sub(1)
             .and_then(|p| self.index.get(p))
             .map(|p| p.last_key.as_ref());
-        let block = Block::parse(raw.clone())
+        let block = Block::parse(raw)
             .and_then(|b| b.validate(prev, &ie.last_key).map(|()| b))
             .map_err(|e| self.block_err(i, e))?;
         if i == 0 && block.key(0).ok() != Some(self.info.min_key.as_ref()) {
@@ -269,8 +416,20 @@ impl SegmentReader {
             };
             return Err(self.block_err(i, e));
         }
-        self.cache.insert(bkey, raw);
         Ok(block)
+    }
+}
+
+/// Removes a block's flight from the map when its leader is done with it, or gives up
+/// (a cancelled read must not leave a finished flight behind for others to reuse forever).
+struct FlightGuard<'a> {
+    flights: &'a Mutex<HashMap<u64, Flight>>,
+    offset: u64,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        self.flights.lock().remove(&self.offset);
     }
 }
 
@@ -286,6 +445,8 @@ pub struct SegmentIter {
     cur: Option<Block>,
     pos: usize,
     done: bool,
+    /// Bulk mode ([`SegmentReader::iter_bulk`]): blocks fetched ahead, in order.
+    bulk: Option<Option<std::collections::VecDeque<Block>>>,
 }
 
 impl SegmentIter {
@@ -318,7 +479,26 @@ impl SegmentIter {
             }
             let i = self.next_block;
             self.next_block += 1;
-            let b = self.reader.block(i).await?;
+            let b = match &mut self.bulk {
+                None => self.reader.block(i).await?,
+                Some(ahead) => {
+                    if ahead
+                        .as_ref()
+                        .is_none_or(std::collections::VecDeque::is_empty)
+                    {
+                        // Let the node's other tasks run between runs of blocks.
+                        tokio::task::yield_now().await;
+                        *ahead = Some(self.reader.fetch_run(i).await?.into());
+                    }
+                    match ahead
+                        .as_mut()
+                        .and_then(std::collections::VecDeque::pop_front)
+                    {
+                        Some(b) => b,
+                        None => return Ok(None),
+                    }
+                }
+            };
             self.pos = match self.after.take() {
                 None => 0,
                 Some(a) => match b.search(&a).map_err(|e| self.reader.block_err(i, e))? {

@@ -72,6 +72,9 @@ impl ShardInner {
     /// Merges all of L0 with the overlapping part of L1. Returns whether it published.
     pub(crate) async fn compact_once(&self) -> Result<bool> {
         let _g = self.compact_lock.lock().await;
+        // One of the node's compaction slots (note 0007): the other shards queue.
+        let _slot = self.buffers.compaction_slot().await;
+        let started = std::time::Instant::now();
         let view = self.current_view();
         let (Some(lo), Some(hi)) = (
             view.l0.iter().map(|s| s.info().min_key.clone()).min(),
@@ -116,6 +119,7 @@ impl ShardInner {
         self.install_current().await?;
         self.l0_changed.notify_waiters();
         self.metrics.compactions.inc();
+        self.buffers.observe_compaction(started.elapsed());
         self.metrics
             .compaction_bytes
             .inc_by(metas.iter().map(|m| m.size).sum());

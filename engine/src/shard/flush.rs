@@ -19,6 +19,9 @@ use crate::shard::{ShardInner, open_segment};
 use crate::store::Backoff;
 use crate::types::{Entry, SegmentId, UnixMillis};
 
+/// Bytes of entries a segment build handles between two yields to the runtime.
+const YIELD_EVERY_BYTES: usize = 256 << 10;
+
 /// The background flusher.
 pub(crate) async fn worker(shard: Arc<ShardInner>) {
     loop {
@@ -75,15 +78,41 @@ impl ShardInner {
             if !self.may_lead() {
                 return Ok(());
             }
-            let Some(mem) = self.current_view().frozen.last().cloned() else {
+            if self.current_view().frozen.is_empty() {
+                return Ok(());
+            }
+            self.wait_for_l0_room().await?;
+            // One of the node's flush slots (note 0007): the other shards queue.
+            let _slot = self.buffers.flush_slot().await;
+            let started = std::time::Instant::now();
+            // The oldest frozen memtables, as many as fit twice the derived memtable size
+            // (at least one), flushed as one segment: a follower that took over may hold
+            // several small ones frozen on its leader's requests.
+            let frozen = self.current_view().frozen.clone();
+            let cap = self.buffers.memtable_bytes().saturating_mul(2);
+            let mut batch: Vec<Arc<crate::memtable::Memtable>> = Vec::new();
+            let mut bytes = 0;
+            for m in frozen.iter().rev() {
+                if !batch.is_empty() && bytes + m.memory_bytes() > cap {
+                    break;
+                }
+                bytes += m.memory_bytes();
+                batch.push(Arc::clone(m));
+            }
+            let Some(newest) = batch.last() else {
                 return Ok(());
             };
-            self.wait_for_l0_room().await?;
-            let (covered, covered_epoch) = mem.covered();
-            let flushed_to = covered.max(mem.max_seq());
+            let (covered, covered_epoch) = newest.covered();
+            let flushed_to = batch
+                .iter()
+                .map(|m| m.covered().0.max(m.max_seq()))
+                .max()
+                .unwrap_or(covered);
             let known = self.manifest.lock().await.flushed_seq;
-            let seg = if flushed_to > known && !mem.is_empty() {
-                let mut it = MergeIter::over_memtable(&mem);
+            let seg = if flushed_to > known && batch.iter().any(|m| !m.is_empty()) {
+                // Newest first: the merge keeps the highest seq per key anyway.
+                let mems: Vec<_> = batch.iter().rev().cloned().collect();
+                let mut it = MergeIter::over_memtables(&mems);
                 self.build_segments(&mut it, usize::MAX, |e, _| Some(e))
                     .await?
                     .pop()
@@ -103,11 +132,12 @@ impl ShardInner {
                 true
             })
             .await?;
-            // The published (or, after a lost race, adopted) manifest covers `mem`: install
-            // it like a follower would, which drops `mem` and every other covered memtable
-            // and jumps `applied` if another leader flushed past it.
+            // The published (or, after a lost race, adopted) manifest covers the batch:
+            // install it like a follower would, which drops them and every other covered
+            // memtable and jumps `applied` if another leader flushed past it.
             self.install_current().await?;
             self.metrics.flushes.inc();
+            self.buffers.observe_flush(started.elapsed());
             if let Some(m) = &meta {
                 self.metrics.flush_bytes.inc_by(m.size);
             }
@@ -145,9 +175,17 @@ impl ShardInner {
         let now = self.clock.now_millis();
         let mut out = Vec::new();
         let mut b = SegmentBuilder::new(&self.opts.segment);
+        let mut since_yield = 0usize;
         while let Some(e) = it.next().await? {
             let Some(e) = keep(e, now) else { continue };
             b.add(&e)?;
+            // The node's runtime may have one worker: let requests run between chunks of
+            // entries rather than after the whole segment (note 0007).
+            since_yield += e.data_len() + 64;
+            if since_yield >= YIELD_EVERY_BYTES {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             if b.approx_size() >= target {
                 let full = std::mem::replace(&mut b, SegmentBuilder::new(&self.opts.segment));
                 out.push(self.upload(full).await?);
@@ -160,8 +198,14 @@ impl ShardInner {
     }
 
     async fn upload(&self, b: SegmentBuilder) -> Result<(SegmentMeta, Arc<SegmentReader>)> {
-        let (bytes, info) = b.finish()?;
+        // Checksums and the bloom filter of a whole segment: on a blocking thread.
+        let (bytes, info) = tokio::task::spawn_blocking(move || b.finish())
+            .await
+            .map_err(|_| Error::Invariant {
+                what: "segment build task panicked",
+            })??;
         let id = SegmentId::random();
+        self.buffers.pace(bytes.len()).await;
         self.store.put(&paths::segment(self.id, id), bytes).await?;
         let meta = meta_of(id, &info);
         let reader = open_segment(&self.store, &self.cache, self.id, &meta).await?;

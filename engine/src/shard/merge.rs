@@ -27,6 +27,8 @@ enum Source {
         segs: VecDeque<Arc<SegmentReader>>,
         cur: Option<SegmentIter>,
         after: Option<Bytes>,
+        /// Read in bulk, past the cache (compaction).
+        bulk: bool,
     },
 }
 
@@ -43,7 +45,12 @@ impl Source {
                 }
                 Ok(e)
             }
-            Self::Run { segs, cur, after } => loop {
+            Self::Run {
+                segs,
+                cur,
+                after,
+                bulk,
+            } => loop {
                 if let Some(it) = cur {
                     if let Some(e) = it.next().await? {
                         return Ok(Some(e));
@@ -53,7 +60,11 @@ impl Source {
                 let Some(s) = segs.pop_front() else {
                     return Ok(None);
                 };
-                *cur = Some(s.iter(after.clone()));
+                *cur = Some(if *bulk {
+                    s.iter_bulk()
+                } else {
+                    s.iter(after.clone())
+                });
             },
         }
     }
@@ -91,22 +102,36 @@ impl MergeIter {
     }
 
     /// Merges segments only: each of `l0` on its own, plus `l1` as one run (for compaction).
+    /// Segments are read in bulk, past the block cache ([`SegmentReader::iter_bulk`]).
     pub(crate) fn over_segments(l0: &[Arc<SegmentReader>], l1: &[Arc<SegmentReader>]) -> Self {
         let mut sources: Vec<_> = l0
             .iter()
-            .map(|s| Self::run(vec![Arc::clone(s)], None))
+            .map(|s| Self::bulk_run(vec![Arc::clone(s)]))
             .collect();
-        sources.push(Self::run(l1.to_vec(), None));
+        sources.push(Self::bulk_run(l1.to_vec()));
         Self::new(sources)
     }
 
-    /// Merges one frozen memtable (for flushing).
-    pub(crate) fn over_memtable(mem: &Arc<Memtable>) -> Self {
-        Self::new(vec![Source::Mem {
-            mem: Arc::clone(mem),
-            buf: VecDeque::new(),
-            last: None,
-        }])
+    fn bulk_run(segs: Vec<Arc<SegmentReader>>) -> Source {
+        Source::Run {
+            segs: segs.into(),
+            cur: None,
+            after: None,
+            bulk: true,
+        }
+    }
+
+    /// Merges frozen memtables (for flushing): the newest version of each key wins.
+    pub(crate) fn over_memtables(mems: &[Arc<Memtable>]) -> Self {
+        Self::new(
+            mems.iter()
+                .map(|mem| Source::Mem {
+                    mem: Arc::clone(mem),
+                    buf: VecDeque::new(),
+                    last: None,
+                })
+                .collect(),
+        )
     }
 
     fn run(segs: Vec<Arc<SegmentReader>>, after: Option<Bytes>) -> Source {
@@ -114,6 +139,7 @@ impl MergeIter {
             segs: segs.into(),
             cur: None,
             after,
+            bulk: false,
         }
     }
 

@@ -21,12 +21,42 @@ type Figure = (
 );
 
 /// Every family this collector exports.
-const FIGURES: [Figure; 13] = [
+const FIGURES: [Figure; 18] = [
     (
         "tierkv_memtable_bytes",
-        "Bytes in active memtables.",
+        "Write-buffer bytes of active memtables (entries, overwritten versions the log keeps, index structures).",
         MetricType::Gauge,
         |s| s.memtable_bytes,
+    ),
+    (
+        "tierkv_frozen_memtable_bytes",
+        "Write-buffer bytes of frozen memtables (being flushed, or awaiting the leader's flush).",
+        MetricType::Gauge,
+        |s| s.frozen_memtable_bytes,
+    ),
+    (
+        "tierkv_point_reads",
+        "Point reads served.",
+        MetricType::Counter,
+        |s| s.point_reads,
+    ),
+    (
+        "tierkv_point_read_object_store_gets",
+        "Object-store GETs made by point reads (blocks missing from every cache).",
+        MetricType::Counter,
+        |s| s.point_read_gets,
+    ),
+    (
+        "tierkv_point_reads_over_one_get",
+        "Point reads that made more than one object-store GET.",
+        MetricType::Counter,
+        |s| s.point_reads_over_one_get,
+    ),
+    (
+        "tierkv_segment_index_bytes",
+        "Bytes of open segments' indexes and bloom filters held in memory (part of the block cache's memory budget).",
+        MetricType::Gauge,
+        |s| s.segment_index_bytes,
     ),
     (
         "tierkv_unflushed_bytes",

@@ -27,6 +27,7 @@ mod compact;
 mod flush;
 mod merge;
 mod metrics;
+mod pressure;
 mod replicated;
 mod ttl;
 mod view;
@@ -53,11 +54,13 @@ use crate::segment::SegmentReader;
 use crate::store::ObjStore;
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
 use crate::wal::Wal;
+use crate::write_buffers::WriteBuffers;
 
 use merge::MergeIter;
 use view::View;
 
 pub use metrics::ShardFigures;
+pub use pressure::FlushRequester;
 pub use replicated::{LoadedManifest, PrepareOutcome, Prepared, Proposer};
 pub use ttl::SweepOutcome;
 
@@ -72,6 +75,8 @@ pub struct ShardComponents {
     pub clock: Arc<dyn Clock>,
     /// The node's write-ahead log.
     pub wal: Wal,
+    /// The node's write buffers: every memtable of the node charges them (note 0007).
+    pub buffers: WriteBuffers,
 }
 
 /// One page of a scan.
@@ -94,6 +99,12 @@ pub(crate) struct ShardMetrics {
     pub(crate) compaction_errors: Counter,
     pub(crate) ttl_deletes: Counter,
     pub(crate) segments_deleted: Counter,
+    /// Point reads served (any source).
+    pub(crate) point_reads: Counter,
+    /// Object-store GETs those reads made (data blocks missing from every cache).
+    pub(crate) point_read_gets: Counter,
+    /// Point reads that made more than one GET (a bloom filter's false positive).
+    pub(crate) point_reads_over_one_get: Counter,
 }
 
 /// A point-in-time summary of a shard.
@@ -105,6 +116,7 @@ pub struct ShardStats {
     pub applied_seq: SeqNo,
     pub flushed_seq: SeqNo,
     pub memtable_bytes: u64,
+    pub frozen_memtable_bytes: u64,
     pub unflushed_bytes: u64,
     pub frozen_memtables: u64,
     pub l0_segments: u64,
@@ -118,6 +130,10 @@ pub struct ShardStats {
     pub compaction_errors: u64,
     pub ttl_deletes: u64,
     pub segments_deleted: u64,
+    pub point_reads: u64,
+    pub point_read_gets: u64,
+    pub point_reads_over_one_get: u64,
+    pub segment_index_bytes: u64,
 }
 
 pub(crate) struct ShardInner {
@@ -158,6 +174,12 @@ pub(crate) struct ShardInner {
     pub(crate) flushed_seq: AtomicU64,
     pub(crate) metrics: ShardMetrics,
     pub(crate) ttl: ttl::TtlState,
+    /// The node's write buffers.
+    pub(crate) buffers: WriteBuffers,
+    /// How a follower asks its leader to flush (set by the replication driver).
+    pub(crate) flush_requester: std::sync::OnceLock<FlushRequester>,
+    /// Flush requests and follower pressure, rate limits and expiries (`pressure.rs`).
+    pub(crate) pressure: pressure::PressureState,
 }
 
 /// Handle to an open shard; cheap to clone.
@@ -207,7 +229,17 @@ impl Shard {
         write::validate_key(key)?;
         let view = self.inner.current_view();
         let now = self.inner.clock.now_millis();
-        Ok(view.get(key).await?.filter(|e| e.is_live(now)))
+        let mut gets = 0;
+        let found = view.get_counted(key, &mut gets).await;
+        let m = &self.inner.metrics;
+        m.point_reads.inc();
+        if gets > 0 {
+            m.point_read_gets.inc_by(gets);
+        }
+        if gets > 1 {
+            m.point_reads_over_one_get.inc();
+        }
+        Ok(found?.filter(|e| e.is_live(now)))
     }
 
     /// Live entries whose key starts with `prefix`, in key order, strictly after
@@ -299,7 +331,11 @@ impl Shard {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.inner.rotate_now();
+        if self.inner.may_lead() && self.inner.rotate_now() {
+            self.inner
+                .buffers
+                .note_trigger(crate::write_buffers::Trigger::Shutdown);
+        }
         let flushed = match tokio::time::timeout(flush_timeout, self.inner.flush_frozen()).await {
             Ok(r) => r,
             Err(_) => {
@@ -354,7 +390,15 @@ impl ShardInner {
             flushed_seq: AtomicU64::new(flushed.0),
             metrics: ShardMetrics::default(),
             ttl: ttl::TtlState::default(),
+            buffers: c.buffers,
+            flush_requester: std::sync::OnceLock::new(),
+            pressure: pressure::PressureState::default(),
         }
+    }
+
+    /// An empty memtable charged to the node's write buffers.
+    pub(crate) fn new_memtable(&self) -> Arc<crate::memtable::Memtable> {
+        Arc::new(crate::memtable::Memtable::charged_to(self.buffers.clone()))
     }
 
     pub(crate) fn epoch(&self) -> Epoch {
@@ -428,7 +472,8 @@ impl ShardInner {
             epoch: self.epoch(),
             applied_seq: SeqNo(self.applied.load(Ordering::SeqCst)),
             flushed_seq: SeqNo(self.flushed_seq.load(Ordering::Relaxed)),
-            memtable_bytes: view.active.approx_bytes() as u64,
+            memtable_bytes: view.active.memory_bytes() as u64,
+            frozen_memtable_bytes: view.frozen.iter().map(|m| m.memory_bytes() as u64).sum(),
             unflushed_bytes: view.unflushed_bytes() as u64,
             frozen_memtables: view.frozen.len() as u64,
             l0_segments: view.l0.len() as u64,
@@ -447,6 +492,15 @@ impl ShardInner {
             compaction_errors: m.compaction_errors.get(),
             ttl_deletes: m.ttl_deletes.get(),
             segments_deleted: m.segments_deleted.get(),
+            point_reads: m.point_reads.get(),
+            point_read_gets: m.point_read_gets.get(),
+            point_reads_over_one_get: m.point_reads_over_one_get.get(),
+            segment_index_bytes: view
+                .l0
+                .iter()
+                .chain(view.l1.iter())
+                .map(|s| s.metadata_bytes() as u64)
+                .sum(),
         }
     }
 }

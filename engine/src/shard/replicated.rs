@@ -43,6 +43,7 @@ use crate::shard::write::{check, validate};
 use crate::shard::{Shard, ShardComponents, ShardInner, open_segment};
 use crate::store::ObjStore;
 use crate::types::{Condition, Entry, Epoch, SeqNo, ShardId, WriteBatch, WriteOp};
+use crate::write_buffers::Trigger;
 
 /// How a replicated shard's TTL sweeper writes: proposes the batch through the replication
 /// driver and resolves with its version once committed.
@@ -100,12 +101,13 @@ impl Shard {
         let flushed = loaded.manifest.flushed_seq;
         let view = View {
             generation: 0,
-            active: Arc::new(Memtable::new()),
+            active: Arc::new(Memtable::charged_to(c.buffers.clone())),
             frozen: Vec::new(),
             l0: loaded.l0,
             l1: loaded.l1,
         };
         let inner = Arc::new(ShardInner::new(id, opts, c, loaded.manifest, view));
+        inner.buffers.register(&inner);
         inner.wal.release(id, flushed);
         tracing::debug!(shard = %id, flushed_seq = %flushed, "replicated shard open");
         Ok(Self::with_tasks(inner))
@@ -181,8 +183,9 @@ impl Shard {
             view.active.note_covered(r.seq, r.epoch);
             applied = r.seq;
             inner.applied.store(applied.0, Ordering::SeqCst);
-            if view.active.written_bytes() >= inner.opts.memtable_bytes {
+            if view.active.memory_bytes() >= inner.buffers.memtable_bytes() {
                 view = inner.rotate(&view);
+                inner.buffers.note_trigger(Trigger::MemtableFull);
             }
         }
     }
@@ -210,13 +213,14 @@ impl Shard {
         let inner = &self.inner;
         validate(&batch, inner.opts.max_value_bytes)?;
         let view = inner.current_view();
-        let unflushed = view.unflushed_bytes();
-        if unflushed > inner.opts.max_unflushed_bytes {
-            inner.flush_wake.notify_one();
+        // The node's limit (note 0007): its write buffers, every shard's memtables, past
+        // `max_unflushed_bytes`; or a follower of this shard past its own.
+        if inner.buffers.over_limit() || inner.refused_by_follower() {
+            inner.buffers.note_backpressure();
             return Err(Error::Backpressure {
                 shard: inner.id,
-                unflushed_bytes: unflushed as u64,
-                limit: inner.opts.max_unflushed_bytes as u64,
+                unflushed_bytes: inner.buffers.total_bytes() as u64,
+                limit: inner.buffers.limit() as u64,
             });
         }
         let mut base = Vec::with_capacity(batch.ops.len());
@@ -260,12 +264,15 @@ impl Shard {
                 prior.push(cur.filter(|e| e.is_live(now)).map(|e| e.seq));
             }
         }
-        let entries = p
+        let mut entries: Vec<Entry> = p
             .batch
             .ops
             .iter()
             .map(|op| op.mutation.clone().into_entry(SeqNo(0)))
             .collect();
+        // They live in the log and the memtable until the flush: not as slices of the
+        // client's request (a batch of many shards' operations).
+        crate::types::compact_entries(&mut entries);
         Ok(PrepareOutcome::Ready { entries, prior })
     }
 }
@@ -303,7 +310,7 @@ impl ShardInner {
         let next = View {
             generation: w.generation + u64::from(dropped),
             active: if drop_active {
-                Arc::new(Memtable::new())
+                self.new_memtable()
             } else {
                 Arc::clone(&w.active)
             },

@@ -36,8 +36,9 @@ struct Env {
 
 fn small_opts() -> EngineOptions {
     EngineOptions {
-        memtable_bytes: 4096,
-        max_unflushed_bytes: 64 << 10,
+        // Memtables of 32 KiB (one shard: twice the budget), ~50 small writes each.
+        write_buffer_bytes: 16 << 10,
+        max_unflushed_bytes: 128 << 10,
         l0_compaction_trigger: 3,
         l0_max: 6,
         target_segment_bytes: 8 << 10,
@@ -120,6 +121,7 @@ impl Leader {
                 cache: Arc::new(MemBlockCache::new(1 << 20)),
                 clock: env.clock.clone(),
                 wal: wal.clone(),
+                buffers: crate::write_buffers::WriteBuffers::standalone(&env.opts),
             },
             manifest,
         )
@@ -613,7 +615,7 @@ async fn overwrites_of_one_key_trigger_flushes() {
     let st = s.stats();
     assert!(st.flushed_seq > SeqNo(0), "{st:?}");
     assert!(
-        st.unflushed_bytes < 2 * env.opts.memtable_bytes as u64,
+        st.unflushed_bytes < 2 * env.opts.memtable_bytes(1) as u64,
         "unflushed bytes not bounded: {st:?}"
     );
     assert_eq!(value(&s, "counter").await, Some(Bytes::from(big)));

@@ -51,17 +51,27 @@ impl View {
     /// Newest entry of `key` in the segments: L0 newest first, then the one L1 segment whose
     /// range covers the key. Bloom filters skip segments without fetching blocks.
     pub(crate) async fn seg_get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let mut gets = 0;
+        self.seg_get_counted(key, &mut gets).await
+    }
+
+    /// [`View::seg_get`], adding the object-store GETs it made to `gets`.
+    pub(crate) async fn seg_get_counted(
+        &self,
+        key: &[u8],
+        gets: &mut u64,
+    ) -> Result<Option<Entry>> {
         for s in &self.l0 {
             let i = s.info();
             if key < i.min_key.as_ref() || key > i.max_key.as_ref() {
                 continue;
             }
-            if let Some(e) = s.get(key).await? {
+            if let Some(e) = s.get_counted(key, gets).await? {
                 return Ok(Some(e));
             }
         }
         if let Some(s) = self.l1_for(key) {
-            return s.get(key).await;
+            return s.get_counted(key, gets).await;
         }
         Ok(None)
     }
@@ -76,9 +86,15 @@ impl View {
 
     /// Newest entry of `key` anywhere (tombstones and expired entries included).
     pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let mut gets = 0;
+        self.get_counted(key, &mut gets).await
+    }
+
+    /// [`View::get`], adding the object-store GETs it made to `gets`.
+    pub(crate) async fn get_counted(&self, key: &[u8], gets: &mut u64) -> Result<Option<Entry>> {
         match self.mem_get(key) {
             Some(e) => Ok(Some(e)),
-            None => self.seg_get(key).await,
+            None => self.seg_get_counted(key, gets).await,
         }
     }
 

@@ -83,13 +83,23 @@ pub(crate) fn check(
 }
 
 impl ShardInner {
-    /// Freezes the active memtable (if non-empty) so the flusher picks it up.
-    pub(crate) fn rotate_now(&self) {
+    /// Freezes the active memtable if it holds anything not yet flushed (entries, or a
+    /// barrier's log position), so the flusher picks it up. Returns whether it froze.
+    pub(crate) fn rotate_now(&self) -> bool {
         let _s = self.apply_lock.lock();
         let view = self.current_view();
-        if !view.active.is_empty() {
+        if self.holds_unflushed(&view.active) {
             self.rotate(&view);
+            true
+        } else {
+            false
         }
+    }
+
+    /// Whether `mem` holds an entry or a log position past the flushed prefix.
+    pub(crate) fn holds_unflushed(&self, mem: &Memtable) -> bool {
+        !mem.is_empty()
+            || mem.covered().0.0 > self.flushed_seq.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Rotation: the caller holds the apply lock, so no record is applied meanwhile.
@@ -99,9 +109,10 @@ impl ShardInner {
         let mut frozen = Vec::with_capacity(cur.frozen.len() + 1);
         frozen.push(Arc::clone(&cur.active));
         frozen.extend(cur.frozen.iter().cloned());
+        cur.active.freeze();
         let next = Arc::new(View {
             generation: cur.generation + 1,
-            active: Arc::new(Memtable::new()),
+            active: self.new_memtable(),
             frozen,
             l0: cur.l0.clone(),
             l1: cur.l1.clone(),

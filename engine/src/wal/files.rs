@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::types::{Epoch, SeqNo, ShardId};
 
@@ -74,6 +75,8 @@ struct FileMeta {
     path: PathBuf,
     bytes: u64,
     max_seq: HashMap<ShardId, SeqNo>,
+    /// When this process created the file (or, for a recovered file, opened the WAL).
+    created: Instant,
 }
 
 /// All live WAL files, the active one, the released marks and the latest promises.
@@ -104,6 +107,7 @@ impl FileTable {
                     path: f.path,
                     bytes: f.bytes,
                     max_seq: f.max_seq,
+                    created: Instant::now(),
                 };
                 (f.no, meta)
             })
@@ -114,6 +118,7 @@ impl FileTable {
                 path,
                 bytes,
                 max_seq: HashMap::new(),
+                created: Instant::now(),
             },
         );
         Self {
@@ -137,6 +142,7 @@ impl FileTable {
                 path,
                 bytes,
                 max_seq: HashMap::new(),
+                created: Instant::now(),
             },
         );
         self.active = no;
@@ -205,6 +211,24 @@ impl FileTable {
             .into_iter()
             .filter_map(|no| self.files.remove(&no).map(|f| f.path))
             .collect()
+    }
+
+    /// The oldest live file and the shards keeping it (each with its max seq there, above
+    /// its released mark): what a flush must cover to delete it. `None` when only the active
+    /// file is left.
+    pub(super) fn oldest(&self) -> Option<(Instant, Vec<(ShardId, SeqNo)>)> {
+        let (no, f) = self.files.iter().next()?;
+        if *no == self.active {
+            return None;
+        }
+        let mut pins: Vec<(ShardId, SeqNo)> = f
+            .max_seq
+            .iter()
+            .filter(|(shard, max)| self.released.get(shard).is_none_or(|r| r < *max))
+            .map(|(shard, max)| (*shard, *max))
+            .collect();
+        pins.sort();
+        Some((f.created, pins))
     }
 
     /// (number of files, total bytes).

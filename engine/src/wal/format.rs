@@ -328,6 +328,9 @@ fn decode_batch(d: &mut Dec<'_>, payload: &Bytes) -> Result<WalRecord, DecodeErr
             expires_at: b.expires_at,
         });
     }
+    // Replayed records live until their shard flushes: they must not pin the whole file
+    // they were read from.
+    crate::types::compact_entries(&mut entries);
     Ok(WalRecord {
         shard,
         epoch,

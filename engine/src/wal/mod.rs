@@ -85,6 +85,16 @@ pub struct WalSettings {
     pub sync: SyncPolicy,
     /// Size at which WAL files roll over. Default: 64 MiB.
     pub segment_bytes: u64,
+    /// Bound on the live WAL files: while they hold more, every shard with unreleased records
+    /// in the oldest file flushes them (a shard this node follows asks its leader to), so the
+    /// file goes. What a restart replays stays about this plus one file (note 0007).
+    /// Default: 1 GiB.
+    pub max_bytes: u64,
+    /// Age of the oldest live WAL file past which the shards keeping it flush (or ask their
+    /// leader to): a shard that gets few writes would otherwise keep its file, and every
+    /// later one, forever. Default: 10m.
+    #[serde(with = "humantime_serde")]
+    pub max_file_age: Duration,
 }
 
 impl Default for WalSettings {
@@ -92,6 +102,8 @@ impl Default for WalSettings {
         Self {
             sync: SyncPolicy::Always,
             segment_bytes: 64 << 20,
+            max_bytes: 1 << 30,
+            max_file_age: Duration::from_secs(600),
         }
     }
 }
@@ -195,6 +207,15 @@ pub struct WalStats {
     pub sync_latency: HistogramSnapshot,
     /// Whether a write or sync failed.
     pub poisoned: bool,
+}
+
+/// The oldest live WAL file (not the active one) and what keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldestFile {
+    /// Time since the file was created (recovered files: since the WAL was opened).
+    pub age: Duration,
+    /// Each shard with records in it not yet released, and its highest seq there.
+    pub pins: Vec<(ShardId, SeqNo)>,
 }
 
 /// Resolves when its record is durable per the sync policy.
@@ -402,6 +423,16 @@ impl Wal {
         }
     }
 
+    /// The oldest live file other than the active one, if any, and the shards keeping it.
+    #[must_use]
+    pub fn oldest_file(&self) -> Option<OldestFile> {
+        let (created, pins) = self.inner.shared.files.lock().oldest()?;
+        Some(OldestFile {
+            age: created.elapsed(),
+            pins,
+        })
+    }
+
     /// Current counters.
     pub fn stats(&self) -> WalStats {
         let shared = &self.inner.shared;
@@ -449,6 +480,16 @@ impl Wal {
             "tierkv_wal_files",
             "Live WAL files",
             read(|s| s.files.lock().totals().0),
+        );
+        registry.register(
+            "tierkv_wal_oldest_file_age_seconds",
+            "Age of the oldest WAL file other than the active one (0 when there is none)",
+            read(|s| {
+                s.files
+                    .lock()
+                    .oldest()
+                    .map_or(0, |(created, _)| created.elapsed().as_secs())
+            }),
         );
         registry.register(
             "tierkv_wal_poisoned",

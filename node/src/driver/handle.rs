@@ -65,6 +65,9 @@ pub(crate) enum Cmd {
     ProposeRaw { batch: WriteBatch, reply: Reply },
     /// The node is stopping: hand leadership over, take nothing over.
     Drain,
+    /// The node's write buffers want this shard flushed: a follower asks its leader
+    /// (note 0007).
+    RequestFlush { upto: SeqNo, hard: bool },
 }
 
 /// Role codes in [`ShardStatus::role`].

@@ -110,6 +110,14 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
             })
         },
     ));
+    let weak = handle.tx.downgrade();
+    // A follower's storage asks its leader to flush through the replica (note 0007).
+    parts
+        .shard
+        .set_flush_requester(Arc::new(move |upto: SeqNo, hard: bool| -> bool {
+            weak.upgrade()
+                .is_some_and(|tx| tx.try_send(Cmd::RequestFlush { upto, hard }).is_ok())
+        }));
     let published = parts.shard.published();
     let now = parts.clock.now();
     let peer_breaks = parts
@@ -314,6 +322,10 @@ impl Driver {
                     // Only produced by `Propose`, which handles them (see `on_propose`).
                 }
                 Output::RoleChanged { role, epoch } => self.on_role(role, epoch),
+                Output::FlushRequested { from, upto, hard } => {
+                    tracing::debug!(shard = %self.id, follower = %from, %upto, hard, "flush requested");
+                    self.shard.on_flush_request(upto, hard);
+                }
             }
         }
         self.status.publish(&self.replica, self.caught_up());
@@ -403,6 +415,7 @@ impl Driver {
         match cmd {
             Cmd::Msg { from, msg } => self.step(Input::Message { from, msg }),
             Cmd::Drain => self.step(Input::Drain),
+            Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
             Cmd::Propose { prepared, reply } => self.on_propose(prepared, reply, false),
             Cmd::ProposeRaw { batch, reply } => {
                 let shard = self.shard.clone();

@@ -196,6 +196,11 @@ impl Auditor {
 
     pub(crate) fn on_flush(&mut self, records: &[Record]) {
         for r in records {
+            // Only committed records may reach segments (note 0007: a follower's flush
+            // request is capped at the leader's commit point).
+            if !self.committed.contains_key(&r.seq.0) && !self.segments.contains_key(&r.seq.0) {
+                self.safety(format!("flushed seq {} that was never committed", r.seq));
+            }
             if self.committed.get(&r.seq.0).is_some_and(|c| c != r)
                 || self.segments.get(&r.seq.0).is_some_and(|s| s != r)
             {

@@ -75,6 +75,11 @@ fn msg() -> impl Strategy<Value = Msg> {
         (e(), proptest::option::of(e()))
             .prop_map(|(epoch, handover_of)| Msg::Promise { epoch, handover_of }),
         e().prop_map(|epoch| Msg::Handover { epoch }),
+        (e(), s(), any::<bool>()).prop_map(|(epoch, upto, hard)| Msg::FlushRequest {
+            epoch,
+            upto,
+            hard
+        }),
         (e(), e(), s()).prop_map(|(epoch, last_epoch, last_seq)| Msg::Promised {
             epoch,
             last_epoch,

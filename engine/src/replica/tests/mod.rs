@@ -23,6 +23,9 @@ pub(crate) enum Bug {
     NoRestartGuard,
     /// The leader counts the end of its log, not of its durable log, in the commit rule.
     CommitUndurable,
+    /// A follower's flush request is passed on uncapped: the leader flushes up to the
+    /// follower's log end, which may hold records it has not committed (note 0007).
+    FlushPastCommit,
 }
 
 mod auditor;

@@ -12,7 +12,8 @@
 //!   state; a restart rebuilds the replica from what was durable;
 //! - an object store with create-only epoch claims and a manifest (`flushed_seq`, its epoch,
 //!   the writer epoch that fences flushes), whose answers may be lost; the serving leader
-//!   flushes periodically;
+//!   flushes periodically, and when a follower's `FlushRequest` (sent now and then, as
+//!   memory pressure would) asks it to, up to what the request allows (note 0007);
 //! - clients proposing to whoever they believe leads, with bounded retries, on four shared
 //!   keys; readers asking random replicas for strong reads, answered from the replica's
 //!   applied state only while it may serve them (`sim/history.rs`);
@@ -83,6 +84,9 @@ pub(crate) struct Params {
     /// still rejoining after one: with two of three rejoining no quorum could elect the
     /// leader that ends their rejoin, and the liveness checks would fail by design).
     pub(crate) disk_loss: f64,
+    /// Probability per tick that a replica's node asks for a flush (a follower sends its
+    /// leader a `FlushRequest`, note 0007).
+    pub(crate) flush_requests: f64,
 }
 
 impl Params {
@@ -99,6 +103,7 @@ impl Params {
             drift_margin_ms: 250,
             clock_rate_ppm: 30_000,
             disk_loss: 0.15,
+            flush_requests: 0.05,
         }
     }
     /// One replica (`tierkv serve`): W = N = 1. No disk loss: a shard's only replica that
@@ -144,6 +149,8 @@ pub(crate) struct Stats {
     pub(crate) leaders: u64,
     pub(crate) truncations: u64,
     pub(crate) flushes: u64,
+    /// Flushes a follower's request made a leader do (note 0007).
+    pub(crate) flush_requests: u64,
     pub(crate) manifest_loads: u64,
     pub(crate) gaps: u64,
     pub(crate) refusals: u64,
@@ -163,6 +170,7 @@ impl std::ops::AddAssign for Stats {
         self.leaders += o.leaders;
         self.truncations += o.truncations;
         self.flushes += o.flushes;
+        self.flush_requests += o.flush_requests;
         self.manifest_loads += o.manifest_loads;
         self.gaps += o.gaps;
         self.refusals += o.refusals;
@@ -279,6 +287,8 @@ pub(crate) struct Store {
 pub(crate) struct Sim {
     p: Params,
     rng: StdRng,
+    /// Draws of the followers' flush requests (note 0007).
+    pressure_rng: StdRng,
     now: u64,
     counter: u64,
     queue: BTreeMap<(u64, u64), Ev>,
@@ -327,6 +337,7 @@ impl Sim {
         let mut sim = Self {
             p,
             rng,
+            pressure_rng: StdRng::seed_from_u64(seed ^ 0x5eed_f1a5_u64),
             now: 0,
             counter: 0,
             queue: BTreeMap::new(),
@@ -593,6 +604,13 @@ impl Sim {
                     };
                     self.retry(c, target, wait);
                 }
+                Output::FlushRequested { from, upto, hard } => {
+                    self.log(|| {
+                        format!("n{} flushes up to {upto} for n{from} (hard {hard})", i + 1)
+                    });
+                    self.stats.flush_requests += 1;
+                    self.flush_at(i, upto);
+                }
                 Output::RoleChanged { role, epoch } => {
                     self.log(|| format!("n{} {role:?} epoch {epoch}", i + 1));
                     self.mix(epoch.0 * 4 + role as u64);
@@ -703,6 +721,16 @@ impl Sim {
                 self.mix(1 + i as u64);
                 if self.nodes[i].up {
                     self.feed(i, Input::Tick, None);
+                    // Memory pressure: a follower asks its leader to flush up to its log
+                    // end (note 0007), now and then.
+                    // Its own random stream, so that the other faults of a seed are the same
+                    // with or without it.
+                    if self.pressure_rng.random_bool(self.p.flush_requests)
+                        && let Some(upto) = self.nodes[i].rep.as_ref().map(|r| r.log().last_seq())
+                    {
+                        let hard = self.pressure_rng.random_bool(0.2);
+                        self.feed(i, Input::RequestFlush { upto, hard }, None);
+                    }
                 }
                 let t = self.now + self.rng.random_range(18 * MS..23 * MS);
                 self.at(t, Ev::Tick(i));

@@ -183,6 +183,17 @@ fn finds_bug_in(p: &Params, max_seeds: u64) -> Option<u64> {
     })
 }
 
+/// A leader that passes a follower's flush request on uncapped flushes records it has not
+/// committed (note 0007); the auditor requires flushed records to be committed.
+#[test]
+fn sim_catches_flushing_past_the_commit_point_on_request() {
+    let seed = finds_bug(Bug::FlushPastCommit, 60);
+    assert!(
+        seed.is_some(),
+        "the simulator missed the uncapped flush request"
+    );
+}
+
 #[test]
 fn sim_catches_adopting_the_shortest_log() {
     let seed = finds_bug(Bug::AdoptShortestLog, 30);

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::replica::{Input, Record, Role};
+use crate::replica::{Input, Record, Replica, Role};
 use crate::types::{Entry, EntryKind, SeqNo};
 
 use super::{ANY, ClientState, Ev, MS, Sim};
@@ -113,37 +113,46 @@ impl Sim {
 
     pub(super) fn flush(&mut self) {
         for i in 0..self.p.n {
-            let Some(rep) = self.nodes[i].rep.as_ref() else {
+            let Some(f) = self.nodes[i].rep.as_ref().map(Replica::commit_seq) else {
                 continue;
             };
-            let Some(epoch) = rep.leader_epoch() else {
-                continue;
-            };
-            let f = rep.commit_seq();
-            if rep.role() != Role::Leader
-                || f <= self.store.flushed
-                || epoch < self.store.manifest_epoch
-            {
-                continue;
-            }
-            let records: Vec<Record> = rep.log().range(self.store.flushed, f).cloned().collect();
-            let Some(last) = records.last() else { continue };
-            let fe = last.epoch;
-            self.audit.on_flush(&records);
-            self.stats.flushes += 1;
-            self.store.flushed = f;
-            self.store.flushed_epoch = fe;
-            self.feed(
-                i,
-                Input::ManifestLoaded {
-                    flushed_seq: f,
-                    flushed_epoch: fe,
-                },
-                None,
-            );
+            self.flush_at(i, f);
         }
         let t = self.now + self.rng.random_range(300 * MS..700 * MS);
         self.at(t, Ev::Flush);
+    }
+
+    /// Node `i`, if it is the serving leader of the newest manifest epoch, flushes its log up
+    /// to `upto` (its commit point on the periodic flush; what a follower's flush request
+    /// allowed otherwise) and loads the manifest it published.
+    pub(super) fn flush_at(&mut self, i: usize, upto: SeqNo) {
+        let Some(rep) = self.nodes[i].rep.as_ref() else {
+            return;
+        };
+        let Some(epoch) = rep.leader_epoch() else {
+            return;
+        };
+        if rep.role() != Role::Leader
+            || upto <= self.store.flushed
+            || epoch < self.store.manifest_epoch
+        {
+            return;
+        }
+        let records: Vec<Record> = rep.log().range(self.store.flushed, upto).cloned().collect();
+        let Some(last) = records.last() else { return };
+        let (f, fe) = (last.seq, last.epoch);
+        self.audit.on_flush(&records);
+        self.stats.flushes += 1;
+        self.store.flushed = f;
+        self.store.flushed_epoch = fe;
+        self.feed(
+            i,
+            Input::ManifestLoaded {
+                flushed_seq: f,
+                flushed_epoch: fe,
+            },
+            None,
+        );
     }
 
     pub(super) fn partition(&mut self) {
