@@ -124,6 +124,11 @@ pub(crate) struct StoreSection {
     pub(crate) file_sync: bool,
     /// S3 endpoint, region, credentials and request style.
     pub s3: S3Options,
+    /// Benchmark and test aid, not for production: every object-store read waits this long
+    /// first, to imitate S3's latency on a local store (`bench/tiered --get-latency`).
+    /// Default: 0s (off).
+    #[serde(with = "humantime_serde")]
+    pub(crate) bench_get_delay: Duration,
 }
 
 impl Default for StoreSection {
@@ -132,6 +137,7 @@ impl Default for StoreSection {
             url: None,
             file_sync: StoreOptions::default().file_sync,
             s3: S3Options::default(),
+            bench_get_delay: Duration::ZERO,
         }
     }
 }
@@ -293,6 +299,7 @@ impl Config {
                 .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display())),
             file_sync: self.store.file_sync,
             s3: self.store.s3.clone(),
+            bench_get_delay: self.store.bench_get_delay,
         }
     }
 

@@ -74,7 +74,12 @@ fn help_names_every_setting_a_command_reads() {
         "TIERKV_CLUSTER__SECRET",
         "TIERKV_CLUSTER__LEASE_DURATION [2s]",
         "TIERKV_CLUSTER__HEARTBEAT_INTERVAL [250ms]",
-        "TIERKV_ENGINE__MEMTABLE_BYTES",
+        "TIERKV_ENGINE__WRITE_BUFFER_BYTES [268435456]",
+        "TIERKV_ENGINE__MAX_UNFLUSHED_BYTES [536870912]",
+        "TIERKV_WAL__MAX_BYTES [1073741824]",
+        "TIERKV_WAL__MAX_FILE_AGE [10m]",
+        "TIERKV_CACHE__MEMORY_BYTES [268435456]",
+        "TIERKV_STORE__BENCH_GET_DELAY [0s]",
         "recorded in the shard map",
     ] {
         assert!(

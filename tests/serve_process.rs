@@ -36,7 +36,7 @@ fn serve_args(data: &Path) -> Vec<std::ffi::OsString> {
 fn start(data: &Path) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
         .args(serve_args(data))
-        .env("TIERKV_ENGINE__MEMTABLE_BYTES", "65536")
+        .env("TIERKV_ENGINE__WRITE_BUFFER_BYTES", "262144")
         .env("TIERKV_CACHE__DISK_BYTES", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

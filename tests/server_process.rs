@@ -52,7 +52,7 @@ fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
         .envs(env.iter().copied())
         .args(dev_args(data))
-        .env("TIERKV_ENGINE__MEMTABLE_BYTES", "65536")
+        .env("TIERKV_ENGINE__WRITE_BUFFER_BYTES", "262144")
         .env("TIERKV_CACHE__DISK_BYTES", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

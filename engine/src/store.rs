@@ -46,6 +46,11 @@ pub struct StoreOptions {
     pub file_sync: bool,
     /// Settings used when `url` is `s3://`.
     pub s3: S3Options,
+    /// Benchmark and test aid, not for production: every object-store read (GET, ranged or
+    /// whole) waits this long before it is sent, to imitate S3's latency on a local store
+    /// (`bench/tiered --get-latency 20ms`). Default: 0s (off).
+    #[serde(with = "humantime_serde")]
+    pub bench_get_delay: Duration,
 }
 
 impl Default for StoreOptions {
@@ -54,6 +59,7 @@ impl Default for StoreOptions {
             url: "./data/objects".to_owned(),
             file_sync: true,
             s3: S3Options::default(),
+            bench_get_delay: Duration::ZERO,
         }
     }
 }
@@ -139,6 +145,8 @@ pub struct ObjStore {
     inner: Arc<dyn ObjectStore>,
     description: Arc<str>,
     metrics: Arc<StoreMetrics>,
+    /// [`StoreOptions::bench_get_delay`].
+    get_delay: Duration,
 }
 
 impl ObjStore {
@@ -148,6 +156,23 @@ impl ObjStore {
             inner,
             description: description.into(),
             metrics: Arc::default(),
+            get_delay: Duration::ZERO,
+        }
+    }
+
+    /// This handle with every read delayed by `delay` ([`StoreOptions::bench_get_delay`]).
+    #[must_use]
+    pub fn with_get_delay(mut self, delay: Duration) -> Self {
+        self.get_delay = delay;
+        if !delay.is_zero() {
+            self.description = format!("{} (reads delayed {delay:?})", self.description).into();
+        }
+        self
+    }
+
+    async fn read_delay(&self) {
+        if !self.get_delay.is_zero() {
+            tokio::time::sleep(self.get_delay).await;
         }
     }
 
@@ -159,6 +184,10 @@ impl ObjStore {
 
     /// Opens the backend named by `opts.url`.
     pub fn open(opts: &StoreOptions) -> Result<Self> {
+        Ok(Self::open_backend(opts)?.with_get_delay(opts.bench_get_delay))
+    }
+
+    fn open_backend(opts: &StoreOptions) -> Result<Self> {
         let url = opts.url.trim();
         if url == "memory://" || url == "memory:" {
             return Ok(Self::in_memory());
@@ -248,6 +277,7 @@ impl ObjStore {
             inner: Arc::clone(&self.inner),
             description: Arc::clone(&self.description),
             metrics: Arc::default(),
+            get_delay: self.get_delay,
         }
     }
 
@@ -339,6 +369,7 @@ impl ObjStore {
 
     /// Reads a whole object; `None` if it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.read_delay().await;
         let start = Instant::now();
         let r = match self.inner.get(&Path::from(key)).await {
             Ok(g) => g.bytes().await,
@@ -357,6 +388,7 @@ impl ObjStore {
 
     /// Reads a byte range of an object.
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.read_delay().await;
         let start = Instant::now();
         let r = self.inner.get_range(&Path::from(key), range).await;
         self.done(start, &r);

@@ -24,6 +24,10 @@ pub struct FaultyStore {
     down: AtomicBool,
     fail_next: AtomicU64,
     calls: AtomicU64,
+    /// Reads (GETs, ranged or not) of segment objects (`…/segments/…`): data requests.
+    segment_reads: AtomicU64,
+    /// Delay before every read, in microseconds (0: none).
+    read_delay_us: AtomicU64,
 }
 
 impl fmt::Debug for FaultyStore {
@@ -47,7 +51,33 @@ impl FaultyStore {
             down: AtomicBool::new(false),
             fail_next: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            segment_reads: AtomicU64::new(0),
+            read_delay_us: AtomicU64::new(0),
         })
+    }
+
+    /// Reads of segment objects so far (data requests, not manifests or claims).
+    #[must_use]
+    pub fn segment_reads(&self) -> u64 {
+        self.segment_reads.load(Ordering::SeqCst)
+    }
+
+    /// Makes every read wait `d` first (S3-like latency; concurrent reads overlap).
+    pub fn set_read_delay(&self, d: std::time::Duration) {
+        self.read_delay_us.store(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    async fn before_read(&self, location: &Path) {
+        if location.as_ref().contains("/segments/") {
+            self.segment_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        let us = self.read_delay_us.load(Ordering::SeqCst);
+        if us > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+        }
     }
 
     /// Makes every call fail (true) or succeed again (false).
@@ -109,6 +139,7 @@ impl ObjectStore for FaultyStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         self.check()?;
+        self.before_read(location).await;
         self.inner.get_opts(location, options).await
     }
 
@@ -118,6 +149,7 @@ impl ObjectStore for FaultyStore {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         self.check()?;
+        self.before_read(location).await;
         self.inner.get_ranges(location, ranges).await
     }
 

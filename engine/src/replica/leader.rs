@@ -318,6 +318,11 @@ impl Replica {
             return;
         };
         l.next_heartbeat = now.plus(hb);
+        // Our own part of the lease quorum counts from now. With peers, every send below
+        // sets it too; the only replica of a shard sends nothing, and its lease would
+        // otherwise end one lease after its takeover (strong reads then failed as
+        // `not_leader` on a one-replica node that had been serving for more than a lease).
+        l.last_sent = now;
         for p in l.peers.values_mut() {
             if !p.progressed && p.match_seq < last {
                 p.next_seq = p.match_seq.next();

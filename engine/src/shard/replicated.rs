@@ -108,6 +108,7 @@ impl Shard {
         };
         let inner = Arc::new(ShardInner::new(id, opts, c, loaded.manifest, view));
         inner.buffers.register(&inner);
+        inner.note_segment_expiries(&inner.manifest.lock().await.clone());
         inner.wal.release(id, flushed);
         tracing::debug!(shard = %id, flushed_seq = %flushed, "replicated shard open");
         Ok(Self::with_tasks(inner))
@@ -323,6 +324,8 @@ impl ShardInner {
         self.applied.fetch_max(flushed.0, Ordering::SeqCst);
         self.flushed_seq.fetch_max(flushed.0, Ordering::SeqCst);
         if newer {
+            // Segments may hold expiring entries this replica never applied (it jumped).
+            self.note_segment_expiries(m);
             self.installed_version
                 .fetch_max(m.version.0, Ordering::SeqCst);
             if let Ok(mut cur) = self.manifest.try_lock()
@@ -334,6 +337,13 @@ impl ShardInner {
         self.wal.release(self.id, flushed);
         self.l0_changed.notify_waiters();
         newer
+    }
+
+    /// Tells the TTL sweeper about the earliest expiry in `m`'s segments.
+    pub(crate) fn note_segment_expiries(&self, m: &Manifest) {
+        for t in m.segments().filter_map(|s| s.min_expires_at) {
+            self.ttl.note_expiry(t);
+        }
     }
 
     /// Loads the manifest this writer last published or adopted and installs it.

@@ -38,8 +38,11 @@ pub(crate) struct TtlState {
 impl Default for TtlState {
     fn default() -> Self {
         Self {
-            // Unknown at open: segments and replayed data may hold expiries.
-            next_due: AtomicU64::new(0),
+            // Nothing due until an expiry is noted: the segments' (at open and at each
+            // install, from the manifest's `min_expires_at`) and every applied write's. A
+            // shard without expiring entries never walks its data (at a restart, a walk
+            // would read every segment from object storage).
+            next_due: AtomicU64::new(u64::MAX),
             written_since_pass: AtomicU64::new(u64::MAX),
             pass_min: AtomicU64::new(u64::MAX),
             cursor: parking_lot::Mutex::new(None),
