@@ -43,9 +43,7 @@ async fn accounted_write_buffers_match_resident_memory_within_a_fifth() {
         },
         ..OneReplica::default()
     };
-    let node = opened
-        .open(dir.path(), &store, Arc::new(SystemClock))
-        .await;
+    let node = opened.open(dir.path(), &store, Arc::new(SystemClock)).await;
     let buffers = node.write_buffers().clone();
     // Warm up the allocator, the runtime and the WAL with a first batch of writes, then
     // measure the second.

@@ -31,6 +31,8 @@ pub struct Opts {
     pub store_url: Option<String>,
     /// Extra environment for every process (e.g. S3 endpoint and credentials).
     pub env: Vec<(String, String)>,
+    /// Extra environment for one node: `(node id, name, value)`.
+    pub node_env: Vec<(u32, String, String)>,
 }
 
 impl Default for Opts {
@@ -42,6 +44,7 @@ impl Default for Opts {
             heartbeat: Duration::from_millis(100),
             store_url: None,
             env: Vec::new(),
+            node_env: Vec::new(),
         }
     }
 }
@@ -250,6 +253,13 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.node_dir(id))
             .args(["--initial-members", &self.members])
+            .envs(
+                self.opts
+                    .node_env
+                    .iter()
+                    .filter(|(n, _, _)| *n == id)
+                    .map(|(_, k, v)| (k.as_str(), v.as_str())),
+            )
             .spawn()
             .expect("spawn node");
         let _ = url_of(&mut child);
