@@ -194,16 +194,27 @@ async fn metric_families_keep_their_names_types_and_labels() {
     assert_eq!(
         families(&node),
         owned(&[
+            ("tierkv_backpressure_total", "counter"),
+            ("tierkv_block_cache_hits_by_tier_total", "counter"),
             ("tierkv_block_cache_hits_total", "counter"),
             ("tierkv_block_cache_misses_total", "counter"),
             ("tierkv_compaction_bytes_total", "counter"),
+            ("tierkv_compaction_duration_seconds", "histogram"),
             ("tierkv_compaction_errors_total", "counter"),
+            ("tierkv_compaction_queue", "gauge"),
             ("tierkv_compactions_total", "counter"),
             ("tierkv_flush_bytes_total", "counter"),
+            ("tierkv_flush_duration_seconds", "histogram"),
             ("tierkv_flush_errors_total", "counter"),
+            ("tierkv_flush_queue", "gauge"),
+            ("tierkv_flush_requests_received_total", "counter"),
+            ("tierkv_flush_requests_sent_total", "counter"),
+            ("tierkv_flush_triggers_total", "counter"),
             ("tierkv_flushes_total", "counter"),
+            ("tierkv_frozen_memtable_bytes", "gauge"),
             ("tierkv_frozen_memtables", "gauge"),
             ("tierkv_memtable_bytes", "gauge"),
+            ("tierkv_memtable_target_bytes", "gauge"),
             ("tierkv_node_poisoned_replicas", "gauge"),
             ("tierkv_node_read_leases", "gauge"),
             ("tierkv_node_rejoining_replicas", "gauge"),
@@ -212,6 +223,9 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_object_store_get_bytes_total", "counter"),
             ("tierkv_object_store_put_bytes_total", "counter"),
             ("tierkv_object_store_request_duration_seconds", "histogram"),
+            ("tierkv_point_read_object_store_gets_total", "counter"),
+            ("tierkv_point_reads_over_one_get_total", "counter"),
+            ("tierkv_point_reads_total", "counter"),
             ("tierkv_replica_handovers_total", "counter"),
             ("tierkv_replica_leaderships_total", "counter"),
             ("tierkv_replication_batches_total", "counter"),
@@ -223,6 +237,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_rpc_operations_total", "counter"),
             ("tierkv_rpc_requests_total", "counter"),
             ("tierkv_segment_bytes", "gauge"),
+            ("tierkv_segment_index_bytes", "gauge"),
             ("tierkv_segments", "gauge"),
             ("tierkv_segments_deleted_total", "counter"),
             ("tierkv_ttl_deletes_total", "counter"),
@@ -231,12 +246,22 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_wal_bytes", "gauge"),
             ("tierkv_wal_files", "gauge"),
             ("tierkv_wal_fsync_duration_seconds", "histogram"),
+            ("tierkv_wal_oldest_file_age_seconds", "gauge"),
             ("tierkv_wal_poisoned", "gauge"),
             ("tierkv_wal_syncs_total", "counter"),
+            ("tierkv_write_buffer_budget_bytes", "gauge"),
+            ("tierkv_write_buffer_limit_bytes", "gauge"),
+            ("tierkv_write_buffer_peak_bytes", "gauge"),
         ]),
         "{node}"
     );
     let want: BTreeSet<String> = [
+        "tierkv_block_cache_hits_by_tier_total{tier}",
+        "tierkv_compaction_duration_seconds_bucket{le}",
+        "tierkv_flush_duration_seconds_bucket{le}",
+        "tierkv_flush_requests_received_total{kind}",
+        "tierkv_flush_requests_sent_total{kind}",
+        "tierkv_flush_triggers_total{reason}",
         "tierkv_node_replicas{role}",
         "tierkv_object_store_request_duration_seconds_bucket{le}",
         "tierkv_wal_fsync_duration_seconds_bucket{le}",
@@ -245,6 +270,20 @@ async fn metric_families_keep_their_names_types_and_labels() {
     .map(str::to_owned)
     .collect();
     assert_eq!(label_sets(&node), want, "{node}");
+    assert_eq!(
+        label_values(&node, "tierkv_flush_triggers_total", "reason"),
+        [
+            "budget",
+            "flush_request",
+            "memtable_full",
+            "shutdown",
+            "wal_age",
+            "wal_size"
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    );
     assert_eq!(
         label_values(&node, "tierkv_node_replicas", "role"),
         ["candidate", "follower", "leader", "recovering"]

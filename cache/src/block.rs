@@ -806,7 +806,7 @@ mod tests {
     #[test]
     fn options_defaults_and_serde() {
         let d = BlockCacheOptions::default();
-        assert_eq!(d.memory_bytes, 64 << 20);
+        assert_eq!(d.memory_bytes, 256 << 20);
         assert_eq!(d.disk_dir, None);
         assert_eq!(d.disk_bytes, 1 << 30);
         let parsed: BlockCacheOptions =

@@ -49,12 +49,27 @@ pub struct CacheStats {
 
 /// The hit and miss counters every block cache keeps, and their metric families
 /// (`tierkv_block_cache_hits_total`, `tierkv_block_cache_misses_total`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CacheCounters {
     hits: Counter,
     misses: Counter,
     hits_by_tier:
         prometheus_client::metrics::family::Family<[(&'static str, &'static str); 1], Counter>,
+}
+
+impl Default for CacheCounters {
+    /// Both tiers' series exist from the start (at 0).
+    fn default() -> Self {
+        let c = Self {
+            hits: Counter::default(),
+            misses: Counter::default(),
+            hits_by_tier: prometheus_client::metrics::family::Family::default(),
+        };
+        for tier in ["memory", "disk"] {
+            drop(c.hits_by_tier.get_or_create(&[("tier", tier)]));
+        }
+        c
+    }
 }
 
 /// Where a block-cache hit was found.

@@ -66,6 +66,38 @@ pub enum Trigger {
     Shutdown,
 }
 
+impl Default for BufferMetrics {
+    /// Every series exists from the start (at 0), so that rates and absences read right.
+    fn default() -> Self {
+        let m = Self {
+            triggers: Family::default(),
+            requests_sent: Family::default(),
+            requests_received: Family::default(),
+            backpressure: Counter::default(),
+            flush_duration: Histogram::default(),
+            compaction_duration: Histogram::default(),
+        };
+        for t in [
+            Trigger::MemtableFull,
+            Trigger::Budget,
+            Trigger::WalSize,
+            Trigger::WalAge,
+            Trigger::FlushRequest,
+            Trigger::Shutdown,
+        ] {
+            drop(m.triggers.get_or_create(&[("reason", t.label())]));
+        }
+        for hard in [false, true] {
+            drop(m.requests_sent.get_or_create(&[("kind", kind_label(hard))]));
+            drop(
+                m.requests_received
+                    .get_or_create(&[("kind", kind_label(hard))]),
+            );
+        }
+        m
+    }
+}
+
 impl Trigger {
     fn label(self) -> &'static str {
         match self {
@@ -80,7 +112,7 @@ impl Trigger {
 }
 
 /// Figures of the write buffers and of background work.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct BufferMetrics {
     triggers: Family<[(&'static str, &'static str); 1], Counter>,
     requests_sent: Family<[(&'static str, &'static str); 1], Counter>,
@@ -348,6 +380,14 @@ impl WriteBuffers {
                 }
             }
         }
+        // Followed shards whose copies are frozen wait for their leader's flush: ask again (at
+        // most once a second each), in case a request was lost or went to a leader that
+        // since stepped down.
+        for s in &shards {
+            if !s.may_lead() && s.has_frozen() {
+                s.request_flush(s.applied_seq(), false);
+            }
+        }
         let target = i.budget / 2;
         let mut active = self.active_bytes();
         if active <= target {
@@ -360,7 +400,7 @@ impl WriteBuffers {
             .filter(|(m, _)| *m > 0)
             .collect();
         // Largest first: it frees the most per flush (note 0007).
-        by_size.sort_by(|a, b| b.0.cmp(&a.0));
+        by_size.sort_by_key(|(m, _)| std::cmp::Reverse(*m));
         let mut froze = 0;
         for (mem, s) in by_size {
             if active <= target {

@@ -84,9 +84,14 @@ async fn flushes_record_the_epoch_of_the_writer_that_flushed() {
         (second, seq, first)
     );
     let s = shard(&node, SHARD);
+    // No entry since, but the new leader's barrier (the next seq, in its epoch): flushing
+    // it records the new epoch (and releases the WAL file holding it).
+    s.shard().flush().await.unwrap();
+    let m = latest(&store).await;
+    assert_eq!((m.flushed_seq, m.flushed_epoch), (seq.next(), second));
     s.shard().flush().await.unwrap(); // nothing new: flushed_seq and flushed_epoch stay
     let m = latest(&store).await;
-    assert_eq!((m.flushed_seq, m.flushed_epoch), (seq, first));
+    assert_eq!((m.flushed_seq, m.flushed_epoch), (seq.next(), second));
     let seq2 = put(&node, "b", "2").await;
     s.shard().flush().await.unwrap();
     let m = latest(&store).await;

@@ -49,6 +49,11 @@ impl ShardInner {
         self.holds_unflushed(&v.active) || !v.frozen.is_empty()
     }
 
+    /// Whether a frozen memtable waits for a flush (a follower: for its leader's).
+    pub(crate) fn has_frozen(&self) -> bool {
+        !self.current_view().frozen.is_empty()
+    }
+
     /// Highest seq applied to the memtables.
     pub(crate) fn applied_seq(&self) -> SeqNo {
         SeqNo(self.applied.load(Ordering::SeqCst))
