@@ -20,7 +20,7 @@
 //! flush_retry_max = "10s"
 //! [engine.segment]
 //! block_bytes = 16384
-//! bloom_bits_per_key = 10
+//! bloom_bits_per_key = 14
 //! ```
 
 use std::time::Duration;

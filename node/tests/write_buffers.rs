@@ -337,3 +337,75 @@ async fn an_old_wal_file_makes_the_shards_keeping_it_flush() {
     );
     node.shutdown(Duration::from_secs(10)).await;
 }
+
+/// Past the budget the largest memtables are frozen first, until the active part is at most
+/// half the budget: with four shards (memtables of 512 KiB each) holding about 45 %, 30 %,
+/// 15 % and 5 % of a 1 MiB budget, the write that crosses it makes the two largest flush and
+/// leaves the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_budget_the_largest_memtables_flush_first() {
+    const FOUR: u32 = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ObjStore::in_memory();
+    let budget: usize = 1 << 20;
+    let opened = OneReplica {
+        shards: FOUR,
+        engine: EngineOptions {
+            write_buffer_bytes: budget,
+            ..EngineOptions::default()
+        },
+        ..OneReplica::default()
+    };
+    let node = opened.open(dir.path(), &store, Arc::new(SystemClock)).await;
+    assert_eq!(node.write_buffers().memtable_bytes(), budget / 2);
+    // The keys of each shard, in order.
+    let of = |shard: u32| {
+        (0u64..)
+            .map(key)
+            .filter(move |k| shard_for(k.as_bytes(), FOUR).0 == shard)
+    };
+    let mut next: Vec<_> = (0..FOUR).map(of).collect();
+    let handle = |s: u32| node.shard(shard_for_id(s)).expect("hosted").clone();
+    let write = |h: &tierkv_node::driver::ShardHandle, k: String| {
+        let h = h.clone();
+        async move {
+            h.write(WriteBatch::new().put(k, Bytes::from(vec![b'v'; 1024])))
+                .await
+                .expect("put");
+        }
+    };
+    let shares = [45usize, 30, 15, 5];
+    for (s, share) in shares.iter().enumerate() {
+        let h = handle(s as u32);
+        while h.shard().memtable_memory().0 < budget * share / 100 {
+            let k = next[s].next().expect("keys");
+            write(&h, k).await;
+        }
+    }
+    let flushes = |s: u32| handle(s).shard().stats().flushes;
+    assert_eq!(
+        (0..FOUR).map(flushes).sum::<u64>(),
+        0,
+        "under the budget: no flush"
+    );
+    // Cross it through the smallest.
+    let small = handle(3);
+    while node.write_buffers().total_bytes() <= budget {
+        let k = next[3].next().expect("keys");
+        write(&small, k).await;
+    }
+    eventually(Duration::from_secs(20), "the two largest to flush", || {
+        flushes(0) > 0 && flushes(1) > 0
+    })
+    .await;
+    assert_eq!(
+        (flushes(2), flushes(3)),
+        (0, 0),
+        "the small ones stay in memory"
+    );
+    node.shutdown(Duration::from_secs(10)).await;
+}
+
+fn shard_for_id(s: u32) -> tierkv_engine::types::ShardId {
+    tierkv_engine::types::ShardId(s)
+}
