@@ -15,7 +15,7 @@ use tierkv_engine::options::EngineOptions;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId, WriteBatch};
-use tierkv_node::driver::ShardHandle;
+use tierkv_node::ShardHandle;
 use tierkv_node::node::Node;
 
 const S: ShardId = ShardId(0);

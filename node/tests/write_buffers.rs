@@ -366,7 +366,7 @@ async fn past_the_budget_the_largest_memtables_flush_first() {
     };
     let mut next: Vec<_> = (0..FOUR).map(of).collect();
     let handle = |s: u32| node.shard(shard_for_id(s)).expect("hosted").clone();
-    let write = |h: &tierkv_node::driver::ShardHandle, k: String| {
+    let write = |h: &tierkv_node::ShardHandle, k: String| {
         let h = h.clone();
         async move {
             h.write(WriteBatch::new().put(k, Bytes::from(vec![b'v'; 1024])))
