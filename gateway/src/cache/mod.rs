@@ -391,15 +391,39 @@ impl ReadTier {
     }
 }
 
+/// Longest a flight waits for the key's previous flight before it is sent anyway.
+const PREVIOUS_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// Removes a flight from the table when its task ends, however it ends.
+struct Finish {
+    inner: Arc<Inner>,
+    key: Bytes,
+    flight: Arc<flight::Flight>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.inner.flights.finish(&self.key, &self.flight);
+    }
+}
+
 impl Inner {
     /// Drives flight `d` for user key `key`: waits for the key's previous flight, looks up
     /// the cached version, closes the flight, asks the leader, publishes the answer and what
     /// it teaches.
     async fn drive(self: Arc<Self>, shard: ShardId, key: Bytes, d: Driver, shared: bool) {
+        // Whatever happens to this task (a panic in the backend included), the flight leaves
+        // the table, so that later reads of the key never wait on it.
+        let _finish = shared.then(|| Finish {
+            inner: Arc::clone(&self),
+            key: key.clone(),
+            flight: Arc::clone(&d.flight),
+        });
         if let Some(prev) = &d.previous {
             // Its answer is not ours to use (a strong read may not join it): just wait, so
-            // that a hot key costs one request per round trip.
-            let _ = prev.wait().await;
+            // that a hot key costs one request per round trip. Not for long: a flight stuck
+            // looking for a leader must not hold this one back for its whole wait.
+            let _ = tokio::time::timeout(PREVIOUS_WAIT_MAX, prev.wait()).await;
         }
         let known = match &self.store {
             Some(s) => s.get(&key).await,
@@ -440,9 +464,6 @@ impl Inner {
             self.learn(&key, r, sent_at);
         }
         let _ = d.tx.send(Some(result));
-        if shared {
-            self.flights.finish(&key, &d.flight);
-        }
     }
 
     /// What a flight's answer teaches the cache.

@@ -22,6 +22,8 @@ struct Scripted {
     revalidations: AtomicUsize,
     /// Reads that have started (before the gate).
     started: AtomicUsize,
+    /// The next read panics (a bug in a backend).
+    panic_once: std::sync::atomic::AtomicBool,
 }
 
 impl Scripted {
@@ -33,6 +35,7 @@ impl Scripted {
             gets: AtomicUsize::new(0),
             revalidations: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
+            panic_once: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -55,6 +58,10 @@ impl Scripted {
     /// What a read sees once it passes the gate.
     async fn pass(&self) -> Option<Entry> {
         self.started.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            !self.panic_once.swap(false, Ordering::SeqCst),
+            "scripted backend panics"
+        );
         if self.gated.load(Ordering::SeqCst) {
             self.gate.acquire().await.expect("open").forget();
         }
@@ -215,6 +222,20 @@ async fn an_older_flight_answer_is_never_handed_to_a_later_strong_read() {
     let third = read(&t, Want::Strong, 0).await;
     assert_eq!((version(&third), third.answer), (Some(2), Answer::Revalidated));
     assert_eq!(b.revalidations.load(Ordering::SeqCst), 2);
+}
+
+/// A flight whose task dies (a panicking backend) answers its readers with an error and
+/// leaves the table: the next reads of the key are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_that_dies_does_not_stick() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    b.panic_once.store(true, Ordering::SeqCst);
+    let t = tier(&b, &CacheOptions::default()).await;
+    let e = t.read(ShardId(0), &key(), Want::Strong, 0).await;
+    assert!(matches!(e, Err(BackendError::Protocol { .. })), "{e:?}");
+    until("the dead flight left", || t.inner.flights.pending() == 0).await;
+    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(1));
 }
 
 /// Many concurrent strong reads of one key cost a handful of upstream requests.
