@@ -90,6 +90,9 @@ async fn the_admin_endpoint_lists_hot_keys_and_cache_ratios() {
     env.get("/admin/hot-keys?limit=0")
         .await
         .problem(400, "invalid_request");
+    env.get("/admin/hot-keys?limit=1001")
+        .await
+        .problem(400, "invalid_request");
     env.get("/admin/hot-keys?nope=1")
         .await
         .problem(400, "invalid_request");

@@ -15,15 +15,17 @@ use crate::state::AppState;
 
 /// Keys listed when the request gives no `limit`.
 const DEFAULT_LIMIT: usize = 20;
+/// Largest `limit` accepted.
+const MAX_LIMIT: usize = 1000;
 
 /// Query of `GET /admin/hot-keys`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HotKeysQuery {
-    /// Keys per list, 1..=`gateway.hot_keys.capacity` (default capacity 100; larger values
-    /// are clamped). Default: 20.
-    #[param(value_type = Option<u32>, minimum = 1)]
+    /// Keys per list, 1..=1000 (no list is longer than the keys tracked,
+    /// `gateway.hot_keys.capacity`, default 100). Default: 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -119,8 +121,8 @@ pub(crate) async fn hot_keys(
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| ApiError::invalid("limit must be a positive integer"))?,
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit must be an integer from 1 to 1000"))?,
     }
     .min(hot.capacity());
     let tiers = state.reads().tier_stats();
