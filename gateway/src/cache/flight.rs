@@ -2,7 +2,10 @@
 //! (design note 0007, invariant 3).
 //!
 //! Per key there is at most one *open* flight (its request not handed to the RPC layer yet)
-//! and one *in-flight* flight (closed at `sent_at`, answer pending). Joining and closing
+//! and up to [`MAX_IN_FLIGHT`] *in-flight* ones (closed at `sent_at`, answer pending): an
+//! open flight is sent at once while fewer are in flight, else when the oldest one ends, so
+//! a hot key costs its leader a bounded number of requests per round trip, and a warm key
+//! pays no extra wait. Joining and closing
 //! happen under one lock, so a read that joins an open flight arrived before that flight's
 //! `sent_at`, and the leader's answer describes an instant after it. A strong read joins only
 //! an open flight; an eventual read also joins the in-flight one when it was sent no earlier
@@ -10,7 +13,7 @@
 //! that drives the flight is spawned, so a reader that goes away (client disconnect, timeout)
 //! cancels nobody else's read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -82,7 +85,8 @@ const ENDED: BackendError = BackendError::Protocol {
 pub(crate) struct Driver {
     pub(crate) flight: Arc<Flight>,
     pub(crate) tx: watch::Sender<Option<FlightResult>>,
-    /// The key's in-flight flight when this one was opened: it is sent after that one ends.
+    /// The key's oldest in-flight flight when this one was opened with [`MAX_IN_FLIGHT`]
+    /// already in flight: it is sent after that one ends.
     pub(crate) previous: Option<Arc<Flight>>,
 }
 
@@ -94,10 +98,14 @@ pub(crate) enum Joined {
     Driver(Driver),
 }
 
+/// Flights of one key sent and not answered yet, at most; a new one waits for the oldest.
+pub(crate) const MAX_IN_FLIGHT: usize = 2;
+
 #[derive(Debug, Default)]
 struct Slot {
     open: Option<Arc<Flight>>,
-    inflight: Option<Arc<Flight>>,
+    /// Oldest first.
+    inflight: VecDeque<Arc<Flight>>,
 }
 
 /// The flights of every key with one pending.
@@ -127,7 +135,7 @@ impl Flights {
         let mut slots = self.slots.lock();
         let slot = slots.entry(key.clone()).or_default();
         if let Some(b) = bound
-            && let Some(f) = &slot.inflight
+            && let Some(f) = slot.inflight.back()
             && f.sent_at.get().is_some_and(|s| b.is_none_or(|b| *s >= b))
         {
             return Joined::Member(Arc::clone(f));
@@ -135,7 +143,10 @@ impl Flights {
         if let Some(f) = &slot.open {
             return Joined::Member(Arc::clone(f));
         }
-        let driver = new_driver(slot.inflight.clone());
+        let previous = (slot.inflight.len() >= MAX_IN_FLIGHT)
+            .then(|| slot.inflight.front().cloned())
+            .flatten();
+        let driver = new_driver(previous);
         slot.open = Some(Arc::clone(&driver.flight));
         Joined::Driver(driver)
     }
@@ -150,7 +161,7 @@ impl Flights {
         if slot.open.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
             slot.open = None;
         }
-        slot.inflight = Some(Arc::clone(flight));
+        slot.inflight.push_back(Arc::clone(flight));
         sent_at
     }
 
@@ -158,13 +169,11 @@ impl Flights {
     pub(crate) fn finish(&self, key: &Bytes, flight: &Arc<Flight>) {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.get_mut(key) {
-            if slot.inflight.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
-                slot.inflight = None;
-            }
+            slot.inflight.retain(|f| !Arc::ptr_eq(f, flight));
             if slot.open.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
                 slot.open = None;
             }
-            if slot.open.is_none() && slot.inflight.is_none() {
+            if slot.open.is_none() && slot.inflight.is_empty() {
                 slots.remove(key);
             }
         }

@@ -421,8 +421,8 @@ impl Inner {
         });
         if let Some(prev) = &d.previous {
             // Its answer is not ours to use (a strong read may not join it): just wait, so
-            // that a hot key costs one request per round trip. Not for long: a flight stuck
-            // looking for a leader must not hold this one back for its whole wait.
+            // that a hot key costs a bounded number of requests per round trip. Not for long:
+            // a flight stuck looking for a leader must not hold this one back for its wait.
             let _ = tokio::time::timeout(PREVIOUS_WAIT_MAX, prev.wait()).await;
         }
         let known = match &self.store {

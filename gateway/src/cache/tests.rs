@@ -180,18 +180,19 @@ async fn strong_reads_join_only_flights_sent_after_they_arrived() {
             tokio::spawn(async move { read(&t, Want::Strong, 0).await })
         })
         .collect();
-    until("later reads waiting", || t.inner.flights.pending() == 1).await;
-    tokio::task::yield_now().await;
-    assert_eq!(b.calls(), 1, "the later reads wait for a flight of their own");
-    // The first flight's leader read happens now, after the write: it sees 2 too.
-    b.gate.add_permits(1);
+    // They share flights of their own, sent after they arrived: the second goes at once
+    // (one is in flight), a third, if the second closed before they all arrived, waits for
+    // the first to end.
+    until("later reads coalesced", || t.inner.metrics.coalesced.get() >= 18).await;
+    until("second flight sent", || b.started.load(Ordering::SeqCst) == 2).await;
+    // The leader reads happen now, after the write: they see 2.
+    b.gate.add_permits(3);
     assert_eq!(version(&first.await.expect("task")), Some(2));
-    b.gate.add_permits(1);
     for r in later {
         let r = r.await.expect("task");
         assert_eq!(version(&r), Some(2), "a read that began after the write saw it");
     }
-    assert_eq!(b.calls(), 2, "twenty-one strong reads, two upstream requests");
+    assert!(b.calls() <= 3, "twenty-one strong reads, {} upstream requests", b.calls());
 }
 
 /// The rule itself: with the first flight answered with the old state after the write, a
@@ -251,14 +252,14 @@ async fn concurrent_strong_reads_coalesce() {
             tokio::spawn(async move { read(&t, Want::Strong, 0).await })
         })
         .collect();
-    // One flight is on its way; the 199 others arrived after it left: one drives the next
-    // flight, 198 joined it.
-    until("every read arrived", || t.inner.metrics.coalesced.get() == 198).await;
+    // At most two flights are in flight for a key; the reads that arrive meanwhile share the
+    // third, sent when the first ends.
+    until("every read arrived", || t.inner.metrics.coalesced.get() >= 197).await;
     b.gate.add_permits(1000);
     for r in reads {
         assert_eq!(version(&r.await.expect("task")), Some(7));
     }
-    assert_eq!(b.calls(), 2, "200 concurrent strong reads, two upstream requests");
+    assert!(b.calls() <= 3, "200 concurrent strong reads, {} upstream requests", b.calls());
     b.gated.store(false, Ordering::SeqCst);
     // Off: one request each.
     let b2 = Scripted::new();
@@ -495,4 +496,30 @@ fn facts_order_by_version_then_by_time() {
     assert_eq!(order(&fact(p(5), 10, 20, t), &fact(absent, 21, 30, t)), Keep::New);
     assert_eq!(order(&fact(absent, 21, 30, t), &fact(p(5), 10, 20, t)), Keep::Old);
     assert_eq!(order(&fact(p(5), 10, 20, t), &fact(absent, 15, 30, t)), Keep::Neither);
+}
+
+/// A value as large as the gateway accepts fits a disk block: it reaches the disk tier and
+/// comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_up_to_the_limit_reach_the_disk_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = CacheOptions {
+        disk_dir: Some(dir.path().join("cache")),
+        disk_bytes: 32 << 20,
+        ..CacheOptions::default()
+    };
+    let max = 1 << 20;
+    let store = ValueStore::open(&opts, max).await.expect("open");
+    let big = CachedValue {
+        version: 1,
+        value: Bytes::from((0..max).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
+        content_type: Some(Bytes::from_static(b"application/octet-stream")),
+        expires_at: None,
+    };
+    store.insert(key(), big.clone());
+    until_on_disk(&store).await;
+    store.clear_memory();
+    assert_eq!(store.get(&key()).await, Some(big));
+    assert_eq!(store.counters().disk_hits.get(), 1);
+    store.close().await.expect("close");
 }
