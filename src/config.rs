@@ -27,7 +27,7 @@
 //!
 //! [gateway]
 //! max_value_bytes = 1048576
-//! [gateway.cache]                    # the gateway's value cache (design note 0007)
+//! [gateway.cache]                    # the gateway's value cache (design note 0008)
 //! disk_dir = "/var/cache/tierkv-gateway"   # default: memory only (`dev`: <data_dir>/gateway-cache)
 //! default_max_staleness = "1s"
 //! [gateway.limits]                   # per-key rate limits (429 rate_limited)

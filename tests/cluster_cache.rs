@@ -1,4 +1,4 @@
-//! The gateway cache tier end to end (design note 0007), over three `tierkv node`s and two
+//! The gateway cache tier end to end (design note 0008), over three `tierkv node`s and two
 //! `tierkv gateway`s, each gateway with its own value cache (memory and disk tier):
 //! strong reads after writes through the other gateway are never stale; eventual reads are
 //! served from the cache and never staler than `max_staleness`; a gateway restarted with a

@@ -1,4 +1,4 @@
-//! Linearizability with the gateway cache on (design note 0007): two gateways, each with its
+//! Linearizability with the gateway cache on (design note 0008): two gateways, each with its
 //! value cache (memory and disk tier) and coalescing; concurrent clients put, read (strong),
 //! CAS and create a few keys, each operation through a gateway chosen at random (so writes go
 //! through one gateway and reads through the other), while a nemesis stops and restarts

@@ -197,7 +197,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
     assert!(gateway.contains(
         "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",status=\"201\"} 1\n"
     ));
-    // The read tier and the limits (design note 0007): no per-key labels.
+    // The read tier and the limits (design note 0008): no per-key labels.
     let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<String>>();
     assert_eq!(
         label_values(&gateway, "tierkv_gateway_cache_reads_total", "answer"),

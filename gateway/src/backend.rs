@@ -31,7 +31,7 @@ pub trait Backend: Send + Sync + 'static {
         consistency: ReadConsistency,
     ) -> Result<Option<Entry>, BackendError>;
     /// Whether `known` is still the version of engine key `key`, read like a strong `get`
-    /// (design note 0007). The default asks for the entry and compares here; the cluster
+    /// (design note 0008). The default asks for the entry and compares here; the cluster
     /// client sends `GetIfChanged`, which brings no value back when nothing changed.
     async fn get_if_changed(
         &self,

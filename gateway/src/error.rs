@@ -110,7 +110,7 @@ pub enum ApiError {
         /// Which precondition.
         detail: &'static str,
     },
-    /// One key got more requests than its per-key limit allows (design note 0007).
+    /// One key got more requests than its per-key limit allows (design note 0008).
     #[error("too many {} of this key; retry in {retry_after_secs} s", if *.writes { "writes" } else { "reads" })]
     RateLimited {
         /// Seconds until the key's bucket has a token again (the `Retry-After`).

@@ -11,7 +11,7 @@
 //! - [`backend`]: the [`Backend`] seam.
 //! - `state`: [`AppState`] shared by handlers.
 //! - `ops`: single-key put/delete/read with conditions, shared by kv and batch routes.
-//! - [`cache`]: the read tier (design note 0007): [`ValueStore`] (foyer memory + disk value
+//! - [`cache`]: the read tier (design note 0008): [`ValueStore`] (foyer memory + disk value
 //!   cache), freshness facts, flights that coalesce reads of a key; strong reads revalidate
 //!   with the leader, eventual reads are answered within `max_staleness`.
 //! - `limits`: per-key token buckets (429 `rate_limited`); `hotkeys`: space-saving top-k per

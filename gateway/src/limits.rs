@@ -1,4 +1,4 @@
-//! Per-key rate limits (design note 0007): a token bucket per key and direction (reads,
+//! Per-key rate limits (design note 0008): a token bucket per key and direction (reads,
 //! writes) at this gateway, so that one runaway key cannot monopolise its shard's leader.
 //! An empty bucket answers `429 rate_limited` with `Retry-After` (seconds until a token is
 //! back, at least 1). Buckets live in a moka cache bounded by

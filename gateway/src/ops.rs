@@ -369,7 +369,7 @@ async fn delete_inner(
 }
 
 /// The live value of a user key, read as `want` says through the read tier (value cache,
-/// coalescing: design note 0007).
+/// coalescing: design note 0008).
 pub(crate) async fn read(
     state: &AppState,
     key: &Bytes,

@@ -42,7 +42,7 @@ pub struct GatewayOptions {
     /// refresh, how long to look for a leader, RPC timeout. The secret is `cluster.secret`.
     pub cluster: ClientOptions,
     /// The value cache (memory and disk tiers), eventual reads' default staleness bound, and
-    /// read coalescing (design note 0007).
+    /// read coalescing (design note 0008).
     pub cache: CacheOptions,
     /// Per-key rate limits (429 `rate_limited`).
     pub limits: KeyLimitOptions,

@@ -34,7 +34,7 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     /// Batch idempotency keys being executed in this process (duplicates wait here).
     pub(crate) batch_guards: Mutex<HashMap<Bytes, Arc<tokio::sync::Mutex<()>>>>,
-    /// Single-key reads: value cache, freshness facts, coalescing (design note 0007).
+    /// Single-key reads: value cache, freshness facts, coalescing (design note 0008).
     pub(crate) reads: ReadTier,
     /// Per-key rate limits.
     pub(crate) limits: KeyLimits,

@@ -65,7 +65,7 @@ struct NodeState {
     seen: Arc<Mutex<Vec<Request>>>,
     posts: Arc<AtomicUsize>,
     /// The wire revision it announces; 0: none, and it refuses batches holding kinds newer
-    /// than revision 1 with 400, as a node of an older version does (design note 0007).
+    /// than revision 1 with 400, as a node of an older version does (design note 0008).
     revision: Arc<AtomicU16>,
 }
 
@@ -852,7 +852,7 @@ async fn connect_waits_for_a_first_map_within_leader_wait() {
     assert_eq!(*b.map(), map);
 }
 
-/// Revalidation (design note 0007): a node that announced wire revision 2 gets
+/// Revalidation (design note 0008): a node that announced wire revision 2 gets
 /// `GetIfChanged` and answers `Unchanged` without the value; a node that announced nothing
 /// (an older version) gets the equivalent strong `Get`, compared by the client; a node that
 /// stops announcing it and refuses the newer kind (downgraded) has nothing applied, and the

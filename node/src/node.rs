@@ -389,7 +389,7 @@ impl Node {
                 None => not_hosted(shard),
                 // Served exactly like a strong `Get` (the lease is checked before the read);
                 // only the answer differs when the caller's version is still the live one
-                // (design note 0007).
+                // (design note 0008).
                 Some(h) => match h.get(&key, ReadConsistency::Strong).await {
                     Ok(Some(e)) if e.seq == known => Response::Unchanged,
                     Ok(entry) => Response::Got(entry),

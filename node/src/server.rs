@@ -37,7 +37,7 @@ use tierkv_wire::frame;
 use tierkv_wire::paths;
 use tierkv_wire::proto;
 
-/// The header announcing the wire revision this node answers (design note 0007): gateways
+/// The header announcing the wire revision this node answers (design note 0008): gateways
 /// send `GetIfChanged` only to nodes that announced revision 2.
 const REVISION_HEADER: header::HeaderName = header::HeaderName::from_static(proto::REVISION_HEADER);
 /// [`proto::REVISION`] as a header value.

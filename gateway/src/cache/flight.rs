@@ -1,5 +1,5 @@
 //! Flights: one upstream request per key shared by the reads that may use its answer
-//! (design note 0007, invariant 3).
+//! (design note 0008, invariant 3).
 //!
 //! Per key there is at most one *open* flight (its request not handed to the RPC layer yet)
 //! and up to [`MAX_IN_FLIGHT`] *in-flight* ones (closed at `sent_at`, answer pending): an

@@ -1,5 +1,5 @@
 //! Freshness facts: what this gateway knows about how current each key's state is (design
-//! note 0007, invariant 4). In memory only, so a restarted gateway knows nothing and serves
+//! note 0008, invariant 4). In memory only, so a restarted gateway knows nothing and serves
 //! nothing from its disk tier before a leader confirmed it.
 //!
 //! A [`Fact`] says: the key's committed state was [`Fact::state`] at some instant in

@@ -1,4 +1,4 @@
-//! The gateway's read tier (design note 0007): a hybrid value cache, freshness facts, and
+//! The gateway's read tier (design note 0008): a hybrid value cache, freshness facts, and
 //! flights that coalesce concurrent reads of a key.
 //!
 //! - `store`: [`ValueStore`], foyer memory + optional disk tier of values with their versions.
@@ -38,7 +38,7 @@ use crate::keys;
 /// The largest `max_staleness` a read may ask for; facts live this long.
 pub const MAX_STALENESS: Duration = Duration::from_secs(3600);
 
-/// The environment variable of the planted bug (tests only; design note 0007): set to
+/// The environment variable of the planted bug (tests only; design note 0008): set to
 /// [`PLANTED_BUG_VALUE`], strong reads are served from the cache without revalidation.
 pub const PLANTED_BUG_ENV: &str = "TIERKV_PLANTED_BUG";
 /// The value of [`PLANTED_BUG_ENV`] that plants it.

@@ -1,7 +1,7 @@
 //! [`ValueStore`]: the gateway's foyer hybrid cache of values (memory tier, optional disk
 //! tier in the gateway's own directory), keyed by user key, each value with its version.
 //!
-//! A stored value is the value its key had at its version (design note 0007, invariant 1):
+//! A stored value is the value its key had at its version (design note 0008, invariant 1):
 //! nothing here says whether that version is still current. That is what the freshness facts
 //! (`fresh.rs`) and the leader's revalidation are for. So the disk tier may keep anything
 //! across a restart: its entries are served only after a leader confirmed their version.

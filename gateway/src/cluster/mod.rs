@@ -15,7 +15,7 @@
 //! # Routing
 //!
 //! Writes, strong reads and revalidations (`GetIfChanged`, sent only to nodes that announced
-//! wire revision 2, else a strong `Get`: design note 0007) go to the shard's leader: the cached leader hint first, then the
+//! wire revision 2, else a strong `Get`: design note 0008) go to the shard's leader: the cached leader hint first, then the
 //! replicas in rank order. `NotLeader { leader: Some(l) }` caches `l` and goes there next;
 //! `NotLeader { leader: None }`, a failed connect and `NotHosted` (after refreshing the map
 //! if the node's is newer) move on to the next replica. After a full pass the request backs
@@ -334,7 +334,7 @@ impl Backend for ClusterBackend {
     }
 
     /// `GetIfChanged` to the shard's leader; to a node that has not announced wire revision
-    /// 2, a strong `Get` whose answer is compared here (design note 0007).
+    /// 2, a strong `Get` whose answer is compared here (design note 0008).
     async fn get_if_changed(
         &self,
         shard: ShardId,

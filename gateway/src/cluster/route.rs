@@ -45,7 +45,7 @@ impl Mode {
 
 /// A request encoded for every node it may go to: as itself, and, when its kind is newer
 /// than wire revision 1, as the equivalent revision-1 request for nodes that did not announce
-/// its revision (design note 0007).
+/// its revision (design note 0008).
 pub(super) struct Body {
     bytes: Bytes,
     revision: u16,

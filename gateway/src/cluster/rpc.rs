@@ -60,7 +60,7 @@ pub(super) struct Call {
 }
 
 /// The queue of a node's pipe, and the wire revision the node last announced (design note
-/// 0007; 1 until it has answered, and for nodes that announce none).
+/// 0008; 1 until it has answered, and for nodes that announce none).
 #[derive(Debug, Clone)]
 pub(super) struct PipeTx {
     tx: mpsc::UnboundedSender<Call>,
@@ -187,7 +187,7 @@ impl Pipe {
             }
             Err(RpcFailure::Rejected(StatusCode::BAD_REQUEST)) if newest > 1 => {
                 // A node of an older revision refuses a batch holding a kind it does not
-                // know, before running any of it (design note 0007): nothing was applied.
+                // know, before running any of it (design note 0008): nothing was applied.
                 // Send it older kinds only from now on; every operation may be retried.
                 self.revision.store(1, Ordering::Relaxed);
                 RpcFailure::NotSent(

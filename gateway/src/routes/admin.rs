@@ -1,5 +1,5 @@
 //! `GET /admin/hot-keys`: this gateway's hottest keys (reads and writes over a sliding
-//! window) and its value cache's hit ratio per tier, for the dashboard (design note 0007).
+//! window) and its value cache's hit ratio per tier, for the dashboard (design note 0008).
 
 use axum::Json;
 use axum::extract::State;

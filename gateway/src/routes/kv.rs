@@ -21,7 +21,7 @@ pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 pub(crate) const VERSION_HEADER: &str = "x-tierkv-version";
 /// Expiry header (unix millis).
 pub(crate) const EXPIRES_HEADER: &str = "x-tierkv-expires-at";
-/// How a read was answered: `hit`, `revalidated` or `miss` (design note 0007).
+/// How a read was answered: `hit`, `revalidated` or `miss` (design note 0008).
 pub(crate) const CACHE_HEADER: &str = "x-tierkv-cache";
 
 /// Result of a write.

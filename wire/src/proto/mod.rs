@@ -52,7 +52,7 @@
 //! Kinds are added to format version 1 without changing any existing encoding, so that
 //! processes of different versions keep talking during a rolling upgrade; [`REVISION`] names
 //! the set of kinds a build knows. Revision 1: kinds 1–4 and 16–20. Revision 2 (design note
-//! 0007): request kind 5 `GetIfChanged` (answered like a strong `Get`, but `Unchanged` when
+//! 0008): request kind 5 `GetIfChanged` (answered like a strong `Get`, but `Unchanged` when
 //! the live entry's version is `known`) and response kind 21 `Unchanged`. A node announces
 //! its revision in the [`REVISION_HEADER`] of every client-RPC answer; a gateway sends kinds
 //! of revision 2 only to nodes that announced it. A node of revision 1 refuses a request (or

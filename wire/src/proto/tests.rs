@@ -468,7 +468,7 @@ const GOLDEN_UNCHANGED: &str = "544b56430100150827f2c3";
 
 /// The kinds of revision 1 keep their bytes (the golden bytes above), and each request
 /// names the revision that introduced it: a gateway sends revision-2 kinds only to nodes
-/// that announced revision 2 (design note 0007).
+/// that announced revision 2 (design note 0008).
 #[test]
 fn revisions_of_request_kinds() {
     assert_eq!(REVISION, 2);
