@@ -17,7 +17,7 @@ use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::dirlock::DirLock;
 use tierkv_engine::metrics::Registry;
 use tierkv_engine::store::ObjStore;
-use tierkv_gateway::AppState;
+use tierkv_gateway::{AppState, ValueStore};
 use tierkv_gateway::cluster::ClusterBackend;
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::{ClusterSettings, DEV_SECRET};
@@ -136,24 +136,41 @@ fn node_metrics(node: &Node, store: &ObjStore, cache: &FoyerBlockCache) -> Regis
     metrics
 }
 
-/// The API over the cluster whose shard map is in `store`; its `/metrics` serves the
+/// The API over the cluster whose shard map is in `store`, with its value cache (when
+/// `gateway.cache.enabled`; closed by the caller after serving); its `/metrics` serves the
 /// gateway's figures and its cluster client's.
 async fn gateway_state(
     cfg: &Config,
     store: ObjStore,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<AppState> {
+) -> anyhow::Result<(AppState, Option<ValueStore>)> {
     let mut opts = cfg.gateway.cluster.clone();
     opts.secret.clone_from(&cfg.cluster.secret);
     let backend = ClusterBackend::connect(store, opts).await?;
     let mut metrics = Registry::default();
     backend.register_metrics(&mut metrics);
-    Ok(AppState::with_registry(
+    let cache = if cfg.gateway.cache.enabled {
+        Some(ValueStore::open(&cfg.gateway.cache, cfg.gateway.max_value_bytes).await?)
+    } else {
+        None
+    };
+    let state = AppState::with_cache(
         Arc::new(backend),
         cfg.gateway.clone(),
         clock,
         metrics,
-    ))
+        cache.clone(),
+    );
+    Ok((state, cache))
+}
+
+/// Closes the gateway's value cache after the server stopped (its memory tier goes to disk).
+async fn close_cache(cache: Option<ValueStore>) {
+    if let Some(c) = cache
+        && let Err(e) = c.close().await
+    {
+        tracing::warn!(error = %e, "closing the gateway cache");
+    }
 }
 
 /// Runs one storage node until `shutdown`.
@@ -207,7 +224,7 @@ pub(crate) async fn run_gateway(
     warn_dev_secret(&cfg.cluster);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
-    let state = gateway_state(&cfg, store.clone(), clock).await?;
+    let (state, cache) = gateway_state(&cfg, store.clone(), clock).await?;
     let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     println!(
@@ -215,7 +232,12 @@ pub(crate) async fn run_gateway(
         env!("CARGO_PKG_VERSION")
     );
     println!("  object store: {}", store.description());
-    tierkv_gateway::serve(listener, state, shutdown).await?;
+    if let Some(dir) = &cfg.gateway.cache.disk_dir {
+        println!("  cache dir:    {}", dir.display());
+    }
+    let served = tierkv_gateway::serve(listener, state, shutdown).await;
+    close_cache(cache).await;
+    served?;
     tracing::info!("gateway shut down");
     Ok(())
 }
@@ -285,7 +307,12 @@ pub(crate) async fn run_dev(
             },
         )));
     }
-    let state = gateway_state(&cfg, store.clone(), Arc::clone(&clock)).await?;
+    // The dev gateway's disk tier lives in the data directory unless configured elsewhere.
+    let mut gw_cfg = cfg.clone();
+    if gw_cfg.gateway.cache.disk_dir.is_none() {
+        gw_cfg.gateway.cache.disk_dir = Some(dir.join("gateway-cache"));
+    }
+    let (state, cache) = gateway_state(&gw_cfg, store.clone(), Arc::clone(&clock)).await?;
     let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     println!(
@@ -301,6 +328,7 @@ pub(crate) async fn run_dev(
     );
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
+    close_cache(cache).await;
     tracing::info!("gateway drained; stopping the nodes");
     stop_nodes.cancel();
     for n in nodes {

@@ -28,6 +28,11 @@
 //!
 //! [gateway]
 //! max_value_bytes = 1048576
+//! [gateway.cache]                    # the gateway's value cache (design note 0008)
+//! disk_dir = "/var/cache/tierkv-gateway"   # default: memory only (`dev`: <data_dir>/gateway-cache)
+//! default_max_staleness = "1s"
+//! [gateway.limits]                   # per-key rate limits (429 rate_limited)
+//! writes_per_sec = 5000
 //!
 //! [telemetry]
 //! log_level = "info"
@@ -264,6 +269,10 @@ impl Config {
         );
         cfg.engine.validate()?;
         cfg.cluster.validate()?;
+        cfg.gateway
+            .limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(cfg)
     }
 
@@ -353,7 +362,16 @@ impl Process {
             }
             Self::Dev => !membership.iter().any(|p| under(p)),
             Self::Serve => {
-                !under("cluster") && !under("gateway.cluster")
+                // `serve` reads its one node in process: no value cache (reads still
+                // coalesce, and limits and hot keys apply).
+                let value_cache = [
+                    "gateway.cache.enabled",
+                    "gateway.cache.memory_bytes",
+                    "gateway.cache.disk_dir",
+                    "gateway.cache.disk_bytes",
+                    "gateway.cache.freshness_bytes",
+                ];
+                !under("cluster") && !under("gateway.cluster") && !value_cache.contains(&path)
                     || [
                         "cluster.lease_duration",
                         "cluster.heartbeat_interval",

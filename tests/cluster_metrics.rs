@@ -134,7 +134,7 @@ fn owned(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 /// The families a node and a gateway export, with their types and label sets: the names
 /// dashboards and alerts use. A node exports its replicas, client RPCs, transport, WAL,
 /// shards, object-store calls and block cache; a gateway its HTTP figures and its cluster
-/// client's, and no storage figures.
+/// client's, its read tier's and its per-key limits', and no storage figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metric_families_keep_their_names_types_and_labels() {
     let c = Cluster::start(Opts::default()).await;
@@ -145,6 +145,10 @@ async fn metric_families_keep_their_names_types_and_labels() {
         families(&gateway),
         owned(&[
             ("tierkv_gateway_backoffs_total", "counter"),
+            ("tierkv_gateway_cache_coalesced_total", "counter"),
+            ("tierkv_gateway_cache_flights_total", "counter"),
+            ("tierkv_gateway_cache_lookups_total", "counter"),
+            ("tierkv_gateway_cache_reads_total", "counter"),
             ("tierkv_gateway_gave_up_total", "counter"),
             ("tierkv_gateway_map_changes_total", "counter"),
             ("tierkv_gateway_map_version", "gauge"),
@@ -154,6 +158,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_gateway_node_requests_total", "counter"),
             ("tierkv_gateway_outcome_unknown_total", "counter"),
             ("tierkv_gateway_retries_total", "counter"),
+            ("tierkv_gateway_throttled_total", "counter"),
             ("tierkv_http_request_duration_seconds", "histogram"),
             ("tierkv_http_requests_in_flight", "gauge"),
             ("tierkv_http_requests_total", "counter"),
@@ -163,7 +168,10 @@ async fn metric_families_keep_their_names_types_and_labels() {
         "{gateway}"
     );
     let want: BTreeSet<String> = [
+        "tierkv_gateway_cache_lookups_total{tier,result}",
+        "tierkv_gateway_cache_reads_total{answer}",
         "tierkv_gateway_retries_total{reason}",
+        "tierkv_gateway_throttled_total{reason}",
         "tierkv_http_request_duration_seconds_bucket{route,method,le}",
         "tierkv_http_request_duration_seconds_count{route,method}",
         "tierkv_http_request_duration_seconds_sum{route,method}",
@@ -189,6 +197,20 @@ async fn metric_families_keep_their_names_types_and_labels() {
     assert!(gateway.contains(
         "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",status=\"201\"} 1\n"
     ));
+    // The read tier and the limits (design note 0008): no per-key labels.
+    let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<String>>();
+    assert_eq!(
+        label_values(&gateway, "tierkv_gateway_cache_reads_total", "answer"),
+        set(&["hit", "miss", "revalidated"])
+    );
+    assert_eq!(
+        label_values(&gateway, "tierkv_gateway_cache_lookups_total", "tier"),
+        set(&["disk", "memory"])
+    );
+    assert_eq!(
+        label_values(&gateway, "tierkv_gateway_throttled_total", "reason"),
+        set(&["key_read_rate", "key_write_rate"])
+    );
 
     let node = c.metrics_text(&c.node_url(1)).await.expect("node metrics");
     assert_eq!(

@@ -13,7 +13,9 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tierkv_engine::shard::ScanPage;
-use tierkv_engine::types::{Entry, NodeId, ReadConsistency, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::types::{
+    Entry, EntryKind, NodeId, ReadConsistency, SeqNo, ShardId, WriteBatch,
+};
 use tierkv_wire::proto::RemoteError;
 
 /// What the gateway needs from storage.
@@ -28,6 +30,18 @@ pub trait Backend: Send + Sync + 'static {
         key: Bytes,
         consistency: ReadConsistency,
     ) -> Result<Option<Entry>, BackendError>;
+    /// Whether `known` is still the version of engine key `key`, read like a strong `get`
+    /// (design note 0008). The default asks for the entry and compares here; the cluster
+    /// client sends `GetIfChanged`, which brings no value back when nothing changed.
+    async fn get_if_changed(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        known: SeqNo,
+    ) -> Result<Revalidated, BackendError> {
+        let entry = self.get(shard, key, ReadConsistency::Strong).await?;
+        Ok(Revalidated::compare(entry, known))
+    }
     /// Applies `batch` atomically in `shard`; returns its version and, when
     /// `batch.report_prior` is set, each op's prior live version (else empty).
     async fn write(
@@ -47,6 +61,28 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<ScanPage, BackendError>;
     /// Ok when every shard can be served; else why not.
     async fn ready(&self) -> Result<(), NotReady>;
+}
+
+/// What a shard's leader said of a cached version ([`Backend::get_if_changed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revalidated {
+    /// The key's live version is still the one the caller holds.
+    Unchanged,
+    /// It is not: the key's current live entry, if any.
+    Current(Option<Entry>),
+}
+
+impl Revalidated {
+    /// The answer to "is `known` current?" given the key's current live `entry`.
+    #[must_use]
+    pub fn compare(entry: Option<Entry>, known: SeqNo) -> Self {
+        match entry {
+            Some(e) if e.seq == known && matches!(e.kind, EntryKind::Put { .. }) => {
+                Self::Unchanged
+            }
+            other => Self::Current(other),
+        }
+    }
 }
 
 /// Why the storage behind the gateway did not carry out an operation.

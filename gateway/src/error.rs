@@ -110,9 +110,14 @@ pub enum ApiError {
         /// Which precondition.
         detail: &'static str,
     },
-    /// Rate limited (reserved for hot-key limiting).
-    #[error("rate limited; retry later")]
-    RateLimited,
+    /// One key got more requests than its per-key limit allows (design note 0008).
+    #[error("too many {} of this key; retry in {retry_after_secs} s", if *.writes { "writes" } else { "reads" })]
+    RateLimited {
+        /// Seconds until the key's bucket has a token again (the `Retry-After`).
+        retry_after_secs: u64,
+        /// Whether the write limit (else the read limit) was hit.
+        writes: bool,
+    },
     /// Engine backpressure.
     #[error("{cause}")]
     Backpressure {
@@ -167,6 +172,9 @@ pub(crate) struct ProblemInfo {
     pub problem: Arc<Problem>,
     /// The full error, including internal details.
     pub log_message: Arc<str>,
+    /// A `Retry-After` of this answer's own (429: when the key's bucket refills), instead of
+    /// the configured one.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -190,7 +198,7 @@ impl ApiError {
             Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Backpressure { .. }
             | Self::StorageUnavailable { .. }
             | Self::NotLeader { .. }
@@ -225,7 +233,7 @@ impl ApiError {
             Self::NotFound => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
-            Self::RateLimited => ErrorCode::RateLimited,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Backpressure { .. } => ErrorCode::Backpressure,
             Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
             Self::NotLeader { .. } => ErrorCode::NotLeader,
@@ -372,13 +380,22 @@ impl IntoResponse for ApiError {
         let mut res = (self.status(), body).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let own_retry_after = match &self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         if self.retry_after() {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(own_retry_after.unwrap_or(1)),
+            );
         }
         res.extensions_mut().insert(ProblemInfo {
             problem: Arc::new(problem),
             log_message: self.to_string().into(),
+            retry_after_secs: own_retry_after,
         });
         res
     }

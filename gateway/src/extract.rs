@@ -87,14 +87,63 @@ pub(crate) enum Consistency {
     Eventual,
 }
 
-/// Query of a read: only `consistency` (anything else is `invalid_request`).
+/// Query of a read: `consistency` and `max_staleness` (anything else is `invalid_request`).
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReadQuery {
-    /// `strong` (default) or `eventual`.
+    /// `strong` (default: linearizable, confirmed by the shard's leader) or `eventual`
+    /// (possibly stale, never staler than `max_staleness`; may be answered from the
+    /// gateway's cache without a round trip).
     #[param(inline)]
     pub(crate) consistency: Option<Consistency>,
+    /// Eventual reads only: the answer reflects the key's state at some instant at most this
+    /// long before the request arrived. `<n>ms` or `<n>s`, at most 3600s. Default: 1s
+    /// (`gateway.cache.default_max_staleness`).
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,7}(ms|s)$", example = "250ms")]
+    pub(crate) max_staleness: Option<String>,
+}
+
+/// Parses `max_staleness` (`<n>ms` or `<n>s`, at most [`crate::cache::MAX_STALENESS`]).
+pub(crate) fn parse_staleness(s: &str) -> Result<std::time::Duration, ApiError> {
+    use std::time::Duration;
+    let bad = || {
+        ApiError::invalid(format!(
+            "max_staleness must be <n>ms or <n>s, at most 3600s; got {s:?}"
+        ))
+    };
+    let (digits, unit) = if let Some(d) = s.strip_suffix("ms") {
+        (d, Duration::from_millis(1))
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, Duration::from_secs(1))
+    } else {
+        return Err(bad());
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u32 = digits.parse().map_err(|_| bad())?;
+    let d = unit.checked_mul(n).ok_or_else(bad)?;
+    if d > crate::cache::MAX_STALENESS {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+/// What a single-key read asks for: `max_staleness` only with `consistency=eventual`.
+pub(crate) fn read_want(
+    q: &ReadQuery,
+    default_staleness: std::time::Duration,
+) -> Result<crate::cache::Want, ApiError> {
+    use crate::cache::Want;
+    match (q.consistency.unwrap_or_default(), q.max_staleness.as_deref()) {
+        (Consistency::Strong, None) => Ok(Want::Strong),
+        (Consistency::Strong, Some(_)) => Err(ApiError::invalid(
+            "max_staleness applies to consistency=eventual only",
+        )),
+        (Consistency::Eventual, None) => Ok(Want::Eventual(default_staleness)),
+        (Consistency::Eventual, Some(s)) => Ok(Want::Eventual(parse_staleness(s)?)),
+    }
 }
 
 impl From<Consistency> for ReadConsistency {

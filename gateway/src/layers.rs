@@ -177,7 +177,10 @@ async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) 
     if res.headers().contains_key(header::RETRY_AFTER) {
         res.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(state.options().retry_after_secs),
+            HeaderValue::from(
+                info.retry_after_secs
+                    .unwrap_or(state.options().retry_after_secs),
+            ),
         );
     }
     let code = problem.code.as_str();
@@ -203,10 +206,19 @@ fn error_for_status(status: StatusCode) -> ApiError {
         },
         StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout,
         StatusCode::SERVICE_UNAVAILABLE => ApiError::Overloaded,
-        StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited,
+        StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited {
+            retry_after_secs: state_retry_after(),
+            writes: false,
+        },
         s if s.is_client_error() => ApiError::invalid(format!("rejected with status {s}")),
         s => ApiError::internal(format!("answered {s} without an error body")),
     }
+}
+
+/// `Retry-After` of a 429 produced outside our handlers (none are; the layer's setting
+/// replaces it anyway).
+fn state_retry_after() -> u64 {
+    1
 }
 
 /// Errors of the tower layers (timeout, load shedding).

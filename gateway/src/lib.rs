@@ -10,9 +10,14 @@
 //! - [`keys`]: engine key namespaces (data vs idempotency records) and binary-key encoding.
 //! - [`backend`]: the [`Backend`] seam.
 //! - `state`: [`AppState`] shared by handlers.
-//! - `ops`: single-key put/delete/get with conditions, shared by kv and batch routes.
+//! - `ops`: single-key put/delete/read with conditions, shared by kv and batch routes.
+//! - [`cache`]: the read tier (design note 0008): [`ValueStore`] (foyer memory + disk value
+//!   cache), freshness facts, flights that coalesce reads of a key; strong reads revalidate
+//!   with the leader, eventual reads are answered within `max_staleness`.
+//! - `limits`: per-key token buckets (429 `rate_limited`); `hotkeys`: space-saving top-k per
+//!   direction over a sliding window.
 //! - `idempotency`: `Idempotency-Key` records, replays and reuse detection.
-//! - `routes/{kv,list,batch,health}`: the handlers.
+//! - `routes/{kv,list,batch,health,admin}`: the handlers.
 //! - `metrics`: the gateway's own figures (HTTP answers and latency by route, method and
 //!   status, in flight, shards), registered into the registry [`AppState`] serves on
 //!   `/metrics` (one exporter per process: see [`AppState::with_registry`]).
@@ -26,7 +31,9 @@
 //!   JSON `{key, key_encoding, version, expires_at}`, `ETag: "<version>"`. `If-Match`,
 //!   `If-None-Match: *`, `?ttl=<seconds>` or `?expires_at=<unix seconds>`, `Idempotency-Key`.
 //! - `GET`/`HEAD /v1/kv/{key}`: the value with `Content-Type`, `ETag`, `X-TierKV-Version`,
-//!   `X-TierKV-Expires-At` (unix millis); `If-None-Match` → 304.
+//!   `X-TierKV-Expires-At` (unix millis), `X-TierKV-Cache` (`hit`, `revalidated`, `miss`);
+//!   `If-None-Match` → 304. `?consistency=strong` (default, linearizable) or `eventual` with
+//!   `max_staleness=<n>ms|<n>s` (default 1 s): possibly stale, never staler than that.
 //! - `DELETE /v1/kv/{key}`: 204 with the tombstone's `ETag` (also for absent keys).
 //! - `GET /v1/kv?prefix=&start_after=&limit=` (binary forms: `prefix_base64`,
 //!   `start_after_base64`): ordered pages across all shards, `{items, next_start_after,
@@ -34,6 +41,8 @@
 //! - `POST /v1/batch`: per-item results, not atomic; schema violations (ttl range, integer
 //!   fields) fail the whole batch with 400 before any item runs.
 //! - `GET /health/live`, `GET /health/ready`, `GET /metrics`, `GET /openapi.yaml`.
+//! - `GET /admin/hot-keys?limit=`: this gateway's hottest keys (reads, writes) and cache hit
+//!   ratios per tier.
 //!
 //! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path (an unencoded `/` is part
 //! of the key too). JSON fields that carry keys or values have an `*_encoding` sibling:
@@ -52,7 +61,7 @@
 //! `invalid_idempotency_key` (400), `idempotency_key_reused` (422), `malformed_json` (400),
 //! `unknown_field` (400), `invalid_request` (400), `unsupported_media_type` (415),
 //! `key_not_found` (404), `not_found` (404), `method_not_allowed` (405),
-//! `precondition_failed` (412), `rate_limited` (429, reserved), `backpressure` (503),
+//! `precondition_failed` (412), `rate_limited` (429: one key's per-key limit), `backpressure` (503),
 //! `storage_unavailable` (503), `not_leader` (503), `outcome_unknown` (503), `shutting_down` (503),
 //! `overloaded` (503),
 //! `timeout` (504), `data_corruption` (500), `internal` (500). 429 and the retryable 503s
@@ -65,12 +74,15 @@
 //! written after the batch ran (a crash in between re-runs it on retry).
 
 pub mod backend;
+pub mod cache;
 pub mod cluster;
 mod error;
 mod extract;
+mod hotkeys;
 mod idempotency;
 mod keys;
 mod layers;
+mod limits;
 mod metrics;
 mod openapi;
 mod ops;
@@ -86,6 +98,8 @@ pub use error::ApiError;
 pub use openapi::{openapi, openapi_yaml};
 pub use options::GatewayOptions;
 pub use problem::{ErrorCode, Problem};
+pub use cache::ValueStore;
+pub use routes::admin::HotKeysReport;
 pub use routes::batch::{BatchItem, BatchOp, BatchRequest, BatchResponse, ItemError, ItemResult};
 pub use routes::health::Health;
 pub use routes::kv::WriteResult;

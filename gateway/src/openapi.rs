@@ -19,7 +19,7 @@ use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::{ContentBuilder, Object, OpenApi, Ref, RefOr, ResponseBuilder, Type};
 
 use crate::problem::PROBLEM_JSON;
-use crate::routes::{batch, health, kv, list};
+use crate::routes::{admin, batch, health, kv, list};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -32,22 +32,25 @@ use crate::routes::{batch, health, kv, list};
         kv::get_kv, kv::head_kv, kv::put_kv, kv::delete_kv,
         list::list, batch::batch,
         health::live, health::ready, health::metrics, health::openapi_yaml,
+        admin::hot_keys,
     ),
     components(schemas(crate::problem::Problem, crate::problem::ErrorCode)),
     tags(
         (name = "kv", description = "Keys and values."),
         (name = "ops", description = "Health, metrics, contract."),
+        (name = "admin", description = "Operators and the dashboard: this gateway's hot keys and cache."),
     )
 )]
 struct ApiDoc;
 
 /// Error statuses an operation can answer, besides the 500/503/504 every operation can.
 const ERRORS: &[(&str, &str, &[u16])] = &[
-    ("/v1/kv/{key}", "get", &[400, 404]),
-    ("/v1/kv/{key}", "head", &[400, 404]),
-    ("/v1/kv/{key}", "put", &[400, 412, 413, 422]),
-    ("/v1/kv/{key}", "delete", &[400, 412, 422]),
+    ("/v1/kv/{key}", "get", &[400, 404, 429]),
+    ("/v1/kv/{key}", "head", &[400, 404, 429]),
+    ("/v1/kv/{key}", "put", &[400, 412, 413, 422, 429]),
+    ("/v1/kv/{key}", "delete", &[400, 412, 422, 429]),
     ("/v1/kv", "get", &[400]),
+    ("/admin/hot-keys", "get", &[400]),
     ("/v1/batch", "post", &[400, 413, 415, 422]),
 ];
 
@@ -60,6 +63,7 @@ fn describe(status: u16) -> &'static str {
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",
+        429 => "rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds.",
         422 => {
             "idempotency_key_reused: the Idempotency-Key was first used for a different request."
         }

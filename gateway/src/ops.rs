@@ -13,7 +13,10 @@ use tierkv_engine::types::ReadConsistency;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use tierkv_engine::types::{Condition, Entry, Mutation, SeqNo, WriteBatch, WriteOp};
+use tierkv_engine::types::{Condition, Mutation, SeqNo, WriteBatch, WriteOp};
+use tokio::time::Instant;
+
+use crate::cache::{CachedValue, ReadOutcome, Want};
 
 use tierkv_wire::proto::RemoteError;
 
@@ -88,6 +91,8 @@ pub(crate) struct WriteOutcome {
     pub(crate) status: StatusCode,
     pub(crate) version: u64,
     pub(crate) expires_at: Option<u64>,
+    /// This request's write produced `version` (false: an idempotent replay).
+    pub(crate) fresh: bool,
 }
 
 impl WriteOutcome {
@@ -96,6 +101,7 @@ impl WriteOutcome {
             status: StatusCode::from_u16(r.record.status).unwrap_or(StatusCode::OK),
             version: r.version,
             expires_at: r.record.expires_at,
+            fresh: false,
         }
     }
 }
@@ -171,8 +177,37 @@ async fn await_replay(
     })
 }
 
-/// Puts a value, honouring the condition and the idempotency record.
+/// Puts a value, honouring the condition and the idempotency record, and tells the read
+/// tier what it wrote (or that it knows nothing more of the key).
 pub(crate) async fn put(
+    state: &AppState,
+    req: PutRequest,
+    idem: Option<&Idem>,
+) -> Result<WriteOutcome, ApiError> {
+    let sent = Instant::now();
+    let key = req.key.clone();
+    let cached = CachedValue {
+        version: 0,
+        value: req.value.clone(),
+        content_type: req.content_type.clone(),
+        expires_at: req.expires_at,
+    };
+    let r = put_inner(state, req, idem).await;
+    match &r {
+        Ok(o) if o.fresh => state.reads().wrote(
+            &key,
+            CachedValue {
+                version: o.version,
+                ..cached
+            },
+            sent,
+        ),
+        _ => state.reads().forget(&key),
+    }
+    r
+}
+
+async fn put_inner(
     state: &AppState,
     req: PutRequest,
     idem: Option<&Idem>,
@@ -215,6 +250,7 @@ pub(crate) async fn put(
                 },
                 version: seq.0,
                 expires_at: req.expires_at,
+                fresh: true,
             }),
             Err(e) if condition_failed(&e).is_some() => Err(PRECONDITION),
             Err(e) => Err(e.into()),
@@ -251,6 +287,7 @@ pub(crate) async fn put(
                     status,
                     version: seq.0,
                     expires_at: req.expires_at,
+                    fresh: true,
                 });
             }
             Err(ref e) if let Some(key) = condition_failed(e) => {
@@ -271,8 +308,24 @@ pub(crate) async fn put(
     precondition_or_replay(state, idem, shard, PRECONDITION).await
 }
 
-/// Deletes a key (idempotent: an absent key is deleted too), honouring `If-Match`.
+/// Deletes a key (idempotent: an absent key is deleted too), honouring `If-Match`, and tells
+/// the read tier.
 pub(crate) async fn delete(
+    state: &AppState,
+    key: &Bytes,
+    if_match: Option<IfMatch>,
+    idem: Option<&Idem>,
+) -> Result<WriteOutcome, ApiError> {
+    let sent = Instant::now();
+    let r = delete_inner(state, key, if_match, idem).await;
+    match &r {
+        Ok(o) if o.fresh => state.reads().deleted(key, o.version, sent),
+        _ => state.reads().forget(key),
+    }
+    r
+}
+
+async fn delete_inner(
     state: &AppState,
     key: &Bytes,
     if_match: Option<IfMatch>,
@@ -305,6 +358,7 @@ pub(crate) async fn delete(
             status: StatusCode::NO_CONTENT,
             version: seq.0,
             expires_at: None,
+            fresh: true,
         }),
         Err(ref e) if let Some(key) = condition_failed(e) => match idem {
             Some(idem) if idem.record_key == *key => await_replay(state, idem, shard).await,
@@ -314,16 +368,17 @@ pub(crate) async fn delete(
     }
 }
 
-/// The live entry of a user key, read at `level`.
-pub(crate) async fn get(
+/// The live value of a user key, read as `want` says through the read tier (value cache,
+/// coalescing: design note 0008).
+pub(crate) async fn read(
     state: &AppState,
     key: &Bytes,
-    level: ReadConsistency,
-) -> Result<Option<Entry>, ApiError> {
+    want: Want,
+) -> Result<ReadOutcome, ApiError> {
     let shard = state.shard_of(key);
     Ok(state
-        .backend()
-        .get(shard, keys::data_key(key), level)
+        .reads()
+        .read(shard, key, want, state.now_millis())
         .await?)
 }
 

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::cache::CacheOptions;
 use crate::cluster::ClientOptions;
+pub use crate::hotkeys::HotKeyOptions;
+pub use crate::limits::KeyLimitOptions;
 
 /// Settings of the public HTTP API. Every field has a default, so an empty table is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,13 @@ pub struct GatewayOptions {
     /// How the gateway reaches the cluster's nodes (`tierkv gateway`, `tierkv dev`): map
     /// refresh, how long to look for a leader, RPC timeout. The secret is `cluster.secret`.
     pub cluster: ClientOptions,
+    /// The value cache (memory and disk tiers), eventual reads' default staleness bound, and
+    /// read coalescing (design note 0008).
+    pub cache: CacheOptions,
+    /// Per-key rate limits (429 `rate_limited`).
+    pub limits: KeyLimitOptions,
+    /// Hot-key tracking for `GET /admin/hot-keys`.
+    pub hot_keys: HotKeyOptions,
 }
 
 impl Default for GatewayOptions {
@@ -54,6 +64,9 @@ impl Default for GatewayOptions {
             idempotency_window: Duration::from_secs(24 * 3600),
             retry_after_secs: 1,
             cluster: ClientOptions::default(),
+            cache: CacheOptions::default(),
+            limits: KeyLimitOptions::default(),
+            hot_keys: HotKeyOptions::default(),
         }
     }
 }

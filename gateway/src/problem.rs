@@ -50,7 +50,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 412: an `If-Match` / `If-None-Match` precondition did not hold.
     PreconditionFailed,
-    /// 429: rate limited (reserved for hot-key limiting); see `Retry-After`.
+    /// 429: one key got more reads or writes than its per-key limit allows at this gateway;
+    /// see `Retry-After`.
     RateLimited,
     /// 503: the shard's unflushed data reached its bound; see `Retry-After`.
     Backpressure,

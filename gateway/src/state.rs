@@ -12,6 +12,10 @@ use tierkv_engine::routing::shard_for;
 use tierkv_engine::types::ShardId;
 
 use crate::backend::Backend;
+use crate::cache::{ReadTier, ValueStore};
+use crate::error::ApiError;
+use crate::hotkeys::HotKeys;
+use crate::limits::{Access, KeyLimits};
 use crate::metrics::HttpMetrics;
 use crate::options::GatewayOptions;
 
@@ -30,6 +34,12 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     /// Batch idempotency keys being executed in this process (duplicates wait here).
     pub(crate) batch_guards: Mutex<HashMap<Bytes, Arc<tokio::sync::Mutex<()>>>>,
+    /// Single-key reads: value cache, freshness facts, coalescing (design note 0008).
+    pub(crate) reads: ReadTier,
+    /// Per-key rate limits.
+    pub(crate) limits: KeyLimits,
+    /// The hottest keys.
+    pub(crate) hot: HotKeys,
 }
 
 impl std::fmt::Debug for AppState {
@@ -49,18 +59,36 @@ impl AppState {
     }
 
     /// Like [`AppState::new`], with `/metrics` serving `registry` after the gateway added its
-    /// own figures to it (`tierkv_http_*`, `tierkv_shards`, `tierkv_up`): the process's one
-    /// exporter. The caller registers the rest first: the cluster client's figures
-    /// (`ClusterBackend::register_metrics`) and, for storage in this process, its node's,
-    /// object store's and block cache's.
+    /// own figures to it (`tierkv_http_*`, `tierkv_shards`, `tierkv_up`, the read tier's and
+    /// the limits'): the process's one exporter. The caller registers the rest first: the
+    /// cluster client's figures (`ClusterBackend::register_metrics`) and, for storage in this
+    /// process, its node's, object store's and block cache's. No value cache: reads go to
+    /// the shards' leaders (coalesced as `opts.cache.coalesce` says).
     #[must_use]
     pub fn with_registry(
         backend: Arc<dyn Backend>,
         opts: GatewayOptions,
         clock: Arc<dyn Clock>,
+        registry: Registry,
+    ) -> Self {
+        Self::with_cache(backend, opts, clock, registry, None)
+    }
+
+    /// Like [`AppState::with_registry`], with the value cache `store` (opened with
+    /// [`ValueStore::open`] from `opts.cache`; none: no value cache). The caller closes the
+    /// store after the server stopped.
+    #[must_use]
+    pub fn with_cache(
+        backend: Arc<dyn Backend>,
+        opts: GatewayOptions,
+        clock: Arc<dyn Clock>,
         mut registry: Registry,
+        store: Option<ValueStore>,
     ) -> Self {
         let metrics = HttpMetrics::new(&mut registry, backend.shard_count());
+        let reads = ReadTier::new(Arc::clone(&backend), store, &opts.cache, &mut registry);
+        let limits = KeyLimits::new(&opts.limits, &mut registry);
+        let hot = HotKeys::new(&opts.hot_keys);
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -69,8 +97,32 @@ impl AppState {
                 metrics,
                 registry,
                 batch_guards: Mutex::new(HashMap::new()),
+                reads,
+                limits,
+                hot,
             }),
         }
+    }
+
+    /// Counts one `access` to user key `key` among the hot keys and admits it, or refuses it
+    /// with `429 rate_limited`.
+    pub(crate) fn admit(&self, key: &Bytes, access: Access) -> Result<(), ApiError> {
+        self.inner.hot.record(key, access);
+        self.inner
+            .limits
+            .admit(key, access)
+            .map_err(|t| ApiError::RateLimited {
+                retry_after_secs: t.retry_after_secs,
+                writes: t.access == Access::Write,
+            })
+    }
+
+    pub(crate) fn reads(&self) -> &ReadTier {
+        &self.inner.reads
+    }
+
+    pub(crate) fn hot_keys(&self) -> &HotKeys {
+        &self.inner.hot
     }
 
     /// The options in force.

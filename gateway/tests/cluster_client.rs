@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +20,7 @@ use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::{ObjStore, StoreOptions};
 use tierkv_engine::types::{Entry, EntryKind, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_gateway::Backend;
-use tierkv_gateway::backend::{BackendError, NotReady};
+use tierkv_gateway::backend::{BackendError, NotReady, Revalidated};
 use tierkv_gateway::cluster::{ClientOptions, ClusterBackend, ConnectError, RPC_PATH};
 use tierkv_wire::proto::{
     self, NodeStatus, RemoteError, ReplicaRole, Request, Response, ShardStatus,
@@ -64,11 +64,30 @@ struct NodeState {
     handler: Handler,
     seen: Arc<Mutex<Vec<Request>>>,
     posts: Arc<AtomicUsize>,
+    /// The wire revision it announces; 0: none, and it refuses batches holding kinds newer
+    /// than revision 1 with 400, as a node of an older version does (design note 0008).
+    revision: Arc<AtomicU16>,
 }
 
 /// Serves `/rpc/v1/kv/batch` like a node: checks HTTP/2, the secret and the content type, decodes
 /// with the real proto, records the request and answers with `handler`.
-async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> impl IntoResponse {
+async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> axum::response::Response {
+    let revision = st.revision.load(Ordering::SeqCst);
+    let mut res = serve_batch(st, req, revision).await.into_response();
+    if revision > 0 {
+        res.headers_mut().insert(
+            proto::REVISION_HEADER,
+            header::HeaderValue::from(revision),
+        );
+    }
+    res
+}
+
+async fn serve_batch(
+    st: NodeState,
+    req: axum::extract::Request,
+    revision: u16,
+) -> impl IntoResponse {
     if req.version() != Version::HTTP_2 {
         return (StatusCode::HTTP_VERSION_NOT_SUPPORTED, Bytes::new());
     }
@@ -95,6 +114,10 @@ async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> 
     let Ok(requests) = proto::batch::decode_requests(&body) else {
         return (StatusCode::BAD_REQUEST, Bytes::new());
     };
+    if revision == 0 && requests.iter().any(|r| r.revision() > 1) {
+        // An older node cannot decode the kind: it refuses the whole batch.
+        return (StatusCode::BAD_REQUEST, Bytes::new());
+    }
     st.posts.fetch_add(1, Ordering::SeqCst);
     // Answers in reverse order: the client must match them by index, not by position.
     let mut answers = bytes::BytesMut::new();
@@ -110,6 +133,15 @@ async fn fake_node(
     id: u32,
     handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
 ) -> FakeNode {
+    fake_node_with(id, Arc::new(AtomicU16::new(0)), handler).await
+}
+
+/// A fake node announcing wire `revision` (0: none; it can change while the node runs).
+async fn fake_node_with(
+    id: u32,
+    revision: Arc<AtomicU16>,
+    handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+) -> FakeNode {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr").to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -120,6 +152,7 @@ async fn fake_node(
             handler: Arc::new(handler),
             seen: Arc::clone(&seen),
             posts: Arc::clone(&posts),
+            revision,
         });
     tokio::spawn(async move { axum::serve(listener.tap_io(tierkv_wire::set_nodelay), app).await });
     FakeNode {
@@ -147,9 +180,10 @@ fn node(
 
 fn shard_of(r: &Request) -> ShardId {
     match r {
-        Request::Get { shard, .. } | Request::Write { shard, .. } | Request::Scan { shard, .. } => {
-            *shard
-        }
+        Request::Get { shard, .. }
+        | Request::Write { shard, .. }
+        | Request::Scan { shard, .. }
+        | Request::GetIfChanged { shard, .. } => *shard,
         Request::Status => ShardId(u32::MAX),
     }
 }
@@ -174,6 +208,8 @@ fn leader(r: &Request) -> Response {
             prior: Vec::new(),
         },
         Request::Get { key, .. } => Response::Got(Some(entry(key, 3))),
+        Request::GetIfChanged { known, .. } if known.0 == 3 => Response::Unchanged,
+        Request::GetIfChanged { key, .. } => Response::Got(Some(entry(key, 3))),
         Request::Scan { prefix, .. } => Response::Scanned(ScanPage {
             entries: vec![entry(prefix, 3)],
             next: None,
@@ -814,4 +850,45 @@ async fn connect_waits_for_a_first_map_within_leader_wait() {
     let map = publish_map(&store, &[(1, "127.0.0.1:1")], 1).await;
     let b = pending.await.expect("task").expect("connect");
     assert_eq!(*b.map(), map);
+}
+
+/// Revalidation (design note 0008): a node that announced wire revision 2 gets
+/// `GetIfChanged` and answers `Unchanged` without the value; a node that announced nothing
+/// (an older version) gets the equivalent strong `Get`, compared by the client; a node that
+/// stops announcing it and refuses the newer kind (downgraded) has nothing applied, and the
+/// operation is retried with the older kind.
+#[tokio::test]
+async fn get_if_changed_goes_only_to_nodes_that_announced_it() {
+    let revision = Arc::new(AtomicU16::new(0));
+    let n1 = fake_node_with(1, Arc::clone(&revision), node(1, leader)).await;
+    let store = memory_store();
+    publish_map(&store, &[(1, &n1.addr)], 1).await;
+    let b = connect(&store, opts()).await;
+    wait_ready(&b, Result::is_ok).await;
+    let key = Bytes::from_static(b"k");
+    let is_gic = |r: &Request| matches!(r, Request::GetIfChanged { .. });
+    // An old node: a strong Get, compared here.
+    for (known, want) in [
+        (3, Revalidated::Unchanged),
+        (2, Revalidated::Current(Some(entry(&key, 3)))),
+    ] {
+        let got = b.get_if_changed(ShardId(0), key.clone(), SeqNo(known)).await;
+        assert_eq!(got.expect("revalidate"), want);
+    }
+    assert_eq!(n1.count(is_gic), 0, "an old node never sees the new kind");
+    assert_eq!(n1.gets(ReadConsistency::Strong), 2);
+    // The node is upgraded: after its next answer, the new kind.
+    revision.store(2, Ordering::SeqCst);
+    b.get(ShardId(0), key.clone(), ReadConsistency::Strong)
+        .await
+        .expect("get");
+    let got = b.get_if_changed(ShardId(0), key.clone(), SeqNo(3)).await;
+    assert_eq!(got.expect("revalidate"), Revalidated::Unchanged);
+    assert_eq!(n1.count(is_gic), 1);
+    // Downgraded again: the refused batch ran nothing and the read is retried as a Get.
+    revision.store(0, Ordering::SeqCst);
+    let got = b.get_if_changed(ShardId(0), key.clone(), SeqNo(3)).await;
+    assert_eq!(got.expect("revalidate"), Revalidated::Unchanged);
+    assert_eq!(n1.count(is_gic), 1, "the refused batch was not recorded");
+    assert_eq!(n1.gets(ReadConsistency::Strong), 4);
 }

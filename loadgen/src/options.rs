@@ -88,6 +88,11 @@ pub struct BenchOptions {
     #[arg(long, value_enum)]
     pub consistency: Option<Consistency>,
 
+    /// TierKV, `--consistency eventual` only: the reads' `max_staleness` (`<n>ms` or `<n>s`),
+    /// how stale an answer from the gateway's cache may be. Default: the gateway's default.
+    #[arg(long, value_name = "BOUND")]
+    pub max_staleness: Option<String>,
+
     /// Closed-loop workers (one connection each). Default: 32.
     #[arg(long, short = 'c', default_value_t = 32)]
     pub concurrency: usize,

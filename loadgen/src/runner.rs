@@ -55,7 +55,11 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
     let consistency = opts.consistency;
     match opts.target {
         TargetKind::Tierkv => {
-            run_with(opts, move || TierKvTarget::new(addr, &host, consistency)).await
+            let staleness = opts.max_staleness.clone();
+            run_with(opts, move || {
+                TierKvTarget::new(addr, &host, consistency, staleness.clone())
+            })
+            .await
         }
         TargetKind::Etcd => run_with(opts, move || EtcdTarget::new(addr, &host, consistency)).await,
         TargetKind::Redis => run_with(opts, move || RedisTarget::new(addr)).await,

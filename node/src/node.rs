@@ -35,7 +35,7 @@ use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica, Role};
 use tierkv_engine::shard::{Shard, ShardComponents, ShardFigures};
 use tierkv_engine::store::ObjStore;
-use tierkv_engine::types::{SeqNo, ShardId};
+use tierkv_engine::types::{ReadConsistency, SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalSettings, WalStats};
 use tierkv_engine::write_buffers::WriteBuffers;
 use tokio::task::JoinHandle;
@@ -361,7 +361,8 @@ impl Node {
     /// Carries out one client operation on the shard it names and answers it: what the RPC
     /// server does with each operation of a gateway's batch, and what `tierkv serve` does
     /// in process. A shard this node does not host is `NotHosted`; engine errors travel as
-    /// [`RemoteError`]s.
+    /// [`RemoteError`]s. `GetIfChanged` is a strong `Get` that answers `Unchanged` instead of
+    /// the entry when its version is the caller's.
     pub async fn execute(&self, req: Request) -> Response {
         let err = |e: tierkv_engine::Error| Response::Error(RemoteError::from_engine(&e));
         let not_hosted = |shard| {
@@ -408,6 +409,17 @@ impl Node {
                     .map_or_else(err, Response::Scanned),
             },
             Request::Status => Response::Status(self.status()),
+            Request::GetIfChanged { shard, key, known } => match self.shard(shard) {
+                None => not_hosted(shard),
+                // Served exactly like a strong `Get` (the lease is checked before the read);
+                // only the answer differs when the caller's version is still the live one
+                // (design note 0008).
+                Some(h) => match h.get(&key, ReadConsistency::Strong).await {
+                    Ok(Some(e)) if e.seq == known => Response::Unchanged,
+                    Ok(entry) => Response::Got(entry),
+                    Err(e) => err(e),
+                },
+            },
         }
     }
 

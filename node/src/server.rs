@@ -11,7 +11,9 @@
 //! | `GET /metrics` | Prometheus | the registry the node was served with ([`crate::node::Node::register_metrics`] and whatever else the process adds) |
 //!
 //! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
-//! constant time); a wrong or missing secret is 401.
+//! constant time); a wrong or missing secret is 401. Their answers carry
+//! `tierkv-wire-revision: 2`, the client operations this node knows
+//! ([`tierkv_wire::proto::REVISION`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +36,12 @@ use crate::node::Node;
 use tierkv_wire::frame;
 use tierkv_wire::paths;
 use tierkv_wire::proto;
+
+/// The header announcing the wire revision this node answers (design note 0008): gateways
+/// send `GetIfChanged` only to nodes that announced revision 2.
+const REVISION_HEADER: header::HeaderName = header::HeaderName::from_static(proto::REVISION_HEADER);
+/// [`proto::REVISION`] as a header value.
+const REVISION_VALUE: &str = "2";
 
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
@@ -166,7 +174,10 @@ async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Respon
     count_rpc(&node, 1);
     let resp = node.execute(req).await;
     (
-        [(header::CONTENT_TYPE, "application/octet-stream")],
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (REVISION_HEADER, REVISION_VALUE),
+        ],
         proto::encode_response(&resp),
     )
         .into_response()
@@ -197,7 +208,10 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
         })
         .collect();
     (
-        [(header::CONTENT_TYPE, "application/octet-stream")],
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (REVISION_HEADER, REVISION_VALUE),
+        ],
         Body::from_stream(Answers { pending }),
     )
         .into_response()

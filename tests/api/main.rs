@@ -7,5 +7,6 @@ mod edge;
 mod env;
 mod idempotency;
 mod kv;
+mod limits;
 mod list;
 mod openapi;

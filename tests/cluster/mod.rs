@@ -33,6 +33,10 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Extra environment for one node: `(node id, name, value)`.
     pub node_env: Vec<(u32, String, String)>,
+    /// Gateways to start (each with its own cache directory under the cluster's).
+    pub gateways: usize,
+    /// Extra environment for the gateways only.
+    pub gateway_env: Vec<(String, String)>,
 }
 
 impl Default for Opts {
@@ -45,6 +49,8 @@ impl Default for Opts {
             store_url: None,
             env: Vec::new(),
             node_env: Vec::new(),
+            gateways: 1,
+            gateway_env: Vec::new(),
         }
     }
 }
@@ -78,13 +84,18 @@ struct NodeProc {
     child: Option<Child>,
 }
 
+struct GatewayProc {
+    child: Option<Child>,
+    url: String,
+}
+
 /// The cluster; every process is killed when it is dropped.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub opts: Opts,
     nodes: Vec<NodeProc>,
-    gateway: Option<Child>,
-    /// Base URL of the gateway's public API.
+    gateways: Vec<GatewayProc>,
+    /// Base URL of the first gateway's public API.
     pub url: String,
     members: String,
     pub http: reqwest::Client,
@@ -101,9 +112,11 @@ impl Drop for Cluster {
                 let _ = c.wait();
             }
         }
-        if let Some(g) = &mut self.gateway {
-            let _ = g.kill();
-            let _ = g.wait();
+        for g in &mut self.gateways {
+            if let Some(c) = &mut g.child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
     }
 }
@@ -168,7 +181,7 @@ impl Cluster {
                     child: None,
                 })
                 .collect(),
-            gateway: None,
+            gateways: Vec::new(),
             url: String::new(),
             members,
             http: reqwest::Client::builder()
@@ -179,13 +192,14 @@ impl Cluster {
         for id in 1..=3 {
             c.spawn_node(id);
         }
-        let mut g = c
-            .command("gateway")
-            .args(["--listen", "127.0.0.1:0"])
-            .spawn()
-            .expect("spawn gateway");
-        c.url = url_of(&mut g);
-        c.gateway = Some(g);
+        for i in 0..c.opts.gateways.max(1) {
+            let (child, url) = c.spawn_gateway(i);
+            c.gateways.push(GatewayProc {
+                child: Some(child),
+                url,
+            });
+        }
+        c.url = c.gateways[0].url.clone();
         for s in 0..c.opts.shards {
             c.wait_leader(s, None, Duration::from_secs(30)).await;
         }
@@ -236,6 +250,64 @@ impl Cluster {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         cmd
+    }
+
+    /// Gateway `i`'s cache directory (its value cache's disk tier).
+    pub fn gateway_cache_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("gateway-{i}-cache"))
+    }
+
+    fn spawn_gateway(&self, i: usize) -> (Child, String) {
+        let mut g = self
+            .command("gateway")
+            .args(["--listen", "127.0.0.1:0"])
+            .env("TIERKV_GATEWAY__CACHE__DISK_DIR", self.gateway_cache_dir(i))
+            .env("TIERKV_GATEWAY__CACHE__DISK_BYTES", (16u64 << 20).to_string())
+            .envs(
+                self.opts
+                    .gateway_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .spawn()
+            .expect("spawn gateway");
+        let url = url_of(&mut g);
+        (g, url)
+    }
+
+    /// Base URL of gateway `i`'s public API.
+    pub fn gateway_url(&self, i: usize) -> String {
+        self.gateways[i].url.clone()
+    }
+
+    /// SIGTERM gateway `i` and wait (at most 20 s) until it exits; its exit status.
+    pub async fn stop_gateway(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.gateways[i].child.take().expect("running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        if let Some(s) = exit_within(&mut child, Duration::from_secs(20)).await {
+            return s;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gateway {i} did not exit within 20 s of SIGTERM");
+    }
+
+    /// Starts gateway `i` again (same cache directory, a new port): its URL.
+    pub fn restart_gateway(&mut self, i: usize) -> String {
+        assert!(self.gateways[i].child.is_none(), "gateway {i} is running");
+        let (child, url) = self.spawn_gateway(i);
+        self.gateways[i] = GatewayProc {
+            child: Some(child),
+            url: url.clone(),
+        };
+        if i == 0 {
+            self.url = url.clone();
+        }
+        url
     }
 
     /// Node `id`'s data directory.

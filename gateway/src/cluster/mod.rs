@@ -14,7 +14,8 @@
 //!
 //! # Routing
 //!
-//! Writes and strong reads go to the shard's leader: the cached leader hint first, then the
+//! Writes, strong reads and revalidations (`GetIfChanged`, sent only to nodes that announced
+//! wire revision 2, else a strong `Get`: design note 0008) go to the shard's leader: the cached leader hint first, then the
 //! replicas in rank order. `NotLeader { leader: Some(l) }` caches `l` and goes there next;
 //! `NotLeader { leader: None }`, a failed connect and `NotHosted` (after refreshing the map
 //! if the node's is newer) move on to the next replica. After a full pass the request backs
@@ -79,7 +80,7 @@ use tracing::warn;
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
 use self::stats::{ClientMetrics, Retry};
-use crate::backend::{Backend, BackendError, NotReady};
+use crate::backend::{Backend, BackendError, NotReady, Revalidated};
 use tierkv_wire::proto::{Request, Response};
 use tierkv_wire::shardmap::{ShardMap, ShardMapError};
 
@@ -328,6 +329,23 @@ impl Backend for ClusterBackend {
         };
         match self.shared.route(shard, mode, &req).await? {
             (_, Response::Got(entry)) => Ok(entry),
+            (node, other) => Err(unexpected(shard, mode, node, &other)),
+        }
+    }
+
+    /// `GetIfChanged` to the shard's leader; to a node that has not announced wire revision
+    /// 2, a strong `Get` whose answer is compared here (design note 0008).
+    async fn get_if_changed(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        known: SeqNo,
+    ) -> Result<Revalidated, BackendError> {
+        let mode = Mode::StrongRead;
+        let req = Request::GetIfChanged { shard, key, known };
+        match self.shared.route(shard, mode, &req).await? {
+            (_, Response::Unchanged) => Ok(Revalidated::Unchanged),
+            (_, Response::Got(entry)) => Ok(Revalidated::compare(entry, known)),
             (node, other) => Err(unexpected(shard, mode, node, &other)),
         }
     }

@@ -43,6 +43,44 @@ impl Mode {
     }
 }
 
+/// A request encoded for every node it may go to: as itself, and, when its kind is newer
+/// than wire revision 1, as the equivalent revision-1 request for nodes that did not announce
+/// its revision (design note 0008).
+pub(super) struct Body {
+    bytes: Bytes,
+    revision: u16,
+    older: Option<Bytes>,
+}
+
+impl Body {
+    fn new(req: &Request) -> Self {
+        let older = match req {
+            Request::GetIfChanged { shard, key, .. } => Some(proto::encode_request(&Request::Get {
+                shard: *shard,
+                key: key.clone(),
+                consistency: ReadConsistency::Strong,
+            })),
+            Request::Get { .. }
+            | Request::Write { .. }
+            | Request::Scan { .. }
+            | Request::Status => None,
+        };
+        Self {
+            bytes: proto::encode_request(req),
+            revision: req.revision(),
+            older,
+        }
+    }
+
+    /// The bytes to send to a node that announced `node_revision`, and their revision.
+    fn for_revision(&self, node_revision: u16) -> (Bytes, u16) {
+        match &self.older {
+            Some(older) if node_revision < self.revision => (older.clone(), 1),
+            _ => (self.bytes.clone(), self.revision),
+        }
+    }
+}
+
 /// Result of one pass over a shard's replicas.
 enum Pass {
     /// An answer or a final error.
@@ -121,7 +159,7 @@ impl Shared {
         mode: Mode,
         req: &Request,
     ) -> Result<(NodeId, Response), BackendError> {
-        let body = proto::encode_request(req);
+        let body = Body::new(req);
         let deadline = Instant::now() + self.opts.leader_wait;
         let mut delay = BACKOFF_START;
         let mut last: Option<(NodeId, String)> = None;
@@ -164,7 +202,7 @@ impl Shared {
         shard: ShardId,
         mode: Mode,
         order: &[NodeId],
-        body: &Bytes,
+        body: &Body,
         last: &mut Option<(NodeId, String)>,
     ) -> Pass {
         let mut tried: Vec<NodeId> = Vec::with_capacity(order.len() + 1);
@@ -183,7 +221,8 @@ impl Shared {
                 *last = Some((target, "not a member of the shard map".to_owned()));
                 continue;
             };
-            match self.send(&member.addr, body.clone()).await {
+            let (bytes, revision) = body.for_revision(self.revision(&member.addr));
+            match self.send(&member.addr, bytes, revision).await {
                 Ok(Response::Error(e)) => {
                     *last = Some((target, e.to_string()));
                     match e {

@@ -13,6 +13,7 @@
 //! callers one by one.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -20,7 +21,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ClientMetrics, Shared};
-use tierkv_wire::proto::Response;
+use tierkv_wire::proto::{REVISION_HEADER, Response};
 use tierkv_wire::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
 
 /// Most request bytes in one batch (a node refuses bodies over 256 MiB); an operation larger
@@ -50,14 +51,27 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// One operation waiting in a pipe: its encoded request and where its answer goes.
+/// One operation waiting in a pipe: its encoded request, the wire revision that introduced
+/// its kind, and where its answer goes.
 pub(super) struct Call {
     body: Bytes,
+    revision: u16,
     reply: oneshot::Sender<Result<Response, RpcFailure>>,
 }
 
-/// The queue of a node's pipe.
-pub(super) type PipeTx = mpsc::UnboundedSender<Call>;
+/// The queue of a node's pipe, and the wire revision the node last announced (design note
+/// 0008; 1 until it has answered, and for nodes that announce none).
+#[derive(Debug, Clone)]
+pub(super) struct PipeTx {
+    tx: mpsc::UnboundedSender<Call>,
+    revision: Arc<AtomicU16>,
+}
+
+impl PipeTx {
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
 
 impl Shared {
     /// The pipe to the node at `addr`, started on first use.
@@ -72,22 +86,44 @@ impl Shared {
             return Ok(tx.clone());
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let revision = Arc::new(AtomicU16::new(1));
         let pipe = Pipe {
             http: self.http.clone(),
             auth: self.auth.clone(),
             url,
             stats: Arc::clone(&self.stats),
+            revision: Arc::clone(&revision),
         };
         tokio::spawn(pipe.run(rx));
-        pipes.insert(addr.to_owned(), tx.clone());
-        Ok(tx)
+        let entry = PipeTx { tx, revision };
+        pipes.insert(addr.to_owned(), entry.clone());
+        Ok(entry)
     }
 
-    /// One RPC to the node at `addr` (`body` is one [`tierkv_wire::proto::encode_request`]).
-    pub(super) async fn send(&self, addr: &str, body: Bytes) -> Result<Response, RpcFailure> {
+    /// The wire revision the node at `addr` last announced (1 before it answered anything).
+    pub(super) fn revision(&self, addr: &str) -> u16 {
+        self.pipes
+            .read()
+            .get(addr)
+            .map_or(1, |p| p.revision.load(Ordering::Relaxed))
+    }
+
+    /// One RPC to the node at `addr` (`body` is one [`tierkv_wire::proto::encode_request`]
+    /// of a kind introduced in wire `revision`).
+    pub(super) async fn send(
+        &self,
+        addr: &str,
+        body: Bytes,
+        revision: u16,
+    ) -> Result<Response, RpcFailure> {
         let (reply, answer) = oneshot::channel();
         self.pipe(addr)?
-            .send(Call { body, reply })
+            .tx
+            .send(Call {
+                body,
+                revision,
+                reply,
+            })
             .map_err(|_| RpcFailure::NotSent("the node's pipe has stopped".to_owned()))?;
         answer.await.unwrap_or_else(|_| {
             Err(RpcFailure::MaybeDelivered(
@@ -104,6 +140,8 @@ struct Pipe {
     auth: HeaderValue,
     url: reqwest::Url,
     stats: Arc<ClientMetrics>,
+    /// The revision the node announced in its last answer.
+    revision: Arc<AtomicU16>,
 }
 
 impl Pipe {
@@ -139,12 +177,22 @@ impl Pipe {
     /// Sends one batch and answers each of its calls.
     async fn post(self: Arc<Self>, calls: Vec<Call>) {
         let bodies: Vec<Bytes> = calls.iter().map(|c| c.body.clone()).collect();
+        let newest = calls.iter().map(|c| c.revision).max().unwrap_or(1);
         self.stats.requests.inc();
         self.stats.operations.inc_by(bodies.len() as u64);
         let mut waiting: Vec<_> = calls.into_iter().map(|c| Some(c.reply)).collect();
         let failure = match self.exchange(encode_requests(&bodies), &mut waiting).await {
             Ok(()) => {
                 RpcFailure::MaybeDelivered("the node's answers ended without this one".to_owned())
+            }
+            Err(RpcFailure::Rejected(StatusCode::BAD_REQUEST)) if newest > 1 => {
+                // A node of an older revision refuses a batch holding a kind it does not
+                // know, before running any of it (design note 0008): nothing was applied.
+                // Send it older kinds only from now on; every operation may be retried.
+                self.revision.store(1, Ordering::Relaxed);
+                RpcFailure::NotSent(
+                    "the node refused an operation of a newer wire revision".to_owned(),
+                )
             }
             Err(f) => f,
         };
@@ -176,6 +224,12 @@ impl Pipe {
                 }
             })?;
         let status = resp.status();
+        let revision = resp
+            .headers()
+            .get(REVISION_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u16>().ok())
+            .unwrap_or(1);
+        self.revision.store(revision, Ordering::Relaxed);
         if status.is_client_error() {
             return Err(RpcFailure::Rejected(status));
         }

@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tierkv_engine::types::EntryKind;
-use tierkv_engine::types::ReadConsistency;
 use utoipa::ToSchema;
+
+use crate::cache::Want;
+use crate::limits::Access;
 
 use crate::error::ApiError;
 use crate::extract::{self, IfMatch, RawBody};
@@ -274,20 +275,16 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
     keys::validate_user_key(&key)?;
     match item.op {
         BatchOp::Get => {
-            let e = ops::get(state, &key, ReadConsistency::Strong)
+            state.admit(&key, Access::Read)?;
+            let e = ops::read(state, &key, Want::Strong)
                 .await?
+                .value
                 .ok_or(ApiError::KeyNotFound)?;
-            let EntryKind::Put {
-                value,
-                content_type,
-            } = e.kind
-            else {
-                return Err(ApiError::KeyNotFound);
-            };
-            let (value, enc) = keys::encode(&value);
+            let content_type = e.content_type;
+            let (value, enc) = keys::encode(&e.value);
             Ok(ItemResult {
                 status: 200,
-                version: Some(e.seq.0),
+                version: Some(e.version),
                 value: Some(value),
                 value_encoding: Some(enc),
                 content_type: Some(content_type.map_or(DEFAULT_CONTENT_TYPE.to_owned(), |c| {
@@ -319,6 +316,7 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
                 .transpose()?;
             let ttl = item.ttl.map(|t| t.to_string());
             let expires_at = ops::expiry(state, ttl.as_deref(), None)?;
+            state.admit(&key, Access::Write)?;
             let o = ops::put(
                 state,
                 PutRequest {
@@ -339,6 +337,7 @@ async fn run_item(state: &AppState, item: BatchItem) -> Result<ItemResult, ApiEr
             })
         }
         BatchOp::Delete => {
+            state.admit(&key, Access::Write)?;
             let o = ops::delete(state, &key, item.if_match.map(IfMatch::Version), None).await?;
             Ok(ItemResult {
                 status: o.status.as_u16(),

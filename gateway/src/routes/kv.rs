@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tierkv_engine::types::EntryKind;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{self, AppQuery, KeyPath, NoQuery, RawBody, ReadQuery};
 use crate::idempotency::{Idem, PutFingerprint};
 use crate::keys::{self, Encoding};
+use crate::limits::Access;
 use crate::ops::{self, PutRequest, UserCondition, WriteOutcome};
 use crate::state::AppState;
 
@@ -21,6 +21,8 @@ pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 pub(crate) const VERSION_HEADER: &str = "x-tierkv-version";
 /// Expiry header (unix millis).
 pub(crate) const EXPIRES_HEADER: &str = "x-tierkv-expires-at";
+/// How a read was answered: `hit`, `revalidated` or `miss` (design note 0008).
+pub(crate) const CACHE_HEADER: &str = "x-tierkv-cache";
 
 /// Result of a write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -106,6 +108,7 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
                 ("ETag" = String, description = "`\"<version>\"`"),
                 ("X-TierKV-Version" = u64, description = "The version."),
                 ("X-TierKV-Expires-At" = Option<u64>, description = "Expiry in unix milliseconds, when set."),
+                ("X-TierKV-Cache" = String, description = "How the gateway answered: `hit` (from its cache, no round trip; eventual reads only), `revalidated` (the shard's leader confirmed the cached version), `miss` (the value came from the node)."),
             )),
         (status = 304, description = "The version matches If-None-Match.",
             headers(("ETag" = String, description = "`\"<version>\"`"))),
@@ -117,29 +120,28 @@ pub(crate) async fn get_kv(
     headers: HeaderMap,
     AppQuery(read): AppQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let entry = ops::get(&state, &key, extract::read_level(read.consistency))
-        .await?
-        .ok_or(ApiError::KeyNotFound)?;
-    let EntryKind::Put {
-        value,
-        content_type,
-    } = entry.kind
-    else {
-        return Err(ApiError::KeyNotFound);
-    };
-    let version = entry.seq.0;
-    if let Some(inm) = extract::header_str(&headers, &header::IF_NONE_MATCH)? {
+    let want = extract::read_want(&read, state.reads().default_staleness())?;
+    let inm = extract::header_str(&headers, &header::IF_NONE_MATCH)?;
+    state.admit(&key, Access::Read)?;
+    let out = ops::read(&state, &key, want).await?;
+    let cache_header = HeaderValue::from_static(out.answer.as_str());
+    let entry = out.value.ok_or(ApiError::KeyNotFound)?;
+    let version = entry.version;
+    if let Some(inm) = inm {
         let any = inm.trim() == "*";
         if any || extract::parse_etags(inm).contains(&Some(version)) {
             let mut res = StatusCode::NOT_MODIFIED.into_response();
             res.headers_mut().insert(header::ETAG, etag(version));
+            res.headers_mut()
+                .insert(HeaderName::from_static(CACHE_HEADER), cache_header);
             return Ok(res);
         }
     }
-    let ct = content_type
+    let ct = entry
+        .content_type
         .and_then(|c| HeaderValue::from_maybe_shared(c).ok())
         .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
-    let mut res = (StatusCode::OK, value).into_response();
+    let mut res = (StatusCode::OK, entry.value).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, ct);
     h.insert(header::ETAG, etag(version));
@@ -147,6 +149,7 @@ pub(crate) async fn get_kv(
         HeaderName::from_static(VERSION_HEADER),
         HeaderValue::from(version),
     );
+    h.insert(HeaderName::from_static(CACHE_HEADER), cache_header);
     if let Some(at) = entry.expires_at {
         h.insert(
             HeaderName::from_static(EXPIRES_HEADER),
@@ -209,6 +212,7 @@ pub(crate) async fn put_kv(
         .map(extract::media_type)
         .transpose()?;
     let expires_at = ops::expiry(&state, q.ttl.as_deref(), q.expires_at.as_deref())?;
+    state.admit(&key, Access::Write)?;
     // Conditions are judged only once every input is known to be valid (400 before 412).
     let condition = match (if_match, create_only) {
         // RFC 9110 order: If-Match first; if it holds the key exists, so `If-None-Match: *`
@@ -268,6 +272,7 @@ pub(crate) async fn delete_kv(
     let idem_key = extract::idempotency_key(&headers)?;
     let if_match = extract::if_match(&headers)?;
     let idem = idem_key.map(|k| Idem::for_delete(k, &key, if_match));
+    state.admit(&key, Access::Write)?;
     let outcome = ops::delete(&state, &key, if_match, idem.as_ref()).await?;
     Ok(write_response(&key, &outcome))
 }

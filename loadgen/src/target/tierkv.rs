@@ -1,6 +1,7 @@
 //! TierKV over its HTTP/JSON API.
 //!
-//! - read: `GET /v1/kv/{key}[?consistency=strong|eventual]`; 200 ok, 404 not found.
+//! - read: `GET /v1/kv/{key}[?consistency=strong|eventual[&max_staleness=<bound>]]`; 200 ok,
+//!   404 not found.
 //! - update: `PUT /v1/kv/{key}[?ttl=N]` with the raw value; 200/201 ok.
 //! - rmw: `GET`, then `PUT` with `If-Match: "<version from ETag>"` (or `If-None-Match: *`
 //!   when the key was absent); 412 is a conflict.
@@ -19,21 +20,32 @@ const VALUE_TYPE: &str = "application/octet-stream";
 pub struct TierKvTarget {
     conn: HttpConn,
     consistency: Option<Consistency>,
+    max_staleness: Option<String>,
 }
 
 impl TierKvTarget {
-    /// A client for the server at `addr` (`host` is the `Host` header).
-    pub fn new(addr: SocketAddr, host: &str, consistency: Option<Consistency>) -> Self {
+    /// A client for the server at `addr` (`host` is the `Host` header); reads ask for
+    /// `consistency` and, for eventual reads, `max_staleness` (e.g. `250ms`).
+    pub fn new(
+        addr: SocketAddr,
+        host: &str,
+        consistency: Option<Consistency>,
+        max_staleness: Option<String>,
+    ) -> Self {
         Self {
             conn: HttpConn::new(addr, host),
             consistency,
+            max_staleness,
         }
     }
 
     fn read_path(&self, key: &str) -> String {
-        match self.consistency {
-            Some(c) => format!("/v1/kv/{key}?consistency={c}"),
-            None => format!("/v1/kv/{key}"),
+        match (self.consistency, &self.max_staleness) {
+            (Some(c @ Consistency::Eventual), Some(s)) => {
+                format!("/v1/kv/{key}?consistency={c}&max_staleness={s}")
+            }
+            (Some(c), _) => format!("/v1/kv/{key}?consistency={c}"),
+            (None, _) => format!("/v1/kv/{key}"),
         }
     }
 

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
-//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status; responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2) |
 //! | 7 | ... | fields of the kind, in declaration order (below) |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -25,11 +25,13 @@
 //! | Write | shard, report_prior: bool, op count, ops: mutation, condition |
 //! | Scan | shard, prefix: bytes, start_after: opt\<bytes\>, limit: u32, consistency: u8 |
 //! | Status | (none) |
+//! | GetIfChanged | shard, key: bytes, known: u64 |
 //! | Got | opt\<entry\> |
 //! | Written | seq, count, priors: opt\<u64\> each |
 //! | Scanned | count, entries, next: opt\<bytes\> |
 //! | Status | node, map_version, count, shards: shard, role: u8 (1 follower, 2 candidate, 3 recovering, 4 leader), epoch, leader: opt\<u32\>, commit_seq, last_seq, flushed_seq |
 //! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
+//! | Unchanged | (none) |
 //!
 //! - mutation: u8 (1 put, 2 delete), key: bytes; a put continues with flags: u8 (bit0 has
 //!   content type, bit1 has expiry), expires_at: u64 if bit1, content type: bytes if bit0,
@@ -44,6 +46,17 @@
 //!   limit; 4 NotLeader shard, leader: opt\<u32\>; 5 OutcomeUnknown shard; 6 Closed; 7
 //!   NotHosted shard, map_version; 8 Other kind: u8 (1 invalid, 2 conflict, 3 unavailable,
 //!   4 fenced, 5 closed, 6 data, 7 internal), message: bytes (UTF-8).
+//!
+//! # Revisions
+//!
+//! Kinds are added to format version 1 without changing any existing encoding, so that
+//! processes of different versions keep talking during a rolling upgrade; [`REVISION`] names
+//! the set of kinds a build knows. Revision 1: kinds 1–4 and 16–20. Revision 2 (design note
+//! 0008): request kind 5 `GetIfChanged` (answered like a strong `Get`, but `Unchanged` when
+//! the live entry's version is `known`) and response kind 21 `Unchanged`. A node announces
+//! its revision in the [`REVISION_HEADER`] of every client-RPC answer; a gateway sends kinds
+//! of revision 2 only to nodes that announced it. A node of revision 1 refuses a request (or
+//! a whole batch) holding an unknown kind with HTTP 400 before running any of it.
 //!
 //! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
 //! input is a [`DecodeError`].
@@ -82,6 +95,13 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"TKVC");
 pub const VERSION: u16 = 1;
 /// Versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
+/// The revision of format version 1 this build speaks (the kinds it knows; see "Revisions").
+pub const REVISION: u16 = 2;
+/// The first revision with `GetIfChanged` / `Unchanged`.
+pub const REVISION_GET_IF_CHANGED: u16 = 2;
+/// The HTTP response header in which a node announces its [`REVISION`] on every client-RPC
+/// answer (absent: revision 1).
+pub const REVISION_HEADER: &str = "tierkv-wire-revision";
 
 /// A client operation sent by a gateway to a node.
 ///
@@ -120,6 +140,28 @@ pub enum Request {
     },
     /// The node's view of itself and its shards.
     Status,
+    /// Revalidate a cached entry (revision 2): served like a strong `Get` (a leader under
+    /// its lease), answered `Unchanged` when the key's live version is `known`, else
+    /// `Got` with the current live entry (or none).
+    GetIfChanged {
+        /// The shard.
+        shard: ShardId,
+        /// The engine key.
+        key: Bytes,
+        /// The version the caller holds.
+        known: SeqNo,
+    },
+}
+
+impl Request {
+    /// The first [`REVISION`] that has this request's kind.
+    #[must_use]
+    pub fn revision(&self) -> u16 {
+        match self {
+            Self::Get { .. } | Self::Write { .. } | Self::Scan { .. } | Self::Status => 1,
+            Self::GetIfChanged { .. } => REVISION_GET_IF_CHANGED,
+        }
+    }
 }
 
 /// A node's answer to a [`Request`].
@@ -140,6 +182,9 @@ pub enum Response {
     Status(NodeStatus),
     /// The operation failed.
     Error(RemoteError),
+    /// Answer to `GetIfChanged`: the key's live version is still the one the caller holds
+    /// (revision 2).
+    Unchanged,
 }
 
 /// A node's status.

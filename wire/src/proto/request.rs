@@ -1,12 +1,12 @@
-//! Encoding and decoding of [`Request`]s (kinds 1–4).
+//! Encoding and decoding of [`Request`]s (kinds 1–5).
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc};
-use tierkv_engine::types::{Mutation, ReadConsistency, ShardId, WriteBatch, WriteOp};
+use tierkv_engine::types::{Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch, WriteOp};
 
 use super::Request;
 use super::codec::{
-    REQ_GET, REQ_SCAN, REQ_STATUS, REQ_WRITE, dec_at, finish, get_bytes, get_condition, get_count,
+    REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS, REQ_WRITE, dec_at, finish, get_bytes, get_condition, get_count,
     get_flag, get_opt_bytes, header, len32, open, put_condition, put_opt_bytes,
 };
 
@@ -89,6 +89,13 @@ pub fn encode_request(req: &Request) -> Bytes {
             finish(enc)
         }
         Request::Status => finish(header(REQ_STATUS)),
+        Request::GetIfChanged { shard, key, known } => {
+            let mut enc = header(REQ_GET_IF_CHANGED);
+            enc.u32(shard.0);
+            enc.bytes32(key);
+            enc.u64(known.0);
+            finish(enc)
+        }
     }
 }
 
@@ -167,6 +174,11 @@ pub fn decode_request(buf: &Bytes) -> Result<Request, DecodeError> {
             consistency: get_consistency(&mut d)?,
         },
         REQ_STATUS => Request::Status,
+        REQ_GET_IF_CHANGED => Request::GetIfChanged {
+            shard: ShardId(d.u32()?),
+            key: get_bytes(&mut d, &src)?,
+            known: SeqNo(d.u64()?),
+        },
         _ => {
             return Err(DecodeError {
                 what: "unknown request kind",

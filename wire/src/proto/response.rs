@@ -1,4 +1,4 @@
-//! Encoding and decoding of [`Response`]s (kinds 16–20; the error body is in `error.rs`).
+//! Encoding and decoding of [`Response`]s (kinds 16–21; the error body is in `error.rs`).
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body};
@@ -7,7 +7,7 @@ use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
 
 use super::codec::{
-    RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS, RESP_WRITTEN, dec_at, finish, get_count,
+    RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS, RESP_UNCHANGED, RESP_WRITTEN, dec_at, finish, get_count,
     get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32, open, put_opt_bytes,
     put_opt_u64,
 };
@@ -95,6 +95,7 @@ pub fn encode_response(resp: &Response) -> Bytes {
             put_error(&mut enc, e);
             finish(enc)
         }
+        Response::Unchanged => finish(header(RESP_UNCHANGED)),
     }
 }
 
@@ -170,6 +171,7 @@ pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
             })
         }
         RESP_ERROR => Response::Error(get_error(&mut d, &src)?),
+        RESP_UNCHANGED => Response::Unchanged,
         _ => {
             return Err(DecodeError {
                 what: "unknown response kind",

@@ -124,6 +124,13 @@ fn request() -> impl Strategy<Value = Request> {
                 }
             }),
         Just(Request::Status),
+        (shard(), bytes(24), any::<u64>()).prop_map(|(shard, key, known)| {
+            Request::GetIfChanged {
+                shard,
+                key,
+                known: SeqNo(known),
+            }
+        }),
     ]
 }
 
@@ -229,6 +236,7 @@ fn response() -> impl Strategy<Value = Response> {
             })
         ),
         remote_error().prop_map(Response::Error),
+        Just(Response::Unchanged),
     ]
 }
 
@@ -308,8 +316,14 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             consistency: ReadConsistency::Strong,
         },
         Request::Status,
+        Request::GetIfChanged {
+            shard: ShardId(2),
+            key: Bytes::from_static(b"k"),
+            known: SeqNo(41),
+        },
     ];
     let responses = vec![
+        Response::Unchanged,
         Response::Got(Some(entry.clone())),
         Response::Written {
             seq: SeqNo(10),
@@ -437,6 +451,40 @@ fn golden_bytes() {
         leader: Some(NodeId(2)),
     }));
     assert_eq!(hex(&not_leader), GOLDEN_NOT_LEADER);
+    let revalidate = encode_request(&Request::GetIfChanged {
+        shard: ShardId(7),
+        key: Bytes::from_static(b"k1"),
+        known: SeqNo(9),
+    });
+    assert_eq!(hex(&revalidate), GOLDEN_GET_IF_CHANGED);
+    assert_eq!(hex(&encode_response(&Response::Unchanged)), GOLDEN_UNCHANGED);
+}
+
+/// "TKVC", version 1, kind 5 (GetIfChanged, revision 2), shard 7, key length 2, "k1",
+/// known 9, crc32c.
+const GOLDEN_GET_IF_CHANGED: &str = "544b564301000507000000020000006b310900000000000000038b30b9";
+/// "TKVC", version 1, kind 21 (Unchanged, revision 2), crc32c.
+const GOLDEN_UNCHANGED: &str = "544b56430100150827f2c3";
+
+/// The kinds of revision 1 keep their bytes (the golden bytes above), and each request
+/// names the revision that introduced it: a gateway sends revision-2 kinds only to nodes
+/// that announced revision 2 (design note 0008).
+#[test]
+fn revisions_of_request_kinds() {
+    assert_eq!(REVISION, 2);
+    let get = Request::Get {
+        shard: ShardId(1),
+        key: Bytes::from_static(b"k"),
+        consistency: ReadConsistency::Strong,
+    };
+    assert_eq!(get.revision(), 1);
+    assert_eq!(Request::Status.revision(), 1);
+    let gic = Request::GetIfChanged {
+        shard: ShardId(1),
+        key: Bytes::from_static(b"k"),
+        known: SeqNo(3),
+    };
+    assert_eq!(gic.revision(), REVISION_GET_IF_CHANGED);
 }
 
 /// "TKVC", version 1, kind 1 (Get), shard 7, key length 2, "k1", eventual, crc32c.

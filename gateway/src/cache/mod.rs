@@ -1,0 +1,495 @@
+//! The gateway's read tier (design note 0008): a hybrid value cache, freshness facts, and
+//! flights that coalesce concurrent reads of a key.
+//!
+//! - `store`: [`ValueStore`], foyer memory + optional disk tier of values with their versions.
+//! - `fresh`: what this gateway knows about how current each key's state is (memory only).
+//! - `flight`: one upstream request per key for the reads that may share it.
+//! - [`ReadTier`] (here): reads (strong: always through a flight, which revalidates the cached
+//!   version with the leader; eventual: from the cache within `max_staleness`, else through a
+//!   flight), and what writes teach it.
+//!
+//! Every answer passes the expiry check against the gateway's clock.
+
+mod flight;
+mod fresh;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use serde::{Deserialize, Serialize};
+use tierkv_engine::metrics::{Counter, Registry};
+use tierkv_engine::types::{Entry, EntryKind, ReadConsistency, SeqNo, ShardId};
+use tokio::time::Instant;
+
+pub(crate) use self::flight::Answer;
+use self::flight::{Driver, Flights, Joined, Resolved};
+use self::fresh::{Fact, Facts, State};
+pub use self::store::{CachedValue, StoreError, ValueStore};
+use crate::backend::{Backend, BackendError, Revalidated};
+use crate::keys;
+
+/// The largest `max_staleness` a read may ask for; facts live this long.
+pub const MAX_STALENESS: Duration = Duration::from_secs(3600);
+
+/// The environment variable of the planted bug (tests only; design note 0008): set to
+/// [`PLANTED_BUG_VALUE`], strong reads are served from the cache without revalidation.
+pub const PLANTED_BUG_ENV: &str = "TIERKV_PLANTED_BUG";
+/// The value of [`PLANTED_BUG_ENV`] that plants it.
+pub const PLANTED_BUG_VALUE: &str = "strong-reads-from-cache";
+
+/// Settings of the gateway's value cache and read coalescing (`[gateway.cache]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheOptions {
+    /// Keep a value cache: eventual reads within `max_staleness` are answered from it, and
+    /// strong reads revalidate cached versions with the leader instead of fetching values.
+    /// Off: every read goes to the shard's leader. Default: true.
+    pub enabled: bool,
+    /// Memory tier of the value cache, in bytes (values, content types, keys). Default: 64 MiB
+    /// (67108864).
+    pub memory_bytes: usize,
+    /// Directory of the disk tier (created if missing, locked while the gateway runs; one
+    /// gateway per directory). `tierkv dev` puts it under its data directory
+    /// (`<data_dir>/gateway-cache`). Default: none (memory only).
+    pub disk_dir: Option<PathBuf>,
+    /// Disk tier size in bytes (foyer creates its files at this size); at least eight disk
+    /// blocks, each large enough for the largest value. Default: 1 GiB (1073741824).
+    pub disk_bytes: u64,
+    /// Memory for freshness facts (what the gateway knows of each key's currency: about the
+    /// key plus 96 bytes per key). Default: 16 MiB (16777216).
+    pub freshness_bytes: u64,
+    /// `max_staleness` of an eventual read that gives none (humantime). Default: 1s.
+    #[serde(with = "humantime_serde")]
+    pub default_max_staleness: Duration,
+    /// Concurrent reads of one key share one upstream request (a strong read only one sent
+    /// after it arrived). Default: true.
+    pub coalesce: bool,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            memory_bytes: 64 << 20,
+            disk_dir: None,
+            disk_bytes: 1 << 30,
+            freshness_bytes: 16 << 20,
+            default_max_staleness: Duration::from_secs(1),
+            coalesce: true,
+        }
+    }
+}
+
+/// What a read needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Linearizable.
+    Strong,
+    /// A state current at some instant no earlier than `max_staleness` before arrival.
+    Eventual(Duration),
+}
+
+/// A read's answer.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadOutcome {
+    /// The live value, if any (expired values are none).
+    pub(crate) value: Option<CachedValue>,
+    pub(crate) answer: Answer,
+}
+
+/// Labels of `tierkv_gateway_cache_reads_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReadLabels {
+    answer: &'static str,
+}
+
+/// The read tier's figures, resolved once.
+#[derive(Debug, Clone)]
+struct ReadMetrics {
+    reads: Family<ReadLabels, Counter>,
+    hit: Counter,
+    revalidated: Counter,
+    miss: Counter,
+    flights: Counter,
+    coalesced: Counter,
+}
+
+impl ReadMetrics {
+    fn new() -> Self {
+        let reads: Family<ReadLabels, Counter> = Family::default();
+        let get = |answer| reads.get_or_create_owned(&ReadLabels { answer });
+        Self {
+            hit: get("hit"),
+            revalidated: get("revalidated"),
+            miss: get("miss"),
+            reads,
+            flights: Counter::default(),
+            coalesced: Counter::default(),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tierkv_gateway_cache_reads",
+            "Single-key reads by how they were answered: hit (from the cache, no round trip), \
+             revalidated (the leader confirmed the cached version), miss (value from the node)",
+            self.reads.clone(),
+        );
+        registry.register(
+            "tierkv_gateway_cache_flights",
+            "Upstream reads sent for the read tier (one per flight, shared by coalesced reads)",
+            self.flights.clone(),
+        );
+        registry.register(
+            "tierkv_gateway_cache_coalesced",
+            "Reads answered by a flight another read opened",
+            self.coalesced.clone(),
+        );
+    }
+
+    fn count(&self, a: Answer) {
+        let c = match a {
+            Answer::Hit => &self.hit,
+            Answer::Revalidated => &self.revalidated,
+            Answer::Miss => &self.miss,
+        };
+        c.inc();
+    }
+}
+
+/// Hits and lookups of each tier, for the admin endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TierStats {
+    pub(crate) memory_hits: u64,
+    pub(crate) memory_lookups: u64,
+    pub(crate) disk_hits: u64,
+    pub(crate) disk_lookups: u64,
+}
+
+/// The read tier. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ReadTier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    store: Option<ValueStore>,
+    facts: Facts,
+    flights: Flights,
+    coalesce: bool,
+    default_staleness: Duration,
+    metrics: ReadMetrics,
+    /// The planted bug is on (tests only).
+    planted: bool,
+}
+
+impl std::fmt::Debug for ReadTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTier")
+            .field("store", &self.inner.store)
+            .field("coalesce", &self.inner.coalesce)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cached form of a node's live entry (tombstones: none).
+fn from_entry(e: Option<Entry>) -> Option<CachedValue> {
+    let e = e?;
+    match e.kind {
+        EntryKind::Put {
+            value,
+            content_type,
+        } => Some(CachedValue {
+            version: e.seq.0,
+            value,
+            content_type,
+            expires_at: e.expires_at,
+        }),
+        EntryKind::Tombstone => None,
+    }
+}
+
+impl ReadTier {
+    /// A read tier over `backend`; `store` is the value cache (none: no caching, reads still
+    /// coalesce when `opts.coalesce`). Registers its figures into `registry`.
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        store: Option<ValueStore>,
+        opts: &CacheOptions,
+        registry: &mut Registry,
+    ) -> Self {
+        let metrics = ReadMetrics::new();
+        metrics.register(registry);
+        if let Some(s) = &store {
+            s.register_metrics(registry);
+        }
+        let planted = std::env::var(PLANTED_BUG_ENV).is_ok_and(|v| v == PLANTED_BUG_VALUE);
+        if planted {
+            tracing::error!(
+                "{PLANTED_BUG_ENV}={PLANTED_BUG_VALUE}: strong reads are served from the cache \
+                 WITHOUT revalidation (a planted bug for tests; never set it in production)"
+            );
+        }
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                store,
+                facts: Facts::new(opts.freshness_bytes, MAX_STALENESS),
+                flights: Flights::default(),
+                coalesce: opts.coalesce,
+                default_staleness: opts.default_max_staleness,
+                metrics,
+                planted,
+            }),
+        }
+    }
+
+    /// `max_staleness` of an eventual read that gives none.
+    pub(crate) fn default_staleness(&self) -> Duration {
+        self.inner.default_staleness
+    }
+
+    /// Whether a value cache is kept.
+    pub(crate) fn caching(&self) -> bool {
+        self.inner.store.is_some()
+    }
+
+    /// Lookups per tier so far.
+    pub(crate) fn tier_stats(&self) -> TierStats {
+        let Some(s) = &self.inner.store else {
+            return TierStats::default();
+        };
+        let c = s.counters();
+        TierStats {
+            memory_hits: c.memory_hits.get(),
+            memory_lookups: c.memory_hits.get() + c.memory_misses.get(),
+            disk_hits: c.disk_hits.get(),
+            disk_lookups: c.disk_hits.get() + c.disk_misses.get(),
+        }
+    }
+
+    /// Reads user key `key` (in `shard`) as `want` says; `now_ms` is the gateway's clock
+    /// for the expiry check.
+    pub(crate) async fn read(
+        &self,
+        shard: ShardId,
+        key: &Bytes,
+        want: Want,
+        now_ms: u64,
+    ) -> Result<ReadOutcome, BackendError> {
+        let arrival = Instant::now();
+        let want = if self.inner.planted {
+            Want::Eventual(MAX_STALENESS)
+        } else {
+            want
+        };
+        let bound = match want {
+            Want::Strong => None,
+            Want::Eventual(s) => Some(arrival.checked_sub(s)),
+        };
+        if let Some(bound) = bound
+            && let Some(hit) = self.from_cache(key, bound, self.inner.planted).await
+        {
+            self.inner.metrics.count(Answer::Hit);
+            return Ok(ReadOutcome {
+                value: hit.filter(|v| !v.expired(now_ms)),
+                answer: Answer::Hit,
+            });
+        }
+        let resolved = if self.inner.coalesce {
+            match self.inner.flights.join(key, bound) {
+                Joined::Member(f) => {
+                    self.inner.metrics.coalesced.inc();
+                    f.wait().await
+                }
+                Joined::Driver(d) => {
+                    let flight = Arc::clone(&d.flight);
+                    tokio::spawn(Arc::clone(&self.inner).drive(shard, key.clone(), d, true));
+                    flight.wait().await
+                }
+            }
+        } else {
+            let d = Flights::alone();
+            let flight = Arc::clone(&d.flight);
+            tokio::spawn(Arc::clone(&self.inner).drive(shard, key.clone(), d, false));
+            flight.wait().await
+        }?;
+        self.inner.metrics.count(resolved.answer);
+        Ok(ReadOutcome {
+            value: resolved.value.filter(|v| !v.expired(now_ms)),
+            answer: resolved.answer,
+        })
+    }
+
+    /// The cached state of `key` if a fact verified since `bound` vouches for it: `Some(None)`
+    /// for a known absence. `any`: any cached value will do (the planted bug).
+    async fn from_cache(
+        &self,
+        key: &Bytes,
+        bound: Option<Instant>,
+        any: bool,
+    ) -> Option<Option<CachedValue>> {
+        let store = self.inner.store.as_ref()?;
+        if any {
+            return store.get(key).await.map(Some);
+        }
+        let fact = self.inner.facts.get(key)?;
+        if !fact.verified_since(bound) {
+            return None;
+        }
+        match fact.state {
+            State::Absent(_) => Some(None),
+            State::Present(v) => {
+                let cached = store.get(key).await?;
+                (cached.version == v).then_some(Some(cached))
+            }
+        }
+    }
+
+    /// This gateway wrote `value` to `key`; the write was sent at `sent`.
+    pub(crate) fn wrote(&self, key: &Bytes, value: CachedValue, sent: Instant) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        let fact = Fact {
+            state: State::Present(value.version),
+            verified_at: sent,
+            learned_at: Instant::now(),
+        };
+        store.insert(key.clone(), value);
+        self.inner.facts.learn(key, fact);
+    }
+
+    /// This gateway deleted `key` (tombstone `version`); the delete was sent at `sent`.
+    pub(crate) fn deleted(&self, key: &Bytes, version: u64, sent: Instant) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        store.remove(key);
+        self.inner.facts.learn(
+            key,
+            Fact {
+                state: State::Absent(Some(version)),
+                verified_at: sent,
+                learned_at: Instant::now(),
+            },
+        );
+    }
+
+    /// A write to `key` failed, may or may not have applied, or replayed an earlier outcome:
+    /// what is known about the key no longer counts.
+    pub(crate) fn forget(&self, key: &Bytes) {
+        self.inner.facts.forget(key);
+    }
+}
+
+/// Longest a flight waits for the key's previous flight before it is sent anyway.
+const PREVIOUS_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// Removes a flight from the table when its task ends, however it ends.
+struct Finish {
+    inner: Arc<Inner>,
+    key: Bytes,
+    flight: Arc<flight::Flight>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.inner.flights.finish(&self.key, &self.flight);
+    }
+}
+
+impl Inner {
+    /// Drives flight `d` for user key `key`: waits for the key's previous flight, looks up
+    /// the cached version, closes the flight, asks the leader, publishes the answer and what
+    /// it teaches.
+    async fn drive(self: Arc<Self>, shard: ShardId, key: Bytes, d: Driver, shared: bool) {
+        // Whatever happens to this task (a panic in the backend included), the flight leaves
+        // the table, so that later reads of the key never wait on it.
+        let _finish = shared.then(|| Finish {
+            inner: Arc::clone(&self),
+            key: key.clone(),
+            flight: Arc::clone(&d.flight),
+        });
+        if let Some(prev) = &d.previous {
+            // Its answer is not ours to use (a strong read may not join it): just wait, so
+            // that a hot key costs a bounded number of requests per round trip. Not for long:
+            // a flight stuck looking for a leader must not hold this one back for its wait.
+            let _ = tokio::time::timeout(PREVIOUS_WAIT_MAX, prev.wait()).await;
+        }
+        let known = match &self.store {
+            Some(s) => s.get(&key).await,
+            None => None,
+        };
+        let sent_at = if shared {
+            self.flights.close(&key, &d.flight)
+        } else {
+            Instant::now()
+        };
+        self.metrics.flights.inc();
+        let dkey = keys::data_key(&key);
+        let result = match known {
+            Some(cached) => self
+                .backend
+                .get_if_changed(shard, dkey, SeqNo(cached.version))
+                .await
+                .map(|r| match r {
+                    Revalidated::Unchanged => Resolved {
+                        value: Some(cached),
+                        answer: Answer::Revalidated,
+                    },
+                    Revalidated::Current(e) => Resolved {
+                        value: from_entry(e),
+                        answer: Answer::Miss,
+                    },
+                }),
+            None => self
+                .backend
+                .get(shard, dkey, ReadConsistency::Strong)
+                .await
+                .map(|e| Resolved {
+                    value: from_entry(e),
+                    answer: Answer::Miss,
+                }),
+        };
+        if let Ok(r) = &result {
+            self.learn(&key, r, sent_at);
+        }
+        let _ = d.tx.send(Some(result));
+    }
+
+    /// What a flight's answer teaches the cache.
+    fn learn(&self, key: &Bytes, r: &Resolved, sent_at: Instant) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let state = match &r.value {
+            Some(v) => {
+                if r.answer == Answer::Miss {
+                    store.insert(key.clone(), v.clone());
+                }
+                State::Present(v.version)
+            }
+            None => {
+                store.remove(key);
+                State::Absent(None)
+            }
+        };
+        self.facts.learn(
+            key,
+            Fact {
+                state,
+                verified_at: sent_at,
+                learned_at: Instant::now(),
+            },
+        );
+    }
+}

@@ -1,0 +1,525 @@
+//! Tests of the read tier over a scripted backend: the coalescing rule, the staleness bound,
+//! expiry in both tiers, what writes teach, facts ordering, a restart with a warm disk tier.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tierkv_engine::shard::ScanPage;
+use tierkv_engine::types::WriteBatch;
+use tokio::sync::Semaphore;
+
+use super::fresh::{Keep, order};
+use super::*;
+use crate::backend::NotReady;
+
+/// A one-key store whose reads wait for a permit when `gated`, counting calls.
+struct Scripted {
+    entry: parking_lot::Mutex<Option<Entry>>,
+    gate: Semaphore,
+    gated: std::sync::atomic::AtomicBool,
+    gets: AtomicUsize,
+    revalidations: AtomicUsize,
+    /// Reads that have started (before the gate).
+    started: AtomicUsize,
+    /// The next read panics (a bug in a backend).
+    panic_once: std::sync::atomic::AtomicBool,
+}
+
+impl Scripted {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            entry: parking_lot::Mutex::new(None),
+            gate: Semaphore::new(0),
+            gated: std::sync::atomic::AtomicBool::new(false),
+            gets: AtomicUsize::new(0),
+            revalidations: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            panic_once: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn set(&self, version: u64, value: &'static str, expires_at: Option<u64>) {
+        *self.entry.lock() = Some(Entry {
+            key: keys::data_key(&Bytes::from_static(KEY)),
+            seq: SeqNo(version),
+            kind: EntryKind::Put {
+                value: Bytes::from_static(value.as_bytes()),
+                content_type: None,
+            },
+            expires_at,
+        });
+    }
+
+    fn calls(&self) -> usize {
+        self.gets.load(Ordering::SeqCst) + self.revalidations.load(Ordering::SeqCst)
+    }
+
+    /// What a read sees once it passes the gate.
+    async fn pass(&self) -> Option<Entry> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            !self.panic_once.swap(false, Ordering::SeqCst),
+            "scripted backend panics"
+        );
+        if self.gated.load(Ordering::SeqCst) {
+            self.gate.acquire().await.expect("open").forget();
+        }
+        self.entry.lock().clone()
+    }
+}
+
+#[async_trait]
+impl Backend for Scripted {
+    fn shard_count(&self) -> u32 {
+        1
+    }
+    async fn get(
+        &self,
+        _: ShardId,
+        _: Bytes,
+        _: ReadConsistency,
+    ) -> Result<Option<Entry>, BackendError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        Ok(self.pass().await)
+    }
+    async fn get_if_changed(
+        &self,
+        _: ShardId,
+        _: Bytes,
+        known: SeqNo,
+    ) -> Result<Revalidated, BackendError> {
+        self.revalidations.fetch_add(1, Ordering::SeqCst);
+        Ok(Revalidated::compare(self.pass().await, known))
+    }
+    async fn write(
+        &self,
+        _: ShardId,
+        _: WriteBatch,
+    ) -> Result<(SeqNo, Vec<Option<SeqNo>>), BackendError> {
+        Err(BackendError::Protocol {
+            node: None,
+            what: "no writes here",
+        })
+    }
+    async fn scan(
+        &self,
+        _: ShardId,
+        _: Bytes,
+        _: Option<Bytes>,
+        _: usize,
+        _: ReadConsistency,
+    ) -> Result<ScanPage, BackendError> {
+        Ok(ScanPage {
+            entries: Vec::new(),
+            next: None,
+        })
+    }
+    async fn ready(&self) -> Result<(), NotReady> {
+        Ok(())
+    }
+}
+
+const KEY: &[u8] = b"k";
+
+fn key() -> Bytes {
+    Bytes::from_static(KEY)
+}
+
+async fn tier(backend: &Arc<Scripted>, opts: &CacheOptions) -> ReadTier {
+    let store = if opts.enabled {
+        Some(ValueStore::open(opts, 1 << 20).await.expect("open"))
+    } else {
+        None
+    };
+    tier_with(backend, store, opts)
+}
+
+fn tier_with(backend: &Arc<Scripted>, store: Option<ValueStore>, opts: &CacheOptions) -> ReadTier {
+    let b: Arc<dyn Backend> = Arc::clone(backend) as Arc<dyn Backend>;
+    ReadTier::new(b, store, opts, &mut Registry::default())
+}
+
+async fn read(t: &ReadTier, want: Want, now: u64) -> ReadOutcome {
+    t.read(ShardId(0), &key(), want, now).await.expect("read")
+}
+
+fn version(o: &ReadOutcome) -> Option<u64> {
+    o.value.as_ref().map(|v| v.version)
+}
+
+/// Polls (yielding, with a deadline) until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A strong read that arrives while a flight is on its way to the leader does not take that
+/// flight's (possibly older) answer: it waits for a flight sent after it arrived. Reads that
+/// arrive while that second flight is still open share it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strong_reads_join_only_flights_sent_after_they_arrived() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    b.gated.store(true, Ordering::SeqCst);
+    let t = tier(&b, &CacheOptions::default()).await;
+    let first = tokio::spawn({
+        let t = t.clone();
+        async move { read(&t, Want::Strong, 0).await }
+    });
+    // The first flight has reached the "leader" and read nothing yet.
+    until("first flight sent", || b.started.load(Ordering::SeqCst) == 1).await;
+    // A write completes; then more strong reads begin.
+    b.set(2, "two", None);
+    let later: Vec<_> = (0..20)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { read(&t, Want::Strong, 0).await })
+        })
+        .collect();
+    // They share flights of their own, sent after they arrived: the second goes at once
+    // (one is in flight), a third, if the second closed before they all arrived, waits for
+    // the first to end.
+    until("later reads coalesced", || t.inner.metrics.coalesced.get() >= 18).await;
+    until("second flight sent", || b.started.load(Ordering::SeqCst) == 2).await;
+    // The leader reads happen now, after the write: they see 2.
+    b.gate.add_permits(3);
+    assert_eq!(version(&first.await.expect("task")), Some(2));
+    for r in later {
+        let r = r.await.expect("task");
+        assert_eq!(version(&r), Some(2), "a read that began after the write saw it");
+    }
+    assert!(b.calls() <= 3, "twenty-one strong reads, {} upstream requests", b.calls());
+}
+
+/// The rule itself: with the first flight answered with the old state after the write, a
+/// read that began after the write still gets the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_flight_answer_is_never_handed_to_a_later_strong_read() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    b.gated.store(true, Ordering::SeqCst);
+    let t = tier(&b, &CacheOptions::default()).await;
+    let first = tokio::spawn({
+        let t = t.clone();
+        async move { read(&t, Want::Strong, 0).await }
+    });
+    until("first flight sent", || b.started.load(Ordering::SeqCst) == 1).await;
+    // The leader answers the first flight (v1) ...
+    b.gate.add_permits(1);
+    let first = first.await.expect("task");
+    assert_eq!(version(&first), Some(1));
+    // ... and a write of v2 completes before the next read begins.
+    b.set(2, "two", None);
+    b.gate.add_permits(1);
+    let second = read(&t, Want::Strong, 0).await;
+    assert_eq!(version(&second), Some(2));
+    assert_eq!(second.answer, Answer::Miss);
+    // Unchanged since: revalidated, no value shipped.
+    b.gate.add_permits(1);
+    let third = read(&t, Want::Strong, 0).await;
+    assert_eq!((version(&third), third.answer), (Some(2), Answer::Revalidated));
+    assert_eq!(b.revalidations.load(Ordering::SeqCst), 2);
+}
+
+/// A flight whose task dies (a panicking backend) answers its readers with an error and
+/// leaves the table: the next reads of the key are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_that_dies_does_not_stick() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    b.panic_once.store(true, Ordering::SeqCst);
+    let t = tier(&b, &CacheOptions::default()).await;
+    let e = t.read(ShardId(0), &key(), Want::Strong, 0).await;
+    assert!(matches!(e, Err(BackendError::Protocol { .. })), "{e:?}");
+    until("the dead flight left", || t.inner.flights.pending() == 0).await;
+    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(1));
+}
+
+/// Many concurrent strong reads of one key cost a handful of upstream requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_strong_reads_coalesce() {
+    let b = Scripted::new();
+    b.set(7, "v", None);
+    b.gated.store(true, Ordering::SeqCst);
+    let t = tier(&b, &CacheOptions::default()).await;
+    let reads: Vec<_> = (0..200)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { read(&t, Want::Strong, 0).await })
+        })
+        .collect();
+    // At most two flights are in flight for a key; the reads that arrive meanwhile share the
+    // third, sent when the first ends.
+    until("every read arrived", || t.inner.metrics.coalesced.get() >= 197).await;
+    b.gate.add_permits(1000);
+    for r in reads {
+        assert_eq!(version(&r.await.expect("task")), Some(7));
+    }
+    assert!(b.calls() <= 3, "200 concurrent strong reads, {} upstream requests", b.calls());
+    b.gated.store(false, Ordering::SeqCst);
+    // Off: one request each.
+    let b2 = Scripted::new();
+    b2.set(7, "v", None);
+    let off = tier(
+        &b2,
+        &CacheOptions {
+            coalesce: false,
+            ..CacheOptions::default()
+        },
+    )
+    .await;
+    for _ in 0..10 {
+        read(&off, Want::Strong, 0).await;
+    }
+    assert_eq!(b2.calls(), 10);
+}
+
+/// Eventual reads: from the cache within the bound (no request), through the leader past it.
+#[tokio::test(start_paused = true)]
+async fn eventual_reads_respect_the_staleness_bound() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    let t = tier(&b, &CacheOptions::default()).await;
+    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(1));
+    let calls = b.calls();
+    // Another gateway writes v2: this one does not know.
+    b.set(2, "two", None);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    let r = read(&t, Want::Eventual(Duration::from_millis(250)), 0).await;
+    assert_eq!((version(&r), r.answer), (Some(1), Answer::Hit));
+    assert_eq!(b.calls(), calls, "no round trip");
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let r = read(&t, Want::Eventual(Duration::from_millis(250)), 0).await;
+    assert_eq!((version(&r), r.answer), (Some(2), Answer::Miss));
+    // A strong read never takes the cached value without asking.
+    b.set(3, "three", None);
+    let r = read(&t, Want::Strong, 0).await;
+    assert_eq!(version(&r), Some(3));
+    // max_staleness 0: asks too.
+    b.set(4, "four", None);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(version(&read(&t, Want::Eventual(Duration::ZERO), 0).await), Some(4));
+}
+
+/// This gateway's own writes and deletes are visible to its eventual reads at once.
+#[tokio::test(start_paused = true)]
+async fn own_writes_teach_the_cache() {
+    let b = Scripted::new();
+    let t = tier(&b, &CacheOptions::default()).await;
+    let value = |v: u64| CachedValue {
+        version: v,
+        value: Bytes::from_static(b"mine"),
+        content_type: None,
+        expires_at: None,
+    };
+    t.wrote(&key(), value(5), Instant::now());
+    let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
+    assert_eq!((version(&r), r.answer), (Some(5), Answer::Hit));
+    // An older fact (a read that began before the write) does not replace it.
+    t.inner.learn(
+        &key(),
+        &Resolved {
+            value: Some(value(4)),
+            answer: Answer::Miss,
+        },
+        Instant::now(),
+    );
+    assert_eq!(version(&read(&t, Want::Eventual(Duration::from_secs(1)), 0).await), Some(5));
+    t.deleted(&key(), 6, Instant::now());
+    let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
+    assert_eq!((version(&r), r.answer), (None, Answer::Hit));
+    assert_eq!(b.calls(), 0);
+    t.forget(&key());
+    let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
+    assert_eq!((version(&r), r.answer), (None, Answer::Miss));
+    assert_eq!(b.calls(), 1);
+}
+
+/// An expired value is never served, from memory or from disk, whatever the node says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_values_are_never_served_from_either_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = CacheOptions {
+        disk_dir: Some(dir.path().join("cache")),
+        disk_bytes: 16 << 20,
+        memory_bytes: 1 << 20,
+        ..CacheOptions::default()
+    };
+    let b = Scripted::new();
+    // The node's clock is behind: it still calls the entry live.
+    b.set(3, "short-lived", Some(1_000));
+    let t = tier(&b, &opts).await;
+    let lasting = Duration::from_secs(60);
+    assert_eq!(version(&read(&t, Want::Strong, 999).await), Some(3));
+    assert_eq!(version(&read(&t, Want::Eventual(lasting), 999).await), Some(3));
+    assert_eq!(read(&t, Want::Eventual(lasting), 1_000).await.value, None);
+    assert_eq!(read(&t, Want::Strong, 1_000).await.value, None);
+    // From the disk tier: the memory tier forgets, the disk tier answers.
+    let store = t.inner.store.clone().expect("caching");
+    until_on_disk(&store).await;
+    store.clear_memory();
+    let r = read(&t, Want::Eventual(lasting), 999).await;
+    assert_eq!((version(&r), r.answer), (Some(3), Answer::Hit));
+    assert!(store.counters().disk_hits.get() >= 1);
+    store.clear_memory();
+    assert_eq!(read(&t, Want::Eventual(lasting), 5_000).await.value, None);
+    store.close().await.expect("close");
+}
+
+/// Writes the key's cached value to the disk tier and waits (with a deadline) until it is
+/// there.
+async fn until_on_disk(store: &ValueStore) {
+    let value = store.get(&key()).await.expect("cached");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !store.on_disk(&key()).await {
+        assert!(std::time::Instant::now() < deadline, "never reached disk");
+        store.insert_to_disk(key(), value.clone());
+        for _ in 0..100 {
+            if store.on_disk(&key()).await {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// A restarted gateway's disk tier holds values but no facts: it serves nothing before the
+/// leader confirmed it (a changed key comes back new, an unchanged one revalidated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_disk_tier_serves_nothing_unconfirmed_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = CacheOptions {
+        disk_dir: Some(dir.path().join("cache")),
+        disk_bytes: 16 << 20,
+        ..CacheOptions::default()
+    };
+    let b = Scripted::new();
+    b.set(1, "old", None);
+    let t = tier(&b, &opts).await;
+    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(1));
+    let store = t.inner.store.clone().expect("caching");
+    store.close().await.expect("close");
+    drop(t);
+    drop(store);
+    // Written elsewhere while this gateway was down.
+    b.set(2, "new", None);
+    let store = ValueStore::open(&opts, 1 << 20).await.expect("reopen");
+    assert_eq!(
+        store.get(&key()).await.map(|v| v.version),
+        Some(1),
+        "the disk tier kept the old value"
+    );
+    let t = tier_with(&b, Some(store.clone()), &opts);
+    let r = read(&t, Want::Eventual(Duration::from_secs(3600)), 0).await;
+    assert_eq!((version(&r), r.answer), (Some(2), Answer::Miss));
+    let r = read(&t, Want::Strong, 0).await;
+    assert_eq!((version(&r), r.answer), (Some(2), Answer::Revalidated));
+    store.close().await.expect("close");
+}
+
+/// A second store on the same directory is refused while the first is open.
+#[tokio::test]
+async fn one_store_per_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = CacheOptions {
+        disk_dir: Some(dir.path().join("cache")),
+        disk_bytes: 16 << 20,
+        ..CacheOptions::default()
+    };
+    let first = ValueStore::open(&opts, 1 << 20).await.expect("open");
+    let second = ValueStore::open(&opts, 1 << 20).await;
+    assert!(matches!(second, Err(StoreError::Dir { .. })), "{second:?}");
+    first.close().await.expect("close");
+    let small = ValueStore::open(
+        &CacheOptions {
+            disk_bytes: 1 << 20,
+            ..opts
+        },
+        1 << 20,
+    )
+    .await;
+    assert!(matches!(small, Err(StoreError::InvalidOptions { .. })));
+}
+
+/// Values round-trip through their disk encoding; an unknown format is foyer's "magic
+/// mismatch" (a miss).
+#[test]
+fn value_encoding_round_trips() {
+    use foyer::Code;
+    for v in [
+        CachedValue {
+            version: 9,
+            value: Bytes::from_static(b"x"),
+            content_type: Some(Bytes::from_static(b"text/plain")),
+            expires_at: Some(77),
+        },
+        CachedValue {
+            version: u64::MAX,
+            value: Bytes::new(),
+            content_type: None,
+            expires_at: None,
+        },
+    ] {
+        let mut buf = Vec::new();
+        v.encode(&mut buf).expect("encode");
+        assert!(buf.len() <= v.estimated_size());
+        assert_eq!(CachedValue::decode(&mut buf.as_slice()).expect("decode"), v);
+        buf[0] = 9;
+        let e = CachedValue::decode(&mut buf.as_slice()).expect_err("format");
+        assert_eq!(e.kind(), foyer::ErrorKind::MagicMismatch);
+    }
+}
+
+fn fact(state: State, from: u64, to: u64, base: Instant) -> Fact {
+    Fact {
+        state,
+        verified_at: base + Duration::from_millis(from),
+        learned_at: base + Duration::from_millis(to),
+    }
+}
+
+/// Facts keep the later state when they can tell, and forget otherwise.
+#[test]
+fn facts_order_by_version_then_by_time() {
+    let t = Instant::now();
+    let p = State::Present;
+    // Versions known: the higher wins whatever the times.
+    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(p(4), 30, 40, t)), Keep::Old);
+    assert_eq!(order(&fact(p(4), 30, 40, t), &fact(State::Absent(Some(5)), 0, 50, t)), Keep::New);
+    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(p(5), 15, 25, t)), Keep::New);
+    // An absence of unknown version: by time, when the intervals do not overlap.
+    let absent = State::Absent(None);
+    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(absent, 21, 30, t)), Keep::New);
+    assert_eq!(order(&fact(absent, 21, 30, t), &fact(p(5), 10, 20, t)), Keep::Old);
+    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(absent, 15, 30, t)), Keep::Neither);
+}
+
+/// A value as large as the gateway accepts fits a disk block: it reaches the disk tier and
+/// comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_up_to_the_limit_reach_the_disk_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = CacheOptions {
+        disk_dir: Some(dir.path().join("cache")),
+        disk_bytes: 32 << 20,
+        ..CacheOptions::default()
+    };
+    let max = 1 << 20;
+    let store = ValueStore::open(&opts, max).await.expect("open");
+    let big = CachedValue {
+        version: 1,
+        value: Bytes::from((0..max).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
+        content_type: Some(Bytes::from_static(b"application/octet-stream")),
+        expires_at: None,
+    };
+    store.insert(key(), big.clone());
+    until_on_disk(&store).await;
+    store.clear_memory();
+    assert_eq!(store.get(&key()).await, Some(big));
+    assert_eq!(store.counters().disk_hits.get(), 1);
+    store.close().await.expect("close");
+}
