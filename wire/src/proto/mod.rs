@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
-//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status; responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 6 Describe; responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 22 Described |
 //! | 7 | ... | fields of the kind, in declaration order (below) |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -25,11 +25,13 @@
 //! | Write | shard, report_prior: bool, op count, ops: mutation, condition |
 //! | Scan | shard, prefix: bytes, start_after: opt\<bytes\>, limit: u32, consistency: u8 |
 //! | Status | (none) |
+//! | Describe | max_events: u32 |
 //! | Got | opt\<entry\> |
 //! | Written | seq, count, priors: opt\<u64\> each |
 //! | Scanned | count, entries, next: opt\<bytes\> |
 //! | Status | node, map_version, count, shards: shard, role: u8 (1 follower, 2 candidate, 3 recovering, 4 leader), epoch, leader: opt\<u32\>, commit_seq, last_seq, flushed_seq |
 //! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
+//! | Described | format: u16 ([`DESCRIBE_FORMAT`]), document: bytes (UTF-8 JSON of [`NodeDescription`]) |
 //!
 //! - mutation: u8 (1 put, 2 delete), key: bytes; a put continues with flags: u8 (bit0 has
 //!   content type, bit1 has expiry), expires_at: u64 if bit1, content type: bytes if bit0,
@@ -45,6 +47,12 @@
 //!   NotHosted shard, map_version; 8 Other kind: u8 (1 invalid, 2 conflict, 3 unavailable,
 //!   4 fenced, 5 closed, 6 data, 7 internal), message: bytes (UTF-8).
 //!
+//! `Describe` and `Described` (design note 0010) are for the admin API: a gateway sends
+//! `Describe` alone on `POST /rpc/v1/kv`, never in a batch, because a node of an older
+//! version refuses a request holding an unknown kind whole (HTTP 400). A `Described` whose
+//! format this build does not know, or whose document does not parse, does not decode.
+//! Kinds 5 and 21 are the gateway cache's (`GetIfChanged`, `Unchanged`).
+//!
 //! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
 //! input is a [`DecodeError`].
 //!
@@ -54,13 +62,14 @@
 //! several operations, answers streamed back) are framed in `batch.rs`. The envelope and the field encodings shared by
 //! every kind are in `codec.rs`; requests are encoded and decoded in `request.rs`,
 //! responses in `response.rs`; [`RemoteError`], its mapping to and from engine errors and
-//! its wire form in `error.rs`.
+//! its wire form in `error.rs`; the `Describe` document in `describe.rs`.
 //!
 //! [`DecodeError`]: tierkv_engine::codec::DecodeError
 //! [`InvalidReason`]: tierkv_engine::error::InvalidReason
 
 pub mod batch;
 mod codec;
+pub mod describe;
 mod error;
 mod request;
 mod response;
@@ -72,6 +81,7 @@ use tierkv_engine::replica::{NodeId, Role};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 
+pub use self::describe::{DESCRIBE_FORMAT, NodeDescription};
 pub use self::error::RemoteError;
 pub use self::request::{decode_request, encode_request};
 pub use self::response::{decode_response, encode_response};
@@ -120,6 +130,11 @@ pub enum Request {
     },
     /// The node's view of itself and its shards.
     Status,
+    /// The node's description of itself for the admin API (design note 0010).
+    Describe {
+        /// The newest events to include (capped at [`describe::MAX_EVENTS`]).
+        max_events: u32,
+    },
 }
 
 /// A node's answer to a [`Request`].
@@ -138,6 +153,8 @@ pub enum Response {
     Scanned(ScanPage),
     /// Answer to `Status`.
     Status(NodeStatus),
+    /// Answer to `Describe` (boxed: it is much larger than the other answers).
+    Described(Box<NodeDescription>),
     /// The operation failed.
     Error(RemoteError),
 }
