@@ -11,6 +11,7 @@ use tierkv_engine::metrics::Registry;
 use tierkv_engine::routing::shard_for;
 use tierkv_engine::types::ShardId;
 
+use crate::admin::AdminState;
 use crate::backend::Backend;
 use crate::metrics::HttpMetrics;
 use crate::options::GatewayOptions;
@@ -30,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     /// Batch idempotency keys being executed in this process (duplicates wait here).
     pub(crate) batch_guards: Mutex<HashMap<Bytes, Arc<tokio::sync::Mutex<()>>>>,
+    /// The admin API: credentials, cluster view, traffic samples (`crate::admin`).
+    pub(crate) admin: AdminState,
 }
 
 impl std::fmt::Debug for AppState {
@@ -61,6 +64,7 @@ impl AppState {
         mut registry: Registry,
     ) -> Self {
         let metrics = HttpMetrics::new(&mut registry, backend.shard_count());
+        let admin = AdminState::new(clock.now_millis());
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -69,6 +73,7 @@ impl AppState {
                 metrics,
                 registry,
                 batch_guards: Mutex::new(HashMap::new()),
+                admin,
             }),
         }
     }

@@ -28,6 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/openapi.yaml", get(health::openapi_yaml))
+        .merge(crate::admin::router())
         .fallback(not_found)
         .with_state(state)
 }
