@@ -149,8 +149,8 @@ function ReplicaChip({ r }: { r: ReplicaInfo }) {
     .join(" · ");
   return (
     <span class={`chip role-${r.up === false ? "down" : role}`} title={title}>
-      n{r.node} {ROLE_SHORT[role] ?? "?"}
-      {r.epoch !== null && r.epoch !== undefined && role !== "unknown" ? <sub>e{r.epoch}</sub> : null}
+      n{r.node} {r.up === false ? "down" : (ROLE_SHORT[role] ?? "?")}
+      {r.epoch !== null && r.epoch !== undefined && role !== "unknown" && r.up !== false ? <sub>e{r.epoch}</sub> : null}
       {lag && <span class="lag">{lag}</span>}
     </span>
   );
