@@ -516,3 +516,225 @@ pub(crate) fn events(g: &Gathered, limit: usize) -> EventList {
         missing_from,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tierkv_wire::proto::describe::{FollowerFacts, NodeDescription, NodeEvent};
+    use tierkv_wire::proto::{NodeStatus, ShardStatus};
+    use tierkv_wire::shardmap::{DEFAULT_VNODES, Member, ShardMap};
+
+    use super::*;
+    use crate::admin::view::{GatewayEvent, GatewayEventKind};
+
+    const SHARDS: u32 = 4;
+
+    fn map() -> Arc<ShardMap> {
+        let members = (1..=3)
+            .map(|id| Member {
+                id: NodeId(id),
+                addr: format!("127.0.0.1:{id}"),
+            })
+            .collect();
+        Arc::new(ShardMap::new(1, SHARDS, 3, DEFAULT_VNODES, members).expect("map"))
+    }
+
+    /// Node `id`'s facts with every shard led by its first-ranked replica.
+    fn described(map: &ShardMap, id: u32, started_at_ms: u64, ops: u64) -> Facts {
+        let shards = (0..SHARDS)
+            .map(|s| {
+                let ranked = map.replicas(ShardId(s));
+                let leads = ranked[0] == NodeId(id);
+                ShardFacts {
+                    shard: s,
+                    role: if leads { "leader" } else { "follower" }.to_owned(),
+                    epoch: 1,
+                    leader: Some(ranked[0].0),
+                    commit_seq: 20,
+                    last_seq: 20,
+                    reads: ops,
+                    followers: if leads {
+                        ranked[1..]
+                            .iter()
+                            .map(|n| FollowerFacts {
+                                node: n.0,
+                                match_seq: 15,
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    ..ShardFacts::default()
+                }
+            })
+            .collect();
+        Facts::Described(Box::new(NodeDescription {
+            node: id,
+            started_at_ms,
+            shards,
+            events: vec![NodeEvent {
+                id: 1,
+                at_ms: 100 + u64::from(id),
+                kind: "became_leader".to_owned(),
+                shard: Some(0),
+                epoch: Some(1),
+                peer: Some(9),
+                ..NodeEvent::default()
+            }],
+            ..NodeDescription::default()
+        }))
+    }
+
+    fn member(id: u32, answering: Option<bool>, facts: Facts) -> MemberFacts {
+        MemberFacts {
+            id: NodeId(id),
+            addr: format!("127.0.0.1:{id}"),
+            answering,
+            last_seen_ms: answering.map(|_| 5),
+            facts,
+        }
+    }
+
+    fn gateway() -> GatewayInfo {
+        GatewayInfo {
+            version: "v".to_owned(),
+            started_at_ms: 0,
+            now_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_healthy_cluster_and_one_that_lost_a_node() {
+        let m = map();
+        let all = Gathered {
+            map: Arc::clone(&m),
+            members: (1..=3)
+                .map(|id| member(id, Some(true), described(&m, id, 1, 0)))
+                .collect(),
+            events: Vec::new(),
+        };
+        let o = overview(&all, gateway());
+        assert_eq!(o.health.status, HealthState::Healthy, "{:?}", o.health);
+        assert_eq!(o.roles.leader, SHARDS);
+        assert_eq!(o.roles.follower, 2 * SHARDS);
+        let leaders: u32 = o.members.iter().filter_map(|x| x.leaders).sum();
+        assert_eq!(leaders, SHARDS);
+
+        // Node 1 gone: the shards it led have no leader; node 2 is an older version.
+        let status_of_2 = NodeStatus {
+            node: NodeId(2),
+            map_version: 1,
+            shards: (0..SHARDS)
+                .map(|s| ShardStatus {
+                    shard: ShardId(s),
+                    role: if m.replicas(ShardId(s))[0] == NodeId(2) {
+                        ReplicaRole::Leader
+                    } else {
+                        ReplicaRole::Follower
+                    },
+                    epoch: tierkv_engine::types::Epoch(1),
+                    leader: None,
+                    commit_seq: tierkv_engine::types::SeqNo(20),
+                    last_seq: tierkv_engine::types::SeqNo(20),
+                    flushed_seq: tierkv_engine::types::SeqNo(0),
+                })
+                .collect(),
+        };
+        let broken = Gathered {
+            map: Arc::clone(&m),
+            members: vec![
+                member(
+                    1,
+                    Some(false),
+                    Facts::Unreachable {
+                        error: "cannot connect".to_owned(),
+                    },
+                ),
+                member(
+                    2,
+                    Some(true),
+                    Facts::StatusOnly {
+                        status: status_of_2,
+                        gap: FactsGap::Unsupported,
+                    },
+                ),
+                member(3, Some(true), described(&m, 3, 1, 0)),
+            ],
+            events: vec![GatewayEvent {
+                at_ms: 200,
+                kind: GatewayEventKind::MemberDown,
+                node: NodeId(1),
+            }],
+        };
+        let led_by_1 = (0..SHARDS)
+            .filter(|s| m.replicas(ShardId(*s))[0] == NodeId(1))
+            .count();
+        let o = overview(&broken, gateway());
+        assert_eq!(o.health.members_up, 2);
+        assert_eq!(o.health.shards_without_leader as usize, led_by_1);
+        assert_eq!(
+            o.health.status,
+            if led_by_1 > 0 {
+                HealthState::Unavailable
+            } else {
+                HealthState::Degraded
+            }
+        );
+        assert!(o.health.reasons.iter().any(|r| r == "node 1 does not answer"));
+        assert_eq!(o.roles.unknown, SHARDS, "node 1 hosts every shard");
+        assert_eq!(o.members[0].leaders, None, "unknown, not zero");
+        assert_eq!(o.members[1].facts, FactsState::Unsupported);
+
+        let list = shards(&broken, &Rates::default());
+        for s in &list.shards {
+            let r1 = &s.replicas.iter().find(|r| r.node == 1).expect("replica");
+            assert_eq!((r1.role.as_deref(), r1.up), (None, Some(false)));
+            let r2 = &s.replicas.iter().find(|r| r.node == 2).expect("replica");
+            assert!(r2.role.is_some() && r2.applied_seq.is_none());
+            if s.leader == Some(3) {
+                assert_eq!(s.segments, Some(0), "the leader's figures");
+                for r in s.replicas.iter().filter(|r| r.node != 3) {
+                    assert_eq!(r.lag, Some(5), "last_seq 20 - match_seq 15");
+                }
+            }
+        }
+
+        let ev = events(&broken, 10);
+        assert_eq!(ev.missing_from, vec![1, 2]);
+        let kinds: Vec<&str> = ev.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["member_down", "became_leader"], "newest first");
+        assert_eq!(
+            ev.events[1].message,
+            "node 3 became leader of shard 0 (epoch 1); previous leader: node 9"
+        );
+        assert_eq!(events(&broken, 1).events.len(), 1);
+    }
+
+    #[test]
+    fn load_is_measured_from_the_oldest_reading_of_the_same_run() {
+        let m = map();
+        let gathered = |ops: u64, started: u64| Gathered {
+            map: Arc::clone(&m),
+            members: vec![member(1, Some(true), described(&m, 1, started, ops))],
+            events: Vec::new(),
+        };
+        let t0 = tokio::time::Instant::now();
+        let first = readings(&gathered(100, 1), t0);
+        let second = readings(&gathered(150, 1), t0 + Duration::from_secs(1));
+        let third = readings(&gathered(300, 1), t0 + Duration::from_secs(5));
+        let base = baseline([&first, &second].into_iter(), &third);
+        let r = rates(&base, &third);
+        // (300 - 100) per shard over 5 s.
+        assert_eq!(r.shard.get(&0).copied(), Some(40.0));
+        assert_eq!(r.node.get(&1).copied(), Some(40.0 * f64::from(SHARDS)));
+        // A restart in between: only readings of the new run count.
+        let restarted = readings(&gathered(10, 2), t0 + Duration::from_secs(6));
+        let base = baseline([&first, &second, &third].into_iter(), &restarted);
+        assert!(rates(&base, &restarted).node.is_empty());
+        // Too far apart to say anything about now.
+        let late = readings(&gathered(400, 1), t0 + Duration::from_secs(60));
+        assert!(rates(&first, &late).node.is_empty());
+    }
+}
