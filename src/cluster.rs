@@ -146,7 +146,7 @@ async fn gateway_state(
 ) -> anyhow::Result<(AppState, Option<ValueStore>)> {
     let mut opts = cfg.gateway.cluster.clone();
     opts.secret.clone_from(&cfg.cluster.secret);
-    let backend = ClusterBackend::connect(store, opts).await?;
+    let backend = Arc::new(ClusterBackend::connect(store, opts).await?);
     let mut metrics = Registry::default();
     backend.register_metrics(&mut metrics);
     let cache = if cfg.gateway.cache.enabled {
@@ -155,12 +155,14 @@ async fn gateway_state(
         None
     };
     let state = AppState::with_cache(
-        Arc::new(backend),
+        backend.clone(),
         cfg.gateway.clone(),
         clock,
         metrics,
         cache.clone(),
     );
+    // The admin API's credential is the cluster secret until API keys exist (note 0010).
+    state.enable_admin(&cfg.cluster.secret, backend);
     Ok((state, cache))
 }
 
@@ -235,11 +237,32 @@ pub(crate) async fn run_gateway(
     if let Some(dir) = &cfg.gateway.cache.disk_dir {
         println!("  cache dir:    {}", dir.display());
     }
+    println!("  dashboard:    http://{addr}/ui/ (sign in with the cluster secret)");
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     close_cache(cache).await;
     served?;
     tracing::info!("gateway shut down");
     Ok(())
+}
+
+/// Prints the dashboard's one-time sign-in link (`tierkv dev`, `tierkv serve`). The token
+/// rides in the URL fragment, which browsers never send to a server, so it reaches no access
+/// log; it works once, for ten minutes (design note 0010). Printed for the operator at the
+/// terminal, never logged.
+pub(crate) fn print_dashboard_link(state: &AppState, addr: SocketAddr) {
+    let Some(token) = state.admin_login_token() else {
+        return;
+    };
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    println!("  dashboard:    http://{host}/ui/#login={token}");
+    println!(
+        "                (one-time sign-in link, valid {} minutes; later, sign in with the cluster secret)",
+        tierkv_gateway::admin::LOGIN_TOKEN_LIFETIME.as_secs() / 60
+    );
 }
 
 /// Nodes in `tierkv dev`.
@@ -326,6 +349,7 @@ pub(crate) async fn run_dev(
         "  shards:       {} (replicas: {}, write quorum: {})",
         cfg.shards, cfg.cluster.replication, cfg.cluster.write_quorum
     );
+    print_dashboard_link(&state, addr);
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     close_cache(cache).await;

@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tierkv_engine::clock::{Clock, SystemClock};
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::NodeId;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
+use tierkv_gateway::admin::{ClusterView, Facts, Gathered, MemberFacts};
 use tierkv_gateway::backend::{Backend, BackendError, NotReady};
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::ClusterSettings;
@@ -172,6 +174,30 @@ impl InProcess {
                     error: e,
                 });
             }
+        }
+    }
+}
+
+#[async_trait]
+impl ClusterView for InProcess {
+    async fn gather(&self, max_events: u32) -> Gathered {
+        let map = self.node.map();
+        let id = self.node.id();
+        let addr = map.member(id).map_or_else(String::new, |m| m.addr.clone());
+        Gathered {
+            map,
+            members: vec![MemberFacts {
+                id,
+                addr,
+                // In this process: it answers as long as the gateway does.
+                answering: Some(true),
+                last_seen_ms: Some(SystemClock.now_millis()),
+                facts: Facts::Described(Box::new(
+                    self.node
+                        .describe(usize::try_from(max_events).unwrap_or(usize::MAX)),
+                )),
+            }],
+            events: Vec::new(),
         }
     }
 }

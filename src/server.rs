@@ -66,8 +66,14 @@ pub(crate) async fn run(
     node.register_metrics(&mut metrics);
     store.register_metrics(&mut metrics);
     cache.register_metrics(&mut metrics);
-    let backend = InProcess::new(node.clone(), store.clone(), cfg.gateway.cluster.leader_wait);
-    let state = AppState::with_registry(Arc::new(backend), cfg.gateway.clone(), clock, metrics);
+    let backend = Arc::new(InProcess::new(
+        node.clone(),
+        store.clone(),
+        cfg.gateway.cluster.leader_wait,
+    ));
+    let state = AppState::with_registry(backend.clone(), cfg.gateway.clone(), clock, metrics);
+    // The admin API's credential is the cluster secret here too (`cluster.secret`).
+    state.enable_admin(&cfg.cluster.secret, backend);
     println!(
         "TierKV {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
@@ -83,6 +89,7 @@ pub(crate) async fn run(
             t.offset
         ))
     );
+    crate::cluster::print_dashboard_link(&state, addr);
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     tracing::info!(%addr, "serving");
     let served = tierkv_gateway::serve(listener, state, shutdown).await;

@@ -89,6 +89,12 @@ pub enum ApiError {
         /// What is wrong.
         detail: String,
     },
+    /// The admin API was called without valid credentials.
+    #[error("{detail}")]
+    Unauthorized {
+        /// What was missing or wrong (never the credentials themselves).
+        detail: &'static str,
+    },
     /// Wrong `Content-Type`.
     #[error("expected Content-Type {expected}")]
     UnsupportedMediaType {
@@ -194,6 +200,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -228,6 +235,7 @@ impl ApiError {
             Self::MalformedJson { .. } => ErrorCode::MalformedJson,
             Self::UnknownField { .. } => ErrorCode::UnknownField,
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            Self::Unauthorized { .. } => ErrorCode::Unauthorized,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::KeyNotFound => ErrorCode::KeyNotFound,
             Self::NotFound => ErrorCode::NotFound,
@@ -390,6 +398,12 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(own_retry_after.unwrap_or(1)),
+            );
+        }
+        if matches!(self, Self::Unauthorized { .. }) {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tierkv-admin\""),
             );
         }
         res.extensions_mut().insert(ProblemInfo {

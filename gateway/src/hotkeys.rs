@@ -1,5 +1,5 @@
 //! The hottest keys of this gateway, reads and writes apart, over a sliding window (design
-//! note 0008), for `GET /admin/hot-keys`. No per-key metric labels: keys only show there.
+//! note 0008), for `GET /admin/v1/hot-keys`. No per-key metric labels: keys only show there.
 //!
 //! Each direction keeps [`SLOTS`] sub-windows of `window / SLOTS`; each sub-window is a
 //! space-saving summary of at most `capacity` keys (Metwally et al.): a key already counted

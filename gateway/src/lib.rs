@@ -24,6 +24,9 @@
 //! - `layers`: the edge (request id, tracing span, metrics, error finishing, load shedding,
 //!   concurrency limit, timeout, catch-panic, body limit).
 //! - [`openapi`](fn@openapi): the generated OpenAPI document.
+//! - [`admin`]: the admin API (`/admin/v1/...`: cluster overview, nodes, shards, events,
+//!   traffic, hot keys, sessions; design note 0010), its authorization, and the embedded
+//!   dashboard (`/ui/`).
 //!
 //! # API
 //!
@@ -41,8 +44,8 @@
 //! - `POST /v1/batch`: per-item results, not atomic; schema violations (ttl range, integer
 //!   fields) fail the whole batch with 400 before any item runs.
 //! - `GET /health/live`, `GET /health/ready`, `GET /metrics`, `GET /openapi.yaml`.
-//! - `GET /admin/hot-keys?limit=`: this gateway's hottest keys (reads, writes) and cache hit
-//!   ratios per tier.
+//! - `/admin/v1/...`: the admin API (cluster secret as a bearer token, or a session
+//!   cookie); `/ui/`: the dashboard (`/` redirects there).
 //!
 //! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path (an unencoded `/` is part
 //! of the key too). JSON fields that carry keys or values have an `*_encoding` sibling:
@@ -59,7 +62,8 @@
 //! Codes (status): `key_empty` (400), `key_too_long` (400), `value_too_large` (413),
 //! `body_too_large` (413), `batch_too_large` (413), `batch_empty` (400), `invalid_ttl` (400),
 //! `invalid_idempotency_key` (400), `idempotency_key_reused` (422), `malformed_json` (400),
-//! `unknown_field` (400), `invalid_request` (400), `unsupported_media_type` (415),
+//! `unknown_field` (400), `invalid_request` (400), `unauthorized` (401, admin API),
+//! `unsupported_media_type` (415),
 //! `key_not_found` (404), `not_found` (404), `method_not_allowed` (405),
 //! `precondition_failed` (412), `rate_limited` (429: one key's per-key limit), `backpressure` (503),
 //! `storage_unavailable` (503), `not_leader` (503), `outcome_unknown` (503), `shutting_down` (503),
@@ -73,6 +77,7 @@
 //! See the `idempotency` module: only successful outcomes are recorded; batch records are
 //! written after the batch ran (a crash in between re-runs it on retry).
 
+pub mod admin;
 pub mod backend;
 pub mod cache;
 pub mod cluster;
@@ -96,10 +101,11 @@ use std::future::Future;
 pub use backend::Backend;
 pub use error::ApiError;
 pub use openapi::{openapi, openapi_yaml};
+pub use hotkeys::HotKeyOptions;
+pub use limits::KeyLimitOptions;
 pub use options::GatewayOptions;
 pub use problem::{ErrorCode, Problem};
 pub use cache::ValueStore;
-pub use routes::admin::HotKeysReport;
 pub use routes::batch::{BatchItem, BatchOp, BatchRequest, BatchResponse, ItemError, ItemResult};
 pub use routes::health::Health;
 pub use routes::kv::WriteResult;
@@ -118,6 +124,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.start_admin_sampler();
     axum::serve(nodelay(listener), app(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -57,6 +57,19 @@ pub(crate) struct HttpMetrics {
     grow: Mutex<()>,
 }
 
+/// Cumulative answers over a set of routes ([`HttpMetrics::totals`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HttpTotals {
+    /// Answers.
+    pub(crate) requests: u64,
+    /// 4xx answers.
+    pub(crate) client_errors: u64,
+    /// 5xx answers.
+    pub(crate) server_errors: u64,
+    /// Latency: non-cumulative counts per bucket of `LATENCY_BUCKETS`, then +Inf.
+    pub(crate) latency: Vec<u64>,
+}
+
 /// Decrements the in-flight gauge when dropped (also when the request future is dropped).
 pub(crate) struct InFlight<'a>(&'a Gauge);
 
@@ -126,6 +139,41 @@ impl HttpMetrics {
             s.latency.observe(took);
         }
         found.is_some()
+    }
+
+    /// Answers so far over the routes whose pattern starts with `prefix`: what the admin
+    /// API's traffic figures are sampled from (`admin::traffic`).
+    pub(crate) fn totals(&self, prefix: &str) -> HttpTotals {
+        let table = self.table.load();
+        let mut t = HttpTotals::default();
+        for series in table
+            .iter()
+            .filter(|(r, _)| r.starts_with(prefix))
+            .map(|(_, s)| s)
+        {
+            let mut methods: Vec<&Method> = Vec::new();
+            for s in series {
+                let n = s.requests.get();
+                t.requests += n;
+                match s.status {
+                    400..=499 => t.client_errors += n,
+                    500..=599 => t.server_errors += n,
+                    _ => {}
+                }
+                // Series of one method share its latency histogram: count it once.
+                if !methods.contains(&&s.method) {
+                    methods.push(&s.method);
+                    let snap = s.latency.snapshot();
+                    if t.latency.len() < snap.buckets.len() {
+                        t.latency.resize(snap.buckets.len(), 0);
+                    }
+                    for (sum, b) in t.latency.iter_mut().zip(snap.buckets) {
+                        *sum += b;
+                    }
+                }
+            }
+        }
+        t
     }
 
     /// Resolves the handles of a new series and publishes a table that has them.

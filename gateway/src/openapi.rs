@@ -19,7 +19,7 @@ use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::{ContentBuilder, Object, OpenApi, Ref, RefOr, ResponseBuilder, Type};
 
 use crate::problem::PROBLEM_JSON;
-use crate::routes::{admin, batch, health, kv, list};
+use crate::routes::{batch, health, kv, list};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -32,13 +32,12 @@ use crate::routes::{admin, batch, health, kv, list};
         kv::get_kv, kv::head_kv, kv::put_kv, kv::delete_kv,
         list::list, batch::batch,
         health::live, health::ready, health::metrics, health::openapi_yaml,
-        admin::hot_keys,
     ),
     components(schemas(crate::problem::Problem, crate::problem::ErrorCode)),
     tags(
         (name = "kv", description = "Keys and values."),
         (name = "ops", description = "Health, metrics, contract."),
-        (name = "admin", description = "Operators and the dashboard: this gateway's hot keys and cache."),
+        (name = "admin", description = "The admin API behind the dashboard (`/ui/`): cluster, nodes, shards, events, traffic, hot keys (design note 0010). Every route but signing in and out needs the cluster secret as a bearer token, or the session cookie that signing in sets."),
     )
 )]
 struct ApiDoc;
@@ -50,14 +49,25 @@ const ERRORS: &[(&str, &str, &[u16])] = &[
     ("/v1/kv/{key}", "put", &[400, 412, 413, 422, 429]),
     ("/v1/kv/{key}", "delete", &[400, 412, 422, 429]),
     ("/v1/kv", "get", &[400]),
-    ("/admin/hot-keys", "get", &[400]),
     ("/v1/batch", "post", &[400, 413, 415, 422]),
+    ("/admin/v1/session", "get", &[400, 401]),
+    ("/admin/v1/session", "post", &[400, 401, 413, 415]),
+    ("/admin/v1/session", "delete", &[400]),
+    ("/admin/v1/cluster", "get", &[400, 401]),
+    ("/admin/v1/nodes", "get", &[400, 401]),
+    ("/admin/v1/shards", "get", &[400, 401]),
+    ("/admin/v1/events", "get", &[400, 401]),
+    ("/admin/v1/traffic", "get", &[400, 401]),
+    ("/admin/v1/hot-keys", "get", &[400, 401]),
 ];
 
 fn describe(status: u16) -> &'static str {
     match status {
         400 => {
             "Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request."
+        }
+        401 => {
+            "unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong)."
         }
         404 => "key_not_found (or not_found for unknown routes).",
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
@@ -85,6 +95,15 @@ fn problem_response(status: u16) -> RefOr<utoipa::openapi::Response> {
                 .schema(Some(Ref::from_schema_name("Problem")))
                 .build(),
         );
+    if status == 401 {
+        b = b.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(Some(Object::with_type(Type::String)))
+                .description(Some("`Bearer realm=\"tierkv-admin\"`"))
+                .build(),
+        );
+    }
     if matches!(status, 429 | 503) {
         b = b.header(
             "Retry-After",
@@ -128,10 +147,36 @@ fn not_nullable(op: &mut Operation) {
     }
 }
 
+/// The admin API's credentials: the cluster secret as a bearer token, or the session cookie.
+fn security_schemes(doc: &mut OpenApi) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The cluster secret (`cluster.secret`)."))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "tierkv_admin",
+            "The session cookie `POST /admin/v1/session` sets.",
+        ))),
+    );
+}
+
 /// The OpenAPI document of the API.
 #[must_use]
 pub fn openapi() -> OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::admin::ApiDocAdmin::openapi());
+    security_schemes(&mut doc);
     for (path, item) in &mut doc.paths.paths {
         let ops = [
             ("get", item.get.as_mut()),

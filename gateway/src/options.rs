@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::cache::CacheOptions;
+use crate::cache::CacheOptions;
 use crate::cluster::ClientOptions;
-pub use crate::hotkeys::HotKeyOptions;
-pub use crate::limits::KeyLimitOptions;
+use crate::hotkeys::HotKeyOptions;
+use crate::limits::KeyLimitOptions;
 
 /// Settings of the public HTTP API. Every field has a default, so an empty table is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ pub struct GatewayOptions {
     pub cache: CacheOptions,
     /// Per-key rate limits (429 `rate_limited`).
     pub limits: KeyLimitOptions,
-    /// Hot-key tracking for `GET /admin/hot-keys`.
+    /// Hot-key tracking for `GET /admin/v1/hot-keys`.
     pub hot_keys: HotKeyOptions,
 }
 

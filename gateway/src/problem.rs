@@ -40,6 +40,9 @@ pub enum ErrorCode {
     UnknownField,
     /// 400: any other malformed request (bad base64, bad query, bad header, ...).
     InvalidRequest,
+    /// 401: the admin API needs credentials (the cluster secret as a bearer token, or a
+    /// session cookie) and none valid came with the request.
+    Unauthorized,
     /// 415: the body's `Content-Type` is not accepted (batch: `application/json` only).
     UnsupportedMediaType,
     /// 404: the key has no live value.
@@ -76,7 +79,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::KeyEmpty,
         Self::KeyTooLong,
         Self::ValueTooLarge,
@@ -89,6 +92,7 @@ impl ErrorCode {
         Self::MalformedJson,
         Self::UnknownField,
         Self::InvalidRequest,
+        Self::Unauthorized,
         Self::UnsupportedMediaType,
         Self::KeyNotFound,
         Self::NotFound,
@@ -131,7 +135,8 @@ impl ErrorCode {
             | Self::UnsupportedMediaType
             | Self::NotFound
             | Self::MethodNotAllowed => Level::INFO,
-            Self::Backpressure
+            Self::Unauthorized
+            | Self::Backpressure
             | Self::NotLeader
             | Self::OutcomeUnknown
             | Self::ShuttingDown
@@ -157,6 +162,7 @@ impl ErrorCode {
             Self::MalformedJson => "malformed_json",
             Self::UnknownField => "unknown_field",
             Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::KeyNotFound => "key_not_found",
             Self::NotFound => "not_found",
@@ -191,6 +197,7 @@ impl ErrorCode {
             Self::MalformedJson => "Malformed JSON",
             Self::UnknownField => "Unknown JSON field",
             Self::InvalidRequest => "Invalid request",
+            Self::Unauthorized => "Unauthorized",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::KeyNotFound => "Key not found",
             Self::NotFound => "Not found",

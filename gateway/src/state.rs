@@ -11,6 +11,7 @@ use tierkv_engine::metrics::Registry;
 use tierkv_engine::routing::shard_for;
 use tierkv_engine::types::ShardId;
 
+use crate::admin::AdminState;
 use crate::backend::Backend;
 use crate::cache::{ReadTier, ValueStore};
 use crate::error::ApiError;
@@ -40,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) limits: KeyLimits,
     /// The hottest keys.
     pub(crate) hot: HotKeys,
+    /// The admin API: credentials, cluster view, traffic samples (`crate::admin`).
+    pub(crate) admin: AdminState,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,6 +92,7 @@ impl AppState {
         let reads = ReadTier::new(Arc::clone(&backend), store, &opts.cache, &mut registry);
         let limits = KeyLimits::new(&opts.limits, &mut registry);
         let hot = HotKeys::new(&opts.hot_keys);
+        let admin = AdminState::new(clock.now_millis());
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -100,6 +104,7 @@ impl AppState {
                 reads,
                 limits,
                 hot,
+                admin,
             }),
         }
     }

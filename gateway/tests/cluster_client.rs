@@ -184,7 +184,7 @@ fn shard_of(r: &Request) -> ShardId {
         | Request::Write { shard, .. }
         | Request::Scan { shard, .. }
         | Request::GetIfChanged { shard, .. } => *shard,
-        Request::Status => ShardId(u32::MAX),
+        Request::Status | Request::Describe { .. } => ShardId(u32::MAX),
     }
 }
 
@@ -214,7 +214,7 @@ fn leader(r: &Request) -> Response {
             entries: vec![entry(prefix, 3)],
             next: None,
         }),
-        Request::Status => Response::Error(RemoteError::Closed),
+        Request::Status | Request::Describe { .. } => Response::Error(RemoteError::Closed),
     }
 }
 

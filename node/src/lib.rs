@@ -13,6 +13,9 @@
 //!   ([`tierkv_engine::replica`]) against the WAL, the shard's storage, object storage and
 //!   the transport; the read path checks its published lease.
 //! - [`transport`]: batched, best-effort replication messages to peers over HTTP/2.
+//! - `admin`: the node's event log (role changes, handovers, WAL failures, with wall-clock
+//!   times) and per-shard operation counters; [`node::Node::describe`] answers the admin
+//!   API's `Describe` with them (design note 0010).
 //! - [`server`]: the node's HTTP endpoints (replication, client operations, health, status,
 //!   metrics) and the client-RPC counters.
 //! - `metrics`: the replica figures of the node's `/metrics` (by role, leases, leaderships,
@@ -25,6 +28,7 @@
 /// answers its operations).
 pub use tierkv_wire as wire;
 
+mod admin;
 mod driver;
 mod identity;
 mod metrics;

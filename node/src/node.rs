@@ -41,11 +41,15 @@ use tierkv_engine::write_buffers::WriteBuffers;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{EVENT_CAPACITY, EventFields, EventLog, OpCounters};
 use crate::driver::{self, DriverParts, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
 use crate::metrics::ReplicaFigures;
 use crate::server::RpcMetrics;
 use crate::settings::ClusterSettings;
 use crate::transport::Transport;
+use tierkv_wire::proto::describe::{
+    CacheFacts, EventKind, FollowerFacts, NodeDescription, ShardFacts, WalFacts,
+};
 use tierkv_wire::proto::{self, NodeStatus, RemoteError, Request, Response};
 use tierkv_wire::shardmap::{self, ShardMap};
 
@@ -145,6 +149,16 @@ struct NodeInner {
     /// How long a graceful stop waits for handovers: one lease (by then a failover would
     /// have been as quick).
     drain_timeout: Duration,
+    /// Recent role changes, handovers and failures (design note 0010).
+    events: Arc<EventLog>,
+    /// Client operations served per shard.
+    ops: OpCounters,
+    /// The block cache (its hit counters, for the admin API).
+    cache: Arc<dyn BlockCache>,
+    /// Wall clock (event times, `Describe`).
+    clock: Arc<dyn Clock>,
+    /// When the node opened, unix milliseconds.
+    started_at_ms: u64,
 }
 
 /// A node that a holder does not keep alive (the metrics collector).
@@ -221,6 +235,7 @@ impl Node {
         ));
         transport.set_peers(map.members().iter().map(|m| (m.id, m.addr.as_str())));
         let clock = NodeClock::new();
+        let events = Arc::new(EventLog::new(me, Arc::clone(&c.clock)));
         let engine = Arc::new(opts.engine.clone());
         let settings = DriverSettings {
             tick: opts.cluster.tick,
@@ -265,6 +280,7 @@ impl Node {
                 clock,
                 settings: settings.clone(),
                 cancel: cancel.child_token(),
+                events: Arc::clone(&events),
             });
             shards.insert(id, handle);
             tasks.push(task);
@@ -280,6 +296,14 @@ impl Node {
             memtable_bytes = buffers.memtable_bytes(),
             "node open"
         );
+        events.record(
+            EventKind::NodeStarted,
+            EventFields {
+                map_version: Some(map.version()),
+                ..EventFields::default()
+            },
+        );
+        let ops = OpCounters::new(map.shards());
         let inner = Arc::new(NodeInner {
             id: me,
             secret: opts.cluster.secret.clone(),
@@ -294,6 +318,11 @@ impl Node {
             rpc: RpcMetrics::default(),
             torn_tail: recovery.torn_tail,
             drain_timeout: opts.cluster.lease_duration,
+            events,
+            ops,
+            cache: c.cache,
+            started_at_ms: c.clock.now_millis(),
+            clock: c.clock,
         });
         let refresher = tokio::spawn(refresh_map(
             Arc::downgrade(&inner),
@@ -376,14 +405,14 @@ impl Node {
                 shard,
                 key,
                 consistency,
-            } => match self.shard(shard) {
+            } => match self.counted(shard, false) {
                 None => not_hosted(shard),
                 Some(h) => h
                     .get(&key, consistency)
                     .await
                     .map_or_else(err, Response::Got),
             },
-            Request::Write { shard, batch } => match self.shard(shard) {
+            Request::Write { shard, batch } => match self.counted(shard, true) {
                 None => not_hosted(shard),
                 Some(h) => h
                     .write(batch)
@@ -396,7 +425,7 @@ impl Node {
                 start_after,
                 limit,
                 consistency,
-            } => match self.shard(shard) {
+            } => match self.counted(shard, false) {
                 None => not_hosted(shard),
                 Some(h) => h
                     .scan(
@@ -409,7 +438,7 @@ impl Node {
                     .map_or_else(err, Response::Scanned),
             },
             Request::Status => Response::Status(self.status()),
-            Request::GetIfChanged { shard, key, known } => match self.shard(shard) {
+            Request::GetIfChanged { shard, key, known } => match self.counted(shard, false) {
                 None => not_hosted(shard),
                 // Served exactly like a strong `Get` (the lease is checked before the read);
                 // only the answer differs when the caller's version is still the live one
@@ -420,6 +449,83 @@ impl Node {
                     Err(e) => err(e),
                 },
             },
+            Request::Describe { max_events } => Response::Described(Box::new(
+                self.describe(usize::try_from(max_events).unwrap_or(usize::MAX)),
+            )),
+        }
+    }
+
+    /// The hosted shard `shard`, counting the operation on it for the admin API's load.
+    fn counted(&self, shard: ShardId, write: bool) -> Option<&ShardHandle> {
+        if write {
+            self.inner.ops.write(shard);
+        } else {
+            self.inner.ops.read(shard);
+        }
+        self.shard(shard)
+    }
+
+    /// This node's description of itself for the admin API, as the `Describe` operation
+    /// answers it (design note 0010), with its newest `max_events` events (at most
+    /// [`EVENT_CAPACITY`]). Reads only published state: no driver is asked anything.
+    #[must_use]
+    pub fn describe(&self, max_events: usize) -> NodeDescription {
+        let wal = self.wal_stats();
+        let cache = self.inner.cache.stats();
+        let shards = self
+            .shards()
+            .map(|h| {
+                let s = h.status();
+                let st = h.shard().stats();
+                let (reads, writes) = self.inner.ops.of(h.id);
+                ShardFacts {
+                    shard: h.id.0,
+                    role: crate::server::role_name(s.role).to_owned(),
+                    epoch: s.epoch.0,
+                    leader: s.leader.map(|n| n.0),
+                    commit_seq: s.commit_seq.0,
+                    applied_seq: st.applied_seq.0,
+                    last_seq: s.last_seq.0,
+                    flushed_seq: s.flushed_seq.0,
+                    records_behind: s.records_behind,
+                    rejoining: s.rejoining,
+                    poisoned: s.poisoned,
+                    memtable_bytes: st.memtable_bytes,
+                    unflushed_bytes: st.unflushed_bytes,
+                    frozen_memtables: st.frozen_memtables,
+                    l0_segments: st.l0_segments,
+                    l1_segments: st.l1_segments,
+                    segment_bytes: st.segment_bytes,
+                    reads,
+                    writes,
+                    followers: h
+                        .follower_progress()
+                        .into_iter()
+                        .map(|(node, seq)| FollowerFacts {
+                            node: node.0,
+                            match_seq: seq.0,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        NodeDescription {
+            node: self.id().0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at_ms: self.inner.started_at_ms,
+            now_ms: self.inner.clock.now_millis(),
+            map_version: self.map().version(),
+            wal: WalFacts {
+                bytes: wal.bytes,
+                files: wal.files,
+                poisoned: wal.poisoned,
+            },
+            block_cache: CacheFacts {
+                hits: cache.hits,
+                misses: cache.misses,
+            },
+            shards,
+            events: self.inner.events.newest(max_events.min(EVENT_CAPACITY)),
         }
     }
 

@@ -41,7 +41,7 @@ use tierkv_wire::proto;
 /// send `GetIfChanged` only to nodes that announced revision 2.
 const REVISION_HEADER: header::HeaderName = header::HeaderName::from_static(proto::REVISION_HEADER);
 /// [`proto::REVISION`] as a header value.
-const REVISION_VALUE: &str = "2";
+const REVISION_VALUE: &str = "3";
 
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;

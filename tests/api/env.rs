@@ -30,6 +30,8 @@ use tower::ServiceExt;
 
 pub(crate) const SHARDS: u32 = 4;
 pub(crate) const START_MS: u64 = 1_700_000_000_000;
+/// The cluster secret the admin API takes as a bearer token here.
+pub(crate) const ADMIN_SECRET: &str = "api-test-admin-secret";
 
 /// Makes `get` of keys ending in `gated` wait for a permit, and of keys ending in `panic`
 /// panic; everything else goes to the in-process backend.
@@ -197,6 +199,11 @@ impl Env {
             release: tokio::sync::Semaphore::new(0),
         });
         let state = AppState::with_registry(backend.clone(), opts.clone(), clock.clone(), metrics);
+        // The admin API, as `tierkv serve` enables it.
+        state.enable_admin(
+            ADMIN_SECRET,
+            Arc::new(InProcess::new(node.clone(), store.clone(), leader_wait)),
+        );
         Self {
             app: app(state.clone()),
             dir,
@@ -241,6 +248,17 @@ impl Env {
             headers: parts.headers,
             body,
         }
+    }
+
+    /// `GET path` with the admin API's bearer secret.
+    pub(crate) async fn admin_get(&self, path: &str) -> Res {
+        self.send(
+            req(Method::GET, path)
+                .header("authorization", format!("Bearer {ADMIN_SECRET}"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
     }
 
     pub(crate) async fn get(&self, path: &str) -> Res {

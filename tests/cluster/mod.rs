@@ -528,12 +528,18 @@ impl Cluster {
             .collect()
     }
 
+    /// The cluster secret the processes run with (the development default, `cluster.secret`):
+    /// nodes take it on their RPC routes, gateways on the admin API.
+    pub fn secret(&self) -> &'static str {
+        "tierkv-dev-secret"
+    }
+
     /// Calls node `id`'s client RPC directly (bypassing the gateway).
     pub async fn rpc(&self, id: u32, req: &Request) -> Result<Response, String> {
         let r = self
             .http
             .post(format!("{}/rpc/v1/kv", self.node_url(id)))
-            .bearer_auth("tierkv-dev-secret")
+            .bearer_auth(self.secret())
             .body(proto::encode_request(req))
             .timeout(Duration::from_secs(5))
             .send()

@@ -238,6 +238,20 @@ impl Replica {
         &self.log
     }
 
+    /// On a (recovering or serving) leader: each follower and the highest seq it durably
+    /// acknowledged in this epoch (`match_seq`); nothing otherwise. Observation only (the
+    /// admin API's follower lag).
+    pub fn follower_progress(&self) -> impl Iterator<Item = (NodeId, SeqNo)> + '_ {
+        let peers = match &self.role {
+            RoleState::Leader(l) => Some(&l.peers),
+            _ => None,
+        };
+        peers
+            .into_iter()
+            .flatten()
+            .map(|(node, p)| (*node, p.match_seq))
+    }
+
     /// The leader this replica last heard from (itself when leading).
     #[must_use]
     pub fn leader_hint(&self) -> Option<NodeId> {

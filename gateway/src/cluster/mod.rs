@@ -46,11 +46,13 @@
 //! background task, and the [`Backend`] impl. Routing (replica order, leader hints, the
 //! retry and backoff rules) is in `route.rs`; the per-node pipes that batch operations into
 //! HTTP calls, and the classification of their failures, in `rpc.rs`; the first map wait,
-//! map refreshes and status polls in `refresh.rs`.
+//! map refreshes and status polls in `refresh.rs`; the admin API's view of the cluster
+//! (`Describe` to every member, what the polls saw) in `admin.rs`.
 //!
 //! [`proto::encode_request`]: tierkv_wire::proto::encode_request
 //! [`proto::encode_response`]: tierkv_wire::proto::encode_response
 
+mod admin;
 mod refresh;
 mod route;
 mod rpc;
@@ -225,6 +227,8 @@ struct Shared {
     pipes: parking_lot::RwLock<HashMap<String, rpc::PipeTx>>,
     /// Counters for the gateway's `/metrics`.
     stats: Arc<ClientMetrics>,
+    /// What the status polls saw, for the admin API (`admin.rs`).
+    polls: admin::PollLog,
 }
 
 impl ClusterBackend {
@@ -262,6 +266,7 @@ impl ClusterBackend {
             health: parking_lot::Mutex::new(None),
             rotation: AtomicUsize::new(0),
             pipes: parking_lot::RwLock::new(HashMap::new()),
+            polls: admin::PollLog::default(),
         });
         let stop = CancellationToken::new();
         tokio::spawn(run_background(Arc::clone(&shared), stop.clone()));

@@ -136,6 +136,8 @@ impl Shared {
         self.stats
             .members_answering
             .set(i64::try_from(answered.len()).unwrap_or(i64::MAX));
+        self.polls
+            .observe(map.members().iter().map(|m| m.id), &answered);
         *self.health.lock() = Some(answered);
         if newest_map > map.version() {
             self.refresh_map(map.version()).await;

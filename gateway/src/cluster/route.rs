@@ -63,7 +63,8 @@ impl Body {
             Request::Get { .. }
             | Request::Write { .. }
             | Request::Scan { .. }
-            | Request::Status => None,
+            | Request::Status
+            | Request::Describe { .. } => None,
         };
         Self {
             bytes: proto::encode_request(req),

@@ -40,7 +40,7 @@ pub(super) enum RpcFailure {
 }
 
 /// Error text with its sources, for logs.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

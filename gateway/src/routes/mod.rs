@@ -1,6 +1,5 @@
 //! The route table; one file per endpoint group.
 
-pub(crate) mod admin;
 pub(crate) mod batch;
 pub(crate) mod health;
 pub(crate) mod kv;
@@ -29,7 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/openapi.yaml", get(health::openapi_yaml))
-        .route("/admin/hot-keys", get(admin::hot_keys))
+        .merge(crate::admin::router())
         .fallback(not_found)
         .with_state(state)
 }

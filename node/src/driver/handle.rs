@@ -98,6 +98,9 @@ pub struct ShardStatus {
     pub(super) leaderships: AtomicU64,
     /// Times this replica handed the shard over (design note 0006).
     pub(super) handovers: AtomicU64,
+    /// On a leader: each follower's durably acknowledged seq, copied by the driver once per
+    /// tick (the admin API's follower lag). A lock held only to copy.
+    followers: parking_lot::Mutex<Vec<(NodeId, SeqNo)>>,
     /// Woken when the role changes or the read lease starts or ends
     /// ([`ShardHandle::wait_serving`]).
     changed: Notify,
@@ -118,6 +121,7 @@ impl Default for ShardStatus {
             behind: AtomicU64::new(0),
             leaderships: AtomicU64::new(0),
             handovers: AtomicU64::new(0),
+            followers: parking_lot::Mutex::new(Vec::new()),
             changed: Notify::new(),
         }
     }
@@ -179,6 +183,13 @@ impl ShardStatus {
         }
     }
 
+    /// Replaces the published follower progress (empty unless leading).
+    pub(super) fn publish_followers(&self, progress: impl Iterator<Item = (NodeId, SeqNo)>) {
+        let mut followers = self.followers.lock();
+        followers.clear();
+        followers.extend(progress);
+    }
+
     /// The current values.
     #[must_use]
     pub fn snapshot(&self) -> StatusSnapshot {
@@ -234,6 +245,13 @@ impl ShardHandle {
             self.status.leaderships.load(Ordering::Relaxed),
             self.status.handovers.load(Ordering::Relaxed),
         )
+    }
+
+    /// On a leader: each follower and the highest seq it durably acknowledged (as of the
+    /// driver's last tick); empty otherwise.
+    #[must_use]
+    pub fn follower_progress(&self) -> Vec<(NodeId, SeqNo)> {
+        self.status.followers.lock().clone()
     }
 
     /// The shard's storage.

@@ -61,7 +61,9 @@ pub use self::handle::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 use self::handle::{Reply, propose_raw};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
+use crate::admin::{EventFields, EventLog};
 use crate::transport::Transport;
+use tierkv_wire::proto::describe::EventKind;
 
 /// Settings a driver needs besides the replica's.
 #[derive(Debug, Clone)]
@@ -85,6 +87,8 @@ pub(crate) struct DriverParts {
     pub(crate) clock: NodeClock,
     pub(crate) settings: DriverSettings,
     pub(crate) cancel: CancellationToken,
+    /// The node's event log (role changes, handovers, WAL failures: design note 0010).
+    pub(crate) events: Arc<EventLog>,
 }
 
 /// Starts the driver task of a shard; returns its handle and the task.
@@ -135,6 +139,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         clock: parts.clock,
         settings: parts.settings,
         cancel: parts.cancel,
+        events: parts.events,
         rx,
         status,
         persists: FuturesOrdered::new(),
@@ -149,6 +154,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         manifest_inflight: false,
         manifest_answer: false,
         peer_breaks,
+        known_leader: None,
     };
     let task = tokio::spawn(async move { d.run().await });
     (handle, task)
@@ -170,6 +176,7 @@ struct Driver {
     clock: NodeClock,
     settings: DriverSettings,
     cancel: CancellationToken,
+    events: Arc<EventLog>,
     rx: mpsc::Receiver<Cmd>,
     status: Arc<ShardStatus>,
     persists: FuturesOrdered<BoxFuture<'static, (PersistId, Result<()>)>>,
@@ -190,6 +197,9 @@ struct Driver {
     manifest_answer: bool,
     /// Per peer of the shard: the transport's stream-break count last seen.
     peer_breaks: Vec<(NodeId, u64)>,
+    /// The last leader other than this replica it heard of (the admin event log's "previous
+    /// leader").
+    known_leader: Option<NodeId>,
 }
 
 /// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
@@ -253,6 +263,8 @@ impl Driver {
                     self.check_peers();
                     self.step(Input::Tick);
                     self.maybe_refresh_manifest();
+                    // For the admin API's follower lag: once per tick is fresh enough.
+                    self.status.publish_followers(self.replica.follower_progress());
                 }
             }
         }
@@ -304,8 +316,17 @@ impl Driver {
         for o in outs {
             match o {
                 Output::Send { to, msg } => {
-                    if matches!(msg, Msg::Handover { .. }) {
+                    if let Msg::Handover { epoch } = &msg {
                         self.status.handovers.fetch_add(1, Ordering::Relaxed);
+                        self.events.record(
+                            EventKind::HandedOver,
+                            EventFields {
+                                shard: Some(self.id),
+                                epoch: Some(*epoch),
+                                peer: Some(to),
+                                map_version: None,
+                            },
+                        );
                     }
                     self.transport.send(to, self.id, &msg);
                 }
@@ -368,6 +389,13 @@ impl Driver {
     fn poison(&mut self, e: &Error) {
         if !self.poisoned {
             tracing::error!(shard = %self.id, error = %e, "WAL failed; replica stops until restart");
+            self.events.record(
+                EventKind::WalFailed,
+                EventFields {
+                    shard: Some(self.id),
+                    ..EventFields::default()
+                },
+            );
         }
         self.poisoned = true;
         self.status.poisoned.store(true, Ordering::SeqCst);
@@ -515,6 +543,25 @@ impl Driver {
 
     fn on_role(&mut self, role: Role, epoch: Epoch) {
         tracing::info!(shard = %self.id, ?role, %epoch, "replica role changed");
+        let before = self.status.snapshot();
+        if matches!(before.role, Role::Follower | Role::Candidate) && before.leader.is_some() {
+            // Another node's leadership, as this replica last heard of it (a leader's own
+            // hint names itself).
+            self.known_leader = before.leader;
+        }
+        let fields = |peer| EventFields {
+            shard: Some(self.id),
+            epoch: Some(epoch),
+            peer,
+            map_version: None,
+        };
+        if role == Role::Leader {
+            self.events
+                .record(EventKind::BecameLeader, fields(self.known_leader));
+        } else if before.role == Role::Leader {
+            self.events
+                .record(EventKind::SteppedDown, fields(self.replica.leader_hint()));
+        }
         // Published now, before any message of the same step leaves: a leader that hands the
         // shard over stops serving strong reads before its `Handover` can reach the target.
         self.status.publish(&self.replica, self.caught_up());

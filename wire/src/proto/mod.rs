@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
-//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2) |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3) |
 //! | 7 | ... | fields of the kind, in declaration order (below) |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -26,12 +26,14 @@
 //! | Scan | shard, prefix: bytes, start_after: opt\<bytes\>, limit: u32, consistency: u8 |
 //! | Status | (none) |
 //! | GetIfChanged | shard, key: bytes, known: u64 |
+//! | Describe | max_events: u32 |
 //! | Got | opt\<entry\> |
 //! | Written | seq, count, priors: opt\<u64\> each |
 //! | Scanned | count, entries, next: opt\<bytes\> |
 //! | Status | node, map_version, count, shards: shard, role: u8 (1 follower, 2 candidate, 3 recovering, 4 leader), epoch, leader: opt\<u32\>, commit_seq, last_seq, flushed_seq |
 //! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
 //! | Unchanged | (none) |
+//! | Described | format: u16 ([`DESCRIBE_FORMAT`]), document: bytes (UTF-8 JSON of [`NodeDescription`]) |
 //!
 //! - mutation: u8 (1 put, 2 delete), key: bytes; a put continues with flags: u8 (bit0 has
 //!   content type, bit1 has expiry), expires_at: u64 if bit1, content type: bytes if bit0,
@@ -58,6 +60,12 @@
 //! of revision 2 only to nodes that announced it. A node of revision 1 refuses a request (or
 //! a whole batch) holding an unknown kind with HTTP 400 before running any of it.
 //!
+//! Revision 3 (design note 0010) adds request kind 6 `Describe` and response kind 22
+//! `Described`, for the admin API: a gateway sends `Describe` alone on `POST /rpc/v1/kv`,
+//! never in a batch, and shows a node that refuses it (HTTP 400, an older version) from
+//! `Status`. A `Described` whose format this build does not know, or whose document does
+//! not parse, does not decode.
+//!
 //! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
 //! input is a [`DecodeError`].
 //!
@@ -67,13 +75,14 @@
 //! several operations, answers streamed back) are framed in `batch.rs`. The envelope and the field encodings shared by
 //! every kind are in `codec.rs`; requests are encoded and decoded in `request.rs`,
 //! responses in `response.rs`; [`RemoteError`], its mapping to and from engine errors and
-//! its wire form in `error.rs`.
+//! its wire form in `error.rs`; the `Describe` document in `describe.rs`.
 //!
 //! [`DecodeError`]: tierkv_engine::codec::DecodeError
 //! [`InvalidReason`]: tierkv_engine::error::InvalidReason
 
 pub mod batch;
 mod codec;
+pub mod describe;
 mod error;
 mod request;
 mod response;
@@ -85,6 +94,7 @@ use tierkv_engine::replica::{NodeId, Role};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 
+pub use self::describe::{DESCRIBE_FORMAT, NodeDescription};
 pub use self::error::RemoteError;
 pub use self::request::{decode_request, encode_request};
 pub use self::response::{decode_response, encode_response};
@@ -96,9 +106,11 @@ pub const VERSION: u16 = 1;
 /// Versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
 /// The revision of format version 1 this build speaks (the kinds it knows; see "Revisions").
-pub const REVISION: u16 = 2;
+pub const REVISION: u16 = 3;
 /// The first revision with `GetIfChanged` / `Unchanged`.
 pub const REVISION_GET_IF_CHANGED: u16 = 2;
+/// The first revision with `Describe` / `Described`.
+pub const REVISION_DESCRIBE: u16 = 3;
 /// The HTTP response header in which a node announces its [`REVISION`] on every client-RPC
 /// answer (absent: revision 1).
 pub const REVISION_HEADER: &str = "tierkv-wire-revision";
@@ -151,6 +163,11 @@ pub enum Request {
         /// The version the caller holds.
         known: SeqNo,
     },
+    /// The node's description of itself for the admin API (design note 0010).
+    Describe {
+        /// The newest events to include (capped at [`describe::MAX_EVENTS`]).
+        max_events: u32,
+    },
 }
 
 impl Request {
@@ -160,6 +177,7 @@ impl Request {
         match self {
             Self::Get { .. } | Self::Write { .. } | Self::Scan { .. } | Self::Status => 1,
             Self::GetIfChanged { .. } => REVISION_GET_IF_CHANGED,
+            Self::Describe { .. } => REVISION_DESCRIBE,
         }
     }
 }
@@ -180,6 +198,8 @@ pub enum Response {
     Scanned(ScanPage),
     /// Answer to `Status`.
     Status(NodeStatus),
+    /// Answer to `Describe` (boxed: it is much larger than the other answers).
+    Described(Box<NodeDescription>),
     /// The operation failed.
     Error(RemoteError),
     /// Answer to `GetIfChanged`: the key's live version is still the one the caller holds

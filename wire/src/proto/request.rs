@@ -1,4 +1,4 @@
-//! Encoding and decoding of [`Request`]s (kinds 1–5).
+//! Encoding and decoding of [`Request`]s (kinds 1–6).
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc};
@@ -6,8 +6,9 @@ use tierkv_engine::types::{Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch
 
 use super::Request;
 use super::codec::{
-    REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS, REQ_WRITE, dec_at, finish, get_bytes, get_condition, get_count,
-    get_flag, get_opt_bytes, header, len32, open, put_condition, put_opt_bytes,
+    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS, REQ_WRITE, dec_at, finish,
+    get_bytes, get_condition, get_count, get_flag, get_opt_bytes, header, len32, open,
+    put_condition, put_opt_bytes,
 };
 
 /// Smallest encoded write op: delete tag, empty key, no condition.
@@ -96,6 +97,11 @@ pub fn encode_request(req: &Request) -> Bytes {
             enc.u64(known.0);
             finish(enc)
         }
+        Request::Describe { max_events } => {
+            let mut enc = header(REQ_DESCRIBE);
+            enc.u32(*max_events);
+            finish(enc)
+        }
     }
 }
 
@@ -178,6 +184,9 @@ pub fn decode_request(buf: &Bytes) -> Result<Request, DecodeError> {
             shard: ShardId(d.u32()?),
             key: get_bytes(&mut d, &src)?,
             known: SeqNo(d.u64()?),
+        },
+        REQ_DESCRIBE => Request::Describe {
+            max_events: d.u32()?,
         },
         _ => {
             return Err(DecodeError {

@@ -1,4 +1,5 @@
-//! Encoding and decoding of [`Response`]s (kinds 16–21; the error body is in `error.rs`).
+//! Encoding and decoding of [`Response`]s (kinds 16–22; the error body is in `error.rs`, the
+//! `Described` document in `describe.rs`).
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body};
@@ -7,12 +8,12 @@ use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
 
 use super::codec::{
-    RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS, RESP_UNCHANGED, RESP_WRITTEN, dec_at, finish, get_count,
-    get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32, open, put_opt_bytes,
-    put_opt_u64,
+    RESP_DESCRIBED, RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS, RESP_UNCHANGED, RESP_WRITTEN,
+    dec_at, finish, get_count, get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32,
+    open, put_opt_bytes, put_opt_u64,
 };
 use super::error::{get_error, put_error};
-use super::{NodeStatus, ReplicaRole, Response, ShardStatus};
+use super::{DESCRIBE_FORMAT, NodeDescription, NodeStatus, ReplicaRole, Response, ShardStatus};
 
 /// Smallest encoded prior version.
 const MIN_PRIOR_LEN: usize = 1;
@@ -88,6 +89,14 @@ pub fn encode_response(resp: &Response) -> Bytes {
                 enc.u64(s.last_seq.0);
                 enc.u64(s.flushed_seq.0);
             }
+            finish(enc)
+        }
+        Response::Described(doc) => {
+            let mut enc = header(RESP_DESCRIBED);
+            enc.u16(DESCRIBE_FORMAT);
+            // Plain structs of numbers and strings: serializing cannot fail.
+            let json = serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec());
+            enc.bytes32(&json);
             finish(enc)
         }
         Response::Error(e) => {
@@ -169,6 +178,18 @@ pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
                 map_version,
                 shards,
             })
+        }
+        RESP_DESCRIBED => {
+            if d.u16()? != DESCRIBE_FORMAT {
+                return Err(d.err("unsupported describe format"));
+            }
+            let at = d.pos();
+            let doc: NodeDescription =
+                serde_json::from_slice(d.bytes32()?).map_err(|_| DecodeError {
+                    what: "describe document is not valid JSON",
+                    offset: at,
+                })?;
+            Response::Described(Box::new(doc))
         }
         RESP_ERROR => Response::Error(get_error(&mut d, &src)?),
         RESP_UNCHANGED => Response::Unchanged,

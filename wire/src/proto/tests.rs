@@ -8,7 +8,8 @@ use tierkv_engine::error::InvalidReason;
 use tierkv_engine::types::{Condition, EntryKind, Mutation, WriteOp};
 use tierkv_engine::{Error, ErrorKind};
 
-use super::codec::{REQ_STATUS, REQ_WRITE, RESP_WRITTEN, finish, header};
+use super::codec::{REQ_STATUS, REQ_WRITE, RESP_DESCRIBED, RESP_WRITTEN, finish, header};
+use super::describe::{CacheFacts, FollowerFacts, NodeEvent, ShardFacts, WalFacts};
 use super::*;
 
 fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
@@ -131,7 +132,93 @@ fn request() -> impl Strategy<Value = Request> {
                 known: SeqNo(known),
             }
         }),
+        any::<u32>().prop_map(|max_events| Request::Describe { max_events }),
     ]
+}
+
+fn description() -> impl Strategy<Value = NodeDescription> {
+    let shard = (
+        any::<u32>(),
+        "[a-z]{0,10}",
+        any::<[u64; 12]>(),
+        proptest::option::of(any::<u32>()),
+        any::<(bool, bool)>(),
+        vec((any::<u32>(), any::<u64>()), 0..3),
+    )
+        .prop_map(
+            |(shard, role, n, leader, (rejoining, poisoned), followers)| ShardFacts {
+                shard,
+                role,
+                epoch: n[0],
+                leader,
+                commit_seq: n[1],
+                applied_seq: n[2],
+                last_seq: n[3],
+                flushed_seq: n[4],
+                records_behind: n[5],
+                rejoining,
+                poisoned,
+                memtable_bytes: n[6],
+                unflushed_bytes: n[7],
+                frozen_memtables: n[8],
+                l0_segments: n[9],
+                l1_segments: n[10],
+                segment_bytes: n[11],
+                reads: n[0] ^ n[1],
+                writes: n[2] ^ n[3],
+                followers: followers
+                    .into_iter()
+                    .map(|(node, match_seq)| FollowerFacts { node, match_seq })
+                    .collect(),
+            },
+        );
+    let event = (
+        any::<(u64, u64)>(),
+        "\\PC{0,12}",
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u64>()),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(
+            |((id, at_ms), kind, shard, epoch, peer, map_version)| NodeEvent {
+                id,
+                at_ms,
+                kind,
+                shard,
+                epoch,
+                peer,
+                map_version,
+            },
+        );
+    (
+        any::<u32>(),
+        "\\PC{0,12}",
+        any::<[u64; 7]>(),
+        any::<bool>(),
+        vec(shard, 0..4),
+        vec(event, 0..4),
+    )
+        .prop_map(
+            |(node, version, n, poisoned, shards, events)| NodeDescription {
+                node,
+                version,
+                started_at_ms: n[0],
+                now_ms: n[1],
+                map_version: n[2],
+                wal: WalFacts {
+                    bytes: n[3],
+                    files: n[4],
+                    poisoned,
+                },
+                block_cache: CacheFacts {
+                    hits: n[5],
+                    misses: n[6],
+                },
+                shards,
+                events,
+            },
+        )
 }
 
 fn role() -> impl Strategy<Value = ReplicaRole> {
@@ -237,6 +324,7 @@ fn response() -> impl Strategy<Value = Response> {
         ),
         remote_error().prop_map(Response::Error),
         Just(Response::Unchanged),
+        description().prop_map(|d| Response::Described(Box::new(d))),
     ]
 }
 
@@ -321,6 +409,7 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             key: Bytes::from_static(b"k"),
             known: SeqNo(41),
         },
+        Request::Describe { max_events: 100 },
     ];
     let responses = vec![
         Response::Unchanged,
@@ -355,6 +444,27 @@ fn samples() -> (Vec<Request>, Vec<Response>) {
             kind: ErrorKind::Data,
             message: "corrupt segment".to_owned(),
         }),
+        Response::Described(Box::new(NodeDescription {
+            node: 2,
+            version: "0.1.0".to_owned(),
+            shards: vec![ShardFacts {
+                shard: 1,
+                role: "leader".to_owned(),
+                followers: vec![FollowerFacts {
+                    node: 3,
+                    match_seq: 8,
+                }],
+                ..ShardFacts::default()
+            }],
+            events: vec![NodeEvent {
+                id: 1,
+                at_ms: 5,
+                kind: "became_leader".to_owned(),
+                shard: Some(1),
+                ..NodeEvent::default()
+            }],
+            ..NodeDescription::default()
+        })),
     ];
     (requests, responses)
 }
@@ -471,7 +581,7 @@ const GOLDEN_UNCHANGED: &str = "544b56430100150827f2c3";
 /// that announced revision 2 (design note 0008).
 #[test]
 fn revisions_of_request_kinds() {
-    assert_eq!(REVISION, 2);
+    assert_eq!(REVISION, 3);
     let get = Request::Get {
         shard: ShardId(1),
         key: Bytes::from_static(b"k"),
@@ -485,7 +595,55 @@ fn revisions_of_request_kinds() {
         known: SeqNo(3),
     };
     assert_eq!(gic.revision(), REVISION_GET_IF_CHANGED);
+    assert_eq!(Request::Describe { max_events: 1 }.revision(), REVISION_DESCRIBE);
 }
+
+/// `Describe` and `Described` (design note 0010): the request's one field, the answer's
+/// format and JSON document; documents of another format, or that do not parse, are refused;
+/// fields a reader does not know are ignored and fields a writer did not send get defaults.
+#[test]
+fn describe_golden_bytes_and_document_evolution() {
+    let req = encode_request(&Request::Describe { max_events: 16 });
+    assert_eq!(hex(&req), GOLDEN_DESCRIBE);
+    let described = |format: u16, json: &[u8]| {
+        let mut enc = header(RESP_DESCRIBED);
+        enc.u16(format);
+        enc.bytes32(json);
+        decode_response(&finish(enc))
+    };
+    let json = br#"{"node":3,"version":"0.9.0","shards":[{"shard":1,"role":"learner","later":[1]}],"added_later":{"x":1}}"#;
+    let Ok(Response::Described(doc)) = described(DESCRIBE_FORMAT, json) else {
+        panic!("a document with unknown fields decodes");
+    };
+    assert_eq!(doc.node, 3);
+    assert_eq!(doc.shards.len(), 1);
+    assert_eq!(doc.shards[0].role, "learner");
+    assert_eq!(
+        doc.shards[0].followers,
+        vec![],
+        "missing fields take defaults"
+    );
+    assert_eq!(doc.wal, WalFacts::default());
+    assert_eq!(
+        described(DESCRIBE_FORMAT + 1, json).err().map(|e| e.what),
+        Some("unsupported describe format")
+    );
+    assert_eq!(
+        described(DESCRIBE_FORMAT, b"{not json")
+            .err()
+            .map(|e| e.what),
+        Some("describe document is not valid JSON")
+    );
+    assert_eq!(
+        described(DESCRIBE_FORMAT, br#"{"node":"three"}"#)
+            .err()
+            .map(|e| e.what),
+        Some("describe document is not valid JSON")
+    );
+}
+
+/// "TKVC", version 1, kind 6 (Describe), max_events 16, crc32c.
+const GOLDEN_DESCRIBE: &str = "544b564301000610000000e61ce0b6";
 
 /// "TKVC", version 1, kind 1 (Get), shard 7, key length 2, "k1", eventual, crc32c.
 const GOLDEN_GET: &str = "544b564301000107000000020000006b3101a60f2120";

@@ -1,0 +1,247 @@
+// The dashboard against a cluster of real processes (three nodes, one gateway): every page
+// renders real data; keys written through the API appear in the browser; puts and deletes
+// made in the browser are visible through the API; a leader killed with SIGKILL shows on the
+// overview and the events page. Screenshots of every page at 1280 px and phone width go to
+// target/ui-screenshots/.
+import { type BrowserContext, type Page, expect, test } from "@playwright/test";
+import { Cluster, DESKTOP, PHONE, shot, until } from "./support";
+
+test.describe.configure({ mode: "serial" });
+
+const SHARDS = 64;
+let cluster: Cluster;
+let context: BrowserContext;
+let page: Page;
+/** Script errors and console errors (CSP violations among them) seen by the page. */
+const problems: string[] = [];
+
+test.beforeAll(async ({ browser }) => {
+  cluster = await Cluster.start(SHARDS);
+  context = await browser.newContext({ viewport: DESKTOP, baseURL: cluster.url });
+  page = await context.newPage();
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    // Answers with an error status (401, 404, 412) are expected in some tests.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
+  });
+  // Sign in the way the form does (the form itself is tested against `tierkv dev`).
+  const r = await page.request.post("/admin/v1/session", { data: { secret: cluster.secret } });
+  expect(r.status()).toBe(204);
+});
+
+test.afterEach(() => {
+  expect(problems, "no script errors, no CSP violations").toEqual([]);
+});
+
+test.afterAll(async () => {
+  await context?.close();
+  cluster?.stop();
+});
+
+async function api(path: string, init?: RequestInit): Promise<Response> {
+  return fetch(`${cluster.url}${path}`, init);
+}
+
+async function bothWidths(name: string, check?: () => Promise<void>) {
+  await shot(page, `${name}-desktop`);
+  await page.setViewportSize(PHONE);
+  if (check) await check();
+  await shot(page, `${name}-phone`);
+  await page.setViewportSize(DESKTOP);
+}
+
+test("overview: health, members, leaders, live traffic", async () => {
+  // Some traffic for the charts: writes and reads of the API.
+  for (let i = 0; i < 40; i++) {
+    const put = await api(`/v1/kv/warm/${i}`, { method: "PUT", body: `v${i}` });
+    expect(put.status).toBe(201);
+    await api(`/v1/kv/warm/${i}`);
+  }
+  await api("/v1/kv/warm/missing");
+  await page.goto("/ui/");
+  await expect(page.getByTestId("health")).toContainText("Healthy");
+  await expect(page.getByTestId("members-up")).toContainText("3 / 3");
+  const members = page.getByTestId("members").locator("tbody tr");
+  await expect(members).toHaveCount(3);
+  for (const id of [1, 2, 3]) await expect(page.locator(`tr[data-node="${id}"]`)).toContainText("up");
+  await expect(page.getByTestId("leaders")).toContainText(`${SHARDS} / ${SHARDS}`);
+  // The bars add up to every shard.
+  const values = await page.getByTestId("leader-bars").locator(".bar-value").allInnerTexts();
+  expect(values.map(Number).reduce((a, b) => a + b, 0)).toBe(SHARDS);
+  // Two traffic samples (every 2 s) make the first point; ours shows in it.
+  await expect(page.locator(".chart")).toHaveCount(3, { timeout: 20_000 });
+  await expect(page.getByText(/now [\d.]+ req\/s/)).toBeVisible();
+  await expect(page.getByTestId("nodes").locator("tbody tr")).toHaveCount(3);
+  await expect(page.getByTestId("nodes")).toContainText("KiB");
+  await bothWidths("overview");
+});
+
+test("shards: every shard with its replicas, sortable, heat strip", async () => {
+  await page.goto("/ui/shards");
+  const rows = page.getByTestId("shards-table").locator("tbody tr");
+  await expect(rows).toHaveCount(SHARDS);
+  await expect(page.getByTestId("heat-strip").locator(".cell")).toHaveCount(SHARDS);
+  // Each shard: one leader chip among three replicas.
+  const first = rows.first();
+  await expect(first.locator(".chip")).toHaveCount(3);
+  await expect(first.locator(".chip.role-leader")).toHaveCount(1);
+  // Load, uneven across shards, while the page watches (two readings a second apart give
+  // the first figures).
+  let loading = true;
+  const load = (async () => {
+    for (let i = 0; loading; i++) {
+      await api(`/v1/kv/warm/${i % 40}`);
+      if (i % 3 === 0) await api(`/v1/kv/hot`, { method: "PUT", body: String(i) });
+    }
+  })();
+  await expect(page.getByText("operations per second over the last 10 s")).toBeVisible({ timeout: 20_000 });
+  await expect
+    .poll(async () => page.getByTestId("heat-strip").locator(".cell").evaluateAll((cells) => cells.filter((c) => (c as HTMLElement).style.backgroundColor !== "rgb(226, 236, 248)").length), { timeout: 20_000 })
+    .toBeGreaterThan(5);
+  // Sorting by shard, descending: the last shard first.
+  await page.getByRole("button", { name: /^Shard/ }).click();
+  await expect(rows.first().locator("td").first()).toHaveText(String(SHARDS - 1));
+  await page.getByRole("button", { name: /^Shard/ }).click();
+  await expect(rows.first().locator("td").first()).toHaveText("0");
+  await bothWidths("shards");
+  loading = false;
+  await load;
+});
+
+test("keys: what the API wrote shows in the browser, binary values as hex", async () => {
+  const put = await api("/v1/kv/user%2Falice", { method: "PUT", headers: { "content-type": "application/json" }, body: '{"name":"Alice"}' });
+  expect(put.status).toBe(201);
+  const version = Number((put.headers.get("etag") ?? "").replaceAll('"', ""));
+  await api("/v1/kv/user%2Fbob?ttl=3600", { method: "PUT", headers: { "content-type": "text/plain" }, body: "Bob" });
+  await api("/v1/kv/user%2Fblob", { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: new Uint8Array([0, 1, 2, 0xff, 0xfe]) });
+  await api("/v1/kv/user%2F%FF%00", { method: "PUT", body: "binary key" });
+
+  await page.goto("/ui/keys");
+  await page.getByLabel("Prefix").fill("user/");
+  await page.getByRole("button", { name: "Browse" }).click();
+  const table = page.getByTestId("keys-table");
+  await expect(table.locator("tbody tr")).toHaveCount(4);
+  await expect(table).toContainText("user/alice");
+  await expect(table).toContainText("bytes");
+
+  await table.getByRole("button", { name: "user/alice" }).click();
+  const detail = page.getByTestId("key-detail");
+  await expect(detail.getByTestId("version")).toHaveText(String(version));
+  await expect(detail.getByTestId("value")).toHaveText('{"name":"Alice"}');
+  await expect(detail).toContainText("application/json");
+  await expect(detail).toContainText(`"${version}"`);
+
+  await table.getByRole("button", { name: "user/bob" }).click();
+  await expect(detail.getByTestId("value")).toHaveText("Bob");
+  await expect(detail).toContainText(/in (59|60) min/);
+
+  await table.getByRole("button", { name: "user/blob" }).click();
+  await expect(detail.getByTestId("value")).toContainText("00 01 02 ff fe");
+  await page.getByRole("tab", { name: "base64" }).click();
+  await expect(detail.getByTestId("value")).toHaveText("AAEC//4=");
+  await bothWidths("keys");
+});
+
+test("keys: a put and a delete in the browser are visible through the API", async () => {
+  await page.goto("/ui/keys?prefix=user%2F&key=user%2Falice");
+  const detail = page.getByTestId("key-detail");
+  await expect(detail.getByTestId("value")).toHaveText('{"name":"Alice"}');
+  await detail.getByLabel("Value").fill('{"name":"Alice","admin":true}');
+  await detail.getByRole("button", { name: "Save" }).click();
+  await expect(detail.locator(".toast")).toContainText("Saved: version");
+  const got = await api("/v1/kv/user%2Falice");
+  expect(await got.text()).toBe('{"name":"Alice","admin":true}');
+  await expect(detail.getByTestId("version")).toHaveText((got.headers.get("etag") ?? "").replaceAll('"', ""));
+
+  // Someone else writes meanwhile: the browser's If-Match fails with the API's detail.
+  await api("/v1/kv/user%2Falice", { method: "PUT", body: "changed elsewhere" });
+  await detail.getByLabel("Value").fill("stale edit");
+  await detail.getByRole("button", { name: "Save" }).click();
+  await expect(detail.getByRole("alert")).toContainText("precondition_failed");
+  expect(await (await api("/v1/kv/user%2Falice")).text()).toBe("changed elsewhere");
+
+  // Delete (after reloading the current version).
+  await page.reload();
+  await expect(detail.getByTestId("value")).toHaveText("changed elsewhere");
+  page.once("dialog", (d) => d.accept());
+  await detail.getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByText("This key has no live value")).toBeVisible();
+  expect((await api("/v1/kv/user%2Falice")).status).toBe(404);
+
+  // Create with a TTL, only if absent.
+  await page.getByRole("button", { name: "New key" }).click();
+  const form = page.getByTestId("create-key");
+  await form.getByLabel("Key", { exact: true }).fill("user/carol");
+  await form.getByLabel("Value").fill("Carol");
+  await form.getByLabel("TTL (s)").fill("120");
+  await form.getByRole("button", { name: "Create" }).click();
+  await expect(detail.getByTestId("value")).toHaveText("Carol");
+  const carol = await api("/v1/kv/user%2Fcarol");
+  expect(await carol.text()).toBe("Carol");
+  const expires = Number(carol.headers.get("x-tierkv-expires-at"));
+  expect(expires - Date.now()).toBeGreaterThan(100_000);
+  expect(expires - Date.now()).toBeLessThanOrEqual(121_000);
+  // Creating it again is refused (If-None-Match: *).
+  await page.getByRole("button", { name: "New key" }).click();
+  await form.getByLabel("Key", { exact: true }).fill("user/carol");
+  await form.getByLabel("Value").fill("again");
+  await form.getByRole("button", { name: "Create" }).click();
+  await expect(form.getByRole("alert")).toContainText("precondition_failed");
+});
+
+test("hot keys: the empty state until the gateway cache exists", async () => {
+  await page.goto("/ui/hot-keys");
+  await expect(page.getByText("This gateway does not track hot keys yet")).toBeVisible();
+  await expect(page.getByTestId("no-cache")).toBeVisible();
+  await bothWidths("hotkeys");
+});
+
+test("events: node starts and leaderships", async () => {
+  await page.goto("/ui/events");
+  const table = page.getByTestId("events-table");
+  await expect(table.locator('tr[data-kind="became_leader"]').first()).toBeVisible();
+  // The oldest events may be past the first page: filter.
+  await page.getByLabel("Kind", { exact: true }).selectOption("node_started");
+  await expect(table.locator("tbody tr")).toHaveCount(3);
+  await expect(table.locator('tr[data-kind="node_started"]')).toHaveCount(3);
+  await page.getByLabel("Kind", { exact: true }).selectOption("");
+  await bothWidths("events");
+});
+
+test("a leader killed with SIGKILL shows on the overview and the events page", async () => {
+  const { node: victim, shards: led } = await cluster.busiestLeader();
+  expect(led.length).toBeGreaterThan(0);
+  const killedAt = Date.now();
+  cluster.kill(victim);
+
+  await page.goto("/ui/");
+  const row = page.locator(`tr[data-node="${victim}"]`);
+  await expect(row).toContainText("down", { timeout: 20_000 });
+  await expect(page.getByTestId("members-up")).toContainText("2 / 3");
+  await expect(page.getByTestId("health")).toContainText(/Degraded|Unavailable/);
+  await expect(page.getByTestId("health")).toContainText(`node ${victim} does not answer`);
+  // The other replicas take the shards over (lease + ~0.5 s each).
+  await expect(page.getByTestId("leaders")).toContainText(`${SHARDS} / ${SHARDS}`, { timeout: 30_000 });
+  await expect(page.getByTestId("health")).toContainText("Degraded");
+  await bothWidths("overview-after-kill");
+
+  await page.goto("/ui/events");
+  const table = page.getByTestId("events-table");
+  await expect(table.locator('tr[data-kind="member_down"]').first()).toContainText(`node ${victim} stopped answering`);
+  await expect(page.getByText(`No events from node ${victim}`)).toBeVisible();
+  // Every shard the victim led has a new leader that recorded it, after the kill.
+  const events = await until("takeovers of every shard the victim led", 30_000, async () => {
+    const { events } = await cluster.admin<{ events: { kind: string; shard: number | null; at_ms: number; peer: number | null }[] }>("/admin/v1/events?limit=1000");
+    const taken = new Set(events.filter((e) => e.kind === "became_leader" && e.at_ms >= killedAt - 1000).map((e) => e.shard));
+    return led.every((s) => taken.has(s)) ? events : undefined;
+  });
+  expect(events.some((e) => e.kind === "became_leader" && e.peer === victim)).toBe(true);
+  await page.getByLabel("Kind", { exact: true }).selectOption("became_leader");
+  await expect(table.locator("tbody tr", { hasText: `previous leader: node ${victim}` }).first()).toBeVisible();
+  await page.getByLabel("Kind", { exact: true }).selectOption("");
+  await bothWidths("events-after-kill");
+
+  await page.goto("/ui/shards");
+  await expect(page.getByTestId("shards-table").locator(".chip.role-down")).toHaveCount(SHARDS, { timeout: 15_000 });
+  await bothWidths("shards-after-kill");
+});

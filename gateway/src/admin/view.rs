@@ -1,0 +1,105 @@
+//! [`ClusterView`]: the admin API's seam to the cluster, beside [`crate::Backend`]. The
+//! cluster client implements it over node RPC (`Describe`, design note 0010), `tierkv
+//! serve` in process over its one node.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tierkv_engine::types::NodeId;
+use tierkv_wire::proto::{NodeDescription, NodeStatus};
+use tierkv_wire::shardmap::ShardMap;
+
+/// What the admin API reads about the cluster.
+#[async_trait]
+pub trait ClusterView: Send + Sync + 'static {
+    /// The shard map in use, what every member says about itself (each asked for its newest
+    /// `max_events` events), and the events the view observed itself.
+    async fn gather(&self, max_events: u32) -> Gathered;
+}
+
+/// One gathering.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The shard map in use.
+    pub map: Arc<ShardMap>,
+    /// Every member of the map, in the map's order.
+    pub members: Vec<MemberFacts>,
+    /// Events the gateway observed itself (members that stopped or resumed answering),
+    /// oldest first.
+    pub events: Vec<GatewayEvent>,
+}
+
+/// One member of the map.
+#[derive(Debug, Clone)]
+pub struct MemberFacts {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address in the map.
+    pub addr: String,
+    /// Whether it answered the last status poll (`None` before the first poll).
+    pub answering: Option<bool>,
+    /// When it last answered a status poll, unix milliseconds (the gateway's clock).
+    pub last_seen_ms: Option<u64>,
+    /// What it said about itself.
+    pub facts: Facts,
+}
+
+/// What a member said about itself.
+#[derive(Debug, Clone)]
+pub enum Facts {
+    /// It answered `Describe`.
+    Described(Box<NodeDescription>),
+    /// It answered `Status` only: an older node that does not know `Describe`, or one whose
+    /// description could not be read.
+    StatusOnly {
+        /// Its status.
+        status: NodeStatus,
+        /// Why there is no description.
+        gap: FactsGap,
+    },
+    /// It did not answer.
+    Unreachable {
+        /// The failure (no secrets in it).
+        error: String,
+    },
+}
+
+/// Why a member gave no description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactsGap {
+    /// It refused `Describe` as an unknown operation (an older version).
+    Unsupported,
+    /// Its description did not decode (an unknown format, or malformed).
+    Invalid(String),
+}
+
+/// An event a gateway observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayEvent {
+    /// When, unix milliseconds (the gateway's clock).
+    pub at_ms: u64,
+    /// What.
+    pub kind: GatewayEventKind,
+    /// The member concerned.
+    pub node: NodeId,
+}
+
+/// Kinds of [`GatewayEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayEventKind {
+    /// A member that answered status polls stopped answering.
+    MemberDown,
+    /// A member that did not answer answers again (or for the first time after being down).
+    MemberUp,
+}
+
+impl GatewayEventKind {
+    /// The kind's name in the admin API.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MemberDown => "member_down",
+            Self::MemberUp => "member_up",
+        }
+    }
+}
