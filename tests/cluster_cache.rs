@@ -100,7 +100,13 @@ async fn strong_reads_are_never_stale_and_eventual_reads_respect_their_bound() {
     let mut saw_old = 0;
     loop {
         let started = Instant::now();
-        let r = get(&c, &b, "bounded", "?consistency=eventual&max_staleness=300ms").await;
+        let r = get(
+            &c,
+            &b,
+            "bounded",
+            "?consistency=eventual&max_staleness=300ms",
+        )
+        .await;
         if r.body == "old" {
             assert!(
                 started < written + bound,
@@ -172,7 +178,12 @@ async fn a_gateway_restarted_with_a_warm_disk_tier_serves_nothing_stale() {
         report["cache"][1]["hits"].as_u64() >= Some(1) && report["cache"][1]["tier"] == "disk",
         "the value came from the disk tier: {report}"
     );
-    assert_eq!(report["reads"][0]["key"].as_str().map(|k| k.starts_with("warm-")), Some(true));
+    assert_eq!(
+        report["reads"][0]["key"]
+            .as_str()
+            .map(|k| k.starts_with("warm-")),
+        Some(true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -203,7 +214,10 @@ async fn concurrent_strong_reads_of_one_key_coalesce() {
             }
         });
         for got in futures::future::join_all(reads).await {
-            assert_eq!(got, value, "a strong read missed a write completed before it");
+            assert_eq!(
+                got, value,
+                "a strong read missed a write completed before it"
+            );
         }
     }
     let ops = node_sum(&c, "tierkv_rpc_operations_total").await - before;
@@ -215,5 +229,8 @@ async fn concurrent_strong_reads_of_one_key_coalesce() {
         .gateway_metric("tierkv_gateway_cache_coalesced_total")
         .await
         .expect("metric");
-    assert!(coalesced > reads / 2, "{coalesced} of {reads} reads coalesced");
+    assert!(
+        coalesced > reads / 2,
+        "{coalesced} of {reads} reads coalesced"
+    );
 }

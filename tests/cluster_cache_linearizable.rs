@@ -218,7 +218,10 @@ async fn cached_reads_through_two_gateways_under_leader_kills_are_linearizable()
     let opts = two_gateways(Vec::new());
     let shards = opts.shards;
     let mut c = Cluster::start(opts).await;
-    let urls = Arc::new(std::sync::Mutex::new(vec![c.gateway_url(0), c.gateway_url(1)]));
+    let urls = Arc::new(std::sync::Mutex::new(vec![
+        c.gateway_url(0),
+        c.gateway_url(1),
+    ]));
     let rec = Recorder::new();
     let stop = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicU64::new(0));
@@ -249,7 +252,11 @@ async fn cached_reads_through_two_gateways_under_leader_kills_are_linearizable()
     }
     let n = rec.ops.lock().await.len();
     println!("{n} operations, {kills} leader kills, {stops} SIGTERM stops");
-    assert!(kills + stops >= 2, "the nemesis stopped only {}", kills + stops);
+    assert!(
+        kills + stops >= 2,
+        "the nemesis stopped only {}",
+        kills + stops
+    );
     assert!(n > 200, "only {n} operations");
     // The caches were used: strong reads revalidated cached versions.
     let text = c.metrics_text(&c.gateway_url(1)).await.expect("metrics");
@@ -290,8 +297,14 @@ async fn the_checker_catches_strong_reads_served_without_revalidation() {
             .body(value)
             .send()
             .await;
-        rec.push(99, probe, Call::Write(value.to_owned()), write_outcome(&r), t)
-            .await;
+        rec.push(
+            99,
+            probe,
+            Call::Write(value.to_owned()),
+            write_outcome(&r),
+            t,
+        )
+        .await;
         let t = rec.now();
         let (observed, _) = read(&c.http, &b, probe).await.expect("read");
         println!("read {i} through the other gateway: {observed:?}");

@@ -198,7 +198,11 @@ async fn metric_families_keep_their_names_types_and_labels() {
         "tierkv_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",status=\"201\"} 1\n"
     ));
     // The read tier and the limits (design note 0008): no per-key labels.
-    let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<String>>();
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<BTreeSet<String>>()
+    };
     assert_eq!(
         label_values(&gateway, "tierkv_gateway_cache_reads_total", "answer"),
         set(&["hit", "miss", "revalidated"])

@@ -13,9 +13,7 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tierkv_engine::shard::ScanPage;
-use tierkv_engine::types::{
-    Entry, EntryKind, NodeId, ReadConsistency, SeqNo, ShardId, WriteBatch,
-};
+use tierkv_engine::types::{Entry, EntryKind, NodeId, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_wire::proto::RemoteError;
 
 /// What the gateway needs from storage.
@@ -77,9 +75,7 @@ impl Revalidated {
     #[must_use]
     pub fn compare(entry: Option<Entry>, known: SeqNo) -> Self {
         match entry {
-            Some(e) if e.seq == known && matches!(e.kind, EntryKind::Put { .. }) => {
-                Self::Unchanged
-            }
+            Some(e) if e.seq == known && matches!(e.kind, EntryKind::Put { .. }) => Self::Unchanged,
             other => Self::Current(other),
         }
     }

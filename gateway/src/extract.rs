@@ -136,7 +136,10 @@ pub(crate) fn read_want(
     default_staleness: std::time::Duration,
 ) -> Result<crate::cache::Want, ApiError> {
     use crate::cache::Want;
-    match (q.consistency.unwrap_or_default(), q.max_staleness.as_deref()) {
+    match (
+        q.consistency.unwrap_or_default(),
+        q.max_staleness.as_deref(),
+    ) {
         (Consistency::Strong, None) => Ok(Want::Strong),
         (Consistency::Strong, Some(_)) => Err(ApiError::invalid(
             "max_staleness applies to consistency=eventual only",

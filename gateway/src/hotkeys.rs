@@ -208,7 +208,11 @@ mod tests {
         let mut truth: HashMap<Bytes, u64> = HashMap::new();
         for i in 0..20_000u64 {
             // Keys 0..4 get half the requests; the rest is spread over 5,000 keys.
-            let k = if i % 2 == 0 { key(i % 8 / 2) } else { key(100 + i % 5000) };
+            let k = if i % 2 == 0 {
+                key(i % 8 / 2)
+            } else {
+                key(100 + i % 5000)
+            };
             *truth.entry(k.clone()).or_default() += 1;
             h.record(&k, Access::Read);
         }
@@ -218,7 +222,10 @@ mod tests {
         assert_eq!(keys, (0..4).map(key).collect::<Vec<_>>());
         for t in &top {
             let real = truth[&t.key];
-            assert!(t.count >= real && t.count - t.error <= real, "{t:?} real {real}");
+            assert!(
+                t.count >= real && t.count - t.error <= real,
+                "{t:?} real {real}"
+            );
         }
         assert!(h.top(Access::Write, 4).is_empty(), "directions are apart");
     }

@@ -99,13 +99,13 @@ mod state;
 use std::future::Future;
 
 pub use backend::Backend;
+pub use cache::ValueStore;
 pub use error::ApiError;
-pub use openapi::{openapi, openapi_yaml};
 pub use hotkeys::HotKeyOptions;
 pub use limits::KeyLimitOptions;
+pub use openapi::{openapi, openapi_yaml};
 pub use options::GatewayOptions;
 pub use problem::{ErrorCode, Problem};
-pub use cache::ValueStore;
 pub use routes::batch::{BatchItem, BatchOp, BatchRequest, BatchResponse, ItemError, ItemResult};
 pub use routes::health::Health;
 pub use routes::kv::WriteResult;

@@ -123,7 +123,10 @@ impl Buckets {
         let now = Instant::now();
         let burst = self.burst;
         let bucket = self.table.get_with(key.clone(), || {
-            Arc::new(Mutex::new(Bucket { tokens: burst, at: now }))
+            Arc::new(Mutex::new(Bucket {
+                tokens: burst,
+                at: now,
+            }))
         });
         let mut b = bucket.lock();
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
@@ -239,7 +242,11 @@ mod tests {
         assert_eq!(l.admit(&Bytes::from_static(b"cold"), Access::Read), Ok(()));
         assert_eq!(l.admit(&hot, Access::Write), Ok(()));
         tokio::time::advance(Duration::from_millis(500)).await;
-        assert_eq!(l.admit(&hot, Access::Read), Ok(()), "one token back after 1/rate");
+        assert_eq!(
+            l.admit(&hot, Access::Read),
+            Ok(()),
+            "one token back after 1/rate"
+        );
         assert!(l.admit(&hot, Access::Read).is_err());
         let text = tierkv_engine::metrics::encode_text(&r).expect("encodes");
         assert!(

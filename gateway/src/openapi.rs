@@ -73,7 +73,9 @@ fn describe(status: u16) -> &'static str {
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",
-        429 => "rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds.",
+        429 => {
+            "rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds."
+        }
         422 => {
             "idempotency_key_reused: the Idempotency-Key was first used for a different request."
         }

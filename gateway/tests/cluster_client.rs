@@ -71,14 +71,15 @@ struct NodeState {
 
 /// Serves `/rpc/v1/kv/batch` like a node: checks HTTP/2, the secret and the content type, decodes
 /// with the real proto, records the request and answers with `handler`.
-async fn serve_rpc(State(st): State<NodeState>, req: axum::extract::Request) -> axum::response::Response {
+async fn serve_rpc(
+    State(st): State<NodeState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
     let revision = st.revision.load(Ordering::SeqCst);
     let mut res = serve_batch(st, req, revision).await.into_response();
     if revision > 0 {
-        res.headers_mut().insert(
-            proto::REVISION_HEADER,
-            header::HeaderValue::from(revision),
-        );
+        res.headers_mut()
+            .insert(proto::REVISION_HEADER, header::HeaderValue::from(revision));
     }
     res
 }
@@ -872,7 +873,9 @@ async fn get_if_changed_goes_only_to_nodes_that_announced_it() {
         (3, Revalidated::Unchanged),
         (2, Revalidated::Current(Some(entry(&key, 3)))),
     ] {
-        let got = b.get_if_changed(ShardId(0), key.clone(), SeqNo(known)).await;
+        let got = b
+            .get_if_changed(ShardId(0), key.clone(), SeqNo(known))
+            .await;
         assert_eq!(got.expect("revalidate"), want);
     }
     assert_eq!(n1.count(is_gic), 0, "an old node never sees the new kind");

@@ -46,9 +46,16 @@ async fn describe_reports_storage_load_and_events() {
     assert_eq!(d.shards.len(), 2);
     let f0 = &d.shards[0];
     assert_eq!((f0.shard, f0.role.as_str()), (0, "leader"));
-    assert!(f0.commit_seq >= 5 && f0.applied_seq == f0.commit_seq, "{f0:?}");
+    assert!(
+        f0.commit_seq >= 5 && f0.applied_seq == f0.commit_seq,
+        "{f0:?}"
+    );
     assert!(f0.memtable_bytes > 0 && f0.unflushed_bytes > 0, "{f0:?}");
-    assert_eq!((f0.reads, f0.writes), (3, 0), "writes through the handle are not RPCs");
+    assert_eq!(
+        (f0.reads, f0.writes),
+        (3, 0),
+        "writes through the handle are not RPCs"
+    );
     assert!(f0.followers.is_empty(), "one replica: no followers");
     assert!(d.wal.bytes > 0 && d.wal.files >= 1 && !d.wal.poisoned);
     let kinds: Vec<&str> = d.events.iter().map(|e| e.kind.as_str()).collect();

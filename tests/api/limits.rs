@@ -25,7 +25,10 @@ fn strict() -> GatewayOptions {
 async fn a_hammered_key_gets_429_and_other_keys_do_not() {
     let env = Env::with(strict(), EngineOptions::default(), 1 << 20).await;
     for i in 0..3 {
-        assert_eq!(env.put("/v1/kv/hot", format!("v{i}")).await.status, 200 + u16::from(i == 0));
+        assert_eq!(
+            env.put("/v1/kv/hot", format!("v{i}")).await.status,
+            200 + u16::from(i == 0)
+        );
     }
     let refused = env.put("/v1/kv/hot", "v3").await;
     let p = refused.problem(429, "rate_limited");
@@ -60,7 +63,10 @@ async fn a_hammered_key_gets_429_and_other_keys_do_not() {
         "tierkv_gateway_throttled_total{reason=\"key_write_rate\"} 3",
         "tierkv_gateway_throttled_total{reason=\"key_read_rate\"} 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
     }
 }
 
@@ -75,7 +81,9 @@ async fn the_admin_endpoint_lists_hot_keys_and_cache_ratios() {
         assert_eq!(env.get("/v1/kv/often").await.status, 200);
     }
     // Only for operators: the admin API's credential is required.
-    env.get("/admin/v1/hot-keys").await.problem(401, "unauthorized");
+    env.get("/admin/v1/hot-keys")
+        .await
+        .problem(401, "unauthorized");
     let r = env.admin_get("/admin/v1/hot-keys?limit=1").await;
     assert_eq!(r.status, 200);
     let j = r.json();

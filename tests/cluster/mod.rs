@@ -262,7 +262,10 @@ impl Cluster {
             .command("gateway")
             .args(["--listen", "127.0.0.1:0"])
             .env("TIERKV_GATEWAY__CACHE__DISK_DIR", self.gateway_cache_dir(i))
-            .env("TIERKV_GATEWAY__CACHE__DISK_BYTES", (16u64 << 20).to_string())
+            .env(
+                "TIERKV_GATEWAY__CACHE__DISK_BYTES",
+                (16u64 << 20).to_string(),
+            )
             .envs(
                 self.opts
                     .gateway_env

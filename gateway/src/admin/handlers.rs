@@ -11,8 +11,8 @@ use utoipa::IntoParams;
 
 use super::auth::{self, Credential, Principal};
 use super::model::{
-    CacheTier, ClusterOverview, EventList, GatewayInfo, HotKey, HotKeys, NodeList, Session, ShardList,
-    SignIn, Traffic,
+    CacheTier, ClusterOverview, EventList, GatewayInfo, HotKey, HotKeys, NodeList, Session,
+    ShardList, SignIn, Traffic,
 };
 use super::report;
 use crate::error::ApiError;
@@ -240,7 +240,9 @@ pub(crate) async fn hot_keys(
         Some(_) => return Err(ApiError::invalid("limit must be between 1 and 100")),
     };
     let hot = state.hot_keys();
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(hot.capacity());
+    let limit = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .min(hot.capacity());
     let listed = |access| {
         hot.top(access, limit)
             .into_iter()

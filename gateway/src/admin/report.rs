@@ -682,7 +682,12 @@ mod tests {
                 HealthState::Degraded
             }
         );
-        assert!(o.health.reasons.iter().any(|r| r == "node 1 does not answer"));
+        assert!(
+            o.health
+                .reasons
+                .iter()
+                .any(|r| r == "node 1 does not answer")
+        );
         assert_eq!(o.roles.unknown, SHARDS, "node 1 hosts every shard");
         assert_eq!(o.members[0].leaders, None, "unknown, not zero");
         assert_eq!(o.members[1].facts, FactsState::Unsupported);

@@ -95,7 +95,9 @@ impl Facts {
             table: moka::sync::Cache::builder()
                 .max_capacity(bytes)
                 .weigher(|k: &Bytes, _: &Fact| {
-                    u32::try_from(k.len()).unwrap_or(u32::MAX).saturating_add(FACT_OVERHEAD)
+                    u32::try_from(k.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(FACT_OVERHEAD)
                 })
                 .time_to_live(ttl)
                 .build(),

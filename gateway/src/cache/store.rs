@@ -151,7 +151,8 @@ impl Code for CachedValue {
     fn encode(&self, w: &mut impl Write) -> foyer::Result<()> {
         w.write_all(&[FORMAT]).map_err(io)?;
         w.write_all(&self.version.to_le_bytes()).map_err(io)?;
-        let flags = u8::from(self.content_type.is_some()) | (u8::from(self.expires_at.is_some()) << 1);
+        let flags =
+            u8::from(self.content_type.is_some()) | (u8::from(self.expires_at.is_some()) << 1);
         w.write_all(&[flags]).map_err(io)?;
         if let Some(t) = self.expires_at {
             w.write_all(&t.to_le_bytes()).map_err(io)?;
@@ -466,7 +467,11 @@ impl ValueStore {
     #[cfg(test)]
     pub(crate) async fn on_disk(&self, key: &Bytes) -> bool {
         matches!(
-            self.inner.cache.storage().load(&StoreKey(key.clone())).await,
+            self.inner
+                .cache
+                .storage()
+                .load(&StoreKey(key.clone()))
+                .await,
             Ok(foyer::Load::Entry { .. })
         )
     }

@@ -171,7 +171,10 @@ async fn strong_reads_join_only_flights_sent_after_they_arrived() {
         async move { read(&t, Want::Strong, 0).await }
     });
     // The first flight has reached the "leader" and read nothing yet.
-    until("first flight sent", || b.started.load(Ordering::SeqCst) == 1).await;
+    until("first flight sent", || {
+        b.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     // A write completes; then more strong reads begin.
     b.set(2, "two", None);
     let later: Vec<_> = (0..20)
@@ -183,16 +186,30 @@ async fn strong_reads_join_only_flights_sent_after_they_arrived() {
     // They share flights of their own, sent after they arrived: the second goes at once
     // (one is in flight), a third, if the second closed before they all arrived, waits for
     // the first to end.
-    until("later reads coalesced", || t.inner.metrics.coalesced.get() >= 18).await;
-    until("second flight sent", || b.started.load(Ordering::SeqCst) == 2).await;
+    until("later reads coalesced", || {
+        t.inner.metrics.coalesced.get() >= 18
+    })
+    .await;
+    until("second flight sent", || {
+        b.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
     // The leader reads happen now, after the write: they see 2.
     b.gate.add_permits(3);
     assert_eq!(version(&first.await.expect("task")), Some(2));
     for r in later {
         let r = r.await.expect("task");
-        assert_eq!(version(&r), Some(2), "a read that began after the write saw it");
+        assert_eq!(
+            version(&r),
+            Some(2),
+            "a read that began after the write saw it"
+        );
     }
-    assert!(b.calls() <= 3, "twenty-one strong reads, {} upstream requests", b.calls());
+    assert!(
+        b.calls() <= 3,
+        "twenty-one strong reads, {} upstream requests",
+        b.calls()
+    );
 }
 
 /// The rule itself: with the first flight answered with the old state after the write, a
@@ -207,7 +224,10 @@ async fn an_older_flight_answer_is_never_handed_to_a_later_strong_read() {
         let t = t.clone();
         async move { read(&t, Want::Strong, 0).await }
     });
-    until("first flight sent", || b.started.load(Ordering::SeqCst) == 1).await;
+    until("first flight sent", || {
+        b.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     // The leader answers the first flight (v1) ...
     b.gate.add_permits(1);
     let first = first.await.expect("task");
@@ -221,7 +241,10 @@ async fn an_older_flight_answer_is_never_handed_to_a_later_strong_read() {
     // Unchanged since: revalidated, no value shipped.
     b.gate.add_permits(1);
     let third = read(&t, Want::Strong, 0).await;
-    assert_eq!((version(&third), third.answer), (Some(2), Answer::Revalidated));
+    assert_eq!(
+        (version(&third), third.answer),
+        (Some(2), Answer::Revalidated)
+    );
     assert_eq!(b.revalidations.load(Ordering::SeqCst), 2);
 }
 
@@ -254,12 +277,19 @@ async fn concurrent_strong_reads_coalesce() {
         .collect();
     // At most two flights are in flight for a key; the reads that arrive meanwhile share the
     // third, sent when the first ends.
-    until("every read arrived", || t.inner.metrics.coalesced.get() >= 197).await;
+    until("every read arrived", || {
+        t.inner.metrics.coalesced.get() >= 197
+    })
+    .await;
     b.gate.add_permits(1000);
     for r in reads {
         assert_eq!(version(&r.await.expect("task")), Some(7));
     }
-    assert!(b.calls() <= 3, "200 concurrent strong reads, {} upstream requests", b.calls());
+    assert!(
+        b.calls() <= 3,
+        "200 concurrent strong reads, {} upstream requests",
+        b.calls()
+    );
     b.gated.store(false, Ordering::SeqCst);
     // Off: one request each.
     let b2 = Scripted::new();
@@ -302,7 +332,10 @@ async fn eventual_reads_respect_the_staleness_bound() {
     // max_staleness 0: asks too.
     b.set(4, "four", None);
     tokio::time::advance(Duration::from_millis(1)).await;
-    assert_eq!(version(&read(&t, Want::Eventual(Duration::ZERO), 0).await), Some(4));
+    assert_eq!(
+        version(&read(&t, Want::Eventual(Duration::ZERO), 0).await),
+        Some(4)
+    );
 }
 
 /// This gateway's own writes and deletes are visible to its eventual reads at once.
@@ -328,7 +361,10 @@ async fn own_writes_teach_the_cache() {
         },
         Instant::now(),
     );
-    assert_eq!(version(&read(&t, Want::Eventual(Duration::from_secs(1)), 0).await), Some(5));
+    assert_eq!(
+        version(&read(&t, Want::Eventual(Duration::from_secs(1)), 0).await),
+        Some(5)
+    );
     t.deleted(&key(), 6, Instant::now());
     let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
     assert_eq!((version(&r), r.answer), (None, Answer::Hit));
@@ -355,7 +391,10 @@ async fn expired_values_are_never_served_from_either_tier() {
     let t = tier(&b, &opts).await;
     let lasting = Duration::from_secs(60);
     assert_eq!(version(&read(&t, Want::Strong, 999).await), Some(3));
-    assert_eq!(version(&read(&t, Want::Eventual(lasting), 999).await), Some(3));
+    assert_eq!(
+        version(&read(&t, Want::Eventual(lasting), 999).await),
+        Some(3)
+    );
     assert_eq!(read(&t, Want::Eventual(lasting), 1_000).await.value, None);
     assert_eq!(read(&t, Want::Strong, 1_000).await.value, None);
     // From the disk tier: the memory tier forgets, the disk tier answers.
@@ -488,14 +527,35 @@ fn facts_order_by_version_then_by_time() {
     let t = Instant::now();
     let p = State::Present;
     // Versions known: the higher wins whatever the times.
-    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(p(4), 30, 40, t)), Keep::Old);
-    assert_eq!(order(&fact(p(4), 30, 40, t), &fact(State::Absent(Some(5)), 0, 50, t)), Keep::New);
-    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(p(5), 15, 25, t)), Keep::New);
+    assert_eq!(
+        order(&fact(p(5), 10, 20, t), &fact(p(4), 30, 40, t)),
+        Keep::Old
+    );
+    assert_eq!(
+        order(
+            &fact(p(4), 30, 40, t),
+            &fact(State::Absent(Some(5)), 0, 50, t)
+        ),
+        Keep::New
+    );
+    assert_eq!(
+        order(&fact(p(5), 10, 20, t), &fact(p(5), 15, 25, t)),
+        Keep::New
+    );
     // An absence of unknown version: by time, when the intervals do not overlap.
     let absent = State::Absent(None);
-    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(absent, 21, 30, t)), Keep::New);
-    assert_eq!(order(&fact(absent, 21, 30, t), &fact(p(5), 10, 20, t)), Keep::Old);
-    assert_eq!(order(&fact(p(5), 10, 20, t), &fact(absent, 15, 30, t)), Keep::Neither);
+    assert_eq!(
+        order(&fact(p(5), 10, 20, t), &fact(absent, 21, 30, t)),
+        Keep::New
+    );
+    assert_eq!(
+        order(&fact(absent, 21, 30, t), &fact(p(5), 10, 20, t)),
+        Keep::Old
+    );
+    assert_eq!(
+        order(&fact(p(5), 10, 20, t), &fact(absent, 15, 30, t)),
+        Keep::Neither
+    );
 }
 
 /// A value as large as the gateway accepts fits a disk block: it reaches the disk tier and

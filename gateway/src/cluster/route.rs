@@ -55,11 +55,13 @@ pub(super) struct Body {
 impl Body {
     fn new(req: &Request) -> Self {
         let older = match req {
-            Request::GetIfChanged { shard, key, .. } => Some(proto::encode_request(&Request::Get {
-                shard: *shard,
-                key: key.clone(),
-                consistency: ReadConsistency::Strong,
-            })),
+            Request::GetIfChanged { shard, key, .. } => {
+                Some(proto::encode_request(&Request::Get {
+                    shard: *shard,
+                    key: key.clone(),
+                    consistency: ReadConsistency::Strong,
+                }))
+            }
             Request::Get { .. }
             | Request::Write { .. }
             | Request::Scan { .. }

@@ -21,8 +21,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ClientMetrics, Shared};
-use tierkv_wire::proto::{REVISION_HEADER, Response};
 use tierkv_wire::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
+use tierkv_wire::proto::{REVISION_HEADER, Response};
 
 /// Most request bytes in one batch (a node refuses bodies over 256 MiB); an operation larger
 /// than this goes alone.

@@ -567,7 +567,10 @@ fn golden_bytes() {
         known: SeqNo(9),
     });
     assert_eq!(hex(&revalidate), GOLDEN_GET_IF_CHANGED);
-    assert_eq!(hex(&encode_response(&Response::Unchanged)), GOLDEN_UNCHANGED);
+    assert_eq!(
+        hex(&encode_response(&Response::Unchanged)),
+        GOLDEN_UNCHANGED
+    );
 }
 
 /// "TKVC", version 1, kind 5 (GetIfChanged, revision 2), shard 7, key length 2, "k1",
@@ -595,7 +598,10 @@ fn revisions_of_request_kinds() {
         known: SeqNo(3),
     };
     assert_eq!(gic.revision(), REVISION_GET_IF_CHANGED);
-    assert_eq!(Request::Describe { max_events: 1 }.revision(), REVISION_DESCRIBE);
+    assert_eq!(
+        Request::Describe { max_events: 1 }.revision(),
+        REVISION_DESCRIBE
+    );
 }
 
 /// `Describe` and `Described` (design note 0010): the request's one field, the answer's
