@@ -189,10 +189,21 @@ test("keys: a put and a delete in the browser are visible through the API", asyn
   await expect(form.getByRole("alert")).toContainText("precondition_failed");
 });
 
-test("hot keys: the empty state until the gateway cache exists", async () => {
+test("hot keys: the keys read and written through the API, with the cache's hit ratios", async () => {
+  // A key written five times and read eight times (strong reads revalidate: the memory tier hits).
+  for (let i = 0; i < 5; i++) {
+    expect((await api("/v1/kv/hot%2Fkey", { method: "PUT", body: `v${i}` })).status).toBe(200);
+  }
+  for (let i = 0; i < 8; i++) {
+    expect(await (await api("/v1/kv/hot%2Fkey")).text()).toBe("v4");
+  }
   await page.goto("/ui/hot-keys");
-  await expect(page.getByText("This gateway does not track hot keys yet")).toBeVisible();
-  await expect(page.getByTestId("no-cache")).toBeVisible();
+  const reads = page.getByTestId("hot-reads");
+  const writes = page.getByTestId("hot-writes");
+  await expect(reads.locator("tbody")).toContainText("hot/key");
+  await expect(writes.locator("tbody")).toContainText("hot/key");
+  await expect(page.getByTestId("cache-tier-memory")).toContainText("hit ratio");
+  await expect(page.getByText("This gateway does not track hot keys")).toHaveCount(0);
   await bothWidths("hotkeys");
 });
 

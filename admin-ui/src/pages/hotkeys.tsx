@@ -21,8 +21,8 @@ export function HotKeysPage() {
       ) : (
         <>
           {!h.available && (
-            <Empty title="This gateway does not track hot keys yet">
-              Hot-key detection and the value cache come with the gateway cache. Until then, the per-shard load on the Shards page shows where traffic goes.
+            <Empty title="This gateway does not track hot keys">
+              It runs an older version without the gateway cache tier. The per-shard load on the Shards page shows where traffic goes.
             </Empty>
           )}
           <section>
@@ -34,7 +34,7 @@ export function HotKeysPage() {
             ) : (
               <div class="summary">
                 {h.cache.map((t) => (
-                  <div class="card stat" key={t.tier}>
+                  <div class="card stat" key={t.tier} data-testid={`cache-tier-${t.tier}`}>
                     <span class="label">{t.tier} tier hit ratio</span>
                     <span class="big">{f.percent(t.hit_ratio)}</span>
                     <span class="sub">
@@ -49,11 +49,11 @@ export function HotKeysPage() {
           <div class="two-col">
             <section>
               <h2>Most read{h.window_secs ? ` (last ${h.window_secs} s)` : ""}</h2>
-              <KeyTable keys={h.reads} />
+              <KeyTable keys={h.reads} testId="hot-reads" />
             </section>
             <section>
               <h2>Most written{h.window_secs ? ` (last ${h.window_secs} s)` : ""}</h2>
-              <KeyTable keys={h.writes} />
+              <KeyTable keys={h.writes} testId="hot-writes" />
             </section>
           </div>
           )}
@@ -63,11 +63,16 @@ export function HotKeysPage() {
   );
 }
 
-function KeyTable({ keys }: { keys: HotKey[] }) {
-  if (keys.length === 0) return <p class="muted">No keys.</p>;
+function KeyTable({ keys, testId }: { keys: HotKey[]; testId: string }) {
+  if (keys.length === 0)
+    return (
+      <p class="muted" data-testid={testId}>
+        No keys.
+      </p>
+    );
   const top = Math.max(1, ...keys.map((k) => k.count));
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" data-testid={testId}>
       <table>
         <thead>
           <tr>

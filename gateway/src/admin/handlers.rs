@@ -224,7 +224,8 @@ pub(crate) struct HotKeysQuery {
 }
 
 /// The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
-/// sliding window; design note 0008) and its value cache's hits per tier.
+/// sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
+/// when the gateway has one).
 #[utoipa::path(get, path = "/admin/v1/hot-keys", tag = "admin",
     security(("bearer" = []), ("session" = [])),
     params(HotKeysQuery),
@@ -260,10 +261,11 @@ pub(crate) async fn hot_keys(
     let reads = state.reads();
     let cache = if reads.caching() {
         let t = reads.tier_stats();
-        vec![
-            CacheTier::new("memory", t.memory_hits, t.memory_lookups),
-            CacheTier::new("disk", t.disk_hits, t.disk_lookups),
-        ]
+        let mut tiers = vec![CacheTier::new("memory", t.memory_hits, t.memory_lookups)];
+        if t.disk {
+            tiers.push(CacheTier::new("disk", t.disk_hits, t.disk_lookups));
+        }
+        tiers
     } else {
         Vec::new()
     };

@@ -337,8 +337,8 @@ pub struct HotKeys {
     pub reads: Vec<HotKey>,
     /// Most-written keys, hottest first.
     pub writes: Vec<HotKey>,
-    /// The value cache, per tier (empty when the gateway keeps none). The disk tier sees
-    /// the memory tier's misses.
+    /// The value cache, per tier: `memory`, then `disk` when the gateway has a disk tier
+    /// (which sees the memory tier's misses); empty when the gateway keeps no value cache.
     pub cache: Vec<CacheTier>,
 }
 

@@ -169,6 +169,8 @@ impl ReadMetrics {
 pub(crate) struct TierStats {
     pub(crate) memory_hits: u64,
     pub(crate) memory_lookups: u64,
+    /// Whether there is a disk tier at all.
+    pub(crate) disk: bool,
     pub(crate) disk_hits: u64,
     pub(crate) disk_lookups: u64,
 }
@@ -271,6 +273,7 @@ impl ReadTier {
         TierStats {
             memory_hits: c.memory_hits.get(),
             memory_lookups: c.memory_hits.get() + c.memory_misses.get(),
+            disk: s.has_disk_tier(),
             disk_hits: c.disk_hits.get(),
             disk_lookups: c.disk_hits.get() + c.disk_misses.get(),
         }
