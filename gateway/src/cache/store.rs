@@ -71,9 +71,28 @@ impl CachedValue {
         self.expires_at.is_some_and(|t| t <= now)
     }
 
+    /// The same value in buffers of its own. A value arrives as a slice of a larger buffer
+    /// (the HTTP request body's read buffer, a node's batched answer), and a cached slice
+    /// would keep all of that buffer alive while the weigher counts only the slice: the
+    /// memory tier then held several times its size (a gateway at 64 MiB reached ~600 MiB
+    /// resident under 1 KiB writes).
+    fn owned(&self) -> Self {
+        Self {
+            version: self.version,
+            value: owned(&self.value),
+            content_type: self.content_type.as_ref().map(owned),
+            expires_at: self.expires_at,
+        }
+    }
+
     fn weight(&self) -> usize {
         self.value.len() + self.content_type.as_ref().map_or(0, Bytes::len) + 32
     }
+}
+
+/// `b` copied into an allocation of exactly its length.
+fn owned(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
 }
 
 fn io(e: std::io::Error) -> foyer::Error {
@@ -443,7 +462,11 @@ impl ValueStore {
         {
             return;
         }
-        drop(self.inner.cache.insert(k, value));
+        drop(
+            self.inner
+                .cache
+                .insert(StoreKey(owned(&k.0)), value.owned()),
+        );
     }
 
     /// Drops `key` from both tiers.

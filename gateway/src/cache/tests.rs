@@ -375,6 +375,38 @@ async fn own_writes_teach_the_cache() {
     assert_eq!(b.calls(), 1);
 }
 
+/// A cached value owns its bytes: a value that arrived as a slice of a larger buffer (an
+/// HTTP body's read buffer, a node's batched answer) does not keep that buffer alive.
+#[tokio::test]
+async fn cached_values_do_not_pin_the_buffers_they_arrived_in() {
+    let store = ValueStore::open(&CacheOptions::default(), 1 << 20)
+        .await
+        .expect("open");
+    let frame = Bytes::from(vec![7u8; 64 * 1024]);
+    let value = frame.slice(100..1124);
+    let content_type = frame.slice(2000..2010);
+    store.insert(
+        key(),
+        CachedValue {
+            version: 3,
+            value: value.clone(),
+            content_type: Some(content_type.clone()),
+            expires_at: None,
+        },
+    );
+    let cached = store.get(&key()).await.expect("cached");
+    assert_eq!((cached.version, &cached.value), (3, &value));
+    let inside = |b: &Bytes| frame.as_ptr_range().contains(&b.as_ptr());
+    assert!(
+        !inside(&cached.value),
+        "the cached value points into the frame"
+    );
+    assert!(
+        !cached.content_type.as_ref().is_some_and(inside),
+        "the cached content type points into the frame"
+    );
+}
+
 /// An expired value is never served, from memory or from disk, whatever the node says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_values_are_never_served_from_either_tier() {
