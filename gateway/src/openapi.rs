@@ -14,11 +14,11 @@
 
 use utoipa::OpenApi as _;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::{ParameterBuilder, ParameterIn, ParameterStyle, Parameter};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder};
+use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::{
     ContentBuilder, Object, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
 };
@@ -272,7 +272,9 @@ fn sign_in_schema(doc: &mut OpenApi) {
             .into()
     };
     let schema: Schema = OneOfBuilder::new()
-        .description(Some("`POST /admin/v1/session`: exactly one of `secret` and `token`."))
+        .description(Some(
+            "`POST /admin/v1/session`: exactly one of `secret` and `token`.",
+        ))
         .item(closed(&[("secret", text("The cluster secret."))]))
         .item(closed(&[(
             "token",
@@ -317,7 +319,11 @@ fn links(doc: &mut OpenApi) {
             "put",
             status,
             "GetWritten",
-            link("get_kv", &[("key", "$request.path.key")], "Read the value just written."),
+            link(
+                "get_kv",
+                &[("key", "$request.path.key")],
+                "Read the value just written.",
+            ),
         );
         add(
             doc,
@@ -327,7 +333,10 @@ fn links(doc: &mut OpenApi) {
             "DeleteWritten",
             link(
                 "delete_kv",
-                &[("key", "$request.path.key"), ("If-Match", "$response.header.ETag")],
+                &[
+                    ("key", "$request.path.key"),
+                    ("If-Match", "$response.header.ETag"),
+                ],
                 "Delete the value just written, if it is still the current version.",
             ),
         );
@@ -340,7 +349,10 @@ fn links(doc: &mut OpenApi) {
         "DeleteRead",
         link(
             "delete_kv",
-            &[("key", "$request.path.key"), ("If-Match", "$response.header.ETag")],
+            &[
+                ("key", "$request.path.key"),
+                ("If-Match", "$response.header.ETag"),
+            ],
             "Delete the value just read, if it is still the current version.",
         ),
     );
@@ -405,7 +417,9 @@ pub fn openapi() -> OpenApi {
             add_errors(op, extra);
             not_nullable(op);
             match (path.as_str(), method) {
-                ("/v1/kv/{key}", "put") => replace_params(op, &["ttl", "expires_at"], expiry_param()),
+                ("/v1/kv/{key}", "put") => {
+                    replace_params(op, &["ttl", "expires_at"], expiry_param())
+                }
                 ("/v1/kv/{key}", "get") => {
                     replace_params(op, &["consistency", "max_staleness"], read_param());
                 }
