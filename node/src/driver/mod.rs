@@ -437,6 +437,11 @@ impl Driver {
         let applied = self.shard.applied();
         self.overlay.retain(|_, e| e.seq > applied);
         let done: Vec<SeqNo> = self.waiters.range(..=applied).map(|(s, _)| *s).collect();
+        if !done.is_empty() {
+            // Before the writers hear of their commit: whoever they tell must find it in the
+            // published status (`/status`, `Describe`) too, not an older commit point.
+            self.status.publish(&self.replica, self.caught_up());
+        }
         for seq in done {
             if let Some(w) = self.waiters.remove(&seq) {
                 let _ = w.reply.send(ProposeReply::Done(seq, w.prior));
