@@ -366,7 +366,7 @@ async fn unsupported_version_is_reported() {
 #[test]
 fn options_validate_and_default() {
     let d = SegmentOptions::default();
-    assert_eq!((d.block_bytes, d.bloom_bits_per_key), (16 * 1024, 10));
+    assert_eq!((d.block_bytes, d.bloom_bits_per_key), (16 * 1024, 14));
     assert!(d.validate().is_ok());
     for bad in [
         SegmentOptions {
