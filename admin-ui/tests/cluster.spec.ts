@@ -189,10 +189,13 @@ test("keys: a put and a delete in the browser are visible through the API", asyn
   await expect(form.getByRole("alert")).toContainText("precondition_failed");
 });
 
-test("hot keys: the empty state until the gateway cache exists", async () => {
+test("hot keys: the most read and written keys and the value cache's hit ratio", async () => {
+  // The gateway cache (note 0008) tracks hot keys: the keys tests above read and wrote some.
   await page.goto("/ui/hot-keys");
-  await expect(page.getByText("This gateway does not track hot keys yet")).toBeVisible();
-  await expect(page.getByTestId("no-cache")).toBeVisible();
+  await expect(page.getByRole("heading", { name: /Most read/ })).toBeVisible();
+  await expect(page.getByRole("heading", { name: /Most written/ })).toBeVisible();
+  await expect(page.getByText("memory tier hit ratio")).toBeVisible();
+  await expect(page.getByText("This gateway does not track hot keys yet")).toHaveCount(0);
   await bothWidths("hotkeys");
 });
 
