@@ -93,7 +93,8 @@ pub(crate) fn init(opts: &TelemetryOptions) -> anyhow::Result<TelemetryGuard> {
                 .with_default(tracing::Level::WARN)
                 .with_target("tierkv", tracing::Level::INFO)
                 .with_target("tierkv_gateway", tracing::Level::INFO)
-                .with_target("tierkv_engine", tracing::Level::INFO);
+                .with_target("tierkv_engine", tracing::Level::INFO)
+                .with_target("tierkv_node", tracing::Level::INFO);
             (
                 Some(
                     tracing_opentelemetry::layer()

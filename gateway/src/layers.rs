@@ -1,7 +1,8 @@
 //! The edge: every tower layer around the routes, in order from the outside in:
 //!
 //! 1. request id (`x-request-id`: kept if sent, generated otherwise, echoed on the response);
-//! 2. a `tracing` span per request (`method`, `route`, `request_id`, `status`);
+//! 2. a `tracing` span per request (`method`, `route`, `request_id`, `status`), child of the
+//!    caller's W3C `traceparent` when traces are exported (design note 0011);
 //! 3. HTTP metrics (count, latency histogram, in-flight gauge);
 //! 4. error finishing: every error answer becomes problem+json with `instance`, retryable
 //!    ones get `Retry-After`, and the full error is logged in the span (5xx error, 4xx info,
@@ -110,13 +111,18 @@ fn make_span(req: &Request) -> Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!(
+    let route = route_label(req);
+    let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        route = %route_label(req),
+        route = %route,
         request_id = %request_id,
         status = tracing::field::Empty,
-    )
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+    );
+    crate::trace::adopt_remote_parent(&span, req.headers());
+    span
 }
 
 async fn record_metrics(

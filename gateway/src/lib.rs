@@ -24,6 +24,8 @@
 //! - `layers`: the edge (request id, tracing span, metrics, error finishing, load shedding,
 //!   concurrency limit, timeout, catch-panic, body limit).
 //! - [`openapi`](fn@openapi): the generated OpenAPI document.
+//! - `trace`: trace context across hops (design note 0011): an incoming `traceparent`
+//!   parents the request span; each node RPC's `node_rpc` span travels with the operation.
 //! - [`admin`]: the admin API (`/admin/v1/...`: cluster overview, nodes, shards, events,
 //!   traffic, hot keys, sessions; design note 0010), its authorization, and the embedded
 //!   dashboard (`/ui/`).
@@ -95,6 +97,7 @@ mod options;
 mod problem;
 mod routes;
 mod state;
+mod trace;
 
 use std::future::Future;
 

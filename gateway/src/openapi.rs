@@ -14,9 +14,14 @@
 
 use utoipa::OpenApi as _;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder};
 use utoipa::openapi::schema::{Schema, SchemaType};
-use utoipa::openapi::{ContentBuilder, Object, OpenApi, Ref, RefOr, ResponseBuilder, Type};
+use utoipa::openapi::{
+    ContentBuilder, Object, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
+};
 
 use crate::problem::PROBLEM_JSON;
 use crate::routes::{batch, health, kv, list};
@@ -149,6 +154,222 @@ fn not_nullable(op: &mut Operation) {
     }
 }
 
+// Schemas the handlers' annotations cannot say, so that the contract describes what the
+// server accepts (schemathesis finds no "mostly rejected" operation): parameters that
+// exclude each other become one exploded object parameter whose `oneOf` names the valid
+// combinations (serialized as ordinary query parameters: `?ttl=60`), `SignIn` is one of
+// its two forms, and links join the operations for stateful testing.
+//
+// What stays looser than the server: a key is 1..=1024 *bytes* after percent-decoding,
+// which JSON Schema cannot count (`maxLength: 1024` counts characters; a stricter character
+// bound would make the server accept keys the contract calls invalid), and `expires_at`
+// must lie in the future, which a static contract cannot say.
+
+/// A closed object schema with these properties, all required.
+fn closed(props: &[(&str, Schema)]) -> ObjectBuilder {
+    let mut b = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+    for (name, schema) in props {
+        b = b.property(*name, schema.clone()).required(*name);
+    }
+    b
+}
+
+/// An optional query parameter `name` whose object value is serialized as its properties
+/// (`style: form, explode: true`).
+fn exploded(name: &str, description: &str, schema: Schema) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .style(Some(ParameterStyle::Form))
+        .explode(Some(true))
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// `ttl` or `expires_at` (not both) of a PUT.
+fn expiry_param() -> Parameter {
+    let ttl: Schema = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(315_360_000))
+        .description(Some("Seconds from now until the value expires."))
+        .into();
+    let at: Schema = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .description(Some(
+            "Unix time in seconds at which the value expires: in the future, at most 315360000 s away (400 invalid_ttl otherwise).",
+        ))
+        .into();
+    exploded(
+        "expiry",
+        "Expiry, sent as the query parameter `ttl=<seconds>` or `expires_at=<unix seconds>` (not both; neither: no expiry).",
+        OneOfBuilder::new()
+            .item(closed(&[("ttl", ttl)]))
+            .item(closed(&[("expires_at", at)]))
+            .into(),
+    )
+}
+
+/// `consistency` and `max_staleness` of a read (`max_staleness` only with `eventual`).
+fn read_param() -> Parameter {
+    let level = |v: &str| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([v]))
+            .into()
+    };
+    let staleness: Schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(
+            "^0*([0-9]{1,6}|[12][0-9]{6}|3[0-5][0-9]{5}|3600000)ms$|^0*([0-9]{1,3}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s$",
+        ))
+        .description(Some(
+            "`<n>ms` or `<n>s`, at most 3600s. Default: 1s (`gateway.cache.default_max_staleness`).",
+        ))
+        .examples(["250ms"])
+        .into();
+    exploded(
+        "read",
+        "Read consistency, sent as the query parameters `consistency` and `max_staleness`: `consistency=strong` (the default: linearizable, confirmed by the shard's leader) or `consistency=eventual` (possibly stale, never staler than `max_staleness`; may be answered from the gateway's cache without a round trip). `max_staleness` applies to eventual reads only.",
+        OneOfBuilder::new()
+            .item(closed(&[("consistency", level("strong"))]))
+            .item(closed(&[("consistency", level("eventual"))]))
+            .item(closed(&[
+                ("consistency", level("eventual")),
+                ("max_staleness", staleness),
+            ]))
+            .into(),
+    )
+}
+
+/// Replaces the parameters named `names` of `op` with `with`, where the first of them was.
+fn replace_params(op: &mut Operation, names: &[&str], with: Parameter) {
+    let Some(params) = op.parameters.as_mut() else {
+        return;
+    };
+    let at = params
+        .iter()
+        .position(|p| matches!(p, RefOr::T(p) if names.contains(&p.name.as_str())))
+        .unwrap_or(params.len());
+    params.retain(|p| !matches!(p, RefOr::T(p) if names.contains(&p.name.as_str())));
+    params.insert(at.min(params.len()), RefOr::T(with));
+}
+
+/// `SignIn`: exactly one of `secret` and `token`.
+fn sign_in_schema(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let text = |d: &str| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(d))
+            .into()
+    };
+    let schema: Schema = OneOfBuilder::new()
+        .description(Some(
+            "`POST /admin/v1/session`: exactly one of `secret` and `token`.",
+        ))
+        .item(closed(&[("secret", text("The cluster secret."))]))
+        .item(closed(&[(
+            "token",
+            text("A one-time login token (from the link `tierkv dev` prints)."),
+        )]))
+        .into();
+    components
+        .schemas
+        .insert("SignIn".to_owned(), RefOr::T(schema));
+}
+
+/// OpenAPI links for stateful testing and generated clients: a written key can be read
+/// (`GetWritten`) and deleted with its ETag (`DeleteWritten`); a read key deleted with the
+/// ETag it was read with; a listed key read.
+fn links(doc: &mut OpenApi) {
+    let link = |op: &str, params: &[(&str, &str)], description: &str| {
+        let mut b = LinkBuilder::new().operation_id(op).description(description);
+        for (name, value) in params {
+            b = b.parameter(*name, *value);
+        }
+        RefOr::T(b.build())
+    };
+    let add = |doc: &mut OpenApi, path: &str, method: &str, status: &str, name: &str, l| {
+        let Some(item) = doc.paths.paths.get_mut(path) else {
+            return;
+        };
+        let op = match method {
+            "get" => item.get.as_mut(),
+            "put" => item.put.as_mut(),
+            _ => None,
+        };
+        if let Some(op) = op
+            && let Some(RefOr::T(resp)) = op.responses.responses.get_mut(status)
+        {
+            resp.links.insert(name.to_owned(), l);
+        }
+    };
+    for status in ["200", "201"] {
+        add(
+            doc,
+            "/v1/kv/{key}",
+            "put",
+            status,
+            "GetWritten",
+            link(
+                "get_kv",
+                &[("key", "$request.path.key")],
+                "Read the value just written.",
+            ),
+        );
+        add(
+            doc,
+            "/v1/kv/{key}",
+            "put",
+            status,
+            "DeleteWritten",
+            link(
+                "delete_kv",
+                &[
+                    ("key", "$request.path.key"),
+                    ("If-Match", "$response.header.ETag"),
+                ],
+                "Delete the value just written, if it is still the current version.",
+            ),
+        );
+    }
+    add(
+        doc,
+        "/v1/kv/{key}",
+        "get",
+        "200",
+        "DeleteRead",
+        link(
+            "delete_kv",
+            &[
+                ("key", "$request.path.key"),
+                ("If-Match", "$response.header.ETag"),
+            ],
+            "Delete the value just read, if it is still the current version.",
+        ),
+    );
+    add(
+        doc,
+        "/v1/kv",
+        "get",
+        "200",
+        "GetListed",
+        link(
+            "get_kv",
+            &[("key", "$response.body#/items/0/key")],
+            "Read the first key of the page (a `utf8` key; a `base64` one must be decoded first).",
+        ),
+    );
+}
+
 /// The admin API's credentials: the cluster secret as a bearer token, or the session cookie.
 fn security_schemes(doc: &mut OpenApi) {
     use utoipa::openapi::security::{
@@ -195,8 +416,19 @@ pub fn openapi() -> OpenApi {
                 .map_or(&[][..], |(_, _, s)| *s);
             add_errors(op, extra);
             not_nullable(op);
+            match (path.as_str(), method) {
+                ("/v1/kv/{key}", "put") => {
+                    replace_params(op, &["ttl", "expires_at"], expiry_param())
+                }
+                ("/v1/kv/{key}", "get") => {
+                    replace_params(op, &["consistency", "max_staleness"], read_param());
+                }
+                _ => {}
+            }
         }
     }
+    sign_in_schema(&mut doc);
+    links(&mut doc);
     doc
 }
 

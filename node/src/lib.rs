@@ -18,6 +18,9 @@
 //!   API's `Describe` with them (design note 0010).
 //! - [`server`]: the node's HTTP endpoints (replication, client operations, health, status,
 //!   metrics) and the client-RPC counters.
+//! - `trace`: the span of a client operation that arrived with a trace context (design note
+//!   0011), child of the gateway's span; the driver's `wal.append` and `replicate` spans of a
+//!   traced write hang under it (`driver/traces.rs`).
 //! - `metrics`: the replica figures of the node's `/metrics` (by role, leases, leaderships,
 //!   handovers, records not yet committed or applied), read from the drivers when scraped;
 //!   [`node::Node::register_metrics`] registers them with the transport's, the RPCs', the
@@ -36,6 +39,7 @@ pub mod node;
 mod rejoin;
 pub mod server;
 pub mod settings;
+mod trace;
 mod transport;
 
 pub use driver::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};

@@ -12,7 +12,7 @@
 //!
 //! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
 //! constant time); a wrong or missing secret is 401. Their answers carry
-//! `tierkv-wire-revision: 2`, the client operations this node knows
+//! `tierkv-wire-revision: 4`, the client operations this node knows
 //! ([`tierkv_wire::proto::REVISION`]).
 
 use std::future::Future;
@@ -31,6 +31,7 @@ use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use tierkv_engine::metrics::{Counter, Registry, TEXT_CONTENT_TYPE, encode_text};
 use tierkv_engine::replica::{Role, msg};
+use tracing::Instrument as _;
 
 use crate::node::Node;
 use tierkv_wire::frame;
@@ -41,7 +42,7 @@ use tierkv_wire::proto;
 /// send `GetIfChanged` only to nodes that announced revision 2.
 const REVISION_HEADER: header::HeaderName = header::HeaderName::from_static(proto::REVISION_HEADER);
 /// [`proto::REVISION`] as a header value.
-const REVISION_VALUE: &str = "3";
+const REVISION_VALUE: &str = "4";
 
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
@@ -167,12 +168,13 @@ async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Respon
     if !authorized(&node, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let req = match proto::decode_request(&body) {
+    let (req, trace) = match proto::decode_traced_request(&body) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     count_rpc(&node, 1);
-    let resp = node.execute(req).await;
+    let span = crate::trace::op_span(trace.as_ref(), &req);
+    let resp = node.execute(req).instrument(span).await;
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -187,7 +189,7 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
     if !authorized(&node, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let requests = match proto::batch::decode_requests(&body) {
+    let requests = match proto::batch::decode_traced_requests(&body) {
         Ok(r) if r.len() <= proto::batch::MAX_BATCH => r,
         Ok(r) => {
             let why = format!(
@@ -202,9 +204,10 @@ async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
     count_rpc(&node, requests.len());
     let pending: FuturesUnordered<_> = (0u32..)
         .zip(requests)
-        .map(|(index, req)| {
+        .map(|(index, (req, trace))| {
             let node = node.clone();
-            async move { (index, node.execute(req).await) }
+            let span = crate::trace::op_span(trace.as_ref(), &req);
+            async move { (index, node.execute(req).instrument(span).await) }
         })
         .collect();
     (

@@ -18,7 +18,13 @@ export type ListPage = Schemas["ListPage"];
 export type ListItem = Schemas["ListItem"];
 export type Encoding = Schemas["Encoding"];
 
-export const api = createClient<paths>({ baseUrl: "", credentials: "same-origin" });
+// Object query parameters are exploded into plain ones, as the contract says
+// (`style: form, explode: true`: `expiry: { ttl: 60 }` is sent as `?ttl=60`).
+export const api = createClient<paths>({
+  baseUrl: "",
+  credentials: "same-origin",
+  querySerializer: { object: { style: "form", explode: true } },
+});
 
 /** A failed call: the API's problem document, or what went wrong on the way. */
 export class ApiError extends Error {

@@ -901,12 +901,13 @@ export interface components {
             /** @description Every shard, by id. */
             shards: components["schemas"]["ShardInfo"][];
         };
-        /** @description `POST /admin/v1/session`: exactly one of the two. */
+        /** @description `POST /admin/v1/session`: exactly one of `secret` and `token`. */
         SignIn: {
             /** @description The cluster secret. */
-            secret?: string | null;
+            secret: string;
+        } | {
             /** @description A one-time login token (from the link `tierkv dev` prints). */
-            token?: string | null;
+            token: string;
         };
         /**
          * @description `*` (create-only).
@@ -1997,19 +1998,22 @@ export interface operations {
     get_kv: {
         parameters: {
             query?: {
-                /**
-                 * @description `strong` (default: linearizable, confirmed by the shard's leader) or `eventual`
-                 *     (possibly stale, never staler than `max_staleness`; may be answered from the
-                 *     gateway's cache without a round trip).
-                 */
-                consistency?: "strong" | "eventual";
-                /**
-                 * @description Eventual reads only: the answer reflects the key's state at some instant at most this
-                 *     long before the request arrived. `<n>ms` or `<n>s`, at most 3600s. Default: 1s
-                 *     (`gateway.cache.default_max_staleness`).
-                 * @example 250ms
-                 */
-                max_staleness?: string;
+                /** @description Read consistency, sent as the query parameters `consistency` and `max_staleness`: `consistency=strong` (the default: linearizable, confirmed by the shard's leader) or `consistency=eventual` (possibly stale, never staler than `max_staleness`; may be answered from the gateway's cache without a round trip). `max_staleness` applies to eventual reads only. */
+                read?: {
+                    /** @enum {string} */
+                    consistency: "strong";
+                } | {
+                    /** @enum {string} */
+                    consistency: "eventual";
+                } | {
+                    /** @enum {string} */
+                    consistency: "eventual";
+                    /**
+                     * @description `<n>ms` or `<n>s`, at most 3600s. Default: 1s (`gateway.cache.default_max_staleness`).
+                     * @example 250ms
+                     */
+                    max_staleness: string;
+                };
             };
             header?: {
                 /** @description `"<version>"` or `*`: answer 304 when it matches. */
@@ -2113,13 +2117,14 @@ export interface operations {
     put_kv: {
         parameters: {
             query?: {
-                /** @description Seconds until the value expires (1..=315360000). Not with `expires_at`. */
-                ttl?: number;
-                /**
-                 * @description Absolute expiry, unix seconds (in the future, at most 315360000 s away). Not with
-                 *     `ttl`.
-                 */
-                expires_at?: number;
+                /** @description Expiry, sent as the query parameter `ttl=<seconds>` or `expires_at=<unix seconds>` (not both; neither: no expiry). */
+                expiry?: {
+                    /** @description Seconds from now until the value expires. */
+                    ttl: number;
+                } | {
+                    /** @description Unix time in seconds at which the value expires: in the future, at most 315360000 s away (400 invalid_ttl otherwise). */
+                    expires_at: number;
+                };
             };
             header?: {
                 /** @description `"<version>"` (or `*`): write only if that is the current version (412 otherwise). */

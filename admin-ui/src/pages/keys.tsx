@@ -381,7 +381,7 @@ async function putValue(k: Uint8Array, body: Uint8Array, contentType: string, tt
   if (cond.ifNoneMatch) headers["If-None-Match"] = "*";
   const r = await call(
     api.PUT("/v1/kv/{key}", {
-      params: { path: { key: "" }, query: ttl ? { ttl } : {} },
+      params: { path: { key: "" }, query: ttl ? { expiry: { ttl } } : {} },
       pathSerializer: keyPath(k),
       body: body as unknown as string,
       bodySerializer: (b: unknown) => b as BodyInit,

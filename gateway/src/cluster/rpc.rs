@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ClientMetrics, Shared};
 use tierkv_wire::proto::batch::{AnswerReader, MAX_BATCH, encode_requests};
-use tierkv_wire::proto::{REVISION_HEADER, Response};
+use tierkv_wire::proto::{
+    REVISION_HEADER, REVISION_TRACE_CONTEXT, Response, TraceContext, encode_traced,
+};
+use tracing::Instrument as _;
 
 /// Most request bytes in one batch (a node refuses bodies over 256 MiB); an operation larger
 /// than this goes alone.
@@ -116,6 +119,33 @@ impl Shared {
         body: Bytes,
         revision: u16,
     ) -> Result<Response, RpcFailure> {
+        if !crate::trace::current_is_traced() {
+            return self.send_untraced(addr, body, revision).await;
+        }
+        let span = tracing::info_span!(
+            "node_rpc",
+            node = addr,
+            kind = body.get(6).copied().unwrap_or(0),
+            otel.kind = "client",
+        );
+        let (body, revision) = with_context(
+            crate::trace::context_of(&span),
+            self.revision(addr),
+            body,
+            revision,
+        );
+        self.send_untraced(addr, body, revision)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Shared::send`] without a span of its own.
+    async fn send_untraced(
+        &self,
+        addr: &str,
+        body: Bytes,
+        revision: u16,
+    ) -> Result<Response, RpcFailure> {
         let (reply, answer) = oneshot::channel();
         self.pipe(addr)?
             .tx
@@ -130,6 +160,25 @@ impl Shared {
                 "the node's pipe stopped with the request in flight".to_owned(),
             ))
         })
+    }
+}
+
+/// An operation's envelope as sent to a node of wire revision `node_revision`: wrapped in
+/// `Traced` with its span's context `ctx` (each operation its own parent, also inside a
+/// batch: design note 0011) when there is one and the node announced revision 4; else as it
+/// is. Returns the body and the revision that introduced its kind.
+fn with_context(
+    ctx: Option<TraceContext>,
+    node_revision: u16,
+    body: Bytes,
+    revision: u16,
+) -> (Bytes, u16) {
+    match ctx {
+        Some(ctx) if node_revision >= REVISION_TRACE_CONTEXT => (
+            encode_traced(&ctx, &body),
+            revision.max(REVISION_TRACE_CONTEXT),
+        ),
+        _ => (body, revision),
     }
 }
 
@@ -269,5 +318,39 @@ impl Pipe {
                 "the answer stream was cut inside an answer".to_owned(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tierkv_wire::proto::{Request, decode_traced_request, encode_request};
+
+    fn ctx() -> TraceContext {
+        TraceContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            flags: 1,
+        }
+    }
+
+    /// Nodes that have not announced revision 4 (older versions, or none heard from yet)
+    /// get operations as before; newer ones get each with its own context.
+    #[test]
+    fn operations_carry_their_context_only_to_nodes_that_know_it() {
+        let body = encode_request(&Request::Status);
+        for old in [1, 2, 3] {
+            assert_eq!(
+                with_context(Some(ctx()), old, body.clone(), 1),
+                (body.clone(), 1)
+            );
+        }
+        assert_eq!(with_context(None, 4, body.clone(), 2), (body.clone(), 2));
+        let (wrapped, revision) = with_context(Some(ctx()), 4, body, 1);
+        assert_eq!(revision, REVISION_TRACE_CONTEXT);
+        assert_eq!(
+            decode_traced_request(&wrapped),
+            Ok((Request::Status, Some(ctx())))
+        );
     }
 }

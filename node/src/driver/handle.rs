@@ -60,7 +60,13 @@ pub(crate) enum Cmd {
     /// A message from another replica.
     Msg { from: NodeId, msg: Msg },
     /// A prepared client batch (only a serving leader accepts it).
-    Propose { prepared: Prepared, reply: Reply },
+    Propose {
+        prepared: Prepared,
+        reply: Reply,
+        /// The operation's span (`Span::none()` when untraced): the driver's `wal.append`
+        /// and `replicate` spans are its children (design note 0011).
+        span: tracing::Span,
+    },
     /// An unprepared batch (the TTL sweeper's): the driver prepares it itself.
     ProposeRaw { batch: WriteBatch, reply: Reply },
     /// The node is stopping: hand leadership over, take nothing over.
@@ -343,7 +349,11 @@ impl ShardHandle {
             let prepared = self.shard.prepare(batch.clone()).await?;
             let (reply, rx) = oneshot::channel();
             self.tx
-                .send(Cmd::Propose { prepared, reply })
+                .send(Cmd::Propose {
+                    prepared,
+                    reply,
+                    span: tracing::Span::current(),
+                })
                 .await
                 .map_err(|_| Error::Closed)?;
             match rx.await {

@@ -79,7 +79,9 @@ impl Driver {
                     tracing::warn!(shard = %self.id, error = %e, "publishing the leader's epoch failed");
                 }
             }
-            Io::Prepared(Ok(prepared), reply) => self.on_propose(prepared, reply, true),
+            Io::Prepared(Ok(prepared), reply) => {
+                self.on_propose(prepared, reply, true, tracing::Span::none());
+            }
             Io::Prepared(Err(e), reply) => {
                 let _ = reply.send(ProposeReply::Failed(e));
             }

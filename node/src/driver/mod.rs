@@ -34,6 +34,7 @@
 
 mod handle;
 mod io;
+mod traces;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub use self::handle::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 use self::handle::{Reply, propose_raw};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
+use self::traces::WriteTraces;
 use crate::admin::{EventFields, EventLog};
 use crate::transport::Transport;
 use tierkv_wire::proto::describe::EventKind;
@@ -155,6 +157,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         manifest_answer: false,
         peer_breaks,
         known_leader: None,
+        traces: WriteTraces::default(),
     };
     let task = tokio::spawn(async move { d.run().await });
     (handle, task)
@@ -200,6 +203,8 @@ struct Driver {
     /// The last leader other than this replica it heard of (the admin event log's "previous
     /// leader").
     known_leader: Option<NodeId>,
+    /// Open spans of traced writes (design note 0011).
+    traces: WriteTraces,
 }
 
 /// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
@@ -361,11 +366,19 @@ impl Driver {
 
     fn persist(&mut self, id: PersistId, op: PersistOp) {
         let shard = self.id;
+        // `wal.append` spans of traced writes end when their records are durable.
+        let mut spans: Vec<tracing::Span> = Vec::new();
         let durables = match op {
-            PersistOp::Append(records) => records
-                .into_iter()
-                .map(|r| self.wal.append(&r.into_wal(shard)))
-                .collect::<Result<Vec<_>>>(),
+            PersistOp::Append(records) => {
+                spans = records
+                    .iter()
+                    .filter_map(|r| self.traces.wal_span(r.seq))
+                    .collect();
+                records
+                    .into_iter()
+                    .map(|r| self.wal.append(&r.into_wal(shard)))
+                    .collect::<Result<Vec<_>>>()
+            }
             PersistOp::Promise(epoch) => self.wal.append_promise(shard, epoch).map(|d| vec![d]),
             PersistOp::Truncate { after } => {
                 self.wal.append_truncate(shard, after).map(|d| vec![d])
@@ -378,6 +391,7 @@ impl Driver {
                         return (id, Err(e));
                     }
                 }
+                drop(spans);
                 (id, Ok(()))
             })),
             Err(e) => self.poison(&e),
@@ -423,6 +437,11 @@ impl Driver {
         let applied = self.shard.applied();
         self.overlay.retain(|_, e| e.seq > applied);
         let done: Vec<SeqNo> = self.waiters.range(..=applied).map(|(s, _)| *s).collect();
+        if !done.is_empty() {
+            // Before the writers hear of their commit: whoever they tell must find it in the
+            // published status (`/status`, `Describe`) too, not an older commit point.
+            self.status.publish(&self.replica, self.caught_up());
+        }
         for seq in done {
             if let Some(w) = self.waiters.remove(&seq) {
                 let _ = w.reply.send(ProposeReply::Done(seq, w.prior));
@@ -441,10 +460,19 @@ impl Driver {
 
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Msg { from, msg } => self.step(Input::Message { from, msg }),
+            Cmd::Msg { from, msg } => {
+                if let Msg::Ack { last_seq, .. } = &msg {
+                    self.traces.acked(from, *last_seq);
+                }
+                self.step(Input::Message { from, msg });
+            }
             Cmd::Drain => self.step(Input::Drain),
             Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
-            Cmd::Propose { prepared, reply } => self.on_propose(prepared, reply, false),
+            Cmd::Propose {
+                prepared,
+                reply,
+                span,
+            } => self.on_propose(prepared, reply, false, span),
             Cmd::ProposeRaw { batch, reply } => {
                 let shard = self.shard.clone();
                 self.io.push(Box::pin(async move {
@@ -454,7 +482,7 @@ impl Driver {
         }
     }
 
-    fn on_propose(&mut self, prepared: Prepared, reply: Reply, raw: bool) {
+    fn on_propose(&mut self, prepared: Prepared, reply: Reply, raw: bool, span: tracing::Span) {
         if self.poisoned {
             let _ = reply.send(ProposeReply::Failed(Error::WalPoisoned { op: "fdatasync" }));
             return;
@@ -507,6 +535,7 @@ impl Driver {
                             self.overlay.insert(e.key.clone(), e.clone());
                         }
                     }
+                    self.traces.proposed(&span, *seq, self.replica.peers());
                     if let Some(reply) = reply.take() {
                         self.waiters.insert(
                             *seq,
@@ -583,6 +612,7 @@ impl Driver {
     /// Every pending proposal gets "outcome unknown": it may still commit under the next
     /// leader, or never.
     fn fail_waiters(&mut self) {
+        self.traces.clear();
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(ProposeReply::Failed(Error::OutcomeUnknown {
                 shard: self.id,

@@ -18,7 +18,10 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tierkv_engine::codec::DecodeError;
 
-use super::{Request, Response, decode_request, decode_response, encode_response};
+use super::{
+    Request, Response, TraceContext, decode_request, decode_response, decode_traced_request,
+    encode_response,
+};
 use crate::frame::{self, FrameError};
 
 /// Most operations in one batch.
@@ -35,6 +38,13 @@ pub fn encode_requests(requests: &[Bytes]) -> Bytes {
 /// The requests of a batch body.
 pub fn decode_requests(body: &Bytes) -> Result<Vec<Request>, FrameError> {
     frame::decode_all(body, decode_request)
+}
+
+/// The requests of a batch body with the trace context each carries (design note 0011).
+pub fn decode_traced_requests(
+    body: &Bytes,
+) -> Result<Vec<(Request, Option<TraceContext>)>, FrameError> {
+    frame::decode_all(body, decode_traced_request)
 }
 
 /// Appends the answer to request `index` of a batch to `out`.

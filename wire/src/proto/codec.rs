@@ -14,6 +14,7 @@ pub(super) const REQ_SCAN: u8 = 3;
 pub(super) const REQ_STATUS: u8 = 4;
 pub(super) const REQ_GET_IF_CHANGED: u8 = 5;
 pub(super) const REQ_DESCRIBE: u8 = 6;
+pub(super) const REQ_TRACED: u8 = 7;
 pub(super) const RESP_GOT: u8 = 16;
 pub(super) const RESP_WRITTEN: u8 = 17;
 pub(super) const RESP_SCANNED: u8 = 18;

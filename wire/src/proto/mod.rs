@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
-//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3) |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3), 7 Traced (revision 4); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3) |
 //! | 7 | ... | fields of the kind, in declaration order (below) |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -27,6 +27,7 @@
 //! | Status | (none) |
 //! | GetIfChanged | shard, key: bytes, known: u64 |
 //! | Describe | max_events: u32 |
+//! | Traced | trace_id: 16 bytes, span_id: 8 bytes, flags: u8, inner: bytes (one whole request envelope of kinds 1–6) |
 //! | Got | opt\<entry\> |
 //! | Written | seq, count, priors: opt\<u64\> each |
 //! | Scanned | count, entries, next: opt\<bytes\> |
@@ -66,6 +67,11 @@
 //! `Status`. A `Described` whose format this build does not know, or whose document does
 //! not parse, does not decode.
 //!
+//! Revision 4 (design note 0011) adds request kind 7 `Traced`: the W3C trace context of one
+//! operation wrapped around its envelope, so that each operation of a batch keeps its own
+//! parent span. A gateway wraps operations only for nodes that announced revision 4; the
+//! answer is the inner operation's. A nested `Traced`, or one with a zero id, does not decode.
+//!
 //! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
 //! input is a [`DecodeError`].
 //!
@@ -96,7 +102,7 @@ use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteB
 
 pub use self::describe::{DESCRIBE_FORMAT, NodeDescription};
 pub use self::error::RemoteError;
-pub use self::request::{decode_request, encode_request};
+pub use self::request::{decode_request, decode_traced_request, encode_request, encode_traced};
 pub use self::response::{decode_response, encode_response};
 
 /// Envelope magic: `"TKVC"` as a little-endian u32.
@@ -106,11 +112,33 @@ pub const VERSION: u16 = 1;
 /// Versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
 /// The revision of format version 1 this build speaks (the kinds it knows; see "Revisions").
-pub const REVISION: u16 = 3;
+pub const REVISION: u16 = 4;
 /// The first revision with `GetIfChanged` / `Unchanged`.
 pub const REVISION_GET_IF_CHANGED: u16 = 2;
 /// The first revision with `Describe` / `Described`.
 pub const REVISION_DESCRIBE: u16 = 3;
+/// The first revision with the `Traced` wrapper (design note 0011).
+pub const REVISION_TRACE_CONTEXT: u16 = 4;
+
+/// The W3C trace context of one operation, carried by a `Traced` envelope (design note
+/// 0011): the caller's span for the operation, which the node's spans take as parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// W3C trace id.
+    pub trace_id: [u8; 16],
+    /// The caller's span id.
+    pub span_id: [u8; 8],
+    /// W3C trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// Whether both ids are non-zero (W3C: an all-zero id is invalid).
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.trace_id.iter().any(|b| *b != 0) && self.span_id.iter().any(|b| *b != 0)
+    }
+}
 /// The HTTP response header in which a node announces its [`REVISION`] on every client-RPC
 /// answer (absent: revision 1).
 pub const REVISION_HEADER: &str = "tierkv-wire-revision";

@@ -1,15 +1,16 @@
-//! Encoding and decoding of [`Request`]s (kinds 1–6).
+//! Encoding and decoding of [`Request`]s (kinds 1–6) and of the `Traced` wrapper (kind 7,
+//! design note 0011).
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc};
 use tierkv_engine::types::{Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch, WriteOp};
 
-use super::Request;
 use super::codec::{
-    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS, REQ_WRITE, dec_at, finish,
-    get_bytes, get_condition, get_count, get_flag, get_opt_bytes, header, len32, open,
+    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS, REQ_TRACED, REQ_WRITE, dec_at,
+    finish, get_bytes, get_condition, get_count, get_flag, get_opt_bytes, header, len32, open,
     put_condition, put_opt_bytes,
 };
+use super::{Request, TraceContext};
 
 /// Smallest encoded write op: delete tag, empty key, no condition.
 const MIN_OP_LEN: usize = 6;
@@ -146,9 +147,60 @@ fn get_mutation(d: &mut Dec<'_>, src: &Bytes) -> Result<Mutation, DecodeError> {
     }
 }
 
-/// Decodes a request; never panics.
+/// Wraps one encoded request envelope (kinds 1–6, from [`encode_request`]) with the trace
+/// context of its operation: a `Traced` envelope (kind 7, revision 4, design note 0011).
+#[must_use]
+pub fn encode_traced(ctx: &TraceContext, envelope: &[u8]) -> Bytes {
+    let mut enc = header(REQ_TRACED);
+    enc.raw(&ctx.trace_id);
+    enc.raw(&ctx.span_id);
+    enc.u8(ctx.flags);
+    enc.bytes32(envelope);
+    finish(enc)
+}
+
+/// Decodes a request; never panics. A `Traced` envelope yields its inner request (the
+/// context is dropped: see [`decode_traced_request`]).
 pub fn decode_request(buf: &Bytes) -> Result<Request, DecodeError> {
+    decode_traced_request(buf).map(|(req, _)| req)
+}
+
+/// Decodes a request and the trace context it carries, if it is wrapped in `Traced`
+/// (kind 7); never panics. The inner request may not be `Traced` again, and the context's
+/// ids may not be zero.
+pub fn decode_traced_request(buf: &Bytes) -> Result<(Request, Option<TraceContext>), DecodeError> {
     let (src, pos, kind) = open(buf)?;
+    if kind != REQ_TRACED {
+        return decode_plain(&src, pos, kind).map(|req| (req, None));
+    }
+    let mut d = dec_at(&src, pos)?;
+    let mut ctx = TraceContext {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        flags: 0,
+    };
+    ctx.trace_id.copy_from_slice(d.take(16)?);
+    ctx.span_id.copy_from_slice(d.take(8)?);
+    ctx.flags = d.u8()?;
+    if !ctx.is_valid() {
+        return Err(d.err("trace context with a zero id"));
+    }
+    let inner = get_bytes(&mut d, &src)?;
+    d.finish()?;
+    let (isrc, ipos, ikind) = open(&inner)?;
+    if ikind == REQ_TRACED {
+        return Err(DecodeError {
+            what: "nested traced request",
+            offset: 6,
+        });
+    }
+    decode_plain(&isrc, ipos, ikind).map(|req| (req, Some(ctx)))
+}
+
+/// Decodes the fields of a request of kinds 1–6 (`src` is the envelope without its
+/// trailer, `pos` just after the kind byte).
+fn decode_plain(src: &Bytes, pos: usize, kind: u8) -> Result<Request, DecodeError> {
+    let src = src.clone();
     let mut d = dec_at(&src, pos)?;
     let req = match kind {
         REQ_GET => Request::Get {

@@ -345,6 +345,24 @@ proptest! {
     }
 
     #[test]
+    fn traced_requests_round_trip(
+        req in request(),
+        trace_id in any::<[u8; 16]>(),
+        span_id in any::<[u8; 8]>(),
+        flags in any::<u8>(),
+    ) {
+        let ctx = TraceContext { trace_id, span_id, flags };
+        let b = encode_traced(&ctx, &encode_request(&req));
+        if ctx.is_valid() {
+            prop_assert_eq!(decode_traced_request(&b), Ok((req.clone(), Some(ctx))));
+            // Callers that do not trace see the inner request.
+            prop_assert_eq!(decode_request(&b), Ok(req));
+        } else {
+            prop_assert!(decode_request(&b).is_err());
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(data in vec(any::<u8>(), 0..512)) {
         let b = Bytes::from(data);
         // Random bytes essentially never carry a valid checksum; the point is no panic.
@@ -584,7 +602,8 @@ const GOLDEN_UNCHANGED: &str = "544b56430100150827f2c3";
 /// that announced revision 2 (design note 0008).
 #[test]
 fn revisions_of_request_kinds() {
-    assert_eq!(REVISION, 3);
+    assert_eq!(REVISION, 4);
+    assert_eq!(REVISION_TRACE_CONTEXT, 4);
     let get = Request::Get {
         shard: ShardId(1),
         key: Bytes::from_static(b"k"),
@@ -767,4 +786,59 @@ fn batches_round_trip_and_answers_survive_any_chunking() {
         .expect("framing intact")
         .expect("whole");
     assert!(first.is_err(), "a damaged envelope does not decode");
+}
+
+fn sample_context() -> TraceContext {
+    TraceContext {
+        trace_id: [0x4b; 16],
+        span_id: [0x0f; 8],
+        flags: 1,
+    }
+}
+
+/// Golden bytes of a `Traced` Status (note 0011): the context, then the inner envelope.
+#[test]
+fn traced_golden_bytes() {
+    let inner = encode_request(&Request::Status);
+    let b = encode_traced(&sample_context(), &inner);
+    assert_eq!(&b[..7], &[b'T', b'K', b'V', b'C', 1, 0, 7]);
+    assert_eq!(&b[7..23], &[0x4b; 16]);
+    assert_eq!(&b[23..31], &[0x0f; 8]);
+    assert_eq!(b[31], 1);
+    assert_eq!(
+        &b[32..36],
+        &u32::try_from(inner.len()).expect("small").to_le_bytes()
+    );
+    assert_eq!(&b[36..36 + inner.len()], &inner[..]);
+    assert_eq!(b.len(), 36 + inner.len() + 4);
+    // Untraced requests decode with no context.
+    assert_eq!(decode_traced_request(&inner), Ok((Request::Status, None)));
+}
+
+#[test]
+fn nested_traced_requests_do_not_decode() {
+    let once = encode_traced(&sample_context(), &encode_request(&Request::Status));
+    let twice = encode_traced(&sample_context(), &once);
+    assert!(decode_traced_request(&twice).is_err());
+    assert!(decode_request(&twice).is_err());
+}
+
+#[test]
+fn traced_requests_in_a_batch_keep_their_own_context() {
+    let mut other = sample_context();
+    other.span_id = [7; 8];
+    let bodies = [
+        encode_traced(&sample_context(), &encode_request(&Request::Status)),
+        encode_request(&Request::Describe { max_events: 3 }),
+        encode_traced(&other, &encode_request(&Request::Status)),
+    ];
+    let got = batch::decode_traced_requests(&batch::encode_requests(&bodies)).expect("decodes");
+    assert_eq!(
+        got,
+        vec![
+            (Request::Status, Some(sample_context())),
+            (Request::Describe { max_events: 3 }, None),
+            (Request::Status, Some(other)),
+        ]
+    );
 }

@@ -1,0 +1,274 @@
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+
+from ...client import AuthenticatedClient, Client
+from ...types import Response, UNSET
+from ... import errors
+
+from ...models.get_kv_read_type_0 import GetKvReadType0
+from ...models.get_kv_read_type_1 import GetKvReadType1
+from ...models.get_kv_read_type_2 import GetKvReadType2
+from ...models.problem import Problem
+from ...types import File, FileTypes
+from ...types import UNSET, Unset
+from io import BytesIO
+from typing import cast
+
+
+
+def _get_kwargs(
+    key: str,
+    *,
+    read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
+    if_none_match: str | Unset = UNSET,
+
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_none_match, Unset):
+        headers["If-None-Match"] = if_none_match
+
+
+
+    
+
+    params: dict[str, Any] = {}
+
+    json_read: dict[str, Any] | Unset
+    if isinstance(read, Unset):
+        json_read = UNSET
+    elif isinstance(read, GetKvReadType0):
+        json_read = read.to_dict()
+    elif isinstance(read, GetKvReadType1):
+        json_read = read.to_dict()
+    else:
+        json_read = read.to_dict()
+
+    params["read"] = json_read
+
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/kv/{key}".format(key=quote(str(key), safe=""),),
+        "params": params,
+    }
+
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | File | Problem | None:
+    if response.status_code == 200:
+        response_200 = File(
+             payload = BytesIO(response.content)
+        )
+
+
+
+        return response_200
+
+    if response.status_code == 304:
+        response_304 = cast(Any, None)
+        return response_304
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+
+
+        return response_404
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Any | File | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    key: str,
+    *,
+    client: AuthenticatedClient | Client,
+    read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
+    if_none_match: str | Unset = UNSET,
+
+) -> Response[Any | File | Problem]:
+    """ Reads a value.
+
+    Args:
+        key (str):
+        read (GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset):
+        if_none_match (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Any | File | Problem]
+     """
+
+
+    kwargs = _get_kwargs(
+        key=key,
+read=read,
+if_none_match=if_none_match,
+
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+def sync(
+    key: str,
+    *,
+    client: AuthenticatedClient | Client,
+    read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
+    if_none_match: str | Unset = UNSET,
+
+) -> Any | File | Problem | None:
+    """ Reads a value.
+
+    Args:
+        key (str):
+        read (GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset):
+        if_none_match (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Any | File | Problem
+     """
+
+
+    return sync_detailed(
+        key=key,
+client=client,
+read=read,
+if_none_match=if_none_match,
+
+    ).parsed
+
+async def asyncio_detailed(
+    key: str,
+    *,
+    client: AuthenticatedClient | Client,
+    read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
+    if_none_match: str | Unset = UNSET,
+
+) -> Response[Any | File | Problem]:
+    """ Reads a value.
+
+    Args:
+        key (str):
+        read (GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset):
+        if_none_match (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Any | File | Problem]
+     """
+
+
+    kwargs = _get_kwargs(
+        key=key,
+read=read,
+if_none_match=if_none_match,
+
+    )
+
+    response = await client.get_async_httpx_client().request(
+        **kwargs
+    )
+
+    return _build_response(client=client, response=response)
+
+async def asyncio(
+    key: str,
+    *,
+    client: AuthenticatedClient | Client,
+    read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
+    if_none_match: str | Unset = UNSET,
+
+) -> Any | File | Problem | None:
+    """ Reads a value.
+
+    Args:
+        key (str):
+        read (GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset):
+        if_none_match (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Any | File | Problem
+     """
+
+
+    return (await asyncio_detailed(
+        key=key,
+client=client,
+read=read,
+if_none_match=if_none_match,
+
+    )).parsed

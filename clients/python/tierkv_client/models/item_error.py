@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..models.error_code import ErrorCode
+
+
+
+
+
+
+T = TypeVar("T", bound="ItemError")
+
+
+
+@_attrs_define
+class ItemError:
+    """ Error of one item.
+
+        Attributes:
+            code (ErrorCode): Stable, machine-readable error codes. New codes may be added; existing ones never change
+                meaning.
+            detail (str): What went wrong.
+     """
+
+    code: ErrorCode
+    detail: str
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        code = self.code.value
+
+        detail = self.detail
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "code": code,
+            "detail": detail,
+        })
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        code = ErrorCode(d.pop("code"))
+
+
+
+
+        detail = d.pop("detail")
+
+        item_error = cls(
+            code=code,
+            detail=detail,
+        )
+
+
+        item_error.additional_properties = d
+        return item_error
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
