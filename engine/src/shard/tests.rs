@@ -191,8 +191,9 @@ impl LeaderInner {
                 epoch: self.epoch,
                 seq,
                 entries,
+                membership: None,
             };
-            self.wal.append(&record.clone().into_wal(S))?.wait().await?;
+            self.wal.append(&record.clone().into_wal(S)?)?.wait().await?;
             self.shard.apply_committed([&record]);
             *next = seq.next();
             return Ok((seq, prior));

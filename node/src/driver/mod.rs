@@ -266,6 +266,7 @@ impl Driver {
             self.step(Input::ManifestLoaded {
                 flushed_seq,
                 flushed_epoch,
+                membership: None,
             });
         } else {
             // A publish that lost to (and adopted) a manifest beyond what this replica
@@ -343,7 +344,7 @@ impl Driver {
         let durables = match op {
             PersistOp::Append(records) => records
                 .into_iter()
-                .map(|r| self.wal.append(&r.into_wal(shard)))
+                .map(|r| r.into_wal(shard).and_then(|w| self.wal.append(&w)))
                 .collect::<Result<Vec<_>>>(),
             PersistOp::Promise(epoch) => self.wal.append_promise(shard, epoch).map(|d| vec![d]),
             PersistOp::Truncate { after } => {
