@@ -41,6 +41,8 @@ pub(crate) struct Auditor {
     genesis: Membership,
     /// Check the configuration chain of every log.
     pub(crate) config_checks: bool,
+    /// A stable leader must serve within this many ms after the faults stop.
+    pub(crate) heal_bound_ms: u64,
     /// The newest committed configuration record: (seq, configuration).
     committed_config: Option<(u64, Membership)>,
     /// Configuration records committed so far.
@@ -79,6 +81,7 @@ impl Auditor {
             tolerate: n - quorum,
             genesis: Membership::Steady((0..n).map(|i| NodeId(i as u32 + 1)).collect()),
             config_checks: true,
+            heal_bound_ms: 4000,
             committed_config: None,
             configs_committed: 0,
             heal_at,
@@ -454,14 +457,15 @@ impl Auditor {
             self.liveness
                 .push("no serving leader 2 s before the end".to_owned());
         }
-        let bound = self.heal_at + 4000 * MS;
+        let bound = self.heal_at + self.heal_bound_ms * MS;
         match self.stable_leader_at {
             None => self
                 .liveness
                 .push("no serving leader at the end".to_owned()),
             Some(t) if t > bound => self.liveness.push(format!(
-                "leader emerged {} ms after faults stopped (bound 4000 ms)",
-                (t - self.heal_at) / MS
+                "leader emerged {} ms after faults stopped (bound {} ms)",
+                (t - self.heal_at) / MS,
+                self.heal_bound_ms
             )),
             Some(t) => {
                 if !self

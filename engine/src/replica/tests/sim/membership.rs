@@ -1,8 +1,9 @@
 //! The simulator's membership actor (design note 0009): during the faults, now and then, it
 //! publishes a new target replica set (a new shard map): add a replica (a new node id with
 //! an empty disk, started as a learner with the newest claimed epoch as its promise floor),
-//! remove one, or replace one (the old node is lost for good, its id retired, and a new one
-//! takes its place in the rank order). One change at a time: the next waits until the
+//! remove one, move one (a rebalance: a new node takes a live one's place in the rank order,
+//! the old one is released afterwards), or replace one (the old node is lost for good, its
+//! id retired, and a new one takes its place). One change at a time: the next waits until the
 //! committed configuration is the target and every removed replica was released.
 //!
 //! Node reconciliation (`Ev::Reconcile`, every 200 ms): a replica whose node is not in the
@@ -69,7 +70,18 @@ impl Sim {
             return;
         }
         let grown = self.target.len() > self.p.n;
-        match self.rng.random_range(0..3) {
+        match self.rng.random_range(0..4) {
+            1 => {
+                // A move (a rebalance): the replica goes from a live node to a new one; the
+                // old one is released once a committed configuration no longer lists it.
+                let v = self.rng.random_range(0..self.target.len());
+                let old = self.target[v];
+                let new = NodeId(self.nodes.len() as u32 + 1);
+                self.log(|| format!("membership: move n{} to n{}", old.0, new.0));
+                self.stats.moves += 1;
+                self.target[v] = new;
+                self.add_node();
+            }
             0 => {
                 let v = self.rng.random_range(0..self.target.len());
                 let old = self.target[v];
