@@ -328,6 +328,24 @@ fn sim_catches_skipping_the_joint_configuration() {
     assert!(seed.is_some(), "the simulator missed the skipped joint step");
 }
 
+/// The same bug with the chain check off: the end-to-end checks (durability, agreement,
+/// one leader per epoch, strong reads) find a move whose old and new quorums do not
+/// intersect (a leader cut off with the new replica commits under the new configuration,
+/// the other side under the old one).
+#[test]
+fn sim_catches_skipping_the_joint_configuration_end_to_end() {
+    let p = Params {
+        bug: Some(Bug::SkipJointConfig),
+        config_checks: false,
+        ..Params::n3_membership()
+    };
+    let seed = finds_bug_in(&p, 300);
+    assert!(
+        seed.is_some(),
+        "the end-to-end checks missed the skipped joint step"
+    );
+}
+
 /// A leader that makes learners voters before they caught up.
 #[test]
 fn sim_catches_promoting_a_learner_that_did_not_catch_up() {

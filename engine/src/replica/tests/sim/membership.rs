@@ -161,23 +161,33 @@ impl Sim {
         self.at(t, Ev::Tick(i));
     }
 
-    /// `Ev::Reconcile`: releases the replicas a committed configuration removed.
+    /// `Ev::Reconcile`: releases the replicas a committed configuration removed. A node
+    /// learns that from a serving leader it can reach (same side of the partitions) whose
+    /// committed configuration is steady and does not list it, as a node asks the leader's
+    /// status; never from knowledge it could not have.
     pub(super) fn reconcile(&mut self) {
         if !self.p.membership {
-            return;
-        }
-        let committed = self.audit.committed_membership();
-        if committed.is_joint() {
             return;
         }
         for i in 0..self.nodes.len() {
             let id = NodeId(i as u32 + 1);
             let n = &self.nodes[i];
-            if n.released || self.target.contains(&id) || committed.is_voter(id) {
+            if n.released || self.target.contains(&id) {
                 continue;
             }
             if n.rep.as_ref().and_then(Replica::leader_epoch).is_some() {
                 continue; // it hands the shard over first
+            }
+            let group = n.group;
+            let removed = self.nodes.iter().any(|l| {
+                l.up && l.group == group
+                    && l.rep.as_ref().is_some_and(|r| {
+                        let m = r.membership_at(r.commit_seq());
+                        r.role() == crate::replica::Role::Leader && !m.is_joint() && !m.is_voter(id)
+                    })
+            });
+            if !removed {
+                continue;
             }
             self.log(|| format!("n{} released", i + 1));
             self.stats.releases += 1;
