@@ -273,12 +273,6 @@ impl Replica {
         let promised: Vec<NodeId> = promises.keys().copied().collect();
         // The configuration of the log we would adopt decides whose promises count.
         let adopted = adopted.clone().unwrap_or_else(|| self.genesis.clone());
-        #[cfg(test)]
-        let adopted = if self.cfg.bug == Some(super::tests::Bug::CountOwnConfig) {
-            self.membership().clone()
-        } else {
-            adopted
-        };
         if !adopted.is_voter(me) {
             // A learner, or a replica the adopted log removed: it never leads.
             tracing::debug!(shard = %self.cfg.shard, node = %me, %adopted, "not a voter of the adopted log's configuration: abandoning the takeover");

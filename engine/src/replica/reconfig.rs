@@ -40,8 +40,8 @@ pub enum ChangePhase {
     Joint,
     /// The final configuration is appended but not committed yet.
     Final,
-    /// The final configuration is committed and removed this leader: it hands the shard
-    /// over to a voter of it.
+    /// The final configuration is committed and does not list this replica: a leader hands
+    /// the shard over to a voter of it, a follower waits for its node to release it.
     Releasing,
 }
 
@@ -249,9 +249,9 @@ impl Replica {
         match self.membership() {
             Membership::Joint { .. } => ChangePhase::Joint,
             Membership::Steady(_) if uncommitted => ChangePhase::Final,
-            Membership::Steady(_) if !self.is_voter() => ChangePhase::Releasing,
             Membership::Steady(c) => match &self.target {
                 Some(t) if !same_set(c, t) => ChangePhase::Learning,
+                _ if !self.is_voter() => ChangePhase::Releasing,
                 _ => ChangePhase::Done,
             },
         }

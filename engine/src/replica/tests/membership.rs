@@ -369,3 +369,70 @@ fn the_log_tracks_the_configuration_in_force() {
     log.advance_base(SeqNo(9), Epoch(2), Some(t.clone()));
     assert_eq!(log.membership(), Some(&t));
 }
+
+/// A leader that the new configuration removes finishes the change, takes no more writes,
+/// and hands the shard to a voter of the new configuration; a learner's phase is
+/// `Learning`, a removed follower's `Releasing`.
+#[test]
+fn a_removed_leader_finishes_the_change_then_hands_over_to_a_new_voter() {
+    let (mut r, t) = leader();
+    let target = ids(&[2, 3, 4]);
+    r.handle(
+        t,
+        Input::SetTarget {
+            voters: target.clone(),
+        },
+    );
+    r.handle(t, msg_from(4, ack(2, t)));
+    r.handle(t, msg_from(3, ack(2, t)));
+    let outs = r.handle(t, Input::Tick);
+    assert!(matches!(appended_config(&outs), Some(Membership::Joint { .. })));
+    persisted_all(&mut r, t, &outs);
+    for n in [2, 3, 4] {
+        r.handle(t, msg_from(n, ack(3, t)));
+    }
+    assert_eq!(r.commit_seq(), SeqNo(3));
+    let outs = r.handle(t, Input::Tick);
+    assert_eq!(
+        appended_config(&outs),
+        Some(Membership::Steady(target.clone())),
+        "a leader outside the new set still appends the final record"
+    );
+    persisted_all(&mut r, t, &outs);
+    assert!(!r.is_voter());
+    let refused = r.handle(
+        t,
+        Input::Propose {
+            entries: rec(2, 5).entries,
+        },
+    );
+    assert!(
+        refused.contains(&Output::Rejected {
+            reason: crate::replica::RejectReason::NotReady
+        }),
+        "no client writes on a leader that is not a voter: {refused:?}"
+    );
+    let mut handed = Vec::new();
+    for n in [2, 3, 4] {
+        let got = r.handle(t, msg_from(n, ack(4, t)));
+        handed.extend(sends(&got).into_iter().filter_map(|(to, m)| {
+            matches!(m, Msg::Handover { .. }).then_some(to)
+        }));
+    }
+    assert_eq!(r.commit_seq(), SeqNo(4));
+    let got = r.handle(t.plus(Millis(10)), Input::Tick);
+    handed.extend(
+        sends(&got)
+            .into_iter()
+            .filter_map(|(to, m)| matches!(m, Msg::Handover { .. }).then_some(to)),
+    );
+    assert_eq!(handed.len(), 1, "{handed:?}");
+    assert!(target.contains(&handed[0]));
+    assert_eq!(r.role(), Role::Follower);
+    assert_eq!(r.change_phase(), ChangePhase::Releasing);
+
+    // A learner of that target, fed nothing yet, is learning.
+    let mut l = replica(4, 1, vec![rec(1, 1)]);
+    l.handle(t, Input::SetTarget { voters: target });
+    assert_eq!(l.change_phase(), ChangePhase::Learning);
+}

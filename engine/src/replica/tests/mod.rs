@@ -35,9 +35,6 @@ pub(crate) enum Bug {
     /// Commit and promise quorums count every replica that acked or promised, voters or
     /// not (learners, replicas a change removed), against the size of a quorum.
     CountNonVoters,
-    /// A candidate counts promises against its own configuration in force instead of the
-    /// adopted log's.
-    CountOwnConfig,
 }
 
 mod auditor;
