@@ -132,30 +132,28 @@ impl Record {
         self.entries.is_empty() && self.membership.is_none()
     }
 
-    /// The WAL record of this log record (a barrier is a batch without entries).
-    ///
-    /// Fails for a configuration record: the WAL has no record kind for them yet (kind 4 of
-    /// design note 0009 comes with the node's part of membership changes, and nodes issue no
-    /// configuration change before then). Written as a barrier it would lose its
-    /// configuration on replay, so the caller must treat this as a failed write.
-    pub fn into_wal(self, shard: ShardId) -> crate::error::Result<WalRecord> {
-        if self.membership.is_some() {
-            return Err(crate::error::Error::Invariant {
-                what: "configuration records cannot be written to the WAL by this version",
-            });
-        }
-        Ok(WalRecord {
+    /// The WAL record of this log record (a barrier is a batch without entries, a
+    /// configuration record is WAL record kind 4).
+    #[must_use]
+    pub fn into_wal(self, shard: ShardId) -> WalRecord {
+        WalRecord {
             shard,
             epoch: self.epoch,
             seq: self.seq,
             entries: self.entries,
-        })
+            membership: self.membership,
+        }
     }
 
     /// The log record of a recovered WAL record.
     #[must_use]
     pub fn from_wal(r: WalRecord) -> Self {
-        Self::batch(r.epoch, r.seq, r.entries)
+        Self {
+            epoch: r.epoch,
+            seq: r.seq,
+            entries: r.entries,
+            membership: r.membership,
+        }
     }
 }
 

@@ -193,7 +193,7 @@ impl LeaderInner {
                 entries,
                 membership: None,
             };
-            self.wal.append(&record.clone().into_wal(S)?)?.wait().await?;
+            self.wal.append(&record.clone().into_wal(S))?.wait().await?;
             self.shard.apply_committed([&record]);
             *next = seq.next();
             return Ok((seq, prior));

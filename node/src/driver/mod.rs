@@ -344,7 +344,7 @@ impl Driver {
         let durables = match op {
             PersistOp::Append(records) => records
                 .into_iter()
-                .map(|r| r.into_wal(shard).and_then(|w| self.wal.append(&w)))
+                .map(|r| self.wal.append(&r.into_wal(shard)))
                 .collect::<Result<Vec<_>>>(),
             PersistOp::Promise(epoch) => self.wal.append_promise(shard, epoch).map(|d| vec![d]),
             PersistOp::Truncate { after } => {
