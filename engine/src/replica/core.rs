@@ -11,6 +11,11 @@
 //! first-ranked replica once that one is steady: it steps down and sends `Handover`, and the
 //! target starts its takeover at once (`leader.rs`, `follower.rs`; design note 0006).
 //!
+//! Membership (design note 0009): the configuration in force is the newest configuration
+//! record of the log, else the manifest's, else the genesis one ([`Config::replicas`]); ranks
+//! follow it, and a replica that is not one of its voters (a learner, or one a change
+//! removed) starts no takeover. Messages are taken from any node but a retired one.
+//!
 //! Invariants kept here:
 //! - `promised` only grows and is persisted before it is relied on: `Promised` answers wait
 //!   for the durable promise (`waiters`), and acks wait for durable records, which in a

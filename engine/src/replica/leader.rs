@@ -4,10 +4,14 @@
 //! replicates from there (followers with a different tail answer `Gap` and the leader backs
 //! off to where they match). It serves (accepts proposals) once the barrier is committed.
 //!
-//! Commit rule: `commit_seq` is the W-th highest of the durable match points (ours,
-//! and each follower's latest `Ack` in this epoch), and only once that is at or above the
-//! barrier (see [`super::invariants::commit_after_barrier`]). A follower acks a seq only
-//! when its durable log equals ours up to it, so W acks mean W durable copies.
+//! Commit rule: `commit_seq` is the highest seq durably matched by a quorum of the
+//! configuration in force (ours and each follower's latest `Ack` in this epoch; both halves
+//! of a joint configuration; voters only, design note 0009), and only once that is at or
+//! above the barrier (see [`super::invariants::commit_after_barrier`]). A follower acks a
+//! seq only when its durable log equals ours up to it, so a quorum of acks means a quorum
+//! of durable copies. The lease is counted the same way. Learners (target replicas that are
+//! not voters yet) get `Append`s like followers, but their acks count for nothing
+//! (`reconfig.rs`).
 //!
 //! Replication: each follower has a `next_seq` (optimistic, advanced on send) and a
 //! `match_seq` (durably acked). Every `heartbeat_interval` each follower gets an `Append` from
