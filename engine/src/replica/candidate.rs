@@ -154,7 +154,10 @@ impl Replica {
         if let RoleState::Candidate(c) = &mut self.role
             && let Phase::Promising { retry_at, .. } = &mut c.phase
         {
-            for p in nodes.iter().filter(|p| **p != me && !self.retired.contains(p)) {
+            for p in nodes
+                .iter()
+                .filter(|p| **p != me && !self.retired.contains(p))
+            {
                 if !retry_at.contains_key(p) {
                     retry_at.insert(*p, now.plus(hb));
                     fresh.push(*p);
@@ -255,7 +258,10 @@ impl Replica {
         let epoch = *epoch;
         // The greatest (last_epoch, last_seq); ties go to ourselves (no fetch needed).
         let pick = |a: &(&NodeId, &Promise), b: &(&NodeId, &Promise)| {
-            (a.1).0.cmp(&(b.1).0).then_with(|| (*a.0 == me).cmp(&(*b.0 == me)))
+            (a.1)
+                .0
+                .cmp(&(b.1).0)
+                .then_with(|| (*a.0 == me).cmp(&(*b.0 == me)))
         };
         #[cfg(test)]
         let shortest = self.cfg.bug == Some(super::tests::Bug::AdoptShortestLog);

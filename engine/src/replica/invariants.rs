@@ -253,7 +253,11 @@ pub fn leader_is_voter_or_leaving(
 /// others: with one more failure the shard stops until it caught up, and a move must never
 /// lower the shard's availability (note 0009 §2, step 2). (It cannot lose a write: acks
 /// count only durably matched prefixes.)
-pub fn learner_caught_up(learner_match: SeqNo, commit_seq: SeqNo, lag: u64) -> Result<(), Violation> {
+pub fn learner_caught_up(
+    learner_match: SeqNo,
+    commit_seq: SeqNo,
+    lag: u64,
+) -> Result<(), Violation> {
     if learner_match.0.saturating_add(lag) >= commit_seq.0 {
         Ok(())
     } else {

@@ -152,7 +152,8 @@ impl Replica {
         let seq = self.log.last_seq().next();
         let entries = entries.into_iter().map(|e| Entry { seq, ..e }).collect();
         let record = Record::batch(epoch, seq, entries);
-        if let Err(v) = invariants::leader_is_voter_or_leaving(self.membership(), self.cfg.me, &record)
+        if let Err(v) =
+            invariants::leader_is_voter_or_leaving(self.membership(), self.cfg.me, &record)
         {
             self.violated(v);
             return;
@@ -222,7 +223,10 @@ impl Replica {
                 // A leader the committed configuration removed hands the shard to one of its
                 // voters (design note 0009 §2, "Release").
                 let leaving = !self.is_voter()
-                    && self.log.last_config_seq().is_none_or(|s| s <= self.commit_seq);
+                    && self
+                        .log
+                        .last_config_seq()
+                        .is_none_or(|s| s <= self.commit_seq);
                 let target = if draining || leaving {
                     self.drain_target(now)
                 } else {
@@ -503,7 +507,10 @@ impl Replica {
         if invariants::commit_after_barrier(candidate, l.barrier_seq).is_err() {
             return; // adopted records commit only through the barrier
         }
-        let config_before = self.log.last_config_seq().is_some_and(|s| s > self.commit_seq);
+        let config_before = self
+            .log
+            .last_config_seq()
+            .is_some_and(|s| s > self.commit_seq);
         self.commit_to(candidate);
         if let RoleState::Leader(l) = &mut self.role
             && !l.serving
@@ -512,7 +519,12 @@ impl Replica {
             l.serving = true;
             self.role_changed();
         }
-        if config_before && self.log.last_config_seq().is_some_and(|s| s <= self.commit_seq) {
+        if config_before
+            && self
+                .log
+                .last_config_seq()
+                .is_some_and(|s| s <= self.commit_seq)
+        {
             // A configuration record committed: replicas it removed get a last Append.
             self.sync_peers(now);
         }

@@ -92,7 +92,10 @@ mod tests {
             new: ids(&[1, 3, 4]),
         };
         let v = |n: NodeId| [None, Some(9), Some(8), Some(2), Some(1)][n.0 as usize].map(Millis);
-        assert_eq!(leader_lease_until(&joint, 1, v, l, d), Some(Millis(2 + 2000 - 250)));
+        assert_eq!(
+            leader_lease_until(&joint, 1, v, l, d),
+            Some(Millis(2 + 2000 - 250))
+        );
     }
 
     #[test]

@@ -234,7 +234,10 @@ mod tests {
         };
         let has = |set: &'static [u32]| move |n: NodeId| set.contains(&n.0);
         assert!(m.is_quorum(1, has(&[1, 2])));
-        assert!(!m.is_quorum(1, has(&[3, 4])), "one of each half is not enough");
+        assert!(
+            !m.is_quorum(1, has(&[3, 4])),
+            "one of each half is not enough"
+        );
         assert!(!m.is_quorum(1, has(&[2, 3, 5])), "5 is no voter");
         assert!(m.is_quorum(1, has(&[2, 3, 4])));
         assert_eq!(m.voters(), ids(&[1, 2, 4, 3]));

@@ -69,9 +69,9 @@ use crate::types::{Entry, Epoch, SeqNo, ShardId};
 use crate::wal::WalRecord;
 
 pub use self::core::Replica;
-pub use self::reconfig::{ChangePhase, LearnerProgress};
 pub use self::membership::Membership;
 pub use self::msg::Msg;
+pub use self::reconfig::{ChangePhase, LearnerProgress};
 
 pub use crate::types::NodeId;
 

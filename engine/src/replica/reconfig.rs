@@ -105,9 +105,7 @@ impl Replica {
             return;
         };
         for n in &want {
-            l.peers
-                .entry(*n)
-                .or_insert_with(|| Peer::fresh(base, next));
+            l.peers.entry(*n).or_insert_with(|| Peer::fresh(base, next));
         }
         let gone: Vec<NodeId> = l
             .peers
@@ -193,19 +191,16 @@ impl Replica {
             return;
         };
         let epoch = l.epoch;
-        let checks = invariants::config_change_after_barrier(
-            l.serving,
-            self.commit_seq,
-            l.barrier_seq,
-        )
-        .and_then(|()| {
-            invariants::one_config_change_in_flight(
-                self.log.last_config_seq(),
-                self.commit_seq,
-                self.membership(),
-                &next,
-            )
-        });
+        let checks =
+            invariants::config_change_after_barrier(l.serving, self.commit_seq, l.barrier_seq)
+                .and_then(|()| {
+                    invariants::one_config_change_in_flight(
+                        self.log.last_config_seq(),
+                        self.commit_seq,
+                        self.membership(),
+                        &next,
+                    )
+                });
         #[cfg(test)]
         let checks = if self.cfg.bug == Some(super::tests::Bug::SkipJointConfig) {
             Ok(())

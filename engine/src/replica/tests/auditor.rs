@@ -188,7 +188,8 @@ impl Auditor {
                             .collect()
                     })
                     .unwrap_or_default();
-                if let Err(v) = invariants::learners_not_counted(&membership, self.tolerate, &holders)
+                if let Err(v) =
+                    invariants::learners_not_counted(&membership, self.tolerate, &holders)
                 {
                     self.safety(format!(
                         "leader n{} of epoch {e} committed seq {} with durable copies made before a newer promise only on {holders:?} under {membership}: {}",
@@ -221,7 +222,11 @@ impl Auditor {
             self.committed.insert(r.seq.0, r.clone());
             if let Some(m) = &r.membership {
                 self.configs_committed += 1;
-                if self.committed_config.as_ref().is_none_or(|(s, _)| *s < r.seq.0) {
+                if self
+                    .committed_config
+                    .as_ref()
+                    .is_none_or(|(s, _)| *s < r.seq.0)
+                {
                     self.committed_config = Some((r.seq.0, m.clone()));
                 }
             }

@@ -194,7 +194,8 @@ const PROMISED_V2: &str = "544b5652020003000000020000000507000000000000000600000
 const APPEND_V2: &str = "544b565202000300000001000000010700000000000000290000000000000006000000000000000200000007000000000000002a000000000000000101030001000000020000000400000007000000000000002b00000000000000000000000028000000000000001e00000000000000e803000000000000c590db00";
 /// A `Promised` of a replica under the genesis configuration: version 1, byte for byte what
 /// nodes wrote before note 0009 (rolling upgrades see only these).
-const PROMISED_V1: &str = "544b56520100030000000200000005070000000000000006000000000000002a00000000000000f0618cc0";
+const PROMISED_V1: &str =
+    "544b56520100030000000200000005070000000000000006000000000000002a00000000000000f0618cc0";
 
 fn promised_v2() -> Msg {
     Msg::Promised {
@@ -230,7 +231,10 @@ fn append_v2() -> Msg {
 
 #[test]
 fn configuration_messages_match_their_golden_bytes() {
-    assert_eq!(hex(&encode(ShardId(3), NodeId(2), &promised_v2())), PROMISED_V2);
+    assert_eq!(
+        hex(&encode(ShardId(3), NodeId(2), &promised_v2())),
+        PROMISED_V2
+    );
     assert_eq!(hex(&encode(ShardId(3), NodeId(1), &append_v2())), APPEND_V2);
     let v1 = Msg::Promised {
         epoch: Epoch(7),

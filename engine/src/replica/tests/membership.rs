@@ -50,8 +50,9 @@ fn a_leader_moves_through_learning_joint_and_final() {
     let t = t.plus(Millis(250));
     let outs = r.handle(t, Input::Tick);
     assert!(
-        sends(&outs).iter().any(|(to, m)| *to == NodeId(4)
-            && matches!(m, Msg::Append { .. })),
+        sends(&outs)
+            .iter()
+            .any(|(to, m)| *to == NodeId(4) && matches!(m, Msg::Append { .. })),
         "the learner gets Appends: {outs:?}"
     );
     assert_eq!(appended_config(&outs), None, "not before the learner acked");
@@ -192,7 +193,10 @@ fn a_candidate_needs_a_quorum_of_the_adopted_logs_configuration() {
         .filter(|(_, m)| matches!(m, Msg::Promise { .. }))
         .map(|(to, _)| *to)
         .collect();
-    assert!(asked.contains(&NodeId(4)) && asked.contains(&NodeId(5)), "{asked:?}");
+    assert!(
+        asked.contains(&NodeId(4)) && asked.contains(&NodeId(5)),
+        "{asked:?}"
+    );
     let outs = r.handle(
         t,
         msg_from(
@@ -282,11 +286,8 @@ fn a_learner_starts_no_takeover_until_a_configuration_lists_it() {
     );
     assert!(r.is_voter(), "in force once appended");
     let got = persisted_all(&mut r, Millis(60_001), &outs);
-    assert!(
-        sends(&got)
-            .iter()
-            .any(|(to, m)| *to == NodeId(1) && matches!(m, Msg::Ack { last_seq, .. } if *last_seq == SeqNo(2)))
-    );
+    assert!(sends(&got).iter().any(|(to, m)| *to == NodeId(1)
+        && matches!(m, Msg::Ack { last_seq, .. } if *last_seq == SeqNo(2))));
 }
 
 /// A retired id is ignored: its promises and acks are never counted.
@@ -318,8 +319,14 @@ fn the_configuration_chain_and_its_rules() {
     let t = Membership::Steady(ids(&[4, 2, 1]));
     assert!(invariants::config_chain_step(&c, &j).is_ok());
     assert!(invariants::config_chain_step(&j, &t).is_ok());
-    assert!(invariants::config_chain_step(&c, &t).is_err(), "skips the joint step");
-    assert!(invariants::config_chain_step(&j, &c).is_err(), "a joint ends in its new set");
+    assert!(
+        invariants::config_chain_step(&c, &t).is_err(),
+        "skips the joint step"
+    );
+    assert!(
+        invariants::config_chain_step(&j, &c).is_err(),
+        "a joint ends in its new set"
+    );
     assert!(
         invariants::one_config_change_in_flight(Some(SeqNo(5)), SeqNo(4), &c, &j).is_err(),
         "the previous change is not committed"
@@ -363,7 +370,11 @@ fn the_log_tracks_the_configuration_in_force() {
     log.truncate_after(SeqNo(3));
     assert_eq!(log.membership(), Some(&j));
     log.advance_base(SeqNo(3), Epoch(1), None);
-    assert_eq!(log.base_membership(), Some(&j), "kept from the dropped records");
+    assert_eq!(
+        log.base_membership(),
+        Some(&j),
+        "kept from the dropped records"
+    );
     assert_eq!(log.membership(), Some(&j));
     // A manifest past a divergent tail brings its own configuration.
     log.advance_base(SeqNo(9), Epoch(2), Some(t.clone()));
@@ -386,7 +397,10 @@ fn a_removed_leader_finishes_the_change_then_hands_over_to_a_new_voter() {
     r.handle(t, msg_from(4, ack(2, t)));
     r.handle(t, msg_from(3, ack(2, t)));
     let outs = r.handle(t, Input::Tick);
-    assert!(matches!(appended_config(&outs), Some(Membership::Joint { .. })));
+    assert!(matches!(
+        appended_config(&outs),
+        Some(Membership::Joint { .. })
+    ));
     persisted_all(&mut r, t, &outs);
     for n in [2, 3, 4] {
         r.handle(t, msg_from(n, ack(3, t)));
@@ -415,9 +429,11 @@ fn a_removed_leader_finishes_the_change_then_hands_over_to_a_new_voter() {
     let mut handed = Vec::new();
     for n in [2, 3, 4] {
         let got = r.handle(t, msg_from(n, ack(4, t)));
-        handed.extend(sends(&got).into_iter().filter_map(|(to, m)| {
-            matches!(m, Msg::Handover { .. }).then_some(to)
-        }));
+        handed.extend(
+            sends(&got)
+                .into_iter()
+                .filter_map(|(to, m)| matches!(m, Msg::Handover { .. }).then_some(to)),
+        );
     }
     assert_eq!(r.commit_seq(), SeqNo(4));
     let got = r.handle(t.plus(Millis(10)), Input::Tick);

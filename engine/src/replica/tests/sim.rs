@@ -540,8 +540,8 @@ impl Sim {
         for op in ops {
             self.apply_durable(i, op);
         }
-        let others_impaired = (0..self.nodes.len()).any(|j| j != i && self.rejoining(j))
-            || self.change_in_progress();
+        let others_impaired =
+            (0..self.nodes.len()).any(|j| j != i && self.rejoining(j)) || self.change_in_progress();
         if self.faulty() && !others_impaired && self.rng.random_bool(self.p.disk_loss) {
             self.log(|| format!("n{} loses its disk", i + 1));
             self.stats.disk_losses += 1;
@@ -1005,8 +1005,12 @@ impl Sim {
 
         let handover = self.cfg(0).handover_after.is_some();
         let first = self.target.first().map(|n| n.0 as usize - 1);
-        self.audit
-            .at_end(&self.nodes, &self.store, finished, handover.then_some(first).flatten());
+        self.audit.at_end(
+            &self.nodes,
+            &self.store,
+            finished,
+            handover.then_some(first).flatten(),
+        );
         if finished && self.p.membership {
             self.check_moves_finished();
         }

@@ -305,7 +305,10 @@ fn finds_bug_with_disk_loss(bug: Bug, max_seeds: u64) -> Option<u64> {
 #[test]
 fn sim_n3_membership_many_seeds() {
     let stats = run_many(&Params::n3_membership(), 3000..3200);
-    assert!(stats.adds > 50 && stats.removes > 30 && stats.replaces > 50, "{stats:?}");
+    assert!(
+        stats.adds > 50 && stats.removes > 30 && stats.replaces > 50,
+        "{stats:?}"
+    );
     assert!(stats.configs_committed > 200, "{stats:?}");
     assert!(stats.releases > 30, "{stats:?}");
 }
@@ -313,7 +316,10 @@ fn sim_n3_membership_many_seeds() {
 #[test]
 fn sim_n5_membership_many_seeds() {
     let stats = run_many(&Params::n5_membership(), 4000..4050);
-    assert!(stats.adds + stats.removes + stats.replaces > 30, "{stats:?}");
+    assert!(
+        stats.adds + stats.removes + stats.replaces > 30,
+        "{stats:?}"
+    );
 }
 
 /// Switching from `C` straight to `T` without the joint configuration: the auditor's chain
@@ -325,7 +331,10 @@ fn sim_catches_skipping_the_joint_configuration() {
         ..Params::n3_membership()
     };
     let seed = finds_bug_in(&p, 50);
-    assert!(seed.is_some(), "the simulator missed the skipped joint step");
+    assert!(
+        seed.is_some(),
+        "the simulator missed the skipped joint step"
+    );
 }
 
 /// The same bug with the chain check off: the end-to-end checks (durability, agreement,

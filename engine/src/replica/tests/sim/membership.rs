@@ -65,8 +65,7 @@ impl Sim {
         // Not while a replica is rejoining after disk loss: it promises nothing, and with a
         // replaced voter gone too no quorum could elect the leader that ends its rejoin.
         let rejoining = (0..self.nodes.len()).any(|j| !self.nodes[j].released && self.rejoining(j));
-        if self.change_in_progress() || rejoining || self.nodes.len() >= self.p.n + MAX_NEW_NODES
-        {
+        if self.change_in_progress() || rejoining || self.nodes.len() >= self.p.n + MAX_NEW_NODES {
             return;
         }
         let grown = self.target.len() > self.p.n;
