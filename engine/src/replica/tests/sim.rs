@@ -24,7 +24,12 @@
 //! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
 //!   and rarely after an append;
 //! - lost disks: some crashes also wipe the node's durable state; it restarts empty under
-//!   its id with the newest claimed epoch as its rejoin floor, as a node does (`REJOIN`).
+//!   its id with the newest claimed epoch as its rejoin floor, as a node does (`REJOIN`);
+//! - with [`Params::membership`], membership changes (design note 0009, `sim/membership.rs`):
+//!   new target replica sets that add, remove, move or replace a replica, one change at a
+//!   time; new nodes start empty as learners, removed ones are released by their node once a
+//!   leader it can reach committed a configuration without them, replaced ones are lost and
+//!   their ids retired.
 //!
 //! Faults run until `faults_until`; then every node restarts, partitions heal, drops stop,
 //! and the run continues to check liveness. The [`super::auditor::Auditor`] checks safety
@@ -33,8 +38,8 @@
 //! the end the client history must be linearizable (Wing–Gong, `tierkv-checker`).
 //!
 //! Replay a seed with `TIERKV_SIM_SEED=<seed> cargo test -p tierkv-engine replay_seed --
-//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `1` for one, `TIERKV_SIM_TRACE=1` for an
-//! event log).
+//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `1` for one, `TIERKV_SIM_MEMBERSHIP=1`
+//! with membership changes, `TIERKV_SIM_TRACE=1` for an event log).
 
 use std::collections::{BTreeMap, VecDeque};
 
