@@ -762,7 +762,12 @@ impl Sim {
             Msg::Refused { .. } => self.stats.refusals += 1,
             Msg::Handover { .. } => {
                 self.stats.handovers += 1;
-                self.audit.on_handover(i, self.now);
+                // A leader that a configuration removed refused client writes before it
+                // handed over: the shard was not available from its serving start.
+                let removed = self.nodes[i].rep.as_ref().is_some_and(|r| !r.is_voter());
+                if !removed {
+                    self.audit.on_handover(i, self.now);
+                }
             }
             _ if !self.p.send_checks => {}
             Msg::Promised { epoch, .. } if d.promised < *epoch => {
