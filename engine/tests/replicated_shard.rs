@@ -167,6 +167,7 @@ impl Log {
             epoch,
             seq,
             entries,
+            membership: None,
         });
         seq
     }
@@ -186,6 +187,7 @@ impl Log {
             epoch,
             seq,
             entries,
+            membership: None,
         });
         seq
     }
@@ -387,6 +389,7 @@ async fn committed_records_apply_in_seq_order_and_replays_are_skipped() {
         epoch: E1,
         seq: SeqNo(3),
         entries: vec![put_entry("a", "bogus", SeqNo(3))],
+        membership: None,
     };
     s.apply_committed([&bogus]);
     assert_eq!(s.applied(), SeqNo(4));

@@ -268,6 +268,7 @@ impl Node {
                 flushed_epoch,
                 records: by_shard.remove(&id).unwrap_or_default(),
                 amnesia_floor: floors.get(&id).copied(),
+                flushed_membership: None,
             };
             let cfg = replica_config(&opts.cluster, id, me, map.replicas(id).to_vec());
             let replica = Replica::new(cfg, recovered, clock.now())?;

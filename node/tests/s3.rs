@@ -201,6 +201,7 @@ async fn s3_stale_writer_is_fenced() {
             }
             .into_entry(SeqNo(1)),
         ],
+        membership: None,
     };
     old.apply_committed([&record(old.epoch(), "old")]);
     let r = old.flush().await;

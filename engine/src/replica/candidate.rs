@@ -10,11 +10,16 @@
 //!    only when its lease promise expired (or protects only a leader that handed the shard
 //!    to us, see `leader.rs`) and durably before answering, so once a quorum answered, no
 //!    older leader can gather W acks again and no older lease is valid.
+//!    Promises count toward a quorum of the configuration in force in the log we would
+//!    adopt (the greatest among the promises, below), not of ours: each `Promised` carries
+//!    the responder's configuration. Adding promises only moves the greatest log forward, so
+//!    we recompute until the promises form a quorum of its configuration, asking its voters
+//!    we have not asked yet; if we are not a voter of it we abandon (design note 0009 §3).
 //! 4. `Fetching`: adopt the log with the greatest `(last_epoch, last_seq)` among the quorum
-//!    ("the longest"): every committed record is on W replicas, one of which is in our
-//!    quorum; logs are prefixes of their epoch leader's log, and a leader of a newer epoch
-//!    adopted every record committed before it, so the greatest log holds all committed
-//!    records. We fetch its tail after our commit point (identical below it), truncate
+//!    ("the longest"): every committed record is on a quorum of the configuration it was
+//!    committed under, which meets our promises (note 0009 §4); logs are prefixes of their
+//!    epoch leader's log, and a leader of a newer epoch adopted every record committed
+//!    before it, so the greatest log holds all committed records. We fetch its tail after our commit point (identical below it), truncate
 //!    whatever of ours differs or reaches past it, and check we now end where it does.
 //! 5. Leader (`leader.rs`): append a barrier in our epoch and replicate.
 
@@ -23,10 +28,15 @@ use std::collections::BTreeMap;
 use crate::types::{Epoch, SeqNo};
 
 use super::core::{Replica, RoleState};
-use super::{Millis, Msg, NodeId, Output, PersistOp, Record};
+use super::invariants;
+use super::membership::quorum_size;
+use super::{Membership, Millis, Msg, NodeId, Output, PersistOp, Record};
 
 /// End of a replica's log as reported in `Promised`: `(last_epoch, last_seq)`.
 pub(super) type LogEnd = (Epoch, SeqNo);
+
+/// A promise received: the responder's log end and configuration in force (`None`: genesis).
+type Promise = (LogEnd, Option<Membership>);
 
 /// Candidate state.
 #[derive(Debug)]
@@ -49,7 +59,7 @@ enum Phase {
     Claiming,
     Promising {
         epoch: Epoch,
-        promises: BTreeMap<NodeId, LogEnd>,
+        promises: BTreeMap<NodeId, Promise>,
         retry_at: BTreeMap<NodeId, Millis>,
     },
     Fetching {
@@ -126,15 +136,36 @@ impl Replica {
         let handover_of = c.handover_of;
         self.raise_promise(epoch);
         let peers: Vec<NodeId> = self.peers().collect();
-        for p in peers {
-            self.send(p, Msg::Promise { epoch, handover_of });
-        }
+        self.ask_promises(now, epoch, handover_of, &peers);
+    }
+
+    /// Sends `Promise{epoch}` to each of `nodes` not asked yet, and retries them every
+    /// heartbeat until they answer.
+    fn ask_promises(
+        &mut self,
+        now: Millis,
+        epoch: Epoch,
+        handover_of: Option<Epoch>,
+        nodes: &[NodeId],
+    ) {
+        let me = self.cfg.me;
+        let hb = self.cfg.heartbeat_interval;
+        let mut fresh = Vec::new();
         if let RoleState::Candidate(c) = &mut self.role
             && let Phase::Promising { retry_at, .. } = &mut c.phase
         {
-            for p in self.cfg.replicas.iter().filter(|r| **r != self.cfg.me) {
-                retry_at.insert(*p, now.plus(self.cfg.heartbeat_interval));
+            for p in nodes
+                .iter()
+                .filter(|p| **p != me && !self.retired.contains(p))
+            {
+                if !retry_at.contains_key(p) {
+                    retry_at.insert(*p, now.plus(hb));
+                    fresh.push(*p);
+                }
             }
+        }
+        for p in fresh {
+            self.send(p, Msg::Promise { epoch, handover_of });
         }
     }
 
@@ -142,6 +173,7 @@ impl Replica {
     pub(super) fn on_own_promise_durable(&mut self, now: Millis) {
         let me = self.cfg.me;
         let end = (self.log.last_epoch(), self.log.last_seq());
+        let membership = self.log.membership().cloned();
         let durable = self.persist.durable_promised;
         let RoleState::Candidate(c) = &mut self.role else {
             return;
@@ -151,12 +183,19 @@ impl Replica {
         } = &mut c.phase
             && *epoch <= durable
         {
-            promises.insert(me, end);
+            promises.insert(me, (end, membership));
         }
         self.check_promise_quorum(now);
     }
 
-    pub(super) fn on_promised(&mut self, now: Millis, from: NodeId, e: Epoch, end: LogEnd) {
+    pub(super) fn on_promised(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        e: Epoch,
+        end: LogEnd,
+        membership: Option<Membership>,
+    ) {
         let RoleState::Candidate(c) = &mut self.role else {
             return;
         };
@@ -165,7 +204,7 @@ impl Replica {
         } = &mut c.phase
             && *epoch == e
         {
-            promises.insert(from, end);
+            promises.insert(from, (end, membership));
         }
         self.check_promise_quorum(now);
     }
@@ -201,24 +240,28 @@ impl Replica {
     }
 
     fn check_promise_quorum(&mut self, now: Millis) {
-        let quorum = self.cfg.quorum;
         let me = self.cfg.me;
-        let RoleState::Candidate(c) = &mut self.role else {
+        let tolerate = self.tolerate;
+        let RoleState::Candidate(c) = &self.role else {
             return;
         };
+        let handover_of = c.handover_of;
         let Phase::Promising {
             epoch, promises, ..
         } = &c.phase
         else {
             return;
         };
-        if promises.len() < quorum || !promises.contains_key(&me) {
+        if !promises.contains_key(&me) {
             return;
         }
         let epoch = *epoch;
         // The greatest (last_epoch, last_seq); ties go to ourselves (no fetch needed).
-        let pick = |a: &(&NodeId, &LogEnd), b: &(&NodeId, &LogEnd)| {
-            a.1.cmp(b.1).then_with(|| (*a.0 == me).cmp(&(*b.0 == me)))
+        let pick = |a: &(&NodeId, &Promise), b: &(&NodeId, &Promise)| {
+            (a.1)
+                .0
+                .cmp(&(b.1).0)
+                .then_with(|| (*a.0 == me).cmp(&(*b.0 == me)))
         };
         #[cfg(test)]
         let shortest = self.cfg.bug == Some(super::tests::Bug::AdoptShortestLog);
@@ -229,13 +272,47 @@ impl Replica {
         } else {
             promises.iter().max_by(pick)
         };
-        let Some((&from, &want)) = best else {
+        let Some((&from, (want, adopted))) = best else {
             return;
         };
-        if from == me {
+        let want = *want;
+        let promised: Vec<NodeId> = promises.keys().copied().collect();
+        // The configuration of the log we would adopt decides whose promises count.
+        let adopted = adopted.clone().unwrap_or_else(|| self.genesis.clone());
+        if !adopted.is_voter(me) {
+            // A learner, or a replica the adopted log removed: it never leads.
+            tracing::debug!(shard = %self.cfg.shard, node = %me, %adopted, "not a voter of the adopted log's configuration: abandoning the takeover");
+            self.become_follower(now);
+            return;
+        }
+        #[cfg(test)]
+        let count_all = self.cfg.bug == Some(super::tests::Bug::CountNonVoters);
+        #[cfg(not(test))]
+        let count_all = false;
+        let quorum = if count_all {
+            // The planted bug: every promise counts, voter or not, against the quorum size.
+            promised.len() >= quorum_size(adopted.voters().len(), tolerate)
+        } else {
+            invariants::promise_quorum_of_adopted_config(&adopted, tolerate, me, &promised).is_ok()
+        };
+        if !quorum {
+            // Not a quorum of that configuration yet: ask its voters we have not asked.
+            let voters = adopted.voters();
+            self.ask_promises(now, epoch, handover_of, &voters);
+            return;
+        }
+        self.adopt(now, epoch, from, want);
+    }
+
+    /// Adopts the log of `from`, which ends at `want`: at once if it is ours, else fetch.
+    fn adopt(&mut self, now: Millis, epoch: Epoch, from: NodeId, want: LogEnd) {
+        if from == self.cfg.me {
             self.finish_takeover(now);
             return;
         }
+        let RoleState::Candidate(c) = &mut self.role else {
+            return;
+        };
         c.phase = Phase::Fetching {
             epoch,
             from,
@@ -279,9 +356,10 @@ impl Replica {
             && self.log.epoch_at(prev_seq) != Some(prev_epoch)
         {
             // The sender's flushed base is ahead of ours (we asked from our commit point):
-            // it is a manifest's committed prefix, so we may adopt it as ours.
-            self.apply_base(prev_seq, prev_epoch);
-            self.request_manifest(now, true);
+            // it is a manifest's committed prefix. We load that manifest (it also tells the
+            // configuration in force there) and fetch again once it is ours.
+            self.request_manifest(now, false);
+            return;
         }
         if !self.merge(records, epoch) {
             self.become_follower(now);

@@ -11,6 +11,11 @@
 //! first-ranked replica once that one is steady: it steps down and sends `Handover`, and the
 //! target starts its takeover at once (`leader.rs`, `follower.rs`; design note 0006).
 //!
+//! Membership (design note 0009): the configuration in force is the newest configuration
+//! record of the log, else the manifest's, else the genesis one ([`Config::replicas`]); ranks
+//! follow it, and a replica that is not one of its voters (a learner, or one a change
+//! removed) starts no takeover. Messages are taken from any node but a retired one.
+//!
 //! Invariants kept here:
 //! - `promised` only grows and is persisted before it is relied on: `Promised` answers wait
 //!   for the durable promise (`waiters`), and acks wait for durable records, which in a
@@ -20,6 +25,8 @@
 //!   it grows (a jump to a manifest's flushed prefix is applied by reloading segments).
 //! - The takeover timer never fires while our own lease promise holds, nor before a newer
 //!   candidate we refused for the lease had the chance to retry (`defer_until`).
+
+use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 use crate::types::{Epoch, SeqNo};
@@ -31,14 +38,22 @@ use super::leader::LeaderState;
 use super::lease::PromiseWindow;
 use super::log::Log;
 use super::persist::PersistQueue;
-use super::{Config, Input, Millis, Msg, NodeId, Output, PersistOp, Recovered, Role};
+use super::{Config, Input, Membership, Millis, Msg, NodeId, Output, PersistOp, Recovered, Role};
 
 /// One replica of one shard. See the module docs of [`crate::replica`].
 #[derive(Debug)]
 pub struct Replica {
     pub(super) cfg: Config,
-    /// Position of this node in `cfg.replicas`.
-    pub(super) rank: u64,
+    /// The genesis configuration (`cfg.replicas`), in force until a configuration record or
+    /// a manifest says otherwise.
+    pub(super) genesis: Membership,
+    /// Failures the settings tolerate, `N − W` of the genesis configuration: quorum sizes of
+    /// other configurations keep it ([`super::membership::quorum_size`]).
+    pub(super) tolerate: usize,
+    /// The target replica set of the newest shard map ([`Input::SetTarget`]).
+    pub(super) target: Option<Vec<NodeId>>,
+    /// Ids the shard map retired: their messages are ignored.
+    pub(super) retired: BTreeSet<NodeId>,
     pub(super) log: Log,
     /// Highest epoch promised (in memory; persisted before any answer relies on it).
     pub(super) promised: Epoch,
@@ -92,18 +107,19 @@ pub(super) enum RoleState {
 impl Replica {
     /// A replica restarting (or starting) at local time `now` from its durable state.
     ///
-    /// Fails with [`Error::Config`] unless `me` is among the replicas, the replicas are
-    /// distinct and the quorum is a majority (`2W > N`, so quorums intersect).
+    /// `me` need not be among the genesis replicas: a replica created as a learner (design
+    /// note 0009) holds no vote until a configuration that lists it is in force.
+    ///
+    /// Fails with [`Error::Config`] unless the replicas are distinct and not empty, and the
+    /// quorum is a majority (`2W > N`, so quorums intersect).
     pub fn new(cfg: Config, recovered: Recovered, now: Millis) -> Result<Self> {
         let n = cfg.replicas.len();
-        let rank = cfg
-            .replicas
-            .iter()
-            .position(|r| *r == cfg.me)
-            .ok_or_else(|| Error::Config {
+        if n == 0 {
+            return Err(Error::Config {
                 field: "replicas",
-                reason: format!("{} is not among the replicas", cfg.me),
-            })?;
+                reason: "no replicas".to_owned(),
+            });
+        }
         let mut sorted = cfg.replicas.clone();
         sorted.sort_unstable();
         sorted.dedup();
@@ -122,25 +138,30 @@ impl Replica {
         let log = Log::new(
             recovered.flushed_seq,
             recovered.flushed_epoch,
+            recovered.flushed_membership,
             recovered.records,
         );
+        let genesis = Membership::Steady(cfg.replicas.clone());
+        let alone = Membership::Steady(vec![cfg.me]);
         let floor = recovered.amnesia_floor.unwrap_or_default();
         let promised = recovered.promised_epoch.max(log.last_epoch()).max(floor);
         // The restart guard: until a lease has passed we may still be inside the lease of a
         // leader whose heartbeat we acked just before we crashed, so we promise nothing and
         // start no takeover. Its only purpose is to protect *another* replica's lease; the
         // only replica of a shard has none to protect (design note 0002, "One replica").
+        let sole = *log.membership().unwrap_or(&genesis) == alone;
         #[cfg(test)]
-        let sole = n == 1 || cfg.bug == Some(super::tests::Bug::NoRestartGuard);
-        #[cfg(not(test))]
-        let sole = n == 1;
+        let sole = sole || cfg.bug == Some(super::tests::Bug::NoRestartGuard);
         let guard_until = if sole {
             now
         } else {
             now.plus(cfg.lease_duration)
         };
         let mut r = Self {
-            rank: u64::try_from(rank).unwrap_or(u64::MAX),
+            genesis,
+            tolerate: n - cfg.quorum,
+            target: None,
+            retired: BTreeSet::new(),
             commit_seq: log.base(),
             promised,
             // Only the promise record is a durable promise; `promised` may be higher
@@ -185,19 +206,61 @@ impl Replica {
             Input::ManifestLoaded {
                 flushed_seq,
                 flushed_epoch,
-            } => self.on_manifest(now, flushed_seq, flushed_epoch),
+                membership,
+            } => self.on_manifest(now, flushed_seq, flushed_epoch, membership),
             Input::Propose { entries } => self.on_propose(now, entries),
             Input::Drain => self.on_drain(now),
             Input::RequestFlush { upto, hard } => self.on_request_flush(upto, hard),
             Input::PeerLost { node } => self.on_peer_lost(node),
+            Input::SetTarget { voters } => self.on_set_target(now, voters),
+            Input::Retired { node } => {
+                self.retired.insert(node);
+                self.sync_peers(now);
+            }
         }
         std::mem::take(&mut self.out)
     }
 
-    /// The other replicas of the shard.
+    /// The other replicas this one talks to: the voters of the configuration in force and
+    /// of the genesis one, and the target's (learners to be). A node opens replication
+    /// streams to them.
     pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let me = self.cfg.me;
-        self.cfg.replicas.iter().copied().filter(move |r| *r != me)
+        let mut all: BTreeSet<NodeId> = self.cfg.replicas.iter().copied().collect();
+        all.extend(self.membership().voters());
+        all.extend(self.target.iter().flatten().copied());
+        all.into_iter()
+            .filter(move |r| *r != me && !self.retired.contains(r))
+    }
+
+    /// The configuration in force: the newest configuration record in the log (committed or
+    /// not), else the manifest's, else the genesis one (design note 0009 §1).
+    #[must_use]
+    pub fn membership(&self) -> &Membership {
+        self.log.membership().unwrap_or(&self.genesis)
+    }
+
+    /// The configuration in force after the record at `seq`.
+    pub(super) fn membership_at(&self, seq: SeqNo) -> &Membership {
+        self.log.membership_at(seq).unwrap_or(&self.genesis)
+    }
+
+    /// Whether this replica is a voter of the configuration in force (a learner, or a
+    /// replica removed by it, is not: it starts no takeover and takes no handover).
+    #[must_use]
+    pub fn is_voter(&self) -> bool {
+        self.membership().is_voter(self.cfg.me)
+    }
+
+    /// Position among the voters in force (after all of them if not a voter): the takeover
+    /// delay is `rank × rank_delay`.
+    pub(super) fn rank(&self) -> u64 {
+        let voters = self.membership().voters();
+        let pos = voters
+            .iter()
+            .position(|v| *v == self.cfg.me)
+            .unwrap_or(voters.len());
+        u64::try_from(pos).unwrap_or(u64::MAX)
     }
 
     /// The current role.
@@ -344,11 +407,11 @@ impl Replica {
     }
 
     pub(super) fn reset_election_timer(&mut self, now: Millis) {
-        let rank_wait = self.cfg.rank_delay.0.saturating_mul(self.rank);
+        let rank_wait = self.cfg.rank_delay.0.saturating_mul(self.rank());
         let jitter = self.jitter();
         // A follower waits a lease for a leader to show up; the only replica of a shard has
         // none to wait for (a takeover that failed, e.g. on object storage, starts again).
-        let wait = if self.cfg.replicas.len() == 1 {
+        let wait = if *self.membership() == Membership::Steady(vec![self.cfg.me]) {
             Millis(0)
         } else {
             self.cfg.lease_duration
@@ -372,7 +435,7 @@ impl Replica {
     /// A short wait after losing an epoch claim: `(rank + 1) × rank_delay + jitter`, but not
     /// before our lease promise ends.
     pub(super) fn backoff_election_timer(&mut self, now: Millis) {
-        let wait = self.cfg.rank_delay.0.saturating_mul(self.rank + 1);
+        let wait = self.cfg.rank_delay.0.saturating_mul(self.rank() + 1);
         let t = now.plus(Millis(wait)).plus(Millis(self.jitter()));
         self.election_deadline = t.max(self.window.end()).max(self.defer_until);
     }
@@ -385,7 +448,7 @@ impl Replica {
             .heartbeat_interval
             .0
             .saturating_mul(2)
-            .saturating_add(self.cfg.rank_delay.0.saturating_mul(self.rank))
+            .saturating_add(self.cfg.rank_delay.0.saturating_mul(self.rank()))
             .saturating_add(self.jitter());
         self.defer_until = self.defer_until.max(self.window.end().plus(Millis(grace)));
         self.election_deadline = self.election_deadline.max(self.defer_until);
@@ -447,6 +510,7 @@ impl Replica {
                 } else if now >= self.election_deadline
                     && !self.draining
                     && self.rejoin_floor.is_none()
+                    && self.is_voter()
                 {
                     self.start_takeover(now, None);
                 }
@@ -457,7 +521,10 @@ impl Replica {
     }
 
     fn on_message(&mut self, now: Millis, from: NodeId, msg: Msg) {
-        if from == self.cfg.me || !self.cfg.replicas.contains(&from) {
+        // Messages from any non-retired node are taken: a learner hears from leaders it has
+        // no configuration for yet, and what a non-voter says is never counted (quorums are
+        // computed over the voters of a configuration, `Membership::is_quorum`).
+        if from == self.cfg.me || self.retired.contains(&from) {
             return;
         }
         match msg {
@@ -475,7 +542,8 @@ impl Replica {
                 epoch,
                 last_epoch,
                 last_seq,
-            } => self.on_promised(now, from, epoch, (last_epoch, last_seq)),
+                membership,
+            } => self.on_promised(now, from, epoch, (last_epoch, last_seq), membership),
             Msg::Refused {
                 promised_epoch,
                 lease_remaining,
@@ -542,9 +610,15 @@ impl Replica {
         }
     }
 
-    fn on_manifest(&mut self, now: Millis, flushed_seq: SeqNo, flushed_epoch: Epoch) {
+    fn on_manifest(
+        &mut self,
+        now: Millis,
+        flushed_seq: SeqNo,
+        flushed_epoch: Epoch,
+        membership: Option<Membership>,
+    ) {
         self.manifest_requested = None;
-        self.apply_base(flushed_seq, flushed_epoch);
+        self.apply_base(flushed_seq, flushed_epoch, membership);
         self.check_rejoined();
         self.candidate_manifest_loaded(now);
     }

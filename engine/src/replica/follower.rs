@@ -19,7 +19,8 @@
 //!
 //! Promises (any role answers them): a `Promise{e}` is granted iff `e > promised` and our
 //! lease promise expired; we persist `promised = e` and answer `Promised{last_epoch,
-//! last_seq}` only once that is durable ([`super::invariants::promise_durable_before_answer`]).
+//! last_seq, configuration in force}` only once that is durable
+//! ([`super::invariants::promise_durable_before_answer`]).
 //! A single ordered WAL makes everything before the promise durable too, and after it we
 //! accept nothing older, so the reported log end stays true. A repeated `Promise` for the
 //! epoch we promised is answered again (epochs are claimed create-only, so it comes from
@@ -35,7 +36,7 @@ use super::core::{Replica, RoleState};
 use super::invariants::{self, Violation};
 use super::lease::PromiseWindow;
 use super::log::BaseAdvance;
-use super::{Millis, Msg, NodeId, PersistOp, Record};
+use super::{Membership, Millis, Msg, NodeId, PersistOp, Record};
 
 /// An ack waiting for its records to be durable.
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +222,7 @@ impl Replica {
             epoch,
             last_epoch: self.log.last_epoch(),
             last_seq: self.log.last_seq(),
+            membership: self.log.membership().cloned(),
         };
         self.send(to, msg);
     }
@@ -321,6 +323,7 @@ impl Replica {
             || self.leader_hint != Some(from)
             || !matches!(self.role, RoleState::Follower(_))
             || self.rejoin_floor.is_some()
+            || !self.is_voter()
         {
             return;
         }
@@ -393,9 +396,9 @@ impl Replica {
         true
     }
 
-    /// Applies a manifest's flushed prefix to the log.
-    pub(super) fn apply_base(&mut self, seq: SeqNo, epoch: Epoch) {
-        match self.log.advance_base(seq, epoch) {
+    /// Applies a manifest's flushed prefix (and the configuration in force there) to the log.
+    pub(super) fn apply_base(&mut self, seq: SeqNo, epoch: Epoch, membership: Option<Membership>) {
+        match self.log.advance_base(seq, epoch, membership) {
             BaseAdvance::Unchanged => return,
             BaseAdvance::Dropped => {}
             BaseAdvance::DroppedAndTruncated => {

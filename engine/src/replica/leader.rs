@@ -4,10 +4,14 @@
 //! replicates from there (followers with a different tail answer `Gap` and the leader backs
 //! off to where they match). It serves (accepts proposals) once the barrier is committed.
 //!
-//! Commit rule: `commit_seq` is the W-th highest of the durable match points (ours,
-//! and each follower's latest `Ack` in this epoch), and only once that is at or above the
-//! barrier (see [`super::invariants::commit_after_barrier`]). A follower acks a seq only
-//! when its durable log equals ours up to it, so W acks mean W durable copies.
+//! Commit rule: `commit_seq` is the highest seq durably matched by a quorum of the
+//! configuration in force (ours and each follower's latest `Ack` in this epoch; both halves
+//! of a joint configuration; voters only, design note 0009), and only once that is at or
+//! above the barrier (see [`super::invariants::commit_after_barrier`]). A follower acks a
+//! seq only when its durable log equals ours up to it, so a quorum of acks means a quorum
+//! of durable copies. The lease is counted the same way. Learners (target replicas that are
+//! not voters yet) get `Append`s like followers, but their acks count for nothing
+//! (`reconfig.rs`).
 //!
 //! Replication: each follower has a `next_seq` (optimistic, advanced on send) and a
 //! `match_seq` (durably acked). Every `heartbeat_interval` each follower gets an `Append` from
@@ -53,6 +57,25 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// A peer we know nothing about yet: everything up to `match_seq` counts as matched (the
+    /// flushed base: committed, in segments), `next_seq` is where we send from.
+    pub(super) fn fresh(match_seq: SeqNo, next_seq: SeqNo) -> Self {
+        Self {
+            match_seq,
+            next_seq,
+            acked_sent_at: None,
+            progressed: true,
+            last_ack_at: None,
+            acking_since: None,
+            rejoining: false,
+        }
+    }
+
+    /// Whether it acked in this epoch since the connection last broke.
+    pub(super) fn has_acked(&self) -> bool {
+        self.last_ack_at.is_some()
+    }
+
     /// Whether it has acked without a pause for at least `after` and is still acking.
     fn steady(&self, now: Millis, hb: Millis, after: Millis) -> bool {
         let recent = self
@@ -72,7 +95,7 @@ pub(super) struct LeaderState {
     next_heartbeat: Millis,
     last_sent: Millis,
     /// A handover in progress: its target and when to give up.
-    handover: Option<(NodeId, Millis)>,
+    pub(super) handover: Option<(NodeId, Millis)>,
 }
 
 impl Replica {
@@ -80,25 +103,11 @@ impl Replica {
     pub(super) fn finish_takeover(&mut self, now: Millis) {
         let epoch = self.promised;
         let barrier_seq = self.log.last_seq().next();
-        let barrier = Record {
-            epoch,
-            seq: barrier_seq,
-            entries: Vec::new(),
-        };
+        let barrier = Record::batch(epoch, barrier_seq, Vec::new());
         let peers = self
-            .peers()
-            .map(|p| {
-                let peer = Peer {
-                    match_seq: self.log.base(),
-                    next_seq: barrier_seq,
-                    acked_sent_at: None,
-                    progressed: true,
-                    last_ack_at: None,
-                    acking_since: None,
-                    rejoining: false,
-                };
-                (p, peer)
-            })
+            .desired_peers()
+            .into_iter()
+            .map(|p| (p, Peer::fresh(self.log.base(), barrier_seq)))
             .collect();
         self.log.push(barrier.clone());
         self.persist(PersistOp::Append(vec![barrier]));
@@ -123,8 +132,9 @@ impl Replica {
             });
             return;
         }
+        let voter = self.is_voter();
         let epoch = match &self.role {
-            RoleState::Leader(l) if l.serving && l.handover.is_none() => l.epoch,
+            RoleState::Leader(l) if l.serving && l.handover.is_none() && voter => l.epoch,
             RoleState::Leader(_) => {
                 self.out.push(Output::Rejected {
                     reason: RejectReason::NotReady,
@@ -141,14 +151,21 @@ impl Replica {
         };
         let seq = self.log.last_seq().next();
         let entries = entries.into_iter().map(|e| Entry { seq, ..e }).collect();
-        let record = Record {
-            epoch,
-            seq,
-            entries,
-        };
+        let record = Record::batch(epoch, seq, entries);
+        if let Err(v) =
+            invariants::leader_is_voter_or_leaving(self.membership(), self.cfg.me, &record)
+        {
+            self.violated(v);
+            return;
+        }
         self.log.push(record.clone());
         self.persist(PersistOp::Append(vec![record]));
         self.out.push(Output::Proposed { seq });
+        self.send_to_in_sync(now, seq);
+    }
+
+    /// Sends the record at `seq` (just appended) to every follower that is up to date.
+    pub(super) fn send_to_in_sync(&mut self, now: Millis, seq: SeqNo) {
         let in_sync: Vec<NodeId> = match &self.role {
             RoleState::Leader(l) => l
                 .peers
@@ -169,6 +186,7 @@ impl Replica {
         {
             self.heartbeat(now);
         }
+        self.reconfigure_tick(now);
         self.handover_tick(now);
     }
 
@@ -202,7 +220,14 @@ impl Replica {
             }
             Some(_) => self.try_finish_handover(now),
             None => {
-                let target = if draining {
+                // A leader the committed configuration removed hands the shard to one of its
+                // voters (design note 0009 §2, "Release").
+                let leaving = !self.is_voter()
+                    && self
+                        .log
+                        .last_config_seq()
+                        .is_none_or(|s| s <= self.commit_seq);
+                let target = if draining || leaving {
                     self.drain_target(now)
                 } else {
                     self.preferred_target(now)
@@ -223,7 +248,11 @@ impl Replica {
     /// for nothing).
     fn preferred_target(&self, now: Millis) -> Option<NodeId> {
         let after = self.cfg.handover_after?;
-        let target = *self.cfg.replicas.first()?;
+        let m = self.membership();
+        if m.is_joint() || !m.is_voter(self.cfg.me) {
+            return None;
+        }
+        let target = *m.voters().first()?;
         let RoleState::Leader(l) = &self.role else {
             return None;
         };
@@ -267,8 +296,8 @@ impl Replica {
         let RoleState::Leader(l) = &self.role else {
             return None;
         };
-        self.cfg
-            .replicas
+        self.membership()
+            .voters()
             .iter()
             .enumerate()
             .filter_map(|(rank, n)| l.peers.get(n).map(|p| (rank, *n, p)))
@@ -336,7 +365,7 @@ impl Replica {
     }
 
     /// Sends `peer` the records from its `next_seq` (at most `max_records_per_append`).
-    fn send_append(&mut self, peer: NodeId, now: Millis) {
+    pub(super) fn send_append(&mut self, peer: NodeId, now: Millis) {
         let base = self.log.base();
         let last = self.log.last_seq();
         let max = self.cfg.max_records_per_append as u64;
@@ -428,12 +457,14 @@ impl Replica {
     /// Moves the commit point forward if it can, then finishes a handover if one waits for
     /// that.
     pub(super) fn advance_commit(&mut self, now: Millis) {
-        self.move_commit_point();
+        self.move_commit_point(now);
         self.try_finish_handover(now);
     }
 
-    /// Moves the commit point to the W-th highest durable match, if at/after the barrier.
-    fn move_commit_point(&mut self) {
+    /// Moves the commit point to the highest seq durably matched by a quorum of the
+    /// configuration in force (both halves of a joint one; voters only), if at/after the
+    /// barrier.
+    fn move_commit_point(&mut self, now: Millis) {
         #[cfg(test)]
         let own = if self.cfg.bug == Some(super::tests::Bug::CommitUndurable) {
             self.log.last_seq()
@@ -445,10 +476,29 @@ impl Replica {
         let RoleState::Leader(l) = &self.role else {
             return;
         };
-        let mut matches: Vec<SeqNo> = l.peers.values().map(|p| p.match_seq).collect();
-        matches.push(own);
-        matches.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&candidate) = matches.get(self.cfg.quorum - 1) else {
+        let me = self.cfg.me;
+        let matched = |n: NodeId| {
+            if n == me {
+                Some(own)
+            } else {
+                l.peers.get(&n).map(|p| p.match_seq)
+            }
+        };
+        let m = self.membership();
+        #[cfg(test)]
+        let candidate = if self.cfg.bug == Some(super::tests::Bug::CountNonVoters) {
+            // The planted bug: every replica's ack counts, learners and removed ones too.
+            let mut all: Vec<SeqNo> = l.peers.values().map(|p| p.match_seq).collect();
+            all.push(own);
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            let q = super::membership::quorum_size(m.voters().len(), self.tolerate);
+            all.get(q.saturating_sub(1)).copied()
+        } else {
+            m.quorum_value(self.tolerate, matched)
+        };
+        #[cfg(not(test))]
+        let candidate = m.quorum_value(self.tolerate, matched);
+        let Some(candidate) = candidate else {
             return;
         };
         if candidate <= self.commit_seq {
@@ -457,6 +507,10 @@ impl Replica {
         if invariants::commit_after_barrier(candidate, l.barrier_seq).is_err() {
             return; // adopted records commit only through the barrier
         }
+        let config_before = self
+            .log
+            .last_config_seq()
+            .is_some_and(|s| s > self.commit_seq);
         self.commit_to(candidate);
         if let RoleState::Leader(l) = &mut self.role
             && !l.serving
@@ -465,13 +519,32 @@ impl Replica {
             l.serving = true;
             self.role_changed();
         }
+        if config_before
+            && self
+                .log
+                .last_config_seq()
+                .is_some_and(|s| s <= self.commit_seq)
+        {
+            // A configuration record committed: replicas it removed get a last Append.
+            self.sync_peers(now);
+        }
     }
 
+    /// The lease under the configuration in force: from the newest `Append` acked by a
+    /// quorum of it (both halves of a joint one), this leader included if it is a voter.
     pub(super) fn lease_until(&self, l: &LeaderState) -> Option<Millis> {
+        let me = self.cfg.me;
+        let sent_at = |n: NodeId| {
+            if n == me {
+                Some(l.last_sent)
+            } else {
+                l.peers.get(&n).and_then(|p| p.acked_sent_at)
+            }
+        };
         leader_lease_until(
-            l.peers.values().map(|p| p.acked_sent_at),
-            l.last_sent,
-            self.cfg.quorum,
+            self.membership(),
+            self.tolerate,
+            sent_at,
             self.cfg.lease_duration,
             self.cfg.max_clock_drift,
         )

@@ -17,7 +17,7 @@
 //! the windows of a quorum. A new leader needs promises from a quorum, which intersects the
 //! acking quorum, so it exists only after the old lease ended.
 
-use super::Millis;
+use super::{Membership, Millis, NodeId};
 
 /// The interval during which this replica refuses to promise a newer epoch.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,20 +52,18 @@ impl PromiseWindow {
     }
 }
 
-/// End of the leader's lease: the `quorum`-th newest of `acked` (the `sent_at` each follower
-/// last echoed in this epoch) and `own_sent` (the leader's newest `Append`), plus
-/// `lease − drift`. `None` while fewer than `quorum` replicas (itself included) acked.
+/// End of the leader's lease: the newest `Append` acked by a quorum of `membership` (both
+/// halves of a joint one; voters only, design note 0009), plus `lease − drift`. `sent_at`
+/// gives each voter's newest acked `sent_at` in this epoch (the leader's own newest send for
+/// itself). `None` while no quorum acked.
 pub(crate) fn leader_lease_until(
-    acked: impl Iterator<Item = Option<Millis>>,
-    own_sent: Millis,
-    quorum: usize,
+    membership: &Membership,
+    tolerate: usize,
+    sent_at: impl Fn(NodeId) -> Option<Millis>,
     lease: Millis,
     drift: Millis,
 ) -> Option<Millis> {
-    let mut times: Vec<Millis> = acked.flatten().collect();
-    times.push(own_sent);
-    times.sort_unstable_by(|a, b| b.cmp(a));
-    let start = *times.get(quorum.checked_sub(1)?)?;
+    let start = membership.quorum_value(tolerate, sent_at)?;
     Some(start.plus(lease).minus(drift))
 }
 
@@ -77,20 +75,27 @@ mod tests {
     fn lease_needs_a_quorum_and_counts_from_the_quorum_th_newest_ack() {
         let l = Millis(2000);
         let d = Millis(250);
+        let ids = |v: &[u32]| v.iter().copied().map(NodeId).collect::<Vec<_>>();
+        let three = Membership::Steady(ids(&[1, 2, 3]));
+        let t = |v: [Option<u64>; 3]| move |n: NodeId| v[n.0 as usize - 1].map(Millis);
         assert_eq!(
-            leader_lease_until([None, None].into_iter(), Millis(10), 2, l, d),
+            leader_lease_until(&three, 1, t([Some(10), None, None]), l, d),
             None
         );
-        let got = leader_lease_until(
-            [Some(Millis(5)), Some(Millis(3))].into_iter(),
-            Millis(9),
-            3,
-            l,
-            d,
-        );
+        let got = leader_lease_until(&three, 0, t([Some(9), Some(5), Some(3)]), l, d);
         assert_eq!(got, Some(Millis(3 + 2000 - 250)));
-        let got = leader_lease_until([Some(Millis(5)), None].into_iter(), Millis(9), 2, l, d);
+        let got = leader_lease_until(&three, 1, t([Some(9), Some(5), None]), l, d);
         assert_eq!(got, Some(Millis(5 + 2000 - 250)));
+        // Joint: the new half's quorum is older, so it decides.
+        let joint = Membership::Joint {
+            old: ids(&[1, 2, 3]),
+            new: ids(&[1, 3, 4]),
+        };
+        let v = |n: NodeId| [None, Some(9), Some(8), Some(2), Some(1)][n.0 as usize].map(Millis);
+        assert_eq!(
+            leader_lease_until(&joint, 1, v, l, d),
+            Some(Millis(2 + 2000 - 250))
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! is in segments in object storage and committed, hence identical on every replica, so a
 //! prefix check at or below `base` always succeeds.
 //!
+//! The log also knows the configuration in force (design note 0009 §1): the one in its newest
+//! configuration record, else the one the manifest recorded at `base` (`None`: the genesis
+//! configuration, which only the replica's settings know).
+//!
 //! Invariants (checked by [`Log::check`], called from the simulator's auditor):
 //! - `records[i].seq == base + 1 + i` (contiguity: a log never has holes, because every append
 //!   is matched against the record before it);
@@ -15,14 +19,18 @@ use std::collections::VecDeque;
 
 use crate::types::{Epoch, SeqNo};
 
-use super::Record;
+use super::{Membership, Record};
 
 /// Records after a base, in seq order and contiguous.
 #[derive(Debug, Clone, Default)]
 pub struct Log {
     base: SeqNo,
     base_epoch: Epoch,
+    /// The configuration in force at `base` (`None`: genesis).
+    base_membership: Option<Membership>,
     records: VecDeque<Record>,
+    /// Seqs of the configuration records in `records`, ascending.
+    config_seqs: Vec<SeqNo>,
 }
 
 /// What [`Log::advance_base`] did to the tail after the new base.
@@ -39,16 +47,24 @@ pub(crate) enum BaseAdvance {
 }
 
 impl Log {
-    /// A log starting after `base` (whose record has `base_epoch`), holding `records`.
+    /// A log starting after `base` (whose record has `base_epoch`, and where
+    /// `base_membership` is in force), holding `records`.
     ///
     /// Records at or below `base` are skipped; the rest must be contiguous from `base + 1`
     /// (a recovered WAL is); the first gap ends the log.
     #[must_use]
-    pub fn new(base: SeqNo, base_epoch: Epoch, records: Vec<Record>) -> Self {
+    pub fn new(
+        base: SeqNo,
+        base_epoch: Epoch,
+        base_membership: Option<Membership>,
+        records: Vec<Record>,
+    ) -> Self {
         let mut log = Self {
             base,
             base_epoch,
+            base_membership,
             records: VecDeque::new(),
+            config_seqs: Vec::new(),
         };
         for r in records {
             if r.seq <= base {
@@ -57,9 +73,43 @@ impl Log {
             if r.seq != log.last_seq().next() {
                 break;
             }
+            if r.membership.is_some() {
+                log.config_seqs.push(r.seq);
+            }
             log.records.push_back(r);
         }
         log
+    }
+
+    /// The configuration in force after the record at `seq` (at least the base): the newest
+    /// configuration record at or before it, else the base's. `None`: genesis.
+    #[must_use]
+    pub fn membership_at(&self, seq: SeqNo) -> Option<&Membership> {
+        self.config_seqs
+            .iter()
+            .rev()
+            .find(|s| **s <= seq)
+            .and_then(|s| self.get(*s))
+            .and_then(|r| r.membership.as_ref())
+            .or(self.base_membership.as_ref())
+    }
+
+    /// The configuration in force at the end of the log (`None`: genesis).
+    #[must_use]
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership_at(self.last_seq())
+    }
+
+    /// Seq of the newest configuration record in the log (after the base), if any.
+    #[must_use]
+    pub fn last_config_seq(&self) -> Option<SeqNo> {
+        self.config_seqs.last().copied()
+    }
+
+    /// The configuration in force at the base (`None`: genesis).
+    #[must_use]
+    pub fn base_membership(&self) -> Option<&Membership> {
+        self.base_membership.as_ref()
     }
 
     /// Seq of the last flushed record (everything up to it is in segments).
@@ -148,6 +198,9 @@ impl Log {
         if r.seq != self.last_seq().next() || r.epoch < self.last_epoch() {
             return false;
         }
+        if r.membership.is_some() {
+            self.config_seqs.push(r.seq);
+        }
         self.records.push_back(r);
         true
     }
@@ -158,26 +211,40 @@ impl Log {
         if keep >= self.records.len() {
             return Vec::new();
         }
+        self.config_seqs.retain(|s| *s <= after);
         self.records.split_off(keep).into()
     }
 
-    /// Applies a manifest whose flushed prefix ends at `seq` with a record of `epoch`.
+    /// Applies a manifest whose flushed prefix ends at `seq` with a record of `epoch`, and
+    /// which records `membership` in force there (`None`: genesis).
     ///
     /// Records up to `seq` are dropped (they are in segments). If our record at `seq` has a
     /// different epoch, or we have none there, our tail is not a continuation of the committed
     /// log (a divergent, never-committed leftover: any committed record after `seq` has an
     /// epoch `>= epoch` and follows the committed record at `seq`), so it is removed too.
-    pub(crate) fn advance_base(&mut self, seq: SeqNo, epoch: Epoch) -> BaseAdvance {
+    pub(crate) fn advance_base(
+        &mut self,
+        seq: SeqNo,
+        epoch: Epoch,
+        membership: Option<Membership>,
+    ) -> BaseAdvance {
         if seq <= self.base {
             return BaseAdvance::Unchanged;
         }
         let continues = self.get(seq).is_some_and(|r| r.epoch == epoch);
         let had_tail = self.last_seq() > seq;
         if continues {
+            let derived = self.membership_at(seq).cloned();
             let drop = usize::try_from(seq.0 - self.base.0).unwrap_or(usize::MAX);
             self.records.drain(..drop.min(self.records.len()));
+            self.config_seqs.retain(|s| *s > seq);
+            // Both are the configuration in force at a committed seq; ours is as good as the
+            // manifest's (a manifest of an older format records none).
+            self.base_membership = membership.or(derived);
         } else {
             self.records.clear();
+            self.config_seqs.clear();
+            self.base_membership = membership;
         }
         self.base = seq;
         self.base_epoch = epoch;

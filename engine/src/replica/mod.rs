@@ -18,6 +18,10 @@
 //! - `candidate.rs`: takeover (manifest, epoch claim, quorum promises, adopt the longest log).
 //! - `leader.rs`: sequencing, replication, commit rule, barrier, stepping down, handing the
 //!   shard over to the first-ranked replica (design note 0006).
+//! - [`membership`]: configurations (steady and joint voter sets), their quorums and encoding
+//!   (design note 0009).
+//! - `reconfig.rs`: the leader's change procedure toward the target replica set: learners,
+//!   joint configuration, final configuration, release ([`Input::SetTarget`]).
 //! - `persist.rs`: persistence requests and what is durable.
 //! - `lease.rs`: lease arithmetic (the leader's read lease, the follower's promise window).
 //! - [`invariants`]: the safety rules as named functions, used by the core and the auditor.
@@ -54,8 +58,10 @@ pub mod invariants;
 mod leader;
 mod lease;
 pub mod log;
+pub mod membership;
 pub mod msg;
 mod persist;
+mod reconfig;
 #[cfg(test)]
 mod tests;
 
@@ -63,7 +69,9 @@ use crate::types::{Entry, Epoch, SeqNo, ShardId};
 use crate::wal::WalRecord;
 
 pub use self::core::Replica;
+pub use self::membership::Membership;
 pub use self::msg::Msg;
+pub use self::reconfig::{ChangePhase, LearnerProgress};
 
 pub use crate::types::NodeId;
 
@@ -90,26 +98,42 @@ impl Millis {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct PersistId(pub u64);
 
-/// One record of the shard log: a client batch, or a barrier (no entries) that a new leader
-/// appends to commit everything before it in its own epoch.
+/// One record of the shard log: a client batch, a barrier (no entries) that a new leader
+/// appends to commit everything before it in its own epoch, or a configuration record
+/// (design note 0009: no entries, a [`Membership`] that is in force from the moment it is
+/// appended to a log, committed or not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Epoch of the leader that sequenced it.
     pub epoch: Epoch,
     /// Position in the log, also the version of its entries.
     pub seq: SeqNo,
-    /// The batch; empty for a barrier.
+    /// The batch; empty for a barrier or a configuration record.
     pub entries: Vec<Entry>,
+    /// The configuration this record puts in force; `None` for batches and barriers.
+    pub membership: Option<Membership>,
 }
 
 impl Record {
+    /// A batch (or, with no entries, a barrier).
+    #[must_use]
+    pub fn batch(epoch: Epoch, seq: SeqNo, entries: Vec<Entry>) -> Self {
+        Self {
+            epoch,
+            seq,
+            entries,
+            membership: None,
+        }
+    }
+
     /// Whether this is a leader's barrier record.
     #[must_use]
     pub fn is_barrier(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.membership.is_none()
     }
 
-    /// The WAL record of this log record (a barrier is a batch without entries).
+    /// The WAL record of this log record (a barrier is a batch without entries, a
+    /// configuration record is WAL record kind 4).
     #[must_use]
     pub fn into_wal(self, shard: ShardId) -> WalRecord {
         WalRecord {
@@ -117,6 +141,7 @@ impl Record {
             epoch: self.epoch,
             seq: self.seq,
             entries: self.entries,
+            membership: self.membership,
         }
     }
 
@@ -127,6 +152,7 @@ impl Record {
             epoch: r.epoch,
             seq: r.seq,
             entries: r.entries,
+            membership: r.membership,
         }
     }
 }
@@ -138,11 +164,16 @@ pub struct Config {
     pub shard: ShardId,
     /// This node.
     pub me: NodeId,
-    /// All replicas of the shard (this node included) in rank order: the first goes first in
-    /// a takeover, the others wait `rank × rank_delay` longer.
+    /// The shard's *genesis configuration*: its replicas in rank order in the shard map
+    /// that created the cluster (the first goes first in a takeover, the others wait
+    /// `rank × rank_delay` longer). The configuration in force is this one until a
+    /// configuration record (or a manifest recording one) says otherwise (design note 0009
+    /// §1); then ranks follow the configuration in force. `me` need not be among them (a
+    /// replica created as a learner).
     pub replicas: Vec<NodeId>,
     /// Write quorum W, also the promise quorum; `2W > N` so any two quorums intersect.
-    /// Default: 2 (of 3).
+    /// Under other configurations than the genesis one, a set of `k` voters needs
+    /// [`membership::quorum_size`]`(k, N − W)`. Default: 2 (of 3).
     pub quorum: usize,
     /// Interval between the leader's heartbeats (empty `Append`s). Default: 250 ms.
     pub heartbeat_interval: Millis,
@@ -165,6 +196,11 @@ pub struct Config {
     /// at least `lease_duration`: a restarted target ignores handovers for one lease. `None`:
     /// never hand over. Default: two leases (4 s).
     pub handover_after: Option<Millis>,
+    /// How close to the leader's commit point a learner's durable log must be before the
+    /// leader makes it a voter (appends the joint configuration, design note 0009 §2): a
+    /// learner far behind would leave the new configuration without a working quorum.
+    /// Default: 64 records.
+    pub move_lag_records: u64,
     /// Deliberate protocol bugs, to show that the simulator finds them.
     #[cfg(test)]
     pub(crate) bug: Option<tests::Bug>,
@@ -188,6 +224,7 @@ impl Config {
             takeover_timeout: Millis(2000),
             max_records_per_append: 64,
             handover_after: Some(Millis(4000)),
+            move_lag_records: 64,
             #[cfg(test)]
             bug: None,
         }
@@ -225,6 +262,9 @@ pub enum Input {
         flushed_seq: SeqNo,
         /// Epoch of the record at `flushed_seq` (the manifest stores it).
         flushed_epoch: Epoch,
+        /// The configuration in force at `flushed_seq`, if the manifest records one
+        /// (`None`: no configuration record was ever flushed, the genesis one holds).
+        membership: Option<Membership>,
     },
     /// A client batch at the leader; its conditions were already evaluated by the caller.
     Propose {
@@ -246,6 +286,20 @@ pub enum Input {
         upto: SeqNo,
         /// The node is past its limit: the leader should refuse writes too.
         hard: bool,
+    },
+    /// The target replica set of the shard in the newest shard map (design note 0009 §2), in
+    /// rank order. A serving leader moves the configuration toward it, one change at a
+    /// time: learners catch up, then the joint configuration, then the new one. Other roles
+    /// keep it for when they lead.
+    SetTarget {
+        /// The target voters.
+        voters: Vec<NodeId>,
+    },
+    /// The shard map retired `node` (it was replaced): its messages are ignored from now on,
+    /// so nothing ever counts its acks or promises again (design note 0009 §5).
+    Retired {
+        /// The retired id.
+        node: NodeId,
     },
     /// The node is about to stop: a leader hands the shard to the most up-to-date replica
     /// that acks steadily (retrying until the node stops), and from now on this replica
@@ -366,6 +420,9 @@ pub struct Recovered {
     pub flushed_seq: SeqNo,
     /// Epoch of the record at `flushed_seq`.
     pub flushed_epoch: Epoch,
+    /// The configuration in force at `flushed_seq` as the manifest records it (`None`: the
+    /// genesis configuration).
+    pub flushed_membership: Option<Membership>,
     /// The durable records of the shard, truncations applied, in seq order.
     pub records: Vec<Record>,
     /// Set when this replica lost its durable state (it restarted with an empty disk under

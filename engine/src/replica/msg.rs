@@ -8,7 +8,7 @@
 //! | offset | type | meaning |
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVR"` as a little-endian u32 |
-//! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
+//! | 4 | u16 | format version: 1, or [`VERSION`] = 2 for a message that carries a configuration; others are rejected |
 //! | 6 | u32 | shard id |
 //! | 10 | u32 | sender node id |
 //! | 14 | u8 | kind (1 Append, 2 Ack, 3 Gap, 4 Promise, 5 Promised, 6 Refused, 7 Fetch, 8 Records, 9 Handover, 10 Promise with `handover_of`, 11 Ack from a rejoining replica, 12 FlushRequest: u64 epoch, u64 upto, u8 hard (0 or 1)) |
@@ -19,6 +19,22 @@
 //! u32 entry count and that many entry bodies ([`crate::codec::put_entry_body`]; the entry's
 //! version is the record's seq). A barrier is a record with no entries.
 //!
+//! # Format version 2 (design note 0009)
+//!
+//! A message is written in version 1, byte for byte as before, unless it carries a
+//! configuration: an `Append` or `Records` holding a configuration record, or a `Promised`
+//! from a replica whose configuration in force is not the genesis one. Those are written in
+//! version 2, which differs in two places:
+//!
+//! - each record of a record list has a u8 *record kind* after its seq: 0, a batch (u32 entry
+//!   count and the entry bodies, as in version 1), or 1, a configuration record (its
+//!   [`Membership`] encoding, see [`super::membership`]);
+//! - `Promised` ends with a u8 flag (0 or 1) and, if 1, the responder's configuration in
+//!   force. A version-1 `Promised` means "the genesis configuration".
+//!
+//! Nodes write no configuration before every member runs a version that reads version 2
+//! (note 0009, "Compatibility"), so a rolling upgrade only ever sees version 1.
+//!
 //! [`decode`] never panics: short, corrupt or oversized input is a [`DecodeError`].
 
 use bytes::Bytes;
@@ -26,14 +42,16 @@ use bytes::Bytes;
 use crate::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body, split_crc_trailer};
 use crate::types::{Entry, Epoch, SeqNo, ShardId};
 
-use super::{Millis, NodeId, Record};
+use super::{Membership, Millis, NodeId, Record};
 
 /// Envelope magic: `"TKVR"` as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TKVR");
-/// The format version this build writes.
-pub const VERSION: u16 = 1;
+/// The format version of messages that carry no configuration (written as before note 0009).
+pub const VERSION_1: u16 = 1;
+/// The format version of messages that carry a configuration (module docs).
+pub const VERSION: u16 = 2;
 /// Versions this build reads.
-pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
+pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION_1, VERSION];
 
 /// A message between replicas of one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +110,9 @@ pub enum Msg {
         last_epoch: Epoch,
         /// Seq of my last record.
         last_seq: SeqNo,
+        /// My configuration in force (`None`: the genesis one): a candidate counts promises
+        /// against the configuration of the log it adopts (design note 0009 §3).
+        membership: Option<Membership>,
     },
     /// Refusal of a `Promise`, `Append` or `Fetch`.
     Refused {
@@ -165,12 +186,35 @@ const KIND_FLUSH_REQUEST: u8 = 12;
 const MIN_RECORD_LEN: usize = 20;
 /// Smallest encoded entry body.
 const MIN_ENTRY_LEN: usize = 4;
+/// Record kinds inside version-2 record lists.
+const RECORD_BATCH: u8 = 0;
+const RECORD_CONFIG: u8 = 1;
 
-fn put_records(enc: &mut Enc, records: &[Record]) {
+/// The version `msg` is written in: 2 only if it carries a configuration.
+fn version_of(msg: &Msg) -> u16 {
+    let carries = match msg {
+        Msg::Append { records, .. } | Msg::Records { records, .. } => {
+            records.iter().any(|r| r.membership.is_some())
+        }
+        Msg::Promised { membership, .. } => membership.is_some(),
+        _ => false,
+    };
+    if carries { VERSION } else { VERSION_1 }
+}
+
+fn put_records(enc: &mut Enc, records: &[Record], version: u16) {
     enc.u32(u32::try_from(records.len()).unwrap_or(u32::MAX));
     for r in records {
         enc.u64(r.epoch.0);
         enc.u64(r.seq.0);
+        if version >= VERSION {
+            if let Some(m) = &r.membership {
+                enc.u8(RECORD_CONFIG);
+                m.encode(enc);
+                continue;
+            }
+            enc.u8(RECORD_BATCH);
+        }
         enc.u32(u32::try_from(r.entries.len()).unwrap_or(u32::MAX));
         for e in &r.entries {
             put_entry_body(enc, &e.key, &e.kind, e.expires_at);
@@ -178,7 +222,7 @@ fn put_records(enc: &mut Enc, records: &[Record]) {
     }
 }
 
-fn get_records(d: &mut Dec<'_>, src: &Bytes) -> Result<Vec<Record>, DecodeError> {
+fn get_records(d: &mut Dec<'_>, src: &Bytes, version: u16) -> Result<Vec<Record>, DecodeError> {
     let n = usize::try_from(d.u32()?).map_err(|_| d.err("length overflow"))?;
     if n > d.remaining() / MIN_RECORD_LEN {
         return Err(d.err("record count exceeds input"));
@@ -187,6 +231,21 @@ fn get_records(d: &mut Dec<'_>, src: &Bytes) -> Result<Vec<Record>, DecodeError>
     for _ in 0..n {
         let epoch = Epoch(d.u64()?);
         let seq = SeqNo(d.u64()?);
+        if version >= VERSION {
+            match d.u8()? {
+                RECORD_BATCH => {}
+                RECORD_CONFIG => {
+                    out.push(Record {
+                        epoch,
+                        seq,
+                        entries: Vec::new(),
+                        membership: Some(Membership::decode(d)?),
+                    });
+                    continue;
+                }
+                _ => return Err(d.err("unknown record kind")),
+            }
+        }
         let m = usize::try_from(d.u32()?).map_err(|_| d.err("length overflow"))?;
         if m > d.remaining() / MIN_ENTRY_LEN {
             return Err(d.err("entry count exceeds input"));
@@ -203,11 +262,7 @@ fn get_records(d: &mut Dec<'_>, src: &Bytes) -> Result<Vec<Record>, DecodeError>
         }
         // The record outlives the chunk it arrived in (log, memtable): own its bytes.
         crate::types::compact_entries(&mut entries);
-        out.push(Record {
-            epoch,
-            seq,
-            entries,
-        });
+        out.push(Record::batch(epoch, seq, entries));
     }
     Ok(out)
 }
@@ -215,9 +270,10 @@ fn get_records(d: &mut Dec<'_>, src: &Bytes) -> Result<Vec<Record>, DecodeError>
 /// Encodes `msg` from `from` about `shard`.
 #[must_use]
 pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
+    let version = version_of(msg);
     let mut enc = Enc::with_capacity(64);
     enc.u32(MAGIC);
-    enc.u16(VERSION);
+    enc.u16(version);
     enc.u32(shard.0);
     enc.u32(from.0);
     match msg {
@@ -234,7 +290,7 @@ pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
             enc.u64(epoch.0);
             enc.u64(prev_seq.0);
             enc.u64(prev_epoch.0);
-            put_records(&mut enc, records);
+            put_records(&mut enc, records, version);
             enc.u64(commit_seq.0);
             enc.u64(flushed_seq.0);
             enc.u64(sent_at.0);
@@ -282,11 +338,16 @@ pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
             epoch,
             last_epoch,
             last_seq,
+            membership,
         } => {
             enc.u8(KIND_PROMISED);
             enc.u64(epoch.0);
             enc.u64(last_epoch.0);
             enc.u64(last_seq.0);
+            if let Some(m) = membership {
+                enc.u8(1);
+                m.encode(&mut enc);
+            }
         }
         Msg::Refused {
             promised_epoch,
@@ -311,7 +372,7 @@ pub fn encode(shard: ShardId, from: NodeId, msg: &Msg) -> Bytes {
             enc.u64(epoch.0);
             enc.u64(prev_seq.0);
             enc.u64(prev_epoch.0);
-            put_records(&mut enc, records);
+            put_records(&mut enc, records, version);
         }
         Msg::FlushRequest { epoch, upto, hard } => {
             enc.u8(KIND_FLUSH_REQUEST);
@@ -352,7 +413,7 @@ pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
             epoch: e(&mut d)?,
             prev_seq: s(&mut d)?,
             prev_epoch: e(&mut d)?,
-            records: get_records(&mut d, &src)?,
+            records: get_records(&mut d, &src, version)?,
             commit_seq: s(&mut d)?,
             flushed_seq: s(&mut d)?,
             sent_at: Millis(d.u64()?),
@@ -380,6 +441,15 @@ pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
             epoch: e(&mut d)?,
             last_epoch: e(&mut d)?,
             last_seq: s(&mut d)?,
+            membership: if version >= VERSION {
+                match d.u8()? {
+                    0 => None,
+                    1 => Some(Membership::decode(&mut d)?),
+                    _ => return Err(d.err("configuration flag is not 0 or 1")),
+                }
+            } else {
+                None
+            },
         },
         KIND_REFUSED => Msg::Refused {
             promised_epoch: e(&mut d)?,
@@ -393,7 +463,7 @@ pub fn decode(buf: &Bytes) -> Result<Envelope, DecodeError> {
             epoch: e(&mut d)?,
             prev_seq: s(&mut d)?,
             prev_epoch: e(&mut d)?,
-            records: get_records(&mut d, &src)?,
+            records: get_records(&mut d, &src, version)?,
         },
         KIND_FLUSH_REQUEST => Msg::FlushRequest {
             epoch: e(&mut d)?,

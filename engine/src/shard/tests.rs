@@ -191,6 +191,7 @@ impl LeaderInner {
                 epoch: self.epoch,
                 seq,
                 entries,
+                membership: None,
             };
             self.wal.append(&record.clone().into_wal(S))?.wait().await?;
             self.shard.apply_committed([&record]);

@@ -62,8 +62,23 @@
 //! 13 bytes. It applies to the batch records of that shard written *before* it (in log
 //! order) with seq > `after_seq`; batch records written after it are kept.
 //!
-//! Kinds 2 and 3 are written only by replicated nodes; a single-process node writes only
-//! kind 1, so its files are byte-for-byte what they were before these kinds existed.
+//! ## Configuration record (kind 4): one configuration record of a shard's replicated log
+//!
+//! | offset | type | meaning |
+//! |---|---|---|
+//! | 0 | u8 | kind: 4 = configuration |
+//! | 1 | u32 | shard id |
+//! | 5 | u64 | epoch of the leader that sequenced it |
+//! | 13 | u64 | its sequence number |
+//! | 21 | ... | the configuration: steady or joint voter sets ([`crate::replica::membership`]) |
+//!
+//! It takes a seq of the shard's log like a batch (files, truncations and recovery treat it
+//! as one) and decodes into a [`WalRecord`] without entries whose `membership` is set
+//! (design note 0009).
+//!
+//! Kinds 2, 3 and 4 are written only by replicated nodes (4 only once they change their
+//! members); a single-process node writes only kind 1, so its files are byte-for-byte what
+//! they were before these kinds existed.
 
 use bytes::{Bytes, BytesMut};
 
@@ -93,6 +108,10 @@ pub(super) const KIND_BATCH: u8 = 1;
 pub(super) const KIND_PROMISE: u8 = 2;
 /// Payload kind of a truncate record.
 pub(super) const KIND_TRUNCATE: u8 = 3;
+/// Payload kind of a configuration record (design note 0009).
+pub(super) const KIND_CONFIG: u8 = 4;
+/// Fixed part of a configuration payload before the configuration.
+const CONFIG_FIXED_LEN: usize = 21;
 /// Payload length of a promise or truncate record (kind, shard, one u64).
 const SMALL_PAYLOAD_LEN: u32 = 13;
 /// Fixed part of a batch payload before the entries.
@@ -103,7 +122,8 @@ const MIN_ENTRY_BODY: usize = 4;
 /// One decoded record payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Payload {
-    /// Kind 1: a write batch.
+    /// Kind 1: a write batch; kind 4: a configuration record (`membership` set, no
+    /// entries).
     Batch(WalRecord),
     /// Kind 2: the replica promised `epoch` for `shard`.
     Promise {
@@ -220,6 +240,9 @@ fn validate(rec: &WalRecord) -> Result<()> {
 /// Fails with `Error::Invalid` if an entry breaks a limit (key length, content type length)
 /// or the payload would exceed [`MAX_PAYLOAD`].
 pub(super) fn encode_frame(rec: &WalRecord) -> Result<BytesMut> {
+    if let Some(m) = &rec.membership {
+        return encode_config(rec, m);
+    }
     validate(rec)?;
     let count = u32::try_from(rec.entries.len())
         .map_err(|_| Error::invalid(InvalidReason::ValueTooLarge))?;
@@ -243,6 +266,30 @@ pub(super) fn encode_frame(rec: &WalRecord) -> Result<BytesMut> {
     for e in &rec.entries {
         put_entry_body(&mut enc, &e.key, &e.kind, e.expires_at);
     }
+    let payload = enc.as_slice().get(FRAME_HEADER_LEN..).unwrap_or_default();
+    let len =
+        u32::try_from(payload.len()).map_err(|_| Error::invalid(InvalidReason::ValueTooLarge))?;
+    seal(&mut enc, len);
+    Ok(enc.into_inner())
+}
+
+/// Encodes a configuration record (kind 4) as one complete frame. A configuration record
+/// carries no entries (`Error::Invariant` otherwise: the core never makes one).
+fn encode_config(rec: &WalRecord, m: &crate::replica::Membership) -> Result<BytesMut> {
+    if !rec.entries.is_empty() {
+        return Err(Error::Invariant {
+            what: "a configuration record with entries",
+        });
+    }
+    let mut enc = Enc::with_capacity(FRAME_HEADER_LEN + CONFIG_FIXED_LEN + 32);
+    enc.u32(0);
+    enc.u32(0);
+    enc.u32(0);
+    enc.u8(KIND_CONFIG);
+    enc.u32(rec.shard.0);
+    enc.u64(rec.epoch.0);
+    enc.u64(rec.seq.0);
+    m.encode(&mut enc);
     let payload = enc.as_slice().get(FRAME_HEADER_LEN..).unwrap_or_default();
     let len =
         u32::try_from(payload.len()).map_err(|_| Error::invalid(InvalidReason::ValueTooLarge))?;
@@ -298,6 +345,13 @@ pub(super) fn decode_payload(payload: &Bytes) -> Result<Payload, DecodeError> {
             shard: ShardId(d.u32()?),
             after: SeqNo(d.u64()?),
         },
+        KIND_CONFIG => Payload::Batch(WalRecord {
+            shard: ShardId(d.u32()?),
+            epoch: Epoch(d.u64()?),
+            seq: SeqNo(d.u64()?),
+            entries: Vec::new(),
+            membership: Some(crate::replica::Membership::decode(&mut d)?),
+        }),
         _ => {
             return Err(DecodeError {
                 what: "unknown record kind",
@@ -336,6 +390,7 @@ fn decode_batch(d: &mut Dec<'_>, payload: &Bytes) -> Result<WalRecord, DecodeErr
         epoch,
         seq,
         entries,
+        membership: None,
     })
 }
 

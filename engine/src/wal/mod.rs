@@ -144,7 +144,8 @@ pub struct WalFaults {
     pub fail_next_sync: AtomicBool,
 }
 
-/// One atomic write batch of one shard.
+/// One atomic write batch of one shard, or one configuration record of its replicated log
+/// (design note 0009; WAL record kind 4, no entries).
 ///
 /// Every entry has version `seq`: the encoder ignores [`Entry::seq`] and the decoder sets it
 /// to the record's `seq`.
@@ -158,6 +159,10 @@ pub struct WalRecord {
     pub seq: SeqNo,
     /// The entries (keys 1..=`MAX_KEY_LEN` bytes, content types up to 255 bytes).
     pub entries: Vec<Entry>,
+    /// Set for a configuration record (then `entries` is empty): the replica set
+    /// configuration it puts in force. Only replicated nodes that change their members write
+    /// one; a batch or barrier has `None`.
+    pub membership: Option<crate::replica::Membership>,
 }
 
 /// What [`Wal::open`] replayed.

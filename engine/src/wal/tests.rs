@@ -47,6 +47,7 @@ pub(super) fn rec(shard: u32, seq: u64, n: usize) -> WalRecord {
         epoch: Epoch(3),
         seq: SeqNo(seq),
         entries,
+        membership: None,
     }
 }
 

@@ -67,6 +67,7 @@ impl Driver {
                     self.step(Input::ManifestLoaded {
                         flushed_seq,
                         flushed_epoch,
+                        membership: None,
                     });
                 }
             }

@@ -283,6 +283,7 @@ impl Driver {
             self.step(Input::ManifestLoaded {
                 flushed_seq,
                 flushed_epoch,
+                membership: None,
             });
         } else {
             // A publish that lost to (and adopted) a manifest beyond what this replica

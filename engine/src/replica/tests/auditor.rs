@@ -16,12 +16,18 @@
 //!    has committed anything; and when a replica gathers a quorum of promises, no leader of
 //!    an older epoch can serve strong reads any more (checked by the simulator as it happens).
 //!
+//! 6. Membership changes (design note 0009): every commit is durably held by a quorum of
+//!    the voters of the leader's configuration in force (learners and removed replicas are
+//!    never counted), every log's configuration records follow the chain `C, (C,T), T`, and
+//!    (checked by the simulator) learners are caught up when they become voters and every
+//!    move has finished by the end.
+//!
 //! Plus the core's own invariants ([`crate::replica::invariants`]) on every log.
 
 use std::collections::BTreeMap;
 
 use crate::replica::invariants;
-use crate::replica::{Millis, Record, Replica, Role};
+use crate::replica::{Membership, Millis, NodeId, Record, Replica, Role};
 use crate::types::{Epoch, SeqNo};
 
 use super::sim::{Node, Store};
@@ -29,7 +35,18 @@ use super::sim::{Node, Store};
 const MS: u64 = 1000;
 
 pub(crate) struct Auditor {
-    quorum: usize,
+    /// Failures tolerated, `N − W` (quorum sizes of other configurations keep it).
+    tolerate: usize,
+    /// The genesis configuration.
+    genesis: Membership,
+    /// Check the configuration chain of every log.
+    pub(crate) config_checks: bool,
+    /// A stable leader must serve within this many ms after the faults stop.
+    pub(crate) heal_bound_ms: u64,
+    /// The newest committed configuration record: (seq, configuration).
+    committed_config: Option<(u64, Membership)>,
+    /// Configuration records committed so far.
+    pub(crate) configs_committed: u64,
     heal_at: u64,
     safety: Vec<String>,
     liveness: Vec<String>,
@@ -61,7 +78,12 @@ pub(crate) struct Auditor {
 impl Auditor {
     pub(crate) fn new(n: usize, quorum: usize, heal_at: u64) -> Self {
         Self {
-            quorum,
+            tolerate: n - quorum,
+            genesis: Membership::Steady((0..n).map(|i| NodeId(i as u32 + 1)).collect()),
+            config_checks: true,
+            heal_bound_ms: 4000,
+            committed_config: None,
+            configs_committed: 0,
             heal_at,
             safety: Vec::new(),
             liveness: Vec::new(),
@@ -80,6 +102,24 @@ impl Auditor {
             events: 0,
             catch_up_target: None,
         }
+    }
+
+    /// A node joined the simulation (index `applied.len()`).
+    pub(crate) fn add_node(&mut self) {
+        self.applied.push(SeqNo(0));
+        self.serving_since.push(None);
+        self.served_from.push(None);
+    }
+
+    /// The newest committed configuration (the genesis one if none was committed).
+    pub(crate) fn committed_membership(&self) -> Membership {
+        self.committed_config
+            .as_ref()
+            .map_or_else(|| self.genesis.clone(), |(_, m)| m.clone())
+    }
+
+    pub(crate) fn liveness_violation(&mut self, what: String) {
+        self.liveness.push(what);
     }
 
     pub(crate) fn safety(&mut self, what: String) {
@@ -134,18 +174,28 @@ impl Auditor {
     ) {
         let from = self.applied[i];
         let records: Vec<Record> = rep.log().range(from, upto).cloned().collect();
+        let membership = rep.membership().clone();
         for r in records {
             self.check_agreement(i, &r);
             if let Some(e) = leader {
-                let stored = self
+                let holders: Vec<NodeId> = self
                     .held
                     .get(&(r.seq.0, r.epoch))
-                    .map_or(0, |m| m.values().filter(|p| **p <= e).count());
-                if stored < self.quorum {
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(_, p)| **p <= e)
+                            .map(|(n, _)| NodeId(*n as u32 + 1))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Err(v) =
+                    invariants::learners_not_counted(&membership, self.tolerate, &holders)
+                {
                     self.safety(format!(
-                        "leader n{} of epoch {e} committed seq {} with only {stored} durable copies made before a newer promise",
+                        "leader n{} of epoch {e} committed seq {} with durable copies made before a newer promise only on {holders:?} under {membership}: {}",
                         i + 1,
-                        r.seq
+                        r.seq,
+                        v.0
                     ));
                 }
             }
@@ -170,6 +220,16 @@ impl Auditor {
             }
         } else {
             self.committed.insert(r.seq.0, r.clone());
+            if let Some(m) = &r.membership {
+                self.configs_committed += 1;
+                if self
+                    .committed_config
+                    .as_ref()
+                    .is_none_or(|(s, _)| *s < r.seq.0)
+                {
+                    self.committed_config = Some((r.seq.0, m.clone()));
+                }
+            }
         }
         if self.segments.get(&r.seq.0).is_some_and(|s| s != r) {
             self.safety(format!(
@@ -302,21 +362,44 @@ impl Auditor {
                     ));
                 }
             }
-            if self.events.is_multiple_of(64)
-                && let Err(v) = invariants::log_well_formed(rep.log())
-            {
-                self.safety(format!("n{}: {}", i + 1, v.0));
+            if self.events.is_multiple_of(64) {
+                if let Err(v) = invariants::log_well_formed(rep.log()) {
+                    self.safety(format!("n{}: {}", i + 1, v.0));
+                }
+                if self.config_checks
+                    && let Err(v) = self.config_chain(rep)
+                {
+                    self.safety(format!("n{}: {}", i + 1, v.0));
+                }
             }
         }
     }
 
-    /// The checks at the end of a run; `expect_first_rank_leads` when leaders hand over.
+    /// The configuration records of `rep`'s log follow the chain `C, (C,T), T` from the
+    /// configuration in force at its base.
+    fn config_chain(&self, rep: &Replica) -> Result<(), invariants::Violation> {
+        let log = rep.log();
+        let mut prev = log
+            .base_membership()
+            .cloned()
+            .unwrap_or_else(|| self.genesis.clone());
+        for r in log.range(log.base(), log.last_seq()) {
+            if let Some(m) = &r.membership {
+                invariants::config_chain_step(&prev, m)?;
+                prev = m.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks at the end of a run; `first_ranked`: the node that must lead at the end
+    /// (when leaders hand over), the first of the final configuration.
     pub(crate) fn at_end(
         &mut self,
         nodes: &[Node],
         store: &Store,
         finished: bool,
-        expect_first_rank_leads: bool,
+        first_ranked: Option<usize>,
     ) {
         let _ = store;
         if !self.safety.is_empty() {
@@ -344,16 +427,20 @@ impl Auditor {
         if !finished {
             return;
         }
-        if expect_first_rank_leads
+        if let Some(first) = first_ranked
             && let Some((i, _)) = leader
-            && i != 0
+            && i != first
         {
             self.liveness.push(format!(
-                "n{} leads at the end: the first-ranked n1 did not get the shard back",
-                i + 1
+                "n{} leads at the end: the first-ranked n{} did not get the shard back",
+                i + 1,
+                first + 1
             ));
         }
         for (i, n) in nodes.iter().enumerate() {
+            if n.released {
+                continue;
+            }
             if n.rep.as_ref().is_some_and(Replica::is_rejoining) {
                 self.liveness.push(format!(
                     "n{} is still rejoining after disk loss at the end",
@@ -362,7 +449,7 @@ impl Auditor {
             }
         }
         if let Some(target) = self.catch_up_target {
-            for (i, n) in nodes.iter().enumerate() {
+            for (i, n) in nodes.iter().enumerate().filter(|(_, n)| !n.released) {
                 let commit = n.rep.as_ref().map(Replica::commit_seq);
                 if commit.is_none_or(|c| c < target) {
                     self.liveness.push(format!(
@@ -375,14 +462,15 @@ impl Auditor {
             self.liveness
                 .push("no serving leader 2 s before the end".to_owned());
         }
-        let bound = self.heal_at + 4000 * MS;
+        let bound = self.heal_at + self.heal_bound_ms * MS;
         match self.stable_leader_at {
             None => self
                 .liveness
                 .push("no serving leader at the end".to_owned()),
             Some(t) if t > bound => self.liveness.push(format!(
-                "leader emerged {} ms after faults stopped (bound 4000 ms)",
-                (t - self.heal_at) / MS
+                "leader emerged {} ms after faults stopped (bound {} ms)",
+                (t - self.heal_at) / MS,
+                self.heal_bound_ms
             )),
             Some(t) => {
                 if !self

@@ -26,10 +26,20 @@ pub(crate) enum Bug {
     /// A follower's flush request is passed on uncapped: the leader flushes up to the
     /// follower's log end, which may hold records it has not committed (note 0007).
     FlushPastCommit,
+    /// A leader switches from `C` straight to the target `T`, without the joint `(C, T)`
+    /// whose quorums intersect both (design note 0009).
+    SkipJointConfig,
+    /// A leader makes learners voters (appends the joint configuration) before they caught
+    /// up with its log.
+    PromoteUncaughtLearner,
+    /// Commit and promise quorums count every replica that acked or promised, voters or
+    /// not (learners, replicas a change removed), against the size of a quorum.
+    CountNonVoters,
 }
 
 mod auditor;
 mod codec;
+mod membership;
 mod sim;
 mod sim_tests;
 mod unit;

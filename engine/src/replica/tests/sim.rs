@@ -24,7 +24,12 @@
 //! - failpoints: a crash right after a promise or truncation is issued (before its fsync),
 //!   and rarely after an append;
 //! - lost disks: some crashes also wipe the node's durable state; it restarts empty under
-//!   its id with the newest claimed epoch as its rejoin floor, as a node does (`REJOIN`).
+//!   its id with the newest claimed epoch as its rejoin floor, as a node does (`REJOIN`);
+//! - with [`Params::membership`], membership changes (design note 0009, `sim/membership.rs`):
+//!   new target replica sets that add, remove, move or replace a replica, one change at a
+//!   time; new nodes start empty as learners, removed ones are released by their node once a
+//!   leader it can reach committed a configuration without them, replaced ones are lost and
+//!   their ids retired.
 //!
 //! Faults run until `faults_until`; then every node restarts, partitions heal, drops stop,
 //! and the run continues to check liveness. The [`super::auditor::Auditor`] checks safety
@@ -33,8 +38,8 @@
 //! the end the client history must be linearizable (Wing–Gong, `tierkv-checker`).
 //!
 //! Replay a seed with `TIERKV_SIM_SEED=<seed> cargo test -p tierkv-engine replay_seed --
-//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `1` for one, `TIERKV_SIM_TRACE=1` for an
-//! event log).
+//! --nocapture` (`TIERKV_SIM_N=5` for five replicas, `1` for one, `TIERKV_SIM_MEMBERSHIP=1`
+//! with membership changes, `TIERKV_SIM_TRACE=1` for an event log).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -44,8 +49,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::replica::msg::{decode, encode};
 use crate::replica::{
-    Config, Input, Millis, Msg, NodeId, Output, PersistId, PersistOp, Record, Recovered,
-    RejectReason, Replica, Role,
+    Config, Input, Membership, Millis, Msg, NodeId, Output, PersistId, PersistOp, Record,
+    Recovered, RejectReason, Replica, Role,
 };
 use crate::types::{Epoch, SeqNo, ShardId};
 
@@ -54,6 +59,7 @@ use super::auditor::Auditor;
 
 mod actors;
 mod history;
+mod membership;
 
 const SHARD: ShardId = ShardId(3);
 const MS: u64 = 1000;
@@ -87,6 +93,11 @@ pub(crate) struct Params {
     /// Probability per tick that a replica's node asks for a flush (a follower sends its
     /// leader a `FlushRequest`, note 0007).
     pub(crate) flush_requests: f64,
+    /// Membership changes (design note 0009): add, remove and replace replicas during the
+    /// faults, one change at a time.
+    pub(crate) membership: bool,
+    /// Check the configuration chain of every log (off: only the end-to-end checks).
+    pub(crate) config_checks: bool,
 }
 
 impl Params {
@@ -104,6 +115,22 @@ impl Params {
             clock_rate_ppm: 30_000,
             disk_loss: 0.15,
             flush_requests: 0.05,
+            membership: false,
+            config_checks: true,
+        }
+    }
+    /// Three replicas that add, remove and replace replicas during the faults.
+    pub(crate) fn n3_membership() -> Self {
+        Self {
+            membership: true,
+            ..Self::n3()
+        }
+    }
+    /// Five replicas that add, remove and replace replicas during the faults.
+    pub(crate) fn n5_membership() -> Self {
+        Self {
+            membership: true,
+            ..Self::n5()
         }
     }
     /// One replica (`tierkv serve`): W = N = 1. No disk loss: a shard's only replica that
@@ -162,10 +189,26 @@ pub(crate) struct Stats {
     pub(crate) starts_then_served: u64,
     /// Of those, the ones where it served within 500 ms of the start.
     pub(crate) served_within_500ms: u64,
+    /// Membership changes started: replicas added, removed, replaced (the old node lost),
+    /// moved (the old node live until released).
+    pub(crate) adds: u64,
+    pub(crate) removes: u64,
+    pub(crate) replaces: u64,
+    pub(crate) moves: u64,
+    /// Configuration records committed (joint and final).
+    pub(crate) configs_committed: u64,
+    /// Replicas released after a change removed them.
+    pub(crate) releases: u64,
 }
 
 impl std::ops::AddAssign for Stats {
     fn add_assign(&mut self, o: Self) {
+        self.adds += o.adds;
+        self.removes += o.removes;
+        self.replaces += o.replaces;
+        self.moves += o.moves;
+        self.configs_committed += o.configs_committed;
+        self.releases += o.releases;
         self.crashes += o.crashes;
         self.leaders += o.leaders;
         self.truncations += o.truncations;
@@ -221,6 +264,10 @@ enum Ev {
     Read,
     /// Notes the serving leader's commit point; every replica must reach it by the end.
     Snapshot,
+    /// A membership change (add, remove or replace a replica), if none is in progress.
+    Membership,
+    /// Node reconciliation: releases replicas that a committed configuration removed.
+    Reconcile,
 }
 
 #[derive(Debug, Default)]
@@ -251,6 +298,9 @@ pub(crate) struct Node {
     draining: bool,
     /// Virtual time of its last (re)start, until it first serves as leader after it.
     started_at: Option<u64>,
+    /// Gone for good: released after a change removed it, or lost and replaced. Never
+    /// restarts.
+    pub(crate) released: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +331,9 @@ pub(crate) struct Store {
     epochs: std::collections::BTreeSet<u64>,
     pub(crate) flushed: SeqNo,
     pub(crate) flushed_epoch: Epoch,
+    /// The configuration in force at `flushed` (`None`: genesis), as a manifest of format
+    /// 3 records it (note 0009 §1).
+    pub(crate) flushed_membership: Option<Membership>,
     manifest_epoch: Epoch,
 }
 
@@ -302,6 +355,10 @@ pub(crate) struct Sim {
     history: Vec<history::HistOp>,
     /// `TIERKV_SIM_TRACE=1`: print role changes, faults and client acks.
     verbose: bool,
+    /// The target replica set of the newest (simulated) shard map.
+    pub(crate) target: Vec<NodeId>,
+    /// Ids the map retired (replaced nodes).
+    retired: Vec<NodeId>,
 }
 
 impl Sim {
@@ -322,6 +379,7 @@ impl Sim {
                 group: 0,
                 draining: false,
                 started_at: None,
+                released: false,
             })
             .collect();
         let clients = (0..p.clients)
@@ -333,7 +391,16 @@ impl Sim {
                 attempt: 0,
             })
             .collect();
-        let audit = Auditor::new(p.n, p.quorum, p.faults_until);
+        let mut audit = Auditor::new(p.n, p.quorum, p.faults_until);
+        audit.config_checks = p.config_checks;
+        if p.membership {
+            // A candidate cut off during the faults that claimed a newer epoch deposes the
+            // leader at the heal (its promise refuses the leader's Appends) and may itself
+            // time out while the others' leases run, costing one more lease. More nodes in
+            // the partition draws and four-voter configurations make that more frequent
+            // (seeds 3051 and 10189 of the membership runs: 4.5 s).
+            audit.heal_bound_ms = 5000;
+        }
         let mut sim = Self {
             p,
             rng,
@@ -350,7 +417,10 @@ impl Sim {
             stats: Stats::default(),
             history: Vec::new(),
             verbose: std::env::var("TIERKV_SIM_TRACE").is_ok_and(|v| v == "1"),
+            target: Vec::new(),
+            retired: Vec::new(),
         };
+        sim.target = sim.genesis();
         for i in 0..sim.p.n {
             sim.start(i);
             let t = sim.rng.random_range(0..20 * MS);
@@ -370,17 +440,28 @@ impl Sim {
         sim.at(faults_until, Ev::Heal);
         let snap = sim.p.end - 2000 * MS;
         sim.at(snap, Ev::Snapshot);
+        if sim.p.membership {
+            let t = sim.rng.random_range(1000 * MS..4000 * MS);
+            sim.at(t, Ev::Membership);
+            sim.at(200 * MS, Ev::Reconcile);
+        }
         sim
     }
 
+    /// The genesis configuration: nodes 1..=n.
+    fn genesis(&self) -> Vec<NodeId> {
+        (0..self.p.n).map(|r| NodeId(r as u32 + 1)).collect()
+    }
+
     fn cfg(&self, i: usize) -> Config {
-        let replicas = (0..self.p.n).map(|r| NodeId(r as u32 + 1)).collect();
-        let mut c = Config::new(SHARD, NodeId(i as u32 + 1), replicas);
+        let mut c = Config::new(SHARD, NodeId(i as u32 + 1), self.genesis());
         c.quorum = self.p.quorum;
         c.max_clock_drift = Millis(self.p.drift_margin_ms);
         c.bug = self.p.bug;
         // Shorter than the default (two leases), so that handovers also happen between faults.
         c.handover_after = Some(Millis(2500));
+        // Small, so that a learner promoted too early shows (`Bug::PromoteUncaughtLearner`).
+        c.move_lag_records = 8;
         c
     }
 
@@ -423,6 +504,7 @@ impl Sim {
             promised_epoch: d.promised,
             flushed_seq: self.store.flushed,
             flushed_epoch: self.store.flushed_epoch,
+            flushed_membership: self.store.flushed_membership.clone(),
             records: d.records.values().cloned().collect(),
             amnesia_floor: floor,
         };
@@ -437,6 +519,14 @@ impl Sim {
         n.kv.clear();
         n.applied = SeqNo(0);
         self.apply_committed(i);
+        if self.p.membership {
+            // The node's reconciliation at start: the map's target and retired ids.
+            let voters = self.target.clone();
+            self.feed(i, Input::SetTarget { voters }, None);
+            for node in self.retired.clone() {
+                self.feed(i, Input::Retired { node }, None);
+            }
+        }
     }
 
     fn crash(&mut self, i: usize) {
@@ -455,7 +545,8 @@ impl Sim {
         for op in ops {
             self.apply_durable(i, op);
         }
-        let others_impaired = (0..self.p.n).any(|j| j != i && self.rejoining(j));
+        let others_impaired =
+            (0..self.nodes.len()).any(|j| j != i && self.rejoining(j)) || self.change_in_progress();
         if self.faulty() && !others_impaired && self.rng.random_bool(self.p.disk_loss) {
             self.log(|| format!("n{} loses its disk", i + 1));
             self.stats.disk_losses += 1;
@@ -466,7 +557,7 @@ impl Sim {
         }
         // The others usually see their connections to it break (not always: then a
         // handover may reach it within its restart guard, and it must wait).
-        for j in 0..self.p.n {
+        for j in 0..self.nodes.len() {
             if j != i && self.nodes[j].up && self.rng.random_bool(0.8) {
                 let node = NodeId(i as u32 + 1);
                 self.feed(j, Input::PeerLost { node }, None);
@@ -524,6 +615,11 @@ impl Sim {
                 }
                 Output::Persist { id, op } => {
                     self.mix(id.0);
+                    if let PersistOp::Append(records) = &op
+                        && self.p.membership
+                    {
+                        self.check_promotion(i, records);
+                    }
                     // Failpoints: crash between issuing a write and its fsync.
                     let p = match op {
                         PersistOp::Promise(_) => 0.15,
@@ -598,7 +694,7 @@ impl Sim {
                     let (target, wait) = match reason {
                         RejectReason::NotLeader { leader: Some(l) } => (l.0 as usize - 1, 2 * MS),
                         RejectReason::NotLeader { leader: None } => {
-                            (self.rng.random_range(0..self.p.n), 50 * MS)
+                            (self.rng.random_range(0..self.nodes.len()), 50 * MS)
                         }
                         RejectReason::NotReady | RejectReason::Empty => (i, 20 * MS),
                     };
@@ -639,7 +735,7 @@ impl Sim {
     /// may still be able to serve strong reads (its lease ended before a quorum could promise,
     /// or it gave the lease up in a handover).
     fn check_no_older_lease(&mut self, i: usize, epoch: Epoch) {
-        for j in 0..self.p.n {
+        for j in 0..self.nodes.len() {
             let now = self.local(j);
             let Some(rep) = self.nodes[j].rep.as_ref() else {
                 continue;
@@ -666,7 +762,12 @@ impl Sim {
             Msg::Refused { .. } => self.stats.refusals += 1,
             Msg::Handover { .. } => {
                 self.stats.handovers += 1;
-                self.audit.on_handover(i, self.now);
+                // A leader that a configuration removed refused client writes before it
+                // handed over: the shard was not available from its serving start.
+                let removed = self.nodes[i].rep.as_ref().is_some_and(|r| !r.is_voter());
+                if !removed {
+                    self.audit.on_handover(i, self.now);
+                }
             }
             _ if !self.p.send_checks => {}
             Msg::Promised { epoch, .. } if d.promised < *epoch => {
@@ -687,7 +788,7 @@ impl Sim {
     }
 
     fn send(&mut self, from: usize, to: usize, bytes: Bytes) {
-        if to >= self.p.n || self.nodes[from].group != self.nodes[to].group {
+        if to >= self.nodes.len() || self.nodes[from].group != self.nodes[to].group {
             return;
         }
         let faulty = self.faulty();
@@ -789,6 +890,7 @@ impl Sim {
                     let input = Input::ManifestLoaded {
                         flushed_seq: self.store.flushed,
                         flushed_epoch: self.store.flushed_epoch,
+                        membership: self.store.flushed_membership.clone(),
                     };
                     self.feed(node, input, None);
                 }
@@ -799,7 +901,7 @@ impl Sim {
                 }
                 let i = if i == ANY {
                     // Half of the random crashes hit a leader, if there is one.
-                    let leader = (0..self.p.n).find(|j| {
+                    let leader = (0..self.nodes.len()).find(|j| {
                         self.nodes[*j]
                             .rep
                             .as_ref()
@@ -807,7 +909,7 @@ impl Sim {
                     });
                     match leader {
                         Some(l) if self.rng.random_bool(0.5) => l,
-                        _ => self.rng.random_range(0..self.p.n),
+                        _ => self.rng.random_range(0..self.nodes.len()),
                     }
                 } else {
                     i
@@ -821,13 +923,13 @@ impl Sim {
                 if self.healed {
                     return;
                 }
-                let leader = (0..self.p.n).find(|j| {
+                let leader = (0..self.nodes.len()).find(|j| {
                     self.nodes[*j]
                         .rep
                         .as_ref()
                         .is_some_and(|r| r.leader_epoch().is_some())
                 });
-                let i = leader.unwrap_or_else(|| self.rng.random_range(0..self.p.n));
+                let i = leader.unwrap_or_else(|| self.rng.random_range(0..self.nodes.len()));
                 self.log(|| format!("n{} drains", i + 1));
                 self.stats.drains += 1;
                 self.feed(i, Input::Drain, None);
@@ -836,7 +938,7 @@ impl Sim {
                 self.at(t, Ev::Crash(i));
             }
             Ev::Restart(i) => {
-                if !self.nodes[i].up {
+                if !self.nodes[i].up && !self.nodes[i].released {
                     self.log(|| format!("n{} restarts", i + 1));
                     self.start(i);
                 }
@@ -845,13 +947,13 @@ impl Sim {
             Ev::Heal => {
                 self.healed = true;
                 self.log(|| "heal".to_owned());
-                for i in 0..self.p.n {
+                for i in 0..self.nodes.len() {
                     self.nodes[i].group = 0;
                     // A planned stop that had not happened yet happens now.
                     if self.nodes[i].up && self.nodes[i].draining {
                         self.crash(i);
                     }
-                    if !self.nodes[i].up {
+                    if !self.nodes[i].up && !self.nodes[i].released {
                         self.start(i);
                     }
                 }
@@ -873,6 +975,12 @@ impl Sim {
                     .map(Replica::commit_seq)
                     .max();
                 self.audit.catch_up_target = leader_commit;
+            }
+            Ev::Membership => self.membership_change(),
+            Ev::Reconcile => {
+                self.reconcile();
+                let t = self.now + 200 * MS;
+                self.at(t, Ev::Reconcile);
             }
         }
     }
@@ -906,11 +1014,20 @@ impl Sim {
         }
 
         let handover = self.cfg(0).handover_after.is_some();
-        self.audit
-            .at_end(&self.nodes, &self.store, finished, handover);
+        let first = self.target.first().map(|n| n.0 as usize - 1);
+        self.audit.at_end(
+            &self.nodes,
+            &self.store,
+            finished,
+            handover.then_some(first).flatten(),
+        );
+        if finished && self.p.membership {
+            self.check_moves_finished();
+        }
         if self.audit.safety_violations().is_empty() {
             self.check_linearizable();
         }
+        self.stats.configs_committed = self.audit.configs_committed;
         let trace = self.trace ^ self.rng.random::<u64>();
         Outcome {
             steps,

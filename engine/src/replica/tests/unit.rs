@@ -7,7 +7,7 @@ use crate::replica::{
 };
 use crate::types::{Entry, EntryKind, Epoch, SeqNo, ShardId};
 
-fn cfg(me: u32) -> Config {
+pub(super) fn cfg(me: u32) -> Config {
     Config::new(
         ShardId(7),
         NodeId(me),
@@ -15,7 +15,7 @@ fn cfg(me: u32) -> Config {
     )
 }
 
-fn rec(epoch: u64, seq: u64) -> Record {
+pub(super) fn rec(epoch: u64, seq: u64) -> Record {
     Record {
         epoch: Epoch(epoch),
         seq: SeqNo(seq),
@@ -28,10 +28,11 @@ fn rec(epoch: u64, seq: u64) -> Record {
             },
             expires_at: None,
         }],
+        membership: None,
     }
 }
 
-fn replica(me: u32, promised: u64, records: Vec<Record>) -> Replica {
+pub(super) fn replica(me: u32, promised: u64, records: Vec<Record>) -> Replica {
     let r = Recovered {
         promised_epoch: Epoch(promised),
         records,
@@ -40,7 +41,7 @@ fn replica(me: u32, promised: u64, records: Vec<Record>) -> Replica {
     Replica::new(cfg(me), r, Millis(0)).expect("valid config")
 }
 
-fn persisted_all(r: &mut Replica, now: Millis, outs: &[Output]) -> Vec<Output> {
+pub(super) fn persisted_all(r: &mut Replica, now: Millis, outs: &[Output]) -> Vec<Output> {
     let mut got = Vec::new();
     for o in outs {
         if let Output::Persist { id, .. } = o {
@@ -50,7 +51,7 @@ fn persisted_all(r: &mut Replica, now: Millis, outs: &[Output]) -> Vec<Output> {
     got
 }
 
-fn sends(outs: &[Output]) -> Vec<(NodeId, Msg)> {
+pub(super) fn sends(outs: &[Output]) -> Vec<(NodeId, Msg)> {
     outs.iter()
         .filter_map(|o| match o {
             Output::Send { to, msg } => Some((*to, msg.clone())),
@@ -79,8 +80,12 @@ fn config_must_be_a_majority_quorum() {
     let mut c = cfg(1);
     c.quorum = 1;
     assert!(Replica::new(c, Recovered::default(), Millis(0)).is_err());
-    let c = Config::new(ShardId(1), NodeId(9), vec![NodeId(1)]);
+    let c = Config::new(ShardId(1), NodeId(9), Vec::new());
     assert!(Replica::new(c, Recovered::default(), Millis(0)).is_err());
+    // A replica outside the genesis configuration is a learner (design note 0009).
+    let c = Config::new(ShardId(1), NodeId(9), vec![NodeId(1)]);
+    let r = Replica::new(c, Recovered::default(), Millis(0)).expect("a learner");
+    assert!(!r.is_voter());
 }
 
 #[test]
@@ -137,7 +142,8 @@ fn promise_is_answered_only_once_durable_and_not_during_the_lease() {
             Msg::Promised {
                 epoch: Epoch(2),
                 last_epoch: Epoch(1),
-                last_seq: SeqNo(1)
+                last_seq: SeqNo(1),
+                membership: None,
             }
         )]
     );
@@ -232,6 +238,7 @@ fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
         Input::ManifestLoaded {
             flushed_seq: SeqNo(0),
             flushed_epoch: Epoch(0),
+            membership: None,
         },
     );
     assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(2) }));
@@ -250,6 +257,7 @@ fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
             epoch: Epoch(2),
             last_epoch: Epoch(last_epoch),
             last_seq: SeqNo(last_seq),
+            membership: None,
         },
     };
     let outs = r.handle(t, promised(1, 3));
@@ -306,7 +314,7 @@ fn takeover_adopts_the_longest_log_and_commits_through_a_barrier() {
 }
 
 /// Replica 1 as the serving leader of epoch 2 with the barrier at seq 2 committed.
-fn leader() -> (Replica, Millis) {
+pub(super) fn leader() -> (Replica, Millis) {
     leader_on(1, 2)
 }
 
@@ -321,6 +329,7 @@ fn leader_on(me: u32, peer: u32) -> (Replica, Millis) {
         Input::ManifestLoaded {
             flushed_seq: SeqNo(0),
             flushed_epoch: Epoch(0),
+            membership: None,
         },
     );
     let outs = r.handle(
@@ -335,6 +344,7 @@ fn leader_on(me: u32, peer: u32) -> (Replica, Millis) {
         epoch: Epoch(2),
         last_epoch: Epoch(1),
         last_seq: SeqNo(1),
+        membership: None,
     };
     let outs = r.handle(
         t,
@@ -465,6 +475,7 @@ fn lost_claim_backs_off_and_claims_above_the_winner() {
         Input::ManifestLoaded {
             flushed_seq: SeqNo(0),
             flushed_epoch: Epoch(0),
+            membership: None,
         },
     );
     let outs = r.handle(
@@ -486,6 +497,7 @@ fn lost_claim_backs_off_and_claims_above_the_winner() {
         Input::ManifestLoaded {
             flushed_seq: SeqNo(0),
             flushed_epoch: Epoch(0),
+            membership: None,
         },
     );
     assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(5) }));
@@ -495,29 +507,29 @@ fn lost_claim_backs_off_and_claims_above_the_winner() {
 fn manifest_base_keeps_a_continuing_tail_and_truncates_a_divergent_one() {
     use crate::replica::log::Log;
     let recs = vec![rec(1, 1), rec(1, 2), rec(2, 3)];
-    let mut log = Log::new(SeqNo(0), Epoch(0), recs.clone());
-    log.advance_base(SeqNo(2), Epoch(1));
+    let mut log = Log::new(SeqNo(0), Epoch(0), None, recs.clone());
+    log.advance_base(SeqNo(2), Epoch(1), None);
     assert_eq!(
         (log.base(), log.last_seq(), log.len()),
         (SeqNo(2), SeqNo(3), 1)
     );
-    let mut log = Log::new(SeqNo(0), Epoch(0), recs);
+    let mut log = Log::new(SeqNo(0), Epoch(0), None, recs);
     // Our record at 2 is from epoch 1 but the flushed one is from epoch 3: our tail diverged.
-    log.advance_base(SeqNo(2), Epoch(3));
+    log.advance_base(SeqNo(2), Epoch(3), None);
     assert_eq!(
         (log.base(), log.last_seq(), log.last_epoch()),
         (SeqNo(2), SeqNo(2), Epoch(3))
     );
 }
 
-fn msg_from(from: u32, msg: Msg) -> Input {
+pub(super) fn msg_from(from: u32, msg: Msg) -> Input {
     Input::Message {
         from: NodeId(from),
         msg,
     }
 }
 
-fn ack(last_seq: u64, sent_at: Millis) -> Msg {
+pub(super) fn ack(last_seq: u64, sent_at: Millis) -> Msg {
     Msg::Ack {
         epoch: Epoch(2),
         last_seq: SeqNo(last_seq),
@@ -695,6 +707,7 @@ fn the_target_of_a_handover_takes_over_at_once_and_says_so_in_its_promises() {
     let loaded = Input::ManifestLoaded {
         flushed_seq: SeqNo(0),
         flushed_epoch: Epoch(0),
+        membership: None,
     };
     let outs = r.handle(now, loaded);
     assert!(outs.contains(&Output::ClaimEpoch { at_least: Epoch(3) }));
@@ -791,6 +804,7 @@ fn a_handover_within_the_restart_guard_is_taken_when_the_guard_ends() {
     let loaded = Input::ManifestLoaded {
         flushed_seq: SeqNo(0),
         flushed_epoch: Epoch(0),
+        membership: None,
     };
     r.handle(Millis(2000), loaded);
     let won = Input::EpochClaimed {
@@ -954,6 +968,7 @@ fn a_restart_of_a_rejoining_replica_keeps_the_rejoin_until_a_newer_epoch_is_dura
         Input::ManifestLoaded {
             flushed_seq: SeqNo(3),
             flushed_epoch: Epoch(3),
+            membership: None,
         },
     );
     assert!(!r.is_rejoining());

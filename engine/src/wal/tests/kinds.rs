@@ -437,3 +437,90 @@ async fn torn_tail_inside_a_promise_frame_is_cut() {
     let err = Wal::open(opts(dir.path())).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
 }
+
+/// A configuration record (design note 0009) of shard `shard` at `seq`.
+fn config_in(shard: u32, seq: u64, epoch: u64) -> WalRecord {
+    use crate::replica::{Membership, NodeId};
+    WalRecord {
+        shard: ShardId(shard),
+        epoch: Epoch(epoch),
+        seq: SeqNo(seq),
+        entries: Vec::new(),
+        membership: Some(Membership::Joint {
+            old: vec![NodeId(1), NodeId(2), NodeId(3)],
+            new: vec![NodeId(1), NodeId(2), NodeId(4)],
+        }),
+    }
+}
+
+#[test]
+fn configuration_frames_have_the_documented_bytes() {
+    let frame = format::encode_frame(&config_in(7, 0x0102, 3)).unwrap();
+    #[rustfmt::skip]
+    let payload: &[u8] = &[
+        4,                         // kind: configuration
+        7, 0, 0, 0,                // shard
+        3, 0, 0, 0, 0, 0, 0, 0,    // epoch
+        2, 1, 0, 0, 0, 0, 0, 0,    // seq
+        2,                         // joint
+        3, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, // old {1,2,3}
+        3, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, // new {1,2,4}
+    ];
+    let len = u32::try_from(payload.len()).unwrap();
+    assert_eq!(&frame[0..4], &len.to_le_bytes());
+    assert_eq!(
+        &frame[4..8],
+        &crc32c::crc32c(&len.to_le_bytes()).to_le_bytes()
+    );
+    assert_eq!(&frame[8..12], &crc32c::crc32c(payload).to_le_bytes());
+    assert_eq!(&frame[12..], payload);
+    assert_eq!(
+        format::decode_payload(&Bytes::copy_from_slice(payload)).unwrap(),
+        Payload::Batch(config_in(7, 0x0102, 3))
+    );
+    // A damaged configuration is an error, never a batch without entries.
+    let mut bad = payload.to_vec();
+    bad[21] = 9;
+    assert_eq!(
+        format::decode_payload(&Bytes::from(bad)).unwrap_err().what,
+        "unknown configuration tag"
+    );
+    let mut dup = payload.to_vec();
+    dup[28] = 1; // old {1,1,3}
+    assert_eq!(
+        format::decode_payload(&Bytes::from(dup)).unwrap_err().what,
+        "a configuration lists a voter twice"
+    );
+    let cut = Bytes::copy_from_slice(&payload[..payload.len() - 1]);
+    assert!(format::decode_payload(&cut).is_err());
+    // A configuration record holds no entries.
+    let mut both = config_in(7, 1, 3);
+    both.entries = rec(7, 1, 1).entries;
+    assert!(format::encode_frame(&both).is_err());
+}
+
+#[tokio::test]
+async fn configuration_records_round_trip_through_recovery_and_truncations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(opts(dir.path())).unwrap();
+    append_all(
+        &wal,
+        &[rec_in(1, 1, 3), config_in(1, 2, 3), config_in(2, 1, 3)],
+    )
+    .await;
+    // The shard-1 configuration record is voided by a truncation like a batch.
+    truncate(&wal, 1, 1).await;
+    append_all(&wal, &[config_in(1, 2, 4), rec_in(1, 3, 4)]).await;
+    wal.close().unwrap();
+    let (wal, recovery) = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(
+        recovery.records,
+        vec![
+            rec_in(1, 1, 3),
+            config_in(2, 1, 3),
+            config_in(1, 2, 4),
+            rec_in(1, 3, 4)
+        ]
+    );
+    wal.close().unwrap();
+}

@@ -43,6 +43,7 @@ fn arb_record() -> impl Strategy<Value = WalRecord> {
                 epoch: Epoch(epoch),
                 seq: SeqNo(seq),
                 entries,
+                membership: None,
             }
         })
 }

@@ -89,7 +89,7 @@ impl Sim {
                 self.at(t, Ev::Arrive { client: c, node });
             }
             ClientState::Waiting { deadline, .. } if self.now >= deadline => {
-                let target = self.rng.random_range(0..self.p.n);
+                let target = self.rng.random_range(0..self.nodes.len());
                 self.retry(c, target, MS);
             }
             ClientState::Waiting { .. } | ClientState::Sending => {}
@@ -99,7 +99,7 @@ impl Sim {
     pub(super) fn arrive(&mut self, c: usize, node: usize) {
         self.log(|| format!("client {c} -> n{}", node + 1));
         if !self.nodes[node].up {
-            let target = self.rng.random_range(0..self.p.n);
+            let target = self.rng.random_range(0..self.nodes.len());
             self.retry(c, target, 100 * MS);
             return;
         }
@@ -112,7 +112,7 @@ impl Sim {
     }
 
     pub(super) fn flush(&mut self) {
-        for i in 0..self.p.n {
+        for i in 0..self.nodes.len() {
             let Some(f) = self.nodes[i].rep.as_ref().map(Replica::commit_seq) else {
                 continue;
             };
@@ -141,15 +141,18 @@ impl Sim {
         let records: Vec<Record> = rep.log().range(self.store.flushed, upto).cloned().collect();
         let Some(last) = records.last() else { return };
         let (f, fe) = (last.seq, last.epoch);
+        let fm = rep.log().membership_at(f).cloned();
         self.audit.on_flush(&records);
         self.stats.flushes += 1;
         self.store.flushed = f;
         self.store.flushed_epoch = fe;
+        self.store.flushed_membership = fm.clone();
         self.feed(
             i,
             Input::ManifestLoaded {
                 flushed_seq: f,
                 flushed_epoch: fe,
+                membership: fm,
             },
             None,
         );
@@ -159,7 +162,7 @@ impl Sim {
         if self.healed {
             return;
         }
-        let n = self.p.n;
+        let n = self.nodes.len();
         match self.rng.random_range(0..4) {
             0 => {
                 let leader = (0..n).find(|j| {

@@ -98,7 +98,7 @@ impl Sim {
     /// A strong read of a random key at a random node, recorded if the node may serve it.
     pub(super) fn strong_read(&mut self) {
         use rand::Rng;
-        let i = self.rng.random_range(0..self.p.n);
+        let i = self.rng.random_range(0..self.nodes.len());
         let key = Bytes::from(format!("k{}", self.rng.random_range(0..4)));
         let local = self.local(i);
         let Some(rep) = self.nodes[i].rep.as_ref() else {
