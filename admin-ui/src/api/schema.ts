@@ -53,7 +53,8 @@ export interface paths {
         };
         /**
          * The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
-         *     sliding window; design note 0008) and its value cache's hits per tier.
+         *     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
+         *     when the gateway has one).
          */
         get: operations["hot_keys"];
         put?: never;
@@ -504,8 +505,8 @@ export interface components {
              */
             available: boolean;
             /**
-             * @description The value cache, per tier (empty when the gateway keeps none). The disk tier sees
-             *     the memory tier's misses.
+             * @description The value cache, per tier: `memory`, then `disk` when the gateway has a disk tier
+             *     (which sees the memory tier's misses); empty when the gateway keeps no value cache.
              */
             cache: components["schemas"]["CacheTier"][];
             /** @description Most-read keys, hottest first. */

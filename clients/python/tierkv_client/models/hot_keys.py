@@ -30,8 +30,8 @@ class HotKeys:
         Attributes:
             available (bool): Whether this gateway tracks hot keys (always true since the gateway cache tier;
                 kept for dashboards built against older gateways).
-            cache (list[CacheTier]): The value cache, per tier (empty when the gateway keeps none). The disk tier sees
-                the memory tier's misses.
+            cache (list[CacheTier]): The value cache, per tier: `memory`, then `disk` when the gateway has a disk tier
+                (which sees the memory tier's misses); empty when the gateway keeps no value cache.
             reads (list[HotKey]): Most-read keys, hottest first.
             writes (list[HotKey]): Most-written keys, hottest first.
             window_secs (int | None | Unset): The window the counts cover, seconds.

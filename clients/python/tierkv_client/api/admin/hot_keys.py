@@ -108,7 +108,8 @@ def sync_detailed(
 
 ) -> Response[HotKeys | Problem]:
     """ The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
-    sliding window; design note 0008) and its value cache's hits per tier.
+    sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
+    when the gateway has one).
 
     Args:
         limit (int | Unset):
@@ -140,7 +141,8 @@ def sync(
 
 ) -> HotKeys | Problem | None:
     """ The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
-    sliding window; design note 0008) and its value cache's hits per tier.
+    sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
+    when the gateway has one).
 
     Args:
         limit (int | Unset):
@@ -167,7 +169,8 @@ async def asyncio_detailed(
 
 ) -> Response[HotKeys | Problem]:
     """ The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
-    sliding window; design note 0008) and its value cache's hits per tier.
+    sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
+    when the gateway has one).
 
     Args:
         limit (int | Unset):
@@ -199,7 +202,8 @@ async def asyncio(
 
 ) -> HotKeys | Problem | None:
     """ The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
-    sliding window; design note 0008) and its value cache's hits per tier.
+    sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
+    when the gateway has one).
 
     Args:
         limit (int | Unset):
