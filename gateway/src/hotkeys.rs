@@ -55,6 +55,13 @@ pub(crate) struct HotKey {
 #[derive(Debug, Default)]
 struct Summary {
     counts: HashMap<Bytes, (u64, u64)>,
+    /// Keys that had the smallest count, `victim_count`, when the summary was last scanned:
+    /// the next ones to replace. Counts only grow and a replacement enters above the
+    /// minimum, so a listed key still at `victim_count` still has the smallest count; one
+    /// counted since is skipped. One scan serves every replacement until the list runs out
+    /// (a scan per new key cost each request an O(capacity) walk under a uniform load).
+    victims: Vec<Bytes>,
+    victim_count: u64,
 }
 
 impl Summary {
@@ -67,15 +74,36 @@ impl Summary {
             self.counts.insert(key.clone(), (1, 0));
             return;
         }
-        let smallest = self
-            .counts
-            .iter()
-            .min_by_key(|(_, (n, _))| *n)
-            .map(|(k, (n, _))| (k.clone(), *n));
-        if let Some((k, n)) = smallest {
-            self.counts.remove(&k);
-            self.counts.insert(key.clone(), (n + 1, n));
+        // At most one rescan: right after it every listed key is at the minimum.
+        for _ in 0..2 {
+            while let Some(k) = self.victims.pop() {
+                if self
+                    .counts
+                    .get(&k)
+                    .is_some_and(|c| c.0 == self.victim_count)
+                {
+                    let n = self.victim_count;
+                    self.counts.remove(&k);
+                    self.counts.insert(key.clone(), (n + 1, n));
+                    return;
+                }
+            }
+            let Some(min) = self.counts.values().map(|c| c.0).min() else {
+                return;
+            };
+            self.victim_count = min;
+            self.victims = self
+                .counts
+                .iter()
+                .filter(|(_, c)| c.0 == min)
+                .map(|(k, _)| k.clone())
+                .collect();
         }
+    }
+
+    fn clear(&mut self) {
+        self.counts.clear();
+        self.victims.clear();
     }
 }
 
@@ -103,7 +131,7 @@ impl Window {
             self.started += slot_len;
             self.current = (self.current + 1) % SLOTS;
             if let Some(s) = self.slots.get_mut(self.current) {
-                s.counts.clear();
+                s.clear();
             }
             passed += 1;
         }

@@ -423,6 +423,17 @@ impl ValueStore {
         &self.inner.counters
     }
 
+    /// The value cached for `key` in the memory tier only, counted as a memory lookup.
+    pub(crate) fn get_memory(&self, key: &Bytes) -> Option<CachedValue> {
+        let c = &self.inner.counters;
+        if let Some(e) = self.inner.cache.memory().get(&StoreKey(key.clone())) {
+            c.memory_hits.inc();
+            return Some(e.value().clone());
+        }
+        c.memory_misses.inc();
+        None
+    }
+
     /// The value cached for `key` (memory tier, then disk tier), counted per tier. A foyer
     /// error is a miss.
     pub(crate) async fn get(&self, key: &Bytes) -> Option<CachedValue> {
