@@ -8,6 +8,15 @@
 //! changed), open the node's WAL and replay it once (records, promises, truncations), then for
 //! each hosted shard: load its latest manifest, open the shard's storage at it, rebuild the
 //! replica from what was durable ([`Recovered`]), and start its driver ([`crate::driver`]).
+//!
+//! The hosted shards are the ones the *genesis* map (version 1, the map the cluster started
+//! from) places on this node, with that placement as each replica's genesis configuration
+//! (design note 0009 §1), whatever newer maps say. Moving replicas takes reconciliation
+//! (learners with a floor, configuration changes through the shard's log, release once the
+//! new configuration is committed: note 0009 §2, §5, §6), which this build does not do yet;
+//! until then a newer placement is logged and changes nothing. (Before, a node hosted the
+//! newest map's placement at its next start: it started a newly placed replica with an
+//! empty log and no floor, and released the WAL records of shards it no longer hosted.)
 //! A replica restarts as a follower that refuses promises for one lease (it may have acked a
 //! heartbeat just before it died), unless it is its shard's only replica (`tierkv serve`):
 //! that one takes over at once (design note 0002, "One replica").
@@ -133,6 +142,8 @@ struct NodeInner {
     id: NodeId,
     secret: String,
     map: ArcSwap<ShardMap>,
+    /// The genesis map (version 1): the placement this node's replicas have in force.
+    genesis: Arc<ShardMap>,
     shards: BTreeMap<ShardId, ShardHandle>,
     wal: Wal,
     /// The node's write buffers (note 0007).
@@ -200,9 +211,19 @@ impl Node {
                 cluster: opts.shards,
             });
         }
-        let hosted: Vec<ShardId> = (0..map.shards())
+        // The configuration in force of every shard is its genesis placement while nothing
+        // issues membership changes (note 0009 §1): host what the genesis map places here.
+        let genesis = genesis_map(&c.store, &map).await?;
+        if !genesis.same_placement(&map) {
+            tracing::warn!(
+                node = %me,
+                map_version = map.version(),
+                "the newest shard map places replicas differently from the genesis map; moving replicas needs reconciliation (design note 0009), which this build does not do: hosting the genesis placement"
+            );
+        }
+        let hosted: Vec<ShardId> = (0..genesis.shards())
             .map(ShardId)
-            .filter(|s| map.replicas(*s).contains(&me))
+            .filter(|s| genesis.replicas(*s).contains(&me))
             .collect();
         let mut wal_opts = opts.wal.options(wal_dir);
         wal_opts.faults = faults;
@@ -218,9 +239,16 @@ impl Node {
                 .or_default()
                 .push(Record::from_wal(r));
         }
-        for s in 0..map.shards() {
-            if !hosted.contains(&ShardId(s)) {
-                wal.release(ShardId(s), SeqNo(u64::MAX));
+        // Records of a shard this node does not host are kept (a build that moved replicas
+        // at start may have left some): only reconciliation may decide to release a replica.
+        for (shard, records) in &by_shard {
+            if !hosted.contains(shard) {
+                tracing::warn!(
+                    node = %me,
+                    %shard,
+                    records = records.len(),
+                    "the WAL holds records of a shard this node does not host; keeping them"
+                );
             }
         }
         let cancel = CancellationToken::new();
@@ -253,7 +281,7 @@ impl Node {
             let engine = Arc::clone(&engine);
             async move {
                 let m = driver::latest_manifest(&comps.store, id).await?;
-                let flushed = (m.flushed_seq, m.flushed_epoch);
+                let flushed = (m.flushed_seq, m.flushed_epoch, m.membership.clone());
                 let shard = Shard::open_replicated(id, engine, comps, m).await?;
                 Ok::<_, tierkv_engine::Error>((id, shard, flushed))
             }
@@ -261,16 +289,16 @@ impl Node {
         .await?;
         let mut shards = BTreeMap::new();
         let mut tasks = Vec::new();
-        for (id, shard, (flushed_seq, flushed_epoch)) in opened {
+        for (id, shard, (flushed_seq, flushed_epoch, flushed_membership)) in opened {
             let recovered = Recovered {
                 promised_epoch: recovery.promises.get(&id).copied().unwrap_or_default(),
                 flushed_seq,
                 flushed_epoch,
                 records: by_shard.remove(&id).unwrap_or_default(),
                 amnesia_floor: floors.get(&id).copied(),
-                flushed_membership: None,
+                flushed_membership,
             };
-            let cfg = replica_config(&opts.cluster, id, me, map.replicas(id).to_vec());
+            let cfg = replica_config(&opts.cluster, id, me, genesis.replicas(id).to_vec());
             let replica = Replica::new(cfg, recovered, clock.now())?;
             let (handle, task) = driver::spawn(DriverParts {
                 replica,
@@ -309,6 +337,7 @@ impl Node {
             id: me,
             secret: opts.cluster.secret.clone(),
             map: ArcSwap::from_pointee(map),
+            genesis,
             shards,
             wal,
             buffers,
@@ -729,6 +758,25 @@ fn replica_config(
     cfg
 }
 
+/// The genesis map (version 1) of the cluster whose newest map is `latest`.
+async fn genesis_map(store: &ObjStore, latest: &ShardMap) -> Result<Arc<ShardMap>, NodeError> {
+    if latest.version() == 1 {
+        return Ok(Arc::new(latest.clone()));
+    }
+    let genesis = shardmap::load_version(store, 1)
+        .await?
+        .ok_or_else(|| shardmap::ShardMapError::Vanished {
+            key: tierkv_engine::paths::shardmap(1),
+        })?;
+    if genesis.shards() != latest.shards() {
+        return Err(NodeError::ShardCount {
+            map: genesis.shards(),
+            cluster: latest.shards(),
+        });
+    }
+    Ok(Arc::new(genesis))
+}
+
 /// Reads the shard map (bootstrapping it from `initial_members` if allowed) and makes sure
 /// it records this node's address.
 async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<ShardMap, NodeError> {
@@ -746,10 +794,7 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
             opts.cluster.vnodes,
             members
                 .into_iter()
-                .map(|(id, addr)| shardmap::Member {
-                    id: NodeId(id),
-                    addr,
-                })
+                .map(|(id, addr)| shardmap::Member::active(NodeId(id), addr))
                 .collect(),
         )?;
         shardmap::bootstrap(store, &initial).await?
@@ -767,8 +812,9 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
     Ok(map)
 }
 
-/// Re-reads the shard map every `every`; newer versions update peer addresses. (Moving
-/// replicas between nodes is not supported yet: a placement change is logged.)
+/// Re-reads the shard map every `every`; newer versions update peer addresses. A placement
+/// that differs from the genesis one is logged and changes nothing: moving replicas needs
+/// reconciliation (design note 0009, "Part 2 plan"), not done yet.
 async fn refresh_map(
     node: std::sync::Weak<NodeInner>,
     store: ObjStore,
@@ -786,15 +832,17 @@ async fn refresh_map(
                 node.transport
                     .set_peers(m.members().iter().map(|x| (x.id, x.addr.as_str())));
                 let old = node.map.load();
-                let moved = (0..m.shards()).map(ShardId).any(|s| {
-                    // The same replicas in another rank order did not move.
-                    let (a, b) = (m.replicas(s), old.replicas(s));
-                    a.len() != b.len() || a.iter().any(|id| !b.contains(id))
-                });
-                if moved {
+                let moved = |from: &ShardMap| {
+                    (0..m.shards()).map(ShardId).any(|s| {
+                        // The same replicas in another rank order did not move.
+                        let (a, b) = (m.replicas(s), from.replicas(s));
+                        a.len() != b.len() || a.iter().any(|id| !b.contains(id))
+                    })
+                };
+                if moved(&old) && moved(&node.genesis) {
                     tracing::warn!(
                         version = m.version(),
-                        "shard placement changed; restart the node to move replicas"
+                        "shard placement changed; moving replicas needs reconciliation (design note 0009), which this build does not do: keeping the current replicas"
                     );
                 }
                 node.map.store(Arc::new(m));

@@ -280,6 +280,8 @@ impl Driver {
     /// The shard's flusher published a manifest up to `flushed_seq`.
     fn on_published(&mut self, (flushed_seq, flushed_epoch): (SeqNo, Epoch)) {
         if self.shard.applied() >= flushed_seq {
+            // This replica's own flush: its log holds the record at `flushed_seq`, so it
+            // derives the configuration in force there itself (`Log::advance_base`).
             self.step(Input::ManifestLoaded {
                 flushed_seq,
                 flushed_epoch,
