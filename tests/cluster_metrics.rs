@@ -254,6 +254,8 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_point_reads_total", "counter"),
             ("tierkv_replica_handovers_total", "counter"),
             ("tierkv_replica_leaderships_total", "counter"),
+            ("tierkv_replica_learners", "gauge"),
+            ("tierkv_replica_move_lag_records", "gauge"),
             ("tierkv_replication_batches_total", "counter"),
             ("tierkv_replication_messages_dropped_total", "counter"),
             ("tierkv_replication_messages_sent_total", "counter"),

@@ -23,7 +23,7 @@ type Figure = (
     fn(&ShardHandle, &StatusSnapshot) -> u64,
 );
 
-const FIGURES: [Figure; 7] = [
+const FIGURES: [Figure; 9] = [
     (
         "tierkv_node_read_leases",
         "Leader replicas here holding a valid strong-read lease.",
@@ -61,6 +61,18 @@ const FIGURES: [Figure; 7] = [
         |_, s| u64::from(s.poisoned),
     ),
     (
+        "tierkv_replica_learners",
+        "Learners the leaders here replicate to while they move their shards' configurations (design note 0009).",
+        MetricType::Gauge,
+        |h, _| h.learner_progress().len() as u64,
+    ),
+    (
+        "tierkv_replica_move_lag_records",
+        "Records the learners of the leaders here are behind their commit points (sum).",
+        MetricType::Gauge,
+        |h, _| h.learner_progress().iter().map(|l| l.records_behind).sum(),
+    ),
+    (
         "tierkv_node_rejoining_replicas",
         "Replicas rejoining after disk loss: they promise nothing until they caught up with a newer epoch.",
         MetricType::Gauge,
@@ -93,8 +105,13 @@ impl Collector for ReplicaFigures {
         let Some(node) = self.node.upgrade() else {
             return Ok(());
         };
-        let replicas: Vec<(&ShardHandle, StatusSnapshot)> =
-            node.shards().map(|h| (h, h.status())).collect();
+        let replicas: Vec<(ShardHandle, StatusSnapshot)> =
+            node.shards()
+                .map(|h| {
+                    let s = h.status();
+                    (h, s)
+                })
+                .collect();
         let mut family = encoder.encode_descriptor(
             "tierkv_node_replicas",
             "Hosted shard replicas by role.",

@@ -105,6 +105,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         tx,
         status: Arc::clone(&status),
         clock: parts.clock,
+        stop: parts.cancel.clone(),
     };
     let weak = handle.tx.downgrade();
     parts.shard.set_proposer(Arc::new(
@@ -270,6 +271,7 @@ impl Driver {
                     self.maybe_refresh_manifest();
                     // For the admin API's follower lag: once per tick is fresh enough.
                     self.status.publish_followers(self.replica.follower_progress());
+                    self.status.publish_learners(self.replica.learners());
                 }
             }
         }
@@ -471,6 +473,8 @@ impl Driver {
             }
             Cmd::Drain => self.step(Input::Drain),
             Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
+            Cmd::SetTarget { voters } => self.step(Input::SetTarget { voters }),
+            Cmd::Retired { node } => self.step(Input::Retired { node }),
             Cmd::Propose {
                 prepared,
                 reply,

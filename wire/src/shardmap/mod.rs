@@ -63,8 +63,8 @@ use xxhash_rust::xxh3::xxh3_64;
 mod store;
 
 pub use store::{
-    PublishOutcome, bootstrap, load_latest, load_newer, load_version, publish, set_member_addr,
-    wait_for_latest,
+    PublishOutcome, bootstrap, change_members, load_latest, load_newer, load_version, publish,
+    set_member_addr, wait_for_latest,
 };
 
 /// The format this build writes when some member is not active.
@@ -163,6 +163,35 @@ pub enum ShardMapError {
         id: NodeId,
         /// The map consulted.
         version: u64,
+    },
+    /// A member with this id exists already (retired ids are never reused).
+    #[error("node {id} is already listed in shard map version {version} ({state})")]
+    MemberExists {
+        /// The id.
+        id: NodeId,
+        /// Its state.
+        state: MemberState,
+        /// The map consulted.
+        version: u64,
+    },
+    /// The change would leave fewer active members than replicas per shard.
+    #[error("the change would leave {active} active members for {replication} replicas per shard")]
+    TooFewActive {
+        /// Active members after the change.
+        active: usize,
+        /// N.
+        replication: usize,
+    },
+    /// The member is not in the state the operation needs (remove: draining; drain,
+    /// replace: not retired).
+    #[error("node {id} is {state}; the operation needs it {needed}")]
+    WrongState {
+        /// The member.
+        id: NodeId,
+        /// Its state.
+        state: MemberState,
+        /// What the operation needs.
+        needed: &'static str,
     },
     /// Every attempt to publish lost a race to another writer.
     #[error("lost {attempts} races publishing the shard map")]
@@ -529,6 +558,112 @@ impl ShardMap {
         )
     }
 
+    /// Active members.
+    #[must_use]
+    pub fn active(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.state == MemberState::Active)
+            .count()
+    }
+
+    fn next_with(&self, members: Vec<Member>) -> Result<Self, ShardMapError> {
+        Self::new(
+            self.version.saturating_add(1),
+            self.shards,
+            self.replication,
+            self.vnodes,
+            members,
+        )
+    }
+
+    fn existing(&self, id: NodeId) -> Result<&Member, ShardMapError> {
+        self.member(id).ok_or(ShardMapError::NotAMember {
+            id,
+            version: self.version,
+        })
+    }
+
+    fn absent(&self, id: NodeId) -> Result<(), ShardMapError> {
+        match self.member(id) {
+            Some(m) => Err(ShardMapError::MemberExists {
+                id,
+                state: m.state,
+                version: self.version,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The next version with `id` added as an active member at `addr` (admin *add*, design
+    /// note 0009 §6). Refused if the id is listed (in any state: retired ids are never
+    /// reused).
+    pub fn add_member(&self, id: NodeId, addr: &str) -> Result<Self, ShardMapError> {
+        self.absent(id)?;
+        let mut members = self.members.clone();
+        members.push(Member::active(id, addr));
+        self.next_with(members)
+    }
+
+    /// The next version with `id` draining (admin *drain*): off the ring, its replicas move
+    /// to the active members. Refused unless it is active, and when fewer than N active
+    /// members would remain.
+    pub fn drain_member(&self, id: NodeId) -> Result<Self, ShardMapError> {
+        let m = self.existing(id)?;
+        if m.state != MemberState::Active {
+            return Err(ShardMapError::WrongState {
+                id,
+                state: m.state,
+                needed: "active",
+            });
+        }
+        let active = self.active().saturating_sub(1);
+        if active < self.replication {
+            return Err(ShardMapError::TooFewActive {
+                active,
+                replication: self.replication,
+            });
+        }
+        self.with_member_state(id, MemberState::Draining)
+    }
+
+    /// The next version without `id` (admin *remove*, once its node hosts nothing: the
+    /// caller checks that). Refused unless it is draining.
+    pub fn remove_member(&self, id: NodeId) -> Result<Self, ShardMapError> {
+        let m = self.existing(id)?;
+        if m.state != MemberState::Draining {
+            return Err(ShardMapError::WrongState {
+                id,
+                state: m.state,
+                needed: "draining",
+            });
+        }
+        let members = self.members.iter().filter(|m| m.id != id).cloned().collect();
+        self.next_with(members)
+    }
+
+    /// The next version with `old` retired and `new` active at `addr` (admin *replace*: a
+    /// node lost for good). Refused if `old` is retired already or `new` is listed.
+    pub fn replace_member(&self, old: NodeId, new: NodeId, addr: &str) -> Result<Self, ShardMapError> {
+        let m = self.existing(old)?;
+        if m.state == MemberState::Retired {
+            return Err(ShardMapError::WrongState {
+                id: old,
+                state: m.state,
+                needed: "active or draining",
+            });
+        }
+        self.absent(new)?;
+        let mut members = self.members.clone();
+        for m in &mut members {
+            if m.id == old {
+                m.state = MemberState::Retired;
+            }
+        }
+        members.push(Member::active(new, addr));
+        self.next_with(members)
+    }
+
     /// The JSON body of this map's object: format 1 while every member is active (byte for
     /// byte what builds before member states wrote), format 2 otherwise.
     #[must_use]
@@ -873,6 +1008,79 @@ mod tests {
             before.with_member_state(NodeId(9), MemberState::Draining),
             Err(ShardMapError::NotAMember { id: NodeId(9), .. })
         ));
+    }
+
+    #[test]
+    fn membership_operations_check_states_and_the_active_count() {
+        let m = map(&[1, 2, 3], 16, 3);
+        let added = m.add_member(NodeId(4), "127.0.0.1:7004").expect("add");
+        assert_eq!((added.version(), added.active()), (2, 4));
+        assert!(matches!(
+            added.add_member(NodeId(4), "x:1"),
+            Err(ShardMapError::MemberExists { id: NodeId(4), .. })
+        ));
+        // Draining below N active members is refused.
+        assert!(matches!(
+            m.drain_member(NodeId(1)),
+            Err(ShardMapError::TooFewActive { active: 2, replication: 3 })
+        ));
+        let drained = added.drain_member(NodeId(1)).expect("drain");
+        assert_eq!(drained.state(NodeId(1)), Some(MemberState::Draining));
+        assert!(drained.shards_of(NodeId(1)).is_empty());
+        assert!(matches!(
+            added.remove_member(NodeId(1)),
+            Err(ShardMapError::WrongState { needed: "draining", .. })
+        ));
+        let removed = drained.remove_member(NodeId(1)).expect("remove");
+        assert!(removed.member(NodeId(1)).is_none());
+        assert_eq!(removed.version(), 4);
+        // Replace: the old id retired for good, never reused.
+        let replaced = removed
+            .replace_member(NodeId(2), NodeId(5), "127.0.0.1:7005")
+            .expect("replace");
+        assert!(replaced.is_retired(NodeId(2)));
+        assert!(replaced.shards_of(NodeId(2)).is_empty());
+        assert!(matches!(
+            replaced.add_member(NodeId(2), "x:1"),
+            Err(ShardMapError::MemberExists { state: MemberState::Retired, .. })
+        ));
+        assert!(matches!(
+            replaced.replace_member(NodeId(2), NodeId(6), "x:1"),
+            Err(ShardMapError::WrongState { .. })
+        ));
+        assert!(matches!(
+            replaced.drain_member(NodeId(9)),
+            Err(ShardMapError::NotAMember { .. })
+        ));
+        let back = ShardMap::from_json(&replaced.to_json()).expect("decodes");
+        assert_eq!(back, replaced);
+    }
+
+    #[tokio::test]
+    async fn change_members_publishes_the_next_version_and_reapplies_after_a_lost_race() {
+        let store = memory_store();
+        bootstrap(&store, &map(&[1, 2, 3], 8, 3)).await.expect("bootstrap");
+        let v2 = change_members(&store, |m| m.add_member(NodeId(4), "a:4"))
+            .await
+            .expect("add");
+        assert_eq!(v2.version(), 2);
+        // Both land, whichever wins the race for version 3.
+        let (a, b) = tokio::join!(
+            change_members(&store, |m| m.add_member(NodeId(5), "a:5")),
+            change_members(&store, |m| m.drain_member(NodeId(1))),
+        );
+        a.expect("add 5");
+        b.expect("drain 1");
+        let latest = load_latest(&store).await.expect("load").expect("a map");
+        assert_eq!(latest.version(), 4);
+        assert!(latest.member(NodeId(5)).is_some());
+        assert_eq!(latest.state(NodeId(1)), Some(MemberState::Draining));
+        // A refused change publishes nothing.
+        assert!(matches!(
+            change_members(&store, |m| m.add_member(NodeId(5), "a:5")).await,
+            Err(ShardMapError::MemberExists { .. })
+        ));
+        assert_eq!(load_latest(&store).await.expect("load").map(|m| m.version()), Some(4));
     }
 
     #[tokio::test]

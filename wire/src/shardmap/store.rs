@@ -172,3 +172,24 @@ pub async fn set_member_addr(
         attempts: MAX_PUBLISH_ATTEMPTS,
     })
 }
+
+/// Publishes `change` applied to the latest map as the next version (the admin operations
+/// of design note 0009 §6: [`ShardMap::add_member`], [`ShardMap::drain_member`],
+/// [`ShardMap::remove_member`], [`ShardMap::replace_member`]); a lost race re-applies it to
+/// the newer map. A refused change publishes nothing. Returns the published map.
+pub async fn change_members(
+    store: &ObjStore,
+    change: impl Fn(&ShardMap) -> Result<ShardMap, ShardMapError>,
+) -> Result<ShardMap, ShardMapError> {
+    let mut latest = load_latest(store).await?.ok_or(ShardMapError::NoMap)?;
+    for _ in 0..MAX_PUBLISH_ATTEMPTS {
+        let next = change(&latest)?;
+        match publish(store, &next).await? {
+            PublishOutcome::Created => return Ok(next),
+            PublishOutcome::Lost(newer) => latest = newer,
+        }
+    }
+    Err(ShardMapError::Contended {
+        attempts: MAX_PUBLISH_ATTEMPTS,
+    })
+}

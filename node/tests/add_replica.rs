@@ -1,0 +1,221 @@
+//! Reconciliation adds a replica (design note 0009, "Part 2 plan", step 6): a fourth node
+//! joins a three-node cluster (in this process, over real HTTP/2 replication streams on
+//! 127.0.0.1) through a new shard map version that lists it. The new node creates learners
+//! of the shards the map places on it; each shard's leader moves its configuration to the
+//! target through the joint configuration; the new replicas end up voters holding every
+//! write, the replicas the target left out are released, and the shards keep taking
+//! writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tierkv_engine::block_cache::MemBlockCache;
+use tierkv_engine::clock::SystemClock;
+use tierkv_engine::metrics::Registry;
+use tierkv_engine::options::EngineOptions;
+use tierkv_engine::replica::{ChangePhase, NodeId, Role};
+use tierkv_engine::store::ObjStore;
+use tierkv_engine::types::{EntryKind, ReadConsistency, ShardId, WriteBatch};
+use tierkv_engine::wal::WalSettings;
+use tierkv_node::ShardHandle;
+use tierkv_node::node::{Node, NodeComponents, NodeOptions};
+use tierkv_node::server::{self, StopOptions};
+use tierkv_node::settings::ClusterSettings;
+use tierkv_wire::shardmap::{self, Member, PublishOutcome, ShardMap};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const SHARDS: u32 = 4;
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Running {
+    node: Node,
+    stop: oneshot::Sender<()>,
+    served: JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn settings(id: u32, addr: &str, initial: &[String]) -> ClusterSettings {
+    ClusterSettings {
+        node_id: id,
+        advertise: Some(addr.to_owned()),
+        initial_members: initial.to_vec(),
+        tick: Duration::from_millis(10),
+        heartbeat_interval: Duration::from_millis(100),
+        lease_duration: Duration::from_secs(1),
+        max_clock_drift: Duration::from_millis(100),
+        handover_after: Duration::ZERO,
+        map_refresh: Duration::from_millis(50),
+        ..ClusterSettings::default()
+    }
+}
+
+async fn start(id: u32, listener: TcpListener, store: &ObjStore, initial: &[String]) -> Running {
+    let addr = listener.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::open(
+        NodeOptions {
+            cluster: settings(id, &addr, initial),
+            advertise: addr.clone(),
+            shards: SHARDS,
+            engine: EngineOptions::default(),
+            wal: WalSettings::default(),
+            data_dir: dir.path().to_path_buf(),
+        },
+        NodeComponents {
+            store: store.clone(),
+            cache: Arc::new(MemBlockCache::new(1 << 20)),
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .await
+    .expect("node opens");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(
+        node.clone(),
+        listener,
+        Registry::default(),
+        async move {
+            let _ = stopped.await;
+        },
+        StopOptions {
+            hand_over: false,
+            flush_timeout: Duration::from_secs(1),
+        },
+    ));
+    Running {
+        node,
+        stop,
+        served,
+        _dir: dir,
+    }
+}
+
+/// The serving leader of `shard` among `nodes`, once there is one.
+async fn leader(nodes: &[&Running], shard: ShardId) -> ShardHandle {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        for r in nodes {
+            if let Some(h) = r.node.shard(shard)
+                && h.status().role == Role::Leader
+                && h.wait_serving(Duration::from_millis(100)).await
+            {
+                return h;
+            }
+        }
+        assert!(Instant::now() < deadline, "no serving leader of {shard}");
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn value(h: &ShardHandle, key: &str) -> Option<Bytes> {
+    match h
+        .get(key.as_bytes(), ReadConsistency::Eventual)
+        .await
+        .ok()??
+        .kind
+    {
+        EntryKind::Put { value, .. } => Some(value),
+        EntryKind::Tombstone => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
+    let store = ObjStore::in_memory();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect();
+    let initial: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let mut listeners = listeners.into_iter();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let l = listeners.next().expect("listener");
+        nodes.push(start(id, l, &store, &initial).await);
+    }
+    for s in 0..SHARDS {
+        let h = leader(&nodes.iter().collect::<Vec<_>>(), ShardId(s)).await;
+        h.write(WriteBatch::new().put(format!("before{s}"), "1"))
+            .await
+            .expect("write before the move");
+    }
+
+    // Node 4 starts first and waits to be listed (no initial members); version 2 lists it.
+    let l4 = listeners.next().expect("listener");
+    let store4 = store.clone();
+    let joining = tokio::spawn(async move { start(4, l4, &store4, &[]).await });
+    let v1 = shardmap::load_latest(&store).await.expect("load").expect("map");
+    let mut members = v1.members().to_vec();
+    members.push(Member::active(NodeId(4), addrs[3].clone()));
+    let v2 = ShardMap::new(v1.version() + 1, SHARDS, 3, v1.vnodes(), members).expect("map");
+    assert_eq!(
+        shardmap::publish(&store, &v2).await.expect("publish"),
+        PublishOutcome::Created
+    );
+    let moved: Vec<ShardId> = (0..SHARDS)
+        .map(ShardId)
+        .filter(|s| v2.replicas(*s).contains(&NodeId(4)))
+        .collect();
+    assert!(!moved.is_empty(), "the new member got no replicas");
+    nodes.push(joining.await.expect("node 4 opens once listed"));
+
+    // Every moved shard: node 4 is a voter holding the earlier write, the leader's move is
+    // done, and the replica the target left out was released.
+    let deadline = Instant::now() + DEADLINE;
+    for &s in &moved {
+        let out = v1
+            .replicas(s)
+            .iter()
+            .copied()
+            .find(|n| !v2.replicas(s).contains(n))
+            .expect("a replica left");
+        loop {
+            let all: Vec<&Running> = nodes.iter().collect();
+            let l = leader(&all, s).await;
+            let new = nodes[3].node.shard(s);
+            // The replica the target left out is released once it knows the new
+            // configuration is committed.
+            let released = nodes[out.0 as usize - 1].node.shard(s).is_none();
+            let done = l.status().phase == ChangePhase::Done
+                && new.as_ref().is_some_and(|h| h.status().voter)
+                && released;
+            if done {
+                let h = new.expect("hosted");
+                assert_eq!(
+                    value(&h, &format!("before{}", s.0)).await.as_deref(),
+                    Some(&b"1"[..]),
+                    "shard {s}: the new replica lacks a write from before the move"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "shard {s}: the move did not finish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // The moved shards take writes under their new configurations, and the new replicas
+    // get them.
+    for &s in &moved {
+        let all: Vec<&Running> = nodes.iter().collect();
+        let l = leader(&all, s).await;
+        l.write(WriteBatch::new().put(format!("after{}", s.0), "2"))
+            .await
+            .expect("write after the move");
+        let h = nodes[3].node.shard(s).expect("hosted");
+        let deadline = Instant::now() + DEADLINE;
+        while value(&h, &format!("after{}", s.0)).await.as_deref() != Some(&b"2"[..]) {
+            assert!(Instant::now() < deadline, "shard {s}: the new voter misses a write");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for r in nodes {
+        let _ = r.stop.send(());
+        r.served.await.expect("server task").expect("served");
+    }
+}
