@@ -19,7 +19,7 @@ use tierkv_wire::shardmap::{self, DEFAULT_VNODES, Member, PublishOutcome, ShardM
 
 use common::OneReplica;
 
-const SHARDS: u32 = 8;
+const SHARDS: u32 = 32;
 
 fn map(version: u64, ids: &[u32]) -> ShardMap {
     let members = ids
