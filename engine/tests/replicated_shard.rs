@@ -890,14 +890,20 @@ async fn a_flush_records_the_configuration_in_force_at_its_flushed_prefix() {
     s.apply_committed(log.range(3, 4));
     s.flush().await.expect("flush");
     let m = c.latest().await;
-    assert_eq!((m.flushed_seq, m.membership.as_ref()), (SeqNo(4), Some(&joint)));
+    assert_eq!(
+        (m.flushed_seq, m.membership.as_ref()),
+        (SeqNo(4), Some(&joint))
+    );
 
     // A batch without configuration records keeps it.
     log.put(E2, "c", "3");
     s.apply_committed(log.range(5, 5));
     s.flush().await.expect("flush");
     let m = c.latest().await;
-    assert_eq!((m.flushed_seq, m.membership.as_ref()), (SeqNo(5), Some(&joint)));
+    assert_eq!(
+        (m.flushed_seq, m.membership.as_ref()),
+        (SeqNo(5), Some(&joint))
+    );
     assert_serves(&s, &log.model(5), "after the flushes").await;
 }
 

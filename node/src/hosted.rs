@@ -81,7 +81,12 @@ mod tests {
     #[test]
     fn a_damaged_file_is_an_error_not_an_empty_set() {
         let dir = tempfile::tempdir().unwrap();
-        for bad in ["", "tierkv hosted 2\n", "tierkv hosted 1\nx\n", "tierkv hosted 1\n-1\n"] {
+        for bad in [
+            "",
+            "tierkv hosted 2\n",
+            "tierkv hosted 1\nx\n",
+            "tierkv hosted 1\n-1\n",
+        ] {
             fs::write(dir.path().join(HOSTED_FILE), bad).unwrap();
             assert!(
                 matches!(read(dir.path()), Err(IdentityError::Unreadable { .. })),

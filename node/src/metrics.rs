@@ -105,13 +105,13 @@ impl Collector for ReplicaFigures {
         let Some(node) = self.node.upgrade() else {
             return Ok(());
         };
-        let replicas: Vec<(ShardHandle, StatusSnapshot)> =
-            node.shards()
-                .map(|h| {
-                    let s = h.status();
-                    (h, s)
-                })
-                .collect();
+        let replicas: Vec<(ShardHandle, StatusSnapshot)> = node
+            .shards()
+            .map(|h| {
+                let s = h.status();
+                (h, s)
+            })
+            .collect();
         let mut family = encoder.encode_descriptor(
             "tierkv_node_replicas",
             "Hosted shard replicas by role.",

@@ -638,7 +638,10 @@ impl Node {
         self.inner.wal.register_metrics(registry);
         self.inner.buffers.register_metrics(registry);
         registry.register_collector(Box::new(ShardFigures::new(
-            self.shards().collect::<Vec<_>>().iter().map(ShardHandle::shard),
+            self.shards()
+                .collect::<Vec<_>>()
+                .iter()
+                .map(ShardHandle::shard),
         )));
     }
 
@@ -801,11 +804,11 @@ async fn genesis_map(store: &ObjStore, latest: &ShardMap) -> Result<Arc<ShardMap
     if latest.version() == 1 {
         return Ok(Arc::new(latest.clone()));
     }
-    let genesis = shardmap::load_version(store, 1)
-        .await?
-        .ok_or_else(|| shardmap::ShardMapError::Vanished {
+    let genesis = shardmap::load_version(store, 1).await?.ok_or_else(|| {
+        shardmap::ShardMapError::Vanished {
             key: tierkv_engine::paths::shardmap(1),
-        })?;
+        }
+    })?;
     if genesis.shards() != latest.shards() {
         return Err(NodeError::ShardCount {
             map: genesis.shards(),
@@ -911,7 +914,10 @@ async fn refresh_map(
                     a.len() != b.len() || a.iter().any(|id| !b.contains(id))
                 });
                 if moved {
-                    tracing::info!(version = m.version(), "shard placement changed; reconciling");
+                    tracing::info!(
+                        version = m.version(),
+                        "shard placement changed; reconciling"
+                    );
                 }
                 let m = Arc::new(m);
                 node.map.store(Arc::clone(&m));
@@ -966,7 +972,12 @@ impl Spawner {
         shard: Shard,
         recovered: Recovered,
     ) -> Result<(ShardHandle, JoinHandle<()>), NodeError> {
-        let cfg = replica_config(&self.cluster, id, self.me, self.genesis.replicas(id).to_vec());
+        let cfg = replica_config(
+            &self.cluster,
+            id,
+            self.me,
+            self.genesis.replicas(id).to_vec(),
+        );
         let replica = Replica::new(cfg, recovered, self.clock.now())?;
         Ok(driver::spawn(DriverParts {
             replica,
@@ -1020,7 +1031,9 @@ async fn reconcile(node: &Arc<NodeInner>, map: &ShardMap) {
         created += 1;
         match create_learner(node, id).await {
             Ok(()) => tracing::info!(node = %me, shard = %id, "created a learner replica"),
-            Err(e) => tracing::warn!(node = %me, shard = %id, error = %e, "creating a learner replica failed"),
+            Err(e) => {
+                tracing::warn!(node = %me, shard = %id, error = %e, "creating a learner replica failed")
+            }
         }
     }
     let hosted = node.shards.load_full();
@@ -1040,7 +1053,9 @@ async fn reconcile(node: &Arc<NodeInner>, map: &ShardMap) {
                     done.targets.remove(id);
                     done.retired.retain(|(s, _)| s != id);
                 }
-                Err(e) => tracing::warn!(node = %me, shard = %id, error = %e, "releasing a replica failed"),
+                Err(e) => {
+                    tracing::warn!(node = %me, shard = %id, error = %e, "releasing a replica failed")
+                }
             }
             continue;
         }

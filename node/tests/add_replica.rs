@@ -151,7 +151,10 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
     let l4 = listeners.next().expect("listener");
     let store4 = store.clone();
     let joining = tokio::spawn(async move { start(4, l4, &store4, &[]).await });
-    let v1 = shardmap::load_latest(&store).await.expect("load").expect("map");
+    let v1 = shardmap::load_latest(&store)
+        .await
+        .expect("load")
+        .expect("map");
     let mut members = v1.members().to_vec();
     members.push(Member::active(NodeId(4), addrs[3].clone()));
     let v2 = ShardMap::new(v1.version() + 1, SHARDS, 3, v1.vnodes(), members).expect("map");
@@ -194,7 +197,10 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
             if l.status().phase == ChangePhase::Done && holds && released {
                 break;
             }
-            assert!(Instant::now() < deadline, "shard {s}: the move did not finish");
+            assert!(
+                Instant::now() < deadline,
+                "shard {s}: the move did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -209,7 +215,10 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
         let h = nodes[3].node.shard(s).expect("hosted");
         let deadline = Instant::now() + DEADLINE;
         while value(&h, &format!("after{}", s.0)).await.as_deref() != Some(&b"2"[..]) {
-            assert!(Instant::now() < deadline, "shard {s}: the new voter misses a write");
+            assert!(
+                Instant::now() < deadline,
+                "shard {s}: the new voter misses a write"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

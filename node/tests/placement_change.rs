@@ -74,7 +74,10 @@ async fn a_newer_placement_starts_no_empty_voter_and_releases_nothing() {
     let placed = placed_on(&newer, me);
     let gained: Vec<_> = placed.difference(&mine).copied().collect();
     let lost: Vec<_> = mine.difference(&placed).copied().collect();
-    assert!(!gained.is_empty() && !lost.is_empty(), "{mine:?} -> {placed:?}");
+    assert!(
+        !gained.is_empty() && !lost.is_empty(),
+        "{mine:?} -> {placed:?}"
+    );
 
     let node = opts
         .open(dir.path(), &store, ManualClock::new(2_000_000))
@@ -83,12 +86,23 @@ async fn a_newer_placement_starts_no_empty_voter_and_releases_nothing() {
     // Its replicas, and learners of (some of) the newly placed shards: reconciliation
     // creates a few per pass.
     let hosted: BTreeSet<ShardId> = node.shards().map(|h| h.shard().id()).collect();
-    assert!(hosted.is_superset(&mine), "{hosted:?} lacks some of {mine:?}");
-    assert!(hosted.iter().all(|s| mine.contains(s) || placed.contains(s)), "{hosted:?}");
+    assert!(
+        hosted.is_superset(&mine),
+        "{hosted:?} lacks some of {mine:?}"
+    );
+    assert!(
+        hosted
+            .iter()
+            .all(|s| mine.contains(s) || placed.contains(s)),
+        "{hosted:?}"
+    );
     assert!(hosted.len() > mine.len(), "no learner was created");
     for s in hosted.difference(&mine) {
         let st = node.shard(*s).expect("a learner").status();
-        assert!(!st.voter, "started a replica of {s} from nothing as a voter");
+        assert!(
+            !st.voter,
+            "started a replica of {s} from nothing as a voter"
+        );
         assert_eq!(st.role, tierkv_engine::replica::Role::Follower, "{s}");
     }
     // Every write is still there, including on the shards the newer map moved away.

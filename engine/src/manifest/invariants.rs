@@ -148,8 +148,26 @@ mod tests {
             configuration_kept(&with, &next),
             Err(Error::Invariant { .. })
         ));
-        assert!(check(&with, &Manifest { membership: with.membership.clone(), ..next.clone() }).is_ok());
-        assert!(check(&Manifest::default(), &Manifest { membership: with.membership.clone(), ..next }).is_ok());
+        assert!(
+            check(
+                &with,
+                &Manifest {
+                    membership: with.membership.clone(),
+                    ..next.clone()
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &Manifest::default(),
+                &Manifest {
+                    membership: with.membership.clone(),
+                    ..next
+                }
+            )
+            .is_ok()
+        );
     }
 
     #[test]

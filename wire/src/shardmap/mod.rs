@@ -506,7 +506,9 @@ impl ShardMap {
     /// order (addresses and versions may differ).
     #[must_use]
     pub fn same_placement(&self, other: &Self) -> bool {
-        self.shards == other.shards && self.width == other.width && self.placement == other.placement
+        self.shards == other.shards
+            && self.width == other.width
+            && self.placement == other.placement
     }
 
     /// The next version of this map, with member `id` in `state`.
@@ -638,13 +640,23 @@ impl ShardMap {
                 needed: "draining",
             });
         }
-        let members = self.members.iter().filter(|m| m.id != id).cloned().collect();
+        let members = self
+            .members
+            .iter()
+            .filter(|m| m.id != id)
+            .cloned()
+            .collect();
         self.next_with(members)
     }
 
     /// The next version with `old` retired and `new` active at `addr` (admin *replace*: a
     /// node lost for good). Refused if `old` is retired already or `new` is listed.
-    pub fn replace_member(&self, old: NodeId, new: NodeId, addr: &str) -> Result<Self, ShardMapError> {
+    pub fn replace_member(
+        &self,
+        old: NodeId,
+        new: NodeId,
+        addr: &str,
+    ) -> Result<Self, ShardMapError> {
         let m = self.existing(old)?;
         if m.state == MemberState::Retired {
             return Err(ShardMapError::WrongState {
@@ -965,7 +977,10 @@ mod tests {
         let active_only = map(&[1, 2, 3], 64, 3);
         assert!(states.same_placement(&active_only));
         for s in 0..64 {
-            assert_eq!(states.replicas(ShardId(s)), active_only.replicas(ShardId(s)));
+            assert_eq!(
+                states.replicas(ShardId(s)),
+                active_only.replicas(ShardId(s))
+            );
         }
         assert!(states.shards_of(NodeId(4)).is_empty());
         assert!(states.shards_of(NodeId(5)).is_empty());
@@ -1001,7 +1016,11 @@ mod tests {
             if !old.contains(&NodeId(4)) {
                 assert_eq!(old, new, "shard {s} did not hold member 4 but changed");
             } else {
-                assert_eq!(old.intersection(&new).count(), 2, "shard {s}: {old:?} -> {new:?}");
+                assert_eq!(
+                    old.intersection(&new).count(),
+                    2,
+                    "shard {s}: {old:?} -> {new:?}"
+                );
             }
         }
         assert!(matches!(
@@ -1022,14 +1041,20 @@ mod tests {
         // Draining below N active members is refused.
         assert!(matches!(
             m.drain_member(NodeId(1)),
-            Err(ShardMapError::TooFewActive { active: 2, replication: 3 })
+            Err(ShardMapError::TooFewActive {
+                active: 2,
+                replication: 3
+            })
         ));
         let drained = added.drain_member(NodeId(1)).expect("drain");
         assert_eq!(drained.state(NodeId(1)), Some(MemberState::Draining));
         assert!(drained.shards_of(NodeId(1)).is_empty());
         assert!(matches!(
             added.remove_member(NodeId(1)),
-            Err(ShardMapError::WrongState { needed: "draining", .. })
+            Err(ShardMapError::WrongState {
+                needed: "draining",
+                ..
+            })
         ));
         let removed = drained.remove_member(NodeId(1)).expect("remove");
         assert!(removed.member(NodeId(1)).is_none());
@@ -1042,7 +1067,10 @@ mod tests {
         assert!(replaced.shards_of(NodeId(2)).is_empty());
         assert!(matches!(
             replaced.add_member(NodeId(2), "x:1"),
-            Err(ShardMapError::MemberExists { state: MemberState::Retired, .. })
+            Err(ShardMapError::MemberExists {
+                state: MemberState::Retired,
+                ..
+            })
         ));
         assert!(matches!(
             replaced.replace_member(NodeId(2), NodeId(6), "x:1"),
@@ -1059,7 +1087,9 @@ mod tests {
     #[tokio::test]
     async fn change_members_publishes_the_next_version_and_reapplies_after_a_lost_race() {
         let store = memory_store();
-        bootstrap(&store, &map(&[1, 2, 3], 8, 3)).await.expect("bootstrap");
+        bootstrap(&store, &map(&[1, 2, 3], 8, 3))
+            .await
+            .expect("bootstrap");
         let v2 = change_members(&store, |m| m.add_member(NodeId(4), "a:4"))
             .await
             .expect("add");
@@ -1080,7 +1110,13 @@ mod tests {
             change_members(&store, |m| m.add_member(NodeId(5), "a:5")).await,
             Err(ShardMapError::MemberExists { .. })
         ));
-        assert_eq!(load_latest(&store).await.expect("load").map(|m| m.version()), Some(4));
+        assert_eq!(
+            load_latest(&store)
+                .await
+                .expect("load")
+                .map(|m| m.version()),
+            Some(4)
+        );
     }
 
     #[tokio::test]
