@@ -123,6 +123,21 @@ impl Collector for ReplicaFigures {
             let labels = [("role", role_name(role))];
             family.encode_family(&labels)?.encode_gauge(&n)?;
         }
+        let mut moves = encoder.encode_descriptor(
+            "tierkv_replica_moves",
+            "Configuration changes committed by the leaders here, by kind: joint (a move's first record) and final (its second): design note 0009.",
+            None,
+            MetricType::Counter,
+        )?;
+        let (joint, last) = replicas.iter().fold((0u64, 0u64), |(j, f), (h, _)| {
+            let (a, b) = h.move_counts();
+            (j + a, f + b)
+        });
+        for (kind, n) in [("joint", joint), ("final", last)] {
+            moves
+                .encode_family(&[("kind", kind)])?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
         for (name, help, kind, figure) in FIGURES {
             let value: u64 = replicas.iter().map(|(h, s)| figure(h, s)).sum();
             let mut metric = encoder.encode_descriptor(name, help, None, kind)?;

@@ -110,6 +110,9 @@ pub struct ShardStatus {
     behind: AtomicU64,
     /// Times this replica became the serving leader (takeovers, handovers received).
     pub(super) leaderships: AtomicU64,
+    /// Configuration records committed while this replica led: joint, then final (design
+    /// note 0009).
+    pub(super) moves: [AtomicU64; 2],
     /// Times this replica handed the shard over (design note 0006).
     pub(super) handovers: AtomicU64,
     /// On a leader: each follower's durably acknowledged seq, copied by the driver once per
@@ -139,6 +142,7 @@ impl Default for ShardStatus {
             phase: AtomicU8::new(0),
             behind: AtomicU64::new(0),
             leaderships: AtomicU64::new(0),
+            moves: [AtomicU64::new(0), AtomicU64::new(0)],
             handovers: AtomicU64::new(0),
             followers: parking_lot::Mutex::new(Vec::new()),
             learners: parking_lot::Mutex::new(Vec::new()),
@@ -300,6 +304,16 @@ impl ShardHandle {
         (
             self.status.leaderships.load(Ordering::Relaxed),
             self.status.handovers.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Configuration records committed while this replica led: `(joint, final)` (design
+    /// note 0009).
+    #[must_use]
+    pub fn move_counts(&self) -> (u64, u64) {
+        (
+            self.status.moves[0].load(Ordering::Relaxed),
+            self.status.moves[1].load(Ordering::Relaxed),
         )
     }
 

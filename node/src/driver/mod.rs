@@ -436,6 +436,14 @@ impl Driver {
             return;
         }
         if upto > applied {
+            if self.replica.role() == Role::Leader {
+                for r in self.replica.log().range(applied, upto) {
+                    if let Some(m) = &r.membership {
+                        let kind = usize::from(!m.is_joint());
+                        self.status.moves[kind].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             self.shard
                 .apply_committed(self.replica.log().range(applied, upto));
         }
