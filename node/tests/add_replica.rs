@@ -3,9 +3,11 @@
 //! 127.0.0.1) through a new shard map version that lists it. The new node creates learners
 //! of the shards the map places on it; each shard's leader moves its configuration to the
 //! target through the joint configuration; the new replicas end up voters holding every
-//! write, the replicas the target left out are released, and the shards keep taking
-//! writes.
+//! write, the replicas the target left out are released, the shards keep taking writes,
+//! and the new node, restarted, brings its new replicas back (its `HOSTED` file) as voters
+//! with their writes.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,8 @@ struct Running {
     node: Node,
     stop: oneshot::Sender<()>,
     served: JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    addr: String,
+    dir: tempfile::TempDir,
 }
 
 fn settings(id: u32, addr: &str, initial: &[String]) -> ClusterSettings {
@@ -52,17 +55,15 @@ fn settings(id: u32, addr: &str, initial: &[String]) -> ClusterSettings {
     }
 }
 
-async fn start(id: u32, listener: TcpListener, store: &ObjStore, initial: &[String]) -> Running {
-    let addr = listener.local_addr().expect("addr").to_string();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::open(
+async fn open(id: u32, addr: &str, dir: &Path, store: &ObjStore, initial: &[String]) -> Node {
+    Node::open(
         NodeOptions {
-            cluster: settings(id, &addr, initial),
-            advertise: addr.clone(),
+            cluster: settings(id, addr, initial),
+            advertise: addr.to_owned(),
             shards: SHARDS,
             engine: EngineOptions::default(),
             wal: WalSettings::default(),
-            data_dir: dir.path().to_path_buf(),
+            data_dir: dir.to_path_buf(),
         },
         NodeComponents {
             store: store.clone(),
@@ -71,7 +72,13 @@ async fn start(id: u32, listener: TcpListener, store: &ObjStore, initial: &[Stri
         },
     )
     .await
-    .expect("node opens");
+    .expect("node opens")
+}
+
+async fn start(id: u32, listener: TcpListener, store: &ObjStore, initial: &[String]) -> Running {
+    let addr = listener.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = open(id, &addr, dir.path(), store, initial).await;
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(server::serve(
         node.clone(),
@@ -89,7 +96,8 @@ async fn start(id: u32, listener: TcpListener, store: &ObjStore, initial: &[Stri
         node,
         stop,
         served,
-        _dir: dir,
+        addr,
+        dir,
     }
 }
 
@@ -222,8 +230,27 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    let mut dirs = Vec::new();
     for r in nodes {
         let _ = r.stop.send(());
         r.served.await.expect("server task").expect("served");
+        dirs.push((r.addr, r.dir));
     }
+    // Node 4 restarted alone (its `HOSTED` file): the replicas it got by reconciliation are
+    // back, as voters, with their writes (from its WAL and the shared segments).
+    let (addr, dir) = &dirs[3];
+    let again = open(4, addr, dir.path(), &store, &[]).await;
+    for &s in &moved {
+        let h = again
+            .shard(s)
+            .expect("the new replica is hosted after a restart");
+        assert!(h.status().voter, "shard {s}: not a voter after a restart");
+        for key in [format!("before{}", s.0), format!("after{}", s.0)] {
+            assert!(
+                value(&h, &key).await.is_some(),
+                "shard {s}: {key} lost in a restart"
+            );
+        }
+    }
+    again.shutdown(Duration::from_secs(1)).await;
 }
