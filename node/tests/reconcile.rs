@@ -1,6 +1,8 @@
-//! Reconciliation adds a replica (design note 0009, "Part 2 plan", step 6): a fourth node
-//! joins a three-node cluster (in this process, over real HTTP/2 replication streams on
-//! 127.0.0.1) through a new shard map version that lists it. The new node creates learners
+//! Reconciliation (design note 0009, "Part 2 plan", step 6), nodes in this process over
+//! real HTTP/2 replication streams on 127.0.0.1.
+//!
+//! Adding a replica: a fourth node joins a three-node cluster through a new shard map
+//! version that lists it (it starts first and waits to be listed). It creates learners
 //! of the shards the map places on it; each shard's leader moves its configuration to the
 //! target through the joint configuration; the new replicas end up voters holding every
 //! write, the replicas the target left out are released, the shards keep taking writes,
@@ -253,4 +255,70 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
         }
     }
     again.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Four nodes; node 1 drains (shard map version 2 marks it draining): every shard it held
+/// moves to the other three, its replicas are released (the leaders among them hand their
+/// shards over first), and no write is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_member_ends_up_hosting_nothing_and_no_write_is_lost() {
+    let store = ObjStore::in_memory();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect();
+    let initial: Vec<String> = (0..4).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let mut nodes = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        nodes.push(start(i as u32 + 1, l, &store, &initial).await);
+    }
+    let all: Vec<&Running> = nodes.iter().collect();
+    let held: Vec<ShardId> = nodes[0].node.shards().map(|h| h.shard().id()).collect();
+    assert!(!held.is_empty(), "node 1 holds no shard");
+    for s in 0..SHARDS {
+        let h = leader(&all, ShardId(s)).await;
+        h.write(WriteBatch::new().put(format!("before{s}"), "1"))
+            .await
+            .expect("write before the drain");
+    }
+    let v2 = shardmap::change_members(&store, |m| m.drain_member(NodeId(1)))
+        .await
+        .expect("drain");
+    assert!(v2.shards_of(NodeId(1)).is_empty());
+    let deadline = Instant::now() + DEADLINE;
+    while nodes[0].node.shards().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 still hosts {:?}",
+            nodes[0]
+                .node
+                .shards()
+                .map(|h| (h.shard().id(), h.status().phase, h.status().role))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rest: Vec<&Running> = nodes[1..].iter().collect();
+    for s in 0..SHARDS {
+        let s = ShardId(s);
+        let l = leader(&rest, s).await;
+        l.write(WriteBatch::new().put(format!("after{}", s.0), "2"))
+            .await
+            .expect("write after the drain");
+        for key in [format!("before{}", s.0), format!("after{}", s.0)] {
+            let got = l
+                .get(key.as_bytes(), ReadConsistency::Strong)
+                .await
+                .expect("strong read");
+            assert!(got.is_some(), "shard {s}: {key} lost");
+        }
+    }
+    for r in nodes {
+        let _ = r.stop.send(());
+        r.served.await.expect("server task").expect("served");
+    }
 }
