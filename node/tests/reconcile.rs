@@ -322,3 +322,96 @@ async fn a_draining_member_ends_up_hosting_nothing_and_no_write_is_lost() {
         r.served.await.expect("server task").expect("served");
     }
 }
+
+/// Three nodes; node 3 is lost for good (stopped) and replaced by node 4 (version 2 retires
+/// 3 and lists 4): every shard ends up with node 4 as a voter holding every write, and
+/// node 3's id can never start again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_member_is_replaced_and_its_id_is_refused_afterwards() {
+    let store = ObjStore::in_memory();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect();
+    let initial: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let mut listeners = listeners.into_iter();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let l = listeners.next().expect("listener");
+        nodes.push(start(id, l, &store, &initial).await);
+    }
+    let all: Vec<&Running> = nodes.iter().collect();
+    for s in 0..SHARDS {
+        let h = leader(&all, ShardId(s)).await;
+        h.write(WriteBatch::new().put(format!("before{s}"), "1"))
+            .await
+            .expect("write before the loss");
+    }
+    let lost = nodes.pop().expect("node 3");
+    lost.node.abandon().await;
+    let _ = lost.stop.send(());
+    let _ = lost.served.await;
+    let l4 = listeners.next().expect("listener");
+    let store4 = store.clone();
+    let joining = tokio::spawn(async move { start(4, l4, &store4, &[]).await });
+    shardmap::change_members(&store, |m| {
+        m.replace_member(NodeId(3), NodeId(4), &addrs[3])
+    })
+    .await
+    .expect("replace");
+    nodes.push(joining.await.expect("node 4 opens once listed"));
+    let deadline = Instant::now() + DEADLINE;
+    for s in 0..SHARDS {
+        let s = ShardId(s);
+        loop {
+            let all: Vec<&Running> = nodes.iter().collect();
+            let l = leader(&all, s).await;
+            let new = nodes[2].node.shard(s);
+            let holds = match &new {
+                Some(h) if h.status().voter => {
+                    value(h, &format!("before{}", s.0)).await.as_deref() == Some(&b"1"[..])
+                }
+                _ => false,
+            };
+            if l.status().phase == ChangePhase::Done && holds {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shard {s}: the replacement did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // The retired id is refused before it opens anything.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refused = Node::open(
+        NodeOptions {
+            cluster: settings(3, "127.0.0.1:9", &[]),
+            advertise: "127.0.0.1:9".to_owned(),
+            shards: SHARDS,
+            engine: EngineOptions::default(),
+            wal: WalSettings::default(),
+            data_dir: dir.path().to_path_buf(),
+        },
+        NodeComponents {
+            store: store.clone(),
+            cache: Arc::new(MemBlockCache::new(1 << 20)),
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(tierkv_node::node::NodeError::Retired { .. })),
+        "{:?}",
+        refused.err()
+    );
+    for r in nodes {
+        let _ = r.stop.send(());
+        r.served.await.expect("server task").expect("served");
+    }
+}
