@@ -150,3 +150,28 @@ impl Collector for ReplicaFigures {
         Ok(())
     }
 }
+
+/// The engine's shard figures over the replicas the node hosts *when scraped* (reconciliation
+/// creates and releases replicas after the node registered its metrics).
+#[derive(Debug)]
+pub(crate) struct HostedShardFigures {
+    node: WeakNode,
+}
+
+impl HostedShardFigures {
+    pub(crate) fn new(node: WeakNode) -> Self {
+        Self { node }
+    }
+}
+
+impl Collector for HostedShardFigures {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let hosted: Vec<ShardHandle> = self
+            .node
+            .upgrade()
+            .map(|n| n.shards().collect())
+            .unwrap_or_default();
+        tierkv_engine::shard::ShardFigures::new(hosted.iter().map(ShardHandle::shard))
+            .encode(encoder)
+    }
+}

@@ -51,7 +51,7 @@ use tierkv_engine::clock::Clock;
 use tierkv_engine::metrics::Registry;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica, Role};
-use tierkv_engine::shard::{Shard, ShardComponents, ShardFigures};
+use tierkv_engine::shard::{Shard, ShardComponents};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{ReadConsistency, SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalSettings, WalStats};
@@ -637,12 +637,9 @@ impl Node {
         self.inner.transport.register_metrics(registry);
         self.inner.wal.register_metrics(registry);
         self.inner.buffers.register_metrics(registry);
-        registry.register_collector(Box::new(ShardFigures::new(
-            self.shards()
-                .collect::<Vec<_>>()
-                .iter()
-                .map(ShardHandle::shard),
-        )));
+        registry.register_collector(Box::new(crate::metrics::HostedShardFigures::new(WeakNode(
+            Arc::downgrade(&self.inner),
+        ))));
     }
 
     /// Replication transport counters.
