@@ -254,6 +254,9 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_point_reads_total", "counter"),
             ("tierkv_replica_handovers_total", "counter"),
             ("tierkv_replica_leaderships_total", "counter"),
+            ("tierkv_replica_learners", "gauge"),
+            ("tierkv_replica_move_lag_records", "gauge"),
+            ("tierkv_replica_moves_total", "counter"),
             ("tierkv_replication_batches_total", "counter"),
             ("tierkv_replication_messages_dropped_total", "counter"),
             ("tierkv_replication_messages_sent_total", "counter"),
@@ -289,6 +292,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
         "tierkv_flush_requests_sent_total{kind}",
         "tierkv_flush_triggers_total{reason}",
         "tierkv_node_replicas{role}",
+        "tierkv_replica_moves_total{kind}",
         "tierkv_object_store_request_duration_seconds_bucket{le}",
         "tierkv_wal_fsync_duration_seconds_bucket{le}",
     ]

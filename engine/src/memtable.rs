@@ -174,6 +174,9 @@ pub struct Memtable {
     covered_epoch: AtomicU64,
     /// Seq of the first log record applied (barriers included); 0 when none.
     first_covered: AtomicU64,
+    /// Replicated shards: the configuration of the newest configuration record applied to
+    /// this memtable (design note 0009), for the manifest of its flush.
+    membership: parking_lot::Mutex<Option<crate::replica::Membership>>,
     /// Write-buffer bytes charged to `account` (note 0007): entries as inserted, overwritten
     /// ones included (the log holds them until the flush), plus per-key structures.
     charged: AtomicUsize,
@@ -219,6 +222,7 @@ impl Memtable {
             covered_seq: AtomicU64::new(0),
             covered_epoch: AtomicU64::new(0),
             first_covered: AtomicU64::new(0),
+            membership: parking_lot::Mutex::new(None),
             charged: AtomicUsize::new(0),
             frozen: std::sync::atomic::AtomicBool::new(false),
             account,
@@ -277,6 +281,18 @@ impl Memtable {
         }
         self.covered_epoch.store(epoch.0, Ordering::Relaxed);
         self.covered_seq.store(seq.0, Ordering::Release);
+    }
+
+    /// Records that a configuration record putting `m` in force was applied (after the
+    /// records before it). Called by the one writer, before [`Memtable::note_covered`].
+    pub fn note_membership(&self, m: &crate::replica::Membership) {
+        *self.membership.lock() = Some(m.clone());
+    }
+
+    /// The configuration of the newest configuration record applied, if any.
+    #[must_use]
+    pub fn membership(&self) -> Option<crate::replica::Membership> {
+        self.membership.lock().clone()
     }
 
     /// The log position noted by [`Memtable::note_covered`] (`(0, 0)` if never noted).

@@ -860,6 +860,53 @@ async fn a_leader_flush_publishes_the_covered_log_position_and_its_records_epoch
     assert_serves(&s, &log.model(6), "memtable and segments").await;
 }
 
+#[tokio::test]
+async fn a_flush_records_the_configuration_in_force_at_its_flushed_prefix() {
+    use tierkv_engine::replica::{Membership, NodeId};
+    let c = Cluster::new();
+    let s = c.replica("leader").await;
+    s.set_leading(Some(E2));
+    s.publish_epoch().await.expect("publish epoch");
+    let mut log = Log::default();
+    log.put(E1, "a", "1");
+    log.barrier(E2);
+    s.apply_committed(log.upto(2));
+    s.flush().await.expect("flush");
+    let m = c.latest().await;
+    assert_eq!((m.flushed_seq, m.membership.as_ref()), (SeqNo(2), None));
+
+    // A joint configuration record, then a batch: the manifest records the joint one.
+    let joint = Membership::Joint {
+        old: vec![NodeId(1), NodeId(2), NodeId(3)],
+        new: vec![NodeId(1), NodeId(2), NodeId(4)],
+    };
+    log.records.push(Record {
+        epoch: E2,
+        seq: log.next(),
+        entries: Vec::new(),
+        membership: Some(joint.clone()),
+    });
+    log.put(E2, "b", "2");
+    s.apply_committed(log.range(3, 4));
+    s.flush().await.expect("flush");
+    let m = c.latest().await;
+    assert_eq!(
+        (m.flushed_seq, m.membership.as_ref()),
+        (SeqNo(4), Some(&joint))
+    );
+
+    // A batch without configuration records keeps it.
+    log.put(E2, "c", "3");
+    s.apply_committed(log.range(5, 5));
+    s.flush().await.expect("flush");
+    let m = c.latest().await;
+    assert_eq!(
+        (m.flushed_seq, m.membership.as_ref()),
+        (SeqNo(5), Some(&joint))
+    );
+    assert_serves(&s, &log.model(5), "after the flushes").await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Followers installing the leader's manifests.
 // ---------------------------------------------------------------------------------------

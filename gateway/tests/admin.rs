@@ -220,10 +220,7 @@ async fn setup() -> Setup {
         .collect();
     let members = (1..=3u32)
         .zip(&addrs)
-        .map(|(id, addr)| Member {
-            id: NodeId(id),
-            addr: addr.clone(),
-        })
+        .map(|(id, addr)| Member::active(NodeId(id), addr.clone()))
         .collect();
     let map = ShardMap::new(1, SHARDS, 3, DEFAULT_VNODES, members).expect("map");
     let store = ObjStore::open(&StoreOptions {

@@ -352,10 +352,7 @@ fn memory_store() -> ObjStore {
 async fn publish_map(store: &ObjStore, members: &[(u32, &str)], replication: usize) -> ShardMap {
     let members = members
         .iter()
-        .map(|(id, addr)| Member {
-            id: NodeId(*id),
-            addr: (*addr).to_owned(),
-        })
+        .map(|(id, addr)| Member::active(NodeId(*id), *addr))
         .collect();
     let map = ShardMap::new(1, SHARDS, replication, DEFAULT_VNODES, members).expect("valid map");
     shardmap::bootstrap(store, &map).await.expect("bootstrap")

@@ -7,6 +7,8 @@
 //! - [`settings`]: the `[cluster]` configuration section.
 //! - [`identity`]: which node a data directory belongs to (`NODE_ID`).
 //! - [`rejoin`]: the floors a node rejoining after disk loss starts from (`REJOIN`).
+//! - `hosted`: the shards a node hosts once reconciliation created one the genesis map did
+//!   not place on it (`HOSTED`).
 //! - [`node`]: a storage node's lifecycle: shard map, WAL recovery, one driver per hosted
 //!   shard, shutdown.
 //! - [`driver`]: the task that runs one shard's replica state machine
@@ -33,6 +35,7 @@ pub use tierkv_wire as wire;
 
 mod admin;
 mod driver;
+mod hosted;
 mod identity;
 mod metrics;
 pub mod node;

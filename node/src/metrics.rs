@@ -23,7 +23,7 @@ type Figure = (
     fn(&ShardHandle, &StatusSnapshot) -> u64,
 );
 
-const FIGURES: [Figure; 7] = [
+const FIGURES: [Figure; 9] = [
     (
         "tierkv_node_read_leases",
         "Leader replicas here holding a valid strong-read lease.",
@@ -61,6 +61,18 @@ const FIGURES: [Figure; 7] = [
         |_, s| u64::from(s.poisoned),
     ),
     (
+        "tierkv_replica_learners",
+        "Learners the leaders here replicate to while they move their shards' configurations (design note 0009).",
+        MetricType::Gauge,
+        |h, _| h.learner_progress().len() as u64,
+    ),
+    (
+        "tierkv_replica_move_lag_records",
+        "Records the learners of the leaders here are behind their commit points (sum).",
+        MetricType::Gauge,
+        |h, _| h.learner_progress().iter().map(|l| l.records_behind).sum(),
+    ),
+    (
         "tierkv_node_rejoining_replicas",
         "Replicas rejoining after disk loss: they promise nothing until they caught up with a newer epoch.",
         MetricType::Gauge,
@@ -93,8 +105,13 @@ impl Collector for ReplicaFigures {
         let Some(node) = self.node.upgrade() else {
             return Ok(());
         };
-        let replicas: Vec<(&ShardHandle, StatusSnapshot)> =
-            node.shards().map(|h| (h, h.status())).collect();
+        let replicas: Vec<(ShardHandle, StatusSnapshot)> = node
+            .shards()
+            .map(|h| {
+                let s = h.status();
+                (h, s)
+            })
+            .collect();
         let mut family = encoder.encode_descriptor(
             "tierkv_node_replicas",
             "Hosted shard replicas by role.",
@@ -106,6 +123,21 @@ impl Collector for ReplicaFigures {
             let labels = [("role", role_name(role))];
             family.encode_family(&labels)?.encode_gauge(&n)?;
         }
+        let mut moves = encoder.encode_descriptor(
+            "tierkv_replica_moves",
+            "Configuration changes committed by the leaders here, by kind: joint (a move's first record) and final (its second): design note 0009.",
+            None,
+            MetricType::Counter,
+        )?;
+        let (joint, last) = replicas.iter().fold((0u64, 0u64), |(j, f), (h, _)| {
+            let (a, b) = h.move_counts();
+            (j + a, f + b)
+        });
+        for (kind, n) in [("joint", joint), ("final", last)] {
+            moves
+                .encode_family(&[("kind", kind)])?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
         for (name, help, kind, figure) in FIGURES {
             let value: u64 = replicas.iter().map(|(h, s)| figure(h, s)).sum();
             let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
@@ -116,5 +148,30 @@ impl Collector for ReplicaFigures {
             }
         }
         Ok(())
+    }
+}
+
+/// The engine's shard figures over the replicas the node hosts *when scraped* (reconciliation
+/// creates and releases replicas after the node registered its metrics).
+#[derive(Debug)]
+pub(crate) struct HostedShardFigures {
+    node: WeakNode,
+}
+
+impl HostedShardFigures {
+    pub(crate) fn new(node: WeakNode) -> Self {
+        Self { node }
+    }
+}
+
+impl Collector for HostedShardFigures {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let hosted: Vec<ShardHandle> = self
+            .node
+            .upgrade()
+            .map(|n| n.shards().collect())
+            .unwrap_or_default();
+        tierkv_engine::shard::ShardFigures::new(hosted.iter().map(ShardHandle::shard))
+            .encode(encoder)
     }
 }

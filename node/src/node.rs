@@ -8,6 +8,24 @@
 //! changed), open the node's WAL and replay it once (records, promises, truncations), then for
 //! each hosted shard: load its latest manifest, open the shard's storage at it, rebuild the
 //! replica from what was durable ([`Recovered`]), and start its driver ([`crate::driver`]).
+//!
+//! The hosted shards are the ones of the `HOSTED` file (`crate::hosted`), or without one
+//! the ones the *genesis* map (version 1, the map the cluster started from) places on this
+//! node; every replica gets the genesis placement as its genesis configuration (design note
+//! 0009 §1), whatever newer maps say. A node never starts a replica the newest map places
+//! on it from an empty log (before, it did at its next start, without a floor, and released
+//! the WAL records of shards it no longer hosted); replicas move by *reconciliation* only:
+//!
+//! *Reconcile* (at open and after every newer map, `reconcile`): a shard whose target (the
+//! newest map's replicas) lists this node and that it does not host gets a learner: its
+//! promise floor (the newest claimed epoch) durable in the WAL first, then the `HOSTED`
+//! file, then the replica, from the latest manifest (note 0009 §5). Every hosted replica is
+//! told the target (`SetTarget`: a serving leader moves its configuration toward it, one
+//! change at a time, through the shard's log, note 0009 §2) and the retired ids. A follower
+//! whose committed steady configuration does not list it, and that the target leaves out,
+//! is released: `HOSTED` without it, its driver stopped, its WAL records released. (Asking
+//! the shard's leader, for a removed replica that missed the last `Append` and keeps the
+//! joint configuration, is not done yet: note 0009, "Part 2 plan", step 6.)
 //! A replica restarts as a follower that refuses promises for one lease (it may have acked a
 //! heartbeat just before it died), unless it is its shard's only replica (`tierkv serve`):
 //! that one takes over at once (design note 0002, "One replica").
@@ -33,7 +51,7 @@ use tierkv_engine::clock::Clock;
 use tierkv_engine::metrics::Registry;
 use tierkv_engine::options::EngineOptions;
 use tierkv_engine::replica::{self, Millis, NodeId, Record, Recovered, Replica, Role};
-use tierkv_engine::shard::{Shard, ShardComponents, ShardFigures};
+use tierkv_engine::shard::{Shard, ShardComponents};
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{ReadConsistency, SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalSettings, WalStats};
@@ -76,6 +94,14 @@ pub enum NodeError {
     /// This node is not a member of the shard map.
     #[error("node {id} is not a member of shard map version {version}")]
     NotAMember {
+        /// This node's id.
+        id: NodeId,
+        /// The map's version.
+        version: u64,
+    },
+    /// The shard map retired this node's id (it was replaced): it must never serve again.
+    #[error("node {id} is retired in shard map version {version}; start the node under a new id")]
+    Retired {
         /// This node's id.
         id: NodeId,
         /// The map's version.
@@ -133,7 +159,14 @@ struct NodeInner {
     id: NodeId,
     secret: String,
     map: ArcSwap<ShardMap>,
-    shards: BTreeMap<ShardId, ShardHandle>,
+    /// The genesis map (version 1): each shard's genesis configuration.
+    genesis: Arc<ShardMap>,
+    /// The hosted replicas; replaced as a whole when reconciliation adds one.
+    shards: ArcSwap<BTreeMap<ShardId, ShardHandle>>,
+    /// What replicas are made of (reconciliation creates them after open).
+    spawner: Spawner,
+    /// Reconciliation's memory; held for a whole pass (one pass at a time).
+    reconciled: tokio::sync::Mutex<Reconciled>,
     wal: Wal,
     /// The node's write buffers (note 0007).
     buffers: WriteBuffers,
@@ -200,10 +233,21 @@ impl Node {
                 cluster: opts.shards,
             });
         }
-        let hosted: Vec<ShardId> = (0..map.shards())
-            .map(ShardId)
-            .filter(|s| map.replicas(*s).contains(&me))
-            .collect();
+        // The configuration in force of every shard is its genesis placement while nothing
+        // issues membership changes (note 0009 §1): host what the genesis map places here.
+        let genesis = genesis_map(&c.store, &map).await?;
+        let listed = crate::hosted::read(&opts.data_dir)?;
+        // With a `HOSTED` file, this build decided durably what the node hosts: the WAL
+        // records of any other shard belong to a released replica (or to a learner whose
+        // creation a crash interrupted) and are released below.
+        let authoritative = listed.is_some();
+        let hosted: Vec<ShardId> = match listed {
+            Some(set) => set.into_iter().filter(|s| s.0 < genesis.shards()).collect(),
+            None => (0..genesis.shards())
+                .map(ShardId)
+                .filter(|s| genesis.replicas(*s).contains(&me))
+                .collect(),
+        };
         let mut wal_opts = opts.wal.options(wal_dir);
         wal_opts.faults = faults;
         let (wal, recovery) = tokio::task::spawn_blocking(move || Wal::open(wal_opts))
@@ -218,9 +262,23 @@ impl Node {
                 .or_default()
                 .push(Record::from_wal(r));
         }
-        for s in 0..map.shards() {
-            if !hosted.contains(&ShardId(s)) {
-                wal.release(ShardId(s), SeqNo(u64::MAX));
+        // Records of a shard this node does not host: released if the `HOSTED` file says so
+        // (a release or a learner creation was interrupted), kept otherwise (a build that
+        // moved replicas at start may have left some; only reconciliation decides).
+        for s in 0..genesis.shards() {
+            let shard = ShardId(s);
+            if hosted.contains(&shard) {
+                continue;
+            }
+            if authoritative {
+                wal.release(shard, SeqNo(u64::MAX));
+            } else if let Some(records) = by_shard.get(&shard) {
+                tracing::warn!(
+                    node = %me,
+                    %shard,
+                    records = records.len(),
+                    "the WAL holds records of a shard this node does not host; keeping them"
+                );
             }
         }
         let cancel = CancellationToken::new();
@@ -253,36 +311,42 @@ impl Node {
             let engine = Arc::clone(&engine);
             async move {
                 let m = driver::latest_manifest(&comps.store, id).await?;
-                let flushed = (m.flushed_seq, m.flushed_epoch);
+                let flushed = (m.flushed_seq, m.flushed_epoch, m.membership.clone());
                 let shard = Shard::open_replicated(id, engine, comps, m).await?;
                 Ok::<_, tierkv_engine::Error>((id, shard, flushed))
             }
         }))
         .await?;
+        let spawner = Spawner {
+            me,
+            cluster: opts.cluster.clone(),
+            data_dir: opts.data_dir.clone(),
+            store: c.store.clone(),
+            cache: Arc::clone(&c.cache),
+            wall: Arc::clone(&c.clock),
+            wal: wal.clone(),
+            buffers: buffers.clone(),
+            engine: Arc::clone(&engine),
+            transport: Arc::clone(&transport),
+            clock,
+            settings: settings.clone(),
+            cancel: cancel.clone(),
+            events: Arc::clone(&events),
+            floors: floors.clone(),
+            genesis: Arc::clone(&genesis),
+        };
         let mut shards = BTreeMap::new();
         let mut tasks = Vec::new();
-        for (id, shard, (flushed_seq, flushed_epoch)) in opened {
+        for (id, shard, (flushed_seq, flushed_epoch, flushed_membership)) in opened {
             let recovered = Recovered {
                 promised_epoch: recovery.promises.get(&id).copied().unwrap_or_default(),
                 flushed_seq,
                 flushed_epoch,
                 records: by_shard.remove(&id).unwrap_or_default(),
                 amnesia_floor: floors.get(&id).copied(),
-                flushed_membership: None,
+                flushed_membership,
             };
-            let cfg = replica_config(&opts.cluster, id, me, map.replicas(id).to_vec());
-            let replica = Replica::new(cfg, recovered, clock.now())?;
-            let (handle, task) = driver::spawn(DriverParts {
-                replica,
-                shard,
-                wal: wal.clone(),
-                store: c.store.clone(),
-                transport: Arc::clone(&transport),
-                clock,
-                settings: settings.clone(),
-                cancel: cancel.child_token(),
-                events: Arc::clone(&events),
-            });
+            let (handle, task) = spawner.start(id, shard, recovered)?;
             shards.insert(id, handle);
             tasks.push(task);
         }
@@ -309,7 +373,10 @@ impl Node {
             id: me,
             secret: opts.cluster.secret.clone(),
             map: ArcSwap::from_pointee(map),
-            shards,
+            genesis,
+            shards: ArcSwap::from_pointee(shards),
+            spawner,
+            reconciled: tokio::sync::Mutex::new(Reconciled::default()),
             wal,
             buffers,
             transport,
@@ -332,6 +399,8 @@ impl Node {
             inner.cancel.child_token(),
         ));
         inner.tasks.lock().push(refresher);
+        let newest = inner.map.load_full();
+        reconcile(&inner, &newest).await;
         Ok(Self { inner })
     }
 
@@ -355,13 +424,14 @@ impl Node {
 
     /// A hosted shard.
     #[must_use]
-    pub fn shard(&self, id: ShardId) -> Option<&ShardHandle> {
-        self.inner.shards.get(&id)
+    pub fn shard(&self, id: ShardId) -> Option<ShardHandle> {
+        self.inner.shards.load().get(&id).cloned()
     }
 
-    /// Every hosted shard.
-    pub fn shards(&self) -> impl Iterator<Item = &ShardHandle> {
-        self.inner.shards.values()
+    /// Every hosted shard (the ones hosted when called).
+    pub fn shards(&self) -> std::vec::IntoIter<ShardHandle> {
+        let hosted = self.inner.shards.load_full();
+        hosted.values().cloned().collect::<Vec<_>>().into_iter()
     }
 
     /// WAL counters.
@@ -457,7 +527,7 @@ impl Node {
     }
 
     /// The hosted shard `shard`, counting the operation on it for the admin API's load.
-    fn counted(&self, shard: ShardId, write: bool) -> Option<&ShardHandle> {
+    fn counted(&self, shard: ShardId, write: bool) -> Option<ShardHandle> {
         if write {
             self.inner.ops.write(shard);
         } else {
@@ -567,9 +637,9 @@ impl Node {
         self.inner.transport.register_metrics(registry);
         self.inner.wal.register_metrics(registry);
         self.inner.buffers.register_metrics(registry);
-        registry.register_collector(Box::new(ShardFigures::new(
-            self.shards().map(ShardHandle::shard),
-        )));
+        registry.register_collector(Box::new(crate::metrics::HostedShardFigures::new(WeakNode(
+            Arc::downgrade(&self.inner),
+        ))));
     }
 
     /// Replication transport counters.
@@ -587,7 +657,7 @@ impl Node {
     /// Returns how many shards it led that have no serving successor yet.
     pub async fn hand_over_leadership(&self, within: Duration) -> usize {
         let started = tokio::time::Instant::now();
-        let led: Vec<&ShardHandle> = self.shards().filter(|h| leading(&h.status())).collect();
+        let led: Vec<ShardHandle> = self.shards().filter(|h| leading(&h.status())).collect();
         futures::future::join_all(led.iter().map(|h| h.drain())).await;
         // Per shard, the end of its log when it stopped leading. The successor commits a
         // barrier past it in its new epoch before it serves; once the commit point this
@@ -647,7 +717,7 @@ impl Node {
         for t in tasks {
             let _ = t.await;
         }
-        for h in self.inner.shards.values() {
+        for h in self.inner.shards.load().values() {
             h.shard().abandon();
         }
         self.close_wal().await;
@@ -660,11 +730,8 @@ impl Node {
         for t in tasks {
             let _ = t.await;
         }
-        let closes = self
-            .inner
-            .shards
-            .values()
-            .map(|h| h.shard().close(flush_timeout));
+        let hosted = self.inner.shards.load_full();
+        let closes = hosted.values().map(|h| h.shard().close(flush_timeout));
         for r in futures::future::join_all(closes).await {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "closing a shard");
@@ -729,15 +796,60 @@ fn replica_config(
     cfg
 }
 
+/// The genesis map (version 1) of the cluster whose newest map is `latest`.
+async fn genesis_map(store: &ObjStore, latest: &ShardMap) -> Result<Arc<ShardMap>, NodeError> {
+    if latest.version() == 1 {
+        return Ok(Arc::new(latest.clone()));
+    }
+    let genesis = shardmap::load_version(store, 1).await?.ok_or_else(|| {
+        shardmap::ShardMapError::Vanished {
+            key: tierkv_engine::paths::shardmap(1),
+        }
+    })?;
+    if genesis.shards() != latest.shards() {
+        return Err(NodeError::ShardCount {
+            map: genesis.shards(),
+            cluster: latest.shards(),
+        });
+    }
+    Ok(Arc::new(genesis))
+}
+
+/// `map`, or the first newer map that lists `me` (polled every 50 ms, backing off to 1 s).
+async fn wait_until_listed(
+    store: &ObjStore,
+    me: NodeId,
+    mut map: ShardMap,
+) -> Result<ShardMap, NodeError> {
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    let mut told = Duration::ZERO;
+    while map.member(me).is_none() {
+        if started.elapsed() >= told {
+            tracing::info!(node = %me, map_version = map.version(), "not a member of the shard map yet; waiting to be added");
+            told += Duration::from_secs(10);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+        if let Some(newer) = shardmap::load_newer(store, map.version()).await? {
+            map = newer;
+        }
+    }
+    Ok(map)
+}
+
 /// Reads the shard map (bootstrapping it from `initial_members` if allowed) and makes sure
 /// it records this node's address.
 async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<ShardMap, NodeError> {
     let members = opts.cluster.members()?;
     let map = if members.is_empty() {
         let wait = Duration::from_secs(60);
-        shardmap::wait_for_latest(store, wait)
+        let map = shardmap::wait_for_latest(store, wait)
             .await?
-            .ok_or(NodeError::NoMap { waited: wait })?
+            .ok_or(NodeError::NoMap { waited: wait })?;
+        // A node joining a running cluster starts before an operator adds it (design note
+        // 0009 §6): it waits until a map lists it.
+        wait_until_listed(store, me, map).await?
     } else {
         let initial = ShardMap::new(
             1,
@@ -746,10 +858,7 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
             opts.cluster.vnodes,
             members
                 .into_iter()
-                .map(|(id, addr)| shardmap::Member {
-                    id: NodeId(id),
-                    addr,
-                })
+                .map(|(id, addr)| shardmap::Member::active(NodeId(id), addr))
                 .collect(),
         )?;
         shardmap::bootstrap(store, &initial).await?
@@ -760,6 +869,12 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
             version: map.version(),
         });
     };
+    if member.state == shardmap::MemberState::Retired {
+        return Err(NodeError::Retired {
+            id: me,
+            version: map.version(),
+        });
+    }
     if member.addr != opts.advertise {
         tracing::info!(node = %me, old = %member.addr, new = %opts.advertise, "recording this node's new address in the shard map");
         return Ok(shardmap::set_member_addr(store, me, &opts.advertise).await?);
@@ -767,8 +882,8 @@ async fn join_map(opts: &NodeOptions, store: &ObjStore, me: NodeId) -> Result<Sh
     Ok(map)
 }
 
-/// Re-reads the shard map every `every`; newer versions update peer addresses. (Moving
-/// replicas between nodes is not supported yet: a placement change is logged.)
+/// Re-reads the shard map every `every`; newer versions update peer addresses. Every turn
+/// reconciles (`reconcile`) with the newest map known.
 async fn refresh_map(
     node: std::sync::Weak<NodeInner>,
     store: ObjStore,
@@ -781,26 +896,247 @@ async fn refresh_map(
             () = tokio::time::sleep(every) => {}
         }
         let Some(node) = node.upgrade() else { return };
+        // Every turn, newer map or not: a pass creates a few learners at most, and a failed
+        // creation is retried.
+        let current = node.map.load_full();
+        reconcile(&node, &current).await;
         match shardmap::load_latest(&store).await {
             Ok(Some(m)) if m.version() > node.map.load().version() => {
                 node.transport
                     .set_peers(m.members().iter().map(|x| (x.id, x.addr.as_str())));
-                let old = node.map.load();
+                let old = node.map.load_full();
                 let moved = (0..m.shards()).map(ShardId).any(|s| {
                     // The same replicas in another rank order did not move.
                     let (a, b) = (m.replicas(s), old.replicas(s));
                     a.len() != b.len() || a.iter().any(|id| !b.contains(id))
                 });
                 if moved {
-                    tracing::warn!(
+                    tracing::info!(
                         version = m.version(),
-                        "shard placement changed; restart the node to move replicas"
+                        "shard placement changed; reconciling"
                     );
                 }
-                node.map.store(Arc::new(m));
+                let m = Arc::new(m);
+                node.map.store(Arc::clone(&m));
+                reconcile(&node, &m).await;
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "shard map refresh failed"),
         }
     }
+}
+
+/// What replicas of this node are made of: [`Node::open`] starts the hosted ones with it,
+/// reconciliation the learners it creates later.
+#[derive(Debug)]
+struct Spawner {
+    me: NodeId,
+    cluster: ClusterSettings,
+    data_dir: PathBuf,
+    store: ObjStore,
+    cache: Arc<dyn BlockCache>,
+    wall: Arc<dyn Clock>,
+    wal: Wal,
+    buffers: WriteBuffers,
+    engine: Arc<EngineOptions>,
+    transport: Arc<Transport>,
+    clock: NodeClock,
+    settings: DriverSettings,
+    /// The node's token: drivers run under children of it.
+    cancel: CancellationToken,
+    events: Arc<EventLog>,
+    /// Rejoin floors of a replaced disk (`crate::rejoin`).
+    floors: crate::rejoin::Floors,
+    genesis: Arc<ShardMap>,
+}
+
+impl Spawner {
+    fn components(&self) -> ShardComponents {
+        ShardComponents {
+            store: self.store.clone(),
+            cache: Arc::clone(&self.cache),
+            clock: Arc::clone(&self.wall),
+            wal: self.wal.clone(),
+            buffers: self.buffers.clone(),
+        }
+    }
+
+    /// Builds the replica of `id` from `recovered`, with the genesis placement as its
+    /// genesis configuration, and starts its driver.
+    fn start(
+        &self,
+        id: ShardId,
+        shard: Shard,
+        recovered: Recovered,
+    ) -> Result<(ShardHandle, JoinHandle<()>), NodeError> {
+        let cfg = replica_config(
+            &self.cluster,
+            id,
+            self.me,
+            self.genesis.replicas(id).to_vec(),
+        );
+        let replica = Replica::new(cfg, recovered, self.clock.now())?;
+        Ok(driver::spawn(DriverParts {
+            replica,
+            shard,
+            wal: self.wal.clone(),
+            store: self.store.clone(),
+            transport: Arc::clone(&self.transport),
+            clock: self.clock,
+            settings: self.settings.clone(),
+            cancel: self.cancel.child_token(),
+            events: Arc::clone(&self.events),
+        }))
+    }
+}
+
+/// Reconciliation's memory between passes.
+#[derive(Debug, Default)]
+struct Reconciled {
+    /// The target last given to each hosted replica.
+    targets: HashMap<ShardId, Vec<NodeId>>,
+    /// Retired ids each hosted replica was told about.
+    retired: std::collections::HashSet<(ShardId, NodeId)>,
+}
+
+/// Most learners one reconciliation pass creates (the rest wait for the next map refresh):
+/// each one loads a manifest and opens segments, and its leader then ships it the log tail.
+const MAX_LEARNERS_PER_PASS: usize = 4;
+
+/// Moves this node's replicas toward `map` (design note 0009 §6): creates a learner of every
+/// shard the map places here that the node does not host, then gives every hosted replica
+/// the map's target and retired ids. Failures are logged; the next pass retries.
+async fn reconcile(node: &Arc<NodeInner>, map: &ShardMap) {
+    let mut done = node.reconciled.lock().await;
+    if node.cancel.is_cancelled() {
+        return;
+    }
+    let me = node.id;
+    if map.is_retired(me) {
+        tracing::error!(node = %me, "this node's id is retired in the shard map; it creates no replica");
+        return;
+    }
+    let mut created = 0;
+    for s in 0..map.shards().min(node.genesis.shards()) {
+        let id = ShardId(s);
+        if !map.replicas(id).contains(&me) || node.shards.load().contains_key(&id) {
+            continue;
+        }
+        if created == MAX_LEARNERS_PER_PASS {
+            break;
+        }
+        created += 1;
+        match create_learner(node, id).await {
+            Ok(()) => tracing::info!(node = %me, shard = %id, "created a learner replica"),
+            Err(e) => {
+                tracing::warn!(node = %me, shard = %id, error = %e, "creating a learner replica failed")
+            }
+        }
+    }
+    let hosted = node.shards.load_full();
+    for (id, h) in hosted.iter() {
+        let target = map.replicas(*id).to_vec();
+        // Released: a follower whose committed steady configuration does not list it and
+        // whose target does not either (note 0009 §6; the leader sent it the commit point).
+        let st = h.status();
+        if !target.contains(&me)
+            && st.role == Role::Follower
+            && !st.voter
+            && st.phase == tierkv_engine::replica::ChangePhase::Releasing
+        {
+            match release(node, *id, h).await {
+                Ok(()) => {
+                    tracing::info!(node = %me, shard = %id, "released a replica the configuration removed");
+                    done.targets.remove(id);
+                    done.retired.retain(|(s, _)| s != id);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %me, shard = %id, error = %e, "releasing a replica failed")
+                }
+            }
+            continue;
+        }
+        if !target.is_empty() && done.targets.get(id) != Some(&target) {
+            if !h.set_target(target.clone()).await {
+                continue;
+            }
+            done.targets.insert(*id, target);
+        }
+        for r in map.retired() {
+            if !done.retired.contains(&(*id, r)) && h.retire(r).await {
+                done.retired.insert((*id, r));
+            }
+        }
+    }
+}
+
+/// Releases the replica of `id` (design note 0009 §2 step 4): the `HOSTED` file without it
+/// first (a crash after that releases its WAL records at the next start), then its driver
+/// stops, its storage drops its memtables and stops its background work, and its WAL
+/// records are released.
+async fn release(node: &Arc<NodeInner>, id: ShardId, h: &ShardHandle) -> Result<(), NodeError> {
+    let listed: std::collections::BTreeSet<ShardId> = node
+        .shards
+        .load()
+        .keys()
+        .copied()
+        .filter(|s| *s != id)
+        .collect();
+    let dir = node.spawner.data_dir.clone();
+    tokio::task::spawn_blocking(move || crate::hosted::write(&dir, &listed))
+        .await
+        .map_err(|_| tierkv_engine::Error::Invariant {
+            what: "HOSTED write task panicked",
+        })??;
+    node.shards.rcu(|cur| {
+        let mut next = BTreeMap::clone(cur);
+        next.remove(&id);
+        next
+    });
+    h.stop_driver().await;
+    h.shard().abandon();
+    node.wal.release(id, SeqNo(u64::MAX));
+    Ok(())
+}
+
+/// Creates a learner replica of `id` on this node (design note 0009 §5): the newest claimed
+/// epoch of the shard becomes its promise, durable in the WAL before the `HOSTED` file lists
+/// the shard and before the replica answers anything, so it never backs a candidate of an
+/// epoch that existed before it; its log starts at the latest manifest's flushed prefix
+/// (segments are shared: nothing flushed is copied), and its leader ships the tail.
+async fn create_learner(node: &Arc<NodeInner>, id: ShardId) -> Result<(), NodeError> {
+    let sp = &node.spawner;
+    let newest = tierkv_engine::manifest::ManifestStore::new(sp.store.clone(), id)
+        .newest_epoch()
+        .await?;
+    if newest > tierkv_engine::types::Epoch(0) {
+        node.wal.append_promise(id, newest)?.wait().await?;
+    }
+    let mut listed: std::collections::BTreeSet<ShardId> =
+        node.shards.load().keys().copied().collect();
+    listed.insert(id);
+    let dir = sp.data_dir.clone();
+    tokio::task::spawn_blocking(move || crate::hosted::write(&dir, &listed))
+        .await
+        .map_err(|_| tierkv_engine::Error::Invariant {
+            what: "HOSTED write task panicked",
+        })??;
+    let m = driver::latest_manifest(&sp.store, id).await?;
+    let recovered = Recovered {
+        promised_epoch: newest,
+        flushed_seq: m.flushed_seq,
+        flushed_epoch: m.flushed_epoch,
+        flushed_membership: m.membership.clone(),
+        records: Vec::new(),
+        amnesia_floor: sp.floors.get(&id).copied(),
+    };
+    let shard = Shard::open_replicated(id, Arc::clone(&sp.engine), sp.components(), m).await?;
+    let (handle, task) = sp.start(id, shard, recovered)?;
+    node.shards.rcu(|cur| {
+        let mut next = BTreeMap::clone(cur);
+        next.insert(id, handle.clone());
+        next
+    });
+    node.tasks.lock().push(task);
+    Ok(())
 }

@@ -7,7 +7,7 @@
 //! | `POST /rpc/v1/kv/batch` | gateways | several client operations, answers streamed ([`tierkv_wire::proto::batch`]) |
 //! | `GET /health/live` | probes | 200 while the process runs |
 //! | `GET /health/ready` | probes | 200 once every hosted shard knows a leader |
-//! | `GET /status` | operators, tests | JSON: replicas in rank order, role, epoch, leader and seqs per hosted shard |
+//! | `GET /status` | operators, tests | JSON: replicas in rank order (the newest map's target), role, epoch, leader and seqs per hosted shard, `voter` (of its configuration in force), the move `phase` and, on a moving leader, its `learners` with the records each is behind (note 0009 §7) |
 //! | `GET /metrics` | Prometheus | the registry the node was served with ([`crate::node::Node::register_metrics`] and whatever else the process adds) |
 //!
 //! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
@@ -325,6 +325,18 @@ pub(crate) fn role_name(r: Role) -> &'static str {
     }
 }
 
+/// The name of a move phase on `/status` (design note 0009 §7).
+pub(crate) fn phase_name(p: tierkv_engine::replica::ChangePhase) -> &'static str {
+    use tierkv_engine::replica::ChangePhase;
+    match p {
+        ChangePhase::Done => "done",
+        ChangePhase::Learning => "learning",
+        ChangePhase::Joint => "joint",
+        ChangePhase::Final => "final",
+        ChangePhase::Releasing => "releasing",
+    }
+}
+
 async fn status(State(node): State<Node>) -> Response {
     let map = node.map();
     let shards: Vec<serde_json::Value> = node
@@ -345,6 +357,17 @@ async fn status(State(node): State<Node>) -> Response {
                 "poisoned": s.poisoned,
                 "rejoining": s.rejoining,
                 "records_behind": s.records_behind,
+                "voter": s.voter,
+                "phase": phase_name(s.phase),
+                "learners": h
+                    .learner_progress()
+                    .iter()
+                    .map(|l| serde_json::json!({
+                        "node": l.node.0,
+                        "records_behind": l.records_behind,
+                        "acked": l.acked,
+                    }))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -149,7 +149,6 @@ impl Harness {
         self.node
             .as_ref()
             .and_then(|n| n.shard(SHARD))
-            .cloned()
             .expect("open shard")
     }
 

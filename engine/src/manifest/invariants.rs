@@ -70,6 +70,16 @@ pub fn segments_within_flushed_seq(next: &Manifest) -> Result<()> {
     )
 }
 
+/// A recorded configuration is never dropped: without it, a replica loading the manifest
+/// past its log would fall back to the genesis configuration and count the wrong quorums
+/// (design note 0009 §1).
+pub fn configuration_kept(cur: &Manifest, next: &Manifest) -> Result<()> {
+    ok_if(
+        cur.membership.is_none() || next.membership.is_some(),
+        "the configuration recorded at the flushed prefix was dropped",
+    )
+}
+
 /// Runs every invariant for the transition `cur -> next`.
 pub fn check(cur: &Manifest, next: &Manifest) -> Result<()> {
     version_is_next(cur, next)?;
@@ -78,7 +88,8 @@ pub fn check(cur: &Manifest, next: &Manifest) -> Result<()> {
     flushed_epoch_is_consistent(next)?;
     l1_is_sorted_and_disjoint(next)?;
     segments_are_unique(next)?;
-    segments_within_flushed_seq(next)
+    segments_within_flushed_seq(next)?;
+    configuration_kept(cur, next)
 }
 
 fn ok_if(cond: bool, what: &'static str) -> Result<()> {
@@ -120,6 +131,43 @@ mod tests {
             ..ok
         };
         assert!(check(&cur, &nothing_flushed).is_err());
+    }
+
+    #[test]
+    fn a_recorded_configuration_is_never_dropped() {
+        use crate::replica::{Membership, NodeId};
+        let with = Manifest {
+            membership: Some(Membership::Steady(vec![NodeId(1), NodeId(2), NodeId(4)])),
+            ..Manifest::default()
+        };
+        let next = Manifest {
+            version: ManifestVersion(1),
+            ..Manifest::default()
+        };
+        assert!(matches!(
+            configuration_kept(&with, &next),
+            Err(Error::Invariant { .. })
+        ));
+        assert!(
+            check(
+                &with,
+                &Manifest {
+                    membership: with.membership.clone(),
+                    ..next.clone()
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &Manifest::default(),
+                &Manifest {
+                    membership: with.membership.clone(),
+                    ..next
+                }
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! once `l0` reaches its trigger; flushes stall while `l0` is at its hard limit, so the
 //! number of segments a read may touch is bounded by that limit plus one.
 //!
-//! # Byte layout (format version 2, written by this build)
+//! # Byte layout (format version 2; format 3 when a configuration is recorded)
 //!
 //! | offset | type | meaning |
 //! |---|---|---|
@@ -30,7 +30,13 @@
 //! | 48 | u32 + n × segment | l0 segments, newest first |
 //! | . | u32 + n × segment | l1 segments, ascending key ranges |
 //! | . | u32 + n × (u128 id, u64 since) | obsolete segments awaiting deletion after a grace period |
+//! | . | configuration | format 3 only: the configuration in force at `flushed_seq` (design note 0009 §1), in the encoding of [`crate::replica::membership`] |
 //! | end-4 | u32 | crc32c of all preceding bytes |
+//!
+//! This build writes format 2 byte for byte while no configuration is recorded (the genesis
+//! configuration holds: no configuration record was ever flushed), and format 3 once one is:
+//! until a membership change happens, nodes of the previous version read every manifest
+//! (note 0009, "Compatibility"). Format 2 and 1 manifests decode with no configuration.
 //!
 //! A segment record: id u128, size u64, entries u64, tombstones u64, min_seq u64, max_seq u64,
 //! min_expires_at u64 (`u64::MAX` = none), min_key (u16 len + bytes), max_key (u16 len + bytes).
@@ -59,16 +65,21 @@ pub use store::{ManifestStore, Published};
 
 use crate::codec::{Dec, DecodeError, Enc, split_crc_trailer};
 use crate::error::{Error, Result};
+use crate::replica::Membership;
 use crate::types::{Epoch, ManifestVersion, SegmentId, SeqNo, UnixMillis};
 
 /// Magic number at the start of every manifest.
 pub const MANIFEST_MAGIC: u32 = 0x4D56_4B54;
-/// The format version this build writes: 2 (adds `flushed_epoch`).
+/// The format version this build writes while no configuration is recorded: 2 (adds
+/// `flushed_epoch`).
 pub const MANIFEST_VERSION: u16 = 2;
 /// The first format version, without `flushed_epoch`; still read.
 pub const MANIFEST_VERSION_1: u16 = 1;
+/// The format version this build writes when a configuration is recorded: 3 (format 2 plus
+/// the configuration in force at `flushed_seq`).
+pub const MANIFEST_VERSION_3: u16 = 3;
 /// Format versions this build reads.
-pub const SUPPORTED_VERSIONS: &[u16] = &[MANIFEST_VERSION_1, MANIFEST_VERSION];
+pub const SUPPORTED_VERSIONS: &[u16] = &[MANIFEST_VERSION_1, MANIFEST_VERSION, MANIFEST_VERSION_3];
 
 /// What the manifest records about one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +149,10 @@ pub struct Manifest {
     pub l1: Vec<SegmentMeta>,
     /// Replaced segments awaiting deletion.
     pub obsolete: Vec<Obsolete>,
+    /// The configuration of the shard's replica set in force at `flushed_seq` (design note
+    /// 0009 §1); `None`: no configuration record was ever flushed, the genesis configuration
+    /// holds. Recorded by format 3 only.
+    pub membership: Option<Membership>,
 }
 
 impl Manifest {
@@ -151,7 +166,11 @@ impl Manifest {
     pub fn encode(&self) -> Bytes {
         let mut e = Enc::with_capacity(256);
         e.u32(MANIFEST_MAGIC);
-        e.u16(MANIFEST_VERSION);
+        e.u16(if self.membership.is_some() {
+            MANIFEST_VERSION_3
+        } else {
+            MANIFEST_VERSION
+        });
         e.u16(0);
         e.u64(self.version.0);
         e.u64(self.epoch.0);
@@ -168,6 +187,9 @@ impl Manifest {
         for o in &self.obsolete {
             e.u128(o.id.0);
             e.u64(o.since);
+        }
+        if let Some(m) = &self.membership {
+            m.encode(&mut e);
         }
         e.crc_trailer();
         e.finish()
@@ -228,6 +250,9 @@ impl Manifest {
                     id: SegmentId(d.u128()?),
                     since: d.u64()?,
                 });
+            }
+            if fv == MANIFEST_VERSION_3 {
+                m.membership = Some(Membership::decode(d)?);
             }
             d.finish()?;
             Ok(m)
@@ -304,7 +329,79 @@ mod tests {
                 id: SegmentId(9),
                 since: 77,
             }],
+            membership: None,
         }
+    }
+
+    fn joint() -> Membership {
+        use crate::types::NodeId;
+        Membership::Joint {
+            old: vec![NodeId(1), NodeId(2), NodeId(3)],
+            new: vec![NodeId(2), NodeId(3), NodeId(4)],
+        }
+    }
+
+    #[test]
+    fn round_trips_with_a_configuration_as_version_3() {
+        use crate::types::NodeId;
+        for membership in [joint(), Membership::Steady(vec![NodeId(7)])] {
+            let m = Manifest {
+                membership: Some(membership),
+                ..sample()
+            };
+            let b = m.encode();
+            assert_eq!(&b[4..6], &MANIFEST_VERSION_3.to_le_bytes());
+            assert_eq!(Manifest::decode(&b, "x").ok(), Some(m));
+        }
+    }
+
+    /// Format 3 is format 2 with the version field 3 and the configuration (tag, u16 count,
+    /// u32 ids per set) between the obsolete list and the crc: built here from format 2's
+    /// bytes and literal configuration bytes, not by the encoder under test.
+    #[test]
+    fn version_3_golden_bytes() {
+        let v2 = sample().encode();
+        assert_eq!(&v2[4..6], &2u16.to_le_bytes(), "no configuration: format 2");
+        let mut body = v2[..v2.len() - 4].to_vec();
+        body[4..6].copy_from_slice(&3u16.to_le_bytes());
+        body.extend_from_slice(&[
+            2, // joint
+            3, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, // old {1,2,3}
+            3, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, // new {2,3,4}
+        ]);
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let m = Manifest {
+            membership: Some(joint()),
+            ..sample()
+        };
+        assert_eq!(m.encode().as_ref(), body.as_slice());
+        assert_eq!(Manifest::decode(&body, "golden").ok(), Some(m));
+    }
+
+    #[test]
+    fn version_3_damage_is_rejected() {
+        let b = Manifest {
+            membership: Some(joint()),
+            ..sample()
+        }
+        .encode();
+        for cut in 0..b.len() {
+            assert!(Manifest::decode(&b[..cut], "x").is_err(), "cut {cut}");
+        }
+        for i in 0..b.len() {
+            let mut c = b.to_vec();
+            c[i] ^= 0x01;
+            assert!(Manifest::decode(&c, "x").is_err(), "flip {i}");
+        }
+        // A version 2 manifest relabelled 3 (no configuration) is malformed.
+        let mut e = Enc::default();
+        let v2 = sample().encode();
+        let mut body = v2[..v2.len() - 4].to_vec();
+        body[4..6].copy_from_slice(&3u16.to_le_bytes());
+        e.raw(&body);
+        e.crc_trailer();
+        assert!(Manifest::decode(&e.finish(), "x").is_err());
     }
 
     #[test]
@@ -377,6 +474,7 @@ mod tests {
                 id: SegmentId(0x33),
                 since: 77,
             }],
+            membership: None,
         };
         let m = Manifest::decode(&bytes, "fixture").expect("v1 fixture decodes");
         assert_eq!(m, expected);
@@ -451,11 +549,11 @@ mod tests {
         #[test]
         fn decoder_never_panics_with_valid_crc(
             data in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
-            v1 in proptest::bool::ANY,
+            fv in 1u16..=3,
         ) {
             let mut e = Enc::default();
             e.u32(MANIFEST_MAGIC);
-            e.u16(if v1 { MANIFEST_VERSION_1 } else { MANIFEST_VERSION });
+            e.u16(fv);
             e.raw(&data);
             e.crc_trailer();
             let _ = Manifest::decode(&e.finish(), "x");

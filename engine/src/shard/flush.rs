@@ -120,6 +120,11 @@ impl ShardInner {
                 None
             };
             let meta = seg.as_ref().map(|(m, _)| m.clone());
+            // The configuration in force at `flushed_to` (design note 0009 §1): the newest
+            // configuration record of the batch; with none, the one in force at the
+            // manifest's flushed prefix still holds (everything before the batch is flushed,
+            // and the batch is a contiguous stretch of the log).
+            let membership = batch.iter().rev().find_map(|m| m.membership());
             self.update_manifest(|m| {
                 if m.flushed_seq >= flushed_to {
                     return false;
@@ -129,6 +134,9 @@ impl ShardInner {
                 }
                 m.flushed_seq = flushed_to;
                 m.flushed_epoch = covered_epoch;
+                if let Some(c) = &membership {
+                    m.membership = Some(c.clone());
+                }
                 true
             })
             .await?;

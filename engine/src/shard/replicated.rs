@@ -181,6 +181,9 @@ impl Shard {
                     ..e.clone()
                 });
             }
+            if let Some(m) = &r.membership {
+                view.active.note_membership(m);
+            }
             view.active.note_covered(r.seq, r.epoch);
             applied = r.seq;
             inner.applied.store(applied.0, Ordering::SeqCst);

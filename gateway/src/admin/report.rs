@@ -533,10 +533,7 @@ mod tests {
 
     fn map() -> Arc<ShardMap> {
         let members = (1..=3)
-            .map(|id| Member {
-                id: NodeId(id),
-                addr: format!("127.0.0.1:{id}"),
-            })
+            .map(|id| Member::active(NodeId(id), format!("127.0.0.1:{id}")))
             .collect();
         Arc::new(ShardMap::new(1, SHARDS, 3, DEFAULT_VNODES, members).expect("map"))
     }

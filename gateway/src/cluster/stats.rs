@@ -182,10 +182,7 @@ mod tests {
     #[test]
     fn renders_every_family_with_its_values() {
         let members = (1..=4)
-            .map(|i| tierkv_wire::shardmap::Member {
-                id: NodeId(i),
-                addr: format!("127.0.0.1:{i}"),
-            })
+            .map(|i| tierkv_wire::shardmap::Member::active(NodeId(i), format!("127.0.0.1:{i}")))
             .collect();
         let map = ShardMap::new(3, 8, 3, 8, members).expect("a map");
         let s = ClientMetrics::new(&map);

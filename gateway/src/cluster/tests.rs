@@ -49,10 +49,7 @@ fn options_default_parse_and_validate() {
 #[tokio::test]
 async fn dropping_the_backend_stops_the_background_task() {
     let store = ObjStore::in_memory();
-    let member = tierkv_wire::shardmap::Member {
-        id: NodeId(1),
-        addr: "127.0.0.1:1".to_owned(),
-    };
+    let member = tierkv_wire::shardmap::Member::active(NodeId(1), "127.0.0.1:1");
     let map = ShardMap::new(1, 2, 1, 8, vec![member]).expect("valid map");
     shardmap::publish(&store, &map).await.expect("publish");
     let b = ClusterBackend::connect(

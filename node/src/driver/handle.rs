@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tierkv_engine::error::{Error, Result};
-use tierkv_engine::replica::{Millis, Msg, NodeId, Replica, Role};
+use tierkv_engine::replica::{ChangePhase, LearnerProgress, Millis, Msg, NodeId, Replica, Role};
 use tierkv_engine::shard::{Prepared, ScanPage, Shard};
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -74,6 +74,10 @@ pub(crate) enum Cmd {
     /// The node's write buffers want this shard flushed: a follower asks its leader
     /// (note 0007).
     RequestFlush { upto: SeqNo, hard: bool },
+    /// The newest shard map's target replica set (design note 0009 §2).
+    SetTarget { voters: Vec<NodeId> },
+    /// The shard map retired `node` (note 0009 §5).
+    Retired { node: NodeId },
 }
 
 /// Role codes in [`ShardStatus::role`].
@@ -98,15 +102,25 @@ pub struct ShardStatus {
     flushed_seq: AtomicU64,
     pub(super) poisoned: AtomicBool,
     rejoining: AtomicBool,
+    /// [`Replica::is_voter`].
+    voter: AtomicBool,
+    /// [`Replica::change_phase`] (its code, [`phase_code`]).
+    phase: AtomicU8,
     /// [`Replica::records_behind`].
     behind: AtomicU64,
     /// Times this replica became the serving leader (takeovers, handovers received).
     pub(super) leaderships: AtomicU64,
+    /// Configuration records committed while this replica led: joint, then final (design
+    /// note 0009).
+    pub(super) moves: [AtomicU64; 2],
     /// Times this replica handed the shard over (design note 0006).
     pub(super) handovers: AtomicU64,
     /// On a leader: each follower's durably acknowledged seq, copied by the driver once per
     /// tick (the admin API's follower lag). A lock held only to copy.
     followers: parking_lot::Mutex<Vec<(NodeId, SeqNo)>>,
+    /// On a leader moving its configuration: each learner's progress (design note 0009
+    /// §7), copied by the driver once per tick.
+    learners: parking_lot::Mutex<Vec<LearnerProgress>>,
     /// Woken when the role changes or the read lease starts or ends
     /// ([`ShardHandle::wait_serving`]).
     changed: Notify,
@@ -124,10 +138,14 @@ impl Default for ShardStatus {
             flushed_seq: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             rejoining: AtomicBool::new(false),
+            voter: AtomicBool::new(true),
+            phase: AtomicU8::new(0),
             behind: AtomicU64::new(0),
             leaderships: AtomicU64::new(0),
+            moves: [AtomicU64::new(0), AtomicU64::new(0)],
             handovers: AtomicU64::new(0),
             followers: parking_lot::Mutex::new(Vec::new()),
+            learners: parking_lot::Mutex::new(Vec::new()),
             changed: Notify::new(),
         }
     }
@@ -155,6 +173,30 @@ pub struct StatusSnapshot {
     pub rejoining: bool,
     /// Committed records its log is known to miss (0 once caught up with its leader).
     pub records_behind: u64,
+    /// Whether it is a voter of its configuration in force (not a learner, not removed).
+    pub voter: bool,
+    /// Where its configuration is on the way to the target (design note 0009 §2).
+    pub phase: ChangePhase,
+}
+
+fn phase_code(p: ChangePhase) -> u8 {
+    match p {
+        ChangePhase::Done => 0,
+        ChangePhase::Learning => 1,
+        ChangePhase::Joint => 2,
+        ChangePhase::Final => 3,
+        ChangePhase::Releasing => 4,
+    }
+}
+
+fn phase_of(code: u8) -> ChangePhase {
+    match code {
+        1 => ChangePhase::Learning,
+        2 => ChangePhase::Joint,
+        3 => ChangePhase::Final,
+        4 => ChangePhase::Releasing,
+        _ => ChangePhase::Done,
+    }
 }
 
 impl ShardStatus {
@@ -184,6 +226,9 @@ impl ShardStatus {
         self.flushed_seq.store(r.log().base().0, Ordering::SeqCst);
         self.rejoining.store(r.is_rejoining(), Ordering::SeqCst);
         self.behind.store(r.records_behind(), Ordering::SeqCst);
+        self.voter.store(r.is_voter(), Ordering::SeqCst);
+        self.phase
+            .store(phase_code(r.change_phase()), Ordering::SeqCst);
         if was != role || (had == 0) != (until == 0) {
             self.changed.notify_waiters();
         }
@@ -194,6 +239,11 @@ impl ShardStatus {
         let mut followers = self.followers.lock();
         followers.clear();
         followers.extend(progress);
+    }
+
+    /// Replaces the published learner progress (empty unless a leader is moving).
+    pub(super) fn publish_learners(&self, progress: Vec<LearnerProgress>) {
+        *self.learners.lock() = progress;
     }
 
     /// The current values.
@@ -216,6 +266,8 @@ impl ShardStatus {
             poisoned: self.poisoned.load(Ordering::SeqCst),
             rejoining: self.rejoining.load(Ordering::SeqCst),
             records_behind: self.behind.load(Ordering::SeqCst),
+            voter: self.voter.load(Ordering::SeqCst),
+            phase: phase_of(self.phase.load(Ordering::SeqCst)),
         }
     }
 
@@ -232,6 +284,8 @@ pub struct ShardHandle {
     pub(crate) tx: mpsc::Sender<Cmd>,
     pub(crate) status: Arc<ShardStatus>,
     pub(crate) clock: NodeClock,
+    /// The driver's token: cancelled, the driver stops (a released replica).
+    pub(crate) stop: tokio_util::sync::CancellationToken,
 }
 
 /// Most times a write is prepared again because memtables rotated meanwhile.
@@ -253,11 +307,28 @@ impl ShardHandle {
         )
     }
 
+    /// Configuration records committed while this replica led: `(joint, final)` (design
+    /// note 0009).
+    #[must_use]
+    pub fn move_counts(&self) -> (u64, u64) {
+        (
+            self.status.moves[0].load(Ordering::Relaxed),
+            self.status.moves[1].load(Ordering::Relaxed),
+        )
+    }
+
     /// On a leader: each follower and the highest seq it durably acknowledged (as of the
     /// driver's last tick); empty otherwise.
     #[must_use]
     pub fn follower_progress(&self) -> Vec<(NodeId, SeqNo)> {
         self.status.followers.lock().clone()
+    }
+
+    /// On a leader moving the shard's configuration: each learner's progress, as of the
+    /// driver's last tick (design note 0009 §7); empty otherwise.
+    #[must_use]
+    pub fn learner_progress(&self) -> Vec<LearnerProgress> {
+        self.status.learners.lock().clone()
     }
 
     /// The shard's storage.
@@ -376,6 +447,26 @@ impl ShardHandle {
     pub async fn drain(&self) {
         // A stopped driver has nothing to hand over.
         let _ = self.tx.send(Cmd::Drain).await;
+    }
+
+    /// Gives the replica the newest shard map's target replica set, in rank order (design
+    /// note 0009 §2): a serving leader moves its configuration toward it, other roles keep
+    /// it for when they lead. `false` if the driver stopped.
+    pub(crate) async fn set_target(&self, voters: Vec<NodeId>) -> bool {
+        self.tx.send(Cmd::SetTarget { voters }).await.is_ok()
+    }
+
+    /// Tells the replica that the shard map retired `node` (note 0009 §5). `false` if the
+    /// driver stopped.
+    pub(crate) async fn retire(&self, node: NodeId) -> bool {
+        self.tx.send(Cmd::Retired { node }).await.is_ok()
+    }
+
+    /// Stops the driver and resolves once it has stopped (its inbox is gone): nothing of the
+    /// replica is persisted any more.
+    pub(crate) async fn stop_driver(&self) {
+        self.stop.cancel();
+        self.tx.closed().await;
     }
 
     /// Hands a message from another replica to the driver; dropped if its inbox is full.

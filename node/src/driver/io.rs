@@ -54,20 +54,26 @@ impl Driver {
             Io::Manifest(Ok(loaded)) => {
                 self.manifest_inflight = false;
                 let answer = std::mem::take(&mut self.manifest_answer);
-                let (flushed_seq, flushed_epoch) = match loaded {
+                let (flushed_seq, flushed_epoch, membership) = match loaded {
                     Some(l) => {
-                        let at = (l.manifest.flushed_seq, l.manifest.flushed_epoch);
+                        let at = (
+                            l.manifest.flushed_seq,
+                            l.manifest.flushed_epoch,
+                            l.manifest.membership.clone(),
+                        );
                         self.shard.install(l);
                         at
                     }
-                    None => (SeqNo(0), Epoch(0)),
+                    None => (SeqNo(0), Epoch(0), None),
                 };
                 self.apply(self.replica.commit_seq());
                 if answer || flushed_seq > self.replica.log().base() {
+                    // The configuration in force at the flushed prefix (manifest format 3;
+                    // none: no configuration record was ever flushed, note 0009 §1).
                     self.step(Input::ManifestLoaded {
                         flushed_seq,
                         flushed_epoch,
-                        membership: None,
+                        membership,
                     });
                 }
             }

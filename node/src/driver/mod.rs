@@ -105,6 +105,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         tx,
         status: Arc::clone(&status),
         clock: parts.clock,
+        stop: parts.cancel.clone(),
     };
     let weak = handle.tx.downgrade();
     parts.shard.set_proposer(Arc::new(
@@ -270,6 +271,7 @@ impl Driver {
                     self.maybe_refresh_manifest();
                     // For the admin API's follower lag: once per tick is fresh enough.
                     self.status.publish_followers(self.replica.follower_progress());
+                    self.status.publish_learners(self.replica.learners());
                 }
             }
         }
@@ -280,6 +282,8 @@ impl Driver {
     /// The shard's flusher published a manifest up to `flushed_seq`.
     fn on_published(&mut self, (flushed_seq, flushed_epoch): (SeqNo, Epoch)) {
         if self.shard.applied() >= flushed_seq {
+            // This replica's own flush: its log holds the record at `flushed_seq`, so it
+            // derives the configuration in force there itself (`Log::advance_base`).
             self.step(Input::ManifestLoaded {
                 flushed_seq,
                 flushed_epoch,
@@ -432,6 +436,14 @@ impl Driver {
             return;
         }
         if upto > applied {
+            if self.replica.role() == Role::Leader {
+                for r in self.replica.log().range(applied, upto) {
+                    if let Some(m) = &r.membership {
+                        let kind = usize::from(!m.is_joint());
+                        self.status.moves[kind].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             self.shard
                 .apply_committed(self.replica.log().range(applied, upto));
         }
@@ -469,6 +481,8 @@ impl Driver {
             }
             Cmd::Drain => self.step(Input::Drain),
             Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
+            Cmd::SetTarget { voters } => self.step(Input::SetTarget { voters }),
+            Cmd::Retired { node } => self.step(Input::Retired { node }),
             Cmd::Propose {
                 prepared,
                 reply,

@@ -9,21 +9,30 @@
 //! is the current map.
 //!
 //! ```json
-//! {"format": 1, "version": 3, "shards": 64, "replication": 3, "vnodes": 64,
-//!  "members": [{"id": 1, "addr": "10.0.0.1:7400"}, {"id": 2, "addr": "10.0.0.2:7400"}]}
+//! {"format": 2, "version": 3, "shards": 64, "replication": 3, "vnodes": 64,
+//!  "members": [{"id": 1, "addr": "10.0.0.1:7400", "state": "active"},
+//!              {"id": 2, "addr": "10.0.0.2:7400", "state": "draining"}]}
 //! ```
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `format` | [`FORMAT`] = 1; other values are rejected |
+//! | `format` | [`FORMAT`] = 2, or [`FORMAT_1`] (still read and still written, see below); other values are rejected |
 //! | `version` | the map version; equals the number in the object's key |
 //! | `shards` | number of shards (fixed for the cluster, 1..=[`MAX_SHARDS`]) |
-//! | `replication` | replicas per shard, N (at least 1; all members if fewer) |
+//! | `replication` | replicas per shard, N (at least 1; all active members if fewer) |
 //! | `vnodes` | ring points per member (1..=[`MAX_VNODES`], default [`DEFAULT_VNODES`]) |
-//! | `members` | node id (distinct) and `host:port` of its RPC/HTTP endpoint (non-empty) |
+//! | `members` | node id (distinct) and `host:port` of its RPC/HTTP endpoint (non-empty); format 2: `state` |
+//! | `members[].state` | format 2 only: `active` (in the ring), `draining` (out of the ring, still holding replicas until its moves finish) or `retired` (replaced; never placed again, never counted again) — see [`MemberState`] and design note 0009 §6. At least one member is active. |
+//!
+//! Format 1 is format 2 without `state`: every member is active. A map whose members are all
+//! active is written as format 1, byte for byte what the previous version wrote, so nodes of
+//! that version read every map until a membership change makes a member draining or retired
+//! (design note 0009, "Compatibility").
 //!
 //! # Placement
 //!
+//! Only active members are on the ring; draining and retired members are listed (with their
+//! addresses: replicas there are reachable until they are released) but never placed.
 //! Consistent hashing with virtual nodes on a `u64` ring. Member `id` owns the points
 //! `xxh3_64(id.to_le_bytes() ++ i.to_le_bytes())` for `i` in `0..vnodes` (both `u32`).
 //! Shard `s` sits at `xxh3_64(b"shard" ++ s.to_le_bytes())`; its replicas are the first
@@ -54,11 +63,14 @@ use xxhash_rust::xxh3::xxh3_64;
 mod store;
 
 pub use store::{
-    PublishOutcome, bootstrap, load_latest, load_newer, publish, set_member_addr, wait_for_latest,
+    PublishOutcome, bootstrap, change_members, load_latest, load_newer, load_version, publish,
+    set_member_addr, wait_for_latest,
 };
 
-/// The format this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The format this build writes when some member is not active.
+pub const FORMAT: u32 = 2;
+/// The format without member states: still read, and written while every member is active.
+pub const FORMAT_1: u32 = 1;
 /// Ring points per member unless configured otherwise.
 pub const DEFAULT_VNODES: u32 = 64;
 /// Most shards a map may have (the engine's cluster meta has the same bound).
@@ -71,6 +83,23 @@ pub enum ShardMapError {
     /// The map has no members.
     #[error("shard map has no members")]
     NoMembers,
+    /// No member of the map is active (none could hold a replica).
+    #[error("shard map has no active member")]
+    NoActiveMembers,
+    /// A format 2 member without a state, or a format 1 member with one.
+    #[error("member {id}: format 2 needs a state per member, format 1 allows none")]
+    StateFormat {
+        /// The member.
+        id: u32,
+    },
+    /// A member state other than `active`, `draining` or `retired`.
+    #[error("member {id} has an unknown state {state:?}")]
+    UnknownState {
+        /// The member.
+        id: u32,
+        /// The state found.
+        state: String,
+    },
     /// Two members share an id.
     #[error("shard map lists member {id} twice")]
     DuplicateMember {
@@ -99,7 +128,7 @@ pub enum ShardMapError {
         vnodes: u32,
     },
     /// The JSON names a format this build does not read.
-    #[error("shard map format {actual} is not supported (supported: {FORMAT})")]
+    #[error("shard map format {actual} is not supported (supported: {FORMAT_1}, {FORMAT})")]
     UnsupportedFormat {
         /// Format found.
         actual: u32,
@@ -135,6 +164,35 @@ pub enum ShardMapError {
         /// The map consulted.
         version: u64,
     },
+    /// A member with this id exists already (retired ids are never reused).
+    #[error("node {id} is already listed in shard map version {version} ({state})")]
+    MemberExists {
+        /// The id.
+        id: NodeId,
+        /// Its state.
+        state: MemberState,
+        /// The map consulted.
+        version: u64,
+    },
+    /// The change would leave fewer active members than replicas per shard.
+    #[error("the change would leave {active} active members for {replication} replicas per shard")]
+    TooFewActive {
+        /// Active members after the change.
+        active: usize,
+        /// N.
+        replication: usize,
+    },
+    /// The member is not in the state the operation needs (remove: draining; drain,
+    /// replace: not retired).
+    #[error("node {id} is {state}; the operation needs it {needed}")]
+    WrongState {
+        /// The member.
+        id: NodeId,
+        /// Its state.
+        state: MemberState,
+        /// What the operation needs.
+        needed: &'static str,
+    },
     /// Every attempt to publish lost a race to another writer.
     #[error("lost {attempts} races publishing the shard map")]
     Contended {
@@ -153,6 +211,64 @@ pub struct Member {
     pub id: NodeId,
     /// `host:port` of its RPC/HTTP endpoint.
     pub addr: String,
+    /// Whether it is placed, leaving or gone for good.
+    pub state: MemberState,
+}
+
+impl Member {
+    /// An active member.
+    #[must_use]
+    pub fn active(id: NodeId, addr: impl Into<String>) -> Self {
+        Self {
+            id,
+            addr: addr.into(),
+            state: MemberState::Active,
+        }
+    }
+}
+
+/// A member's state (design note 0009 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MemberState {
+    /// On the ring: placed as a replica of its shards.
+    #[default]
+    Active,
+    /// Off the ring: its replicas move to active members; it stays listed (and reachable)
+    /// until removed.
+    Draining,
+    /// Replaced for good: never placed again, its acks and promises never count again, and a
+    /// process started with its id is refused.
+    Retired,
+}
+
+impl MemberState {
+    /// The name in the JSON (`active`, `draining`, `retired`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Draining => "draining",
+            Self::Retired => "retired",
+        }
+    }
+
+    fn parse(id: u32, s: &str) -> Result<Self, ShardMapError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "draining" => Ok(Self::Draining),
+            "retired" => Ok(Self::Retired),
+            _ => Err(ShardMapError::UnknownState {
+                id,
+                state: s.to_owned(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One version of the shard map, with its placement precomputed. Immutable: derive a new
@@ -166,7 +282,7 @@ pub struct ShardMap {
     members: Vec<Member>,
     /// Replicas of every shard in rank order: shard `s` is `placement[s*width..(s+1)*width]`.
     placement: Vec<NodeId>,
-    /// Replicas per shard: `min(replication, members.len())`.
+    /// Replicas per shard: `min(replication, active members)`.
     width: usize,
 }
 
@@ -187,6 +303,9 @@ struct MapFile {
 struct MemberFile {
     id: u32,
     addr: String,
+    /// Format 2 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
 }
 
 /// Just the format field, read before the rest so that a newer format is reported as such.
@@ -236,6 +355,9 @@ impl ShardMap {
         if self.members.is_empty() {
             return Err(ShardMapError::NoMembers);
         }
+        if !self.members.iter().any(|m| m.state == MemberState::Active) {
+            return Err(ShardMapError::NoActiveMembers);
+        }
         let mut ids: Vec<NodeId> = self.members.iter().map(|m| m.id).collect();
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -247,20 +369,26 @@ impl ShardMap {
         Ok(())
     }
 
-    /// Computes the placement table (the map is valid).
+    /// Computes the placement table over the active members (the map is valid).
     fn place(&mut self) {
+        let active: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Active)
+            .map(|m| m.id)
+            .collect();
         let mut ring: Vec<(u64, NodeId)> = Vec::with_capacity(
-            self.members
+            active
                 .len()
                 .saturating_mul(usize::try_from(self.vnodes).unwrap_or(0)),
         );
-        for m in &self.members {
+        for &id in &active {
             for i in 0..self.vnodes {
-                ring.push((member_point(m.id, i), m.id));
+                ring.push((member_point(id, i), id));
             }
         }
         ring.sort_unstable();
-        self.width = self.replication.min(self.members.len());
+        self.width = self.replication.min(active.len());
         let shards = usize::try_from(self.shards).unwrap_or(0);
         let mut placement = Vec::with_capacity(shards.saturating_mul(self.width));
         let mut led: HashMap<NodeId, usize> = HashMap::new();
@@ -329,8 +457,9 @@ impl ShardMap {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// Replicas of `shard` in rank order (rank 0 first); empty if the shard is outside the
-    /// map. `min(replication, members)` distinct members.
+    /// Replicas of `shard` in rank order (rank 0 first): its *target* replica set; empty if
+    /// the shard is outside the map. `min(replication, active members)` distinct active
+    /// members.
     #[must_use]
     pub fn replicas(&self, shard: ShardId) -> &[NodeId] {
         let Ok(s) = usize::try_from(shard.0) else {
@@ -351,6 +480,55 @@ impl ShardMap {
                 Some((ShardId(s), rank))
             })
             .collect()
+    }
+
+    /// The state of member `id`, if it is one.
+    #[must_use]
+    pub fn state(&self, id: NodeId) -> Option<MemberState> {
+        self.member(id).map(|m| m.state)
+    }
+
+    /// Whether `id` was retired (replaced for good).
+    #[must_use]
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.state(id) == Some(MemberState::Retired)
+    }
+
+    /// Ids of the retired members.
+    pub fn retired(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members
+            .iter()
+            .filter(|m| m.state == MemberState::Retired)
+            .map(|m| m.id)
+    }
+
+    /// Whether `self` and `other` place every shard on the same replicas in the same rank
+    /// order (addresses and versions may differ).
+    #[must_use]
+    pub fn same_placement(&self, other: &Self) -> bool {
+        self.shards == other.shards
+            && self.width == other.width
+            && self.placement == other.placement
+    }
+
+    /// The next version of this map, with member `id` in `state`.
+    pub fn with_member_state(&self, id: NodeId, state: MemberState) -> Result<Self, ShardMapError> {
+        let mut members = self.members.clone();
+        let m = members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .ok_or(ShardMapError::NotAMember {
+                id,
+                version: self.version,
+            })?;
+        m.state = state;
+        Self::new(
+            self.version.saturating_add(1),
+            self.shards,
+            self.replication,
+            self.vnodes,
+            members,
+        )
     }
 
     /// The same map under another version number.
@@ -382,11 +560,129 @@ impl ShardMap {
         )
     }
 
-    /// The JSON body of this map's object.
+    /// Active members.
+    #[must_use]
+    pub fn active(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.state == MemberState::Active)
+            .count()
+    }
+
+    fn next_with(&self, members: Vec<Member>) -> Result<Self, ShardMapError> {
+        Self::new(
+            self.version.saturating_add(1),
+            self.shards,
+            self.replication,
+            self.vnodes,
+            members,
+        )
+    }
+
+    fn existing(&self, id: NodeId) -> Result<&Member, ShardMapError> {
+        self.member(id).ok_or(ShardMapError::NotAMember {
+            id,
+            version: self.version,
+        })
+    }
+
+    fn absent(&self, id: NodeId) -> Result<(), ShardMapError> {
+        match self.member(id) {
+            Some(m) => Err(ShardMapError::MemberExists {
+                id,
+                state: m.state,
+                version: self.version,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The next version with `id` added as an active member at `addr` (admin *add*, design
+    /// note 0009 §6). Refused if the id is listed (in any state: retired ids are never
+    /// reused).
+    pub fn add_member(&self, id: NodeId, addr: &str) -> Result<Self, ShardMapError> {
+        self.absent(id)?;
+        let mut members = self.members.clone();
+        members.push(Member::active(id, addr));
+        self.next_with(members)
+    }
+
+    /// The next version with `id` draining (admin *drain*): off the ring, its replicas move
+    /// to the active members. Refused unless it is active, and when fewer than N active
+    /// members would remain.
+    pub fn drain_member(&self, id: NodeId) -> Result<Self, ShardMapError> {
+        let m = self.existing(id)?;
+        if m.state != MemberState::Active {
+            return Err(ShardMapError::WrongState {
+                id,
+                state: m.state,
+                needed: "active",
+            });
+        }
+        let active = self.active().saturating_sub(1);
+        if active < self.replication {
+            return Err(ShardMapError::TooFewActive {
+                active,
+                replication: self.replication,
+            });
+        }
+        self.with_member_state(id, MemberState::Draining)
+    }
+
+    /// The next version without `id` (admin *remove*, once its node hosts nothing: the
+    /// caller checks that). Refused unless it is draining.
+    pub fn remove_member(&self, id: NodeId) -> Result<Self, ShardMapError> {
+        let m = self.existing(id)?;
+        if m.state != MemberState::Draining {
+            return Err(ShardMapError::WrongState {
+                id,
+                state: m.state,
+                needed: "draining",
+            });
+        }
+        let members = self
+            .members
+            .iter()
+            .filter(|m| m.id != id)
+            .cloned()
+            .collect();
+        self.next_with(members)
+    }
+
+    /// The next version with `old` retired and `new` active at `addr` (admin *replace*: a
+    /// node lost for good). Refused if `old` is retired already or `new` is listed.
+    pub fn replace_member(
+        &self,
+        old: NodeId,
+        new: NodeId,
+        addr: &str,
+    ) -> Result<Self, ShardMapError> {
+        let m = self.existing(old)?;
+        if m.state == MemberState::Retired {
+            return Err(ShardMapError::WrongState {
+                id: old,
+                state: m.state,
+                needed: "active or draining",
+            });
+        }
+        self.absent(new)?;
+        let mut members = self.members.clone();
+        for m in &mut members {
+            if m.id == old {
+                m.state = MemberState::Retired;
+            }
+        }
+        members.push(Member::active(new, addr));
+        self.next_with(members)
+    }
+
+    /// The JSON body of this map's object: format 1 while every member is active (byte for
+    /// byte what builds before member states wrote), format 2 otherwise.
     #[must_use]
     pub fn to_json(&self) -> Bytes {
+        let states = self.members.iter().any(|m| m.state != MemberState::Active);
         let file = MapFile {
-            format: FORMAT,
+            format: if states { FORMAT } else { FORMAT_1 },
             version: self.version,
             shards: self.shards,
             replication: self.replication,
@@ -397,6 +693,7 @@ impl ShardMap {
                 .map(|m| MemberFile {
                     id: m.id.0,
                     addr: m.addr.clone(),
+                    state: states.then(|| m.state.as_str().to_owned()),
                 })
                 .collect(),
         };
@@ -407,7 +704,7 @@ impl ShardMap {
     pub fn from_json(body: &[u8]) -> Result<Self, ShardMapError> {
         let FormatOnly { format } =
             serde_json::from_slice(body).map_err(|source| ShardMapError::Malformed { source })?;
-        if format != FORMAT {
+        if format != FORMAT && format != FORMAT_1 {
             return Err(ShardMapError::UnsupportedFormat { actual: format });
         }
         let f: MapFile =
@@ -415,11 +712,20 @@ impl ShardMap {
         let members = f
             .members
             .into_iter()
-            .map(|m| Member {
-                id: NodeId(m.id),
-                addr: m.addr,
+            .map(|m| {
+                let state = match (format, m.state) {
+                    (FORMAT_1, None) => MemberState::Active,
+                    (FORMAT, Some(s)) => MemberState::parse(m.id, &s)?,
+                    // A state in format 1, or a member without one in format 2.
+                    _ => return Err(ShardMapError::StateFormat { id: m.id }),
+                };
+                Ok(Member {
+                    id: NodeId(m.id),
+                    addr: m.addr,
+                    state,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         Self::new(f.version, f.shards, f.replication, f.vnodes, members)
     }
 }
@@ -448,10 +754,7 @@ mod tests {
 
     fn members(ids: &[u32]) -> Vec<Member> {
         ids.iter()
-            .map(|&i| Member {
-                id: NodeId(i),
-                addr: format!("127.0.0.1:{}", 7000 + i),
-            })
+            .map(|&i| Member::active(NodeId(i), format!("127.0.0.1:{}", 7000 + i)))
             .collect()
     }
 
@@ -599,8 +902,8 @@ mod tests {
             Some(ShardMapError::EmptyAddr { id: NodeId(2) })
         ));
         assert!(matches!(
-            e(ShardMap::from_json(br#"{"format": 2}"#)),
-            Some(ShardMapError::UnsupportedFormat { actual: 2 })
+            e(ShardMap::from_json(br#"{"format": 3}"#)),
+            Some(ShardMapError::UnsupportedFormat { actual: 3 })
         ));
         assert!(matches!(
             e(ShardMap::from_json(b"{")),
@@ -611,6 +914,209 @@ mod tests {
             e(ShardMap::from_json(unknown_field)),
             Some(ShardMapError::Malformed { .. })
         ));
+    }
+
+    fn with_states(ids: &[u32], states: &[(u32, MemberState)]) -> ShardMap {
+        let mut ms = members(ids);
+        for m in &mut ms {
+            if let Some((_, st)) = states.iter().find(|(id, _)| *id == m.id.0) {
+                m.state = *st;
+            }
+        }
+        ShardMap::new(1, 64, 3, DEFAULT_VNODES, ms).expect("valid map")
+    }
+
+    /// A format 1 map as the previous version wrote it (committed bytes): read as every
+    /// member active, and written back byte for byte.
+    #[test]
+    fn format_1_reads_as_all_active_and_is_still_written() {
+        let v1 = br#"{"format":1,"version":4,"shards":8,"replication":3,"vnodes":16,"members":[{"id":1,"addr":"10.0.0.1:7400"},{"id":2,"addr":"10.0.0.2:7400"},{"id":3,"addr":"10.0.0.3:7400"}]}"#;
+        let m = ShardMap::from_json(v1).expect("format 1 decodes");
+        assert!(m.members().iter().all(|x| x.state == MemberState::Active));
+        assert_eq!(m.to_json().as_ref(), v1.as_slice());
+        let with_state = br#"{"format":1,"version":1,"shards":1,"replication":1,"vnodes":1,"members":[{"id":1,"addr":"a:1","state":"active"}]}"#;
+        assert!(matches!(
+            ShardMap::from_json(with_state),
+            Err(ShardMapError::StateFormat { id: 1 })
+        ));
+    }
+
+    #[test]
+    fn format_2_round_trips_member_states() {
+        let m = with_states(
+            &[1, 2, 3, 4, 5],
+            &[(4, MemberState::Draining), (5, MemberState::Retired)],
+        );
+        let json = m.to_json();
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(v["format"], 2);
+        assert_eq!(v["members"][0]["state"], "active");
+        assert_eq!(v["members"][3]["state"], "draining");
+        assert_eq!(v["members"][4]["state"], "retired");
+        assert_eq!(ShardMap::from_json(&json).expect("decodes"), m);
+        assert_eq!(m.retired().collect::<Vec<_>>(), [NodeId(5)]);
+        assert!(m.is_retired(NodeId(5)) && !m.is_retired(NodeId(4)));
+        let missing = br#"{"format":2,"version":1,"shards":1,"replication":1,"vnodes":1,"members":[{"id":1,"addr":"a:1"}]}"#;
+        assert!(matches!(
+            ShardMap::from_json(missing),
+            Err(ShardMapError::StateFormat { id: 1 })
+        ));
+        let unknown = br#"{"format":2,"version":1,"shards":1,"replication":1,"vnodes":1,"members":[{"id":1,"addr":"a:1","state":"gone"}]}"#;
+        assert!(matches!(
+            ShardMap::from_json(unknown),
+            Err(ShardMapError::UnknownState { id: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn only_active_members_are_placed() {
+        let states = with_states(
+            &[1, 2, 3, 4, 5],
+            &[(4, MemberState::Draining), (5, MemberState::Retired)],
+        );
+        let active_only = map(&[1, 2, 3], 64, 3);
+        assert!(states.same_placement(&active_only));
+        for s in 0..64 {
+            assert_eq!(
+                states.replicas(ShardId(s)),
+                active_only.replicas(ShardId(s))
+            );
+        }
+        assert!(states.shards_of(NodeId(4)).is_empty());
+        assert!(states.shards_of(NodeId(5)).is_empty());
+        // Fewer active members than N: every shard on all of them.
+        let two = with_states(&[1, 2, 3], &[(3, MemberState::Draining)]);
+        assert!((0..64).all(|s| two.replicas(ShardId(s)).len() == 2));
+        assert!(matches!(
+            ShardMap::new(
+                1,
+                4,
+                3,
+                64,
+                vec![Member {
+                    state: MemberState::Retired,
+                    ..Member::active(NodeId(1), "a:1")
+                }]
+            ),
+            Err(ShardMapError::NoActiveMembers)
+        ));
+    }
+
+    #[test]
+    fn draining_a_member_moves_only_its_slots() {
+        let before = map(&[1, 2, 3, 4, 5], 64, 3);
+        let after = before
+            .with_member_state(NodeId(4), MemberState::Draining)
+            .expect("member");
+        assert_eq!(after.version(), 2);
+        for s in 0..64 {
+            let old: BTreeSet<_> = before.replicas(ShardId(s)).iter().copied().collect();
+            let new: BTreeSet<_> = after.replicas(ShardId(s)).iter().copied().collect();
+            assert!(!new.contains(&NodeId(4)), "shard {s}");
+            if !old.contains(&NodeId(4)) {
+                assert_eq!(old, new, "shard {s} did not hold member 4 but changed");
+            } else {
+                assert_eq!(
+                    old.intersection(&new).count(),
+                    2,
+                    "shard {s}: {old:?} -> {new:?}"
+                );
+            }
+        }
+        assert!(matches!(
+            before.with_member_state(NodeId(9), MemberState::Draining),
+            Err(ShardMapError::NotAMember { id: NodeId(9), .. })
+        ));
+    }
+
+    #[test]
+    fn membership_operations_check_states_and_the_active_count() {
+        let m = map(&[1, 2, 3], 16, 3);
+        let added = m.add_member(NodeId(4), "127.0.0.1:7004").expect("add");
+        assert_eq!((added.version(), added.active()), (2, 4));
+        assert!(matches!(
+            added.add_member(NodeId(4), "x:1"),
+            Err(ShardMapError::MemberExists { id: NodeId(4), .. })
+        ));
+        // Draining below N active members is refused.
+        assert!(matches!(
+            m.drain_member(NodeId(1)),
+            Err(ShardMapError::TooFewActive {
+                active: 2,
+                replication: 3
+            })
+        ));
+        let drained = added.drain_member(NodeId(1)).expect("drain");
+        assert_eq!(drained.state(NodeId(1)), Some(MemberState::Draining));
+        assert!(drained.shards_of(NodeId(1)).is_empty());
+        assert!(matches!(
+            added.remove_member(NodeId(1)),
+            Err(ShardMapError::WrongState {
+                needed: "draining",
+                ..
+            })
+        ));
+        let removed = drained.remove_member(NodeId(1)).expect("remove");
+        assert!(removed.member(NodeId(1)).is_none());
+        assert_eq!(removed.version(), 4);
+        // Replace: the old id retired for good, never reused.
+        let replaced = removed
+            .replace_member(NodeId(2), NodeId(5), "127.0.0.1:7005")
+            .expect("replace");
+        assert!(replaced.is_retired(NodeId(2)));
+        assert!(replaced.shards_of(NodeId(2)).is_empty());
+        assert!(matches!(
+            replaced.add_member(NodeId(2), "x:1"),
+            Err(ShardMapError::MemberExists {
+                state: MemberState::Retired,
+                ..
+            })
+        ));
+        assert!(matches!(
+            replaced.replace_member(NodeId(2), NodeId(6), "x:1"),
+            Err(ShardMapError::WrongState { .. })
+        ));
+        assert!(matches!(
+            replaced.drain_member(NodeId(9)),
+            Err(ShardMapError::NotAMember { .. })
+        ));
+        let back = ShardMap::from_json(&replaced.to_json()).expect("decodes");
+        assert_eq!(back, replaced);
+    }
+
+    #[tokio::test]
+    async fn change_members_publishes_the_next_version_and_reapplies_after_a_lost_race() {
+        let store = memory_store();
+        bootstrap(&store, &map(&[1, 2, 3], 8, 3))
+            .await
+            .expect("bootstrap");
+        let v2 = change_members(&store, |m| m.add_member(NodeId(4), "a:4"))
+            .await
+            .expect("add");
+        assert_eq!(v2.version(), 2);
+        // Both land, whichever wins the race for version 3.
+        let (a, b) = tokio::join!(
+            change_members(&store, |m| m.add_member(NodeId(5), "a:5")),
+            change_members(&store, |m| m.drain_member(NodeId(1))),
+        );
+        a.expect("add 5");
+        b.expect("drain 1");
+        let latest = load_latest(&store).await.expect("load").expect("a map");
+        assert_eq!(latest.version(), 4);
+        assert!(latest.member(NodeId(5)).is_some());
+        assert_eq!(latest.state(NodeId(1)), Some(MemberState::Draining));
+        // A refused change publishes nothing.
+        assert!(matches!(
+            change_members(&store, |m| m.add_member(NodeId(5), "a:5")).await,
+            Err(ShardMapError::MemberExists { .. })
+        ));
+        assert_eq!(
+            load_latest(&store)
+                .await
+                .expect("load")
+                .map(|m| m.version()),
+            Some(4)
+        );
     }
 
     #[tokio::test]

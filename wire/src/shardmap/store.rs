@@ -22,12 +22,22 @@ pub enum PublishOutcome {
 
 /// Reads and decodes the map at `key`.
 async fn read(store: &ObjStore, key: &str, version: u64) -> Result<ShardMap, ShardMapError> {
-    let body = store
-        .get(key)
+    read_if_present(store, key, version)
         .await?
         .ok_or_else(|| ShardMapError::Vanished {
             key: key.to_owned(),
-        })?;
+        })
+}
+
+/// Reads and decodes the map at `key`, if it exists.
+async fn read_if_present(
+    store: &ObjStore,
+    key: &str,
+    version: u64,
+) -> Result<Option<ShardMap>, ShardMapError> {
+    let Some(body) = store.get(key).await? else {
+        return Ok(None);
+    };
     let map = ShardMap::from_json(&body)?;
     if map.version != version {
         return Err(ShardMapError::VersionMismatch {
@@ -35,7 +45,7 @@ async fn read(store: &ObjStore, key: &str, version: u64) -> Result<ShardMap, Sha
             found: map.version,
         });
     }
-    Ok(map)
+    Ok(Some(map))
 }
 
 /// The newest map whose version is greater than `after` (all maps for `None`).
@@ -56,6 +66,16 @@ async fn newest_after(
         Some((v, key)) => Ok(Some(read(store, key, v).await?)),
         None => Ok(None),
     }
+}
+
+/// The map of version `version`, if it was published. Version 1 is the *genesis* map (the
+/// one [`bootstrap`] published): its placement is every shard's genesis configuration
+/// (design note 0009 §1).
+pub async fn load_version(
+    store: &ObjStore,
+    version: u64,
+) -> Result<Option<ShardMap>, ShardMapError> {
+    read_if_present(store, &paths::shardmap(version), version).await
 }
 
 /// The newest published map, if any.
@@ -143,6 +163,27 @@ pub async fn set_member_addr(
             return Ok(latest);
         }
         let next = latest.with_member_addr(id, addr)?;
+        match publish(store, &next).await? {
+            PublishOutcome::Created => return Ok(next),
+            PublishOutcome::Lost(newer) => latest = newer,
+        }
+    }
+    Err(ShardMapError::Contended {
+        attempts: MAX_PUBLISH_ATTEMPTS,
+    })
+}
+
+/// Publishes `change` applied to the latest map as the next version (the admin operations
+/// of design note 0009 §6: [`ShardMap::add_member`], [`ShardMap::drain_member`],
+/// [`ShardMap::remove_member`], [`ShardMap::replace_member`]); a lost race re-applies it to
+/// the newer map. A refused change publishes nothing. Returns the published map.
+pub async fn change_members(
+    store: &ObjStore,
+    change: impl Fn(&ShardMap) -> Result<ShardMap, ShardMapError>,
+) -> Result<ShardMap, ShardMapError> {
+    let mut latest = load_latest(store).await?.ok_or(ShardMapError::NoMap)?;
+    for _ in 0..MAX_PUBLISH_ATTEMPTS {
+        let next = change(&latest)?;
         match publish(store, &next).await? {
             PublishOutcome::Created => return Ok(next),
             PublishOutcome::Lost(newer) => latest = newer,
