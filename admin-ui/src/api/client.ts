@@ -1,5 +1,6 @@
-// The typed API client: `schema.ts` is generated from ../openapi.yaml by openapi-typescript
-// (`npm run gen:api`; scripts/check fails when it is out of date), calls go through
+// The typed API client: the types come from the published TypeScript client's schema
+// (`schema.ts` re-exports clients/typescript/src/schema.ts, which scripts/check-clients keeps
+// in step with ../openapi.yaml), calls go through
 // openapi-fetch. Errors are the API's problem+json documents, thrown as `ApiError`.
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema";
