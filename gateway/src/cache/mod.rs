@@ -326,9 +326,13 @@ impl ReadTier {
                 }
             }
         } else {
+            // Shared with nobody: driven right here (no task; a reader that goes away
+            // cancels only its own read).
             let d = Flights::alone();
             let flight = Arc::clone(&d.flight);
-            tokio::spawn(Arc::clone(&self.inner).drive(shard, key.clone(), d, false, disk));
+            Arc::clone(&self.inner)
+                .drive(shard, key.clone(), d, false, disk)
+                .await;
             flight.wait().await
         }?;
         self.inner.metrics.count(resolved.answer);
