@@ -15,6 +15,8 @@
 #![warn(missing_docs)]
 
 pub mod frame;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod proto;
 pub mod shardmap;
 
