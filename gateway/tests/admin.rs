@@ -69,6 +69,7 @@ impl Fake {
                     commit_seq: SeqNo(10),
                     last_seq: SeqNo(10),
                     flushed_seq: SeqNo(4),
+                    configuration: None,
                 }
             })
             .collect()

@@ -2,10 +2,11 @@
 //! the admin API's fallback) and `Describe`'s (the admin API, design note 0010). Both read
 //! only published state: no driver is asked anything.
 
+use tierkv_engine::replica::Membership;
 use tierkv_wire::proto::describe::{
-    CacheFacts, FollowerFacts, NodeDescription, ShardFacts, WalFacts,
+    CacheFacts, FollowerFacts, LearnerFacts, NodeDescription, ShardFacts, WalFacts,
 };
-use tierkv_wire::proto::{self, NodeStatus};
+use tierkv_wire::proto::{self, NodeStatus, ShardConfiguration};
 
 use crate::admin::EVENT_CAPACITY;
 use crate::node::Node;
@@ -24,6 +25,7 @@ impl Node {
                 let s = h.status();
                 let st = h.shard().stats();
                 let (reads, writes) = self.inner.ops.of(h.id);
+                let c = h.configurations();
                 ShardFacts {
                     shard: h.id.0,
                     role: crate::server::role_name(s.role).to_owned(),
@@ -52,12 +54,27 @@ impl Node {
                             match_seq: seq.0,
                         })
                         .collect(),
+                    voter: s.voter,
+                    configuration: halves(&c.in_force),
+                    target: c.target.iter().map(|n| n.0).collect(),
+                    phase: crate::server::phase_name(s.phase).to_owned(),
+                    learners: h
+                        .learner_progress()
+                        .into_iter()
+                        .map(|l| LearnerFacts {
+                            node: l.node.0,
+                            records_behind: l.records_behind,
+                            bytes_behind: l.bytes_behind,
+                            acked: l.acked,
+                        })
+                        .collect(),
                 }
             })
             .collect();
         NodeDescription {
             node: self.id().0,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            wire_revision: proto::REVISION,
             started_at_ms: self.inner.started_at_ms,
             now_ms: self.inner.clock.now_millis(),
             map_version: self.map().version(),
@@ -75,9 +92,11 @@ impl Node {
         }
     }
 
-    /// This node's view of itself and its shards, as the `Status` operation answers it.
+    /// This node's view of itself and its shards, as the `Status` operation answers it
+    /// (without configurations) and `StatusWithConfigurations` (with them: design note 0009
+    /// §6, wire revision 5).
     #[must_use]
-    pub fn status(&self) -> NodeStatus {
+    pub fn status(&self, with_configurations: bool) -> NodeStatus {
         NodeStatus {
             node: self.id(),
             map_version: self.map().version(),
@@ -93,9 +112,26 @@ impl Node {
                         commit_seq: s.commit_seq,
                         last_seq: s.last_seq,
                         flushed_seq: s.flushed_seq,
+                        configuration: with_configurations.then(|| {
+                            let c = h.configurations();
+                            ShardConfiguration {
+                                committed: c.committed,
+                                in_force: c.in_force,
+                                target: c.target,
+                                phase: s.phase,
+                            }
+                        }),
                     }
                 })
                 .collect(),
         }
     }
+}
+
+/// The voter sets of a configuration, for JSON: one (steady) or two (joint: old, new).
+fn halves(m: &Membership) -> Vec<Vec<u32>> {
+    m.halves()
+        .into_iter()
+        .map(|h| h.iter().map(|n| n.0).collect())
+        .collect()
 }

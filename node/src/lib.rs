@@ -53,6 +53,6 @@ mod spawner;
 mod trace;
 mod transport;
 
-pub use driver::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
+pub use driver::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 pub use identity::IdentityError;
 pub use transport::TransportMetrics;

@@ -89,6 +89,8 @@ pub(crate) struct NodeInner {
     pub(crate) spawner: Spawner,
     /// Reconciliation's memory; held for a whole pass (one pass at a time).
     pub(crate) reconciled: tokio::sync::Mutex<Reconciled>,
+    /// HTTP/2 client for asking other nodes (reconciliation asks a shard's leader).
+    pub(crate) http: reqwest::Client,
     pub(crate) wal: Wal,
     /// The node's write buffers (note 0007).
     pub(crate) buffers: WriteBuffers,
@@ -210,7 +212,7 @@ impl Node {
         let transport = Arc::new(Transport::new(
             me,
             &opts.cluster.secret,
-            http,
+            http.clone(),
             cancel.child_token(),
         ));
         transport.set_peers(map.members().iter().map(|m| (m.id, m.addr.as_str())));
@@ -299,6 +301,7 @@ impl Node {
             shards: ArcSwap::from_pointee(shards),
             spawner,
             reconciled: tokio::sync::Mutex::new(Reconciled::default()),
+            http,
             wal,
             buffers,
             transport,
@@ -430,7 +433,8 @@ impl Node {
                     .await
                     .map_or_else(err, Response::Scanned),
             },
-            Request::Status => Response::Status(self.status()),
+            Request::Status => Response::Status(self.status(false)),
+            Request::StatusWithConfigurations => Response::Status(self.status(true)),
             Request::GetIfChanged { shard, key, known } => match self.counted(shard, false) {
                 None => not_hosted(shard),
                 // Served exactly like a strong `Get` (the lease is checked before the read);

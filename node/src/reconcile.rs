@@ -6,14 +6,18 @@
 //! moves its configuration toward it, one change at a time, through the shard's log, §2)
 //! and the retired ids. A follower whose committed steady configuration does not list it,
 //! and that the target leaves out, is released: `HOSTED` without it, its driver stopped, its
-//! WAL records released.
+//! WAL records released. So is a replica the target leaves out whose shard's serving leader,
+//! asked with `StatusWithConfigurations` (wire revision 5), has a committed steady
+//! configuration without it: a removed replica that missed the leader's last `Append` keeps
+//! the joint configuration in force, which lists it, and nobody replicates to it any more.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use tierkv_engine::replica::{NodeId, Recovered, Role};
+use tierkv_engine::replica::{Membership, NodeId, Recovered, Role};
 use tierkv_engine::shard::Shard;
 use tierkv_engine::types::{SeqNo, ShardId};
+use tierkv_wire::proto;
 use tierkv_wire::shardmap::ShardMap;
 
 use crate::driver::{self, ShardHandle};
@@ -69,11 +73,16 @@ pub(crate) async fn reconcile(node: &Arc<NodeInner>, map: &ShardMap) {
         // Released: a follower whose committed steady configuration does not list it and
         // whose target does not either (note 0009 §6; the leader sent it the commit point).
         let st = h.status();
-        if !target.contains(&me)
-            && st.role == Role::Follower
-            && !st.voter
-            && st.phase == tierkv_engine::replica::ChangePhase::Releasing
-        {
+        let removed = !target.contains(&me)
+            && matches!(st.role, Role::Follower | Role::Candidate)
+            && if !st.voter && st.phase == tierkv_engine::replica::ChangePhase::Releasing {
+                st.role == Role::Follower
+            } else {
+                // Asked only while the target leaves it out: a handful of shards during a
+                // move, none in a steady cluster.
+                leader_removed(node, map, *id, st.leader).await
+            };
+        if removed {
             match release(node, *id, h).await {
                 Ok(()) => {
                     tracing::info!(node = %me, shard = %id, "released a replica the configuration removed");
@@ -169,4 +178,80 @@ async fn create_learner(node: &Arc<NodeInner>, id: ShardId) -> Result<(), NodeEr
     });
     node.tasks.lock().push(task);
     Ok(())
+}
+
+/// How long reconciliation waits for one node's `StatusWithConfigurations` answer.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether the serving leader of `id` has a committed steady configuration that does not
+/// list this node (design note 0009 §6, last rule). Asks the leader this replica last heard
+/// of, then the target's replicas, with `StatusWithConfigurations` (wire revision 5) until
+/// one answers as the shard's serving leader; a node of an older revision refuses the
+/// request, and nothing unreachable or undecodable counts: the replica is kept until a
+/// later pass learns more. Committed configurations only move forward along the chain
+/// (`C, (C,T), T`), so a committed steady configuration without this node means no quorum
+/// will ever need its acks or promises again (the caller also checked that the target
+/// leaves it out).
+async fn leader_removed(
+    node: &Arc<NodeInner>,
+    map: &ShardMap,
+    id: ShardId,
+    hint: Option<NodeId>,
+) -> bool {
+    let me = node.id;
+    let mut asked: Vec<NodeId> = Vec::new();
+    for n in hint.into_iter().chain(map.replicas(id).iter().copied()) {
+        if n == me || asked.contains(&n) || map.is_retired(n) {
+            continue;
+        }
+        asked.push(n);
+        let Some(member) = map.member(n) else {
+            continue;
+        };
+        let Some(status) = ask_configurations(node, &member.addr).await else {
+            continue;
+        };
+        let Some(s) = status.shards.iter().find(|s| s.shard == id) else {
+            continue;
+        };
+        if status.node != n || s.role != proto::ReplicaRole::Leader {
+            continue;
+        }
+        return match &s.configuration {
+            Some(c) => match &c.committed {
+                Membership::Steady(voters) => !voters.contains(&me),
+                Membership::Joint { .. } => false,
+            },
+            None => false,
+        };
+    }
+    false
+}
+
+/// The `StatusWithConfigurations` answer of the node at `addr`, if it gives one in time.
+async fn ask_configurations(node: &Arc<NodeInner>, addr: &str) -> Option<proto::NodeStatus> {
+    let url = format!("http://{addr}{}", tierkv_wire::paths::KV);
+    let resp = node
+        .http
+        .post(url)
+        .timeout(ASK_TIMEOUT)
+        .bearer_auth(&node.secret)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(proto::encode_request(
+            &proto::Request::StatusWithConfigurations,
+        ))
+        .send()
+        .await
+        .map_err(|e| tracing::debug!(addr, error = %e, "asking a node for its configurations"))
+        .ok()?;
+    if resp.status() != reqwest::StatusCode::OK {
+        // HTTP 400: a node of an older wire revision (design note 0009, "Compatibility").
+        tracing::debug!(addr, status = %resp.status(), "a node refused StatusWithConfigurations");
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    match proto::decode_response(&body) {
+        Ok(proto::Response::Status(st)) => Some(st),
+        _ => None,
+    }
 }
