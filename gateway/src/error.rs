@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tierkv_engine::error::{ErrorKind, InvalidReason};
 use tierkv_wire::proto::RemoteError;
+use tierkv_wire::shardmap::ShardMapError;
 
 use crate::backend::BackendError;
 
@@ -169,6 +170,33 @@ pub enum ApiError {
         /// Internal cause (logged, never sent).
         cause: String,
     },
+    /// A membership operation was refused (design note 0009): nothing changed.
+    #[error("{detail}")]
+    Membership {
+        /// Which refusal.
+        code: MembershipRefusal,
+        /// What to do about it.
+        detail: String,
+    },
+}
+
+/// Why a membership operation was refused (each is a stable [`ErrorCode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipRefusal {
+    /// `member_not_found` (404).
+    NotFound,
+    /// `member_exists` (409).
+    Exists,
+    /// `member_state` (409).
+    WrongState,
+    /// `too_few_members` (409).
+    TooFew,
+    /// `member_not_empty` (409).
+    NotEmpty,
+    /// `members_outdated` (409).
+    Outdated,
+    /// `membership_unsupported` (409).
+    Unsupported,
 }
 
 /// Attached to every error response: the code and the full (internal) message for the log.
@@ -216,6 +244,11 @@ impl ApiError {
             Self::DataCorruption { .. } | Self::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            Self::Membership {
+                code: MembershipRefusal::NotFound,
+                ..
+            } => StatusCode::NOT_FOUND,
+            Self::Membership { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -251,6 +284,15 @@ impl ApiError {
             Self::Timeout => ErrorCode::Timeout,
             Self::DataCorruption { .. } => ErrorCode::DataCorruption,
             Self::Internal { .. } => ErrorCode::Internal,
+            Self::Membership { code, .. } => match code {
+                MembershipRefusal::NotFound => ErrorCode::MemberNotFound,
+                MembershipRefusal::Exists => ErrorCode::MemberExists,
+                MembershipRefusal::WrongState => ErrorCode::MemberState,
+                MembershipRefusal::TooFew => ErrorCode::TooFewMembers,
+                MembershipRefusal::NotEmpty => ErrorCode::MemberNotEmpty,
+                MembershipRefusal::Outdated => ErrorCode::MembersOutdated,
+                MembershipRefusal::Unsupported => ErrorCode::MembershipUnsupported,
+            },
         }
     }
 
@@ -317,6 +359,43 @@ impl ApiError {
             detail: self.public_detail(),
             code,
             instance: None,
+        }
+    }
+
+    /// The mapping of a refused or failed shard map change (membership, design note 0009):
+    /// the operation's refusals are their stable codes; a map that cannot be written or read
+    /// is `storage_unavailable` (retry); a map this build cannot read is `internal`.
+    #[must_use]
+    pub fn from_shard_map(e: ShardMapError) -> Self {
+        let refused = |code, e: &ShardMapError| Self::Membership {
+            code,
+            detail: e.to_string(),
+        };
+        match e {
+            ShardMapError::NotAMember { .. } => refused(MembershipRefusal::NotFound, &e),
+            ShardMapError::MemberExists { .. } => refused(MembershipRefusal::Exists, &e),
+            ShardMapError::WrongState { .. } => refused(MembershipRefusal::WrongState, &e),
+            ShardMapError::TooFewActive { .. } | ShardMapError::NoActiveMembers => {
+                refused(MembershipRefusal::TooFew, &e)
+            }
+            ShardMapError::EmptyAddr { .. } | ShardMapError::DuplicateMember { .. } => {
+                Self::invalid(e.to_string())
+            }
+            ShardMapError::Contended { .. }
+            | ShardMapError::Store(_)
+            | ShardMapError::NoMap
+            | ShardMapError::Vanished { .. } => Self::StorageUnavailable {
+                cause: e.to_string(),
+            },
+            ShardMapError::NoMembers
+            | ShardMapError::StateFormat { .. }
+            | ShardMapError::UnknownState { .. }
+            | ShardMapError::ShardCount { .. }
+            | ShardMapError::ZeroReplication
+            | ShardMapError::Vnodes { .. }
+            | ShardMapError::UnsupportedFormat { .. }
+            | ShardMapError::Malformed { .. }
+            | ShardMapError::VersionMismatch { .. } => Self::internal(e),
         }
     }
 

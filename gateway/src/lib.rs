@@ -105,7 +105,7 @@ use std::future::Future;
 
 pub use backend::Backend;
 pub use cache::ValueStore;
-pub use error::ApiError;
+pub use error::{ApiError, MembershipRefusal};
 pub use hotkeys::HotKeyOptions;
 pub use limits::KeyLimitOptions;
 pub use openapi::{openapi, openapi_yaml};

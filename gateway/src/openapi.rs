@@ -43,6 +43,7 @@ use crate::routes::{batch, health, kv, list};
         (name = "kv", description = "Keys and values."),
         (name = "ops", description = "Health, metrics, contract."),
         (name = "admin", description = "The admin API behind the dashboard (`/ui/`): cluster, nodes, shards, events, traffic, hot keys (design note 0010). Every route but signing in and out needs the cluster secret as a bearer token, or the session cookie that signing in sets."),
+        (name = "membership", description = "Membership changes (design note 0009): add, drain, remove and replace members while the cluster serves, and follow the moves they cause. Same credentials as the admin API. Refusals change nothing and have stable codes: member_not_found (404), member_exists, member_state, too_few_members, member_not_empty, members_outdated, membership_unsupported (409)."),
     )
 )]
 struct ApiDoc;
@@ -64,6 +65,19 @@ const ERRORS: &[(&str, &str, &[u16])] = &[
     ("/admin/v1/events", "get", &[400, 401]),
     ("/admin/v1/traffic", "get", &[400, 401]),
     ("/admin/v1/hot-keys", "get", &[400, 401]),
+    ("/admin/v1/members", "post", &[400, 401, 409, 413, 415]),
+    ("/admin/v1/members/{id}", "delete", &[400, 401, 404, 409]),
+    (
+        "/admin/v1/members/{id}/drain",
+        "post",
+        &[400, 401, 404, 409],
+    ),
+    (
+        "/admin/v1/members/{id}/replace",
+        "post",
+        &[400, 401, 404, 409, 413, 415],
+    ),
+    ("/admin/v1/moves", "get", &[400, 401]),
 ];
 
 fn describe(status: u16) -> &'static str {
@@ -74,7 +88,10 @@ fn describe(status: u16) -> &'static str {
         401 => {
             "unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong)."
         }
-        404 => "key_not_found (or not_found for unknown routes).",
+        404 => "key_not_found, member_not_found (or not_found for unknown routes).",
+        409 => {
+            "A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported."
+        }
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",

@@ -75,11 +75,28 @@ pub enum ErrorCode {
     DataCorruption,
     /// 500: a bug or an unexpected failure.
     Internal,
+    /// 404: the shard map has no member with this id (membership, design note 0009).
+    MemberNotFound,
+    /// 409: the shard map lists this id already (retired ids are never reused).
+    MemberExists,
+    /// 409: the member is not in the state the operation needs (drain: active; remove:
+    /// draining; replace: not retired).
+    MemberState,
+    /// 409: the change would leave fewer active members than replicas per shard.
+    TooFewMembers,
+    /// 409: the member still hosts replicas, or a shard's configuration still lists it, or
+    /// its node cannot be asked: drain it and wait for its moves (`GET /admin/v1/moves`).
+    MemberNotEmpty,
+    /// 409: a member runs an older version that does not know membership changes: upgrade
+    /// every node first.
+    MembersOutdated,
+    /// 409: this server cannot change its membership (`tierkv serve`: one node).
+    MembershipUnsupported,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 35] = [
         Self::KeyEmpty,
         Self::KeyTooLong,
         Self::ValueTooLarge,
@@ -108,6 +125,13 @@ impl ErrorCode {
         Self::Timeout,
         Self::DataCorruption,
         Self::Internal,
+        Self::MemberNotFound,
+        Self::MemberExists,
+        Self::MemberState,
+        Self::TooFewMembers,
+        Self::MemberNotEmpty,
+        Self::MembersOutdated,
+        Self::MembershipUnsupported,
     ];
 
     /// How the gateway logs an answer with this code: expected outcomes of a well-formed
@@ -134,7 +158,14 @@ impl ErrorCode {
             | Self::InvalidRequest
             | Self::UnsupportedMediaType
             | Self::NotFound
-            | Self::MethodNotAllowed => Level::INFO,
+            | Self::MethodNotAllowed
+            | Self::MemberNotFound
+            | Self::MemberExists
+            | Self::MemberState
+            | Self::TooFewMembers
+            | Self::MemberNotEmpty
+            | Self::MembersOutdated
+            | Self::MembershipUnsupported => Level::INFO,
             Self::Unauthorized
             | Self::Backpressure
             | Self::NotLeader
@@ -178,6 +209,13 @@ impl ErrorCode {
             Self::Timeout => "timeout",
             Self::DataCorruption => "data_corruption",
             Self::Internal => "internal",
+            Self::MemberNotFound => "member_not_found",
+            Self::MemberExists => "member_exists",
+            Self::MemberState => "member_state",
+            Self::TooFewMembers => "too_few_members",
+            Self::MemberNotEmpty => "member_not_empty",
+            Self::MembersOutdated => "members_outdated",
+            Self::MembershipUnsupported => "membership_unsupported",
         }
     }
 
@@ -213,6 +251,13 @@ impl ErrorCode {
             Self::Timeout => "Request timed out",
             Self::DataCorruption => "Data corruption",
             Self::Internal => "Internal error",
+            Self::MemberNotFound => "No such member",
+            Self::MemberExists => "Member exists",
+            Self::MemberState => "Member in the wrong state",
+            Self::TooFewMembers => "Too few members would remain",
+            Self::MemberNotEmpty => "Member still holds replicas",
+            Self::MembersOutdated => "A member runs an older version",
+            Self::MembershipUnsupported => "Membership changes unsupported",
         }
     }
 }

@@ -69,6 +69,7 @@ impl Fake {
                     commit_seq: SeqNo(10),
                     last_seq: SeqNo(10),
                     flushed_seq: SeqNo(4),
+                    configuration: None,
                 }
             })
             .collect()
@@ -84,6 +85,7 @@ impl Fake {
             Request::Describe { max_events } => Response::Described(Box::new(NodeDescription {
                 node: self.id,
                 version: "9.9.9".to_owned(),
+                wire_revision: proto::REVISION,
                 started_at_ms: 1,
                 now_ms: 2,
                 map_version: 1,
@@ -614,4 +616,101 @@ async fn traffic_counts_the_data_plane_only() {
         assert!(Instant::now() < deadline, "no traffic point: {t}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn admin_call(
+    s: &Setup,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+    auth: bool,
+) -> (u16, serde_json::Value) {
+    let mut req = s.http.request(method, format!("{}{path}", s.url));
+    if auth {
+        req = req.bearer_auth(SECRET);
+    }
+    if let Some(b) = body {
+        req = req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(b.to_owned());
+    }
+    let r = req.send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Membership operations (design note 0009 §6) need the admin credentials, validate their
+/// input, and are refused with stable codes and nothing changed: here node 2 runs an older
+/// version (it does not know `Describe`, so neither configuration records), which holds
+/// every change back (`members_outdated`); the map's own checks come first (an unknown
+/// member, too few active members). `GET /admin/v1/moves` reports every shard, unknown
+/// while no leader reports a configuration.
+#[tokio::test]
+async fn membership_changes_are_checked_and_refused_with_stable_codes() {
+    use reqwest::Method;
+    let s = setup().await;
+    overview_after_poll(&s).await;
+    let add = r#"{"id": 9, "address": "127.0.0.1:7009"}"#;
+    let (st, _) = admin_call(&s, Method::POST, "/admin/v1/members", Some(add), false).await;
+    assert_eq!(st, 401, "no credentials");
+    for (body, why) in [
+        (r#"{"id": 0, "address": "127.0.0.1:7009"}"#, "id 0"),
+        (r#"{"id": 4294967296, "address": "a:1"}"#, "id past u32"),
+        (r#"{"id": 9, "address": "no port"}"#, "address"),
+        (r#"{"id": 9, "address": "a:1", "x": 1}"#, "unknown field"),
+        (r#"{"id": 9"#, "malformed"),
+    ] {
+        let (st, p) = admin_call(&s, Method::POST, "/admin/v1/members", Some(body), true).await;
+        assert_eq!(st, 400, "{why}: {p}");
+    }
+    let (st, p) = admin_call(&s, Method::POST, "/admin/v1/members", Some(add), true).await;
+    assert_eq!(
+        (st, p["code"].as_str()),
+        (409, Some("members_outdated")),
+        "{p}"
+    );
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains("node 2")),
+        "{p}"
+    );
+    let (st, p) = admin_call(&s, Method::POST, "/admin/v1/members/7/drain", None, true).await;
+    assert_eq!(
+        (st, p["code"].as_str()),
+        (404, Some("member_not_found")),
+        "{p}"
+    );
+    let (st, p) = admin_call(&s, Method::POST, "/admin/v1/members/1/drain", None, true).await;
+    assert_eq!(
+        (st, p["code"].as_str()),
+        (409, Some("too_few_members")),
+        "{p}"
+    );
+    let (st, p) = admin_call(&s, Method::DELETE, "/admin/v1/members/1", None, true).await;
+    assert_eq!((st, p["code"].as_str()), (409, Some("member_state")), "{p}");
+    let (st, p) = admin_call(
+        &s,
+        Method::POST,
+        "/admin/v1/members/3/replace",
+        Some(r#"{"id": 1, "address": "a:1"}"#),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (st, p["code"].as_str()),
+        (409, Some("member_exists")),
+        "{p}"
+    );
+    let (st, _) = admin_call(&s, Method::POST, "/admin/v1/members/x/drain", None, true).await;
+    assert_eq!(st, 400);
+    // Nothing changed.
+    let o = admin_json(&s, "/admin/v1/cluster").await;
+    assert_eq!(o["map"]["version"], 1, "{o}");
+    let m = admin_json(&s, "/admin/v1/moves").await;
+    assert_eq!(m["map_version"], 1);
+    assert_eq!(m["shards_total"], SHARDS);
+    let shards = m["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), SHARDS as usize);
+    // The fakes report no configuration: no shard can be shown settled.
+    assert!(shards.iter().all(|x| x["moving"] == true), "{m}");
+    assert_eq!(m["shards_moving"], SHARDS);
 }

@@ -185,7 +185,9 @@ fn shard_of(r: &Request) -> ShardId {
         | Request::Write { shard, .. }
         | Request::Scan { shard, .. }
         | Request::GetIfChanged { shard, .. } => *shard,
-        Request::Status | Request::Describe { .. } => ShardId(u32::MAX),
+        Request::Status | Request::StatusWithConfigurations | Request::Describe { .. } => {
+            ShardId(u32::MAX)
+        }
     }
 }
 
@@ -215,7 +217,9 @@ fn leader(r: &Request) -> Response {
             entries: vec![entry(prefix, 3)],
             next: None,
         }),
-        Request::Status | Request::Describe { .. } => Response::Error(RemoteError::Closed),
+        Request::Status | Request::StatusWithConfigurations | Request::Describe { .. } => {
+            Response::Error(RemoteError::Closed)
+        }
     }
 }
 
@@ -777,6 +781,7 @@ async fn status_poll_learns_the_leader_and_readiness() {
                 commit_seq: SeqNo(1),
                 last_seq: SeqNo(1),
                 flushed_seq: SeqNo(0),
+                configuration: None,
             }],
         }),
         other => leader(other),

@@ -10,7 +10,10 @@
 //! - `hosted`: the shards a node hosts once reconciliation created one the genesis map did
 //!   not place on it (`HOSTED`).
 //! - [`node`]: a storage node's lifecycle: shard map, WAL recovery, one driver per hosted
-//!   shard, shutdown.
+//!   shard, shutdown; `options` (what it is built from, why it may not start), `map`
+//!   (joining the shard map, the genesis map, the refresher), `spawner` (replica settings,
+//!   building a replica and starting its driver), `reconcile` (learners, targets, release:
+//!   design note 0009 §6), `facts` (the `Status` and `Describe` answers).
 //! - [`driver`]: the task that runs one shard's replica state machine
 //!   ([`tierkv_engine::replica`]) against the WAL, the shard's storage, object storage and
 //!   the transport; the read path checks its published lease.
@@ -35,16 +38,21 @@ pub use tierkv_wire as wire;
 
 mod admin;
 mod driver;
+mod facts;
 mod hosted;
 mod identity;
+mod map;
 mod metrics;
 pub mod node;
+mod options;
+mod reconcile;
 mod rejoin;
 pub mod server;
 pub mod settings;
+mod spawner;
 mod trace;
 mod transport;
 
-pub use driver::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
+pub use driver::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 pub use identity::IdentityError;
 pub use transport::TransportMetrics;

@@ -42,7 +42,11 @@ use tierkv_wire::proto;
 /// send `GetIfChanged` only to nodes that announced revision 2.
 const REVISION_HEADER: header::HeaderName = header::HeaderName::from_static(proto::REVISION_HEADER);
 /// [`proto::REVISION`] as a header value.
-const REVISION_VALUE: &str = "4";
+const REVISION_VALUE: &str = "5";
+const _: () = assert!(
+    proto::REVISION == 5,
+    "REVISION_VALUE announces proto::REVISION"
+);
 
 /// Largest RPC body accepted (a batch of values, or a batch of replication records).
 const MAX_BODY: usize = 256 << 20;
@@ -365,6 +369,7 @@ async fn status(State(node): State<Node>) -> Response {
                     .map(|l| serde_json::json!({
                         "node": l.node.0,
                         "records_behind": l.records_behind,
+                        "bytes_behind": l.bytes_behind,
                         "acked": l.acked,
                     }))
                     .collect::<Vec<_>>(),

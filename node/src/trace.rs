@@ -14,6 +14,7 @@ fn kind_name(req: &Request) -> &'static str {
         Request::Write { .. } => "write",
         Request::Scan { .. } => "scan",
         Request::Status => "status",
+        Request::StatusWithConfigurations => "status_with_configurations",
         Request::GetIfChanged { .. } => "get_if_changed",
         Request::Describe { .. } => "describe",
     }
@@ -25,7 +26,7 @@ fn shard_of(req: &Request) -> Option<u32> {
         | Request::Write { shard, .. }
         | Request::Scan { shard, .. }
         | Request::GetIfChanged { shard, .. } => Some(shard.0),
-        Request::Status | Request::Describe { .. } => None,
+        Request::Status | Request::StatusWithConfigurations | Request::Describe { .. } => None,
     }
 }
 

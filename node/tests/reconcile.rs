@@ -415,3 +415,92 @@ async fn a_lost_member_is_replaced_and_its_id_is_refused_afterwards() {
         r.served.await.expect("server task").expect("served");
     }
 }
+
+/// A removed replica that missed the leader's last `Append` (design note 0009 §6, last
+/// rule): node 1 is down while it is drained, so its replicas never receive the joint or
+/// final configuration records and keep, when it comes back, a configuration in force that
+/// lists them; nobody replicates to them any more. Its node asks each shard's serving
+/// leader (`StatusWithConfigurations`, wire revision 5), learns that the committed steady
+/// configuration leaves it out, and releases them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_replica_that_missed_the_last_append_is_released_by_asking_the_leader() {
+    let store = ObjStore::in_memory();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect();
+    let initial: Vec<String> = (0..4).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let mut nodes = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        nodes.push(start(i as u32 + 1, l, &store, &initial).await);
+    }
+    let held: Vec<ShardId> = nodes[0].node.shards().map(|h| h.shard().id()).collect();
+    assert!(!held.is_empty(), "node 1 holds no shard");
+    {
+        let all: Vec<&Running> = nodes.iter().collect();
+        for s in 0..SHARDS {
+            let h = leader(&all, ShardId(s)).await;
+            h.write(WriteBatch::new().put(format!("before{s}"), "1"))
+                .await
+                .expect("write before the drain");
+        }
+    }
+    // Node 1 stops (its directory kept), then is drained: its shards move without it.
+    let first = nodes.remove(0);
+    let _ = first.stop.send(());
+    first.served.await.expect("server task").expect("served");
+    shardmap::change_members(&store, |m| m.drain_member(NodeId(1)))
+        .await
+        .expect("drain");
+    let rest: Vec<&Running> = nodes.iter().collect();
+    let deadline = Instant::now() + DEADLINE;
+    for &s in &held {
+        loop {
+            let l = leader(&rest, s).await;
+            let c = l.configurations();
+            let moved = l.status().phase == ChangePhase::Done
+                && !c.committed.is_joint()
+                && !c.committed.is_voter(NodeId(1));
+            if moved {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shard {s}: the move without node 1 did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Node 1 comes back without serving (no one reaches it: it gets no `Append`), its
+    // replicas' logs end before the joint record. It releases every one of them.
+    let back = open(1, &first.addr, first.dir.path(), &store, &initial).await;
+    let deadline = Instant::now() + DEADLINE;
+    while back.shards().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 still hosts {:?}",
+            back.shards()
+                .map(|h| (h.shard().id(), h.status().phase, h.status().voter))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The shards still serve their writes.
+    for &s in &held {
+        let l = leader(&rest, s).await;
+        let got = l
+            .get(format!("before{}", s.0).as_bytes(), ReadConsistency::Strong)
+            .await
+            .expect("strong read");
+        assert!(got.is_some(), "shard {s}: a write was lost");
+    }
+    back.shutdown(Duration::from_secs(1)).await;
+    for r in nodes {
+        let _ = r.stop.send(());
+        r.served.await.expect("server task").expect("served");
+    }
+}

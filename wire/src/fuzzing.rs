@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 use tierkv_engine::error::ErrorKind;
 use tierkv_engine::fuzzing::{Reseal, Target};
+use tierkv_engine::replica::{ChangePhase, Membership};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{
     Condition, Entry, EntryKind, Epoch, Mutation, NodeId, ReadConsistency, SeqNo, ShardId,
@@ -16,9 +17,9 @@ use tierkv_engine::types::{
 use crate::proto::batch::{AnswerReader, decode_requests, encode_requests, put_answer};
 use crate::proto::describe::{FollowerFacts, NodeEvent, ShardFacts};
 use crate::proto::{
-    NodeDescription, NodeStatus, RemoteError, ReplicaRole, Request, Response, ShardStatus,
-    TraceContext, decode_request, decode_response, decode_traced_request, encode_request,
-    encode_response, encode_traced,
+    NodeDescription, NodeStatus, RemoteError, ReplicaRole, Request, Response, ShardConfiguration,
+    ShardStatus, TraceContext, decode_request, decode_response, decode_traced_request,
+    encode_request, encode_response, encode_traced,
 };
 use crate::shardmap::ShardMap;
 
@@ -69,6 +70,7 @@ pub fn samples() -> (Vec<Request>, Vec<Response>) {
             known: SeqNo(41),
         },
         Request::Describe { max_events: 100 },
+        Request::StatusWithConfigurations,
     ];
     let responses = vec![
         Response::Unchanged,
@@ -92,8 +94,10 @@ pub fn samples() -> (Vec<Request>, Vec<Response>) {
                 commit_seq: SeqNo(5),
                 last_seq: SeqNo(6),
                 flushed_seq: SeqNo(1),
+                configuration: None,
             }],
         }),
+        Response::Status(sample_configured_status()),
         Response::Error(RemoteError::ConditionFailed {
             key: Bytes::from_static(b"k"),
             expected: Condition::MustNotExist,
@@ -126,6 +130,44 @@ pub fn samples() -> (Vec<Request>, Vec<Response>) {
         })),
     ];
     (requests, responses)
+}
+
+/// A status with configurations: one shard moving (joint, target {1,2,4}), one without.
+pub fn sample_configured_status() -> NodeStatus {
+    NodeStatus {
+        node: NodeId(2),
+        map_version: 7,
+        shards: vec![
+            ShardStatus {
+                shard: ShardId(0),
+                role: ReplicaRole::Leader,
+                epoch: Epoch(3),
+                leader: Some(NodeId(2)),
+                commit_seq: SeqNo(5),
+                last_seq: SeqNo(6),
+                flushed_seq: SeqNo(1),
+                configuration: Some(ShardConfiguration {
+                    committed: Membership::Steady(vec![NodeId(1), NodeId(2), NodeId(3)]),
+                    in_force: Membership::Joint {
+                        old: vec![NodeId(1), NodeId(2), NodeId(3)],
+                        new: vec![NodeId(1), NodeId(2), NodeId(4)],
+                    },
+                    target: vec![NodeId(1), NodeId(2), NodeId(4)],
+                    phase: ChangePhase::Joint,
+                }),
+            },
+            ShardStatus {
+                shard: ShardId(1),
+                role: ReplicaRole::Follower,
+                epoch: Epoch(3),
+                leader: None,
+                commit_seq: SeqNo(0),
+                last_seq: SeqNo(0),
+                flushed_seq: SeqNo(0),
+                configuration: None,
+            },
+        ],
+    }
 }
 
 /// The node RPC and shard map targets.

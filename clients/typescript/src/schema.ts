@@ -65,6 +65,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adds a member (design note 0009 §6): start its node first (same object store, no
+         *     `initial_members`); it waits until this version lists it, then gets learners of the
+         *     shards the ring now places on it, which become voters as they catch up.
+         */
+        post: operations["add_member"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/members/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a drained member from the map: refused unless it is draining, its node says it
+         *     hosts nothing and no shard's configuration lists it. Its node can then be stopped.
+         */
+        delete: operations["remove_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/members/{id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drains a member: it leaves the ring, and its replicas move to the active members (it
+         *     keeps serving them until each move is done). Refused when fewer than N active members
+         *     would remain.
+         */
+        post: operations["drain_member"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/members/{id}/replace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replaces a member lost for good by a new one: the old id is retired (it never serves
+         *     again; a process started with it is refused) and the new member takes its place in the
+         *     ring; the old member's replicas are re-created from the survivors.
+         */
+        post: operations["replace_member"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/moves": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every shard's move toward the newest map's placement: the configuration at its leader,
+         *     the target, the phase and its learners' lag; overall progress and an ETA from the
+         *     completion rate of the last minute.
+         */
+        get: operations["moves"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/nodes": {
         parameters: {
             query?: never;
@@ -400,7 +504,7 @@ export interface components {
          *     meaning.
          * @enum {string}
          */
-        ErrorCode: "key_empty" | "key_too_long" | "value_too_large" | "body_too_large" | "batch_too_large" | "batch_empty" | "invalid_ttl" | "invalid_idempotency_key" | "idempotency_key_reused" | "malformed_json" | "unknown_field" | "invalid_request" | "unauthorized" | "unsupported_media_type" | "key_not_found" | "not_found" | "method_not_allowed" | "precondition_failed" | "rate_limited" | "backpressure" | "storage_unavailable" | "not_leader" | "outcome_unknown" | "shutting_down" | "overloaded" | "timeout" | "data_corruption" | "internal";
+        ErrorCode: "key_empty" | "key_too_long" | "value_too_large" | "body_too_large" | "batch_too_large" | "batch_empty" | "invalid_ttl" | "invalid_idempotency_key" | "idempotency_key_reused" | "malformed_json" | "unknown_field" | "invalid_request" | "unauthorized" | "unsupported_media_type" | "key_not_found" | "not_found" | "method_not_allowed" | "precondition_failed" | "rate_limited" | "backpressure" | "storage_unavailable" | "not_leader" | "outcome_unknown" | "shutting_down" | "overloaded" | "timeout" | "data_corruption" | "internal" | "member_not_found" | "member_exists" | "member_state" | "too_few_members" | "member_not_empty" | "members_outdated" | "membership_unsupported";
         /** @description Something that happened. */
         Event: {
             /**
@@ -600,6 +704,23 @@ export interface components {
              */
             version: number;
         };
+        /** @description A member of the shard map. */
+        MemberEntry: {
+            /** @description Address in the shard map. */
+            addr: string;
+            /**
+             * Format: int32
+             * @description Node id.
+             */
+            id: number;
+            /** @description Its state. */
+            state: components["schemas"]["MemberStateName"];
+        };
+        /**
+         * @description State of a member in the shard map.
+         * @enum {string}
+         */
+        MemberStateName: "active" | "draining" | "retired";
         /** @description One member in the overview. */
         MemberSummary: {
             /** @description Address in the shard map. */
@@ -632,6 +753,67 @@ export interface components {
             up?: boolean | null;
             /** @description Its software version (null unless it answered `Describe`). */
             version?: string | null;
+        };
+        /** @description The answer of a membership operation: the shard map version it published. */
+        MembershipChange: {
+            /**
+             * Format: int64
+             * @description The version published (follow the moves until `GET /admin/v1/moves` reports this
+             *     version or a newer one with nothing moving).
+             */
+            map_version: number;
+            /** @description Every member of that version. */
+            members: components["schemas"]["MemberEntry"][];
+        };
+        /** @description `GET /admin/v1/moves`: every shard's move toward the newest map's placement. */
+        Moves: {
+            /**
+             * Format: int64
+             * @description Estimated seconds until every move is done, from the completion rate of the last
+             *     minute (null when nothing completed lately, or nothing moves).
+             */
+            eta_secs?: number | null;
+            /**
+             * Format: int64
+             * @description The shard map version the targets come from.
+             */
+            map_version: number;
+            /**
+             * Format: double
+             * @description Done fraction of those, 0..=1 (1 when nothing moves).
+             */
+            progress: number;
+            /** @description Every shard, in order. */
+            shards: components["schemas"]["ShardMove"][];
+            /**
+             * Format: int32
+             * @description Shards whose configuration is not their target yet (or whose leader did not report).
+             */
+            shards_moving: number;
+            /**
+             * Format: int32
+             * @description Shards that had to move since the cluster was last settled (the largest number seen
+             *     moving since then, by this gateway).
+             */
+            shards_to_move: number;
+            /**
+             * Format: int32
+             * @description Shards of the keyspace.
+             */
+            shards_total: number;
+        };
+        /**
+         * @description `POST /admin/v1/members`: the member to add (design note 0009 §6). Start its node first
+         *     (same object store, no `initial_members`): it waits until a map lists it.
+         */
+        NewMember: {
+            /** @description `host:port` where other nodes and gateways reach it (the node's `cluster.advertise`). */
+            address: string;
+            /**
+             * Format: int64
+             * @description Its node id (the node's `cluster.node_id`), never used before in this cluster.
+             */
+            id: number;
         };
         /** @description One node in detail. */
         NodeInfo: {
@@ -902,6 +1084,40 @@ export interface components {
             /** @description Every shard, by id. */
             shards: components["schemas"]["ShardInfo"][];
         };
+        /** @description One shard's move. */
+        ShardMove: {
+            /**
+             * Format: int64
+             * @description Bytes of the log tail its learners still have to receive (summed).
+             */
+            bytes_behind: number;
+            /**
+             * @description The configuration in force at the leader: one voter set, or two (old, new) during
+             *     the joint step (empty: unknown).
+             */
+            current: number[][];
+            /**
+             * Format: int32
+             * @description Its serving leader (null: none reported).
+             */
+            leader?: number | null;
+            /** @description Whether it still moves. */
+            moving: boolean;
+            /** @description `done`, `learning`, `joint`, `final`, `releasing`, or `unknown` (no leader reported). */
+            phase: string;
+            /**
+             * Format: int64
+             * @description Records its learners are behind the leader's commit point (summed).
+             */
+            records_behind: number;
+            /**
+             * Format: int32
+             * @description The shard.
+             */
+            shard: number;
+            /** @description The replica set the newest map places it on. */
+            target: number[];
+        };
         /** @description `POST /admin/v1/session`: exactly one of `secret` and `token`. */
         SignIn: {
             /** @description The cluster secret. */
@@ -1149,6 +1365,468 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HotKeys"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv-admin"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description data_corruption or internal. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    add_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewMember"];
+            };
+        };
+        responses: {
+            /** @description Published: the new shard map version. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipChange"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv-admin"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description value_too_large, body_too_large or batch_too_large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body must be application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description data_corruption or internal. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remove_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's node id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Published: the new shard map version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipChange"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv-admin"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description data_corruption or internal. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    drain_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's node id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Published: the new shard map version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipChange"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv-admin"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description data_corruption or internal. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replace_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The node id of the member replaced. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /** @description The new member (an id never used before). */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewMember"];
+            };
+        };
+        responses: {
+            /** @description Published: the new shard map version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipChange"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv-admin"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description value_too_large, body_too_large or batch_too_large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body must be application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description data_corruption or internal. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description backpressure, storage_unavailable, not_leader, overloaded (with Retry-After) or shutting_down. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    moves: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every shard's move. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Moves"];
                 };
             };
             /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
@@ -2064,7 +2742,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found (or not_found for unknown routes). */
+            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2387,7 +3065,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found (or not_found for unknown routes). */
+            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -240,6 +240,14 @@ impl Replica {
         self.log.membership().unwrap_or(&self.genesis)
     }
 
+    /// The configuration in force at the commit point: committed (a quorum holds it). What a
+    /// serving leader reports to the node of a removed replica before it is released
+    /// (design note 0009 §6).
+    #[must_use]
+    pub fn committed_membership(&self) -> &Membership {
+        self.membership_at(self.commit_seq.min(self.log.last_seq()))
+    }
+
     /// The configuration in force after the record at `seq`.
     pub(super) fn membership_at(&self, seq: SeqNo) -> &Membership {
         self.log.membership_at(seq).unwrap_or(&self.genesis)

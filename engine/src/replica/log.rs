@@ -169,6 +169,17 @@ impl Log {
         }
     }
 
+    /// Bytes of the keys, values and content types of the records after `seq` (those in the
+    /// log: nothing at or below the base, which is in segments): what a replica whose log
+    /// ends at `seq` still has to receive (design note 0009 §7, a learner's bytes behind).
+    #[must_use]
+    pub fn bytes_after(&self, seq: SeqNo) -> u64 {
+        self.range(seq, self.last_seq())
+            .flat_map(|r| &r.entries)
+            .map(|e| e.data_len() as u64)
+            .sum()
+    }
+
     /// Records with `after < seq <= upto`, in order.
     pub fn range(&self, after: SeqNo, upto: SeqNo) -> impl Iterator<Item = &Record> {
         let from = after.max(self.base);

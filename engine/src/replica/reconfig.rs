@@ -52,6 +52,9 @@ pub struct LearnerProgress {
     pub node: NodeId,
     /// Records between its durably matched log end and the leader's commit point.
     pub records_behind: u64,
+    /// Bytes of the entries after its durably matched log end in the leader's log
+    /// ([`super::Log::bytes_after`]; the log tail it still has to receive).
+    pub bytes_behind: u64,
     /// Whether it acked in this epoch (a learner that never did may be down).
     pub acked: bool,
 }
@@ -271,6 +274,7 @@ impl Replica {
                 LearnerProgress {
                     node: *n,
                     records_behind: self.commit_seq.0.saturating_sub(matched.0),
+                    bytes_behind: self.log.bytes_after(matched),
                     acked: p.is_some_and(Peer::has_acked),
                 }
             })

@@ -34,7 +34,20 @@ impl FromRequestParts<AppState> for Admin {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
-    session, sign_in, sign_out, cluster, nodes, shards, events, traffic, hot_keys
+    session,
+    sign_in,
+    sign_out,
+    cluster,
+    nodes,
+    shards,
+    events,
+    traffic,
+    hot_keys,
+    super::members::add_member,
+    super::members::drain_member,
+    super::members::remove_member,
+    super::members::replace_member,
+    super::members::moves
 ))]
 pub(crate) struct ApiDocAdmin;
 
@@ -44,7 +57,7 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-fn json<T: serde::Serialize>(v: T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(v: T) -> Response {
     no_store(Json(v).into_response())
 }
 

@@ -13,6 +13,8 @@
 //!   two seconds from its own HTTP figures.
 //! - [`model`]: the JSON documents.
 //! - `handlers`: the routes.
+//! - `members`, `moves`: membership changes (add, drain, remove, replace: design note 0009
+//!   §6, the `membership` tag) and `GET /admin/v1/moves` (each shard's move, progress, ETA).
 //! - `ui`: the dashboard's built assets, embedded in the binary (`admin-ui/dist`).
 //!
 //! # Gathering
@@ -23,7 +25,9 @@
 
 mod auth;
 mod handlers;
+mod members;
 pub mod model;
+mod moves;
 mod report;
 mod traffic;
 mod ui;
@@ -35,7 +39,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use tierkv_engine::types::NodeId;
 
 use self::auth::AdminAuth;
@@ -43,7 +47,8 @@ pub use self::auth::{LOGIN_TOKEN_LIFETIME, Principal};
 use self::report::{Rates, Reading};
 use self::traffic::TrafficLog;
 pub use self::view::{
-    ClusterView, Facts, FactsGap, GatewayEvent, GatewayEventKind, Gathered, MemberFacts,
+    ClusterView, Facts, FactsGap, GatewayEvent, GatewayEventKind, Gathered, MemberChange,
+    MemberFacts,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -89,6 +94,8 @@ pub(crate) struct AdminState {
     sampling: AtomicBool,
     /// When this gateway started, unix milliseconds.
     pub(crate) started_at_ms: u64,
+    /// Readings of the shards moving (`GET /admin/v1/moves`: progress and ETA).
+    pub(crate) moves: parking_lot::Mutex<moves::MoveLog>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -109,6 +116,7 @@ impl AdminState {
             traffic: TrafficLog::default(),
             sampling: AtomicBool::new(false),
             started_at_ms,
+            moves: parking_lot::Mutex::new(moves::MoveLog::default()),
         }
     }
 
@@ -159,15 +167,26 @@ impl AppState {
         }
     }
 
-    /// The current gathering (a fresh one if the last is older than [`FRESH_FOR`]).
-    pub(crate) async fn admin_snapshot(&self) -> Result<Snapshot, ApiError> {
-        let admin = &self.inner.admin;
-        let view = admin
+    /// The admin API's view of the cluster.
+    pub(crate) fn admin_view(&self) -> Result<&Arc<dyn ClusterView>, ApiError> {
+        self.inner
+            .admin
             .view
             .get()
             .ok_or_else(|| ApiError::StorageUnavailable {
                 cause: "the admin API has no cluster view on this gateway".to_owned(),
-            })?;
+            })
+    }
+
+    /// Drops the last gathering: the next one is fresh (after a membership change).
+    pub(crate) async fn admin_forget_snapshot(&self) {
+        self.inner.admin.slot.lock().await.last = None;
+    }
+
+    /// The current gathering (a fresh one if the last is older than [`FRESH_FOR`]).
+    pub(crate) async fn admin_snapshot(&self) -> Result<Snapshot, ApiError> {
+        let admin = &self.inner.admin;
+        let view = self.admin_view()?;
         let mut slot = admin.slot.lock().await;
         if let Some(last) = &slot.last
             && last.at.elapsed() < FRESH_FOR
@@ -212,5 +231,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/v1/events", get(handlers::events))
         .route("/admin/v1/traffic", get(handlers::traffic))
         .route("/admin/v1/hot-keys", get(handlers::hot_keys))
+        .route("/admin/v1/members", post(members::add_member))
+        .route("/admin/v1/members/{id}", delete(members::remove_member))
+        .route("/admin/v1/members/{id}/drain", post(members::drain_member))
+        .route(
+            "/admin/v1/members/{id}/replace",
+            post(members::replace_member),
+        )
+        .route("/admin/v1/moves", get(members::moves))
         .merge(ui::router())
 }

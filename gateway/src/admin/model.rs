@@ -401,3 +401,95 @@ pub struct Session {
     /// When the session ends, unix milliseconds (null for bearer).
     pub expires_at_ms: Option<u64>,
 }
+
+/// `POST /admin/v1/members`: the member to add (design note 0009 §6). Start its node first
+/// (same object store, no `initial_members`): it waits until a map lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// Its node id (the node's `cluster.node_id`), never used before in this cluster.
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64)]
+    pub id: u64,
+    /// `host:port` where other nodes and gateways reach it (the node's `cluster.advertise`).
+    #[schema(
+        pattern = r"^[A-Za-z0-9.-]{1,253}:([1-9][0-9]{0,3}|[1-5][0-9]{4})$",
+        max_length = 259
+    )]
+    pub address: String,
+}
+
+/// State of a member in the shard map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStateName {
+    /// In the ring: holds replicas.
+    Active,
+    /// Leaving: its replicas move to the active members.
+    Draining,
+    /// Replaced: its id never serves again.
+    Retired,
+}
+
+/// A member of the shard map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberEntry {
+    /// Node id.
+    pub id: u32,
+    /// Address in the shard map.
+    pub addr: String,
+    /// Its state.
+    pub state: MemberStateName,
+}
+
+/// The answer of a membership operation: the shard map version it published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MembershipChange {
+    /// The version published (follow the moves until `GET /admin/v1/moves` reports this
+    /// version or a newer one with nothing moving).
+    pub map_version: u64,
+    /// Every member of that version.
+    pub members: Vec<MemberEntry>,
+}
+
+/// `GET /admin/v1/moves`: every shard's move toward the newest map's placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Moves {
+    /// The shard map version the targets come from.
+    pub map_version: u64,
+    /// Shards of the keyspace.
+    pub shards_total: u32,
+    /// Shards whose configuration is not their target yet (or whose leader did not report).
+    pub shards_moving: u32,
+    /// Shards that had to move since the cluster was last settled (the largest number seen
+    /// moving since then, by this gateway).
+    pub shards_to_move: u32,
+    /// Done fraction of those, 0..=1 (1 when nothing moves).
+    pub progress: f64,
+    /// Estimated seconds until every move is done, from the completion rate of the last
+    /// minute (null when nothing completed lately, or nothing moves).
+    pub eta_secs: Option<u64>,
+    /// Every shard, in order.
+    pub shards: Vec<ShardMove>,
+}
+
+/// One shard's move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShardMove {
+    /// The shard.
+    pub shard: u32,
+    /// Its serving leader (null: none reported).
+    pub leader: Option<u32>,
+    /// The configuration in force at the leader: one voter set, or two (old, new) during
+    /// the joint step (empty: unknown).
+    pub current: Vec<Vec<u32>>,
+    /// The replica set the newest map places it on.
+    pub target: Vec<u32>,
+    /// `done`, `learning`, `joint`, `final`, `releasing`, or `unknown` (no leader reported).
+    pub phase: String,
+    /// Whether it still moves.
+    pub moving: bool,
+    /// Records its learners are behind the leader's commit point (summed).
+    pub records_behind: u64,
+    /// Bytes of the log tail its learners still have to receive (summed).
+    pub bytes_behind: u64,
+}

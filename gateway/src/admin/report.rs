@@ -636,6 +636,7 @@ mod tests {
                     commit_seq: tierkv_engine::types::SeqNo(20),
                     last_seq: tierkv_engine::types::SeqNo(20),
                     flushed_seq: tierkv_engine::types::SeqNo(0),
+                    configuration: None,
                 })
                 .collect(),
         };

@@ -1,13 +1,16 @@
 //! [`ClusterView`]: the admin API's seam to the cluster, beside [`crate::Backend`]. The
 //! cluster client implements it over node RPC (`Describe`, design note 0010), `tierkv
-//! serve` in process over its one node.
+//! serve` in process over its one node. Membership changes (design note 0009) go through it
+//! too ([`ClusterView::change_members`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tierkv_engine::types::NodeId;
 use tierkv_wire::proto::{NodeDescription, NodeStatus};
-use tierkv_wire::shardmap::ShardMap;
+use tierkv_wire::shardmap::{ShardMap, ShardMapError};
+
+use crate::error::{ApiError, MembershipRefusal};
 
 /// What the admin API reads about the cluster.
 #[async_trait]
@@ -15,6 +18,71 @@ pub trait ClusterView: Send + Sync + 'static {
     /// The shard map in use, what every member says about itself (each asked for its newest
     /// `max_events` events), and the events the view observed itself.
     async fn gather(&self, max_events: u32) -> Gathered;
+
+    /// Publishes the next shard map version with `change` applied (design note 0009 §6),
+    /// re-applied to a newer map after a lost race, and adopts it. The admin API checked
+    /// what the map cannot (hosting nothing, versions) before. Default: refused (`tierkv
+    /// serve` has one node and no shard map).
+    async fn change_members(&self, change: MemberChange) -> Result<Arc<ShardMap>, ApiError> {
+        Err(ApiError::Membership {
+            code: MembershipRefusal::Unsupported,
+            detail: format!("this server cannot {}: it has no shard map", change.verb()),
+        })
+    }
+}
+
+/// One membership operation (design note 0009 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// A new active member.
+    Add {
+        /// Its node id.
+        id: NodeId,
+        /// Its `host:port`.
+        addr: String,
+    },
+    /// An active member leaves the ring: its replicas move to the others.
+    Drain {
+        /// The member.
+        id: NodeId,
+    },
+    /// A drained member that hosts nothing leaves the map.
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+    /// A member lost for good: its id is retired, a new one takes its place.
+    Replace {
+        /// The member replaced.
+        old: NodeId,
+        /// The new member's id.
+        new: NodeId,
+        /// The new member's `host:port`.
+        addr: String,
+    },
+}
+
+impl MemberChange {
+    /// `map` with the change applied (the map's own checks: states, ids, active count).
+    pub fn apply(&self, map: &ShardMap) -> Result<ShardMap, ShardMapError> {
+        match self {
+            Self::Add { id, addr } => map.add_member(*id, addr),
+            Self::Drain { id } => map.drain_member(*id),
+            Self::Remove { id } => map.remove_member(*id),
+            Self::Replace { old, new, addr } => map.replace_member(*old, *new, addr),
+        }
+    }
+
+    /// The operation's name, for messages.
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Add { .. } => "add a member",
+            Self::Drain { .. } => "drain a member",
+            Self::Remove { .. } => "remove a member",
+            Self::Replace { .. } => "replace a member",
+        }
+    }
 }
 
 /// One gathering.

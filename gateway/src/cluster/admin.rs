@@ -16,8 +16,12 @@ use tierkv_wire::proto::{self, Request, Response};
 
 use super::{ClusterBackend, Shared};
 use crate::admin::{
-    ClusterView, Facts, FactsGap, GatewayEvent, GatewayEventKind, Gathered, MemberFacts,
+    ClusterView, Facts, FactsGap, GatewayEvent, GatewayEventKind, Gathered, MemberChange,
+    MemberFacts,
 };
+use crate::error::ApiError;
+use std::sync::Arc;
+use tierkv_wire::shardmap::{self, ShardMap};
 
 /// Gateway events kept.
 const EVENTS_KEPT: usize = 256;
@@ -217,6 +221,17 @@ impl ClusterView for ClusterBackend {
             members,
             events: shared.polls.events(),
         }
+    }
+
+    async fn change_members(&self, change: MemberChange) -> Result<Arc<ShardMap>, ApiError> {
+        let shared = &self.shared;
+        let seen = shared.map().version();
+        let next = shardmap::change_members(&shared.store, |m| change.apply(m))
+            .await
+            .map_err(ApiError::from_shard_map)?;
+        // Adopt it now: the next gathering and `GET /admin/v1/moves` see the new targets.
+        shared.refresh_map(seen).await;
+        Ok(Arc::new(next))
     }
 }
 

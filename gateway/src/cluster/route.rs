@@ -66,6 +66,7 @@ impl Body {
             | Request::Write { .. }
             | Request::Scan { .. }
             | Request::Status
+            | Request::StatusWithConfigurations
             | Request::Describe { .. } => None,
         };
         Self {

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tierkv_engine::error::{Error, Result};
-use tierkv_engine::replica::{ChangePhase, LearnerProgress, Millis, Msg, NodeId, Replica, Role};
+use tierkv_engine::replica::{
+    ChangePhase, LearnerProgress, Membership, Millis, Msg, NodeId, Replica, Role,
+};
 use tierkv_engine::shard::{Prepared, ScanPage, Shard};
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -121,6 +123,8 @@ pub struct ShardStatus {
     /// On a leader moving its configuration: each learner's progress (design note 0009
     /// §7), copied by the driver once per tick.
     learners: parking_lot::Mutex<Vec<LearnerProgress>>,
+    /// The replica's configurations (design note 0009), copied by the driver once per tick.
+    configurations: parking_lot::Mutex<Configurations>,
     /// Woken when the role changes or the read lease starts or ends
     /// ([`ShardHandle::wait_serving`]).
     changed: Notify,
@@ -146,7 +150,29 @@ impl Default for ShardStatus {
             handovers: AtomicU64::new(0),
             followers: parking_lot::Mutex::new(Vec::new()),
             learners: parking_lot::Mutex::new(Vec::new()),
+            configurations: parking_lot::Mutex::new(Configurations::default()),
             changed: Notify::new(),
+        }
+    }
+}
+
+/// A replica's configurations as its driver last published them (design note 0009).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configurations {
+    /// The configuration in force at its commit point.
+    pub committed: Membership,
+    /// The configuration in force at the end of its log.
+    pub in_force: Membership,
+    /// The target replica set it was given (empty: none yet).
+    pub target: Vec<NodeId>,
+}
+
+impl Default for Configurations {
+    fn default() -> Self {
+        Self {
+            committed: Membership::Steady(Vec::new()),
+            in_force: Membership::Steady(Vec::new()),
+            target: Vec::new(),
         }
     }
 }
@@ -241,6 +267,21 @@ impl ShardStatus {
         followers.extend(progress);
     }
 
+    /// Copies `r`'s configurations where they changed (cloned only then).
+    pub(super) fn publish_configurations(&self, r: &Replica) {
+        let mut c = self.configurations.lock();
+        if &c.committed != r.committed_membership() {
+            c.committed = r.committed_membership().clone();
+        }
+        if &c.in_force != r.membership() {
+            c.in_force = r.membership().clone();
+        }
+        let target = r.target().unwrap_or_default();
+        if c.target != target {
+            c.target = target.to_vec();
+        }
+    }
+
     /// Replaces the published learner progress (empty unless a leader is moving).
     pub(super) fn publish_learners(&self, progress: Vec<LearnerProgress>) {
         *self.learners.lock() = progress;
@@ -329,6 +370,12 @@ impl ShardHandle {
     #[must_use]
     pub fn learner_progress(&self) -> Vec<LearnerProgress> {
         self.status.learners.lock().clone()
+    }
+
+    /// The replica's configurations, as of the driver's last tick (design note 0009).
+    #[must_use]
+    pub fn configurations(&self) -> Configurations {
+        self.status.configurations.lock().clone()
     }
 
     /// The shard's storage.

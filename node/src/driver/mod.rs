@@ -58,7 +58,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::handle::{Cmd, ProposeReply};
-pub use self::handle::{NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
+pub use self::handle::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 use self::handle::{Reply, propose_raw};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
@@ -99,6 +99,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
     let id = parts.shard.id();
     let status = Arc::new(ShardStatus::default());
     status.publish(&parts.replica, false);
+    status.publish_configurations(&parts.replica);
     let handle = ShardHandle {
         id,
         shard: parts.shard.clone(),
@@ -272,6 +273,7 @@ impl Driver {
                     // For the admin API's follower lag: once per tick is fresh enough.
                     self.status.publish_followers(self.replica.follower_progress());
                     self.status.publish_learners(self.replica.learners());
+                    self.status.publish_configurations(&self.replica);
                 }
             }
         }

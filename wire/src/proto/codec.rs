@@ -15,6 +15,7 @@ pub(super) const REQ_STATUS: u8 = 4;
 pub(super) const REQ_GET_IF_CHANGED: u8 = 5;
 pub(super) const REQ_DESCRIBE: u8 = 6;
 pub(super) const REQ_TRACED: u8 = 7;
+pub(super) const REQ_STATUS_WITH_CONFIGURATIONS: u8 = 8;
 pub(super) const RESP_GOT: u8 = 16;
 pub(super) const RESP_WRITTEN: u8 = 17;
 pub(super) const RESP_SCANNED: u8 = 18;
@@ -22,6 +23,7 @@ pub(super) const RESP_STATUS: u8 = 19;
 pub(super) const RESP_ERROR: u8 = 20;
 pub(super) const RESP_UNCHANGED: u8 = 21;
 pub(super) const RESP_DESCRIBED: u8 = 22;
+pub(super) const RESP_STATUS_WITH_CONFIGURATIONS: u8 = 23;
 
 pub(super) fn header(kind: u8) -> Enc {
     let mut enc = Enc::with_capacity(64);

@@ -31,6 +31,10 @@ pub struct NodeDescription {
     pub node: u32,
     /// Its software version (the `tierkv` crate version).
     pub version: String,
+    /// The client wire revision it speaks ([`super::REVISION`]; 0 from a node older than
+    /// revision 5): the admin API refuses membership changes while a member is below
+    /// [`super::REVISION_CONFIGURATIONS`] (design note 0009, "Compatibility").
+    pub wire_revision: u16,
     /// When it started, unix milliseconds (its wall clock).
     pub started_at_ms: u64,
     /// Its wall-clock time when it answered, unix milliseconds (compare with the reader's
@@ -115,6 +119,32 @@ pub struct ShardFacts {
     pub writes: u64,
     /// On a leader: each follower's durably acknowledged seq in its epoch (empty otherwise).
     pub followers: Vec<FollowerFacts>,
+    /// Whether it is a voter of its configuration in force (design note 0009).
+    pub voter: bool,
+    /// Its configuration in force: its voter sets, one (steady) or two (joint: old, new);
+    /// empty from a node of an older version.
+    pub configuration: Vec<Vec<u32>>,
+    /// The target replica set the newest shard map gives the shard (empty: none yet).
+    pub target: Vec<u32>,
+    /// Where the move of the shard stands: `done`, `learning`, `joint`, `final`,
+    /// `releasing` (meaningful at the leader; empty from an older node).
+    pub phase: String,
+    /// On a leader moving the shard: each learner's progress (empty otherwise).
+    pub learners: Vec<LearnerFacts>,
+}
+
+/// A learner's progress as its leader sees it (design note 0009 §7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LearnerFacts {
+    /// The learner.
+    pub node: u32,
+    /// Records between its durably matched log end and the leader's commit point.
+    pub records_behind: u64,
+    /// Bytes of the entries after its matched log end in the leader's log.
+    pub bytes_behind: u64,
+    /// Whether it acknowledged anything in this epoch.
+    pub acked: bool,
 }
 
 /// A follower's progress as its leader sees it.

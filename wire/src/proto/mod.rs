@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
-//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3), 7 Traced (revision 4); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3) |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3), 7 Traced (revision 4), 8 StatusWithConfigurations (revision 5); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3), 23 Status with configurations (revision 5) |
 //! | 7 | ... | fields of the kind, in declaration order (below) |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -27,7 +27,8 @@
 //! | Status | (none) |
 //! | GetIfChanged | shard, key: bytes, known: u64 |
 //! | Describe | max_events: u32 |
-//! | Traced | trace_id: 16 bytes, span_id: 8 bytes, flags: u8, inner: bytes (one whole request envelope of kinds 1–6) |
+//! | Traced | trace_id: 16 bytes, span_id: 8 bytes, flags: u8, inner: bytes (one whole request envelope of kinds 1–6 or 8) |
+//! | StatusWithConfigurations | (none) |
 //! | Got | opt\<entry\> |
 //! | Written | seq, count, priors: opt\<u64\> each |
 //! | Scanned | count, entries, next: opt\<bytes\> |
@@ -35,6 +36,7 @@
 //! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
 //! | Unchanged | (none) |
 //! | Described | format: u16 ([`DESCRIBE_FORMAT`]), document: bytes (UTF-8 JSON of [`NodeDescription`]) |
+//! | Status with configurations (23) | as Status, each shard followed by an opt\<configuration\>: committed: membership, in_force: membership, target count: u16 and that many u32 ids, phase: u8 (0 done, 1 learning, 2 joint, 3 final, 4 releasing) |
 //!
 //! - mutation: u8 (1 put, 2 delete), key: bytes; a put continues with flags: u8 (bit0 has
 //!   content type, bit1 has expiry), expires_at: u64 if bit1, content type: bytes if bit0,
@@ -72,6 +74,15 @@
 //! parent span. A gateway wraps operations only for nodes that announced revision 4; the
 //! answer is the inner operation's. A nested `Traced`, or one with a zero id, does not decode.
 //!
+//! Revision 5 (design note 0009 §6–7) adds request kind 8 `StatusWithConfigurations` and
+//! response kind 23: the `Status` answer with each shard's configuration (the one committed
+//! at the replica's commit point, the one in force, the target and the move phase), the
+//! membership encoding of `tierkv_engine::replica::Membership` (genesis configurations
+//! resolved by the node). A node asks the shard's serving leader with it before releasing
+//! a removed replica that missed the leader's last `Append`; a node of an older revision
+//! refuses it (HTTP 400) and the replica is kept. `Status` (kind 4) keeps answering kind 19
+//! byte for byte: a [`ShardStatus`] without a configuration.
+//!
 //! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
 //! input is a [`DecodeError`].
 //!
@@ -96,7 +107,7 @@ mod response;
 mod tests;
 
 use bytes::Bytes;
-use tierkv_engine::replica::{NodeId, Role};
+use tierkv_engine::replica::{ChangePhase, Membership, NodeId, Role};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 
@@ -112,13 +123,15 @@ pub const VERSION: u16 = 1;
 /// Versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
 /// The revision of format version 1 this build speaks (the kinds it knows; see "Revisions").
-pub const REVISION: u16 = 4;
+pub const REVISION: u16 = 5;
 /// The first revision with `GetIfChanged` / `Unchanged`.
 pub const REVISION_GET_IF_CHANGED: u16 = 2;
 /// The first revision with `Describe` / `Described`.
 pub const REVISION_DESCRIBE: u16 = 3;
 /// The first revision with the `Traced` wrapper (design note 0011).
 pub const REVISION_TRACE_CONTEXT: u16 = 4;
+/// The first revision with `StatusWithConfigurations` (design note 0009).
+pub const REVISION_CONFIGURATIONS: u16 = 5;
 
 /// The W3C trace context of one operation, carried by a `Traced` envelope (design note
 /// 0011): the caller's span for the operation, which the node's spans take as parent.
@@ -191,6 +204,9 @@ pub enum Request {
         /// The version the caller holds.
         known: SeqNo,
     },
+    /// `Status` with each shard's configuration (revision 5, design note 0009): answered by
+    /// a `Status` whose shards carry [`ShardStatus::configuration`].
+    StatusWithConfigurations,
     /// The node's description of itself for the admin API (design note 0010).
     Describe {
         /// The newest events to include (capped at [`describe::MAX_EVENTS`]).
@@ -206,6 +222,7 @@ impl Request {
             Self::Get { .. } | Self::Write { .. } | Self::Scan { .. } | Self::Status => 1,
             Self::GetIfChanged { .. } => REVISION_GET_IF_CHANGED,
             Self::Describe { .. } => REVISION_DESCRIBE,
+            Self::StatusWithConfigurations => REVISION_CONFIGURATIONS,
         }
     }
 }
@@ -224,7 +241,8 @@ pub enum Response {
     },
     /// Answer to `Scan`.
     Scanned(ScanPage),
-    /// Answer to `Status`.
+    /// Answer to `Status` (kind 19), and to `StatusWithConfigurations` (kind 23: every
+    /// shard carries its configuration).
     Status(NodeStatus),
     /// Answer to `Describe` (boxed: it is much larger than the other answers).
     Described(Box<NodeDescription>),
@@ -263,6 +281,22 @@ pub struct ShardStatus {
     pub last_seq: SeqNo,
     /// Flushed prefix of its latest manifest.
     pub flushed_seq: SeqNo,
+    /// Its configurations, in answers to `StatusWithConfigurations` only (revision 5).
+    pub configuration: Option<ShardConfiguration>,
+}
+
+/// A replica's configurations (design note 0009): what a removed replica's node asks the
+/// shard's serving leader before releasing it, and what the admin API shows of a move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardConfiguration {
+    /// The configuration in force at the replica's commit point (committed).
+    pub committed: Membership,
+    /// The configuration in force at the end of its log (committed or not).
+    pub in_force: Membership,
+    /// The target replica set it was given (empty: none yet).
+    pub target: Vec<NodeId>,
+    /// Where the move stands (meaningful at a serving leader).
+    pub phase: ChangePhase,
 }
 
 /// Role of a replica, as reported on the wire (mirrors [`Role`]).

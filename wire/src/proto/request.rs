@@ -1,4 +1,4 @@
-//! Encoding and decoding of [`Request`]s (kinds 1–6) and of the `Traced` wrapper (kind 7,
+//! Encoding and decoding of [`Request`]s (kinds 1–6 and 8) and of the `Traced` wrapper (kind 7,
 //! design note 0011).
 
 use bytes::Bytes;
@@ -6,9 +6,10 @@ use tierkv_engine::codec::{Dec, DecodeError, Enc};
 use tierkv_engine::types::{Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch, WriteOp};
 
 use super::codec::{
-    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS, REQ_TRACED, REQ_WRITE, dec_at,
-    finish, get_bytes, get_condition, get_count, get_flag, get_opt_bytes, header, len32, open,
-    put_condition, put_opt_bytes,
+    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS,
+    REQ_STATUS_WITH_CONFIGURATIONS, REQ_TRACED, REQ_WRITE, dec_at, finish, get_bytes,
+    get_condition, get_count, get_flag, get_opt_bytes, header, len32, open, put_condition,
+    put_opt_bytes,
 };
 use super::{Request, TraceContext};
 
@@ -91,6 +92,7 @@ pub fn encode_request(req: &Request) -> Bytes {
             finish(enc)
         }
         Request::Status => finish(header(REQ_STATUS)),
+        Request::StatusWithConfigurations => finish(header(REQ_STATUS_WITH_CONFIGURATIONS)),
         Request::GetIfChanged { shard, key, known } => {
             let mut enc = header(REQ_GET_IF_CHANGED);
             enc.u32(shard.0);
@@ -232,6 +234,7 @@ fn decode_plain(src: &Bytes, pos: usize, kind: u8) -> Result<Request, DecodeErro
             consistency: get_consistency(&mut d)?,
         },
         REQ_STATUS => Request::Status,
+        REQ_STATUS_WITH_CONFIGURATIONS => Request::StatusWithConfigurations,
         REQ_GET_IF_CHANGED => Request::GetIfChanged {
             shard: ShardId(d.u32()?),
             key: get_bytes(&mut d, &src)?,

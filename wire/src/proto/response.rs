@@ -1,19 +1,23 @@
-//! Encoding and decoding of [`Response`]s (kinds 16–22; the error body is in `error.rs`, the
+//! Encoding and decoding of [`Response`]s (kinds 16–23; the error body is in `error.rs`, the
 //! `Described` document in `describe.rs`).
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body};
-use tierkv_engine::replica::NodeId;
+use tierkv_engine::replica::{ChangePhase, Membership, NodeId};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
 
 use super::codec::{
-    RESP_DESCRIBED, RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS, RESP_UNCHANGED, RESP_WRITTEN,
-    dec_at, finish, get_count, get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32,
-    open, put_opt_bytes, put_opt_u64,
+    RESP_DESCRIBED, RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS,
+    RESP_STATUS_WITH_CONFIGURATIONS, RESP_UNCHANGED, RESP_WRITTEN, dec_at, finish, get_count,
+    get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32, open, put_opt_bytes,
+    put_opt_u64,
 };
 use super::error::{get_error, put_error};
-use super::{DESCRIBE_FORMAT, NodeDescription, NodeStatus, ReplicaRole, Response, ShardStatus};
+use super::{
+    DESCRIBE_FORMAT, NodeDescription, NodeStatus, ReplicaRole, Response, ShardConfiguration,
+    ShardStatus,
+};
 
 /// Smallest encoded prior version.
 const MIN_PRIOR_LEN: usize = 1;
@@ -25,6 +29,58 @@ const MIN_SHARD_STATUS_LEN: usize = 38;
 fn put_entry(enc: &mut Enc, e: &Entry) {
     enc.u64(e.seq.0);
     put_entry_body(enc, &e.key, &e.kind, e.expires_at);
+}
+
+/// Most ids in an encoded target (as many as a configuration's set).
+const MAX_TARGET: usize = tierkv_engine::replica::membership::MAX_VOTERS;
+
+fn phase_code(p: ChangePhase) -> u8 {
+    match p {
+        ChangePhase::Done => 0,
+        ChangePhase::Learning => 1,
+        ChangePhase::Joint => 2,
+        ChangePhase::Final => 3,
+        ChangePhase::Releasing => 4,
+    }
+}
+
+fn put_configuration(enc: &mut Enc, c: &ShardConfiguration) {
+    c.committed.encode(enc);
+    c.in_force.encode(enc);
+    // A target longer than a configuration's set is cut (none is: a target is a placement).
+    let target = &c.target[..c.target.len().min(MAX_TARGET)];
+    enc.u16(u16::try_from(target.len()).unwrap_or(u16::MAX));
+    for n in target {
+        enc.u32(n.0);
+    }
+    enc.u8(phase_code(c.phase));
+}
+
+fn get_configuration(d: &mut Dec<'_>) -> Result<ShardConfiguration, DecodeError> {
+    let committed = Membership::decode(d)?;
+    let in_force = Membership::decode(d)?;
+    let n = usize::from(d.u16()?);
+    if n > MAX_TARGET {
+        return Err(d.err("target too long"));
+    }
+    let mut target = Vec::with_capacity(n);
+    for _ in 0..n {
+        target.push(NodeId(d.u32()?));
+    }
+    let phase = match d.u8()? {
+        0 => ChangePhase::Done,
+        1 => ChangePhase::Learning,
+        2 => ChangePhase::Joint,
+        3 => ChangePhase::Final,
+        4 => ChangePhase::Releasing,
+        _ => return Err(d.err("unknown move phase")),
+    };
+    Ok(ShardConfiguration {
+        committed,
+        in_force,
+        target,
+        phase,
+    })
 }
 
 fn role_code(r: ReplicaRole) -> u8 {
@@ -70,7 +126,13 @@ pub fn encode_response(resp: &Response) -> Bytes {
             finish(enc)
         }
         Response::Status(st) => {
-            let mut enc = header(RESP_STATUS);
+            // Kind 19 byte for byte unless the answer carries configurations (revision 5).
+            let configured = st.shards.iter().any(|s| s.configuration.is_some());
+            let mut enc = header(if configured {
+                RESP_STATUS_WITH_CONFIGURATIONS
+            } else {
+                RESP_STATUS
+            });
             enc.u32(st.node.0);
             enc.u64(st.map_version);
             enc.u32(len32(st.shards.len()));
@@ -88,6 +150,15 @@ pub fn encode_response(resp: &Response) -> Bytes {
                 enc.u64(s.commit_seq.0);
                 enc.u64(s.last_seq.0);
                 enc.u64(s.flushed_seq.0);
+                if configured {
+                    match &s.configuration {
+                        Some(c) => {
+                            enc.u8(1);
+                            put_configuration(&mut enc, c);
+                        }
+                        None => enc.u8(0),
+                    }
+                }
             }
             finish(enc)
         }
@@ -157,13 +228,14 @@ pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
             let next = get_opt_bytes(&mut d, &src)?;
             Response::Scanned(ScanPage { entries, next })
         }
-        RESP_STATUS => {
+        RESP_STATUS | RESP_STATUS_WITH_CONFIGURATIONS => {
+            let configured = kind == RESP_STATUS_WITH_CONFIGURATIONS;
             let node = NodeId(d.u32()?);
             let map_version = d.u64()?;
             let n = get_count(&mut d, MIN_SHARD_STATUS_LEN)?;
             let mut shards = Vec::with_capacity(n);
             for _ in 0..n {
-                shards.push(ShardStatus {
+                let mut s = ShardStatus {
                     shard: ShardId(d.u32()?),
                     role: get_role(&mut d)?,
                     epoch: Epoch(d.u64()?),
@@ -171,7 +243,12 @@ pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
                     commit_seq: SeqNo(d.u64()?),
                     last_seq: SeqNo(d.u64()?),
                     flushed_seq: SeqNo(d.u64()?),
-                });
+                    configuration: None,
+                };
+                if configured && get_flag(&mut d)? {
+                    s.configuration = Some(get_configuration(&mut d)?);
+                }
+                shards.push(s);
             }
             Response::Status(NodeStatus {
                 node,

@@ -8,10 +8,13 @@ use tierkv_engine::error::InvalidReason;
 use tierkv_engine::types::{Condition, EntryKind, Mutation, WriteOp};
 use tierkv_engine::{Error, ErrorKind};
 
-use super::codec::{REQ_STATUS, REQ_WRITE, RESP_DESCRIBED, RESP_WRITTEN, finish, header};
-use super::describe::{CacheFacts, FollowerFacts, NodeEvent, ShardFacts, WalFacts};
+use super::codec::{
+    REQ_STATUS, REQ_WRITE, RESP_DESCRIBED, RESP_STATUS, RESP_WRITTEN, finish, header,
+};
+use super::describe::{CacheFacts, FollowerFacts, LearnerFacts, NodeEvent, ShardFacts, WalFacts};
 use super::*;
-use crate::fuzzing::samples;
+use crate::fuzzing::{sample_configured_status, samples};
+use tierkv_engine::replica::ChangePhase;
 
 fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..max).prop_map(Bytes::from)
@@ -134,6 +137,7 @@ fn request() -> impl Strategy<Value = Request> {
             }
         }),
         any::<u32>().prop_map(|max_events| Request::Describe { max_events }),
+        Just(Request::StatusWithConfigurations),
     ]
 }
 
@@ -145,9 +149,23 @@ fn description() -> impl Strategy<Value = NodeDescription> {
         proptest::option::of(any::<u32>()),
         any::<(bool, bool)>(),
         vec((any::<u32>(), any::<u64>()), 0..3),
+        (
+            vec(vec(any::<u32>(), 1..4), 1..3),
+            vec(any::<u32>(), 0..4),
+            "[a-z]{0,9}",
+            vec((any::<u32>(), any::<[u64; 2]>(), any::<bool>()), 0..3),
+        ),
     )
         .prop_map(
-            |(shard, role, n, leader, (rejoining, poisoned), followers)| ShardFacts {
+            |(
+                shard,
+                role,
+                n,
+                leader,
+                (rejoining, poisoned),
+                followers,
+                (configuration, target, phase, learners),
+            )| ShardFacts {
                 shard,
                 role,
                 epoch: n[0],
@@ -170,6 +188,21 @@ fn description() -> impl Strategy<Value = NodeDescription> {
                 followers: followers
                     .into_iter()
                     .map(|(node, match_seq)| FollowerFacts { node, match_seq })
+                    .collect(),
+                voter: rejoining ^ poisoned,
+                configuration,
+                target,
+                phase,
+                learners: learners
+                    .into_iter()
+                    .map(
+                        |(node, [records_behind, bytes_behind], acked)| LearnerFacts {
+                            node,
+                            records_behind,
+                            bytes_behind,
+                            acked,
+                        },
+                    )
                     .collect(),
             },
         );
@@ -204,6 +237,7 @@ fn description() -> impl Strategy<Value = NodeDescription> {
             |(node, version, n, poisoned, shards, events)| NodeDescription {
                 node,
                 version,
+                wire_revision: u16::from(poisoned),
                 started_at_ms: n[0],
                 now_ms: n[1],
                 map_version: n[2],
@@ -231,6 +265,39 @@ fn role() -> impl Strategy<Value = ReplicaRole> {
     ]
 }
 
+fn voters() -> impl Strategy<Value = Vec<NodeId>> {
+    proptest::collection::btree_set(any::<u32>(), 1..6)
+        .prop_map(|s| s.into_iter().map(NodeId).collect())
+}
+
+fn membership() -> impl Strategy<Value = Membership> {
+    prop_oneof![
+        voters().prop_map(Membership::Steady),
+        (voters(), voters()).prop_map(|(old, new)| Membership::Joint { old, new }),
+    ]
+}
+
+fn phase() -> impl Strategy<Value = ChangePhase> {
+    prop_oneof![
+        Just(ChangePhase::Done),
+        Just(ChangePhase::Learning),
+        Just(ChangePhase::Joint),
+        Just(ChangePhase::Final),
+        Just(ChangePhase::Releasing),
+    ]
+}
+
+fn configuration() -> impl Strategy<Value = ShardConfiguration> {
+    (membership(), membership(), vec(any::<u32>(), 0..6), phase()).prop_map(
+        |(committed, in_force, target, phase)| ShardConfiguration {
+            committed,
+            in_force,
+            target: target.into_iter().map(NodeId).collect(),
+            phase,
+        },
+    )
+}
+
 fn shard_status() -> impl Strategy<Value = ShardStatus> {
     (
         shard(),
@@ -238,16 +305,20 @@ fn shard_status() -> impl Strategy<Value = ShardStatus> {
         any::<u64>(),
         proptest::option::of(any::<u32>()),
         any::<[u64; 3]>(),
+        proptest::option::of(configuration()),
     )
-        .prop_map(|(shard, role, epoch, leader, [c, l, f])| ShardStatus {
-            shard,
-            role,
-            epoch: Epoch(epoch),
-            leader: leader.map(NodeId),
-            commit_seq: SeqNo(c),
-            last_seq: SeqNo(l),
-            flushed_seq: SeqNo(f),
-        })
+        .prop_map(
+            |(shard, role, epoch, leader, [c, l, f], configuration)| ShardStatus {
+                shard,
+                role,
+                epoch: Epoch(epoch),
+                leader: leader.map(NodeId),
+                commit_seq: SeqNo(c),
+                last_seq: SeqNo(l),
+                flushed_seq: SeqNo(f),
+                configuration,
+            },
+        )
 }
 
 fn invalid_reason() -> impl Strategy<Value = InvalidReason> {
@@ -497,7 +568,11 @@ const GOLDEN_UNCHANGED: &str = "544b56430100150827f2c3";
 /// that announced revision 2 (design note 0008).
 #[test]
 fn revisions_of_request_kinds() {
-    assert_eq!(REVISION, 4);
+    assert_eq!(REVISION, 5);
+    assert_eq!(
+        Request::StatusWithConfigurations.revision(),
+        REVISION_CONFIGURATIONS
+    );
     assert_eq!(REVISION_TRACE_CONTEXT, 4);
     let get = Request::Get {
         shard: ShardId(1),
@@ -737,3 +812,42 @@ fn traced_requests_in_a_batch_keep_their_own_context() {
         ]
     );
 }
+
+/// Revision 5 (design note 0009): `StatusWithConfigurations` (kind 8) and its answer (kind
+/// 23); a `Status` whose shards carry no configuration keeps kind 19's bytes, so that older
+/// gateways read every plain `Status` answer as before.
+#[test]
+fn status_with_configurations_golden_bytes() {
+    assert_eq!(
+        hex(&encode_request(&Request::StatusWithConfigurations)),
+        GOLDEN_STATUS_WITH_CONFIGURATIONS
+    );
+    let configured = sample_configured_status();
+    let bytes = encode_response(&Response::Status(configured.clone()));
+    assert_eq!(hex(&bytes), GOLDEN_CONFIGURED_STATUS);
+    assert_eq!(
+        decode_response(&bytes).ok(),
+        Some(Response::Status(configured.clone()))
+    );
+    let mut plain = configured;
+    for s in &mut plain.shards {
+        s.configuration = None;
+    }
+    let plain_bytes = encode_response(&Response::Status(plain.clone()));
+    assert_eq!(
+        plain_bytes[6], RESP_STATUS,
+        "kind 19 without configurations"
+    );
+    assert_eq!(hex(&plain_bytes), GOLDEN_PLAIN_STATUS);
+}
+
+/// "TKVC", version 1, kind 8 (StatusWithConfigurations), crc32c.
+const GOLDEN_STATUS_WITH_CONFIGURATIONS: &str = "544b5643010008b4ac846c";
+/// "TKVC", version 1, kind 23, node 2, map version 7, 2 shards. Shard 0: leader (4), epoch
+/// 3, leader Some(2), commit 5, last 6, flushed 1, configuration present: committed steady
+/// (tag 1, 3 voters: 1, 2, 3), in force joint (tag 2: 3 voters 1, 2, 3; 3 voters 1, 2, 4),
+/// target 3 ids (1, 2, 4), phase 2 (joint). Shard 1: follower (1), epoch 3, no leader, seqs
+/// 0, no configuration. crc32c.
+const GOLDEN_CONFIGURED_STATUS: &str = "544b5643010017020000000700000000000000020000000000000004030000000000000001020000000500000000000000060000000000000001000000000000000101030001000000020000000300000002030001000000020000000300000003000100000002000000040000000300010000000200000004000000020100000001030000000000000000000000000000000000000000000000000000000000000000001e9bf9df";
+/// The same status without configurations: kind 19, as revisions 1–4 write it.
+const GOLDEN_PLAIN_STATUS: &str = "544b564301001302000000070000000000000002000000000000000403000000000000000102000000050000000000000006000000000000000100000000000000010000000103000000000000000000000000000000000000000000000000000000000000000038f659fa";

@@ -31,7 +31,12 @@ from .list_consistency import ListConsistency
 from .list_item import ListItem
 from .list_page import ListPage
 from .map_info import MapInfo
+from .member_entry import MemberEntry
+from .member_state_name import MemberStateName
 from .member_summary import MemberSummary
+from .membership_change import MembershipChange
+from .moves import Moves
+from .new_member import NewMember
 from .node_info import NodeInfo
 from .node_list import NodeList
 from .problem import Problem
@@ -42,6 +47,7 @@ from .role_counts import RoleCounts
 from .session import Session
 from .shard_info import ShardInfo
 from .shard_list import ShardList
+from .shard_move import ShardMove
 from .sign_in_type_0 import SignInType0
 from .sign_in_type_1 import SignInType1
 from .star import Star
@@ -81,7 +87,12 @@ __all__ = (
     "ListItem",
     "ListPage",
     "MapInfo",
+    "MemberEntry",
+    "MembershipChange",
+    "MemberStateName",
     "MemberSummary",
+    "Moves",
+    "NewMember",
     "NodeInfo",
     "NodeList",
     "Problem",
@@ -92,6 +103,7 @@ __all__ = (
     "Session",
     "ShardInfo",
     "ShardList",
+    "ShardMove",
     "SignInType0",
     "SignInType1",
     "Star",

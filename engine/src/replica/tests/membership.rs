@@ -71,6 +71,11 @@ fn a_leader_moves_through_learning_joint_and_final() {
     };
     assert_eq!(appended_config(&outs), Some(joint.clone()));
     assert_eq!(r.membership(), &joint, "in force once appended");
+    assert_eq!(
+        r.committed_membership(),
+        &Membership::Steady(ids(&[1, 2, 3])),
+        "not committed yet"
+    );
     assert_eq!(r.change_phase(), ChangePhase::Joint);
     assert_eq!(r.log().last_seq(), SeqNo(3));
 
@@ -80,6 +85,7 @@ fn a_leader_moves_through_learning_joint_and_final() {
     assert_eq!(committed(&got), None, "the new half has no quorum yet");
     let got = r.handle(t, msg_from(4, ack(3, t)));
     assert_eq!(committed(&got), Some(SeqNo(3)));
+    assert_eq!(r.committed_membership(), &joint);
     // Proposals are still taken during the change (we are a voter of both halves).
     let outs = r.handle(
         t,
@@ -138,7 +144,19 @@ fn a_learner_that_lags_is_not_made_a_voter() {
     let outs = r.handle(t.plus(Millis(10)), Input::Tick);
     assert_eq!(appended_config(&outs), None);
     assert_eq!(r.learners()[0].records_behind, 77);
+    let behind = r.learners()[0].bytes_behind;
+    let payload: u64 = (3..80)
+        .flat_map(|s| rec(2, s).entries)
+        .map(|e| e.data_len() as u64)
+        .sum();
+    assert!(payload > 0);
+    assert_eq!(behind, payload, "the entries of records 3..=79");
     r.handle(t, msg_from(4, ack(75, t)));
+    let after: u64 = (76..80)
+        .flat_map(|s| rec(2, s).entries)
+        .map(|e| e.data_len() as u64)
+        .sum();
+    assert_eq!(r.learners()[0].bytes_behind, after);
     let outs = r.handle(t.plus(Millis(20)), Input::Tick);
     assert!(matches!(
         appended_config(&outs),
