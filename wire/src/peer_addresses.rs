@@ -44,7 +44,9 @@ impl PeerAddresses {
             let (id, addr) = item.split_once('=').ok_or_else(bad)?;
             let id = id.trim().parse::<u32>().map_err(|_| bad())?;
             let addr = addr.trim();
-            let port = addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            let port = addr
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
             if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
                 return Err(bad());
             }
@@ -90,7 +92,15 @@ mod tests {
 
     #[test]
     fn malformed_and_duplicate_items_are_refused() {
-        for bad in ["x=h:1", "2", "2=", "2=host", "2=:80", "2=h:port", "2=h:70000"] {
+        for bad in [
+            "x=h:1",
+            "2",
+            "2=",
+            "2=host",
+            "2=:80",
+            "2=h:port",
+            "2=h:70000",
+        ] {
             assert_eq!(
                 PeerAddresses::parse(&items(&[bad])),
                 Err(PeerAddressError::Malformed { item: bad.into() }),

@@ -83,8 +83,8 @@ use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
 use self::stats::{ClientMetrics, Retry};
 use crate::backend::{Backend, BackendError, NotReady, Revalidated};
-use tierkv_wire::proto::{Request, Response};
 use tierkv_wire::peer_addresses::PeerAddresses;
+use tierkv_wire::proto::{Request, Response};
 use tierkv_wire::shardmap::{Member, ShardMap, ShardMapError};
 
 /// Path of the (batched) client-operation endpoint on every node.
