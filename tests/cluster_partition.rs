@@ -29,6 +29,9 @@ use tierkv_node::wire::proto::{Request, Response};
 enum Fault {
     /// Nothing passes between the leader and either follower.
     BothWays,
+    /// Nothing passes between the leader and any other process, the gateway included:
+    /// the gateway's pooled connection to it goes silent (half-open).
+    Isolated,
     /// The followers hear nothing from the leader; the leader hears them.
     LeaderToFollowers,
     /// The leader hears nothing from the followers; they hear it.
@@ -97,6 +100,9 @@ async fn run(fault: Fault) {
         "no progress before the fault"
     );
     let cut = Instant::now();
+    if fault == Fault::Isolated {
+        net.isolate(old, true);
+    }
     for &f in &followers {
         match fault {
             Fault::BothWays => {
@@ -105,6 +111,7 @@ async fn run(fault: Fault) {
             }
             Fault::LeaderToFollowers => net.block(End::Node(old), End::Node(f)),
             Fault::FollowersToLeader => net.block(End::Node(f), End::Node(old)),
+            Fault::Isolated => {}
             Fault::Delay(d) => {
                 net.delay(End::Node(old), End::Node(f), d);
                 net.delay(End::Node(f), End::Node(old), d);
@@ -196,6 +203,11 @@ async fn run(fault: Fault) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_cut_off_both_ways_is_replaced_and_serves_nothing_stale() {
     run(Fault::BothWays).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_from_every_process_is_replaced_and_the_gateway_moves_on() {
+    run(Fault::Isolated).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

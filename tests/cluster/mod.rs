@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod load;
+pub mod members;
 pub mod proxy;
 
 use std::collections::BTreeMap;

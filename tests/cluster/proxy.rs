@@ -73,9 +73,17 @@ impl Drop for Proxy {
 
 impl Proxy {
     /// Starts a proxy on a free port of 127.0.0.1 to `target` (`host:port`; it need not be
-    /// listening yet: each connection dials it when it arrives).
-    pub async fn start(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    /// listening yet: each connection dials it when it arrives). The port is none of
+    /// `avoid` (ports reserved for processes that have not bound them yet).
+    pub async fn start(target: String, avoid: &[u16]) -> Self {
+        let mut listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let mut held = Vec::new();
+        while avoid.contains(&listener.local_addr().expect("addr").port()) {
+            // Keep it bound (so the next bind gets another port), then let it go.
+            held.push(listener);
+            listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        }
+        drop(held);
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(State::default());
         let stop = CancellationToken::new();
@@ -254,13 +262,19 @@ impl Net {
     /// Proxies from each node of `nodes` to every other one, and from each of `gateways`
     /// gateways to every node; `nodes` maps an id to its real `host:port`.
     pub async fn start(nodes: &BTreeMap<u32, String>, gateways: usize) -> Self {
+        let avoid: Vec<u16> = nodes
+            .values()
+            .filter_map(|a| a.rsplit_once(':')?.1.parse().ok())
+            .collect();
         let mut proxies = BTreeMap::new();
         for (&to, target) in nodes {
             for &from in nodes.keys().filter(|&&f| f != to) {
-                proxies.insert((End::Node(from), to), Proxy::start(target.clone()).await);
+                let p = Proxy::start(target.clone(), &avoid).await;
+                proxies.insert((End::Node(from), to), p);
             }
             for g in 0..gateways {
-                proxies.insert((End::Gateway(g), to), Proxy::start(target.clone()).await);
+                let p = Proxy::start(target.clone(), &avoid).await;
+                proxies.insert((End::Gateway(g), to), p);
             }
         }
         Self { proxies }
