@@ -344,6 +344,7 @@ impl Process {
             "cluster.node_id",
             "cluster.advertise",
             "cluster.initial_members",
+            "cluster.peer_addresses",
         ];
         match self {
             Self::Node => !under("gateway"),

@@ -208,13 +208,14 @@ impl Node {
         let cancel = CancellationToken::new();
         // One memory budget for every hosted shard's memtables (note 0007).
         let buffers = WriteBuffers::new(&opts.engine, &opts.wal);
-        let http = rpc_client();
+        let http = rpc_client(&opts.cluster);
         let transport = Arc::new(Transport::new(
             me,
             &opts.cluster.secret,
             http.clone(),
             cancel.child_token(),
         ));
+        transport.set_address_overrides(opts.cluster.peer_addresses()?);
         transport.set_peers(map.members().iter().map(|m| (m.id, m.addr.as_str())));
         let clock = NodeClock::new();
         let events = Arc::new(EventLog::new(me, Arc::clone(&c.clock)));
@@ -594,13 +595,16 @@ fn leading(st: &StatusSnapshot) -> bool {
 }
 
 /// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
-/// lives as long as its connection), keep-alive pings to notice a silent peer within ~1.5 s.
-pub(crate) fn rpc_client() -> reqwest::Client {
+/// lives as long as its connection), keep-alive pings to notice a silent peer (a crashed
+/// host, a half-open connection) within three quarters of the lease
+/// ([`ClusterSettings::keep_alive`]; 1.5 s by default).
+pub(crate) fn rpc_client(cluster: &ClusterSettings) -> reqwest::Client {
+    let (ping_every, ping_timeout) = cluster.keep_alive();
     reqwest::Client::builder()
         .http2_prior_knowledge()
         .connect_timeout(Duration::from_millis(500))
-        .http2_keep_alive_interval(Duration::from_millis(500))
-        .http2_keep_alive_timeout(Duration::from_secs(1))
+        .http2_keep_alive_interval(ping_every)
+        .http2_keep_alive_timeout(ping_timeout)
         .http2_keep_alive_while_idle(true)
         .tcp_nodelay(true)
         .build()

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tierkv_wire::peer_addresses::{PeerAddressError, PeerAddresses};
 
 /// The secret every process of a development cluster uses unless told otherwise. Nodes and
 /// gateways log a warning when they run with it.
@@ -63,6 +64,12 @@ pub struct ClusterSettings {
     /// How often nodes re-read the shard map. Default: 2s.
     #[serde(with = "humantime_serde")]
     pub map_refresh: Duration,
+    /// Addresses this node dials other members at instead of the ones the shard map
+    /// records, as `id=host:port`, e.g. `["2=10.1.0.2:7001"]`: for members reachable from
+    /// here only through NAT, a sidecar or a TCP proxy, or over another network. Members
+    /// not listed are dialled at the map's address. Changes nothing in the map or in what
+    /// this node advertises. Default: empty.
+    pub peer_addresses: Vec<String>,
 }
 
 impl Default for ClusterSettings {
@@ -82,6 +89,7 @@ impl Default for ClusterSettings {
             handover_after: Duration::from_secs(4),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
+            peer_addresses: Vec::new(),
         }
     }
 }
@@ -95,6 +103,9 @@ pub enum SettingsError {
         /// The item.
         item: String,
     },
+    /// `peer_addresses` is unusable.
+    #[error("cluster.peer_addresses: {0}")]
+    PeerAddresses(#[from] PeerAddressError),
     /// W is not a majority of N, or N is zero.
     #[error("cluster.write_quorum {w} must be a majority of cluster.replication {n}")]
     Quorum {
@@ -160,7 +171,26 @@ impl ClusterSettings {
             });
         }
         self.members()?;
+        self.peer_addresses()?;
         Ok(())
+    }
+
+    /// `peer_addresses` parsed.
+    pub fn peer_addresses(&self) -> Result<PeerAddresses, SettingsError> {
+        Ok(PeerAddresses::parse(&self.peer_addresses)?)
+    }
+
+    /// HTTP/2 keep-alive of the node's outbound connections (replication streams):
+    /// `(ping interval, ping timeout)`, a quarter and half of the lease, so that a silent
+    /// peer (crashed host, half-open connection, black-holed network) is noticed and its
+    /// stream reopened within three quarters of a lease. Bounded below (100 ms, 200 ms) so
+    /// that a busy process does not take a slow pong for a dead peer, and above (1 s, 2 s).
+    #[must_use]
+    pub fn keep_alive(&self) -> (Duration, Duration) {
+        (
+            (self.lease_duration / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
+            (self.lease_duration / 2).clamp(Duration::from_millis(200), Duration::from_secs(2)),
+        )
     }
 
     /// `initial_members` parsed as `(id, addr)`.
@@ -184,6 +214,7 @@ impl ClusterSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tierkv_engine::replica::NodeId;
 
     #[test]
     fn members_parse_and_bad_ones_are_named() {
@@ -205,6 +236,41 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn peer_addresses_are_validated() {
+        let with = |items: &[&str]| ClusterSettings {
+            peer_addresses: items.iter().map(|s| (*s).to_owned()).collect(),
+            ..ClusterSettings::default()
+        };
+        let ok = with(&["2=10.1.0.2:7001"]);
+        assert!(ok.validate().is_ok());
+        let p = ok.peer_addresses().expect("parses");
+        assert_eq!(p.resolve(NodeId(2), "map:1"), "10.1.0.2:7001");
+        assert_eq!(p.resolve(NodeId(3), "map:1"), "map:1");
+        for bad in [&["2=nowhere"][..], &["2=h:1", "2=h:2"]] {
+            assert!(
+                matches!(with(bad).validate(), Err(SettingsError::PeerAddresses(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keep_alive_notices_a_silent_peer_within_the_lease() {
+        for lease in [400, 1000, 2000, 10_000] {
+            let s = ClusterSettings {
+                lease_duration: Duration::from_millis(lease),
+                ..ClusterSettings::default()
+            };
+            let (every, timeout) = s.keep_alive();
+            assert!(every + timeout < s.lease_duration, "lease {lease} ms");
+        }
+        assert_eq!(
+            ClusterSettings::default().keep_alive(),
+            (Duration::from_millis(500), Duration::from_secs(1))
+        );
     }
 
     #[test]

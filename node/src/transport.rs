@@ -9,7 +9,8 @@
 //! as the sender task runs (no request round trip to wait for, no per-batch HTTP request),
 //! and messages to a peer keep their order for as long as the stream lives. When the stream
 //! fails (the peer is down, restarted, or unreachable: HTTP/2 keep-alive pings notice a
-//! silent peer) the task opens a new one after a backoff; what was in flight is lost. While
+//! silent peer, half-open connections included, within the lease) the task opens a new one
+//! after a backoff; what was in flight is lost. While
 //! the peer does not read (paused, or slower than the sender), chunks that do not fit in the
 //! stream's buffer are dropped rather than queued without bound.
 //!
@@ -41,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use tierkv_wire::frame;
+use tierkv_wire::peer_addresses::PeerAddresses;
 
 /// Path of the replication endpoint.
 pub(crate) use tierkv_wire::paths::REPLICA as REPLICA_PATH;
@@ -107,6 +109,8 @@ pub struct Transport {
     secret: Arc<str>,
     client: reqwest::Client,
     peers: RwLock<HashMap<NodeId, Peer>>,
+    /// `cluster.peer_addresses`: where to dial a member instead of its map address.
+    overrides: RwLock<PeerAddresses>,
     stats: Arc<TransportMetrics>,
     cancel: CancellationToken,
 }
@@ -133,6 +137,7 @@ impl Transport {
             secret: Arc::from(secret),
             client,
             peers: RwLock::new(HashMap::new()),
+            overrides: RwLock::new(PeerAddresses::default()),
             stats: Arc::new(TransportMetrics::default()),
             cancel,
         }
@@ -143,13 +148,22 @@ impl Transport {
         self.stats.register(registry);
     }
 
-    /// Makes sure there is a link to each `(id, addr)` (except this node) with that address.
+    /// Dials the members `overrides` lists at its addresses instead of their map addresses
+    /// (`cluster.peer_addresses`); takes effect at the next [`Self::set_peers`].
+    pub fn set_address_overrides(&self, overrides: PeerAddresses) {
+        *self.overrides.write() = overrides;
+    }
+
+    /// Makes sure there is a link to each `(id, addr)` (except this node) with that address
+    /// (or its override).
     pub fn set_peers<'a>(&self, members: impl IntoIterator<Item = (NodeId, &'a str)>) {
+        let overrides = self.overrides.read();
         let mut peers = self.peers.write();
         for (id, addr) in members {
             if id == self.me {
                 continue;
             }
+            let addr = overrides.resolve(id, addr);
             if let Some(p) = peers.get(&id) {
                 if p.addr.load().as_str() != addr {
                     p.addr.store(Arc::new(addr.to_owned()));

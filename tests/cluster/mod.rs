@@ -4,6 +4,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod load;
+pub mod members;
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -37,6 +41,12 @@ pub struct Opts {
     pub gateways: usize,
     /// Extra environment for the gateways only.
     pub gateway_env: Vec<(String, String)>,
+    /// Nodes that may join later (ids 4, 5, …): their ports are reserved at start, so that
+    /// the proxies and every process's `peer_addresses` cover them from the start.
+    pub spare_nodes: u32,
+    /// Every node → node and gateway → node connection goes through a proxy of
+    /// [`proxy::Net`] (`Cluster::net`), so that a test can partition and delay links.
+    pub proxied: bool,
 }
 
 impl Default for Opts {
@@ -51,6 +61,8 @@ impl Default for Opts {
             node_env: Vec::new(),
             gateways: 1,
             gateway_env: Vec::new(),
+            spare_nodes: 0,
+            proxied: false,
         }
     }
 }
@@ -71,6 +83,12 @@ pub struct ShardState {
     /// Rejoining after disk loss (design note 0002).
     #[serde(default)]
     pub rejoining: bool,
+    /// A voter of its configuration in force (not a learner, not removed).
+    #[serde(default)]
+    pub voter: bool,
+    /// Move phase (`done`, `learning`, `joint`, `final`, `releasing`; design note 0009).
+    #[serde(default)]
+    pub phase: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -99,6 +117,8 @@ pub struct Cluster {
     pub url: String,
     members: String,
     pub http: reqwest::Client,
+    /// The proxies between processes (with [`Opts::proxied`]).
+    pub net: Option<proxy::Net>,
 }
 
 impl Drop for Cluster {
@@ -164,16 +184,26 @@ impl Cluster {
     /// Starts three nodes and a gateway and waits until every shard has a serving leader.
     pub async fn start(opts: Opts) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let all = 3 + opts.spare_nodes;
+        let ports: Vec<u16> = (0..all).map(|_| free_port()).collect();
         let members = (1..=3u32)
             .zip(&ports)
             .map(|(i, p)| format!("{i}=127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",");
+        let net = if opts.proxied {
+            let real = (1..=all)
+                .zip(&ports)
+                .map(|(i, p)| (i, format!("127.0.0.1:{p}")))
+                .collect();
+            Some(proxy::Net::start(&real, opts.gateways.max(1)).await)
+        } else {
+            None
+        };
         let mut c = Self {
             dir,
             opts,
-            nodes: (1..=3)
+            nodes: (1..=all)
                 .zip(ports)
                 .map(|(id, port)| NodeProc {
                     id,
@@ -188,6 +218,7 @@ impl Cluster {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .expect("client"),
+            net,
         };
         for id in 1..=3 {
             c.spawn_node(id);
@@ -262,6 +293,12 @@ impl Cluster {
             .command("gateway")
             .args(["--listen", "127.0.0.1:0"])
             .env("TIERKV_GATEWAY__CACHE__DISK_DIR", self.gateway_cache_dir(i))
+            .envs(self.net.as_ref().map(|net| {
+                (
+                    "TIERKV_GATEWAY__CLUSTER__PEER_ADDRESSES",
+                    net.overrides_env(proxy::End::Gateway(i)),
+                )
+            }))
             .env(
                 "TIERKV_GATEWAY__CACHE__DISK_BYTES",
                 (16u64 << 20).to_string(),
@@ -318,27 +355,84 @@ impl Cluster {
         self.dir.path().join(format!("node-{id}"))
     }
 
-    fn spawn_node(&mut self, id: u32) {
+    /// The command that starts node `id` (the genesis members 1–3 with
+    /// `--initial-members`, later ones without: they wait for a map that lists them).
+    fn node_command(&self, id: u32) -> Command {
         let port = self.node(id).port;
-        let mut child = self
-            .command("node")
-            .args(["--shards", &self.opts.shards.to_string()])
+        let mut cmd = self.command("node");
+        cmd.args(["--shards", &self.opts.shards.to_string()])
             .args(["--node-id", &id.to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(self.node_dir(id))
-            .args(["--initial-members", &self.members])
+            .envs(self.net.as_ref().map(|net| {
+                (
+                    "TIERKV_CLUSTER__PEER_ADDRESSES",
+                    net.overrides_env(proxy::End::Node(id)),
+                )
+            }))
             .envs(
                 self.opts
                     .node_env
                     .iter()
                     .filter(|(n, _, _)| *n == id)
                     .map(|(_, k, v)| (k.as_str(), v.as_str())),
-            )
-            .spawn()
-            .expect("spawn node");
+            );
+        if id <= 3 {
+            cmd.args(["--initial-members", &self.members]);
+        }
+        cmd
+    }
+
+    fn spawn_node(&mut self, id: u32) {
+        let mut child = self.node_command(id).spawn().expect("spawn node");
         let _ = url_of(&mut child);
         self.node_mut(id).child = Some(child);
+    }
+
+    /// Node `id`'s address as the shard map records it (its real port).
+    pub fn node_addr(&self, id: u32) -> String {
+        format!("127.0.0.1:{}", self.node(id).port)
+    }
+
+    /// The cluster's object store.
+    pub fn store(&self) -> tierkv_engine::store::ObjStore {
+        let url = self
+            .opts
+            .store_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.dir.path().join("objects").display()));
+        tierkv_engine::store::ObjStore::open(&tierkv_engine::store::StoreOptions {
+            url,
+            ..tierkv_engine::store::StoreOptions::default()
+        })
+        .expect("open the object store")
+    }
+
+    /// Starts node `id` and expects it to exit with an error within 30 s (a retired id):
+    /// its stderr.
+    pub async fn start_refused(&self, id: u32) -> String {
+        let mut child = self
+            .node_command(id)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn node");
+        let status = exit_within(&mut child, Duration::from_secs(30)).await;
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("node {id} was not refused within 30 s");
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
+            .expect("read stderr");
+        assert!(
+            !status.success(),
+            "node {id} exited with {status}: {stderr}"
+        );
+        stderr
     }
 
     fn node(&self, id: u32) -> &NodeProc {

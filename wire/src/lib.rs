@@ -8,6 +8,7 @@
 //! - [`frame`]: length-prefixed frames, several envelopes in one HTTP/2 body.
 //! - [`shardmap`]: the versioned shard map in object storage and replica placement
 //!   (consistent hashing with virtual nodes, balanced ranks).
+//! - [`peer_addresses`]: per-process overrides of the members' addresses (NAT, proxies).
 //! - [`paths`]: the RPC routes every node serves.
 //!
 //! Both sides depend on this crate; it depends only on the engine's types. A gateway never
@@ -17,6 +18,7 @@
 pub mod frame;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
+pub mod peer_addresses;
 pub mod proto;
 pub mod shardmap;
 

@@ -94,6 +94,8 @@ pub(super) struct LeaderState {
     pub(super) peers: BTreeMap<NodeId, Peer>,
     next_heartbeat: Millis,
     last_sent: Millis,
+    /// When it took over (its lease counts from acks of this epoch only).
+    since: Millis,
     /// A handover in progress: its target and when to give up.
     pub(super) handover: Option<(NodeId, Millis)>,
 }
@@ -118,6 +120,7 @@ impl Replica {
             peers,
             next_heartbeat: now,
             last_sent: now,
+            since: now,
             handover: None,
         });
         self.leader_hint = Some(self.cfg.me);
@@ -181,6 +184,11 @@ impl Replica {
     }
 
     pub(super) fn leader_tick(&mut self, now: Millis) {
+        if self.hears_no_quorum(now) {
+            // Design note 0002, "A leader that hears no quorum steps down".
+            self.become_follower(now);
+            return;
+        }
         if let RoleState::Leader(l) = &self.role
             && now >= l.next_heartbeat
         {
@@ -188,6 +196,28 @@ impl Replica {
         }
         self.reconfigure_tick(now);
         self.handover_tick(now);
+    }
+
+    /// Whether no quorum of the configuration in force acked any `Append` this leader sent
+    /// in the last lease (none since its takeover, a lease ago): its lease has expired and
+    /// it can commit nothing. It then steps down and stops heartbeating, so that followers
+    /// that still hear it (a one-way partition: its messages arrive, their answers do not)
+    /// stop deferring to it and elect a leader that a quorum hears. Stepping down is always
+    /// safe; it only ends a leadership that could not serve.
+    fn hears_no_quorum(&self, now: Millis) -> bool {
+        let RoleState::Leader(l) = &self.role else {
+            return false;
+        };
+        #[cfg(test)]
+        if self.cfg.bug == Some(super::tests::Bug::LeaderIgnoresLostQuorum) {
+            return false;
+        }
+        let lease = self.cfg.lease_duration;
+        // `lease_until` is the newest quorum-acked send plus `lease − drift`.
+        let heard_until = self
+            .lease_until(l)
+            .map_or(l.since.plus(lease), |u| u.plus(self.cfg.max_clock_drift));
+        now >= heard_until.max(l.since.plus(lease))
     }
 
     /// `node`'s connection broke: it is not steady any more until it acks again.

@@ -198,7 +198,7 @@ impl ClusterView for ClusterBackend {
         let facts = futures::future::join_all(
             map.members()
                 .iter()
-                .map(|m| shared.facts(m.id, &m.addr, max_events)),
+                .map(|m| shared.facts(m.id, shared.dial(m), max_events)),
         )
         .await;
         let members = map

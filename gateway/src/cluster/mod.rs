@@ -83,17 +83,23 @@ use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
 use self::stats::{ClientMetrics, Retry};
 use crate::backend::{Backend, BackendError, NotReady, Revalidated};
+use tierkv_wire::peer_addresses::PeerAddresses;
 use tierkv_wire::proto::{Request, Response};
-use tierkv_wire::shardmap::{ShardMap, ShardMapError};
+use tierkv_wire::shardmap::{Member, ShardMap, ShardMapError};
 
 /// Path of the (batched) client-operation endpoint on every node.
 pub const RPC_PATH: &str = tierkv_wire::paths::KV_BATCH;
 /// Longest wait for a TCP connection (also capped at half of `rpc_timeout`, so that a
 /// connect that times out is reported as a connect failure, which is safe to retry).
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
-/// HTTP/2 ping interval and ping timeout on pooled connections, so that a connection to a
-/// dead node is dropped before a request is sent on it.
-const KEEPALIVE: Duration = Duration::from_secs(2);
+/// Longest HTTP/2 ping interval and ping timeout on pooled connections (each is also at
+/// most a fifth of `rpc_timeout`), so that a connection to a dead node (crashed host,
+/// half-open connection) is dropped before a request is sent on it: within 2 s by
+/// default, the nodes' default lease.
+const KEEPALIVE_MAX: Duration = Duration::from_secs(1);
+/// Shortest ping interval and timeout, so that a busy process does not take a slow pong
+/// for a dead node.
+const KEEPALIVE_MIN: Duration = Duration::from_millis(100);
 
 /// Settings of the gateway's cluster client. Every field has a default except the secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,9 +119,16 @@ pub struct ClientOptions {
     /// map (humantime). Default: 8s.
     #[serde(with = "humantime_serde")]
     pub leader_wait: Duration,
-    /// Time one RPC to a node may take, connect included (humantime). Default: 5s.
+    /// Time one RPC to a node may take, connect included (humantime). A fifth of it (at
+    /// most 1s) is also the HTTP/2 keep-alive ping interval and ping timeout of the
+    /// connections to nodes. Default: 5s.
     #[serde(with = "humantime_serde")]
     pub rpc_timeout: Duration,
+    /// Addresses to dial nodes at instead of the ones the shard map records, as
+    /// `id=host:port` (e.g. `["2=203.0.113.7:7001"]`): for a gateway that reaches nodes only
+    /// through NAT, a sidecar or a TCP proxy. Nodes not listed are dialled at the map's
+    /// address. Default: empty.
+    pub peer_addresses: Vec<String>,
 }
 
 impl Default for ClientOptions {
@@ -125,6 +138,7 @@ impl Default for ClientOptions {
             map_refresh: Duration::from_secs(1),
             leader_wait: Duration::from_secs(8),
             rpc_timeout: Duration::from_secs(5),
+            peer_addresses: Vec::new(),
         }
     }
 }
@@ -136,6 +150,7 @@ impl fmt::Debug for ClientOptions {
             .field("map_refresh", &self.map_refresh)
             .field("leader_wait", &self.leader_wait)
             .field("rpc_timeout", &self.rpc_timeout)
+            .field("peer_addresses", &self.peer_addresses)
             .finish()
     }
 }
@@ -166,7 +181,21 @@ impl ClientOptions {
                 });
             }
         }
+        self.overrides()?;
         Ok(())
+    }
+
+    /// `peer_addresses` parsed.
+    fn overrides(&self) -> Result<PeerAddresses, ConnectError> {
+        PeerAddresses::parse(&self.peer_addresses).map_err(|e| ConnectError::Options {
+            field: "peer_addresses",
+            reason: e.to_string(),
+        })
+    }
+
+    /// HTTP/2 keep-alive ping interval (also the ping timeout) of connections to nodes.
+    fn keep_alive(&self) -> Duration {
+        (self.rpc_timeout / 5).clamp(KEEPALIVE_MIN, KEEPALIVE_MAX)
     }
 }
 
@@ -213,6 +242,8 @@ struct Shared {
     auth: HeaderValue,
     store: ObjStore,
     opts: ClientOptions,
+    /// `peer_addresses`: where to dial a member instead of its map address.
+    overrides: PeerAddresses,
     /// The newest shard map seen.
     map: ArcSwap<ShardMap>,
     /// Serializes map refreshes (held across the object-store calls, hence tokio's).
@@ -248,14 +279,16 @@ impl ClusterBackend {
             .no_proxy()
             .timeout(opts.rpc_timeout)
             .connect_timeout((opts.rpc_timeout / 2).min(CONNECT_TIMEOUT_MAX))
-            .http2_keep_alive_interval(KEEPALIVE)
-            .http2_keep_alive_timeout(KEEPALIVE)
+            .http2_keep_alive_interval(opts.keep_alive())
+            .http2_keep_alive_timeout(opts.keep_alive())
             .http2_keep_alive_while_idle(true)
             .build()
             .map_err(ConnectError::Http)?;
         let map = wait_for_map(&store, opts.leader_wait).await?;
+        let overrides = opts.overrides()?;
         let shared = Arc::new(Shared {
             http,
+            overrides,
             auth,
             store,
             opts,
@@ -299,6 +332,11 @@ impl ClusterBackend {
 impl Shared {
     fn map(&self) -> Arc<ShardMap> {
         self.map.load_full()
+    }
+
+    /// The address to dial `member` at: its override, else its map address.
+    fn dial<'a>(&'a self, member: &'a Member) -> &'a str {
+        self.overrides.resolve(member.id, &member.addr)
     }
 }
 

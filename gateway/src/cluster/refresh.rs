@@ -90,7 +90,7 @@ impl Shared {
         let body = proto::encode_request(&Request::Status);
         let polls = map.members().iter().map(|m| {
             let body = body.clone();
-            async move { (m.id, self.send(&m.addr, body, 1).await) }
+            async move { (m.id, self.send(self.dial(m), body, 1).await) }
         });
         let results = futures::future::join_all(polls).await;
         let mut answered = HashSet::new();

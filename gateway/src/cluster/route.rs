@@ -225,8 +225,9 @@ impl Shared {
                 *last = Some((target, "not a member of the shard map".to_owned()));
                 continue;
             };
-            let (bytes, revision) = body.for_revision(self.revision(&member.addr));
-            match self.send(&member.addr, bytes, revision).await {
+            let addr = self.dial(member);
+            let (bytes, revision) = body.for_revision(self.revision(addr));
+            match self.send(addr, bytes, revision).await {
                 Ok(Response::Error(e)) => {
                     *last = Some((target, e.to_string()));
                     match e {

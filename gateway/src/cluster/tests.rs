@@ -91,3 +91,59 @@ fn reads_retry_transient_errors_only() {
         message: String::new(),
     }));
 }
+
+#[test]
+fn peer_addresses_are_validated() {
+    let with = |items: &[&str]| ClientOptions {
+        secret: "s".to_owned(),
+        peer_addresses: items.iter().map(|s| (*s).to_owned()).collect(),
+        ..ClientOptions::default()
+    };
+    assert!(with(&["2=10.0.0.2:7001"]).validate().is_ok());
+    for bad in [&["2=nowhere"][..], &["2=h:1", "2=h:2"], &["two=h:1"]] {
+        assert!(
+            matches!(
+                with(bad).validate(),
+                Err(ConnectError::Options {
+                    field: "peer_addresses",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_node_is_dialled_at_its_override_instead_of_its_map_address() {
+    let store = ObjStore::in_memory();
+    // The map's address refuses connections; the override is a listener of this test.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr").to_string();
+    drop(dead);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let via = listener.local_addr().expect("addr").to_string();
+    let member = tierkv_wire::shardmap::Member::active(NodeId(1), dead_addr);
+    let map = ShardMap::new(1, 2, 1, 8, vec![member]).expect("valid map");
+    shardmap::publish(&store, &map).await.expect("publish");
+    let b = ClusterBackend::connect(
+        store,
+        ClientOptions {
+            secret: "s".to_owned(),
+            map_refresh: Duration::from_millis(10),
+            peer_addresses: vec![format!("1={via}")],
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .expect("connect");
+    // The status poll dials node 1: it must arrive here.
+    let accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await;
+    assert!(
+        matches!(accepted, Ok(Ok(_))),
+        "node 1 was not dialled at its override"
+    );
+    drop(b);
+}

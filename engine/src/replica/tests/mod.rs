@@ -35,6 +35,9 @@ pub(crate) enum Bug {
     /// Commit and promise quorums count every replica that acked or promised, voters or
     /// not (learners, replicas a change removed), against the size of a quorum.
     CountNonVoters,
+    /// A leader that no quorum acks any more keeps leading (and heartbeating), so that
+    /// followers that hear it but cannot reach it never take over (a one-way partition).
+    LeaderIgnoresLostQuorum,
 }
 
 mod auditor;

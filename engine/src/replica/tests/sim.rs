@@ -98,6 +98,12 @@ pub(crate) struct Params {
     pub(crate) membership: bool,
     /// Check the configuration chain of every log (off: only the end-to-end checks).
     pub(crate) config_checks: bool,
+    /// The one-way partition scenario instead of the random partitions and crashes: from
+    /// 1 s (or once there is one) the leader goes deaf (it hears nothing; the others still
+    /// hear it) until the faults end, and another replica must serve as leader meanwhile
+    /// (design note 0002, "A leader that hears no quorum steps down"). Message loss,
+    /// duplicates, delays, clock drift and lost object-store answers stay.
+    pub(crate) deaf_leader: bool,
 }
 
 impl Params {
@@ -117,6 +123,7 @@ impl Params {
             flush_requests: 0.05,
             membership: false,
             config_checks: true,
+            deaf_leader: false,
         }
     }
     /// Three replicas that add, remove and replace replicas during the faults.
@@ -253,6 +260,8 @@ enum Ev {
     Drain,
     Restart(usize),
     Partition,
+    /// The leader stops hearing anything (`Params::deaf_leader`).
+    Deafen,
     Heal,
     Flush,
     Client(usize),
@@ -298,6 +307,8 @@ pub(crate) struct Node {
     draining: bool,
     /// Virtual time of its last (re)start, until it first serves as leader after it.
     started_at: Option<u64>,
+    /// Hears nothing, while its messages still arrive (a one-way partition).
+    deaf: bool,
     /// Gone for good: released after a change removed it, or lost and replaced. Never
     /// restarts.
     pub(crate) released: bool,
@@ -359,6 +370,9 @@ pub(crate) struct Sim {
     pub(crate) target: Vec<NodeId>,
     /// Ids the map retired (replaced nodes).
     retired: Vec<NodeId>,
+    /// The deaf leader of `Params::deaf_leader` and whether another replica served as
+    /// leader since it went deaf.
+    deaf_window: Option<(usize, bool)>,
 }
 
 impl Sim {
@@ -380,6 +394,7 @@ impl Sim {
                 draining: false,
                 started_at: None,
                 released: false,
+                deaf: false,
             })
             .collect();
         let clients = (0..p.clients)
@@ -401,6 +416,12 @@ impl Sim {
             // (seeds 3051 and 10189 of the membership runs: 4.5 s).
             audit.heal_bound_ms = 5000;
         }
+        if p.deaf_leader {
+            // The same: the deaf replica keeps claiming epochs it cannot win (it hears no
+            // promise), and at the heal its newest one deposes the leader that served
+            // meanwhile (seed 0: a leader 4.2 s after the heal).
+            audit.heal_bound_ms = 5000;
+        }
         let mut sim = Self {
             p,
             rng,
@@ -419,6 +440,7 @@ impl Sim {
             verbose: std::env::var("TIERKV_SIM_TRACE").is_ok_and(|v| v == "1"),
             target: Vec::new(),
             retired: Vec::new(),
+            deaf_window: None,
         };
         sim.target = sim.genesis();
         for i in 0..sim.p.n {
@@ -432,10 +454,14 @@ impl Sim {
         }
         sim.at(500 * MS, Ev::Flush);
         sim.at(30 * MS, Ev::Read);
-        sim.at(1000 * MS, Ev::Partition);
         let t = sim.rng.random_range(500 * MS..3000 * MS);
         let victim = sim.rng.random_range(0..sim.p.n);
-        sim.at(t, Ev::Crash(victim));
+        if sim.p.deaf_leader {
+            sim.at(1000 * MS, Ev::Deafen);
+        } else {
+            sim.at(1000 * MS, Ev::Partition);
+            sim.at(t, Ev::Crash(victim));
+        }
         let faults_until = sim.p.faults_until;
         sim.at(faults_until, Ev::Heal);
         let snap = sim.p.end - 2000 * MS;
@@ -715,6 +741,11 @@ impl Sim {
                         self.check_no_older_lease(i, epoch);
                     }
                     if role == Role::Leader {
+                        if let Some((deaf, served)) = &mut self.deaf_window
+                            && *deaf != i
+                        {
+                            *served = true;
+                        }
                         self.store.manifest_epoch = self.store.manifest_epoch.max(epoch);
                         if let Some(t) = self.nodes[i].started_at.take() {
                             self.stats.starts_then_served += 1;
@@ -788,7 +819,10 @@ impl Sim {
     }
 
     fn send(&mut self, from: usize, to: usize, bytes: Bytes) {
-        if to >= self.nodes.len() || self.nodes[from].group != self.nodes[to].group {
+        if to >= self.nodes.len()
+            || self.nodes[from].group != self.nodes[to].group
+            || self.nodes[to].deaf
+        {
             return;
         }
         let faulty = self.faulty();
@@ -896,7 +930,9 @@ impl Sim {
                 }
             }
             Ev::Crash(i) => {
-                if self.healed {
+                // (The deaf-leader scenario crashes nobody: with one replica deaf, a crashed
+                // or rejoining other one would leave no quorum that hears itself.)
+                if self.healed || self.p.deaf_leader {
                     return;
                 }
                 let i = if i == ANY {
@@ -944,9 +980,11 @@ impl Sim {
                 }
             }
             Ev::Partition => self.partition(),
+            Ev::Deafen => self.deafen(),
             Ev::Heal => {
                 self.healed = true;
                 self.log(|| "heal".to_owned());
+                self.end_deafness();
                 for i in 0..self.nodes.len() {
                     self.nodes[i].group = 0;
                     // A planned stop that had not happened yet happens now.

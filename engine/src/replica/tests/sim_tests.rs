@@ -65,6 +65,7 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) -> Stats {
 
 /// `TIERKV_SIM_N=1` or `5` picks that many replicas; three otherwise.
 /// `TIERKV_SIM_MEMBERSHIP=1` adds membership changes (three or five replicas).
+/// `TIERKV_SIM_DEAF=1` runs the deaf-leader scenario (`Params::deaf_leader`).
 fn params_from_env() -> Params {
     let p = match std::env::var("TIERKV_SIM_N").as_deref() {
         Ok("1") => Params::n1(),
@@ -73,6 +74,7 @@ fn params_from_env() -> Params {
     };
     Params {
         membership: p.n > 1 && std::env::var("TIERKV_SIM_MEMBERSHIP").is_ok_and(|v| v == "1"),
+        deaf_leader: std::env::var("TIERKV_SIM_DEAF").is_ok_and(|v| v == "1"),
         ..p
     }
 }
@@ -375,4 +377,39 @@ fn sim_catches_counting_non_voters() {
     };
     let seed = finds_bug_in(&p, 300);
     assert!(seed.is_some(), "the simulator missed non-voters counted");
+}
+
+/// A one-way partition (design note 0002, "A leader that hears no quorum steps down"): the
+/// first leader hears nothing from when it leads until the faults end (20 s) while the
+/// others still hear it. It
+/// must give up the lead, so that the followers, which hear each other, elect a leader
+/// instead of waiting for it. Message loss, flushes and clients run as usual.
+#[test]
+fn sim_a_leader_that_hears_nothing_gives_way() {
+    for (p, seeds) in [(Params::n3(), 0..30), (Params::n5(), 0..10)] {
+        run_many(
+            &Params {
+                deaf_leader: true,
+                ..p
+            },
+            seeds,
+        );
+    }
+}
+
+/// What the scenario above would miss without the step-down: a leader that keeps leading
+/// (and heartbeating) with no quorum acking keeps the followers from taking over.
+#[test]
+fn sim_catches_a_leader_that_ignores_a_lost_quorum() {
+    let p = Params {
+        deaf_leader: true,
+        bug: Some(Bug::LeaderIgnoresLostQuorum),
+        ..Params::n3()
+    };
+    let caught = (0..20).find(|&seed| {
+        let o = run_seed(&p, seed);
+        assert!(o.safety.is_empty(), "seed {seed}: {:?}", o.safety);
+        !o.liveness.is_empty()
+    });
+    assert!(caught.is_some(), "the simulator missed the lost-quorum bug");
 }

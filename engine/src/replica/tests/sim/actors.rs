@@ -158,6 +158,43 @@ impl Sim {
         );
     }
 
+    /// `Params::deaf_leader`: the leader stops hearing anything, until the heal (tried
+    /// again shortly while there is no leader).
+    pub(super) fn deafen(&mut self) {
+        let leader = (0..self.nodes.len()).find(|j| {
+            self.nodes[*j]
+                .rep
+                .as_ref()
+                .is_some_and(|r| r.leader_epoch().is_some())
+        });
+        let Some(l) = leader.filter(|_| !self.healed) else {
+            if !self.healed {
+                let t = self.now + 200 * MS;
+                self.at(t, Ev::Deafen);
+            }
+            return;
+        };
+        self.log(|| format!("n{} goes deaf", l + 1));
+        self.nodes[l].deaf = true;
+        self.deaf_window = Some((l, false));
+    }
+
+    /// The heal ends a deaf window: some other replica must have served as leader in it
+    /// (the others hear each other; the deaf one, still heard, must not keep them waiting).
+    pub(super) fn end_deafness(&mut self) {
+        let Some((deaf, served)) = self.deaf_window.take() else {
+            return;
+        };
+        self.nodes[deaf].deaf = false;
+        if !served {
+            self.audit.liveness_violation(format!(
+                "n{} heard nothing from the others for the whole fault period and no other \
+                 replica served as leader meanwhile",
+                deaf + 1
+            ));
+        }
+    }
+
     pub(super) fn partition(&mut self) {
         if self.healed {
             return;

@@ -153,6 +153,7 @@ impl Sim {
             draining: false,
             started_at: None,
             released: false,
+            deaf: false,
         });
         self.audit.add_node();
         self.start(i);
