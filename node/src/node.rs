@@ -60,6 +60,7 @@ use crate::admin::{EventFields, EventLog, OpCounters};
 use crate::driver::{self, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
 use crate::metrics::ReplicaFigures;
 use crate::server::RpcMetrics;
+use crate::settings::ClusterSettings;
 use crate::transport::Transport;
 use tierkv_wire::proto::describe::EventKind;
 use tierkv_wire::proto::{RemoteError, Request, Response};
