@@ -249,6 +249,7 @@ async fn setup() -> Setup {
                 map_refresh: Duration::from_millis(100),
                 leader_wait: Duration::from_secs(2),
                 rpc_timeout: Duration::from_secs(2),
+                ..ClientOptions::default()
             },
         )
         .await

@@ -373,6 +373,7 @@ fn opts() -> ClientOptions {
         map_refresh: Duration::from_secs(3600),
         leader_wait: Duration::from_secs(2),
         rpc_timeout: Duration::from_secs(2),
+        ..ClientOptions::default()
     }
 }
 

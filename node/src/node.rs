@@ -284,13 +284,11 @@ impl Node {
         let cancel = CancellationToken::new();
         // One memory budget for every hosted shard's memtables (note 0007).
         let buffers = WriteBuffers::new(&opts.engine, &opts.wal);
-        let http = rpc_client();
-        let transport = Arc::new(Transport::new(
-            me,
-            &opts.cluster.secret,
-            http,
-            cancel.child_token(),
-        ));
+        let http = rpc_client(&opts.cluster.tls)?;
+        let transport = Arc::new(
+            Transport::new(me, &opts.cluster.secret, http, cancel.child_token())
+                .with_scheme(opts.cluster.tls.scheme()),
+        );
         transport.set_peers(map.members().iter().map(|m| (m.id, m.addr.as_str())));
         let clock = NodeClock::new();
         let events = Arc::new(EventLog::new(me, Arc::clone(&c.clock)));
@@ -756,9 +754,16 @@ fn leading(st: &StatusSnapshot) -> bool {
 }
 
 /// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
-/// lives as long as its connection), keep-alive pings to notice a silent peer within ~1.5 s.
-pub(crate) fn rpc_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// lives as long as its connection), keep-alive pings to notice a silent peer within ~1.5 s;
+/// over TLS verified against the cluster CA when `tls` says so (design note 0013).
+pub(crate) fn rpc_client(
+    tls: &tierkv_tls::ClientTlsSettings,
+) -> Result<reqwest::Client, crate::settings::SettingsError> {
+    let builder = match tierkv_tls::client_config(tls)? {
+        Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
+        None => reqwest::Client::builder(),
+    };
+    Ok(builder
         .http2_prior_knowledge()
         .connect_timeout(Duration::from_millis(500))
         .http2_keep_alive_interval(Duration::from_millis(500))
@@ -769,7 +774,7 @@ pub(crate) fn rpc_client() -> reqwest::Client {
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "building the RPC client failed; using defaults");
             reqwest::Client::new()
-        })
+        }))
 }
 
 fn millis(d: Duration) -> Millis {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tierkv_tls::{ClientTlsSettings, TlsError};
 
 /// The secret every process of a development cluster uses unless told otherwise. Nodes and
 /// gateways log a warning when they run with it.
@@ -63,6 +64,11 @@ pub struct ClusterSettings {
     /// How often nodes re-read the shard map. Default: 2s.
     #[serde(with = "humantime_serde")]
     pub map_refresh: Duration,
+    /// TLS of this process's connections to nodes (`[cluster.tls]`, design note 0013):
+    /// with `ca_file` set, nodes are reached over `https://` and verified against it, and
+    /// `cert_file`/`key_file` are presented as a client certificate. Default: off (plain
+    /// HTTP).
+    pub tls: ClientTlsSettings,
 }
 
 impl Default for ClusterSettings {
@@ -82,6 +88,7 @@ impl Default for ClusterSettings {
             handover_after: Duration::from_secs(4),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
+            tls: ClientTlsSettings::default(),
         }
     }
 }
@@ -112,6 +119,9 @@ pub enum SettingsError {
         /// Why.
         reason: &'static str,
     },
+    /// `[cluster.tls]` is unusable (settings that go together, or its files).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl ClusterSettings {
@@ -160,6 +170,7 @@ impl ClusterSettings {
             });
         }
         self.members()?;
+        self.tls.validate()?;
         Ok(())
     }
 

@@ -96,9 +96,9 @@ struct Peer {
     breaks: Arc<AtomicU64>,
 }
 
-/// The endpoint URL of a peer address.
-fn endpoint(addr: &str) -> Option<reqwest::Url> {
-    reqwest::Url::parse(&format!("http://{addr}{REPLICA_PATH}")).ok()
+/// The endpoint URL of a peer address (`scheme`: `http`, or `https` with `[cluster.tls]`).
+fn endpoint(scheme: &str, addr: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(&format!("{scheme}://{addr}{REPLICA_PATH}")).ok()
 }
 
 /// The node's outbound replication links.
@@ -106,6 +106,8 @@ pub struct Transport {
     me: NodeId,
     secret: Arc<str>,
     client: reqwest::Client,
+    /// URL scheme of peers: `http`, or `https` when the client speaks TLS to them.
+    scheme: &'static str,
     peers: RwLock<HashMap<NodeId, Peer>>,
     stats: Arc<TransportMetrics>,
     cancel: CancellationToken,
@@ -132,10 +134,19 @@ impl Transport {
             me,
             secret: Arc::from(secret),
             client,
+            scheme: "http",
             peers: RwLock::new(HashMap::new()),
             stats: Arc::new(TransportMetrics::default()),
             cancel,
         }
+    }
+
+    /// Reaches peers as `scheme://addr` (`https` when `client` was built with the cluster's
+    /// TLS: design note 0013). Default: `http`.
+    #[must_use]
+    pub fn with_scheme(mut self, scheme: &'static str) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     /// Registers the transport's counters into `registry`.
@@ -164,6 +175,7 @@ impl Transport {
                 addr: Arc::clone(&addr),
                 secret: Arc::clone(&self.secret),
                 client: self.client.clone(),
+                scheme: self.scheme,
                 stats: Arc::clone(&self.stats),
                 breaks: Arc::clone(&breaks),
             };
@@ -202,6 +214,7 @@ struct Link {
     addr: Arc<ArcSwap<String>>,
     secret: Arc<str>,
     client: reqwest::Client,
+    scheme: &'static str,
     stats: Arc<TransportMetrics>,
     breaks: Arc<AtomicU64>,
 }
@@ -240,7 +253,7 @@ impl Link {
     /// Opens one stream to the peer and feeds it until it ends.
     async fn stream(&self, rx: &mut mpsc::Receiver<Bytes>, cancel: &CancellationToken) -> Ended {
         let addr = self.addr.load_full();
-        let Some(url) = endpoint(&addr) else {
+        let Some(url) = endpoint(self.scheme, &addr) else {
             tracing::warn!(to = %self.to, addr = %addr, "peer address is not a valid host:port");
             return Ended::Failed;
         };
