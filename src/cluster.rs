@@ -237,8 +237,9 @@ pub(crate) async fn run_gateway(
     warn_dev_secret(&cfg.cluster);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
-    let (state, cache) = gateway_state(&cfg, store.clone(), clock).await?;
+    // The listener's certificate files are checked before waiting for a shard map.
     let listener = secure(&cfg, bind(cfg.listen).await?)?;
+    let (state, cache) = gateway_state(&cfg, store.clone(), clock).await?;
     let addr = listener.local_addr()?;
     let scheme = listener.scheme();
     println!(

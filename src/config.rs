@@ -375,12 +375,16 @@ impl Process {
                     "store",
                     "gateway",
                     "telemetry",
+                    "tls",
+                    "cluster.tls",
                 ]
                 .iter()
                 .any(|p| under(p))
                     || path == "cluster.secret"
             }
-            Self::Dev => !membership.iter().any(|p| under(p)),
+            // Its in-process nodes speak plain HTTP on loopback: `[tls]` is the public
+            // listener's only.
+            Self::Dev => !membership.iter().any(|p| under(p)) && !under("cluster.tls"),
             Self::Serve => {
                 // `serve` reads its one node in process: no value cache (reads still
                 // coalesce, and limits and hot keys apply).
