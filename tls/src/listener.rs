@@ -26,6 +26,9 @@ use crate::settings::{ServerTlsSettings, TlsError};
 
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most handshakes under way at once; past it the listener stops accepting until one ends
+/// (connections wait in the kernel's backlog), so idle connections cannot pile up tasks.
+const MAX_HANDSHAKES: usize = 1024;
 
 /// Who is at the other end of a connection, in every request's extensions (also as
 /// `ConnectInfo<SocketAddr>`).
@@ -195,7 +198,7 @@ impl axum::serve::Listener for Listener {
         };
         loop {
             tokio::select! {
-                (s, addr) = accept_tcp(tcp) => {
+                (s, addr) = accept_tcp(tcp), if handshakes.len() < MAX_HANDSHAKES => {
                     let acceptor = TlsAcceptor::from(tls.load_full());
                     handshakes.spawn(handshake(acceptor, s, addr));
                 }
