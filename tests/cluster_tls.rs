@@ -396,3 +396,61 @@ async fn refused_gateway(store: &str, env: &[(&str, String)]) -> String {
     assert!(!status.success(), "{env:?}: exited with {status}");
     stderr
 }
+
+/// `tierkv serve` (the same listener set-up as `dev`'s public API) over TLS: a client that
+/// trusts the CA writes and reads; the printed URL is `https://`.
+#[tokio::test]
+async fn serve_answers_over_tls() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    pki.issue("serve");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--shards", "4"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("TIERKV_TLS__CERT_FILE", pki.path("serve.pem"))
+        .env("TIERKV_TLS__KEY_FILE", pki.path("serve.key"))
+        .env("TIERKV_CACHE__DISK_BYTES", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tierkv serve");
+    let url = cluster::url_of(&mut child);
+    let _killed = KillOnDrop(child);
+    {
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let api = client(&pki.ca, None);
+        let put = api
+            .put(format!("{url}/v1/kv/k"))
+            .body("over tls")
+            .send()
+            .await
+            .expect("put");
+        assert!(put.status().is_success(), "{}", put.status());
+        let got = api.get(format!("{url}/v1/kv/k")).send().await.expect("get");
+        assert_eq!(got.text().await.expect("body"), "over tls");
+        assert!(
+            reqwest::Client::new()
+                .get(format!(
+                    "{}/health/live",
+                    url.replace("https://", "http://")
+                ))
+                .send()
+                .await
+                .is_err(),
+            "no plain HTTP on a TLS listener"
+        );
+    }
+}
+
+/// Kills and reaps the process when dropped (also when an assertion fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
