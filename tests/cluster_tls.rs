@@ -88,7 +88,7 @@ fn client(ca: &TestCa, identity: Option<&Pem>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA")])
         .tls_info(true)
-        .timeout(Duration::from_secs(5));
+        .timeout(Duration::from_secs(15));
     if let Some(p) = identity {
         let pem = format!("{}{}", p.cert, p.key);
         b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"));
@@ -257,7 +257,7 @@ async fn a_cluster_over_tls_serves_authenticates_by_certificate_and_rotates() {
             let trust = || {
                 reqwest::Client::builder()
                     .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA")])
-                    .timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(15))
                     .build()
                     .expect("client")
             };

@@ -20,7 +20,10 @@
 //! long as the sender keeps the request open. The receiver delivers each message as soon as
 //! its frame is complete.
 //!
-//! Requests carry `authorization: Bearer <cluster secret>`; the answer, once the body ends,
+//! Requests go to `http://<addr>`, or `https://<addr>` over TLS verified against the cluster
+//! CA (with this node's client certificate, which the peer accepts in place of the secret)
+//! when `[cluster.tls]` is set (design note 0013). They carry
+//! `authorization: Bearer <cluster secret>`; the answer, once the body ends,
 //! is 204; 400 for a malformed frame (the receiver stops reading there), 401 for a wrong
 //! secret, 503 when the receiving node stops (it ends every incoming stream first, so that
 //! its graceful shutdown does not wait for its peers).
