@@ -100,7 +100,7 @@ pub(crate) fn secure(cfg: &Config, tcp: TcpListener) -> anyhow::Result<tierkv_tl
     Ok(listener)
 }
 
-/// A node with its own data directory (WAL, disk cache) on `listener`.
+/// A node with its own data directory (WAL, disk cache), its listener bound at `bound`.
 async fn open_node(
     cfg: &Config,
     cluster: ClusterSettings,
