@@ -84,12 +84,28 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {addr}"))
 }
 
-/// A node with its own data directory (WAL, disk cache) on `listener`.
+/// `tcp` with the process's `[tls]` (plain HTTP without it; design note 0013). The files are
+/// loaded now: a bad one stops the start. A plain listener on a non-loopback address logs a
+/// warning.
+pub(crate) fn secure(cfg: &Config, tcp: TcpListener) -> anyhow::Result<tierkv_tls::Listener> {
+    let addr = tcp.local_addr()?;
+    let listener = tierkv_tls::Listener::new(tcp, &cfg.tls)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if !listener.is_tls() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plain HTTP on a non-loopback address; set tls.cert_file and tls.key_file"
+        );
+    }
+    Ok(listener)
+}
+
+/// A node with its own data directory (WAL, disk cache), its listener bound at `bound`.
 async fn open_node(
     cfg: &Config,
     cluster: ClusterSettings,
     dir: &Path,
-    listener: &TcpListener,
+    bound: SocketAddr,
     store: ObjStore,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Node, Arc<FoyerBlockCache>)> {
@@ -105,7 +121,7 @@ async fn open_node(
     let dyn_cache: Arc<dyn BlockCache> = cache.clone();
     let advertise = match &cluster.advertise {
         Some(a) => a.clone(),
-        None => listener.local_addr()?.to_string(),
+        None => bound.to_string(),
     };
     let node = Node::open(
         NodeOptions {
@@ -146,6 +162,7 @@ async fn gateway_state(
 ) -> anyhow::Result<(AppState, Option<ValueStore>)> {
     let mut opts = cfg.gateway.cluster.clone();
     opts.secret.clone_from(&cfg.cluster.secret);
+    opts.tls.clone_from(&cfg.cluster.tls);
     let backend = Arc::new(ClusterBackend::connect(store, opts).await?);
     let mut metrics = Registry::default();
     backend.register_metrics(&mut metrics);
@@ -185,21 +202,15 @@ pub(crate) async fn run_node(
     let _lock = DirLock::acquire(&dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&cfg, &clock).await?;
-    let listener = bind(cfg.listen).await?;
+    let listener = secure(&cfg, bind(cfg.listen).await?)?;
     let addr = listener.local_addr()?;
-    let (node, cache) = open_node(
-        &cfg,
-        cfg.cluster.clone(),
-        &dir,
-        &listener,
-        store.clone(),
-        clock,
-    )
-    .await?;
+    let (node, cache) =
+        open_node(&cfg, cfg.cluster.clone(), &dir, addr, store.clone(), clock).await?;
     println!(
-        "TierKV {} node {} listening on http://{addr}",
+        "TierKV {} node {} listening on {}://{addr}",
         env!("CARGO_PKG_VERSION"),
-        node.id()
+        node.id(),
+        listener.scheme()
     );
     println!("  data dir:     {}", dir.display());
     println!("  object store: {}", store.description());
@@ -226,18 +237,20 @@ pub(crate) async fn run_gateway(
     warn_dev_secret(&cfg.cluster);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
+    // The listener's certificate files are checked before waiting for a shard map.
+    let listener = secure(&cfg, bind(cfg.listen).await?)?;
     let (state, cache) = gateway_state(&cfg, store.clone(), clock).await?;
-    let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
+    let scheme = listener.scheme();
     println!(
-        "TierKV {} gateway listening on http://{addr}",
+        "TierKV {} gateway listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
     println!("  object store: {}", store.description());
     if let Some(dir) = &cfg.gateway.cache.disk_dir {
         println!("  cache dir:    {}", dir.display());
     }
-    println!("  dashboard:    http://{addr}/ui/ (sign in with the cluster secret)");
+    println!("  dashboard:    {scheme}://{addr}/ui/ (sign in with the cluster secret)");
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     close_cache(cache).await;
     served?;
@@ -249,7 +262,7 @@ pub(crate) async fn run_gateway(
 /// rides in the URL fragment, which browsers never send to a server, so it reaches no access
 /// log; it works once, for ten minutes (design note 0010). Printed for the operator at the
 /// terminal, never logged.
-pub(crate) fn print_dashboard_link(state: &AppState, addr: SocketAddr) {
+pub(crate) fn print_dashboard_link(state: &AppState, scheme: &str, addr: SocketAddr) {
     let Some(token) = state.admin_login_token() else {
         return;
     };
@@ -258,7 +271,7 @@ pub(crate) fn print_dashboard_link(state: &AppState, addr: SocketAddr) {
     } else {
         addr
     };
-    println!("  dashboard:    http://{host}/ui/#login={token}");
+    println!("  dashboard:    {scheme}://{host}/ui/#login={token}");
     println!(
         "                (one-time sign-in link, valid {} minutes; later, sign in with the cluster secret)",
         tierkv_gateway::admin::LOGIN_TOKEN_LIFETIME.as_secs() / 60
@@ -301,16 +314,19 @@ pub(crate) async fn run_dev(
             node_id: i,
             advertise: None,
             initial_members: members.clone(),
+            // In-process nodes on loopback speak plain HTTP (design note 0013).
+            tls: tierkv_tls::ClientTlsSettings::default(),
             ..cfg.cluster.clone()
         };
         let node_dir = dir.join(format!("node-{i}"));
         // Each node counts its own object-store calls: its `/metrics` shows only its figures.
         let node_store = store.with_own_metrics();
+        let bound = listener.local_addr()?;
         let (node, cache) = open_node(
             &cfg,
             cluster,
             &node_dir,
-            &listener,
+            bound,
             node_store.clone(),
             Arc::clone(&clock),
         )
@@ -332,14 +348,16 @@ pub(crate) async fn run_dev(
     }
     // The dev gateway's disk tier lives in the data directory unless configured elsewhere.
     let mut gw_cfg = cfg.clone();
+    gw_cfg.cluster.tls = tierkv_tls::ClientTlsSettings::default();
     if gw_cfg.gateway.cache.disk_dir.is_none() {
         gw_cfg.gateway.cache.disk_dir = Some(dir.join("gateway-cache"));
     }
     let (state, cache) = gateway_state(&gw_cfg, store.clone(), Arc::clone(&clock)).await?;
-    let listener = bind(cfg.listen).await?;
+    let listener = secure(&cfg, bind(cfg.listen).await?)?;
     let addr = listener.local_addr()?;
+    let scheme = listener.scheme();
     println!(
-        "TierKV {} listening on http://{addr}",
+        "TierKV {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
     println!("  nodes:        {}", members.join(", "));
@@ -349,7 +367,7 @@ pub(crate) async fn run_dev(
         "  shards:       {} (replicas: {}, write quorum: {})",
         cfg.shards, cfg.cluster.replication, cfg.cluster.write_quorum
     );
-    print_dashboard_link(&state, addr);
+    print_dashboard_link(&state, scheme, addr);
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     close_cache(cache).await;

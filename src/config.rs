@@ -43,6 +43,17 @@
 //! initial_members = ["1=10.0.0.1:7001", "2=10.0.0.2:7001", "3=10.0.0.3:7001"]
 //! secret = "change-me"
 //! lease_duration = "2s"
+//! [cluster.tls]                      # connections to nodes (design note 0013); default plain
+//! ca_file = "/etc/tierkv/ca.pem"     # set: nodes are reached over https, verified against it
+//! cert_file = "/etc/tierkv/node1.pem"   # optional client certificate (in place of the secret)
+//! key_file = "/etc/tierkv/node1.key"
+//!
+//! [tls]                              # this process's listener (`listen`); default plain HTTP
+//! cert_file = "/etc/tierkv/node1.pem"
+//! key_file = "/etc/tierkv/node1.key"
+//! client_ca_file = "/etc/tierkv/ca.pem"   # nodes: client certificates accepted for RPC
+//! require_client_cert = false
+//! reload_interval = "10s"            # changed files are loaded for new connections
 //! ```
 //!
 //! Environment example: `TIERKV_LISTEN=0.0.0.0:8080 TIERKV_ENGINE__WRITE_BUFFER_BYTES=134217728`.
@@ -61,6 +72,7 @@ use tierkv_engine::store::{S3Options, StoreOptions};
 use tierkv_engine::wal::WalSettings;
 use tierkv_gateway::GatewayOptions;
 use tierkv_node::settings::ClusterSettings;
+use tierkv_tls::ServerTlsSettings;
 
 use crate::telemetry::TelemetryOptions;
 
@@ -98,6 +110,9 @@ pub(crate) struct Config {
     pub(crate) telemetry: TelemetryOptions,
     /// Cluster membership, replication and RPC (`tierkv node`, `tierkv gateway`, `tierkv dev`).
     pub(crate) cluster: ClusterSettings,
+    /// TLS of the `listen` listener (design note 0013): the node's RPC listener, or the
+    /// public API of `gateway`, `dev` and `serve`. Default: off (plain HTTP).
+    pub(crate) tls: ServerTlsSettings,
 }
 
 impl Default for Config {
@@ -115,6 +130,7 @@ impl Default for Config {
             gateway: GatewayOptions::default(),
             telemetry: TelemetryOptions::default(),
             cluster: ClusterSettings::default(),
+            tls: ServerTlsSettings::default(),
         }
     }
 }
@@ -171,7 +187,7 @@ impl Default for CacheSection {
 /// Top-level fields: environment variables `TIERKV_<FIELD>[__<NESTED>...]` are read only for
 /// these, so other tools' `TIERKV_*` variables (test harness settings, `TIERKV_CONFIG`) are
 /// not mistaken for configuration. Inside a section, unknown names are errors.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "listen",
     "data_dir",
     "shards",
@@ -184,6 +200,7 @@ const SECTIONS: [&str; 12] = [
     "gateway",
     "telemetry",
     "cluster",
+    "tls",
 ];
 
 /// Most worker threads a runtime may be configured with.
@@ -269,6 +286,9 @@ impl Config {
         );
         cfg.engine.validate()?;
         cfg.cluster.validate()?;
+        cfg.tls
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         cfg.gateway
             .limits
             .validate()
@@ -356,12 +376,16 @@ impl Process {
                     "store",
                     "gateway",
                     "telemetry",
+                    "tls",
+                    "cluster.tls",
                 ]
                 .iter()
                 .any(|p| under(p))
                     || path == "cluster.secret"
             }
-            Self::Dev => !membership.iter().any(|p| under(p)),
+            // Its in-process nodes speak plain HTTP on loopback: `[tls]` is the public
+            // listener's only.
+            Self::Dev => !membership.iter().any(|p| under(p)) && !under("cluster.tls"),
             Self::Serve => {
                 // `serve` reads its one node in process: no value cache (reads still
                 // coalesce, and limits and hot keys apply).

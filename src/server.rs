@@ -44,7 +44,9 @@ pub(crate) async fn run(
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.listen))?;
+    let listener = crate::cluster::secure(&cfg, listener)?;
     let addr = listener.local_addr()?;
+    let scheme = listener.scheme();
     let node = local::open(
         local::Options {
             data_dir: data_dir.clone(),
@@ -75,7 +77,7 @@ pub(crate) async fn run(
     // The admin API's credential is the cluster secret here too (`cluster.secret`).
     state.enable_admin(&cfg.cluster.secret, backend);
     println!(
-        "TierKV {} listening on http://{addr}",
+        "TierKV {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
     println!("  data dir:     {}", data_dir.display());
@@ -89,7 +91,7 @@ pub(crate) async fn run(
             t.offset
         ))
     );
-    crate::cluster::print_dashboard_link(&state, addr);
+    crate::cluster::print_dashboard_link(&state, scheme, addr);
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
     tracing::info!(%addr, "serving");
     let served = tierkv_gateway::serve(listener, state, shutdown).await;

@@ -125,22 +125,13 @@ pub fn app(state: AppState) -> axum::Router {
 /// Serves the API on `listener` until `shutdown` resolves; in-flight requests then finish
 /// before this returns.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: impl Into<tierkv_tls::Listener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.start_admin_sampler();
-    axum::serve(nodelay(listener), app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// `listener` with `TCP_NODELAY` on every accepted connection, so that an answer written in
-/// parts (HTTP/2 headers, then a streamed body) leaves at once instead of waiting for the
-/// peer's delayed ACK (Nagle's algorithm: up to 40 ms on Linux).
-fn nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(tierkv_wire::set_nodelay)
+    // The listener sets `TCP_NODELAY` on every connection, so that an answer written in parts
+    // (HTTP/2 headers, then a streamed body) leaves at once instead of waiting for the peer's
+    // delayed ACK (Nagle's algorithm: up to 40 ms on Linux).
+    tierkv_tls::serve(listener.into(), app(state), shutdown).await
 }

@@ -377,7 +377,7 @@ fn opts() -> ClientOptions {
         map_refresh: Duration::from_secs(3600),
         leader_wait: Duration::from_secs(2),
         rpc_timeout: Duration::from_secs(2),
-        peer_addresses: Vec::new(),
+        ..ClientOptions::default()
     }
 }
 

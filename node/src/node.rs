@@ -209,13 +209,11 @@ impl Node {
         let cancel = CancellationToken::new();
         // One memory budget for every hosted shard's memtables (note 0007).
         let buffers = WriteBuffers::new(&opts.engine, &opts.wal);
-        let http = rpc_client(&opts.cluster);
-        let transport = Arc::new(Transport::new(
-            me,
-            &opts.cluster.secret,
-            http.clone(),
-            cancel.child_token(),
-        ));
+        let http = rpc_client(&opts.cluster)?;
+        let transport = Arc::new(
+            Transport::new(me, &opts.cluster.secret, http.clone(), cancel.child_token())
+                .with_scheme(opts.cluster.tls.scheme()),
+        );
         transport.set_address_overrides(opts.cluster.peer_addresses()?);
         transport.set_peers(map.members().iter().map(|m| (m.id, m.addr.as_str())));
         let clock = NodeClock::new();
@@ -598,10 +596,17 @@ fn leading(st: &StatusSnapshot) -> bool {
 /// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
 /// lives as long as its connection), keep-alive pings to notice a silent peer (a crashed
 /// host, a half-open connection) within three quarters of the lease
-/// ([`ClusterSettings::keep_alive`]; 1.5 s by default).
-pub(crate) fn rpc_client(cluster: &ClusterSettings) -> reqwest::Client {
+/// ([`ClusterSettings::keep_alive`]; 1.5 s by default); over TLS verified against the
+/// cluster CA when `cluster.tls` says so (design note 0013).
+pub(crate) fn rpc_client(
+    cluster: &ClusterSettings,
+) -> Result<reqwest::Client, crate::settings::SettingsError> {
     let (ping_every, ping_timeout) = cluster.keep_alive();
-    reqwest::Client::builder()
+    let builder = match tierkv_tls::client_config(&cluster.tls)? {
+        Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
+        None => reqwest::Client::builder(),
+    };
+    Ok(builder
         .http2_prior_knowledge()
         .connect_timeout(Duration::from_millis(500))
         .http2_keep_alive_interval(ping_every)
@@ -612,5 +617,5 @@ pub(crate) fn rpc_client(cluster: &ClusterSettings) -> reqwest::Client {
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "building the RPC client failed; using defaults");
             reqwest::Client::new()
-        })
+        }))
 }

@@ -1,4 +1,5 @@
-//! A node's HTTP endpoints (HTTP/1.1 and HTTP/2 cleartext on one listener).
+//! A node's HTTP endpoints (HTTP/1.1 and HTTP/2 on one listener: cleartext, or TLS with ALPN
+//! when `[tls]` is set, design note 0013).
 //!
 //! | route | who calls it | body |
 //! |---|---|---|
@@ -10,8 +11,9 @@
 //! | `GET /status` | operators, tests | JSON: replicas in rank order (the newest map's target), role, epoch, leader and seqs per hosted shard, `voter` (of its configuration in force), the move `phase` and, on a moving leader, its `learners` with the records each is behind (note 0009 §7) |
 //! | `GET /metrics` | Prometheus | the registry the node was served with ([`crate::node::Node::register_metrics`] and whatever else the process adds) |
 //!
-//! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
-//! constant time); a wrong or missing secret is 401. Their answers carry
+//! The RPC routes require `authorization: Bearer <cluster secret>` (compared in constant
+//! time), or a connection whose client certificate the TLS listener verified against
+//! `tls.client_ca_file` (mutual TLS, note 0013); otherwise 401. Their answers carry
 //! `tierkv-wire-revision: 4`, the client operations this node knows
 //! ([`tierkv_wire::proto::REVISION`]).
 
@@ -22,15 +24,15 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use tierkv_engine::metrics::{Counter, Registry, TEXT_CONTENT_TYPE, encode_text};
 use tierkv_engine::replica::{Role, msg};
+use tierkv_tls::Peer;
 use tracing::Instrument as _;
 
 use crate::node::Node;
@@ -78,36 +80,41 @@ pub struct StopOptions {
     pub flush_timeout: std::time::Duration,
 }
 
-/// Serves `node` on `listener` until `shutdown`, then shuts the node down. `/metrics`
-/// serves `metrics`: the node's figures ([`Node::register_metrics`]) and whatever else the
-/// process put there (its object store, its block cache).
+/// Serves `node` on `listener` (a `TcpListener` for plain HTTP, or a
+/// [`tierkv_tls::Listener`]) until `shutdown`, then shuts the node down. `/metrics` serves
+/// `metrics`: the node's figures ([`Node::register_metrics`]) and whatever else the process
+/// put there (its object store, its block cache).
 pub async fn serve(
     node: Node,
-    listener: tokio::net::TcpListener,
+    listener: impl Into<tierkv_tls::Listener>,
     metrics: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stop: StopOptions,
 ) -> std::io::Result<()> {
     let app = router(node.clone(), Arc::new(metrics));
     let draining = node.clone();
-    let served = axum::serve(listener.tap_io(tierkv_wire::set_nodelay), app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // While the replication streams still run: the handovers need them.
-            if stop.hand_over {
-                draining
-                    .hand_over_leadership(draining.drain_timeout())
-                    .await;
-            }
-            draining.stop_streams();
-        })
-        .await;
+    let served = tierkv_tls::serve(listener.into(), app, async move {
+        shutdown.await;
+        // While the replication streams still run: the handovers need them.
+        if stop.hand_over {
+            draining
+                .hand_over_leadership(draining.drain_timeout())
+                .await;
+        }
+        draining.stop_streams();
+    })
+    .await;
     node.shutdown(stop.flush_timeout).await;
     served
 }
 
-/// Constant-time comparison of the presented bearer token with the secret.
-fn authorized(node: &Node, headers: &HeaderMap) -> bool {
+/// Whether a request may use the RPC routes: its connection presented a client certificate
+/// the TLS listener verified (`peer`, from the connection, never from a header), or it
+/// carries the cluster secret as a bearer token (compared in constant time).
+fn authorized(node: &Node, headers: &HeaderMap, peer: Option<&Extension<Peer>>) -> bool {
+    if peer.is_some_and(|p| p.client_cert) {
+        return true;
+    }
     let Some(got) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
@@ -124,8 +131,13 @@ fn authorized(node: &Node, headers: &HeaderMap) -> bool {
 /// A replication stream from a peer: delivers each message as soon as its frame is in,
 /// until the peer ends the body (or it breaks, or a frame is malformed, or this node stops:
 /// 503).
-async fn replica(State(node): State<Node>, headers: HeaderMap, body: Body) -> StatusCode {
-    if !authorized(&node, &headers) {
+async fn replica(
+    State(node): State<Node>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> StatusCode {
+    if !authorized(&node, &headers, peer.as_ref()) {
         return StatusCode::UNAUTHORIZED;
     }
     let mut chunks = body.into_data_stream();
@@ -168,8 +180,13 @@ async fn replica(State(node): State<Node>, headers: HeaderMap, body: Body) -> St
     }
 }
 
-async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&node, &headers) {
+async fn kv(
+    State(node): State<Node>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&node, &headers, peer.as_ref()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let (req, trace) = match proto::decode_traced_request(&body) {
@@ -189,8 +206,13 @@ async fn kv(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Respon
         .into_response()
 }
 
-async fn kv_batch(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&node, &headers) {
+async fn kv_batch(
+    State(node): State<Node>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&node, &headers, peer.as_ref()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let requests = match proto::batch::decode_traced_requests(&body) {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tierkv_tls::{ClientTlsSettings, TlsError};
 use tierkv_wire::peer_addresses::{PeerAddressError, PeerAddresses};
 
 /// The secret every process of a development cluster uses unless told otherwise. Nodes and
@@ -70,6 +71,11 @@ pub struct ClusterSettings {
     /// not listed are dialled at the map's address. Changes nothing in the map or in what
     /// this node advertises. Default: empty.
     pub peer_addresses: Vec<String>,
+    /// TLS of this process's connections to nodes (`[cluster.tls]`, design note 0013):
+    /// with `ca_file` set, nodes are reached over `https://` and verified against it, and
+    /// `cert_file`/`key_file` are presented as a client certificate. Default: off (plain
+    /// HTTP).
+    pub tls: ClientTlsSettings,
 }
 
 impl Default for ClusterSettings {
@@ -90,6 +96,7 @@ impl Default for ClusterSettings {
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
             peer_addresses: Vec::new(),
+            tls: ClientTlsSettings::default(),
         }
     }
 }
@@ -123,6 +130,9 @@ pub enum SettingsError {
         /// Why.
         reason: &'static str,
     },
+    /// `[cluster.tls]` is unusable (settings that go together, or its files).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl ClusterSettings {
@@ -172,6 +182,7 @@ impl ClusterSettings {
         }
         self.members()?;
         self.peer_addresses()?;
+        self.tls.validate()?;
         Ok(())
     }
 

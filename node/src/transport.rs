@@ -21,7 +21,10 @@
 //! long as the sender keeps the request open. The receiver delivers each message as soon as
 //! its frame is complete.
 //!
-//! Requests carry `authorization: Bearer <cluster secret>`; the answer, once the body ends,
+//! Requests go to `http://<addr>`, or `https://<addr>` over TLS verified against the cluster
+//! CA (with this node's client certificate, which the peer accepts in place of the secret)
+//! when `[cluster.tls]` is set (design note 0013). They carry
+//! `authorization: Bearer <cluster secret>`; the answer, once the body ends,
 //! is 204; 400 for a malformed frame (the receiver stops reading there), 401 for a wrong
 //! secret, 503 when the receiving node stops (it ends every incoming stream first, so that
 //! its graceful shutdown does not wait for its peers).
@@ -98,9 +101,9 @@ struct Peer {
     breaks: Arc<AtomicU64>,
 }
 
-/// The endpoint URL of a peer address.
-fn endpoint(addr: &str) -> Option<reqwest::Url> {
-    reqwest::Url::parse(&format!("http://{addr}{REPLICA_PATH}")).ok()
+/// The endpoint URL of a peer address (`scheme`: `http`, or `https` with `[cluster.tls]`).
+fn endpoint(scheme: &str, addr: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(&format!("{scheme}://{addr}{REPLICA_PATH}")).ok()
 }
 
 /// The node's outbound replication links.
@@ -108,6 +111,8 @@ pub struct Transport {
     me: NodeId,
     secret: Arc<str>,
     client: reqwest::Client,
+    /// URL scheme of peers: `http`, or `https` when the client speaks TLS to them.
+    scheme: &'static str,
     peers: RwLock<HashMap<NodeId, Peer>>,
     /// `cluster.peer_addresses`: where to dial a member instead of its map address.
     overrides: RwLock<PeerAddresses>,
@@ -136,11 +141,20 @@ impl Transport {
             me,
             secret: Arc::from(secret),
             client,
+            scheme: "http",
             peers: RwLock::new(HashMap::new()),
             overrides: RwLock::new(PeerAddresses::default()),
             stats: Arc::new(TransportMetrics::default()),
             cancel,
         }
+    }
+
+    /// Reaches peers as `scheme://addr` (`https` when `client` was built with the cluster's
+    /// TLS: design note 0013). Default: `http`.
+    #[must_use]
+    pub fn with_scheme(mut self, scheme: &'static str) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     /// Registers the transport's counters into `registry`.
@@ -178,6 +192,7 @@ impl Transport {
                 addr: Arc::clone(&addr),
                 secret: Arc::clone(&self.secret),
                 client: self.client.clone(),
+                scheme: self.scheme,
                 stats: Arc::clone(&self.stats),
                 breaks: Arc::clone(&breaks),
             };
@@ -216,6 +231,7 @@ struct Link {
     addr: Arc<ArcSwap<String>>,
     secret: Arc<str>,
     client: reqwest::Client,
+    scheme: &'static str,
     stats: Arc<TransportMetrics>,
     breaks: Arc<AtomicU64>,
 }
@@ -254,7 +270,7 @@ impl Link {
     /// Opens one stream to the peer and feeds it until it ends.
     async fn stream(&self, rx: &mut mpsc::Receiver<Bytes>, cancel: &CancellationToken) -> Ended {
         let addr = self.addr.load_full();
-        let Some(url) = endpoint(&addr) else {
+        let Some(url) = endpoint(self.scheme, &addr) else {
             tracing::warn!(to = %self.to, addr = %addr, "peer address is not a valid host:port");
             return Ended::Failed;
         };

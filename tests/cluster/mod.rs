@@ -47,6 +47,29 @@ pub struct Opts {
     /// Every node → node and gateway → node connection goes through a proxy of
     /// [`proxy::Net`] (`Cluster::net`), so that a test can partition and delay links.
     pub proxied: bool,
+    /// The processes serve TLS (their `[tls]` settings come through `env`, `node_env` and
+    /// `gateway_env`): the harness reaches them over `https://` trusting this CA (PEM) and
+    /// presenting this client certificate.
+    pub tls: Option<HarnessTls>,
+}
+
+/// How the harness's own client reaches processes that serve TLS.
+#[derive(Debug, Clone)]
+pub struct HarnessTls {
+    /// The CA the processes' certificates chain to (PEM).
+    pub ca: String,
+    /// The harness's client certificate and key (PEM).
+    pub client: tierkv_tls::testing::Pem,
+}
+
+impl HarnessTls {
+    /// A client trusting only `self.ca`, presenting the client certificate.
+    pub fn client(&self) -> reqwest::ClientBuilder {
+        let identity = format!("{}{}", self.client.cert, self.client.key);
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca.as_bytes()).expect("CA")])
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).expect("identity"))
+    }
 }
 
 impl Default for Opts {
@@ -63,6 +86,7 @@ impl Default for Opts {
             gateway_env: Vec::new(),
             spare_nodes: 0,
             proxied: false,
+            tls: None,
         }
     }
 }
@@ -200,6 +224,13 @@ impl Cluster {
         } else {
             None
         };
+        let http = opts
+            .tls
+            .as_ref()
+            .map_or_else(reqwest::Client::builder, HarnessTls::client)
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("client");
         let mut c = Self {
             dir,
             opts,
@@ -214,10 +245,7 @@ impl Cluster {
             gateways: Vec::new(),
             url: String::new(),
             members,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .expect("client"),
+            http,
             net,
         };
         for id in 1..=3 {
@@ -443,9 +471,14 @@ impl Cluster {
         self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
     }
 
-    /// Base URL of node `id`.
+    /// Base URL of node `id` (`https` when the cluster serves TLS).
     pub fn node_url(&self, id: u32) -> String {
-        format!("http://127.0.0.1:{}", self.node(id).port)
+        let scheme = if self.opts.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.node(id).port)
     }
 
     /// Ids of the nodes whose process runs.

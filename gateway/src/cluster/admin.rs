@@ -122,7 +122,11 @@ fn brief(e: &reqwest::Error) -> String {
 impl Shared {
     /// One operation alone on `POST /rpc/v1/kv` to the node at `addr`.
     async fn send_alone(&self, addr: &str, req: &Request) -> Result<Response, Alone> {
-        let url = format!("http://{addr}{}", tierkv_wire::paths::KV);
+        let url = format!(
+            "{}://{addr}{}",
+            self.opts.tls.scheme(),
+            tierkv_wire::paths::KV
+        );
         let resp = self
             .http
             .post(url)

@@ -3,7 +3,8 @@
 //! # Wire contract
 //!
 //! `POST http://{member.addr}/rpc/v1/kv/batch` ([`RPC_PATH`]) over HTTP/2 cleartext with
-//! prior knowledge, headers `authorization: Bearer <cluster secret>` and
+//! prior knowledge (or `https://` over TLS with ALPN `h2`, verified against the cluster CA,
+//! when [`ClientOptions::tls`] has a CA: design note 0013), headers `authorization: Bearer <cluster secret>` and
 //! `content-type: application/octet-stream`, body a batch of [`proto::encode_request`]s
 //! ([`proto::batch`]: every operation queued for the node at that moment). A node answers
 //! 200 with the [`proto::encode_response`] of each operation streamed in completion order
@@ -110,6 +111,10 @@ pub struct ClientOptions {
     /// empty (refused by [`ClusterBackend::connect`]).
     #[serde(skip)]
     pub secret: String,
+    /// TLS to the nodes (design note 0013). Not read from this section (the binary copies
+    /// `cluster.tls` here). Default: off (plain HTTP).
+    #[serde(skip)]
+    pub tls: tierkv_tls::ClientTlsSettings,
     /// How often the shard map is re-read and every member's status polled (humantime).
     /// Default: 1s.
     #[serde(with = "humantime_serde")]
@@ -135,6 +140,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             secret: String::new(),
+            tls: tierkv_tls::ClientTlsSettings::default(),
             map_refresh: Duration::from_secs(1),
             leader_wait: Duration::from_secs(8),
             rpc_timeout: Duration::from_secs(5),
@@ -147,6 +153,7 @@ impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientOptions")
             .field("secret", &"<redacted>")
+            .field("tls", &self.tls)
             .field("map_refresh", &self.map_refresh)
             .field("leader_wait", &self.leader_wait)
             .field("rpc_timeout", &self.rpc_timeout)
@@ -224,6 +231,9 @@ pub enum ConnectError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
+    /// `cluster.tls` is unusable (settings that go together, or its files).
+    #[error(transparent)]
+    Tls(#[from] tierkv_tls::TlsError),
 }
 
 /// The gateway's [`Backend`] over the nodes of a cluster. Dropping it stops its background
@@ -274,7 +284,11 @@ impl ClusterBackend {
             }
         })?;
         auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
+        let builder = match tierkv_tls::client_config(&opts.tls)? {
+            Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
+            None => reqwest::Client::builder(),
+        };
+        let http = builder
             .http2_prior_knowledge()
             .no_proxy()
             .timeout(opts.rpc_timeout)

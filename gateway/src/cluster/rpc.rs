@@ -82,8 +82,12 @@ impl Shared {
         if let Some(tx) = self.pipes.read().get(addr).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
-        let url = reqwest::Url::parse(&format!("http://{addr}{}", tierkv_wire::paths::KV_BATCH))
-            .map_err(|e| RpcFailure::NotSent(format!("bad node address {addr:?}: {e}")))?;
+        let scheme = self.opts.tls.scheme();
+        let url = reqwest::Url::parse(&format!(
+            "{scheme}://{addr}{}",
+            tierkv_wire::paths::KV_BATCH
+        ))
+        .map_err(|e| RpcFailure::NotSent(format!("bad node address {addr:?}: {e}")))?;
         let mut pipes = self.pipes.write();
         if let Some(tx) = pipes.get(addr).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());

@@ -1,0 +1,32 @@
+//! Transport security of TierKV's processes (design note 0013): TLS on listeners with
+//! certificates reloaded from their files, TLS to nodes verified against the cluster CA, and
+//! client certificates as a connection's identity.
+//!
+//! # Layout
+//!
+//! | module | role |
+//! |---|---|
+//! | `settings` | the `[tls]` ([`ServerTlsSettings`]) and `[cluster.tls]` ([`ClientTlsSettings`]) sections, [`TlsError`] |
+//! | `load` | PEM files → rustls material (certificate chains, keys checked against their certificate, CA stores), a listener's `ServerConfig`, file stamps |
+//! | `reload` | the watch task: reloads a configuration when its files change, keeps the old one when the new files are bad |
+//! | `listener` | [`Listener`] (plain or TLS, handshakes off the accept path), [`Peer`] (address, verified client certificate), [`serve`] |
+//! | `client` | [`client_config`]: the rustls configuration of connections to nodes, for `reqwest` |
+//!
+//! The crate knows no TierKV route or format: the node and the gateway decide what a verified
+//! client certificate is worth.
+
+mod client;
+mod listener;
+mod load;
+mod reload;
+mod settings;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use client::client_config;
+pub use listener::{Io, Listener, Peer, serve};
+/// The rustls version this crate builds configurations for (reqwest must use the same).
+pub use rustls;
+pub use settings::{ClientTlsSettings, ServerTlsSettings, TlsError};
