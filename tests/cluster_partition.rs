@@ -99,6 +99,13 @@ async fn run(fault: Fault) {
         clients.rec.wait_progress(60, Duration::from_secs(20)).await,
         "no progress before the fault"
     );
+    // The processes really dial each other through the proxies (`peer_addresses`).
+    for from in [End::Gateway(0), End::Node(followers[0])] {
+        assert!(
+            net.proxy(from, old).connections() > 0,
+            "no connection from {from:?} to n{old} goes through its proxy"
+        );
+    }
     let cut = Instant::now();
     if fault == Fault::Isolated {
         net.isolate(old, true);
