@@ -35,6 +35,8 @@ pub mod clock;
 pub mod codec;
 pub mod dirlock;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod manifest;
 pub mod memtable;
 pub mod meta;

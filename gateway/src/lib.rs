@@ -85,6 +85,8 @@ pub mod cache;
 pub mod cluster;
 mod error;
 mod extract;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 mod hotkeys;
 mod idempotency;
 mod keys;

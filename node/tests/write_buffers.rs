@@ -375,11 +375,16 @@ async fn past_the_budget_the_largest_memtables_flush_first() {
         }
     };
     let shares = [45usize, 30, 15, 5];
+    // Every loop is bounded: a 1 KiB value per write, a few hundred writes per share.
+    let bound = 4 * budget / 1024;
     for (s, share) in shares.iter().enumerate() {
         let h = handle(s as u32);
+        let mut n = 0;
         while h.shard().memtable_memory().0 < budget * share / 100 {
+            assert!(n < bound, "shard {s} never reached {share}% of the budget");
             let k = next[s].next().expect("keys");
             write(&h, k).await;
+            n += 1;
         }
     }
     let flushes = |s: u32| handle(s).shard().stats().flushes;
@@ -388,11 +393,16 @@ async fn past_the_budget_the_largest_memtables_flush_first() {
         0,
         "under the budget: no flush"
     );
-    // Cross it through the smallest.
+    // Cross it through the smallest. A flush it starts may free memory before the next
+    // look at the total, so stop at the first flush too (otherwise the total could stay
+    // under the budget for ever while the small shard fills its own memtable limit).
     let small = handle(3);
-    while node.write_buffers().total_bytes() <= budget {
+    let mut n = 0;
+    while node.write_buffers().total_bytes() <= budget && (0..FOUR).map(flushes).sum::<u64>() == 0 {
+        assert!(n < bound, "the budget was never crossed");
         let k = next[3].next().expect("keys");
         write(&small, k).await;
+        n += 1;
     }
     eventually(Duration::from_secs(20), "the two largest to flush", || {
         flushes(0) > 0 && flushes(1) > 0

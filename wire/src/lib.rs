@@ -16,6 +16,8 @@
 #![warn(missing_docs)]
 
 pub mod frame;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod peer_addresses;
 pub mod proto;
 pub mod shardmap;

@@ -25,6 +25,8 @@ mod block;
 mod bloom;
 mod builder;
 mod format;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod fuzz;
 mod reader;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,8 @@
 
 mod files;
 mod format;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod fuzz;
 mod recovery;
 #[cfg(test)]
 mod tests;

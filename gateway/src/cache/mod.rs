@@ -12,7 +12,7 @@
 
 mod flight;
 mod fresh;
-mod store;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 

@@ -121,8 +121,16 @@ fn read_bytes(r: &mut impl Read) -> foyer::Result<Bytes> {
     let len = usize::try_from(read_u32(r)?).map_err(|_| {
         foyer::Error::new(foyer::ErrorKind::Parse, "length does not fit this platform")
     })?;
-    let mut v = vec![0u8; len];
-    r.read_exact(&mut v).map_err(io)?;
+    // The length is not trusted before the bytes are there: the buffer grows with what is
+    // read (a damaged length cannot make the gateway allocate 4 GiB).
+    let mut v = Vec::with_capacity(len.min(4 << 10));
+    r.take(len as u64).read_to_end(&mut v).map_err(io)?;
+    if v.len() != len {
+        return Err(foyer::Error::new(
+            foyer::ErrorKind::Parse,
+            "gateway cache entry shorter than its length field",
+        ));
+    }
     Ok(Bytes::from(v))
 }
 

@@ -11,6 +11,7 @@ use tierkv_engine::{Error, ErrorKind};
 use super::codec::{REQ_STATUS, REQ_WRITE, RESP_DESCRIBED, RESP_WRITTEN, finish, header};
 use super::describe::{CacheFacts, FollowerFacts, NodeEvent, ShardFacts, WalFacts};
 use super::*;
+use crate::fuzzing::samples;
 
 fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..max).prop_map(Bytes::from)
@@ -379,112 +380,6 @@ proptest! {
         let _ = decode_request(&b);
         let _ = decode_response(&b);
     }
-}
-
-/// One message of each kind, with optional fields present.
-fn samples() -> (Vec<Request>, Vec<Response>) {
-    let entry = Entry {
-        key: Bytes::from_static(b"key"),
-        seq: SeqNo(9),
-        kind: EntryKind::Put {
-            value: Bytes::from_static(b"value"),
-            content_type: Some(Bytes::from_static(b"text/plain")),
-        },
-        expires_at: Some(1_700_000_000_000),
-    };
-    let requests = vec![
-        Request::Get {
-            shard: ShardId(3),
-            key: Bytes::from_static(b"k"),
-            consistency: ReadConsistency::Eventual,
-        },
-        Request::Write {
-            shard: ShardId(3),
-            batch: WriteBatch::new()
-                .put(&b"a"[..], &b"1"[..])
-                .delete(&b"b"[..])
-                .op(
-                    Mutation::Put {
-                        key: Bytes::from_static(b"c"),
-                        value: Bytes::from_static(b"3"),
-                        content_type: Some(Bytes::from_static(b"x/y")),
-                        expires_at: Some(5),
-                    },
-                    Condition::VersionIs(SeqNo(4)),
-                )
-                .reporting_prior(),
-        },
-        Request::Scan {
-            shard: ShardId(1),
-            prefix: Bytes::from_static(b"p/"),
-            start_after: Some(Bytes::from_static(b"p/a")),
-            limit: 100,
-            consistency: ReadConsistency::Strong,
-        },
-        Request::Status,
-        Request::GetIfChanged {
-            shard: ShardId(2),
-            key: Bytes::from_static(b"k"),
-            known: SeqNo(41),
-        },
-        Request::Describe { max_events: 100 },
-    ];
-    let responses = vec![
-        Response::Unchanged,
-        Response::Got(Some(entry.clone())),
-        Response::Written {
-            seq: SeqNo(10),
-            prior: vec![Some(SeqNo(2)), None],
-        },
-        Response::Scanned(ScanPage {
-            entries: vec![entry],
-            next: Some(Bytes::from_static(b"key")),
-        }),
-        Response::Status(NodeStatus {
-            node: NodeId(2),
-            map_version: 7,
-            shards: vec![ShardStatus {
-                shard: ShardId(0),
-                role: ReplicaRole::Leader,
-                epoch: Epoch(3),
-                leader: Some(NodeId(2)),
-                commit_seq: SeqNo(5),
-                last_seq: SeqNo(6),
-                flushed_seq: SeqNo(1),
-            }],
-        }),
-        Response::Error(RemoteError::ConditionFailed {
-            key: Bytes::from_static(b"k"),
-            expected: Condition::MustNotExist,
-            actual: Some(SeqNo(1)),
-        }),
-        Response::Error(RemoteError::Other {
-            kind: ErrorKind::Data,
-            message: "corrupt segment".to_owned(),
-        }),
-        Response::Described(Box::new(NodeDescription {
-            node: 2,
-            version: "0.1.0".to_owned(),
-            shards: vec![ShardFacts {
-                shard: 1,
-                role: "leader".to_owned(),
-                followers: vec![FollowerFacts {
-                    node: 3,
-                    match_seq: 8,
-                }],
-                ..ShardFacts::default()
-            }],
-            events: vec![NodeEvent {
-                id: 1,
-                at_ms: 5,
-                kind: "became_leader".to_owned(),
-                shard: Some(1),
-                ..NodeEvent::default()
-            }],
-            ..NodeDescription::default()
-        })),
-    ];
-    (requests, responses)
 }
 
 #[test]
