@@ -248,24 +248,17 @@ async fn killing_the_leaving_node_while_learning_or_joint_loses_nothing() {
     kill_in_phases(Victim::Leaving, &[0, 1]).await;
 }
 
-// Known gap (design note 0009, "Not done yet": the release of a removed replica that
-// missed the leader's last `Append`). A removed replica learns that the final
-// configuration committed from one last `Append` of the leader, sent once. When the
-// leaving node is killed in the final phase it misses it, restarts with the joint
-// configuration in force (which lists it) and keeps its replica for good; when the leader
-// is killed then, the last `Append` is lost with it, or never sent by its successor (which
-// adopted the final record as committed). The move never completes (seen: `leaving: [4]`
-// with the leader `done`, 30 s later). These two run with `--ignored` until the node's
-// reconciliation asks the shard's leader for its committed configuration (`Status`).
+// In the final phase a removed replica may miss the leader's last `Append` (the leaving
+// node is down when the final configuration commits, or the leader dies right after): it is
+// released anyway once the serving leader's committed configuration, read through `Status`
+// (wire revision 5, note 0009 §6), leaves it out.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known gap: a removed replica that missed the leader's last Append is never released (note 0009)"]
 async fn killing_the_leaving_node_in_the_final_phase_loses_nothing() {
     kill_in_phases(Victim::Leaving, &[2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known gap: a removed replica that missed the leader's last Append is never released (note 0009)"]
 async fn killing_the_leader_in_the_final_phase_loses_nothing() {
     kill_in_phases(Victim::Leader, &[2]).await;
 }

@@ -99,6 +99,13 @@ async fn run(fault: Fault) {
         clients.rec.wait_progress(60, Duration::from_secs(20)).await,
         "no progress before the fault"
     );
+    // The processes really dial each other through the proxies (`peer_addresses`).
+    for from in [End::Gateway(0), End::Node(followers[0])] {
+        assert!(
+            net.proxy(from, old).connections() > 0,
+            "no connection from {from:?} to n{old} goes through its proxy"
+        );
+    }
     let cut = Instant::now();
     if fault == Fault::Isolated {
         net.isolate(old, true);
@@ -223,4 +230,64 @@ async fn a_leader_that_hears_no_acks_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delayed_links_to_the_leader_slow_writes_but_lose_nothing() {
     run(Fault::Delay(Duration::from_millis(80))).await;
+}
+
+/// The proxy itself: it forwards both ways, a blocked direction discards bytes while the
+/// connection stays open, healing closes the connections that lost bytes, and a delay
+/// holds every chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_forwards_blocks_heals_and_delays() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An echo server.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = echo.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = cluster::proxy::Proxy::start(target, &[]).await;
+    let mut conn = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 5];
+    conn.write_all(b"hello").await.expect("write");
+    conn.read_exact(&mut buf).await.expect("echo");
+    assert_eq!(&buf, b"hello");
+    // Blocked: nothing comes back, and the connection is not closed either.
+    proxy.set_blocked(true, true);
+    conn.write_all(b"lost!").await.expect("write");
+    let silent = tokio::time::timeout(Duration::from_millis(300), conn.read(&mut buf)).await;
+    assert!(
+        silent.is_err(),
+        "a blocked direction let bytes through: {silent:?}"
+    );
+    assert_eq!(proxy.connections(), 1);
+    // Healed: the damaged connection is closed; a new one works.
+    proxy.set_blocked(true, false);
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the damaged connection stayed open: {closed:?}"
+    );
+    let mut conn = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
+    // Delayed: the echo takes at least the delay (both ways: twice).
+    proxy.set_delay(true, Duration::from_millis(100));
+    proxy.set_delay(false, Duration::from_millis(100));
+    let sent = Instant::now();
+    conn.write_all(b"later").await.expect("write");
+    conn.read_exact(&mut buf).await.expect("echo");
+    assert_eq!(&buf, b"later");
+    assert!(sent.elapsed() >= Duration::from_millis(200));
 }
