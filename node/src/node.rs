@@ -223,6 +223,7 @@ impl Node {
             tick: opts.cluster.tick,
             manifest_refresh: opts.cluster.manifest_refresh,
             inbox: 4096,
+            move_bytes_per_sec: opts.cluster.move_bytes_per_sec,
         };
         let opened = futures::future::try_join_all(hosted.iter().map(|&id| {
             let comps = ShardComponents {

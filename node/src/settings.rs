@@ -63,6 +63,14 @@ pub struct ClusterSettings {
     /// How often nodes re-read the shard map. Default: 2s.
     #[serde(with = "humantime_serde")]
     pub map_refresh: Duration,
+    /// Most replicas of this node learning at once (design note 0009 §2): replicas a
+    /// membership change placed here that are not voters yet. Reconciliation creates new
+    /// learners only below it; the other moves wait. At least 1. Default: 4.
+    pub max_moves_per_node: usize,
+    /// Bytes of log entries per second a shard's leader sends to its learners (a token
+    /// bucket around their `Append`s; voters and heartbeats are never throttled): what a
+    /// move may take from client traffic. 0: unlimited. Default: 67108864 (64 MiB).
+    pub move_bytes_per_sec: u64,
 }
 
 impl Default for ClusterSettings {
@@ -82,6 +90,8 @@ impl Default for ClusterSettings {
             handover_after: Duration::from_secs(4),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
+            max_moves_per_node: 4,
+            move_bytes_per_sec: 64 << 20,
         }
     }
 }
@@ -107,6 +117,14 @@ pub enum SettingsError {
     /// margin plus a heartbeat.
     #[error("cluster.{field}: {reason}")]
     Timing {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A limit is out of range.
+    #[error("cluster.{field}: {reason}")]
+    Limit {
         /// The setting.
         field: &'static str,
         /// Why.
@@ -157,6 +175,12 @@ impl ClusterSettings {
             return Err(SettingsError::Timing {
                 field: "handover_after",
                 reason: "must be 0s (off) or at least lease_duration",
+            });
+        }
+        if self.max_moves_per_node == 0 {
+            return Err(SettingsError::Limit {
+                field: "max_moves_per_node",
+                reason: "must be at least 1 (no replica could ever move)",
             });
         }
         self.members()?;
@@ -216,6 +240,22 @@ mod tests {
         };
         assert!(matches!(s.validate(), Err(SettingsError::Quorum { .. })));
         assert!(ClusterSettings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn moves_need_at_least_one_at_a_time() {
+        let with = |n| ClusterSettings {
+            max_moves_per_node: n,
+            ..ClusterSettings::default()
+        };
+        assert!(with(1).validate().is_ok());
+        assert!(matches!(
+            with(0).validate(),
+            Err(SettingsError::Limit {
+                field: "max_moves_per_node",
+                ..
+            })
+        ));
     }
 
     #[test]
