@@ -310,7 +310,10 @@ async fn the_cli_adds_a_node_and_follows_its_moves() {
     let (ok, out, err) = cli(&c, &["drain", "4"]).await;
     assert!(ok, "drain failed: {out}{err}");
     let (ok, _, err) = cli(&c, &["remove", "4"]).await;
-    assert!(!ok, "removing a member that still hosts replicas must be refused");
+    assert!(
+        !ok,
+        "removing a member that still hosts replicas must be refused"
+    );
     assert!(err.contains("member_not_empty"), "{err}");
     let (ok, out, err) = cli(&c, &["status", "--wait", "--timeout", "90s"]).await;
     assert!(ok, "status --wait failed: {out}{err}");
@@ -323,7 +326,10 @@ async fn the_cli_adds_a_node_and_follows_its_moves() {
             break;
         }
         assert!(err.contains("member_not_empty"), "{err}");
-        assert!(Instant::now() < deadline, "node 4 never became empty: {err}");
+        assert!(
+            Instant::now() < deadline,
+            "node 4 never became empty: {err}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let overview = admin_until(&c, "/admin/v1/cluster", Duration::from_secs(10), |o| {
@@ -338,6 +344,10 @@ async fn the_cli_adds_a_node_and_follows_its_moves() {
     );
     for i in 0..20 {
         let (status, body) = c.get(&format!("grow/{i}")).await.expect("get");
-        assert_eq!((status, body.as_str()), (200, "v"), "grow/{i} after the shrink");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "v"),
+            "grow/{i} after the shrink"
+        );
     }
 }
