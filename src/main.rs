@@ -4,8 +4,11 @@
 //! - `tierkv node` / `tierkv gateway`: one storage node or one stateless gateway of a cluster;
 //! - `tierkv serve`: one process, no network hop: every shard here with one replica, through
 //!   the same replica driver as a cluster's, and the public API over it (`tierkv::local`);
-//! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract.
+//! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract;
+//! - `tierkv admin add|drain|remove|replace|status`: membership changes through a gateway's
+//!   admin API (design note 0009).
 
+mod admin;
 mod cluster;
 mod config;
 mod server;
@@ -59,6 +62,9 @@ enum Cmd {
     Config(ConfigArgs),
     /// Print the OpenAPI document of the HTTP API and exit.
     Openapi,
+    /// Change a cluster's members through a gateway's admin API (add, drain, remove,
+    /// replace) and follow the replica moves (status; --wait shows a progress bar).
+    Admin(admin::AdminArgs),
 }
 
 /// Flags every server command takes.
@@ -243,6 +249,7 @@ fn main() -> ExitCode {
             println!("{}", c.to_printable_json()?);
             Ok(())
         }),
+        Cmd::Admin(a) => admin::main(a),
         Cmd::Openapi => {
             print!("{}", tierkv_gateway::openapi_yaml());
             Ok(())

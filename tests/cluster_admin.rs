@@ -184,3 +184,170 @@ async fn admin_api_shows_the_cluster_and_a_leader_kill() {
             .is_some_and(|m| m.contains(&format!("previous leader: node {victim}")))
     );
 }
+
+/// Kills a process on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `tierkv admin <args>` against the cluster's gateway; its exit success, stdout and
+/// stderr.
+async fn cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tierkv"))
+            .arg("admin")
+            .args(["--gateway", &c.url])
+            .args(args)
+            .env("TIERKV_CLUSTER__SECRET", SECRET)
+            .env_remove("TIERKV_CONFIG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("tierkv admin finished in time")
+    .expect("tierkv admin ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Membership through the CLI (design note 0009 §6): a fourth node starts without initial
+/// members and waits; `tierkv admin add --wait` makes it a member and returns once every
+/// move is done; the node then holds its replicas as voters with the earlier writes;
+/// `tierkv admin status` shows nothing moving, and a refused operation exits with its
+/// problem code. Then the node is drained (removing it before it is empty is refused with
+/// `member_not_empty`) and removed, and every write is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_adds_a_node_and_follows_its_moves() {
+    let c = Cluster::start(Opts::default()).await;
+    for i in 0..20 {
+        let (status, _) = c.put(&format!("grow/{i}"), "v").await.expect("put");
+        assert_eq!(status, 201);
+    }
+    let port = cluster::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _node4 = Killed(
+        c.tierkv("node")
+            .args(["--shards", &c.opts.shards.to_string()])
+            .args(["--node-id", "4"])
+            .args(["--listen", &addr])
+            .arg("--data-dir")
+            .arg(c.dir.path().join("node-4"))
+            .spawn()
+            .expect("spawn node 4"),
+    );
+
+    let (ok, out, err) = cli(
+        &c,
+        &[
+            "add",
+            "--id",
+            "4",
+            "--address",
+            &addr,
+            "--wait",
+            "--timeout",
+            "90s",
+        ],
+    )
+    .await;
+    assert!(ok, "add failed: {out}{err}");
+    assert!(out.contains("added node 4"), "{out}");
+    assert!(out.contains("every move is done"), "{out}");
+
+    // What the moves document says is placed on node 4 is there, as voters.
+    let moves = admin(&c, "/admin/v1/moves").await;
+    assert_eq!(moves["shards_moving"], 0, "{moves}");
+    let placed: Vec<u64> = moves["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .filter(|s| {
+            s["target"]
+                .as_array()
+                .is_some_and(|t| t.contains(&Value::from(4)))
+        })
+        .map(|s| s["shard"].as_u64().expect("shard"))
+        .collect();
+    assert!(!placed.is_empty(), "node 4 got no replica: {moves}");
+    let status: Value = c
+        .http
+        .get(format!("http://{addr}/status"))
+        .send()
+        .await
+        .expect("node 4 status")
+        .json()
+        .await
+        .expect("json");
+    for s in &placed {
+        let shard = status["shards"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["shard"].as_u64() == Some(*s)))
+            .unwrap_or_else(|| panic!("node 4 does not host shard {s}: {status}"));
+        assert_eq!(shard["voter"], true, "{shard}");
+    }
+    for i in 0..20 {
+        let (status, body) = c.get(&format!("grow/{i}")).await.expect("get");
+        assert_eq!((status, body.as_str()), (200, "v"), "grow/{i}");
+    }
+
+    let (ok, out, err) = cli(&c, &["status"]).await;
+    assert!(ok, "status failed: {out}{err}");
+    assert!(out.contains("0 of 4 shards moving"), "{out}");
+    let (ok, _, err) = cli(&c, &["remove", "4"]).await;
+    assert!(!ok, "removing an active member must be refused");
+    assert!(err.contains("member_state"), "{err}");
+
+    // Drain it, and remove it too early (it still hosts replicas), then once it is empty.
+    let (ok, out, err) = cli(&c, &["drain", "4"]).await;
+    assert!(ok, "drain failed: {out}{err}");
+    let (ok, _, err) = cli(&c, &["remove", "4"]).await;
+    assert!(
+        !ok,
+        "removing a member that still hosts replicas must be refused"
+    );
+    assert!(err.contains("member_not_empty"), "{err}");
+    let (ok, out, err) = cli(&c, &["status", "--wait", "--timeout", "90s"]).await;
+    assert!(ok, "status --wait failed: {out}{err}");
+    // The leaders are done; node 4 releases its replicas once it hears so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out, err) = cli(&c, &["remove", "4"]).await;
+        if ok {
+            assert!(out.contains("removed node 4"), "{out}");
+            break;
+        }
+        assert!(err.contains("member_not_empty"), "{err}");
+        assert!(
+            Instant::now() < deadline,
+            "node 4 never became empty: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let overview = admin_until(&c, "/admin/v1/cluster", Duration::from_secs(10), |o| {
+        o["members"].as_array().is_some_and(|m| m.len() == 3)
+    })
+    .await;
+    assert!(
+        overview["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(|m| m["id"] != 4)),
+        "{overview}"
+    );
+    for i in 0..20 {
+        let (status, body) = c.get(&format!("grow/{i}")).await.expect("get");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "v"),
+            "grow/{i} after the shrink"
+        );
+    }
+}

@@ -70,7 +70,9 @@
 //! `precondition_failed` (412), `rate_limited` (429: one key's per-key limit), `backpressure` (503),
 //! `storage_unavailable` (503), `not_leader` (503), `outcome_unknown` (503), `shutting_down` (503),
 //! `overloaded` (503),
-//! `timeout` (504), `data_corruption` (500), `internal` (500). 429 and the retryable 503s
+//! `timeout` (504), `data_corruption` (500), `internal` (500); membership changes (design
+//! note 0009): `member_not_found` (404), `member_exists`, `member_state`, `too_few_members`,
+//! `member_not_empty`, `members_outdated`, `membership_unsupported` (409). 429 and the retryable 503s
 //! carry `Retry-After`. 5xx bodies never contain internal details; the full error is logged
 //! in the request's span.
 //!

@@ -23,9 +23,9 @@
 //! told the target (`SetTarget`: a serving leader moves its configuration toward it, one
 //! change at a time, through the shard's log, note 0009 §2) and the retired ids. A follower
 //! whose committed steady configuration does not list it, and that the target leaves out,
-//! is released: `HOSTED` without it, its driver stopped, its WAL records released. (Asking
-//! the shard's leader, for a removed replica that missed the last `Append` and keeps the
-//! joint configuration, is not done yet: note 0009, "Part 2 plan", step 6.)
+//! is released: `HOSTED` without it, its driver stopped, its WAL records released; so is one
+//! whose shard's serving leader reports a committed steady configuration without it (a
+//! removed replica that missed the last `Append` keeps the joint configuration in force).
 //! A replica restarts as a follower that refuses promises for one lease (it may have acked a
 //! heartbeat just before it died), unless it is its shard's only replica (`tierkv serve`):
 //! that one takes over at once (design note 0002, "One replica").
@@ -223,6 +223,7 @@ impl Node {
             tick: opts.cluster.tick,
             manifest_refresh: opts.cluster.manifest_refresh,
             inbox: 4096,
+            move_bytes_per_sec: opts.cluster.move_bytes_per_sec,
         };
         let opened = futures::future::try_join_all(hosted.iter().map(|&id| {
             let comps = ShardComponents {

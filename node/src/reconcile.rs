@@ -33,10 +33,6 @@ pub(crate) struct Reconciled {
     retired: std::collections::HashSet<(ShardId, NodeId)>,
 }
 
-/// Most learners one reconciliation pass creates (the rest wait for the next map refresh):
-/// each one loads a manifest and opens segments, and its leader then ships it the log tail.
-const MAX_LEARNERS_PER_PASS: usize = 4;
-
 /// Moves this node's replicas toward `map` (design note 0009 §6): creates a learner of every
 /// shard the map places here that the node does not host, then gives every hosted replica
 /// the map's target and retired ids. Failures are logged; the next pass retries.
@@ -50,16 +46,25 @@ pub(crate) async fn reconcile(node: &Arc<NodeInner>, map: &ShardMap) {
         tracing::error!(node = %me, "this node's id is retired in the shard map; it creates no replica");
         return;
     }
-    let mut created = 0;
+    // `cluster.max_moves_per_node`: replicas placed here that are not voters yet count
+    // against it; each new learner loads a manifest and opens segments, and its leader then
+    // ships it the log tail.
+    let mut learning = node
+        .shards
+        .load()
+        .iter()
+        .filter(|(id, h)| !h.status().voter && map.replicas(**id).contains(&me))
+        .count();
     for s in 0..map.shards().min(node.genesis.shards()) {
         let id = ShardId(s);
         if !map.replicas(id).contains(&me) || node.shards.load().contains_key(&id) {
             continue;
         }
-        if created == MAX_LEARNERS_PER_PASS {
+        if learning >= node.spawner.cluster.max_moves_per_node {
+            tracing::debug!(node = %me, learning, "as many learners as cluster.max_moves_per_node; the other moves wait");
             break;
         }
-        created += 1;
+        learning += 1;
         match create_learner(node, id).await {
             Ok(()) => tracing::info!(node = %me, shard = %id, "created a learner replica"),
             Err(e) => {

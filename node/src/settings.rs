@@ -76,6 +76,14 @@ pub struct ClusterSettings {
     /// `cert_file`/`key_file` are presented as a client certificate. Default: off (plain
     /// HTTP).
     pub tls: ClientTlsSettings,
+    /// Most replicas of this node learning at once (design note 0009 §2): replicas a
+    /// membership change placed here that are not voters yet. Reconciliation creates new
+    /// learners only below it; the other moves wait. At least 1. Default: 4.
+    pub max_moves_per_node: usize,
+    /// Bytes of log entries per second a shard's leader sends to its learners (a token
+    /// bucket around their `Append`s; voters and heartbeats are never throttled): what a
+    /// move may take from client traffic. 0: unlimited. Default: 67108864 (64 MiB).
+    pub move_bytes_per_sec: u64,
 }
 
 impl Default for ClusterSettings {
@@ -97,6 +105,8 @@ impl Default for ClusterSettings {
             map_refresh: Duration::from_secs(2),
             peer_addresses: Vec::new(),
             tls: ClientTlsSettings::default(),
+            max_moves_per_node: 4,
+            move_bytes_per_sec: 64 << 20,
         }
     }
 }
@@ -133,6 +143,14 @@ pub enum SettingsError {
     /// `[cluster.tls]` is unusable (settings that go together, or its files).
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A limit is out of range.
+    #[error("cluster.{field}: {reason}")]
+    Limit {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl ClusterSettings {
@@ -178,6 +196,12 @@ impl ClusterSettings {
             return Err(SettingsError::Timing {
                 field: "handover_after",
                 reason: "must be 0s (off) or at least lease_duration",
+            });
+        }
+        if self.max_moves_per_node == 0 {
+            return Err(SettingsError::Limit {
+                field: "max_moves_per_node",
+                reason: "must be at least 1 (no replica could ever move)",
             });
         }
         self.members()?;
@@ -293,6 +317,22 @@ mod tests {
         };
         assert!(matches!(s.validate(), Err(SettingsError::Quorum { .. })));
         assert!(ClusterSettings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn moves_need_at_least_one_at_a_time() {
+        let with = |n| ClusterSettings {
+            max_moves_per_node: n,
+            ..ClusterSettings::default()
+        };
+        assert!(with(1).validate().is_ok());
+        assert!(matches!(
+            with(0).validate(),
+            Err(SettingsError::Limit {
+                field: "max_moves_per_node",
+                ..
+            })
+        ));
     }
 
     #[test]

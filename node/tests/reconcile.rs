@@ -58,10 +58,15 @@ fn settings(id: u32, addr: &str, initial: &[String]) -> ClusterSettings {
 }
 
 async fn open(id: u32, addr: &str, dir: &Path, store: &ObjStore, initial: &[String]) -> Node {
+    open_with(settings(id, addr, initial), dir, store).await
+}
+
+async fn open_with(cluster: ClusterSettings, dir: &Path, store: &ObjStore) -> Node {
+    let addr = cluster.advertise.clone().expect("advertise");
     Node::open(
         NodeOptions {
-            cluster: settings(id, addr, initial),
-            advertise: addr.to_owned(),
+            cluster,
+            advertise: addr,
             shards: SHARDS,
             engine: EngineOptions::default(),
             wal: WalSettings::default(),
@@ -78,9 +83,21 @@ async fn open(id: u32, addr: &str, dir: &Path, store: &ObjStore, initial: &[Stri
 }
 
 async fn start(id: u32, listener: TcpListener, store: &ObjStore, initial: &[String]) -> Running {
+    start_with(id, listener, store, initial, |_| {}).await
+}
+
+async fn start_with(
+    id: u32,
+    listener: TcpListener,
+    store: &ObjStore,
+    initial: &[String],
+    tweak: impl FnOnce(&mut ClusterSettings),
+) -> Running {
     let addr = listener.local_addr().expect("addr").to_string();
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = open(id, &addr, dir.path(), store, initial).await;
+    let mut cluster = settings(id, &addr, initial);
+    tweak(&mut cluster);
+    let node = open_with(cluster, dir.path(), store).await;
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(server::serve(
         node.clone(),
@@ -499,6 +516,94 @@ async fn a_removed_replica_that_missed_the_last_append_is_released_by_asking_the
         assert!(got.is_some(), "shard {s}: a write was lost");
     }
     back.shutdown(Duration::from_secs(1)).await;
+    for r in nodes {
+        let _ = r.stop.send(());
+        r.served.await.expect("server task").expect("served");
+    }
+}
+
+/// The throttles (design note 0009 §2, "Learn"): with `cluster.max_moves_per_node = 1` the
+/// new node never holds more than one learner at once, and with
+/// `cluster.move_bytes_per_sec` small against the log tail the leaders report the bytes
+/// their learners are behind; every move still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_moves_learn_one_at_a_time_and_still_finish() {
+    let store = ObjStore::in_memory();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect();
+    let initial: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let mut listeners = listeners.into_iter();
+    let throttled = |c: &mut ClusterSettings| {
+        c.max_moves_per_node = 1;
+        c.move_bytes_per_sec = 64 << 10;
+    };
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let l = listeners.next().expect("listener");
+        nodes.push(start_with(id, l, &store, &initial, throttled).await);
+    }
+    // About 128 KiB of log tail per shard: half a second of catch-up each.
+    let big = "x".repeat(4096);
+    for s in 0..SHARDS {
+        let h = leader(&nodes.iter().collect::<Vec<_>>(), ShardId(s)).await;
+        for i in 0..32 {
+            h.write(WriteBatch::new().put(format!("k{s}/{i}"), big.clone()))
+                .await
+                .expect("write before the move");
+        }
+    }
+    let l4 = listeners.next().expect("listener");
+    let store4 = store.clone();
+    let joining = tokio::spawn(async move { start_with(4, l4, &store4, &[], throttled).await });
+    let v2 = shardmap::change_members(&store, |m| m.add_member(NodeId(4), &addrs[3]))
+        .await
+        .expect("add");
+    let moved: Vec<ShardId> = (0..SHARDS)
+        .map(ShardId)
+        .filter(|s| v2.replicas(*s).contains(&NodeId(4)))
+        .collect();
+    assert!(moved.len() > 1, "the test needs several moves: {moved:?}");
+    nodes.push(joining.await.expect("node 4 opens once listed"));
+    let deadline = Instant::now() + DEADLINE;
+    let mut saw_bytes_behind = false;
+    loop {
+        let learners = nodes[3].node.shards().filter(|h| !h.status().voter).count();
+        assert!(learners <= 1, "{learners} learners at once on node 4");
+        for r in &nodes[..3] {
+            for h in r.node.shards() {
+                saw_bytes_behind |= h.learner_progress().iter().any(|l| l.bytes_behind > 0);
+            }
+        }
+        let done = moved.iter().all(|s| {
+            nodes[3]
+                .node
+                .shard(*s)
+                .is_some_and(|h| h.status().voter && h.status().phase == ChangePhase::Done)
+        });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the throttled moves did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(saw_bytes_behind, "no leader reported bytes behind");
+    for &s in &moved {
+        let h = nodes[3].node.shard(s).expect("hosted");
+        let deadline = Instant::now() + DEADLINE;
+        while value(&h, &format!("k{}/31", s.0)).await.is_none() {
+            assert!(Instant::now() < deadline, "shard {s}: a write is missing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     for r in nodes {
         let _ = r.stop.send(());
         r.served.await.expect("server task").expect("served");

@@ -9,4 +9,5 @@ mod idempotency;
 mod kv;
 mod limits;
 mod list;
+mod membership;
 mod openapi;

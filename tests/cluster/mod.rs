@@ -664,6 +664,12 @@ impl Cluster {
         "tierkv-dev-secret"
     }
 
+    /// A `tierkv <sub>` command with this cluster's object store and settings, for a
+    /// process the test manages itself (e.g. a node that joins the cluster).
+    pub fn tierkv(&self, sub: &str) -> Command {
+        self.command(sub)
+    }
+
     /// Calls node `id`'s client RPC directly (bypassing the gateway).
     pub async fn rpc(&self, id: u32, req: &Request) -> Result<Response, String> {
         let r = self

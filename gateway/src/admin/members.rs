@@ -2,7 +2,8 @@
 //! add, drain, remove and replace members, and follow the moves they cause. Same
 //! authorization as the rest of the admin API. Each operation first checks the change
 //! against the gateway's map (states, ids, the active count), then what the map cannot say
-//! (every member speaks wire revision 5; a removed member hosts nothing), then publishes the
+//! (every member speaks wire revision 5; a removed member hosts nothing; one replacement at
+//! a time), then publishes the
 //! next map version through [`ClusterView::change_members`]. A refusal changes nothing and
 //! has a stable code (`member_not_found`, `member_exists`, `member_state`,
 //! `too_few_members`, `member_not_empty`, `members_outdated`, `membership_unsupported`).
@@ -149,6 +150,34 @@ fn check_hosts_nothing(g: &Gathered, id: NodeId) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// One replacement at a time: refused while a member retired by an earlier replacement is
+/// still a voter of some shard's configuration (its moves are not done). Retired ids count
+/// for nothing, so a second replacement then could leave a shard without a quorum.
+fn check_one_replacement(g: &Gathered) -> Result<(), ApiError> {
+    for m in &g.members {
+        let Facts::Described(d) = &m.facts else {
+            continue;
+        };
+        for f in &d.shards {
+            if let Some(r) = f
+                .configuration
+                .iter()
+                .flatten()
+                .find(|n| g.map.is_retired(NodeId(**n)))
+            {
+                return Err(ApiError::Membership {
+                    code: MembershipRefusal::TooFew,
+                    detail: format!(
+                        "node {r}, retired by an earlier replacement, is still a voter of shard {}: another replacement now could leave it without a quorum; wait until the moves are done (GET /admin/v1/moves)",
+                        f.shard
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn entry(map: &ShardMap) -> MembershipChange {
     MembershipChange {
         map_version: map.version(),
@@ -177,8 +206,10 @@ async fn change(state: &AppState, change: MemberChange) -> Result<MembershipChan
         .apply(&snap.gathered.map)
         .map_err(ApiError::from_shard_map)?;
     check_versions(&snap.gathered)?;
-    if let MemberChange::Remove { id } = change {
-        check_hosts_nothing(&snap.gathered, id)?;
+    match change {
+        MemberChange::Remove { id } => check_hosts_nothing(&snap.gathered, id)?,
+        MemberChange::Replace { .. } => check_one_replacement(&snap.gathered)?,
+        MemberChange::Add { .. } | MemberChange::Drain { .. } => {}
     }
     let next = view.change_members(change).await?;
     state.admin_forget_snapshot().await;
@@ -282,7 +313,56 @@ pub(crate) async fn moves(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tierkv_wire::proto::describe::{NodeDescription, ShardFacts};
+    use tierkv_wire::shardmap::Member;
+
     use super::*;
+    use crate::admin::view::MemberFacts;
+
+    /// Node 3 was replaced by node 4; `voters` is what node 1 reports as shard 0's
+    /// configuration.
+    fn after_a_replacement(voters: Vec<Vec<u32>>) -> Gathered {
+        let members = (1..=3)
+            .map(|i| Member::active(NodeId(i), format!("h:{i}")))
+            .collect();
+        let map = ShardMap::new(1, 1, 3, 8, members)
+            .and_then(|m| m.replace_member(NodeId(3), NodeId(4), "h:4"))
+            .expect("map");
+        let described = NodeDescription {
+            node: 1,
+            wire_revision: REVISION_CONFIGURATIONS,
+            shards: vec![ShardFacts {
+                shard: 0,
+                role: "leader".to_owned(),
+                configuration: voters,
+                ..ShardFacts::default()
+            }],
+            ..NodeDescription::default()
+        };
+        Gathered {
+            map: Arc::new(map),
+            members: vec![MemberFacts {
+                id: NodeId(1),
+                addr: "h:1".to_owned(),
+                answering: Some(true),
+                last_seen_ms: None,
+                facts: Facts::Described(Box::new(described)),
+            }],
+            events: Vec::new(),
+        }
+    }
+
+    /// A second replacement waits until no configuration lists a retired member.
+    #[test]
+    fn one_replacement_at_a_time() {
+        let moving = after_a_replacement(vec![vec![1, 2, 3], vec![1, 2, 4]]);
+        let refused = check_one_replacement(&moving).expect_err("node 3 is still a voter");
+        assert_eq!(refused.code(), crate::problem::ErrorCode::TooFewMembers);
+        let done = after_a_replacement(vec![vec![1, 2, 4]]);
+        assert!(check_one_replacement(&done).is_ok());
+    }
 
     #[test]
     fn addresses_and_ids_are_validated() {

@@ -30,10 +30,14 @@
 //!
 //! This module holds the driver task: its loop, the replica's outputs, proposals and role
 //! changes. The node-facing [`ShardHandle`] and [`ShardStatus`] are in `handle.rs`; the
-//! object-store calls (epoch claims, manifest loads) and their completions in `io.rs`.
+//! object-store calls (epoch claims, manifest loads) and their completions in `io.rs`; the
+//! task's start in `spawn.rs`; the catch-up throttle of learners (design note 0009,
+//! `cluster.move_bytes_per_sec`) in `throttle.rs`.
 
 mod handle;
 mod io;
+mod spawn;
+mod throttle;
 mod traces;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,16 +56,18 @@ use tierkv_engine::replica::{
 };
 use tierkv_engine::shard::{PrepareOutcome, Prepared, Shard};
 use tierkv_engine::store::ObjStore;
-use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId, WriteBatch};
+use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
 use tierkv_engine::wal::Wal;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use self::handle::Reply;
 pub(crate) use self::handle::{Cmd, ProposeReply};
 pub use self::handle::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
-use self::handle::{Reply, propose_raw};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
+pub(crate) use self::spawn::spawn;
+use self::throttle::MoveThrottle;
 use self::traces::WriteTraces;
 use crate::admin::{EventFields, EventLog};
 use crate::transport::Transport;
@@ -77,6 +83,9 @@ pub(crate) struct DriverSettings {
     pub(crate) manifest_refresh: Duration,
     /// Capacity of the inbox.
     pub(crate) inbox: usize,
+    /// Bytes of entries per second a leader sends its learners (`cluster.move_bytes_per_sec`;
+    /// 0: unlimited).
+    pub(crate) move_bytes_per_sec: u64,
 }
 
 /// Everything a driver is made of.
@@ -91,78 +100,6 @@ pub(crate) struct DriverParts {
     pub(crate) cancel: CancellationToken,
     /// The node's event log (role changes, handovers, WAL failures: design note 0010).
     pub(crate) events: Arc<EventLog>,
-}
-
-/// Starts the driver task of a shard; returns its handle and the task.
-pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(parts.settings.inbox);
-    let id = parts.shard.id();
-    let status = Arc::new(ShardStatus::default());
-    status.publish(&parts.replica, false);
-    status.publish_configurations(&parts.replica);
-    let handle = ShardHandle {
-        id,
-        shard: parts.shard.clone(),
-        tx,
-        status: Arc::clone(&status),
-        clock: parts.clock,
-        stop: parts.cancel.clone(),
-    };
-    let weak = handle.tx.downgrade();
-    parts.shard.set_proposer(Arc::new(
-        move |batch: WriteBatch| -> BoxFuture<'static, Result<SeqNo>> {
-            let weak = weak.clone();
-            Box::pin(async move {
-                let tx = weak.upgrade().ok_or(Error::Closed)?;
-                propose_raw(id, &tx, batch).await
-            })
-        },
-    ));
-    let weak = handle.tx.downgrade();
-    // A follower's storage asks its leader to flush through the replica (note 0007).
-    parts
-        .shard
-        .set_flush_requester(Arc::new(move |upto: SeqNo, hard: bool| -> bool {
-            weak.upgrade()
-                .is_some_and(|tx| tx.try_send(Cmd::RequestFlush { upto, hard }).is_ok())
-        }));
-    let published = parts.shard.published();
-    let now = parts.clock.now();
-    let peer_breaks = parts
-        .replica
-        .peers()
-        .map(|p| (p, parts.transport.stream_breaks(p)))
-        .collect();
-    let mut d = Driver {
-        id,
-        replica: parts.replica,
-        shard: parts.shard,
-        wal: parts.wal,
-        store: parts.store,
-        transport: parts.transport,
-        clock: parts.clock,
-        settings: parts.settings,
-        cancel: parts.cancel,
-        events: parts.events,
-        rx,
-        status,
-        persists: FuturesOrdered::new(),
-        io: FuturesUnordered::new(),
-        waiters: BTreeMap::new(),
-        overlay: HashMap::new(),
-        held_failures: Vec::new(),
-        published,
-        poisoned: false,
-        leading: false,
-        next_refresh: now,
-        manifest_inflight: false,
-        manifest_answer: false,
-        peer_breaks,
-        known_leader: None,
-        traces: WriteTraces::default(),
-    };
-    let task = tokio::spawn(async move { d.run().await });
-    (handle, task)
 }
 
 /// A proposal waiting for its commit.
@@ -207,6 +144,8 @@ struct Driver {
     known_leader: Option<NodeId>,
     /// Open spans of traced writes (design note 0011).
     traces: WriteTraces,
+    /// Catch-up bandwidth of this replica's learners (design note 0009).
+    throttle: MoveThrottle,
 }
 
 /// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
@@ -339,6 +278,11 @@ impl Driver {
                                 map_version: None,
                             },
                         );
+                    }
+                    if !self.throttle.allows(&self.replica, to, &msg) {
+                        // Dropped: a leader rewinds a follower that made no progress for a
+                        // heartbeat and sends again (design note 0009 §2, "Learn").
+                        continue;
                     }
                     self.transport.send(to, self.id, &msg);
                 }
