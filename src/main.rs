@@ -4,10 +4,13 @@
 //! - `tierkv node` / `tierkv gateway`: one storage node or one stateless gateway of a cluster;
 //! - `tierkv serve`: one process, no network hop: every shard here with one replica, through
 //!   the same replica driver as a cluster's, and the public API over it (`tierkv::local`);
-//! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract.
+//! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract;
+//! - `tierkv admin keys create|list|revoke`: API keys, directly on the object store (the
+//!   bootstrap of a new cluster; design note 0012).
 
 mod cluster;
 mod config;
+mod keys;
 mod server;
 mod telemetry;
 
@@ -59,6 +62,52 @@ enum Cmd {
     Config(ConfigArgs),
     /// Print the OpenAPI document of the HTTP API and exit.
     Openapi,
+    /// Administer the cluster directly through its object store (run where the cluster's
+    /// configuration is: a node's host).
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdminArgs {
+    #[command(subcommand)]
+    cmd: AdminCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCmd {
+    /// API keys (design note 0012): the same operations as `/admin/v1/keys`.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Make an API key and print it on standard output (the only time it is shown).
+    Create {
+        /// read (get, head, list), write (read + put, delete, batch) or admin (everything).
+        #[arg(long)]
+        role: tierkv_gateway::auth::Role,
+        /// What the key is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Limit the key to keys starting with this prefix (repeat for several; not for
+        /// admin keys).
+        #[arg(long = "prefix", value_name = "PREFIX")]
+        prefixes: Vec<String>,
+    },
+    /// List the API keys (never their secrets).
+    List,
+    /// Revoke an API key: gateways refuse it within their poll interval.
+    Revoke {
+        /// The key's id (16 hex characters).
+        id: String,
+    },
 }
 
 /// Flags every server command takes.
@@ -247,6 +296,29 @@ fn main() -> ExitCode {
             print!("{}", tierkv_gateway::openapi_yaml());
             Ok(())
         }
+        Cmd::Admin(AdminArgs {
+            cmd:
+                AdminCmd::Keys {
+                    cmd,
+                    storage,
+                    common,
+                },
+        }) => load(&common, Some(&storage), None, ClusterOverrides::default()).and_then(|cfg| {
+            let cmd = match cmd {
+                KeysCmd::Create {
+                    role,
+                    name,
+                    prefixes,
+                } => keys::KeysCommand::Create {
+                    role,
+                    name,
+                    prefixes,
+                },
+                KeysCmd::List => keys::KeysCommand::List,
+                KeysCmd::Revoke { id } => keys::KeysCommand::Revoke { id },
+            };
+            keys::keys(&cfg, cmd)
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,9 @@
 //! - [`openapi`](fn@openapi): the generated OpenAPI document.
 //! - `trace`: trace context across hops (design note 0011): an incoming `traceparent`
 //!   parents the request span; each node RPC's `node_rpc` span travels with the operation.
+//! - [`auth`]: API keys, roles and prefixes (design note 0012): the middleware that
+//!   authenticates every request but the open ones, the key set in object storage and its
+//!   cache, failed-attempt limits, `/admin/v1/keys`.
 //! - [`admin`]: the admin API (`/admin/v1/...`: cluster overview, nodes, shards, events,
 //!   traffic, hot keys, sessions; design note 0010), its authorization, and the embedded
 //!   dashboard (`/ui/`).
@@ -46,8 +49,12 @@
 //! - `POST /v1/batch`: per-item results, not atomic; schema violations (ttl range, integer
 //!   fields) fail the whole batch with 400 before any item runs.
 //! - `GET /health/live`, `GET /health/ready`, `GET /metrics`, `GET /openapi.yaml`.
-//! - `/admin/v1/...`: the admin API (cluster secret as a bearer token, or a session
-//!   cookie); `/ui/`: the dashboard (`/` redirects there).
+//! - `/admin/v1/...`: the admin API (role `admin`); `/ui/`: the dashboard (`/` redirects
+//!   there).
+//!
+//! Every route but `/health/*`, `/openapi.yaml`, `/ui/` and signing in/out needs
+//! `Authorization: Bearer <API key>` (or the cluster secret, or a dashboard session): see
+//! [`auth`].
 //!
 //! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path (an unencoded `/` is part
 //! of the key too). JSON fields that carry keys or values have an `*_encoding` sibling:
@@ -64,7 +71,7 @@
 //! Codes (status): `key_empty` (400), `key_too_long` (400), `value_too_large` (413),
 //! `body_too_large` (413), `batch_too_large` (413), `batch_empty` (400), `invalid_ttl` (400),
 //! `invalid_idempotency_key` (400), `idempotency_key_reused` (422), `malformed_json` (400),
-//! `unknown_field` (400), `invalid_request` (400), `unauthorized` (401, admin API),
+//! `unknown_field` (400), `invalid_request` (400), `unauthorized` (401), `forbidden` (403),
 //! `unsupported_media_type` (415),
 //! `key_not_found` (404), `not_found` (404), `method_not_allowed` (405),
 //! `precondition_failed` (412), `rate_limited` (429: one key's per-key limit), `backpressure` (503),
@@ -80,6 +87,7 @@
 //! written after the batch ran (a crash in between re-runs it on retry).
 
 pub mod admin;
+pub mod auth;
 pub mod backend;
 pub mod cache;
 pub mod cluster;
@@ -107,6 +115,7 @@ pub use error::ApiError;
 pub use hotkeys::HotKeyOptions;
 pub use limits::KeyLimitOptions;
 pub use openapi::{openapi, openapi_yaml};
+pub use auth::AuthOptions;
 pub use options::GatewayOptions;
 pub use problem::{ErrorCode, Problem};
 pub use routes::batch::{BatchItem, BatchOp, BatchRequest, BatchResponse, ItemError, ItemResult};
@@ -115,9 +124,14 @@ pub use routes::kv::WriteResult;
 pub use routes::list::{ListItem, ListPage};
 pub use state::AppState;
 
-/// The whole API with every edge layer.
+/// The whole API with every edge layer; authentication (`auth::authenticate`) wraps every
+/// route inside them.
 pub fn app(state: AppState) -> axum::Router {
-    layers::apply(routes::router(state.clone()), &state)
+    let routes = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
+    layers::apply(routes, &state)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; in-flight requests then finish
@@ -128,7 +142,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.start_admin_sampler();
-    axum::serve(nodelay(listener), app(state))
+    // The peer address is what failed authentications are limited by (note 0012).
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(nodelay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -138,7 +154,7 @@ pub async fn serve(
 /// peer's delayed ACK (Nagle's algorithm: up to 40 ms on Linux).
 fn nodelay(
     listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
     use axum::serve::ListenerExt as _;
-    listener.tap_io(tierkv_wire::set_nodelay)
+    listener.tap_io(tierkv_wire::set_nodelay as fn(&mut tokio::net::TcpStream))
 }

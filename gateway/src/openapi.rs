@@ -72,14 +72,15 @@ fn describe(status: u16) -> &'static str {
             "Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request."
         }
         401 => {
-            "unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong)."
+            "unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session)."
         }
+        403 => "forbidden: the API key's role or key prefixes do not allow this request.",
         404 => "key_not_found (or not_found for unknown routes).",
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",
         429 => {
-            "rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds."
+            "rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds."
         }
         422 => {
             "idempotency_key_reused: the Idempotency-Key was first used for a different request."
@@ -107,7 +108,7 @@ fn problem_response(status: u16) -> RefOr<utoipa::openapi::Response> {
             "WWW-Authenticate",
             HeaderBuilder::new()
                 .schema(Some(Object::with_type(Type::String)))
-                .description(Some("`Bearer realm=\"tierkv-admin\"`"))
+                .description(Some("`Bearer realm=\"tierkv\"`"))
                 .build(),
         );
     }
@@ -429,6 +430,7 @@ pub fn openapi() -> OpenApi {
     }
     sign_in_schema(&mut doc);
     links(&mut doc);
+    crate::auth::openapi::apply(&mut doc, problem_response);
     doc
 }
 

@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - `auth`: the one authorization check (the cluster secret as a bearer token, or a signed
-//!   session cookie), sign-in with the secret or a one-time login token.
+//! - `auth`: the operator's credentials (the cluster secret as a bearer token, or a signed
+//!   session cookie), sign-in with the secret or a one-time login token. Every request is
+//!   authenticated by `crate::auth` (API keys, note 0012) before it reaches these routes.
 //! - [`view`]: [`ClusterView`], the seam to the cluster's facts (the cluster client gathers
 //!   them over node RPC with `Describe`; `tierkv serve` in process).
 //! - `report`: what the members said → the overview, nodes, shards and events documents, and
@@ -22,7 +23,7 @@
 //! compared with the previous one for the load (operations per second per shard and node).
 
 mod auth;
-mod handlers;
+pub(crate) mod handlers;
 pub mod model;
 mod report;
 mod traffic;
@@ -38,7 +39,8 @@ use axum::Router;
 use axum::routing::get;
 use tierkv_engine::types::NodeId;
 
-use self::auth::AdminAuth;
+pub(crate) use self::auth::AdminAuth;
+pub(crate) use self::auth::MISSING as MISSING_DETAIL;
 pub use self::auth::{LOGIN_TOKEN_LIFETIME, Principal};
 use self::report::{Rates, Reading};
 use self::traffic::TrafficLog;
@@ -110,6 +112,11 @@ impl AdminState {
             sampling: AtomicBool::new(false),
             started_at_ms,
         }
+    }
+
+    /// The operator's credentials, if the admin API is enabled.
+    pub(crate) fn credentials(&self) -> Option<&AdminAuth> {
+        self.auth.get()
     }
 
     fn auth(&self) -> Result<&AdminAuth, ApiError> {
@@ -212,5 +219,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/v1/events", get(handlers::events))
         .route("/admin/v1/traffic", get(handlers::traffic))
         .route("/admin/v1/hot-keys", get(handlers::hot_keys))
+        .merge(crate::auth::handlers::router())
         .merge(ui::router())
 }
