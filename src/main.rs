@@ -79,11 +79,16 @@ enum AdminCmd {
     Keys {
         #[command(subcommand)]
         cmd: KeysCmd,
-        #[command(flatten)]
-        storage: StorageArgs,
-        #[command(flatten)]
-        common: CommonArgs,
     },
+}
+
+/// Where `tierkv admin` finds the cluster: its configuration and object store.
+#[derive(Debug, Args)]
+struct AdminTarget {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,13 +105,20 @@ enum KeysCmd {
         /// admin keys).
         #[arg(long = "prefix", value_name = "PREFIX")]
         prefixes: Vec<String>,
+        #[command(flatten)]
+        target: AdminTarget,
     },
     /// List the API keys (never their secrets).
-    List,
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
     /// Revoke an API key: gateways refuse it within their poll interval.
     Revoke {
         /// The key's id (16 hex characters).
         id: String,
+        #[command(flatten)]
+        target: AdminTarget,
     },
 }
 
@@ -297,28 +309,33 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Admin(AdminArgs {
-            cmd:
-                AdminCmd::Keys {
-                    cmd,
-                    storage,
-                    common,
-                },
-        }) => load(&common, Some(&storage), None, ClusterOverrides::default()).and_then(|cfg| {
-            let cmd = match cmd {
+            cmd: AdminCmd::Keys { cmd },
+        }) => {
+            let (target, cmd) = match cmd {
                 KeysCmd::Create {
                     role,
                     name,
                     prefixes,
-                } => keys::KeysCommand::Create {
-                    role,
-                    name,
-                    prefixes,
-                },
-                KeysCmd::List => keys::KeysCommand::List,
-                KeysCmd::Revoke { id } => keys::KeysCommand::Revoke { id },
+                    target,
+                } => (
+                    target,
+                    keys::KeysCommand::Create {
+                        role,
+                        name,
+                        prefixes,
+                    },
+                ),
+                KeysCmd::List { target } => (target, keys::KeysCommand::List),
+                KeysCmd::Revoke { id, target } => (target, keys::KeysCommand::Revoke { id }),
             };
-            keys::keys(&cfg, cmd)
-        }),
+            load(
+                &target.common,
+                Some(&target.storage),
+                None,
+                ClusterOverrides::default(),
+            )
+            .and_then(|cfg| keys::keys(&cfg, cmd))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

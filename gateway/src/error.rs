@@ -102,7 +102,9 @@ pub enum ApiError {
         detail: String,
     },
     /// Too many wrong credentials came from the client's address.
-    #[error("too many failed authentication attempts from this address; retry in {retry_after_secs} s")]
+    #[error(
+        "too many failed authentication attempts from this address; retry in {retry_after_secs} s"
+    )]
     TooManyFailures {
         /// Seconds until one more attempt is allowed (the `Retry-After`).
         retry_after_secs: u64,

@@ -109,13 +109,13 @@ mod trace;
 
 use std::future::Future;
 
+pub use auth::AuthOptions;
 pub use backend::Backend;
 pub use cache::ValueStore;
 pub use error::ApiError;
 pub use hotkeys::HotKeyOptions;
 pub use limits::KeyLimitOptions;
 pub use openapi::{openapi, openapi_yaml};
-pub use auth::AuthOptions;
 pub use options::GatewayOptions;
 pub use problem::{ErrorCode, Problem};
 pub use routes::batch::{BatchItem, BatchOp, BatchRequest, BatchResponse, ItemError, ItemResult};

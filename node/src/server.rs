@@ -10,8 +10,9 @@
 //! | `GET /status` | operators, tests | JSON: replicas in rank order (the newest map's target), role, epoch, leader and seqs per hosted shard, `voter` (of its configuration in force), the move `phase` and, on a moving leader, its `learners` with the records each is behind (note 0009 §7) |
 //! | `GET /metrics` | Prometheus | the registry the node was served with ([`crate::node::Node::register_metrics`] and whatever else the process adds) |
 //!
-//! The two RPC routes require `authorization: Bearer <cluster secret>` (compared in
-//! constant time); a wrong or missing secret is 401. Their answers carry
+//! The RPC routes, `/status` and `/metrics` require `authorization: Bearer <cluster
+//! secret>` (compared in constant time; design note 0012); a wrong or missing secret is 401
+//! with `WWW-Authenticate: Bearer`. `/health/*` is open. Their answers carry
 //! `tierkv-wire-revision: 4`, the client operations this node knows
 //! ([`tierkv_wire::proto::REVISION`]).
 
@@ -58,7 +59,15 @@ pub fn router(node: Node, metrics: Arc<Registry>) -> Router {
         .route("/status", get(status))
         .route(
             "/metrics",
-            get(move || render_metrics(Arc::clone(&metrics))),
+            get(move |State(node): State<Node>, headers: HeaderMap| {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    if !authorized(&node, &headers) {
+                        return refused();
+                    }
+                    render_metrics(metrics).await
+                }
+            }),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(node)
@@ -337,7 +346,19 @@ pub(crate) fn phase_name(p: tierkv_engine::replica::ChangePhase) -> &'static str
     }
 }
 
-async fn status(State(node): State<Node>) -> Response {
+/// 401 for `/status` and `/metrics` without the secret.
+fn refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"tierkv-node\"")],
+    )
+        .into_response()
+}
+
+async fn status(State(node): State<Node>, headers: HeaderMap) -> Response {
+    if !authorized(&node, &headers) {
+        return refused();
+    }
     let map = node.map();
     let shards: Vec<serde_json::Value> = node
         .shards()

@@ -191,14 +191,20 @@ async fn prefix_limited_keys_stay_inside_their_prefixes() {
         .await
         .problem(403, "forbidden");
     assert_eq!(
-        as_key(&env, Method::GET, "/v1/kv/p/a", &k, None).await.status,
+        as_key(&env, Method::GET, "/v1/kv/p/a", &k, None)
+            .await
+            .status,
         200
     );
     // Listings: only inside a prefix.
     let list = |q: &str| as_key(&env, Method::GET, format!("/v1/kv{q}"), &k, None);
     assert_eq!(list("?prefix=p/").await.status, 200);
     assert_eq!(list("?prefix=p/a").await.status, 200);
-    assert_eq!(list("?prefix_base64=cC8%3D").await.status, 200, "p/ in base64");
+    assert_eq!(
+        list("?prefix_base64=cC8%3D").await.status,
+        200,
+        "p/ in base64"
+    );
     list("").await.problem(403, "forbidden");
     list("?prefix=p").await.problem(403, "forbidden");
     list("?prefix=q/").await.problem(403, "forbidden");
@@ -211,13 +217,17 @@ async fn prefix_limited_keys_stay_inside_their_prefixes() {
     let p = r.problem(403, "forbidden");
     assert!(p.detail.contains("items[1]"), "{p:?}");
     assert_eq!(
-        as_key(&env, Method::GET, "/v1/kv/p/b", &k, None).await.status,
+        as_key(&env, Method::GET, "/v1/kv/p/b", &k, None)
+            .await
+            .status,
         404,
         "nothing of a refused batch ran"
     );
     let ok = json!({"items": [{"op": "put", "key": "p/b", "value": "1"}, {"op": "get", "key": "shared"}]});
     assert_eq!(
-        as_key(&env, Method::POST, "/v1/batch", &k, Some(ok)).await.status,
+        as_key(&env, Method::POST, "/v1/batch", &k, Some(ok))
+            .await
+            .status,
         200
     );
     // Admin keys cannot be limited.
@@ -236,7 +246,9 @@ async fn keys_are_created_listed_without_secrets_and_revoked() {
     assert!(key.starts_with("tkv_") && key.contains(&id));
     let secret = key.rsplit('_').next().expect("secret");
     assert_eq!(
-        as_key(&env, Method::GET, "/v1/kv/a", &key, None).await.status,
+        as_key(&env, Method::GET, "/v1/kv/a", &key, None)
+            .await
+            .status,
         404
     );
     let r = env.get("/admin/v1/keys").await;
@@ -257,12 +269,24 @@ async fn keys_are_created_listed_without_secrets_and_revoked() {
     assert!(listed["created_at_ms"].as_u64().is_some());
     // Write keys cannot manage keys.
     let (_, w) = create_key(&env, json!({"name": "w", "role": "write"})).await;
-    as_key(&env, Method::POST, "/admin/v1/keys", &w, Some(json!({"name": "x", "role": "admin"})))
-        .await
-        .problem(403, "forbidden");
-    as_key(&env, Method::DELETE, &format!("/admin/v1/keys/{id}"), &w, None)
-        .await
-        .problem(403, "forbidden");
+    as_key(
+        &env,
+        Method::POST,
+        "/admin/v1/keys",
+        &w,
+        Some(json!({"name": "x", "role": "admin"})),
+    )
+    .await
+    .problem(403, "forbidden");
+    as_key(
+        &env,
+        Method::DELETE,
+        &format!("/admin/v1/keys/{id}"),
+        &w,
+        None,
+    )
+    .await
+    .problem(403, "forbidden");
     // Revoked: refused at once on this gateway.
     let r = env.delete(&format!("/admin/v1/keys/{id}")).await;
     assert_eq!(r.status, 204);
@@ -367,7 +391,12 @@ async fn wrong_credentials_are_limited_per_address() {
     // Refused before any check: a right key is no different now.
     env.get("/v1/kv/a").await.problem(429, "rate_limited");
     // Open routes stay open.
-    assert_eq!(env.send_as_is(request(&Method::GET, "/health/live", None)).await.status, 200);
+    assert_eq!(
+        env.send_as_is(request(&Method::GET, "/health/live", None))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -375,8 +404,12 @@ async fn auth_can_be_turned_off() {
     let mut opts = GatewayOptions::default();
     opts.auth.enabled = false;
     let env = Env::with(opts, EngineOptions::default(), 1 << 20).await;
-    let r = env.send_as_is(request(&Method::PUT, "/v1/kv/a", None)).await;
+    let r = env
+        .send_as_is(request(&Method::PUT, "/v1/kv/a", None))
+        .await;
     assert_eq!(r.status, 201);
-    let r = env.send_as_is(request(&Method::GET, "/admin/v1/keys", None)).await;
+    let r = env
+        .send_as_is(request(&Method::GET, "/admin/v1/keys", None))
+        .await;
     assert_eq!(r.status, 200);
 }

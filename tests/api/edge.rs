@@ -234,7 +234,9 @@ async fn serve_on_a_real_listener_with_graceful_shutdown() {
     // An in-flight request finishes after shutdown was asked for.
     let in_flight = tokio::spawn(http(
         addr,
-        format!("GET /v1/kv/gated HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET /v1/kv/gated HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+        ),
     ));
     let backend = Arc::clone(&env.backend);
     eventually(5, "the request to be in flight", || {

@@ -22,8 +22,8 @@ use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
-use tierkv_gateway::backend::{BackendError, NotReady};
 use tierkv_gateway::auth::{KeySpec, KeyStore, Role};
+use tierkv_gateway::backend::{BackendError, NotReady};
 use tierkv_gateway::{AppState, Backend, GatewayOptions, Problem, app};
 use tierkv_node::node::{Node, NodeComponents};
 use tierkv_node::settings::ClusterSettings;
@@ -263,7 +263,17 @@ impl Env {
         } = self;
         node.shutdown(Duration::from_secs(10)).await;
         drop((app, state, backend, node));
-        Self::open(dir, faulty, store, clock, opts, engine, cache_bytes, Some(key)).await
+        Self::open(
+            dir,
+            faulty,
+            store,
+            clock,
+            opts,
+            engine,
+            cache_bytes,
+            Some(key),
+        )
+        .await
     }
 
     /// Sends `req`, with the env's admin key unless it carries `authorization` or `cookie`.
@@ -272,7 +282,9 @@ impl Env {
         if !h.contains_key("authorization") && !h.contains_key("cookie") {
             h.insert(
                 "authorization",
-                format!("Bearer {}", self.key).parse().expect("header value"),
+                format!("Bearer {}", self.key)
+                    .parse()
+                    .expect("header value"),
             );
         }
         self.send_as_is(req).await

@@ -263,16 +263,24 @@ mod tests {
             .await
             .expect("create");
         let cache = Arc::new(
-            KeyCache::load(store.clone(), Duration::from_millis(10), Duration::from_secs(30))
-                .await
-                .expect("load"),
+            KeyCache::load(
+                store.clone(),
+                Duration::from_millis(10),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("load"),
         );
         let (id, secret) = key::parse(&token).expect("a key");
         let k = cache.check(id, secret, 42).expect("known");
         assert!(k.allows_key(b"p/x") && !k.allows_key(b"q/x"));
         assert_eq!(cache.local_usage().get(id), Some(&42));
         let wrong = format!("{}A", &secret[..secret.len() - 1]);
-        let wrong = if wrong == secret { secret.replace('A', "B") } else { wrong };
+        let wrong = if wrong == secret {
+            secret.replace('A', "B")
+        } else {
+            wrong
+        };
         assert_eq!(cache.check(id, &wrong, 1).err(), Some(KeyRefusal::Unknown));
         // Another writer revokes it; a poll sees that.
         assert!(store.revoke(&rec.id).await.expect("revoke"));

@@ -120,10 +120,7 @@ impl Caller {
     pub(crate) fn allow_key(&self, key: &[u8]) -> Result<(), ApiError> {
         match self {
             Self::Key(k) if !k.allows_key(key) => Err(ApiError::Forbidden {
-                detail: format!(
-                    "API key {} is limited to other key prefixes",
-                    k.record.id
-                ),
+                detail: format!("API key {} is limited to other key prefixes", k.record.id),
             }),
             _ => Ok(()),
         }
@@ -249,9 +246,7 @@ impl AuthState {
         let failures: Family<ReasonLabels, Counter> = Family::default();
         for r in Reason::ALL {
             // Every reason is shown from the start, at 0.
-            let _ = failures.get_or_create(&ReasonLabels {
-                reason: r.as_str(),
-            });
+            let _ = failures.get_or_create(&ReasonLabels { reason: r.as_str() });
         }
         registry.register(
             "tierkv_gateway_auth_failures",
@@ -281,9 +276,7 @@ impl AuthState {
 
     fn count(&self, r: Reason) {
         self.failures
-            .get_or_create(&ReasonLabels {
-                reason: r.as_str(),
-            })
+            .get_or_create(&ReasonLabels { reason: r.as_str() })
             .inc();
     }
 

@@ -40,7 +40,9 @@ const MAX_USAGE_OBJECTS: usize = 256;
 const USAGE_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// `GET`/`HEAD` on `/v1/*`: get, head, list.
@@ -276,7 +278,11 @@ impl KeyStore {
                 object: keyset_key(next),
                 detail: e.to_string(),
             })?;
-            match self.store.put_create(&keyset_key(next), Bytes::from(body)).await? {
+            match self
+                .store
+                .put_create(&keyset_key(next), Bytes::from(body))
+                .await?
+            {
                 CreateOutcome::Created => {
                     self.prune(next).await;
                     return Ok((
@@ -435,7 +441,12 @@ mod tests {
             assert_eq!(id, record.id);
             assert_eq!(key::hex(&key::digest(id, secret)), record.hash);
             // Nothing stored holds the secret.
-            let raw = ks.store.get(&keyset_key(6)).await.expect("get").expect("exists");
+            let raw = ks
+                .store
+                .get(&keyset_key(6))
+                .await
+                .expect("get")
+                .expect("exists");
             assert!(!String::from_utf8_lossy(&raw).contains(secret));
         }
         assert!(ks.revoke(&made[0].0.id).await.expect("revoke"));
@@ -466,7 +477,9 @@ mod tests {
             ));
         }
         for _ in 0..(KEEP_VERSIONS + 3) {
-            ks.create(&spec(Role::Write, &[]), 1).await.expect("created");
+            ks.create(&spec(Role::Write, &[]), 1)
+                .await
+                .expect("created");
         }
         let listed = ks.store.list(KEYS_PREFIX, None).await.expect("list");
         assert!(listed.len() as u64 <= KEEP_VERSIONS + 1, "{}", listed.len());

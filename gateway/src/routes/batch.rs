@@ -119,7 +119,10 @@ fn de_opt_uint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
 /// on its own when it runs.
 fn in_scope(caller: &Caller, items: &[BatchItem]) -> Result<(), ApiError> {
     for (i, item) in items.iter().enumerate() {
-        if let Ok(key) = item.key_encoding.unwrap_or_default().decode(&item.key, "key")
+        if let Ok(key) = item
+            .key_encoding
+            .unwrap_or_default()
+            .decode(&item.key, "key")
             && let Err(e) = caller.allow_key(&key)
         {
             return Err(ApiError::Forbidden {
