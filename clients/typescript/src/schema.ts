@@ -14,6 +14,7 @@ export interface paths {
         /**
          * Cluster overview: health, shard map, members with their last heartbeat, versions and
          *     leader counts, replica roles.
+         * @description Role: `admin`.
          */
         get: operations["cluster"];
         put?: never;
@@ -34,6 +35,7 @@ export interface paths {
         /**
          * Recent events: leader changes, handovers, node starts, WAL failures (from the nodes) and
          *     members that stopped or resumed answering (from this gateway), newest first.
+         * @description Role: `admin`.
          */
         get: operations["events"];
         put?: never;
@@ -55,11 +57,57 @@ export interface paths {
          * The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
          *     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
          *     when the gateway has one).
+         * @description Role: `admin`.
          */
         get: operations["hot_keys"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every API key (never a secret nor a hash), with its last use.
+         * @description Role: `admin`.
+         */
+        get: operations["list_keys"];
+        put?: never;
+        /**
+         * Creates an API key; the answer holds the key, once.
+         * @description Role: `admin`.
+         */
+        post: operations["create_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revokes an API key: every gateway refuses it within `gateway.auth.poll_interval` (plus
+         *     one object-store read).
+         * @description Role: `admin`.
+         */
+        delete: operations["revoke_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -75,6 +123,7 @@ export interface paths {
         /**
          * Per node: shards led and followed, WAL, memtable and unflushed bytes, segments, block
          *     cache hit ratio, load, last heartbeat.
+         * @description Role: `admin`.
          */
         get: operations["nodes"];
         put?: never;
@@ -92,7 +141,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who the caller is signed in as. */
+        /**
+         * Who the caller is signed in as.
+         * @description Role: `admin`.
+         */
         get: operations["session"];
         put?: never;
         /**
@@ -117,6 +169,7 @@ export interface paths {
         /**
          * Per shard: leader, epoch, replicas with roles, sequence numbers and lag, segments, memory,
          *     load.
+         * @description Role: `admin`.
          */
         get: operations["shards"];
         put?: never;
@@ -137,6 +190,7 @@ export interface paths {
         /**
          * This gateway's `/v1/` traffic over the last ten minutes, every two seconds: request
          *     rate, p50/p99 latency, 4xx and 5xx rates.
+         * @description Role: `admin`.
          */
         get: operations["traffic"];
         put?: never;
@@ -188,7 +242,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics. */
+        /**
+         * Prometheus metrics.
+         * @description Role: `admin`.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -224,7 +281,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Runs a batch. */
+        /**
+         * Runs a batch.
+         * @description Role: `write` or above.
+         */
         post: operations["batch"];
         delete?: never;
         options?: never;
@@ -239,7 +299,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Lists keys. */
+        /**
+         * Lists keys.
+         * @description Role: `read` or above.
+         */
         get: operations["list"];
         put?: never;
         post?: never;
@@ -256,15 +319,27 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Reads a value. */
+        /**
+         * Reads a value.
+         * @description Role: `read` or above.
+         */
         get: operations["get_kv"];
-        /** Writes a value. */
+        /**
+         * Writes a value.
+         * @description Role: `write` or above.
+         */
         put: operations["put_kv"];
         post?: never;
-        /** Deletes a key (204 also when it was absent). */
+        /**
+         * Deletes a key (204 also when it was absent).
+         * @description Role: `write` or above.
+         */
         delete: operations["delete_kv"];
         options?: never;
-        /** Reads a value's headers (documentation only: `GET` serves `HEAD`). */
+        /**
+         * Reads a value's headers (documentation only: `GET` serves `HEAD`).
+         * @description Role: `read` or above.
+         */
         head: operations["head_kv"];
         patch?: never;
         trace?: never;
@@ -390,6 +465,36 @@ export interface components {
             /** @description Replica roles over every shard and member. */
             roles: components["schemas"]["RoleCounts"];
         };
+        /** @description `POST /admin/v1/keys`. */
+        CreateKey: {
+            /** @description What the key is for: 1..=128 bytes. */
+            name: string;
+            /** @description Key prefixes it is limited to (not for `admin` keys); none: every key. */
+            prefixes?: string[];
+            /** @description What it may do. */
+            role: components["schemas"]["Role"];
+        };
+        /** @description A key just created: the only answer that ever holds `key`. */
+        CreatedKey: {
+            /**
+             * Format: int64
+             * @description When it was made, unix milliseconds.
+             */
+            created_at_ms: number;
+            /** @description The key's public id. */
+            id: string;
+            /**
+             * @description The whole key, `tkv_<id>_<secret>`: send it as `Authorization: Bearer <key>`. It is
+             *     not stored and cannot be shown again.
+             */
+            key: string;
+            /** @description Its name. */
+            name: string;
+            /** @description Its prefixes. */
+            prefixes: string[];
+            /** @description Its role. */
+            role: components["schemas"]["Role"];
+        };
         /**
          * @description How a key or value is written in a JSON string.
          * @enum {string}
@@ -400,7 +505,7 @@ export interface components {
          *     meaning.
          * @enum {string}
          */
-        ErrorCode: "key_empty" | "key_too_long" | "value_too_large" | "body_too_large" | "batch_too_large" | "batch_empty" | "invalid_ttl" | "invalid_idempotency_key" | "idempotency_key_reused" | "malformed_json" | "unknown_field" | "invalid_request" | "unauthorized" | "unsupported_media_type" | "key_not_found" | "not_found" | "method_not_allowed" | "precondition_failed" | "rate_limited" | "backpressure" | "storage_unavailable" | "not_leader" | "outcome_unknown" | "shutting_down" | "overloaded" | "timeout" | "data_corruption" | "internal";
+        ErrorCode: "key_empty" | "key_too_long" | "value_too_large" | "body_too_large" | "batch_too_large" | "batch_empty" | "invalid_ttl" | "invalid_idempotency_key" | "idempotency_key_reused" | "malformed_json" | "unknown_field" | "invalid_request" | "unauthorized" | "forbidden" | "unsupported_media_type" | "key_not_found" | "not_found" | "method_not_allowed" | "precondition_failed" | "rate_limited" | "backpressure" | "storage_unavailable" | "not_leader" | "outcome_unknown" | "shutting_down" | "overloaded" | "timeout" | "data_corruption" | "internal";
         /** @description Something that happened. */
         Event: {
             /**
@@ -549,6 +654,33 @@ export interface components {
              * @description Version read or written.
              */
             version?: number | null;
+        };
+        /** @description One key, without its secret. */
+        KeyInfo: {
+            /**
+             * Format: int64
+             * @description When it was made, unix milliseconds.
+             */
+            created_at_ms: number;
+            /** @description The key's public id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description When a gateway last accepted it, unix milliseconds (other gateways' use is written
+             *     once a minute); null if never.
+             */
+            last_used_at_ms?: number | null;
+            /** @description Its name. */
+            name: string;
+            /** @description Its prefixes (empty: every key). */
+            prefixes: string[];
+            /** @description Its role. */
+            role: components["schemas"]["Role"];
+        };
+        /** @description `GET /admin/v1/keys`. */
+        KeyList: {
+            /** @description Every key, oldest first. */
+            keys: components["schemas"]["KeyInfo"][];
         };
         /** @description One listed key. */
         ListItem: {
@@ -803,6 +935,11 @@ export interface components {
             /** @description Its node answered the last status poll. */
             up?: boolean | null;
         };
+        /**
+         * @description What a key may do.
+         * @enum {string}
+         */
+        Role: "read" | "write" | "admin";
         /** @description Replica roles summed over every shard. */
         RoleCounts: {
             /**
@@ -838,7 +975,10 @@ export interface components {
              * @description When the session ends, unix milliseconds (null for bearer).
              */
             expires_at_ms?: number | null;
-            /** @description `bearer` (the secret in `Authorization`) or `cookie`. */
+            /**
+             * @description `bearer` (the secret in `Authorization`), `cookie`, `key` (an admin API key) or
+             *     `open` (authentication turned off).
+             */
             method: string;
         };
         /** @description One shard. */
@@ -1016,11 +1156,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1088,11 +1248,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1160,11 +1340,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1202,6 +1402,164 @@ export interface operations {
             };
         };
     };
+    list_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyList"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateKey"];
+            };
+        };
+        responses: {
+            /** @description Created: `key` is shown only now. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedKey"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id (16 hex characters). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     nodes: {
         parameters: {
             query?: never;
@@ -1229,11 +1587,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1298,11 +1676,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1372,10 +1770,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1517,11 +1915,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1586,11 +2004,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1744,6 +2182,37 @@ export interface operations {
                     "text/plain; version=0.0.4": string;
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description data_corruption or internal. */
             500: {
                 headers: {
@@ -1858,6 +2327,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description value_too_large, body_too_large or batch_too_large. */
             413: {
                 headers: {
@@ -1879,6 +2368,17 @@ export interface operations {
             /** @description idempotency_key_reused: the Idempotency-Key was first used for a different request. */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1959,6 +2459,37 @@ export interface operations {
             /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2064,6 +2595,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description key_not_found (or not_found for unknown routes). */
             404: {
                 headers: {
@@ -2073,7 +2624,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */
@@ -2179,6 +2730,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description precondition_failed: If-Match / If-None-Match did not hold. */
             412: {
                 headers: {
@@ -2206,7 +2777,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */
@@ -2283,6 +2854,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description precondition_failed: If-Match / If-None-Match did not hold. */
             412: {
                 headers: {
@@ -2301,7 +2892,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */
@@ -2387,6 +2978,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description key_not_found (or not_found for unknown routes). */
             404: {
                 headers: {
@@ -2396,7 +3007,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */

@@ -8,6 +8,8 @@ from .cache_ratio import CacheRatio
 from .cache_tier import CacheTier
 from .cluster_health import ClusterHealth
 from .cluster_overview import ClusterOverview
+from .create_key import CreateKey
+from .created_key import CreatedKey
 from .encoding import Encoding
 from .error_code import ErrorCode
 from .event import Event
@@ -27,6 +29,8 @@ from .hot_key import HotKey
 from .hot_keys import HotKeys
 from .item_error import ItemError
 from .item_result import ItemResult
+from .key_info import KeyInfo
+from .key_list import KeyList
 from .list_consistency import ListConsistency
 from .list_item import ListItem
 from .list_page import ListPage
@@ -38,6 +42,7 @@ from .problem import Problem
 from .put_kv_expiry_type_0 import PutKvExpiryType0
 from .put_kv_expiry_type_1 import PutKvExpiryType1
 from .replica_info import ReplicaInfo
+from .role import Role
 from .role_counts import RoleCounts
 from .session import Session
 from .shard_info import ShardInfo
@@ -58,6 +63,8 @@ __all__ = (
     "CacheTier",
     "ClusterHealth",
     "ClusterOverview",
+    "CreatedKey",
+    "CreateKey",
     "Encoding",
     "ErrorCode",
     "Event",
@@ -77,6 +84,8 @@ __all__ = (
     "HotKeys",
     "ItemError",
     "ItemResult",
+    "KeyInfo",
+    "KeyList",
     "ListConsistency",
     "ListItem",
     "ListPage",
@@ -88,6 +97,7 @@ __all__ = (
     "PutKvExpiryType0",
     "PutKvExpiryType1",
     "ReplicaInfo",
+    "Role",
     "RoleCounts",
     "Session",
     "ShardInfo",
