@@ -467,9 +467,12 @@ export interface components {
         };
         /** @description `POST /admin/v1/keys`. */
         CreateKey: {
-            /** @description What the key is for: 1..=128 bytes. */
+            /** @description What the key is for: 1..=128 characters, no control characters. */
             name: string;
-            /** @description Key prefixes it is limited to (not for `admin` keys); none: every key. */
+            /**
+             * @description Key prefixes it is limited to (not for `admin` keys: 400); none: every key. Each
+             *     1..=1024 bytes (UTF-8).
+             */
             prefixes?: string[];
             /** @description What it may do. */
             role: components["schemas"]["Role"];

@@ -36,16 +36,23 @@ pub(crate) struct ApiDocKeys;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// What the key is for: 1..=128 bytes.
-    #[schema(min_length = 1, max_length = 128)]
+    /// What the key is for: 1..=128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub name: String,
     /// What it may do.
     pub role: Role,
-    /// Key prefixes it is limited to (not for `admin` keys); none: every key.
+    /// Key prefixes it is limited to (not for `admin` keys: 400); none: every key. Each
+    /// 1..=1024 bytes (UTF-8).
     #[serde(default)]
-    #[schema(max_items = 16)]
+    #[schema(max_items = 16, inline, value_type = Vec<Prefix>)]
     pub prefixes: Vec<String>,
 }
+
+/// One key prefix: 1..=256 characters (at most 1024 bytes).
+#[derive(ToSchema)]
+#[schema(min_length = 1, max_length = 256)]
+#[allow(dead_code)]
+struct Prefix(String);
 
 /// A key just created: the only answer that ever holds `key`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

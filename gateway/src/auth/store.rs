@@ -32,8 +32,8 @@ pub const MAX_ATTEMPTS: usize = 8;
 pub const MAX_KEYS: usize = 10_000;
 /// Most prefixes of one key.
 pub const MAX_PREFIXES: usize = 16;
-/// Longest key name, bytes.
-pub const MAX_NAME_BYTES: usize = 128;
+/// Longest key name, characters.
+pub const MAX_NAME_CHARS: usize = 128;
 /// Usage objects read by one listing (the newest by modification time).
 const MAX_USAGE_OBJECTS: usize = 256;
 /// Usage objects older than this are deleted when keys are listed.
@@ -185,8 +185,8 @@ pub struct KeySpec {
 impl KeySpec {
     fn check(&self) -> Result<(), KeyStoreError> {
         let bad = |m: &str| Err(KeyStoreError::Invalid(m.to_owned()));
-        if self.name.is_empty() || self.name.len() > MAX_NAME_BYTES {
-            return bad("`name` must be 1 to 128 bytes");
+        if self.name.is_empty() || self.name.chars().count() > MAX_NAME_CHARS {
+            return bad("`name` must be 1 to 128 characters");
         }
         if self.name.chars().any(char::is_control) {
             return bad("`name` must not contain control characters");
