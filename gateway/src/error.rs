@@ -121,6 +121,9 @@ pub enum ApiError {
     /// Unknown route.
     #[error("no such route")]
     NotFound,
+    /// No API key with this id (`DELETE /admin/v1/keys/{id}`).
+    #[error("no API key with this id")]
+    NoSuchApiKey,
     /// Method not supported by the route.
     #[error("the route does not support this method")]
     MethodNotAllowed,
@@ -217,7 +220,7 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::KeyNotFound | Self::NotFound | Self::NoSuchApiKey => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::RateLimited { .. } | Self::TooManyFailures { .. } => {
@@ -256,7 +259,7 @@ impl ApiError {
             Self::Forbidden { .. } => ErrorCode::Forbidden,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::KeyNotFound => ErrorCode::KeyNotFound,
-            Self::NotFound => ErrorCode::NotFound,
+            Self::NotFound | Self::NoSuchApiKey => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             Self::RateLimited { .. } | Self::TooManyFailures { .. } => ErrorCode::RateLimited,

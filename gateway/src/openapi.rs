@@ -75,7 +75,7 @@ fn describe(status: u16) -> &'static str {
             "unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session)."
         }
         403 => "forbidden: the API key's role or key prefixes do not allow this request.",
-        404 => "key_not_found (or not_found for unknown routes).",
+        404 => "key_not_found (or not_found for unknown routes and unknown API key ids).",
         412 => "precondition_failed: If-Match / If-None-Match did not hold.",
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",

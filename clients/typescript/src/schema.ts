@@ -1423,6 +1423,15 @@ export interface operations {
                     "application/json": components["schemas"]["KeyList"];
                 };
             };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
@@ -1478,6 +1487,15 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedKey"];
                 };
             };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
@@ -1491,6 +1509,24 @@ export interface operations {
             };
             /** @description forbidden: the API key's role or key prefixes do not allow this request. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description value_too_large, body_too_large or batch_too_large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body must be application/json. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1530,6 +1566,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
@@ -1543,6 +1588,15 @@ export interface operations {
             };
             /** @description forbidden: the API key's role or key prefixes do not allow this request. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found (or not_found for unknown routes and unknown API key ids). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2618,7 +2672,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found (or not_found for unknown routes). */
+            /** @description key_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3001,7 +3055,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found (or not_found for unknown routes). */
+            /** @description key_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -13,7 +13,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
@@ -67,8 +66,11 @@ pub(crate) enum KeyRefusal {
 pub(crate) struct KeyCache {
     store: KeyStore,
     set: ArcSwap<Snapshot>,
-    /// When a read of the store last succeeded.
-    fresh_at: Mutex<Instant>,
+    /// What `fresh_ms` counts from.
+    base: Instant,
+    /// When a read of the store last succeeded, milliseconds since `base` (an atomic: read
+    /// on every request, without a lock).
+    fresh_ms: AtomicU64,
     /// Whether any key was used since the last usage write.
     used: AtomicBool,
     instance: String,
@@ -124,7 +126,8 @@ impl KeyCache {
         Ok(Self {
             store,
             set: ArcSwap::from_pointee(snapshot(set, &Snapshot::default())),
-            fresh_at: Mutex::new(Instant::now()),
+            base: Instant::now(),
+            fresh_ms: AtomicU64::new(0),
             used: AtomicBool::new(false),
             instance: key::hex(&rand::random::<[u8; 8]>()),
             poll_interval,
@@ -154,15 +157,23 @@ impl KeyCache {
         secret: &str,
         now_ms: u64,
     ) -> Result<Arc<CachedKey>, KeyRefusal> {
-        if self.fresh_at.lock().elapsed() > self.max_stale {
+        let fresh = Duration::from_millis(self.fresh_ms.load(Ordering::Relaxed));
+        if self.base.elapsed().saturating_sub(fresh) > self.max_stale {
             return Err(KeyRefusal::Stale);
         }
         let presented = key::digest(id, secret);
         let set = self.set.load();
         match set.by_id.get(id) {
             Some(k) if bool::from(k.digest.ct_eq(&presented)) => {
-                k.last_used_ms.store(now_ms, Ordering::Relaxed);
-                self.used.store(true, Ordering::Relaxed);
+                // Written at most once a second per key (and the flag once per usage write):
+                // no shared cache line is written on every request.
+                let last = k.last_used_ms.load(Ordering::Relaxed);
+                if last == 0 || now_ms.saturating_sub(last) >= 1000 {
+                    k.last_used_ms.store(now_ms, Ordering::Relaxed);
+                    if !self.used.load(Ordering::Relaxed) {
+                        self.used.store(true, Ordering::Relaxed);
+                    }
+                }
                 Ok(Arc::clone(k))
             }
             _ => Err(KeyRefusal::Unknown),
@@ -192,7 +203,8 @@ impl KeyCache {
     }
 
     fn fresh(&self) {
-        *self.fresh_at.lock() = Instant::now();
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.fresh_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// One poll: the next versions, or (`list`) the newest by listing.

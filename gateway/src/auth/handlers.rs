@@ -193,7 +193,7 @@ pub(crate) async fn revoke_key(
     }
     let cache = state.inner.auth.cache()?;
     if !cache.store().revoke(&id).await? {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::NoSuchApiKey);
     }
     if let Ok(set) = cache.store().latest().await {
         cache.adopt(set);

@@ -10,6 +10,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 
 use super::{Need, Role, classify};
 
+/// Error statuses of the key routes, besides those of every protected operation.
+const KEY_ERRORS: &[(&str, &str, &[u16])] = &[
+    ("/admin/v1/keys", "get", &[400]),
+    ("/admin/v1/keys", "post", &[400, 413, 415]),
+    ("/admin/v1/keys/{id}", "delete", &[400, 404]),
+];
+
 /// Adds the key routes, the schemes, and every operation's requirements. `problem` builds
 /// an error answer for a status.
 pub(crate) fn apply(
@@ -40,6 +47,18 @@ pub(crate) fn apply(
         ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
+            let lower = method.as_str().to_ascii_lowercase();
+            for (_, _, statuses) in KEY_ERRORS
+                .iter()
+                .filter(|(p, m, _)| p == path && *m == lower)
+            {
+                for st in *statuses {
+                    op.responses
+                        .responses
+                        .entry(st.to_string())
+                        .or_insert_with(|| problem(*st));
+                }
+            }
             // Path templates classify like the concrete paths they stand for.
             match classify(&method, &path.replace("{key}", "k").replace("{id}", "0")) {
                 Need::Open => op.security = Some(vec![SecurityRequirement::default()]),
