@@ -469,10 +469,7 @@ export interface components {
         CreateKey: {
             /** @description What the key is for: 1..=128 characters, no control characters. */
             name: string;
-            /**
-             * @description Key prefixes it is limited to (not for `admin` keys: 400); none: every key. Each
-             *     1..=1024 bytes (UTF-8).
-             */
+            /** @description Key prefixes it is limited to (not for `admin` keys: 400); none: every key. */
             prefixes?: string[];
             /** @description What it may do. */
             role: components["schemas"]["Role"];

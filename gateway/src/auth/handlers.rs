@@ -41,14 +41,13 @@ pub struct CreateKey {
     pub name: String,
     /// What it may do.
     pub role: Role,
-    /// Key prefixes it is limited to (not for `admin` keys: 400); none: every key. Each
-    /// 1..=1024 bytes (UTF-8).
+    /// Key prefixes it is limited to (not for `admin` keys: 400); none: every key.
     #[serde(default)]
     #[schema(max_items = 16, inline, value_type = Vec<Prefix>)]
     pub prefixes: Vec<String>,
 }
 
-/// One key prefix: 1..=256 characters (at most 1024 bytes).
+/// One key prefix: 1..=256 characters.
 #[derive(ToSchema)]
 #[schema(min_length = 1, max_length = 256)]
 #[allow(dead_code)]

@@ -32,6 +32,8 @@ pub const MAX_ATTEMPTS: usize = 8;
 pub const MAX_KEYS: usize = 10_000;
 /// Most prefixes of one key.
 pub const MAX_PREFIXES: usize = 16;
+/// Longest prefix, characters.
+pub const MAX_PREFIX_CHARS: usize = 256;
 /// Longest key name, characters.
 pub const MAX_NAME_CHARS: usize = 128;
 /// Usage objects read by one listing (the newest by modification time).
@@ -197,12 +199,13 @@ impl KeySpec {
         if self.prefixes.len() > MAX_PREFIXES {
             return bad("at most 16 prefixes");
         }
+        // Characters (the contract's maxLength), so at most 1024 bytes: a key's limit.
         if self
             .prefixes
             .iter()
-            .any(|p| p.is_empty() || p.len() > tierkv_engine::types::MAX_USER_KEY_LEN)
+            .any(|p| p.is_empty() || p.chars().count() > MAX_PREFIX_CHARS)
         {
-            return bad("each prefix must be 1 to 1024 bytes");
+            return bad("each prefix must be 1 to 256 characters");
         }
         Ok(())
     }
@@ -470,6 +473,10 @@ mod tests {
                 ..spec(Role::Read, &[])
             },
             spec(Role::Read, &["p"; 17]),
+            KeySpec {
+                prefixes: vec!["é".repeat(257)],
+                ..spec(Role::Read, &[])
+            },
         ] {
             assert!(matches!(
                 ks.create(&bad, 1).await,

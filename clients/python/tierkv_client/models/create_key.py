@@ -28,8 +28,7 @@ class CreateKey:
         Attributes:
             name (str): What the key is for: 1..=128 characters, no control characters.
             role (Role): What a key may do.
-            prefixes (list[str] | Unset): Key prefixes it is limited to (not for `admin` keys: 400); none: every key. Each
-                1..=1024 bytes (UTF-8).
+            prefixes (list[str] | Unset): Key prefixes it is limited to (not for `admin` keys: 400); none: every key.
      """
 
     name: str
