@@ -37,7 +37,11 @@ pub(crate) struct ApiDocKeys;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What the key is for: 1..=128 characters, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
     /// What it may do.
     pub role: Role,
