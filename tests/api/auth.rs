@@ -244,7 +244,9 @@ async fn keys_are_created_listed_without_secrets_and_revoked() {
     let env = Env::new().await;
     let (id, key) = create_key(&env, json!({"name": "svc", "role": "read"})).await;
     assert!(key.starts_with("tkv_") && key.contains(&id));
-    let secret = key.rsplit('_').next().expect("secret");
+    // `tkv_<16 hex id>_<secret>` (the secret's base64url may hold `_` itself).
+    let secret = &key["tkv_".len() + 16 + 1..];
+    assert_eq!(secret.len(), 43);
     assert_eq!(
         as_key(&env, Method::GET, "/v1/kv/a", &key, None)
             .await
