@@ -42,7 +42,7 @@ use crate::routes::{batch, health, kv, list};
     tags(
         (name = "kv", description = "Keys and values."),
         (name = "ops", description = "Health, metrics, contract."),
-        (name = "admin", description = "The admin API behind the dashboard (`/ui/`): cluster, nodes, shards, events, traffic, hot keys (design note 0010). Every route but signing in and out needs the cluster secret as a bearer token, or the session cookie that signing in sets."),
+        (name = "admin", description = "The admin API behind the dashboard (`/ui/`): cluster, nodes, shards, events, traffic, hot keys (design note 0010). Every route but signing in and out needs the role `admin`: an admin API key or the cluster secret as a bearer token, or the session cookie that signing in sets (design note 0012)."),
     )
 )]
 struct ApiDoc;
