@@ -36,6 +36,7 @@ pub(crate) async fn run(
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
     // Held until this function returns: nothing else may open this directory meanwhile.
     let _lock = DirLock::acquire(&data_dir)?;
+    crate::keys::check_auth_setting(&cfg, cfg.listen)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
     tierkv_engine::meta::ensure_shard_count(&store, cfg.shards, clock.now_millis()).await?;
@@ -80,7 +81,6 @@ pub(crate) async fn run(
     // The operator's credential is the cluster secret here too (`cluster.secret`); API keys
     // beside it (note 0012).
     state.enable_admin(&cfg.cluster.secret, backend);
-    crate::keys::check_auth_setting(&cfg, addr)?;
     let admin_key = crate::keys::dev_admin_key(&store, &data_dir, clock.now_millis()).await?;
     crate::keys::enable(&state, &store).await?;
     println!(

@@ -202,3 +202,30 @@ async fn serve_refuses_a_store_of_a_cluster() {
         "the refused start claimed an identity"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_cannot_be_turned_off_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A documentation address: refused before anything binds.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args(["serve", "--listen", "192.0.2.1:8080", "--data-dir"])
+        .arg(dir.path())
+        .env("TIERKV_GATEWAY__AUTH__ENABLED", "false")
+        .env("TIERKV_CACHE__DISK_BYTES", "0")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tierkv serve");
+    let status = cluster::exit_within(&mut child, Duration::from_secs(30))
+        .await
+        .expect("tierkv serve exits");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        stderr.contains("gateway.auth.enabled = false is only allowed on a loopback address"),
+        "{stderr}"
+    );
+}
