@@ -78,6 +78,12 @@ enum AdminOp {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// API keys (design note 0012), directly on the object store: the same operations as
+    /// `/admin/v1/keys`, and the bootstrap of a new cluster's first admin key.
+    Keys {
+        #[command(subcommand)]
+        cmd: crate::KeysCmd,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +161,10 @@ fn hint(code: &str) -> &'static str {
 
 /// Runs `tierkv admin`.
 pub(crate) fn main(args: AdminArgs) -> anyhow::Result<()> {
+    let op = match args.op {
+        AdminOp::Keys { cmd } => return crate::admin_keys(args.config, cmd),
+        op => op,
+    };
     let cfg = Config::load(args.config.as_deref(), &Overrides::default())?;
     let base = match args.gateway {
         Some(g) => g.trim_end_matches('/').to_owned(),
@@ -178,12 +188,13 @@ pub(crate) fn main(args: AdminArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(run(&gw, args.op))
+    rt.block_on(run(&gw, op))
 }
 
 async fn run(gw: &Gateway, op: AdminOp) -> anyhow::Result<()> {
     use reqwest::Method;
     let (changed, wait) = match op {
+        AdminOp::Keys { .. } => anyhow::bail!("`tierkv admin keys` works on the object store, not a gateway"),
         AdminOp::Add { id, address, wait } => {
             let body = json!({ "id": id, "address": address });
             let v = gw

@@ -160,10 +160,11 @@ async fn gateway_state(
     store: ObjStore,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(AppState, Option<ValueStore>)> {
+    crate::keys::check_auth_setting(cfg, cfg.listen)?;
     let mut opts = cfg.gateway.cluster.clone();
     opts.secret.clone_from(&cfg.cluster.secret);
     opts.tls.clone_from(&cfg.cluster.tls);
-    let backend = Arc::new(ClusterBackend::connect(store, opts).await?);
+    let backend = Arc::new(ClusterBackend::connect(store.clone(), opts).await?);
     let mut metrics = Registry::default();
     backend.register_metrics(&mut metrics);
     let cache = if cfg.gateway.cache.enabled {
@@ -178,8 +179,10 @@ async fn gateway_state(
         metrics,
         cache.clone(),
     );
-    // The admin API's credential is the cluster secret until API keys exist (note 0010).
+    // The operator's credential is the cluster secret (note 0010); API keys beside it
+    // (note 0012).
     state.enable_admin(&cfg.cluster.secret, backend);
+    crate::keys::enable(&state, &store).await?;
     Ok((state, cache))
 }
 
@@ -251,6 +254,7 @@ pub(crate) async fn run_gateway(
         println!("  cache dir:    {}", dir.display());
     }
     println!("  dashboard:    {scheme}://{addr}/ui/ (sign in with the cluster secret)");
+    println!("  API keys:     `tierkv admin keys create --role ...` on a node host");
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     close_cache(cache).await;
     served?;
@@ -275,6 +279,17 @@ pub(crate) fn print_dashboard_link(state: &AppState, scheme: &str, addr: SocketA
     println!(
         "                (one-time sign-in link, valid {} minutes; later, sign in with the cluster secret)",
         tierkv_gateway::admin::LOGIN_TOKEN_LIFETIME.as_secs() / 60
+    );
+}
+
+/// Prints the development admin key (`tierkv dev`, `tierkv serve`): made on the first start
+/// and kept in `<data_dir>/admin.key` (mode 0600), the same at later starts. Printed for the
+/// operator at the terminal, never logged.
+pub(crate) fn print_admin_key(key: &str, data_dir: &Path) {
+    println!("admin key: {key}");
+    println!(
+        "  (also in {}; send it as `Authorization: Bearer <key>`)",
+        data_dir.join(crate::keys::DEV_KEY_FILE).display()
     );
 }
 
@@ -352,6 +367,8 @@ pub(crate) async fn run_dev(
     if gw_cfg.gateway.cache.disk_dir.is_none() {
         gw_cfg.gateway.cache.disk_dir = Some(dir.join("gateway-cache"));
     }
+    // Before the gateway reads the key set, so that it knows the key from its first request.
+    let admin_key = crate::keys::dev_admin_key(&store, &dir, clock.now_millis()).await?;
     let (state, cache) = gateway_state(&gw_cfg, store.clone(), Arc::clone(&clock)).await?;
     let listener = secure(&cfg, bind(cfg.listen).await?)?;
     let addr = listener.local_addr()?;
@@ -369,6 +386,7 @@ pub(crate) async fn run_dev(
     );
     print_dashboard_link(&state, scheme, addr);
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
+    print_admin_key(&admin_key, &dir);
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     close_cache(cache).await;
     tracing::info!("gateway drained; stopping the nodes");

@@ -7,10 +7,13 @@
 //! - `tierkv config` prints the effective configuration; `tierkv openapi` the API contract;
 //! - `tierkv admin add|drain|remove|replace|status`: membership changes through a gateway's
 //!   admin API (design note 0009).
+//! - `tierkv admin keys create|list|revoke`: API keys, directly on the object store (the
+//!   bootstrap of a new cluster; design note 0012).
 
 mod admin;
 mod cluster;
 mod config;
+mod keys;
 mod server;
 mod telemetry;
 
@@ -62,9 +65,53 @@ enum Cmd {
     Config(ConfigArgs),
     /// Print the OpenAPI document of the HTTP API and exit.
     Openapi,
-    /// Change a cluster's members through a gateway's admin API (add, drain, remove,
-    /// replace) and follow the replica moves (status; --wait shows a progress bar).
+    /// Administer the cluster: membership changes through a gateway's admin API (add,
+    /// drain, remove, replace; status and --wait show the replica moves), and API keys
+    /// directly on the object store (`keys`, run where the cluster's configuration is).
     Admin(admin::AdminArgs),
+}
+
+/// Where `tierkv admin keys` finds the cluster's object store (the configuration file is
+/// `tierkv admin --config`).
+#[derive(Debug, Args)]
+struct AdminTarget {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Object store URL (`file:///path`, `s3://bucket/prefix`, `memory://`). [default: the
+    /// configuration's, else file://<data-dir>/objects]
+    #[arg(long, value_name = "URL")]
+    store_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Make an API key and print it on standard output (the only time it is shown).
+    Create {
+        /// read (get, head, list), write (read + put, delete, batch) or admin (everything).
+        #[arg(long)]
+        role: tierkv_gateway::auth::Role,
+        /// What the key is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Limit the key to keys starting with this prefix (repeat for several; not for
+        /// admin keys).
+        #[arg(long = "prefix", value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// List the API keys (never their secrets).
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Revoke an API key: gateways refuse it within their poll interval.
+    Revoke {
+        /// The key's id (16 hex characters).
+        id: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
 }
 
 /// Flags every server command takes.
@@ -262,4 +309,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tierkv admin keys …`: API keys directly on the cluster's object store (note 0012).
+fn admin_keys(config: Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
+    let (target, cmd) = match cmd {
+        KeysCmd::Create {
+            role,
+            name,
+            prefixes,
+            target,
+        } => (
+            target,
+            keys::KeysCommand::Create {
+                role,
+                name,
+                prefixes,
+            },
+        ),
+        KeysCmd::List { target } => (target, keys::KeysCommand::List),
+        KeysCmd::Revoke { id, target } => (target, keys::KeysCommand::Revoke { id }),
+    };
+    let common = CommonArgs {
+        config,
+        store_url: target.store_url,
+        worker_threads: None,
+    };
+    load(&common, Some(&target.storage), None, ClusterOverrides::default())
+        .and_then(|cfg| keys::keys(&cfg, cmd))
 }

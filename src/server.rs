@@ -36,6 +36,7 @@ pub(crate) async fn run(
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
     // Held until this function returns: nothing else may open this directory meanwhile.
     let _lock = DirLock::acquire(&data_dir)?;
+    crate::keys::check_auth_setting(&cfg, cfg.listen)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = ObjStore::open(&cfg.store_options())?;
     tierkv_engine::meta::ensure_shard_count(&store, cfg.shards, clock.now_millis()).await?;
@@ -73,9 +74,17 @@ pub(crate) async fn run(
         store.clone(),
         cfg.gateway.cluster.leader_wait,
     ));
-    let state = AppState::with_registry(backend.clone(), cfg.gateway.clone(), clock, metrics);
-    // The admin API's credential is the cluster secret here too (`cluster.secret`).
+    let state = AppState::with_registry(
+        backend.clone(),
+        cfg.gateway.clone(),
+        Arc::clone(&clock),
+        metrics,
+    );
+    // The operator's credential is the cluster secret here too (`cluster.secret`); API keys
+    // beside it (note 0012).
     state.enable_admin(&cfg.cluster.secret, backend);
+    let admin_key = crate::keys::dev_admin_key(&store, &data_dir, clock.now_millis()).await?;
+    crate::keys::enable(&state, &store).await?;
     println!(
         "TierKV {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
@@ -93,6 +102,7 @@ pub(crate) async fn run(
     );
     crate::cluster::print_dashboard_link(&state, scheme, addr);
     println!("  effective configuration:\n{}", cfg.to_printable_json()?);
+    crate::cluster::print_admin_key(&admin_key, &data_dir);
     tracing::info!(%addr, "serving");
     let served = tierkv_gateway::serve(listener, state, shutdown).await;
     tracing::info!("draining done; flushing memtables");

@@ -62,8 +62,7 @@ async fn admin_api_shows_the_cluster_and_a_leader_kill() {
     let shards = u64::from(c.opts.shards);
 
     for path in ["/admin/v1/cluster", "/admin/v1/shards", "/admin/v1/events"] {
-        let r = c
-            .http
+        let r = reqwest::Client::new()
             .get(format!("{}{path}", c.url))
             .send()
             .await

@@ -192,6 +192,7 @@ async fn concurrent_strong_reads_of_one_key_coalesce() {
     let url = c.url.clone();
     // Many connections: the reads really are concurrent.
     let http = reqwest::Client::builder()
+        .default_headers(c.auth_headers())
         .pool_max_idle_per_host(128)
         .timeout(Duration::from_secs(15))
         .build()

@@ -144,6 +144,9 @@ async fn metric_families_keep_their_names_types_and_labels() {
     assert_eq!(
         families(&gateway),
         owned(&[
+            ("tierkv_gateway_auth_failures_total", "counter"),
+            ("tierkv_gateway_auth_keys", "gauge"),
+            ("tierkv_gateway_auth_keyset_version", "gauge"),
             ("tierkv_gateway_backoffs_total", "counter"),
             ("tierkv_gateway_cache_coalesced_total", "counter"),
             ("tierkv_gateway_cache_flights_total", "counter"),
@@ -168,6 +171,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
         "{gateway}"
     );
     let want: BTreeSet<String> = [
+        "tierkv_gateway_auth_failures_total{reason}",
         "tierkv_gateway_cache_lookups_total{tier,result}",
         "tierkv_gateway_cache_reads_total{answer}",
         "tierkv_gateway_retries_total{reason}",

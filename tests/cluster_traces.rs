@@ -155,7 +155,7 @@ async fn one_put_yields_one_trace_across_gateway_and_nodes() {
         ));
     }
     let c = Cluster::start(opts).await;
-    let http = reqwest::Client::new();
+    let http = c.http.clone();
     let key = "traced-key";
     let shard = tierkv_engine::routing::shard_for(key.as_bytes(), 4).0;
     let leader = c.wait_leader(shard, None, Duration::from_secs(20)).await;

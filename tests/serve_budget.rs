@@ -71,11 +71,12 @@ async fn metrics(c: &reqwest::Client, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_budget_holds_under_sustained_writes_and_kill9_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(dir.path());
     let c = reqwest::Client::builder()
+        .default_headers(cluster::dev_key_headers(dir.path()))
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");
-    let s = start(dir.path());
     let stop = Arc::new(AtomicBool::new(false));
     // Each writer owns its keys, so the last value it got acknowledged is the key's value.
     let writers: Vec<_> = (0..8u64)

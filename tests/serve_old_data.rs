@@ -90,7 +90,9 @@ async fn a_data_dir_of_the_standalone_serve_opens_with_every_acknowledged_write(
     copy_dir(&fixture, &data);
     let shards = expected["shards"].as_u64().expect("shards");
     let s = start(&data, shards);
+    // An old data directory has no key: the first start makes one (note 0012).
     let c = reqwest::Client::builder()
+        .default_headers(cluster::dev_key_headers(&data))
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");

@@ -47,8 +47,11 @@ fn start(data: &Path) -> Serve {
     Serve { child, url }
 }
 
-fn client() -> reqwest::Client {
+/// A client that sends the admin key `tierkv dev`/`serve` keeps in `data` (written before
+/// the process prints its URL).
+fn client(data: &Path) -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(cluster::dev_key_headers(data))
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client")
@@ -89,10 +92,10 @@ async fn sigterm_and_wait(s: &mut Serve) -> std::process::ExitStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_at_once_and_keeps_data_across_sigterm_and_kill9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = client();
     // The first requests go out as soon as the address is printed: they are answered, not
     // refused while the replicas take over.
     let mut s = start(dir.path());
+    let c = client(dir.path());
     assert_eq!(put(&c, &s.url, "first", "1").await, 201);
     assert_eq!(get(&c, &s.url, "first").await, (200, "1".to_owned()));
     for i in 0..200 {
@@ -197,5 +200,32 @@ async fn serve_refuses_a_store_of_a_cluster() {
     assert!(
         !serve_dir.join("NODE_ID").exists(),
         "the refused start claimed an identity"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_cannot_be_turned_off_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A documentation address: refused before anything binds.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args(["serve", "--listen", "192.0.2.1:8080", "--data-dir"])
+        .arg(dir.path())
+        .env("TIERKV_GATEWAY__AUTH__ENABLED", "false")
+        .env("TIERKV_CACHE__DISK_BYTES", "0")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tierkv serve");
+    let status = cluster::exit_within(&mut child, Duration::from_secs(30))
+        .await
+        .expect("tierkv serve exits");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(
+        stderr.contains("gateway.auth.enabled = false is only allowed on a loopback address"),
+        "{stderr}"
     );
 }

@@ -74,8 +74,11 @@ async fn put_ok(c: &reqwest::Client, url: &str, key: &str, body: &'static str) {
     assert!(r.status().is_success(), "PUT {key}: {}", r.status());
 }
 
-fn client() -> reqwest::Client {
+/// A client that sends the admin key `tierkv dev`/`serve` keeps in `data` (written before
+/// the process prints its URL).
+fn client(data: &Path) -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(cluster::dev_key_headers(data))
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client")
@@ -97,7 +100,7 @@ async fn kill9_under_http_write_load_loses_no_acknowledged_write() {
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
     for round in 0..5 {
         let server = start(dir.path());
-        let c = client();
+        let c = client(dir.path());
         // Everything acknowledged in earlier rounds is still there.
         for (k, v) in acked.lock().await.iter() {
             assert_eq!(
@@ -147,7 +150,7 @@ async fn kill9_under_http_write_load_loses_no_acknowledged_write() {
         }
     }
     let server = start(dir.path());
-    let c = client();
+    let c = client(dir.path());
     let acked = acked.lock().await;
     assert!(
         acked.len() > 600,
@@ -167,7 +170,7 @@ async fn kill9_under_http_write_load_loses_no_acknowledged_write() {
 async fn sigterm_drains_flushes_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path());
-    let c = client();
+    let c = client(dir.path());
     for i in 0..50 {
         let r = c
             .put(format!("{}/v1/kv/t{i}", server.url))
@@ -221,7 +224,7 @@ fn walkdir(p: &Path) -> Vec<String> {
 async fn idempotent_retry_after_kill9_restart_is_not_applied_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path());
-    let c = client();
+    let c = client(dir.path());
     let put = |url: &str, body: &str| {
         c.put(format!("{url}/v1/kv/counter"))
             .header("Idempotency-Key", "retry-me-1")
@@ -331,7 +334,7 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_configured() {
             ("RUST_LOG", "info"),
         ],
     );
-    let c = client();
+    let c = client(dir.path());
     for i in 0..5 {
         let r = c
             .put(format!("{}/v1/kv/o{i}", server.url))
@@ -360,7 +363,7 @@ fn shard_maps(data: &Path) -> Vec<String> {
 async fn a_second_process_on_the_same_data_dir_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path());
-    let c = client();
+    let c = client(dir.path());
     put_ok(&c, &server.url, "mine", "first").await;
     let maps_before = shard_maps(dir.path());
     assert!(!maps_before.is_empty(), "no shard map in {:?}", dir.path());
@@ -415,14 +418,19 @@ async fn a_node_started_on_another_nodes_data_dir_is_refused() {
     // Node 2's address was not published, and node 1's directory still starts as node 1.
     assert_eq!(shard_maps(dir.path()), maps_before);
     let server = start(dir.path());
-    assert_eq!(get(&client(), &server.url, "nothing-here").await.0, 404);
+    assert_eq!(
+        get(&client(dir.path()), &server.url, "nothing-here")
+            .await
+            .0,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_empty_disk_rejoins_with_floors_and_serves_the_old_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path());
-    let c = client();
+    let c = client(dir.path());
     put_ok(&c, &server.url, "kept", "v").await;
     let status = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit status {status}");
@@ -435,4 +443,53 @@ async fn a_replaced_empty_disk_rejoins_with_floors_and_serves_the_old_data() {
     assert!(floors.lines().count() > 1, "no shard floors: {floors:?}");
     assert_eq!(get(&c, &server.url, "kept").await, (200, "v".to_owned()));
     put_ok(&c, &server.url, "new", "w").await;
+}
+
+/// `tierkv dev` and its printed admin key's line (the line after its URL, read from its
+/// standard output).
+fn start_dev_with_key(data: &Path) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+        .args(dev_args(data))
+        .env("TIERKV_CACHE__DISK_BYTES", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tierkv");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(key) = line.strip_prefix("admin key: ") {
+                let _ = tx.send(key.trim().to_owned());
+            }
+        }
+    });
+    let key = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("tierkv dev printed a line starting `admin key:`");
+    (child, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_prints_the_same_admin_key_at_every_start_and_keeps_it_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, first) = start_dev_with_key(dir.path());
+    assert!(first.starts_with("tkv_"), "{first}");
+    let file = dir.path().join("admin.key");
+    let mode = std::fs::metadata(&file)
+        .expect("admin.key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read").trim(), first);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (mut child, second) = start_dev_with_key(dir.path());
+    assert_eq!(first, second, "later starts print the same key");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -38,8 +38,11 @@ test.afterAll(async () => {
   cluster?.stop();
 });
 
+/** The public API with the cluster secret, which is an `admin` credential (design note 0012). */
 async function api(path: string, init?: RequestInit): Promise<Response> {
-  return fetch(`${cluster.url}${path}`, init);
+  const headers = new Headers(init?.headers);
+  headers.set("authorization", `Bearer ${cluster.secret}`);
+  return fetch(`${cluster.url}${path}`, { ...init, headers });
 }
 
 async function bothWidths(name: string, check?: () => Promise<void>) {

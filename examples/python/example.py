@@ -2,13 +2,14 @@
 with its ETag, compare-and-swap with If-Match (and see the 412 a stale ETag gets), list a
 prefix.
 
-Usage: python3 examples/python/example.py [BASE_URL]   (default http://127.0.0.1:8080,
-e.g. against `tierkv dev`). Needs httpx, attrs and python-dateutil (the client's
+Usage: TIERKV_API_KEY=tkv_... python3 examples/python/example.py [BASE_URL]   (default
+http://127.0.0.1:8080, e.g. against `tierkv dev`, which prints an API key: `admin key: ...`). Needs httpx, attrs and python-dateutil (the client's
 dependencies; `pip install ./clients/python` installs them and the client). Exits non-zero
 when the server does not behave as shown.
 """
 
 import io
+import os
 import pathlib
 import sys
 import uuid
@@ -16,7 +17,7 @@ import uuid
 # Use the checked-in client without installing it.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
 
-from tierkv_client import Client  # noqa: E402
+from tierkv_client import AuthenticatedClient  # noqa: E402
 from tierkv_client.api.kv import get_kv, list_, put_kv  # noqa: E402
 from tierkv_client.models import ListPage, Problem  # noqa: E402
 from tierkv_client.types import File  # noqa: E402
@@ -29,7 +30,10 @@ def expect(cond: bool, what: str) -> None:
 
 def main() -> None:
     base = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
-    client = Client(base_url=base, raise_on_unexpected_status=True)
+    token = os.environ.get("TIERKV_API_KEY")
+    expect(bool(token), "set TIERKV_API_KEY to an API key")
+    # The key goes out as `Authorization: Bearer <key>` (the contract's `api_key` scheme).
+    client = AuthenticatedClient(base_url=base, token=token, raise_on_unexpected_status=True)
     prefix = f"example-py/{uuid.uuid4().hex[:8]}/"
     key = prefix + "greeting"
 

@@ -4,7 +4,8 @@
 //
 // Usage (Node 20+): build the client (`npm ci && npm run build` in clients/typescript), then
 // here `npm ci && npm run build && node dist/example.js [BASE_URL]` (default
-// http://127.0.0.1:8080, e.g. against `tierkv dev`). Exits non-zero when the server does not
+// http://127.0.0.1:8080, e.g. against `tierkv dev`), with the API key in TIERKV_API_KEY
+// (`tierkv dev` prints one: `admin key: tkv_...`). Exits non-zero when the server does not
 // behave as shown.
 import { randomBytes } from "node:crypto";
 import { tierkvClient } from "tierkv-client";
@@ -16,7 +17,9 @@ function expect(cond: boolean, what: string): void {
   }
 }
 
-const api = tierkvClient(process.argv[2] ?? "http://127.0.0.1:8080");
+const apiKey = process.env.TIERKV_API_KEY;
+expect(apiKey !== undefined && apiKey !== "", "set TIERKV_API_KEY to an API key");
+const api = tierkvClient(process.argv[2] ?? "http://127.0.0.1:8080", { apiKey });
 const prefix = `example-ts/${randomBytes(4).toString("hex")}/`;
 const key = `${prefix}greeting`;
 

@@ -90,11 +90,25 @@ pub enum ApiError {
         /// What is wrong.
         detail: String,
     },
-    /// The admin API was called without valid credentials.
+    /// No valid credentials came with the request (design note 0012).
     #[error("{detail}")]
     Unauthorized {
         /// What was missing or wrong (never the credentials themselves).
         detail: &'static str,
+    },
+    /// The credentials are valid, but their role or key prefixes do not allow the request.
+    #[error("{detail}")]
+    Forbidden {
+        /// What is not allowed (a key's id at most, never a secret).
+        detail: String,
+    },
+    /// Too many wrong credentials came from the client's address.
+    #[error(
+        "too many failed authentication attempts from this address; retry in {retry_after_secs} s"
+    )]
+    TooManyFailures {
+        /// Seconds until one more attempt is allowed (the `Retry-After`).
+        retry_after_secs: u64,
     },
     /// Wrong `Content-Type`.
     #[error("expected Content-Type {expected}")]
@@ -108,6 +122,9 @@ pub enum ApiError {
     /// Unknown route.
     #[error("no such route")]
     NotFound,
+    /// No API key with this id (`DELETE /admin/v1/keys/{id}`).
+    #[error("no API key with this id")]
+    NoSuchApiKey,
     /// Method not supported by the route.
     #[error("the route does not support this method")]
     MethodNotAllowed,
@@ -229,11 +246,14 @@ impl ApiError {
             }
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::KeyNotFound | Self::NotFound | Self::NoSuchApiKey => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyFailures { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Backpressure { .. }
             | Self::StorageUnavailable { .. }
             | Self::NotLeader { .. }
@@ -269,12 +289,13 @@ impl ApiError {
             Self::UnknownField { .. } => ErrorCode::UnknownField,
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::Unauthorized { .. } => ErrorCode::Unauthorized,
+            Self::Forbidden { .. } => ErrorCode::Forbidden,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::KeyNotFound => ErrorCode::KeyNotFound,
-            Self::NotFound => ErrorCode::NotFound,
+            Self::NotFound | Self::NoSuchApiKey => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::TooManyFailures { .. } => ErrorCode::RateLimited,
             Self::Backpressure { .. } => ErrorCode::Backpressure,
             Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
             Self::NotLeader { .. } => ErrorCode::NotLeader,
@@ -454,6 +475,22 @@ impl ApiError {
     }
 }
 
+impl From<crate::auth::KeyStoreError> for ApiError {
+    /// THE mapping of key-set failures (design note 0012): every variant listed.
+    fn from(e: crate::auth::KeyStoreError) -> Self {
+        use crate::auth::KeyStoreError as E;
+        match e {
+            E::Invalid(detail) => Self::InvalidRequest { detail },
+            E::Store(_) | E::Contended => Self::StorageUnavailable {
+                cause: e.to_string(),
+            },
+            E::Corrupt { .. } => Self::DataCorruption {
+                cause: e.to_string(),
+            },
+        }
+    }
+}
+
 impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> Self {
         Self::from_backend(e)
@@ -470,7 +507,8 @@ impl IntoResponse for ApiError {
         let own_retry_after = match &self {
             Self::RateLimited {
                 retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            }
+            | Self::TooManyFailures { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         if self.retry_after() {
@@ -482,7 +520,7 @@ impl IntoResponse for ApiError {
         if matches!(self, Self::Unauthorized { .. }) {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tierkv-admin\""),
+                HeaderValue::from_static("Bearer realm=\"tierkv\""),
             );
         }
         res.extensions_mut().insert(ProblemInfo {

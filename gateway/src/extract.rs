@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tierkv_engine::types::ReadConsistency;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::keys;
 use crate::state::AppState;
@@ -17,17 +18,22 @@ use crate::state::AppState;
 pub(crate) const KV_PREFIX: &str = "/v1/kv/";
 
 /// The user key of a `/v1/kv/{key}` request: the rest of the raw path, percent-decoded to
-/// bytes (so `%2F` is a `/` inside the key, and any byte can be sent), 1..=1024 bytes.
+/// bytes (so `%2F` is a `/` inside the key, and any byte can be sent), 1..=1024 bytes,
+/// inside the caller's key prefixes (`403 forbidden` otherwise: design note 0012): every
+/// single-key route checks its key's scope by taking this extractor.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyPath(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let raw = parts.uri.path().strip_prefix(KV_PREFIX).unwrap_or("");
         let key: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
         keys::validate_user_key(&key)?;
+        Caller::from_request_parts(parts, state)
+            .await?
+            .allow_key(&key)?;
         Ok(Self(Bytes::from(key)))
     }
 }

@@ -26,6 +26,9 @@
 //! - [`openapi`](fn@openapi): the generated OpenAPI document.
 //! - `trace`: trace context across hops (design note 0011): an incoming `traceparent`
 //!   parents the request span; each node RPC's `node_rpc` span travels with the operation.
+//! - [`auth`]: API keys, roles and prefixes (design note 0012): the middleware that
+//!   authenticates every request but the open ones, the key set in object storage and its
+//!   cache, failed-attempt limits, `/admin/v1/keys`.
 //! - [`admin`]: the admin API (`/admin/v1/...`: cluster overview, nodes, shards, events,
 //!   traffic, hot keys, sessions; design note 0010), its authorization, and the embedded
 //!   dashboard (`/ui/`).
@@ -46,8 +49,12 @@
 //! - `POST /v1/batch`: per-item results, not atomic; schema violations (ttl range, integer
 //!   fields) fail the whole batch with 400 before any item runs.
 //! - `GET /health/live`, `GET /health/ready`, `GET /metrics`, `GET /openapi.yaml`.
-//! - `/admin/v1/...`: the admin API (cluster secret as a bearer token, or a session
-//!   cookie); `/ui/`: the dashboard (`/` redirects there).
+//! - `/admin/v1/...`: the admin API (role `admin`); `/ui/`: the dashboard (`/` redirects
+//!   there).
+//!
+//! Every route but `/health/*`, `/openapi.yaml`, `/ui/` and signing in/out needs
+//! `Authorization: Bearer <API key>` (or the cluster secret, or a dashboard session): see
+//! [`auth`].
 //!
 //! Keys are 1..=1024 arbitrary bytes, percent-encoded in the path (an unencoded `/` is part
 //! of the key too). JSON fields that carry keys or values have an `*_encoding` sibling:
@@ -64,7 +71,7 @@
 //! Codes (status): `key_empty` (400), `key_too_long` (400), `value_too_large` (413),
 //! `body_too_large` (413), `batch_too_large` (413), `batch_empty` (400), `invalid_ttl` (400),
 //! `invalid_idempotency_key` (400), `idempotency_key_reused` (422), `malformed_json` (400),
-//! `unknown_field` (400), `invalid_request` (400), `unauthorized` (401, admin API),
+//! `unknown_field` (400), `invalid_request` (400), `unauthorized` (401), `forbidden` (403),
 //! `unsupported_media_type` (415),
 //! `key_not_found` (404), `not_found` (404), `method_not_allowed` (405),
 //! `precondition_failed` (412), `rate_limited` (429: one key's per-key limit), `backpressure` (503),
@@ -82,6 +89,7 @@
 //! written after the batch ran (a crash in between re-runs it on retry).
 
 pub mod admin;
+pub mod auth;
 pub mod backend;
 pub mod cache;
 pub mod cluster;
@@ -105,6 +113,7 @@ mod trace;
 
 use std::future::Future;
 
+pub use auth::AuthOptions;
 pub use backend::Backend;
 pub use cache::ValueStore;
 pub use error::{ApiError, MembershipRefusal};
@@ -119,9 +128,14 @@ pub use routes::kv::WriteResult;
 pub use routes::list::{ListItem, ListPage};
 pub use state::AppState;
 
-/// The whole API with every edge layer.
+/// The whole API with every edge layer; authentication (`auth::authenticate`) wraps every
+/// route inside them.
 pub fn app(state: AppState) -> axum::Router {
-    layers::apply(routes::router(state.clone()), &state)
+    let routes = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
+    layers::apply(routes, &state)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; in-flight requests then finish
@@ -134,6 +148,7 @@ pub async fn serve(
     state.start_admin_sampler();
     // The listener sets `TCP_NODELAY` on every connection, so that an answer written in parts
     // (HTTP/2 headers, then a streamed body) leaves at once instead of waiting for the peer's
-    // delayed ACK (Nagle's algorithm: up to 40 ms on Linux).
+    // delayed ACK (Nagle's algorithm: up to 40 ms on Linux); every request carries the peer's
+    // `ConnectInfo<SocketAddr>`, which failed authentications are limited by (note 0012).
     tierkv_tls::serve(listener.into(), app(state), shutdown).await
 }

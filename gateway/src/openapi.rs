@@ -42,8 +42,8 @@ use crate::routes::{batch, health, kv, list};
     tags(
         (name = "kv", description = "Keys and values."),
         (name = "ops", description = "Health, metrics, contract."),
-        (name = "admin", description = "The admin API behind the dashboard (`/ui/`): cluster, nodes, shards, events, traffic, hot keys (design note 0010). Every route but signing in and out needs the cluster secret as a bearer token, or the session cookie that signing in sets."),
-        (name = "membership", description = "Membership changes (design note 0009): add, drain, remove and replace members while the cluster serves, and follow the moves they cause. Same credentials as the admin API. Refusals change nothing and have stable codes: member_not_found (404), member_exists, member_state, too_few_members, member_not_empty, members_outdated, membership_unsupported (409)."),
+        (name = "admin", description = "The admin API behind the dashboard (`/ui/`): cluster, nodes, shards, events, traffic, hot keys (design note 0010). Every route but signing in and out needs the role `admin`: an admin API key or the cluster secret as a bearer token, or the session cookie that signing in sets (design note 0012)."),
+        (name = "membership", description = "Membership changes (design note 0009): add, drain, remove and replace members while the cluster serves, and follow the moves they cause. Same credentials as the admin API (role `admin`). Refusals change nothing and have stable codes: member_not_found (404), member_exists, member_state, too_few_members, member_not_empty, members_outdated, membership_unsupported (409)."),
     )
 )]
 struct ApiDoc;
@@ -86,9 +86,10 @@ fn describe(status: u16) -> &'static str {
             "Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request."
         }
         401 => {
-            "unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong)."
+            "unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session)."
         }
-        404 => "key_not_found, member_not_found (or not_found for unknown routes).",
+        403 => "forbidden: the API key's role or key prefixes do not allow this request.",
+        404 => "key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids).",
         409 => {
             "A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported."
         }
@@ -96,7 +97,7 @@ fn describe(status: u16) -> &'static str {
         413 => "value_too_large, body_too_large or batch_too_large.",
         415 => "unsupported_media_type: the body must be application/json.",
         429 => {
-            "rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds."
+            "rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds."
         }
         422 => {
             "idempotency_key_reused: the Idempotency-Key was first used for a different request."
@@ -124,7 +125,7 @@ fn problem_response(status: u16) -> RefOr<utoipa::openapi::Response> {
             "WWW-Authenticate",
             HeaderBuilder::new()
                 .schema(Some(Object::with_type(Type::String)))
-                .description(Some("`Bearer realm=\"tierkv-admin\"`"))
+                .description(Some("`Bearer realm=\"tierkv\"`"))
                 .build(),
         );
     }
@@ -446,6 +447,7 @@ pub fn openapi() -> OpenApi {
     }
     sign_in_schema(&mut doc);
     links(&mut doc);
+    crate::auth::openapi::apply(&mut doc, problem_response);
     doc
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthOptions;
 use crate::cache::CacheOptions;
 use crate::cluster::ClientOptions;
 use crate::hotkeys::HotKeyOptions;
@@ -48,6 +49,8 @@ pub struct GatewayOptions {
     pub limits: KeyLimitOptions,
     /// Hot-key tracking for `GET /admin/v1/hot-keys`.
     pub hot_keys: HotKeyOptions,
+    /// API keys and failed-attempt limits (design note 0012).
+    pub auth: AuthOptions,
 }
 
 impl Default for GatewayOptions {
@@ -67,6 +70,7 @@ impl Default for GatewayOptions {
             cache: CacheOptions::default(),
             limits: KeyLimitOptions::default(),
             hot_keys: HotKeyOptions::default(),
+            auth: AuthOptions::default(),
         }
     }
 }

@@ -40,9 +40,11 @@ pub enum ErrorCode {
     UnknownField,
     /// 400: any other malformed request (bad base64, bad query, bad header, ...).
     InvalidRequest,
-    /// 401: the admin API needs credentials (the cluster secret as a bearer token, or a
-    /// session cookie) and none valid came with the request.
+    /// 401: the route needs credentials (an API key, the cluster secret, or a dashboard
+    /// session) and none valid came with the request; see `WWW-Authenticate`.
     Unauthorized,
+    /// 403: the API key's role or key prefixes do not allow this request.
+    Forbidden,
     /// 415: the body's `Content-Type` is not accepted (batch: `application/json` only).
     UnsupportedMediaType,
     /// 404: the key has no live value.
@@ -53,7 +55,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 412: an `If-Match` / `If-None-Match` precondition did not hold.
     PreconditionFailed,
-    /// 429: one key got more reads or writes than its per-key limit allows at this gateway;
+    /// 429: one key got more reads or writes than its per-key limit allows at this gateway,
+    /// or the client's address presented too many wrong credentials;
     /// see `Retry-After`.
     RateLimited,
     /// 503: the shard's unflushed data reached its bound; see `Retry-After`.
@@ -96,7 +99,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 36] = [
         Self::KeyEmpty,
         Self::KeyTooLong,
         Self::ValueTooLarge,
@@ -110,6 +113,7 @@ impl ErrorCode {
         Self::UnknownField,
         Self::InvalidRequest,
         Self::Unauthorized,
+        Self::Forbidden,
         Self::UnsupportedMediaType,
         Self::KeyNotFound,
         Self::NotFound,
@@ -167,6 +171,7 @@ impl ErrorCode {
             | Self::MembersOutdated
             | Self::MembershipUnsupported => Level::INFO,
             Self::Unauthorized
+            | Self::Forbidden
             | Self::Backpressure
             | Self::NotLeader
             | Self::OutcomeUnknown
@@ -194,6 +199,7 @@ impl ErrorCode {
             Self::UnknownField => "unknown_field",
             Self::InvalidRequest => "invalid_request",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::KeyNotFound => "key_not_found",
             Self::NotFound => "not_found",
@@ -236,6 +242,7 @@ impl ErrorCode {
             Self::UnknownField => "Unknown JSON field",
             Self::InvalidRequest => "Invalid request",
             Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::KeyNotFound => "Key not found",
             Self::NotFound => "Not found",

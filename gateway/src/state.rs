@@ -12,6 +12,7 @@ use tierkv_engine::routing::shard_for;
 use tierkv_engine::types::ShardId;
 
 use crate::admin::AdminState;
+use crate::auth::AuthState;
 use crate::backend::Backend;
 use crate::cache::{ReadTier, ValueStore};
 use crate::error::ApiError;
@@ -43,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) hot: HotKeys,
     /// The admin API: credentials, cluster view, traffic samples (`crate::admin`).
     pub(crate) admin: AdminState,
+    /// API keys and failed-attempt limits (`crate::auth`).
+    pub(crate) auth: AuthState,
 }
 
 impl std::fmt::Debug for AppState {
@@ -93,6 +96,7 @@ impl AppState {
         let limits = KeyLimits::new(&opts.limits, &mut registry);
         let hot = HotKeys::new(&opts.hot_keys);
         let admin = AdminState::new(clock.now_millis());
+        let auth = AuthState::new(&opts.auth, &mut registry);
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -105,6 +109,7 @@ impl AppState {
                 limits,
                 hot,
                 admin,
+                auth,
             }),
         }
     }

@@ -596,6 +596,7 @@ async fn traffic_counts_the_data_plane_only() {
         let r = s
             .http
             .get(format!("{}/v1/kv/", s.url))
+            .bearer_auth(SECRET)
             .send()
             .await
             .expect("send");

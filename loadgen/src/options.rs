@@ -133,6 +133,16 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// TierKV: the API key sent as `Authorization: Bearer <key>` with every request (design
+    /// note 0012; `tierkv dev` prints one and keeps it in `<data_dir>/admin.key`).
+    #[arg(
+        long,
+        env = "TIERKV_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

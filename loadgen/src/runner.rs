@@ -56,8 +56,10 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
     match opts.target {
         TargetKind::Tierkv => {
             let staleness = opts.max_staleness.clone();
+            let key = opts.api_key.clone();
             run_with(opts, move || {
                 TierKvTarget::new(addr, &host, consistency, staleness.clone())
+                    .with_api_key(key.as_deref())
             })
             .await
         }

@@ -208,3 +208,27 @@ async fn cli_json_report_parses() {
     assert_eq!(v["errors"], 0);
     assert_eq!(v["load"]["ops"], 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_carries_the_api_key() {
+    let (addr, kv) = start_mock().await;
+    *kv.require_key.lock().expect("lock") = Some("tkv_test".to_owned());
+    let o = opts(
+        addr,
+        &[
+            "--workload=f",
+            "--keys=50",
+            "--ops=200",
+            "--load",
+            "--api-key=tkv_test",
+        ],
+    );
+    let r = tierkv_loadgen::run(&o).await.expect("run");
+    assert_eq!(r.errors, 0, "{:?}", r.errors_by_kind);
+    assert_eq!(kv.unauthorized.load(Ordering::Relaxed), 0);
+    // Without it, the same run is refused.
+    let o = opts(addr, &["--workload=c", "--keys=50", "--ops=20"]);
+    let r = tierkv_loadgen::run(&o).await.expect("run");
+    assert_eq!(r.errors, 20);
+    assert!(kv.unauthorized.load(Ordering::Relaxed) >= 20);
+}

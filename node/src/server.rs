@@ -11,9 +11,10 @@
 //! | `GET /status` | operators, tests | JSON: replicas in rank order (the newest map's target), role, epoch, leader and seqs per hosted shard, `voter` (of its configuration in force), the move `phase` and, on a moving leader, its `learners` with the records each is behind (note 0009 §7) |
 //! | `GET /metrics` | Prometheus | the registry the node was served with ([`crate::node::Node::register_metrics`] and whatever else the process adds) |
 //!
-//! The RPC routes require `authorization: Bearer <cluster secret>` (compared in constant
-//! time), or a connection whose client certificate the TLS listener verified against
-//! `tls.client_ca_file` (mutual TLS, note 0013); otherwise 401. Their answers carry
+//! The RPC routes, `/status` and `/metrics` require `authorization: Bearer <cluster
+//! secret>` (compared in constant time; design note 0012), or a connection whose client
+//! certificate the TLS listener verified against `tls.client_ca_file` (mutual TLS, note
+//! 0013); otherwise 401 with `WWW-Authenticate: Bearer`. `/health/*` is open. Their answers carry
 //! `tierkv-wire-revision: 4`, the client operations this node knows
 //! ([`tierkv_wire::proto::REVISION`]).
 
@@ -64,7 +65,19 @@ pub fn router(node: Node, metrics: Arc<Registry>) -> Router {
         .route("/status", get(status))
         .route(
             "/metrics",
-            get(move || render_metrics(Arc::clone(&metrics))),
+            get(
+                move |State(node): State<Node>,
+                      peer: Option<Extension<Peer>>,
+                      headers: HeaderMap| {
+                    let metrics = Arc::clone(&metrics);
+                    async move {
+                        if !authorized(&node, &headers, peer.as_ref()) {
+                            return refused();
+                        }
+                        render_metrics(metrics).await
+                    }
+                },
+            ),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(node)
@@ -121,11 +134,20 @@ fn authorized(node: &Node, headers: &HeaderMap, peer: Option<&Extension<Peer>>) 
     else {
         return false;
     };
-    let want = node.secret().as_bytes();
-    if got.len() != want.len() {
+    secret_matches(got, node.secret().as_bytes())
+}
+
+/// Whether `got` equals `want`, in time that depends on `got`'s length only: neither the
+/// secret's bytes nor its length show in the timing (design note 0012).
+fn secret_matches(got: &[u8], want: &[u8]) -> bool {
+    if want.is_empty() {
         return false;
     }
-    got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    let mut diff = u8::from(got.len() != want.len());
+    for (i, b) in got.iter().enumerate() {
+        diff |= b ^ want.get(i % want.len()).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
 /// A replication stream from a peer: delivers each message as soon as its frame is in,
@@ -363,7 +385,23 @@ pub(crate) fn phase_name(p: tierkv_engine::replica::ChangePhase) -> &'static str
     }
 }
 
-async fn status(State(node): State<Node>) -> Response {
+/// 401 for `/status` and `/metrics` without the secret.
+fn refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"tierkv-node\"")],
+    )
+        .into_response()
+}
+
+async fn status(
+    State(node): State<Node>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&node, &headers, peer.as_ref()) {
+        return refused();
+    }
     let map = node.map();
     let shards: Vec<serde_json::Value> = node
         .shards()
@@ -423,6 +461,23 @@ async fn render_metrics(metrics: Arc<Registry>) -> Response {
 #[cfg(test)]
 mod tests {
     use std::pin::Pin;
+
+    #[test]
+    fn secrets_compare_exactly() {
+        use super::secret_matches;
+        assert!(secret_matches(b"s3cret", b"s3cret"));
+        for wrong in [
+            &b""[..],
+            b"s3cre",
+            b"s3cret ",
+            b"s3cres",
+            b"s3crets3cret",
+            b"S3cret",
+        ] {
+            assert!(!secret_matches(wrong, b"s3cret"), "{wrong:?}");
+        }
+        assert!(!secret_matches(b"", b""), "no secret matches nothing");
+    }
 
     use futures::StreamExt;
     use tokio::sync::oneshot;

@@ -200,6 +200,7 @@ async fn serve_on_a_real_listener_with_graceful_shutdown() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let key = env.key.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(tierkv_gateway::serve(
         listener,
@@ -217,14 +218,13 @@ async fn serve_on_a_real_listener_with_graceful_shutdown() {
     }
     let put = http(
         addr,
-        "PUT /v1/kv/net HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
-            .into(),
+        format!("PUT /v1/kv/net HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"),
     )
     .await;
     assert!(put.starts_with("HTTP/1.1 201"), "{put}");
     let get = http(
         addr,
-        "GET /v1/kv/net HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(),
+        format!("GET /v1/kv/net HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"),
     )
     .await;
     assert!(
@@ -234,7 +234,9 @@ async fn serve_on_a_real_listener_with_graceful_shutdown() {
     // An in-flight request finishes after shutdown was asked for.
     let in_flight = tokio::spawn(http(
         addr,
-        "GET /v1/kv/gated HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(),
+        format!(
+            "GET /v1/kv/gated HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+        ),
     ));
     let backend = Arc::clone(&env.backend);
     eventually(5, "the request to be in flight", || {

@@ -22,6 +22,7 @@ use tierkv_engine::store::ObjStore;
 use tierkv_engine::testing::FaultyStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_engine::wal::WalSettings;
+use tierkv_gateway::auth::{KeySpec, KeyStore, Role};
 use tierkv_gateway::backend::{BackendError, NotReady};
 use tierkv_gateway::{AppState, Backend, GatewayOptions, Problem, app};
 use tierkv_node::node::{Node, NodeComponents};
@@ -95,6 +96,9 @@ pub(crate) struct Env {
     pub(crate) opts: GatewayOptions,
     pub(crate) engine: EngineOptions,
     pub(crate) cache_bytes: usize,
+    /// An `admin` API key, which [`Env::send`] attaches to requests that carry no
+    /// credentials of their own.
+    pub(crate) key: String,
 }
 
 pub(crate) struct Res {
@@ -146,9 +150,10 @@ impl Env {
         let store = ObjStore::new(faulty.clone(), "faulty-memory");
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(START_MS);
-        Self::open(dir, faulty, store, clock, opts, engine, cache_bytes).await
+        Self::open(dir, faulty, store, clock, opts, engine, cache_bytes, None).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn open(
         dir: tempfile::TempDir,
         faulty: Arc<FaultyStore>,
@@ -157,6 +162,7 @@ impl Env {
         opts: GatewayOptions,
         engine: EngineOptions,
         cache_bytes: usize,
+        key: Option<String>,
     ) -> Self {
         let mem_cache = Arc::new(MemBlockCache::new(cache_bytes));
         let mut metrics = Registry::default();
@@ -204,6 +210,25 @@ impl Env {
             ADMIN_SECRET,
             Arc::new(InProcess::new(node.clone(), store.clone(), leader_wait)),
         );
+        // API keys as `tierkv serve` enables them (their own store figures: the key set's
+        // polls are not the engine's object-store calls the tests count), and an admin key
+        // made as `tierkv admin keys create` makes it (the first start; later ones find it).
+        let keys = KeyStore::new(store.with_own_metrics());
+        let key = match key {
+            Some(k) => k,
+            None => {
+                let spec = KeySpec {
+                    name: "api-tests".to_owned(),
+                    role: Role::Admin,
+                    prefixes: Vec::new(),
+                };
+                keys.create(&spec, START_MS).await.expect("create key").1
+            }
+        };
+        state
+            .enable_keys(store.with_own_metrics())
+            .await
+            .expect("enable keys");
         Self {
             app: app(state.clone()),
             dir,
@@ -216,6 +241,7 @@ impl Env {
             opts,
             engine,
             cache_bytes,
+            key,
         }
     }
 
@@ -233,13 +259,39 @@ impl Env {
             opts,
             engine,
             cache_bytes,
+            key,
         } = self;
         node.shutdown(Duration::from_secs(10)).await;
         drop((app, state, backend, node));
-        Self::open(dir, faulty, store, clock, opts, engine, cache_bytes).await
+        Self::open(
+            dir,
+            faulty,
+            store,
+            clock,
+            opts,
+            engine,
+            cache_bytes,
+            Some(key),
+        )
+        .await
     }
 
-    pub(crate) async fn send(&self, req: Request<Body>) -> Res {
+    /// Sends `req`, with the env's admin key unless it carries `authorization` or `cookie`.
+    pub(crate) async fn send(&self, mut req: Request<Body>) -> Res {
+        let h = req.headers_mut();
+        if !h.contains_key("authorization") && !h.contains_key("cookie") {
+            h.insert(
+                "authorization",
+                format!("Bearer {}", self.key)
+                    .parse()
+                    .expect("header value"),
+            );
+        }
+        self.send_as_is(req).await
+    }
+
+    /// Sends `req` with exactly the credentials it carries (none, maybe).
+    pub(crate) async fn send_as_is(&self, req: Request<Body>) -> Res {
         let res = self.app.clone().oneshot(req).await.expect("infallible");
         let (parts, body) = res.into_parts();
         let body = body.collect().await.expect("body").to_bytes();

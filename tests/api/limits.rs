@@ -81,9 +81,13 @@ async fn the_admin_endpoint_lists_hot_keys_and_cache_ratios() {
         assert_eq!(env.get("/v1/kv/often").await.status, 200);
     }
     // Only for operators: the admin API's credential is required.
-    env.get("/admin/v1/hot-keys")
-        .await
-        .problem(401, "unauthorized");
+    env.send_as_is(
+        crate::env::req(axum::http::Method::GET, "/admin/v1/hot-keys")
+            .body(axum::body::Body::empty())
+            .expect("req"),
+    )
+    .await
+    .problem(401, "unauthorized");
     let r = env.admin_get("/admin/v1/hot-keys?limit=1").await;
     assert_eq!(r.status, 200);
     let j = r.json();

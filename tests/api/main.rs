@@ -2,6 +2,7 @@
 //! whose shards have one replica each, in this process) on an in-memory object store,
 //! driven with `tower::ServiceExt::oneshot` (plus one real listener).
 
+mod auth;
 mod batch;
 mod edge;
 mod env;

@@ -140,9 +140,13 @@ pub struct Cluster {
     /// Base URL of the first gateway's public API.
     pub url: String,
     members: String,
+    /// Sends [`Cluster::api_key`] with every request that names no credentials of its own
+    /// (node endpoints get the cluster secret per request).
     pub http: reqwest::Client,
     /// The proxies between processes (with [`Opts::proxied`]).
     pub net: Option<proxy::Net>,
+    /// An `admin` API key made with `tierkv admin keys create` before the gateways start.
+    pub api_key: String,
 }
 
 impl Drop for Cluster {
@@ -169,6 +173,18 @@ impl Drop for Cluster {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// `Authorization: Bearer <key>` with the admin key `tierkv dev` or `tierkv serve` keeps in
+/// `data_dir/admin.key` (design note 0012).
+pub fn dev_key_headers(data_dir: &std::path::Path) -> reqwest::header::HeaderMap {
+    let key = std::fs::read_to_string(data_dir.join("admin.key")).expect("admin.key");
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", key.trim()).parse().expect("header"),
+    );
+    h
 }
 
 /// Polls `child` until it exits (its status) or `within` passes (None).
@@ -247,7 +263,14 @@ impl Cluster {
             members,
             http,
             net,
+            api_key: String::new(),
         };
+        c.api_key = c.create_key(&["--role", "admin", "--name", "tests"]);
+        c.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .default_headers(c.auth_headers())
+            .build()
+            .expect("client");
         for id in 1..=3 {
             c.spawn_node(id);
         }
@@ -265,13 +288,52 @@ impl Cluster {
         c
     }
 
-    fn command(&self, sub: &str) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierkv"));
-        let store = self
-            .opts
+    /// The object store URL every process uses.
+    pub fn store_url(&self) -> String {
+        self.opts
             .store_url
             .clone()
-            .unwrap_or_else(|| format!("file://{}", self.dir.path().join("objects").display()));
+            .unwrap_or_else(|| format!("file://{}", self.dir.path().join("objects").display()))
+    }
+
+    /// Runs `tierkv admin keys <args>` against the cluster's object store; its stdout.
+    pub fn admin_keys(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_tierkv"))
+            .args(["admin", "keys"])
+            .args(args)
+            .args(["--store-url", &self.store_url()])
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run tierkv admin keys");
+        assert!(
+            out.status.success(),
+            "tierkv admin keys {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// `Authorization: Bearer <api_key>`, for clients of the gateways built elsewhere.
+    pub fn auth_headers(&self) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.api_key).parse().expect("header"),
+        );
+        h
+    }
+
+    /// A new API key (`tierkv admin keys create <args>`).
+    pub fn create_key(&self, args: &[&str]) -> String {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        self.admin_keys(&a).trim().to_owned()
+    }
+
+    fn command(&self, sub: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierkv"));
+        let store = self.store_url();
         cmd.arg(sub)
             .args(["--store-url", &store])
             // Two leases, as by default (it may not be shorter than the lease); `env` may
@@ -495,6 +557,7 @@ impl Cluster {
         let r = self
             .http
             .get(format!("{}/status", self.node_url(id)))
+            .bearer_auth(self.secret())
             .timeout(Duration::from_secs(2))
             .send()
             .await
@@ -630,6 +693,7 @@ impl Cluster {
     pub async fn metrics_text(&self, base: &str) -> Option<String> {
         self.http
             .get(format!("{base}/metrics"))
+            .bearer_auth(self.secret())
             .timeout(Duration::from_secs(2))
             .send()
             .await

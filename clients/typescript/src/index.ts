@@ -11,12 +11,21 @@ export type Problem = Schemas["Problem"];
 /**
  * A client of the API at `baseUrl` (e.g. `http://127.0.0.1:8080`). Object query parameters
  * are exploded into plain ones, as the contract says (`style: form, explode: true`:
- * `expiry: { ttl: 60 }` is sent as `?ttl=60`).
+ * `expiry: { ttl: 60 }` is sent as `?ttl=60`). `apiKey` (an API key, `tkv_...`: the
+ * contract's `api_key` scheme) is sent as `Authorization: Bearer <apiKey>` with every
+ * request.
  */
-export function tierkvClient(baseUrl: string, options: Omit<ClientOptions, "baseUrl"> = {}) {
+export function tierkvClient(
+  baseUrl: string,
+  { apiKey, ...options }: Omit<ClientOptions, "baseUrl"> & { apiKey?: string } = {},
+) {
+  const headers = apiKey
+    ? { ...(options.headers as Record<string, string> | undefined), Authorization: `Bearer ${apiKey}` }
+    : options.headers;
   return createClient<paths>({
     querySerializer: { object: { style: "form", explode: true } },
     ...options,
+    headers,
     baseUrl,
   });
 }

@@ -1,7 +1,6 @@
-//! Who may use the admin API (design note 0010, "Authentication"): the one check,
-//! [`AdminAuth::authorize`], which issue 21's API keys will replace.
-//!
-//! Until then the cluster secret is the admin credential:
+//! The operator's credentials (design note 0010, "Authentication"; note 0012): the cluster
+//! secret and dashboard sessions, both of role `admin` on every route. API keys are checked
+//! beside them by `crate::auth`, which calls [`AdminAuth::authorize`] for these:
 //! - `Authorization: Bearer <secret>`, or
 //! - the session cookie [`COOKIE`] = `v1.<expires_ms>.<nonce>.<mac>`, `mac` being
 //!   HMAC-SHA-256 keyed with the secret over `tierkv-admin-session|v1|<expires_ms>|<nonce>`:
@@ -48,6 +47,10 @@ pub enum Principal {
         /// Expiry of the session.
         expires_at_ms: u64,
     },
+    /// An API key of role `admin` (design note 0012).
+    Key,
+    /// Authentication is turned off (`gateway.auth.enabled = false`).
+    Open,
 }
 
 /// What a sign-in presents.
@@ -102,7 +105,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-const MISSING: &str =
+pub(crate) const MISSING: &str =
     "the admin API needs the cluster secret as a bearer token, or a session cookie";
 const WRONG: &str = "the credentials are not valid";
 const EXPIRED: &str = "the session has expired; sign in again";
@@ -121,7 +124,7 @@ impl AdminAuth {
         })
     }
 
-    /// THE admin check: the bearer secret, or else a valid session cookie.
+    /// The operator check: the bearer secret, or else a valid session cookie.
     pub(crate) fn authorize(
         &self,
         headers: &HeaderMap,

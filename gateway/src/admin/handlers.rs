@@ -1,5 +1,5 @@
-//! The admin routes. Every one but `POST`/`DELETE /admin/v1/session` takes [`Admin`]: the
-//! request is authorized first ([`super::auth`]), or answered `401 unauthorized`.
+//! The admin routes. Every one but `POST`/`DELETE /admin/v1/session` takes [`Admin`]: a
+//! caller of role `admin` (authenticated by `crate::auth`'s middleware), else `401`/`403`.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -15,6 +15,7 @@ use super::model::{
     ShardList, SignIn, Traffic,
 };
 use super::report;
+use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{self, AppQuery, NoQuery, RawBody};
 use crate::state::AppState;
@@ -27,8 +28,13 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let auth = state.inner.admin.auth()?;
-        auth.authorize(&parts.headers, state.now_millis()).map(Self)
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.role().covers(Role::Admin) {
+            return Err(ApiError::Forbidden {
+                detail: "this route needs the role `admin`".to_owned(),
+            });
+        }
+        Ok(Self(caller.principal()))
     }
 }
 
@@ -74,6 +80,14 @@ pub(crate) async fn session(Admin(who): Admin, AppQuery(_none): AppQuery<NoQuery
         Principal::Session { expires_at_ms } => Session {
             method: "cookie".to_owned(),
             expires_at_ms: Some(expires_at_ms),
+        },
+        Principal::Key => Session {
+            method: "key".to_owned(),
+            expires_at_ms: None,
+        },
+        Principal::Open => Session {
+            method: "open".to_owned(),
+            expires_at_ms: None,
         },
     })
 }

@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - `auth`: the one authorization check (the cluster secret as a bearer token, or a signed
-//!   session cookie), sign-in with the secret or a one-time login token.
+//! - `auth`: the operator's credentials (the cluster secret as a bearer token, or a signed
+//!   session cookie), sign-in with the secret or a one-time login token. Every request is
+//!   authenticated by `crate::auth` (API keys, note 0012) before it reaches these routes.
 //! - [`view`]: [`ClusterView`], the seam to the cluster's facts (the cluster client gathers
 //!   them over node RPC with `Describe`; `tierkv serve` in process).
 //! - `report`: what the members said → the overview, nodes, shards and events documents, and
@@ -24,7 +25,7 @@
 //! compared with the previous one for the load (operations per second per shard and node).
 
 mod auth;
-mod handlers;
+pub(crate) mod handlers;
 mod members;
 pub mod model;
 mod moves;
@@ -42,7 +43,8 @@ use axum::Router;
 use axum::routing::{delete, get, post};
 use tierkv_engine::types::NodeId;
 
-use self::auth::AdminAuth;
+pub(crate) use self::auth::AdminAuth;
+pub(crate) use self::auth::MISSING as MISSING_DETAIL;
 pub use self::auth::{LOGIN_TOKEN_LIFETIME, Principal};
 use self::report::{Rates, Reading};
 use self::traffic::TrafficLog;
@@ -118,6 +120,11 @@ impl AdminState {
             started_at_ms,
             moves: parking_lot::Mutex::new(moves::MoveLog::default()),
         }
+    }
+
+    /// The operator's credentials, if the admin API is enabled.
+    pub(crate) fn credentials(&self) -> Option<&AdminAuth> {
+        self.auth.get()
     }
 
     fn auth(&self) -> Result<&AdminAuth, ApiError> {
@@ -239,5 +246,6 @@ pub(crate) fn router() -> Router<AppState> {
             post(members::replace_member),
         )
         .route("/admin/v1/moves", get(members::moves))
+        .merge(crate::auth::handlers::router())
         .merge(ui::router())
 }

@@ -396,7 +396,8 @@ pub struct SignIn {
 /// How the caller is signed in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Session {
-    /// `bearer` (the secret in `Authorization`) or `cookie`.
+    /// `bearer` (the secret in `Authorization`), `cookie`, `key` (an admin API key) or
+    /// `open` (authentication turned off).
     pub method: String,
     /// When the session ends, unix milliseconds (null for bearer).
     pub expires_at_ms: Option<u64>,

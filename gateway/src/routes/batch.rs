@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::cache::Want;
 use crate::limits::Access;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{self, IfMatch, RawBody};
 use crate::idempotency::{self, Fingerprint, Idem, body_hash};
@@ -113,6 +114,25 @@ fn de_opt_uint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
     }
 }
 
+/// `403 forbidden` if any item's key is outside the caller's key prefixes (design note
+/// 0012): checked for every item before any runs. An item whose key does not decode fails
+/// on its own when it runs.
+fn in_scope(caller: &Caller, items: &[BatchItem]) -> Result<(), ApiError> {
+    for (i, item) in items.iter().enumerate() {
+        if let Ok(key) = item
+            .key_encoding
+            .unwrap_or_default()
+            .decode(&item.key, "key")
+            && let Err(e) = caller.allow_key(&key)
+        {
+            return Err(ApiError::Forbidden {
+                detail: format!("items[{i}]: {e}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks what the schema says of each item before any runs (a violation fails the whole
 /// batch with 400); what happens when an item runs is reported per item.
 fn validate(items: &[BatchItem]) -> Result<(), ApiError> {
@@ -186,6 +206,7 @@ pub struct BatchResponse {
 )]
 pub(crate) async fn batch(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -204,6 +225,7 @@ pub(crate) async fn batch(
     let req: BatchRequest = extract::parse_json(&body)?;
     let max = state.options().max_batch_items;
     validate(&req.items)?;
+    in_scope(&caller, &req.items)?;
     if req.items.is_empty() {
         return Err(ApiError::BatchEmpty);
     }

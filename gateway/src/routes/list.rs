@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tierkv_engine::types::EntryKind;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::AppQuery;
 use crate::keys::{self, DATA_NS, Encoding};
@@ -94,6 +95,7 @@ fn ns(b: &[u8]) -> Bytes {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<ListPage>, ApiError> {
     let opts = state.options();
@@ -114,6 +116,8 @@ pub(crate) async fn list(
         (None, Some(p)) => Bytes::copy_from_slice(p.as_bytes()),
         (None, None) => Bytes::new(),
     };
+    // Every key the listing could return is under `prefix` (design note 0012).
+    caller.allow_key(&prefix)?;
     let start_after = match (&q.start_after_base64, &q.start_after) {
         (Some(s), _) => Some(Encoding::Base64.decode(s, "start_after_base64")?),
         (None, Some(s)) => Some(Bytes::copy_from_slice(s.as_bytes())),

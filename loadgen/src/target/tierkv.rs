@@ -5,6 +5,8 @@
 //! - update: `PUT /v1/kv/{key}[?ttl=N]` with the raw value; 200/201 ok.
 //! - rmw: `GET`, then `PUT` with `If-Match: "<version from ETag>"` (or `If-None-Match: *`
 //!   when the key was absent); 412 is a conflict.
+//!
+//! With an API key, every request carries `Authorization: Bearer <key>` (design note 0012).
 
 use super::{Consistency, OpError, OpResult, Outcome, Target};
 use crate::http::{HttpConn, HttpResponse};
@@ -21,6 +23,8 @@ pub struct TierKvTarget {
     conn: HttpConn,
     consistency: Option<Consistency>,
     max_staleness: Option<String>,
+    /// `Authorization: Bearer <key>`, when a key was given.
+    auth: Option<(http::HeaderName, HeaderValue)>,
 }
 
 impl TierKvTarget {
@@ -36,7 +40,26 @@ impl TierKvTarget {
             conn: HttpConn::new(addr, host),
             consistency,
             max_staleness,
+            auth: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <key>` with every request (a key that is not a valid
+    /// header value is ignored; the server then answers 401).
+    #[must_use]
+    pub fn with_api_key(mut self, key: Option<&str>) -> Self {
+        self.auth = key
+            .and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok())
+            .map(|v| (http::header::AUTHORIZATION, v));
+        self
+    }
+
+    /// The headers of every request, plus `extra`.
+    fn headers(
+        &self,
+        extra: Option<(http::HeaderName, HeaderValue)>,
+    ) -> Vec<(http::HeaderName, HeaderValue)> {
+        self.auth.iter().cloned().chain(extra).collect()
     }
 
     fn read_path(&self, key: &str) -> String {
@@ -51,8 +74,9 @@ impl TierKvTarget {
 
     async fn get(&mut self, key: &str) -> Result<HttpResponse, OpError> {
         let path = self.read_path(key);
+        let headers = self.headers(None);
         self.conn
-            .send(Method::GET, &path, None, &[], Bytes::new())
+            .send(Method::GET, &path, None, &headers, Bytes::new())
             .await
     }
 }
@@ -78,9 +102,10 @@ impl Target for TierKvTarget {
             Some(t) => format!("/v1/kv/{key}?ttl={t}"),
             None => format!("/v1/kv/{key}"),
         };
+        let headers = self.headers(None);
         let resp = self
             .conn
-            .send(Method::PUT, &path, Some(VALUE_TYPE), &[], value)
+            .send(Method::PUT, &path, Some(VALUE_TYPE), &headers, value)
             .await?;
         match resp.status {
             StatusCode::OK | StatusCode::CREATED => Ok(Outcome::Ok),
@@ -100,9 +125,10 @@ impl Target for TierKvTarget {
             s => return Err(status_error(s)),
         };
         let path = format!("/v1/kv/{key}");
+        let headers = self.headers(Some(condition));
         let resp = self
             .conn
-            .send(Method::PUT, &path, Some(VALUE_TYPE), &[condition], value)
+            .send(Method::PUT, &path, Some(VALUE_TYPE), &headers, value)
             .await?;
         match resp.status {
             StatusCode::OK | StatusCode::CREATED => Ok(Outcome::Ok),

@@ -34,6 +34,10 @@ pub struct MockKv {
     pub last_get_query: Mutex<Option<String>>,
     /// Queries seen on PUT (e.g. `ttl=30`).
     pub last_put_query: Mutex<Option<String>>,
+    /// Requests that came without `authorization: Bearer <key>` when `require_key` is set.
+    pub unauthorized: AtomicU64,
+    /// The API key every request must carry (none: no check).
+    pub require_key: Mutex<Option<String>>,
 }
 
 impl MockKv {
@@ -121,6 +125,16 @@ impl MockKv {
                 .body(Full::new(Bytes::new()))
                 .expect("valid response"));
         };
+        if let Some(k) = self.require_key.lock().expect("lock").as_deref() {
+            let want = format!("Bearer {k}");
+            if parts.headers.get("authorization").map(|v| v.as_bytes()) != Some(want.as_bytes()) {
+                self.unauthorized.fetch_add(1, Ordering::Relaxed);
+                return Ok(Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .body(Full::new(Bytes::new()))
+                    .expect("valid response"));
+            }
+        }
         let query = parts.uri.query().map(str::to_owned);
         if parts.method == Method::GET {
             *self.last_get_query.lock().expect("lock") = query;

@@ -8,6 +8,8 @@ from .cache_ratio import CacheRatio
 from .cache_tier import CacheTier
 from .cluster_health import ClusterHealth
 from .cluster_overview import ClusterOverview
+from .create_key import CreateKey
+from .created_key import CreatedKey
 from .encoding import Encoding
 from .error_code import ErrorCode
 from .event import Event
@@ -27,6 +29,8 @@ from .hot_key import HotKey
 from .hot_keys import HotKeys
 from .item_error import ItemError
 from .item_result import ItemResult
+from .key_info import KeyInfo
+from .key_list import KeyList
 from .list_consistency import ListConsistency
 from .list_item import ListItem
 from .list_page import ListPage
@@ -43,6 +47,7 @@ from .problem import Problem
 from .put_kv_expiry_type_0 import PutKvExpiryType0
 from .put_kv_expiry_type_1 import PutKvExpiryType1
 from .replica_info import ReplicaInfo
+from .role import Role
 from .role_counts import RoleCounts
 from .session import Session
 from .shard_info import ShardInfo
@@ -64,6 +69,8 @@ __all__ = (
     "CacheTier",
     "ClusterHealth",
     "ClusterOverview",
+    "CreatedKey",
+    "CreateKey",
     "Encoding",
     "ErrorCode",
     "Event",
@@ -83,6 +90,8 @@ __all__ = (
     "HotKeys",
     "ItemError",
     "ItemResult",
+    "KeyInfo",
+    "KeyList",
     "ListConsistency",
     "ListItem",
     "ListPage",
@@ -99,6 +108,7 @@ __all__ = (
     "PutKvExpiryType0",
     "PutKvExpiryType1",
     "ReplicaInfo",
+    "Role",
     "RoleCounts",
     "Session",
     "ShardInfo",

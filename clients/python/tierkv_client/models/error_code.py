@@ -6,6 +6,7 @@ class ErrorCode(str, Enum):
     BATCH_TOO_LARGE = "batch_too_large"
     BODY_TOO_LARGE = "body_too_large"
     DATA_CORRUPTION = "data_corruption"
+    FORBIDDEN = "forbidden"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INTERNAL = "internal"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"

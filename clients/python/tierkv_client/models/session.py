@@ -25,7 +25,8 @@ class Session:
     """ How the caller is signed in.
 
         Attributes:
-            method (str): `bearer` (the secret in `Authorization`) or `cookie`.
+            method (str): `bearer` (the secret in `Authorization`), `cookie`, `key` (an admin API key) or
+                `open` (authentication turned off).
             expires_at_ms (int | None | Unset): When the session ends, unix milliseconds (null for bearer).
      """
 

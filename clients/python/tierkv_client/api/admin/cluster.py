@@ -55,6 +55,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -99,6 +113,8 @@ def sync_detailed(
     """ Cluster overview: health, shard map, members with their last heartbeat, versions and
     leader counts, replica roles.
 
+     Role: `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -126,6 +142,8 @@ def sync(
     """ Cluster overview: health, shard map, members with their last heartbeat, versions and
     leader counts, replica roles.
 
+     Role: `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -147,6 +165,8 @@ async def asyncio_detailed(
 ) -> Response[ClusterOverview | Problem]:
     """ Cluster overview: health, shard map, members with their last heartbeat, versions and
     leader counts, replica roles.
+
+     Role: `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -174,6 +194,8 @@ async def asyncio(
 ) -> ClusterOverview | Problem | None:
     """ Cluster overview: health, shard map, members with their last heartbeat, versions and
     leader counts, replica roles.
+
+     Role: `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -65,6 +65,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -110,6 +124,8 @@ def sync_detailed(
     """ Recent events: leader changes, handovers, node starts, WAL failures (from the nodes) and
     members that stopped or resumed answering (from this gateway), newest first.
 
+     Role: `admin`.
+
     Args:
         limit (int | Unset):
 
@@ -142,6 +158,8 @@ def sync(
     """ Recent events: leader changes, handovers, node starts, WAL failures (from the nodes) and
     members that stopped or resumed answering (from this gateway), newest first.
 
+     Role: `admin`.
+
     Args:
         limit (int | Unset):
 
@@ -168,6 +186,8 @@ async def asyncio_detailed(
 ) -> Response[EventList | Problem]:
     """ Recent events: leader changes, handovers, node starts, WAL failures (from the nodes) and
     members that stopped or resumed answering (from this gateway), newest first.
+
+     Role: `admin`.
 
     Args:
         limit (int | Unset):
@@ -200,6 +220,8 @@ async def asyncio(
 ) -> EventList | Problem | None:
     """ Recent events: leader changes, handovers, node starts, WAL failures (from the nodes) and
     members that stopped or resumed answering (from this gateway), newest first.
+
+     Role: `admin`.
 
     Args:
         limit (int | Unset):

@@ -65,6 +65,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -111,6 +125,8 @@ def sync_detailed(
     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
     when the gateway has one).
 
+     Role: `admin`.
+
     Args:
         limit (int | Unset):
 
@@ -144,6 +160,8 @@ def sync(
     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
     when the gateway has one).
 
+     Role: `admin`.
+
     Args:
         limit (int | Unset):
 
@@ -171,6 +189,8 @@ async def asyncio_detailed(
     """ The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
     when the gateway has one).
+
+     Role: `admin`.
 
     Args:
         limit (int | Unset):
@@ -204,6 +224,8 @@ async def asyncio(
     """ The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
     when the gateway has one).
+
+     Role: `admin`.
 
     Args:
         limit (int | Unset):

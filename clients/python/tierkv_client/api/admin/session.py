@@ -55,6 +55,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -98,6 +112,8 @@ def sync_detailed(
 ) -> Response[Problem | Session]:
     """ Who the caller is signed in as.
 
+     Role: `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -124,6 +140,8 @@ def sync(
 ) -> Problem | Session | None:
     """ Who the caller is signed in as.
 
+     Role: `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -144,6 +162,8 @@ async def asyncio_detailed(
 
 ) -> Response[Problem | Session]:
     """ Who the caller is signed in as.
+
+     Role: `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -170,6 +190,8 @@ async def asyncio(
 
 ) -> Problem | Session | None:
     """ Who the caller is signed in as.
+
+     Role: `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

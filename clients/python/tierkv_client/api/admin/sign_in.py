@@ -118,7 +118,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: SignInType0 | SignInType1,
 
 ) -> Response[Any | Problem]:
@@ -151,7 +151,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: SignInType0 | SignInType1,
 
 ) -> Any | Problem | None:
@@ -179,7 +179,7 @@ body=body,
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: SignInType0 | SignInType1,
 
 ) -> Response[Any | Problem]:
@@ -212,7 +212,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: SignInType0 | SignInType1,
 
 ) -> Any | Problem | None:

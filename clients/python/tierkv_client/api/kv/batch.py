@@ -62,6 +62,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
 
@@ -82,6 +96,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
         return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -121,12 +142,14 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchRequest,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Response[BatchResponse | Problem]:
     """ Runs a batch.
+
+     Role: `write` or above.
 
     Args:
         idempotency_key (str | Unset):
@@ -155,12 +178,14 @@ idempotency_key=idempotency_key,
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchRequest,
     idempotency_key: str | Unset = UNSET,
 
 ) -> BatchResponse | Problem | None:
     """ Runs a batch.
+
+     Role: `write` or above.
 
     Args:
         idempotency_key (str | Unset):
@@ -184,12 +209,14 @@ idempotency_key=idempotency_key,
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchRequest,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Response[BatchResponse | Problem]:
     """ Runs a batch.
+
+     Role: `write` or above.
 
     Args:
         idempotency_key (str | Unset):
@@ -218,12 +245,14 @@ idempotency_key=idempotency_key,
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: BatchRequest,
     idempotency_key: str | Unset = UNSET,
 
 ) -> BatchResponse | Problem | None:
     """ Runs a batch.
+
+     Role: `write` or above.
 
     Args:
         idempotency_key (str | Unset):

@@ -57,6 +57,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 412:
         response_412 = Problem.from_dict(response.json())
 
@@ -117,12 +131,14 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_match: str | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Response[Any | Problem]:
     """ Deletes a key (204 also when it was absent).
+
+     Role: `write` or above.
 
     Args:
         key (str):
@@ -154,12 +170,14 @@ idempotency_key=idempotency_key,
 def sync(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_match: str | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Any | Problem | None:
     """ Deletes a key (204 also when it was absent).
+
+     Role: `write` or above.
 
     Args:
         key (str):
@@ -186,12 +204,14 @@ idempotency_key=idempotency_key,
 async def asyncio_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_match: str | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Response[Any | Problem]:
     """ Deletes a key (204 also when it was absent).
+
+     Role: `write` or above.
 
     Args:
         key (str):
@@ -223,12 +243,14 @@ idempotency_key=idempotency_key,
 async def asyncio(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_match: str | Unset = UNSET,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Any | Problem | None:
     """ Deletes a key (204 also when it was absent).
+
+     Role: `write` or above.
 
     Args:
         key (str):

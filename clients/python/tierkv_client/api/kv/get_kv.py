@@ -85,6 +85,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -138,12 +152,14 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
     if_none_match: str | Unset = UNSET,
 
 ) -> Response[Any | File | Problem]:
     """ Reads a value.
+
+     Role: `read` or above.
 
     Args:
         key (str):
@@ -175,12 +191,14 @@ if_none_match=if_none_match,
 def sync(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
     if_none_match: str | Unset = UNSET,
 
 ) -> Any | File | Problem | None:
     """ Reads a value.
+
+     Role: `read` or above.
 
     Args:
         key (str):
@@ -207,12 +225,14 @@ if_none_match=if_none_match,
 async def asyncio_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
     if_none_match: str | Unset = UNSET,
 
 ) -> Response[Any | File | Problem]:
     """ Reads a value.
+
+     Role: `read` or above.
 
     Args:
         key (str):
@@ -244,12 +264,14 @@ if_none_match=if_none_match,
 async def asyncio(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     read: GetKvReadType0 | GetKvReadType1 | GetKvReadType2 | Unset = UNSET,
     if_none_match: str | Unset = UNSET,
 
 ) -> Any | File | Problem | None:
     """ Reads a value.
+
+     Role: `read` or above.
 
     Args:
         key (str):

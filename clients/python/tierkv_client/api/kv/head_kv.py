@@ -57,6 +57,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -110,11 +124,13 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
 
 ) -> Response[Any | Problem]:
     """ Reads a value's headers (documentation only: `GET` serves `HEAD`).
+
+     Role: `read` or above.
 
     Args:
         key (str):
@@ -144,11 +160,13 @@ if_none_match=if_none_match,
 def sync(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
 
 ) -> Any | Problem | None:
     """ Reads a value's headers (documentation only: `GET` serves `HEAD`).
+
+     Role: `read` or above.
 
     Args:
         key (str):
@@ -173,11 +191,13 @@ if_none_match=if_none_match,
 async def asyncio_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
 
 ) -> Response[Any | Problem]:
     """ Reads a value's headers (documentation only: `GET` serves `HEAD`).
+
+     Role: `read` or above.
 
     Args:
         key (str):
@@ -207,11 +227,13 @@ if_none_match=if_none_match,
 async def asyncio(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
 
 ) -> Any | Problem | None:
     """ Reads a value's headers (documentation only: `GET` serves `HEAD`).
+
+     Role: `read` or above.
 
     Args:
         key (str):

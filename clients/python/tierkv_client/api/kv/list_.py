@@ -78,6 +78,27 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -116,7 +137,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     prefix: str | Unset = UNSET,
     prefix_base64: str | Unset = UNSET,
     start_after: str | Unset = UNSET,
@@ -126,6 +147,8 @@ def sync_detailed(
 
 ) -> Response[ListPage | Problem]:
     """ Lists keys.
+
+     Role: `read` or above.
 
     Args:
         prefix (str | Unset):
@@ -165,7 +188,7 @@ consistency=consistency,
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     prefix: str | Unset = UNSET,
     prefix_base64: str | Unset = UNSET,
     start_after: str | Unset = UNSET,
@@ -175,6 +198,8 @@ def sync(
 
 ) -> ListPage | Problem | None:
     """ Lists keys.
+
+     Role: `read` or above.
 
     Args:
         prefix (str | Unset):
@@ -209,7 +234,7 @@ consistency=consistency,
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     prefix: str | Unset = UNSET,
     prefix_base64: str | Unset = UNSET,
     start_after: str | Unset = UNSET,
@@ -219,6 +244,8 @@ async def asyncio_detailed(
 
 ) -> Response[ListPage | Problem]:
     """ Lists keys.
+
+     Role: `read` or above.
 
     Args:
         prefix (str | Unset):
@@ -258,7 +285,7 @@ consistency=consistency,
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     prefix: str | Unset = UNSET,
     prefix_base64: str | Unset = UNSET,
     start_after: str | Unset = UNSET,
@@ -268,6 +295,8 @@ async def asyncio(
 
 ) -> ListPage | Problem | None:
     """ Lists keys.
+
+     Role: `read` or above.
 
     Args:
         prefix (str | Unset):

@@ -96,6 +96,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 412:
         response_412 = Problem.from_dict(response.json())
 
@@ -163,7 +177,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     expiry: PutKvExpiryType0 | PutKvExpiryType1 | Unset = UNSET,
     if_match: str | Unset = UNSET,
@@ -172,6 +186,8 @@ def sync_detailed(
 
 ) -> Response[Problem | WriteResult]:
     """ Writes a value.
+
+     Role: `write` or above.
 
     Args:
         key (str):
@@ -209,7 +225,7 @@ idempotency_key=idempotency_key,
 def sync(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     expiry: PutKvExpiryType0 | PutKvExpiryType1 | Unset = UNSET,
     if_match: str | Unset = UNSET,
@@ -218,6 +234,8 @@ def sync(
 
 ) -> Problem | WriteResult | None:
     """ Writes a value.
+
+     Role: `write` or above.
 
     Args:
         key (str):
@@ -250,7 +268,7 @@ idempotency_key=idempotency_key,
 async def asyncio_detailed(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     expiry: PutKvExpiryType0 | PutKvExpiryType1 | Unset = UNSET,
     if_match: str | Unset = UNSET,
@@ -259,6 +277,8 @@ async def asyncio_detailed(
 
 ) -> Response[Problem | WriteResult]:
     """ Writes a value.
+
+     Role: `write` or above.
 
     Args:
         key (str):
@@ -296,7 +316,7 @@ idempotency_key=idempotency_key,
 async def asyncio(
     key: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     expiry: PutKvExpiryType0 | PutKvExpiryType1 | Unset = UNSET,
     if_match: str | Unset = UNSET,
@@ -305,6 +325,8 @@ async def asyncio(
 
 ) -> Problem | WriteResult | None:
     """ Writes a value.
+
+     Role: `write` or above.
 
     Args:
         key (str):
