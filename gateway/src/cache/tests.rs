@@ -590,6 +590,48 @@ fn facts_order_by_version_then_by_time() {
     );
 }
 
+/// The facts table keeps what `learn` decides per key, counts facts older than its time to
+/// live as absent, and stays within its bytes however many keys pass, keeping the most
+/// recently verified ones.
+#[tokio::test(start_paused = true)]
+async fn facts_stay_bounded_and_expire() {
+    let facts = Facts::new(64 << 10, Duration::from_secs(60));
+    let k = Bytes::from_static(b"k");
+    let now = Instant::now();
+    let at = |v: u64, ms: u64| Fact {
+        state: State::Present(v),
+        verified_at: now + Duration::from_millis(ms),
+        learned_at: now + Duration::from_millis(ms + 1),
+    };
+    facts.learn(&k, at(5, 0));
+    facts.learn(&k, at(4, 10));
+    assert_eq!(facts.get(&k).map(|f| f.state), Some(State::Present(5)));
+    facts.learn(&k, fact(State::Absent(None), 0, 20, now));
+    assert_eq!(facts.get(&k), None, "unordered facts: forgotten");
+    facts.learn(&k, at(6, 0));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(facts.get(&k), None, "expired");
+    // An expired fact gives way to any new one.
+    facts.learn(&k, at(1, 61_000));
+    assert_eq!(facts.get(&k).map(|f| f.state), Some(State::Present(1)));
+    for i in 0..20_000u64 {
+        tokio::time::advance(Duration::from_micros(10)).await;
+        let now = Instant::now();
+        facts.learn(
+            &Bytes::from(format!("key{i}")),
+            Fact {
+                state: State::Present(i),
+                verified_at: now,
+                learned_at: now,
+            },
+        );
+        assert!(facts.bytes() <= 64 << 10, "{} bytes", facts.bytes());
+    }
+    let last = Bytes::from_static(b"key19999");
+    assert_eq!(facts.get(&last).map(|f| f.state), Some(State::Present(19_999)));
+    assert!(facts.len() > 200, "{} facts kept", facts.len());
+}
+
 /// A value as large as the gateway accepts fits a disk block: it reaches the disk tier and
 /// comes back whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
