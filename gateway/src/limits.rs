@@ -280,10 +280,11 @@ impl KeyLimits {
             Access::Read => reads,
             Access::Write => writes,
         };
-        b.take(key, hash, now).map_err(|retry_after_secs| Throttled {
-            access,
-            retry_after_secs,
-        })
+        b.take(key, hash, now)
+            .map_err(|retry_after_secs| Throttled {
+                access,
+                retry_after_secs,
+            })
     }
 }
 
@@ -322,7 +323,10 @@ mod tests {
                 retry_after_secs: 1
             })
         );
-        assert_eq!(admit(&l, &Bytes::from_static(b"cold"), Access::Read), Ok(()));
+        assert_eq!(
+            admit(&l, &Bytes::from_static(b"cold"), Access::Read),
+            Ok(())
+        );
         assert_eq!(admit(&l, &hot, Access::Write), Ok(()));
         tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(

@@ -314,6 +314,10 @@ impl fmt::Debug for ValueStore {
 
 /// foyer disk block size and device capacity for `disk_bytes` holding values up to
 /// `max_value_bytes`.
+#[expect(
+    clippy::result_large_err,
+    reason = "runs once, when the store opens; the error carries the directory's path"
+)]
 fn disk_layout(disk_bytes: u64, max_value_bytes: usize) -> Result<(usize, usize), StoreError> {
     let value = u64::try_from(max_value_bytes).unwrap_or(u64::MAX);
     let min_block = (value.saturating_add(BLOCK_SLACK)).max(MIB).div_ceil(PAGE) * PAGE;

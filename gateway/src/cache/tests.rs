@@ -248,18 +248,57 @@ async fn an_older_flight_answer_is_never_handed_to_a_later_strong_read() {
     assert_eq!(b.revalidations.load(Ordering::SeqCst), 2);
 }
 
-/// A flight whose task dies (a panicking backend) answers its readers with an error and
-/// leaves the table: the next reads of the key are served.
+/// A flight whose driving read goes away (its request cancelled, or a panicking backend)
+/// leaves the table, and the reads that joined it start over with a flight of their own:
+/// they are answered, with the current value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flight_that_dies_does_not_stick() {
+async fn a_flight_whose_driver_goes_away_does_not_stick() {
     let b = Scripted::new();
     b.set(1, "one", None);
-    b.panic_once.store(true, Ordering::SeqCst);
+    b.gated.store(true, Ordering::SeqCst);
     let t = tier(&b, &CacheOptions::default()).await;
-    let e = t.read(ShardId(0), &key(), Want::Strong, 0).await;
-    assert!(matches!(e, Err(BackendError::Protocol { .. })), "{e:?}");
-    until("the dead flight left", || t.inner.flights.pending() == 0).await;
-    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(1));
+    let driver = tokio::spawn({
+        let t = t.clone();
+        async move { read(&t, Want::Strong, 0).await }
+    });
+    until("first flight sent", || {
+        b.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Eventual reads with a generous bound join the flight in the air.
+    let members: Vec<_> = (0..10)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(
+                async move { read(&t, Want::Eventual(Duration::from_secs(3600)), 0).await },
+            )
+        })
+        .collect();
+    until("members joined", || t.inner.metrics.coalesced.get() >= 10).await;
+    b.set(2, "two", None);
+    driver.abort();
+    assert!(driver.await.expect_err("aborted").is_cancelled());
+    // One of them drives a new flight; the rest join it.
+    until("a new flight sent", || {
+        b.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    b.gate.add_permits(10);
+    for m in members {
+        assert_eq!(version(&m.await.expect("task")), Some(2));
+    }
+    assert_eq!(b.calls(), 2, "one flight replaced the abandoned one");
+    assert_eq!(t.inner.flights.pending(), 0);
+    // A panic in the backend fails the read that drove the flight, and only it.
+    b.gated.store(false, Ordering::SeqCst);
+    b.panic_once.store(true, Ordering::SeqCst);
+    let panicked = tokio::spawn({
+        let t = t.clone();
+        async move { read(&t, Want::Strong, 0).await }
+    });
+    assert!(panicked.await.expect_err("panics").is_panic());
+    assert_eq!(t.inner.flights.pending(), 0);
+    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(2));
 }
 
 /// Many concurrent strong reads of one key cost a handful of upstream requests.
@@ -628,7 +667,10 @@ async fn facts_stay_bounded_and_expire() {
         assert!(facts.bytes() <= 64 << 10, "{} bytes", facts.bytes());
     }
     let last = Bytes::from_static(b"key19999");
-    assert_eq!(facts.get(&last).map(|f| f.state), Some(State::Present(19_999)));
+    assert_eq!(
+        facts.get(&last).map(|f| f.state),
+        Some(State::Present(19_999))
+    );
     assert!(facts.len() > 200, "{} facts kept", facts.len());
 }
 
