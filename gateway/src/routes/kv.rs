@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::extract::{self, AppQuery, KeyPath, NoQuery, RawBody, ReadQuery};
+use crate::extract::{self, AppQuery, IfNoneMatch, KeyPath, NoQuery, RawBody, ReadQuery};
 use crate::idempotency::{Idem, PutFingerprint};
 use crate::keys::{self, Encoding};
 use crate::limits::Access;
@@ -117,11 +117,11 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
 pub(crate) async fn get_kv(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     AppQuery(read): AppQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let want = extract::read_want(&read, state.reads().default_staleness())?;
-    let inm = extract::header_str(&headers, &header::IF_NONE_MATCH)?;
+    let inm = if_none_match.as_str()?;
     state.admit(&key, Access::Read)?;
     let out = ops::read(&state, &key, want).await?;
     let cache_header = HeaderValue::from_static(out.answer.as_str());
