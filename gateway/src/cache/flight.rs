@@ -161,7 +161,7 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
     /// Never held across an await.
-    slots: Mutex<HashMap<Bytes, Slot>>,
+    slots: Mutex<HashMap<Bytes, Slot, foldhash::fast::RandomState>>,
 }
 
 impl Flights {
