@@ -171,7 +171,8 @@ async fn record_metrics(
 
 /// Finishes error answers: problem+json everywhere, `instance`, `Retry-After`, logging.
 async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) -> Response<Body> {
-    let path = req.uri().path().to_owned();
+    // A clone of the URI shares its buffer; the path is copied only for an error answer.
+    let uri = req.uri().clone();
     let res = next.run(req).await;
     let status = res.status();
     if !status.is_client_error() && !status.is_server_error() {
@@ -196,7 +197,7 @@ async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) 
         }
     };
     let mut problem = (*info.problem).clone();
-    problem.instance = Some(path);
+    problem.instance = Some(uri.path().to_owned());
     if let Ok(body) = serde_json::to_vec(&problem) {
         *res.body_mut() = Body::from(body);
         res.headers_mut().remove(header::CONTENT_LENGTH);

@@ -67,7 +67,23 @@ pub(crate) struct TtlQuery {
 }
 
 fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+    // `"<version>"` written in place (at most 20 digits): one allocation, the header's.
+    let mut buf = [b'"'; 22];
+    let mut n = version;
+    let mut start = 21;
+    loop {
+        start -= 1;
+        let digit = (n % 10) as u8;
+        if let Some(b) = buf.get_mut(start) {
+            *b = b'0' + digit;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let quoted = buf.get(start - 1..).unwrap_or(b"\"0\"");
+    HeaderValue::from_bytes(quoted).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
@@ -280,4 +296,16 @@ pub(crate) async fn delete_kv(
 /// `/v1/kv/` with no key.
 pub(crate) async fn empty_key() -> ApiError {
     ApiError::KeyEmpty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag;
+
+    #[test]
+    fn etags_quote_the_version() {
+        for v in [0, 7, 10, 12_345, u64::MAX] {
+            assert_eq!(etag(v).to_str().ok(), Some(format!("\"{v}\"").as_str()));
+        }
+    }
 }
