@@ -147,9 +147,14 @@ impl Buckets {
     }
 
     /// The tokens `b` holds at `now`.
+    /// The tokens `b` holds at `now`: a full bucket after `idle` without requests, as if it
+    /// had been dropped (whether or not a sweep got to it).
     fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        (b.tokens + elapsed * self.rate).min(self.burst)
+        let elapsed = now.saturating_duration_since(b.at);
+        if elapsed >= self.idle {
+            return self.burst;
+        }
+        (b.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst)
     }
 
     /// Takes a token for `key` (whose hash is `hash`), or says how long until one is back.
@@ -341,6 +346,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tierkv_gateway_throttled_total{reason=\"key_write_rate\"} 0"));
+    }
+
+    /// A key idle for `idle` starts again from a full bucket, however slow its refill.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_key_gets_its_burst_back() {
+        let mut r = Registry::default();
+        let l = KeyLimits::new(
+            &KeyLimitOptions {
+                idle: Duration::from_secs(10),
+                ..opts(1, 100)
+            },
+            &mut r,
+        );
+        let k = Bytes::from_static(b"k");
+        for _ in 0..100 {
+            assert!(admit(&l, &k, Access::Read).is_ok());
+        }
+        assert!(admit(&l, &k, Access::Read).is_err());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        for _ in 0..100 {
+            assert!(admit(&l, &k, Access::Read).is_ok(), "a full bucket again");
+        }
+        assert!(admit(&l, &k, Access::Read).is_err());
     }
 
     /// A slow rate says so in its Retry-After; limits off admit everything.
