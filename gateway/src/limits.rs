@@ -7,7 +7,7 @@
 //! Buckets live in [`SHARDS`] mutex-guarded hash tables per direction, the shard chosen by
 //! the key's hash (computed once per request). A bucket that has refilled to its burst is the
 //! same as no bucket, so it may be dropped at any time; one idle for
-//! [`KeyLimitOptions::idle`] has refilled long since. A table holds at most its share of
+//! [`KeyLimitOptions::idle`] counts as full again, dropped or not. A table holds at most its share of
 //! [`KeyLimitOptions::tracked_keys`]: when a new key finds it full, one sweep drops every
 //! refilled or idle bucket and, if that frees less than a quarter, the least recently used
 //! quarter (their keys start again from a full bucket, as any evicted key does). A
