@@ -202,6 +202,36 @@ pub(crate) fn header_str<'a>(
         .transpose()
 }
 
+/// The `If-None-Match` header of a read, taken without copying the request's other headers
+/// (axum's `HeaderMap` extractor clones them all); validated by [`IfNoneMatch::as_str`].
+#[derive(Debug)]
+pub(crate) struct IfNoneMatch(Option<header::HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
+impl IfNoneMatch {
+    /// The header's text, as [`header_str`] gives it.
+    pub(crate) fn as_str(&self) -> Result<Option<&str>, ApiError> {
+        self.0
+            .as_ref()
+            .map(|v| {
+                v.to_str().map_err(|_| {
+                    ApiError::invalid(format!(
+                        "header {} is not visible ASCII",
+                        header::IF_NONE_MATCH
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
 /// Validates a content type (`type/subtype` of RFC 9110 token characters, optionally followed
 /// by `;` parameters of visible ASCII, at most 255 bytes) and returns its bytes. Stored content
 /// types are sent back verbatim as a response header, so anything else is refused.

@@ -7,11 +7,20 @@
 //! its count as its error bound. Any key with more than `1 / capacity` of a sub-window's
 //! requests is in its summary, and each count overestimates by at most its `error`. A report
 //! adds the sub-windows up. Memory: `SLOTS × capacity` keys per direction.
+//!
+//! Counting is exact for the first [`EXACT`] requests of a direction in each sub-window;
+//! past that, one request in [`SAMPLE`] (chosen by a hash of its sequence number, not of
+//! its key) is counted with weight [`SAMPLE`], so a busy gateway takes the summary's lock
+//! and updates it for a sixteenth of its requests. Counts are then estimates (a count of
+//! `c` beyond the exact part is off by about `sqrt(c × SAMPLE)`), and `error` stays the
+//! summary's own bound. Keys are found by the hash the limiter computed for the request.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -20,6 +29,10 @@ use crate::limits::Access;
 
 /// Sub-windows of the sliding window.
 pub(crate) const SLOTS: usize = 6;
+/// Requests of a direction counted one by one in each sub-window before sampling starts.
+pub(crate) const EXACT: u64 = 4096;
+/// Past [`EXACT`], one request in this many is counted, with this weight.
+pub(crate) const SAMPLE: u64 = 16;
 
 /// Settings of hot-key tracking (`[gateway.hot_keys]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,52 +64,80 @@ pub(crate) struct HotKey {
     pub(crate) error: u64,
 }
 
+/// A counted key.
+#[derive(Debug)]
+struct Counted {
+    hash: u64,
+    key: Bytes,
+    count: u64,
+    error: u64,
+}
+
 /// A space-saving summary.
 #[derive(Debug, Default)]
 struct Summary {
-    counts: HashMap<Bytes, (u64, u64)>,
+    counts: HashTable<Counted>,
     /// Keys that had the smallest count, `victim_count`, when the summary was last scanned:
     /// the next ones to replace. Counts only grow and a replacement enters above the
     /// minimum, so a listed key still at `victim_count` still has the smallest count; one
     /// counted since is skipped. One scan serves every replacement until the list runs out
     /// (a scan per new key cost each request an O(capacity) walk under a uniform load).
-    victims: Vec<Bytes>,
+    victims: Vec<(u64, Bytes)>,
     victim_count: u64,
 }
 
 impl Summary {
-    fn add(&mut self, key: &Bytes, capacity: usize) {
-        if let Some(c) = self.counts.get_mut(key) {
-            c.0 += 1;
+    /// Adds `weight` requests to `key` (hash `hash`).
+    fn add(&mut self, key: &Bytes, hash: u64, weight: u64, capacity: usize) {
+        let same = |c: &Counted| c.hash == hash && c.key == *key;
+        if let Some(c) = self.counts.find_mut(hash, same) {
+            c.count += weight;
             return;
         }
         if self.counts.len() < capacity {
-            self.counts.insert(key.clone(), (1, 0));
+            self.counts.insert_unique(
+                hash,
+                Counted {
+                    hash,
+                    key: key.clone(),
+                    count: weight,
+                    error: 0,
+                },
+                |c| c.hash,
+            );
             return;
         }
         // At most one rescan: right after it every listed key is at the minimum.
         for _ in 0..2 {
-            while let Some(k) = self.victims.pop() {
-                if self
+            while let Some((h, k)) = self.victims.pop() {
+                let n = self.victim_count;
+                if let Ok(e) = self
                     .counts
-                    .get(&k)
-                    .is_some_and(|c| c.0 == self.victim_count)
+                    .find_entry(h, |c| c.hash == h && c.key == k && c.count == n)
                 {
-                    let n = self.victim_count;
-                    self.counts.remove(&k);
-                    self.counts.insert(key.clone(), (n + 1, n));
+                    e.remove();
+                    self.counts.insert_unique(
+                        hash,
+                        Counted {
+                            hash,
+                            key: key.clone(),
+                            count: n + weight,
+                            error: n,
+                        },
+                        |c| c.hash,
+                    );
                     return;
                 }
             }
-            let Some(min) = self.counts.values().map(|c| c.0).min() else {
+            let Some(min) = self.counts.iter().map(|c| c.count).min() else {
                 return;
             };
             self.victim_count = min;
             self.victims = self
                 .counts
                 .iter()
-                .filter(|(_, c)| c.0 == min)
-                .map(|(k, _)| k.clone())
+                .filter(|c| c.count == min)
+                .map(|c| (c.hash, c.key.clone()))
                 .collect();
         }
     }
@@ -124,8 +165,9 @@ impl Window {
         }
     }
 
-    /// Moves to the sub-window `now` falls in, clearing the ones passed over.
-    fn rotate(&mut self, now: Instant, slot_len: Duration) {
+    /// Moves to the sub-window `now` falls in, clearing the ones passed over; whether it
+    /// moved.
+    fn rotate(&mut self, now: Instant, slot_len: Duration) -> bool {
         let mut passed = 0;
         while now.saturating_duration_since(self.started) >= slot_len && passed <= SLOTS {
             self.started += slot_len;
@@ -139,6 +181,7 @@ impl Window {
             // Idle for longer than the window: start afresh.
             self.started = now;
         }
+        passed > 0
     }
 }
 
@@ -148,8 +191,33 @@ pub(crate) struct HotKeys {
     capacity: usize,
     slot_len: Duration,
     window: Duration,
-    reads: Mutex<Window>,
-    writes: Mutex<Window>,
+    reads: Side,
+    writes: Side,
+}
+
+/// One direction: its window and the requests seen in its current sub-window.
+#[derive(Debug)]
+struct Side {
+    window: Mutex<Window>,
+    seen: AtomicU64,
+}
+
+impl Side {
+    fn new(now: Instant) -> Self {
+        Self {
+            window: Mutex::new(Window::new(now)),
+            seen: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Whether request number `n` is one of the sampled ones (about one in [`SAMPLE`]).
+fn sampled(n: u64) -> bool {
+    // splitmix64's finalizer: consecutive numbers map to unrelated bits.
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).is_multiple_of(SAMPLE)
 }
 
 impl HotKeys {
@@ -160,8 +228,8 @@ impl HotKeys {
             capacity: opts.capacity.max(1),
             slot_len: window / SLOTS as u32,
             window,
-            reads: Mutex::new(Window::new(now)),
-            writes: Mutex::new(Window::new(now)),
+            reads: Side::new(now),
+            writes: Side::new(now),
         }
     }
 
@@ -175,21 +243,34 @@ impl HotKeys {
         self.capacity
     }
 
-    fn side(&self, access: Access) -> &Mutex<Window> {
+    fn side(&self, access: Access) -> &Side {
         match access {
             Access::Read => &self.reads,
             Access::Write => &self.writes,
         }
     }
 
-    /// Counts one request to `key`.
-    pub(crate) fn record(&self, key: &Bytes, access: Access) {
-        let now = Instant::now();
-        let mut w = self.side(access).lock();
-        w.rotate(now, self.slot_len);
+    /// Counts one request to `key` (hash `hash`, the limiter's) at `now`: exactly, or
+    /// sampled past [`EXACT`] requests in the sub-window.
+    pub(crate) fn record(&self, key: &Bytes, hash: u64, access: Access, now: Instant) {
+        let side = self.side(access);
+        let n = side.seen.fetch_add(1, Ordering::Relaxed);
+        let mut weight = 1;
+        if n >= EXACT {
+            if !sampled(n) {
+                return;
+            }
+            weight = SAMPLE;
+        }
+        let mut w = side.window.lock();
+        if w.rotate(now, self.slot_len) {
+            // The first request of a new sub-window: counted exactly.
+            side.seen.store(1, Ordering::Relaxed);
+            weight = 1;
+        }
         let current = w.current;
         if let Some(s) = w.slots.get_mut(current) {
-            s.add(key, self.capacity);
+            s.add(key, hash, weight, self.capacity);
         }
     }
 
@@ -197,13 +278,16 @@ impl HotKeys {
     pub(crate) fn top(&self, access: Access, limit: usize) -> Vec<HotKey> {
         let mut merged: HashMap<Bytes, (u64, u64)> = HashMap::new();
         {
-            let mut w = self.side(access).lock();
-            w.rotate(Instant::now(), self.slot_len);
+            let side = self.side(access);
+            let mut w = side.window.lock();
+            if w.rotate(Instant::now(), self.slot_len) {
+                side.seen.store(0, Ordering::Relaxed);
+            }
             for s in &w.slots {
-                for (k, (n, e)) in &s.counts {
-                    let m = merged.entry(k.clone()).or_default();
-                    m.0 += n;
-                    m.1 += e;
+                for c in &s.counts {
+                    let m = merged.entry(c.key.clone()).or_default();
+                    m.0 += c.count;
+                    m.1 += c.error;
                 }
             }
         }
@@ -225,8 +309,13 @@ mod tests {
         Bytes::from(format!("k{i}"))
     }
 
-    /// A skewed stream: the truly hot keys come out on top with counts within their error
-    /// bounds, in far less memory than the keys seen.
+    fn rec(h: &HotKeys, k: &Bytes, access: Access) {
+        h.record(k, crate::limits::key_hash(k), access, Instant::now());
+    }
+
+    /// A skewed stream (all counted: fewer than `EXACT` requests): the truly hot keys come
+    /// out on top with counts within their error bounds, in far less memory than the keys
+    /// seen.
     #[tokio::test(start_paused = true)]
     async fn space_saving_finds_the_hot_keys() {
         let h = HotKeys::new(&HotKeyOptions {
@@ -234,15 +323,15 @@ mod tests {
             window: Duration::from_secs(60),
         });
         let mut truth: HashMap<Bytes, u64> = HashMap::new();
-        for i in 0..20_000u64 {
-            // Keys 0..4 get half the requests; the rest is spread over 5,000 keys.
+        for i in 0..EXACT {
+            // Keys 0..4 get half the requests; the rest is spread over 2,000 keys.
             let k = if i % 2 == 0 {
                 key(i % 8 / 2)
             } else {
-                key(100 + i % 5000)
+                key(100 + i % 2000)
             };
             *truth.entry(k.clone()).or_default() += 1;
-            h.record(&k, Access::Read);
+            rec(&h, &k, Access::Read);
         }
         let top = h.top(Access::Read, 4);
         let mut keys: Vec<Bytes> = top.iter().map(|t| t.key.clone()).collect();
@@ -266,10 +355,10 @@ mod tests {
             window: Duration::from_secs(60),
         });
         for _ in 0..10 {
-            h.record(&key(1), Access::Write);
+            rec(&h, &key(1), Access::Write);
         }
         tokio::time::advance(Duration::from_secs(30)).await;
-        h.record(&key(2), Access::Write);
+        rec(&h, &key(2), Access::Write);
         assert_eq!(h.top(Access::Write, 10).first().map(|t| t.count), Some(10));
         tokio::time::advance(Duration::from_secs(35)).await;
         let top = h.top(Access::Write, 10);
@@ -277,5 +366,36 @@ mod tests {
         assert_eq!(top.first().map(|t| t.key.clone()), Some(key(2)));
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert!(h.top(Access::Write, 10).is_empty());
+    }
+
+    /// Past `EXACT` requests in a sub-window, counting is sampled: the hot keys still come
+    /// out on top, with counts near the truth.
+    #[tokio::test(start_paused = true)]
+    async fn sampled_counts_estimate_the_truth() {
+        let h = HotKeys::new(&HotKeyOptions {
+            capacity: 16,
+            window: Duration::from_secs(60),
+        });
+        let mut truth: HashMap<Bytes, u64> = HashMap::new();
+        let total = 400_000u64;
+        for i in 0..total {
+            let k = if i % 2 == 0 {
+                key(i % 8 / 2)
+            } else {
+                key(100 + i % 5000)
+            };
+            *truth.entry(k.clone()).or_default() += 1;
+            rec(&h, &k, Access::Read);
+        }
+        let top = h.top(Access::Read, 4);
+        let mut keys: Vec<Bytes> = top.iter().map(|t| t.key.clone()).collect();
+        keys.sort();
+        assert_eq!(keys, (0..4).map(key).collect::<Vec<_>>());
+        for t in &top {
+            let real = truth[&t.key];
+            #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+            let off = (t.count as f64 - real as f64).abs() / real as f64;
+            assert!(off < 0.05, "{t:?} real {real}");
+        }
     }
 }

@@ -91,18 +91,41 @@ impl SequentialIds {
 impl MakeRequestId for SequentialIds {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:016x}-{n:016x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+        // Written in place: no formatting machinery, one allocation (the header's).
+        let mut id = [b'-'; 33];
+        let (prefix, rest) = id.split_at_mut(16);
+        hex(prefix, self.prefix);
+        hex(rest.get_mut(1..).unwrap_or_default(), n);
+        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
     }
 }
 
-fn route_label(req: &Request) -> String {
-    req.extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched".to_owned(), |m| {
-            m.as_str().replace("{*key}", "{key}")
-        })
+/// `v` as lower-case hex digits filling `out` (16 for a whole `u64`).
+fn hex(out: &mut [u8], v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut v = v;
+    for b in out.iter_mut().rev() {
+        let d = (v & 0xf) as usize;
+        *b = DIGITS[d];
+        v >>= 4;
+    }
+}
+
+/// The `route` label of a request: its matched path pattern with `{*key}` shown as `{key}`,
+/// formatted only when a span records it (request spans are `info`: disabled at the default
+/// `warn`, where building the label per request cost an allocation for nothing).
+struct RouteLabel<'a>(Option<&'a MatchedPath>);
+
+impl std::fmt::Display for RouteLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("unmatched"),
+            Some(m) => match m.as_str().split_once("{*key}") {
+                Some((a, b)) => write!(f, "{a}{{key}}{b}"),
+                None => f.write_str(m.as_str()),
+            },
+        }
+    }
 }
 
 fn make_span(req: &Request) -> Span {
@@ -111,7 +134,7 @@ fn make_span(req: &Request) -> Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let route = route_label(req);
+    let route = RouteLabel(req.extensions().get::<MatchedPath>());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -148,7 +171,8 @@ async fn record_metrics(
 
 /// Finishes error answers: problem+json everywhere, `instance`, `Retry-After`, logging.
 async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) -> Response<Body> {
-    let path = req.uri().path().to_owned();
+    // A clone of the URI shares its buffer; the path is copied only for an error answer.
+    let uri = req.uri().clone();
     let res = next.run(req).await;
     let status = res.status();
     if !status.is_client_error() && !status.is_server_error() {
@@ -173,7 +197,7 @@ async fn finish_errors(State(state): State<AppState>, req: Request, next: Next) 
         }
     };
     let mut problem = (*info.problem).clone();
-    problem.instance = Some(path);
+    problem.instance = Some(uri.path().to_owned());
     if let Ok(body) = serde_json::to_vec(&problem) {
         *res.body_mut() = Body::from(body);
         res.headers_mut().remove(header::CONTENT_LENGTH);
@@ -248,4 +272,30 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
     ApiError::internal(format!("handler panicked: {what}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request ids read as `format!("{prefix:016x}-{n:016x}")`; route labels show `{key}`.
+    #[test]
+    fn request_ids_and_route_labels() {
+        let mut ids = SequentialIds {
+            prefix: 0x5f0c_9d2e_41b7_a803,
+            next: Arc::new(AtomicU64::new(0x2a)),
+        };
+        let req = axum::http::Request::new(());
+        let id = ids.make_request_id(&req).expect("an id");
+        assert_eq!(
+            id.header_value().to_str().ok(),
+            Some("5f0c9d2e41b7a803-000000000000002a")
+        );
+        let id = ids.make_request_id(&req).expect("an id");
+        assert_eq!(
+            id.header_value().to_str().ok(),
+            Some("5f0c9d2e41b7a803-000000000000002b")
+        );
+        assert_eq!(RouteLabel(None).to_string(), "unmatched");
+    }
 }

@@ -117,10 +117,12 @@ impl AppState {
     /// Counts one `access` to user key `key` among the hot keys and admits it, or refuses it
     /// with `429 rate_limited`.
     pub(crate) fn admit(&self, key: &Bytes, access: Access) -> Result<(), ApiError> {
-        self.inner.hot.record(key, access);
+        let hash = crate::limits::key_hash(key);
+        let now = tokio::time::Instant::now();
+        self.inner.hot.record(key, hash, access, now);
         self.inner
             .limits
-            .admit(key, access)
+            .admit(key, hash, access, now)
             .map_err(|t| ApiError::RateLimited {
                 retry_after_secs: t.retry_after_secs,
                 writes: t.access == Access::Write,

@@ -9,16 +9,20 @@
 //! happen under one lock, so a read that joins an open flight arrived before that flight's
 //! `sent_at`, and the leader's answer describes an instant after it. A strong read joins only
 //! an open flight; an eventual read also joins the in-flight one when it was sent no earlier
-//! than the read's bound. A flight's answer is published through a `watch` channel; the task
-//! that drives the flight is spawned, so a reader that goes away (client disconnect, timeout)
-//! cancels nobody else's read.
+//! than the read's bound.
+//!
+//! The read that opens a flight drives it in its own request (no task is spawned per read)
+//! and publishes the answer to the members. If that read goes away before it answered
+//! (client disconnect, timeout, a panic), the flight is *abandoned*: it leaves the table and
+//! its members start over (join or open a flight again, which for a strong read is still one
+//! sent after it arrived), so a reader that goes away delays the others but fails none.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::store::CachedValue;
@@ -57,45 +61,90 @@ pub(crate) struct Resolved {
 pub(crate) type FlightResult = Result<Resolved, BackendError>;
 
 /// One upstream request for one key.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Flight {
     /// Set (once) when the flight closes, under the table's lock.
     sent_at: OnceLock<Instant>,
-    done: watch::Receiver<Option<FlightResult>>,
+    /// The answer, or `None` when the driving read went away without one.
+    outcome: OnceLock<Option<FlightResult>>,
+    done: Notify,
 }
 
 impl Flight {
-    /// Waits for the flight's answer.
-    pub(crate) async fn wait(&self) -> FlightResult {
-        let mut rx = self.done.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(r) => r.clone().unwrap_or(Err(ENDED)),
-            Err(_) => Err(ENDED),
+    /// Waits for the flight's answer; `None`: the flight was abandoned (start over).
+    pub(crate) async fn wait(&self) -> Option<FlightResult> {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a publication in between is not missed.
+            notified.as_mut().enable();
+            if let Some(o) = self.outcome.get() {
+                return o.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// Publishes the flight's outcome (the first one stays) and wakes its members.
+    fn publish(&self, outcome: Option<FlightResult>) {
+        if self.outcome.set(outcome).is_ok() {
+            self.done.notify_waiters();
         }
     }
 }
 
-/// The answer of a flight whose task ended without one (it panicked).
-const ENDED: BackendError = BackendError::Protocol {
-    node: None,
-    what: "a coalesced read ended without an answer",
-};
-
-/// The driving side of a new flight.
-pub(crate) struct Driver {
+/// The driving side of a new flight: the read that holds it sends the request and calls
+/// [`Driver::answer`]; dropped without answering, it abandons the flight. Either way the
+/// flight leaves the table.
+pub(crate) struct Driver<'a> {
     pub(crate) flight: Arc<Flight>,
-    pub(crate) tx: watch::Sender<Option<FlightResult>>,
     /// The key's oldest in-flight flight when this one was opened with [`MAX_IN_FLIGHT`]
     /// already in flight: it is sent after that one ends.
     pub(crate) previous: Option<Arc<Flight>>,
+    /// The table and key the flight is listed under (none: shared with nobody).
+    listed: Option<(&'a Flights, Bytes)>,
+}
+
+impl Driver<'_> {
+    /// Closes the flight (nobody joins it from now on) and returns its `sent_at`: call right
+    /// before handing its request to the RPC layer.
+    pub(crate) fn close(&self) -> Instant {
+        match &self.listed {
+            Some((flights, key)) => flights.close(key, &self.flight),
+            None => *self.flight.sent_at.get_or_init(Instant::now),
+        }
+    }
+
+    /// Takes the flight off the table and hands `result` to its members, if it has any
+    /// (nobody can join any more, so a flight held here alone has none).
+    pub(crate) fn answer(&mut self, result: &FlightResult) {
+        if let Some((flights, key)) = self.listed.take() {
+            flights.finish(&key, &self.flight);
+        }
+        if Arc::strong_count(&self.flight) > 1 {
+            self.flight.publish(Some(result.clone()));
+        }
+    }
+}
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        // Leave the table first: nobody joins from now on, and whoever holds the flight
+        // already finds the outcome below.
+        if let Some((flights, key)) = &self.listed {
+            flights.finish(key, &self.flight);
+        }
+        // Abandoned unless answered (then this does nothing).
+        self.flight.publish(None);
+    }
 }
 
 /// What a read does.
-pub(crate) enum Joined {
+pub(crate) enum Joined<'a> {
     /// Wait for someone else's flight.
     Member(Arc<Flight>),
-    /// Drive a new flight (and wait for it like the others).
-    Driver(Driver),
+    /// Drive a new flight.
+    Driver(Driver<'a>),
 }
 
 /// Flights of one key sent and not answered yet, at most; a new one waits for the oldest.
@@ -112,26 +161,14 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
     /// Never held across an await.
-    slots: Mutex<HashMap<Bytes, Slot>>,
-}
-
-fn new_driver(previous: Option<Arc<Flight>>) -> Driver {
-    let (tx, done) = watch::channel(None);
-    Driver {
-        flight: Arc::new(Flight {
-            sent_at: OnceLock::new(),
-            done,
-        }),
-        tx,
-        previous,
-    }
+    slots: Mutex<HashMap<Bytes, Slot, foldhash::fast::RandomState>>,
 }
 
 impl Flights {
     /// Joins or opens a flight for `key`. `bound`: `None` for a strong read (only an open
     /// flight will do); `Some(b)` for an eventual read, which may also join the in-flight
     /// flight if it was sent at or after `b` (`Some(None)`: any in-flight flight).
-    pub(crate) fn join(&self, key: &Bytes, bound: Option<Option<Instant>>) -> Joined {
+    pub(crate) fn join(&self, key: &Bytes, bound: Option<Option<Instant>>) -> Joined<'_> {
         let mut slots = self.slots.lock();
         let slot = slots.entry(key.clone()).or_default();
         if let Some(b) = bound
@@ -146,14 +183,17 @@ impl Flights {
         let previous = (slot.inflight.len() >= MAX_IN_FLIGHT)
             .then(|| slot.inflight.front().cloned())
             .flatten();
-        let driver = new_driver(previous);
-        slot.open = Some(Arc::clone(&driver.flight));
-        Joined::Driver(driver)
+        let flight = Arc::new(Flight::default());
+        slot.open = Some(Arc::clone(&flight));
+        Joined::Driver(Driver {
+            flight,
+            previous,
+            listed: Some((self, key.clone())),
+        })
     }
 
-    /// Closes `flight` (nobody joins it from now on) and returns its `sent_at`: call right
-    /// before handing its request to the RPC layer.
-    pub(crate) fn close(&self, key: &Bytes, flight: &Arc<Flight>) -> Instant {
+    /// Closes `flight` (nobody joins it from now on) and returns its `sent_at`.
+    fn close(&self, key: &Bytes, flight: &Arc<Flight>) -> Instant {
         let mut slots = self.slots.lock();
         let now = Instant::now();
         let sent_at = *flight.sent_at.get_or_init(|| now);
@@ -165,8 +205,8 @@ impl Flights {
         sent_at
     }
 
-    /// Removes `flight` once its answer is published.
-    pub(crate) fn finish(&self, key: &Bytes, flight: &Arc<Flight>) {
+    /// Removes `flight` once its answer is published (or it was abandoned).
+    fn finish(&self, key: &Bytes, flight: &Arc<Flight>) {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.get_mut(key) {
             slot.inflight.retain(|f| !Arc::ptr_eq(f, flight));
@@ -180,8 +220,12 @@ impl Flights {
     }
 
     /// A flight for one read, shared with nobody (coalescing off).
-    pub(crate) fn alone() -> Driver {
-        new_driver(None)
+    pub(crate) fn alone() -> Driver<'static> {
+        Driver {
+            flight: Arc::new(Flight::default()),
+            previous: None,
+            listed: None,
+        }
     }
 
     /// Keys with a flight (tests).

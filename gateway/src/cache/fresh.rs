@@ -8,10 +8,12 @@
 //! writes (`verified_at` = when the write was sent). [`Facts::learn`] keeps the later of two
 //! facts when it can tell which is later, and forgets the key when it cannot.
 
+use std::hash::BuildHasher as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use moka::ops::compute::Op;
+use hashbrown::HashTable;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// A key's committed state.
@@ -72,18 +74,47 @@ pub(crate) fn order(old: &Fact, new: &Fact) -> Keep {
 }
 
 /// Memory per fact besides its key, for the bound.
-const FACT_OVERHEAD: u32 = 96;
+const FACT_OVERHEAD: u64 = 96;
 
-/// The facts table: bounded by bytes, facts older than the largest `max_staleness`
-/// dropped.
+/// Tables of the facts (a power of two).
+const SHARDS: usize = 16;
+
+/// A fact with its key.
+struct Held {
+    hash: u64,
+    key: Bytes,
+    fact: Fact,
+}
+
+impl Held {
+    fn weight(&self) -> u64 {
+        self.key.len() as u64 + FACT_OVERHEAD
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    map: HashTable<Held>,
+    bytes: u64,
+}
+
+/// The facts table: [`SHARDS`] mutex-guarded hash tables, each bounded to its share of the
+/// bytes; facts verified longer than the largest `max_staleness` ago count as absent. A
+/// table that a new fact would overfill first drops such expired facts and then, if that
+/// freed less than a quarter of its bytes, the least recently verified quarter of its facts
+/// (dropping a fact is always safe: it costs a round trip). One lookup or update hashes the
+/// key once and takes one table's lock.
 pub(crate) struct Facts {
-    table: moka::sync::Cache<Bytes, Fact>,
+    tables: [Mutex<Table>; SHARDS],
+    hasher: foldhash::quality::RandomState,
+    per_table_bytes: u64,
+    ttl: Duration,
 }
 
 impl std::fmt::Debug for Facts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Facts")
-            .field("entries", &self.table.entry_count())
+            .field("entries", &self.len())
             .finish()
     }
 }
@@ -92,40 +123,121 @@ impl Facts {
     /// A table of at most about `bytes` bytes whose facts live at most `ttl`.
     pub(crate) fn new(bytes: u64, ttl: Duration) -> Self {
         Self {
-            table: moka::sync::Cache::builder()
-                .max_capacity(bytes)
-                .weigher(|k: &Bytes, _: &Fact| {
-                    u32::try_from(k.len())
-                        .unwrap_or(u32::MAX)
-                        .saturating_add(FACT_OVERHEAD)
-                })
-                .time_to_live(ttl)
-                .build(),
+            tables: std::array::from_fn(|_| Mutex::new(Table::default())),
+            hasher: foldhash::quality::RandomState::default(),
+            per_table_bytes: (bytes / SHARDS as u64).max(4 * (FACT_OVERHEAD + 64)),
+            ttl,
         }
+    }
+
+    fn table(&self, key: &[u8]) -> (u64, &Mutex<Table>) {
+        let hash = self.hasher.hash_one(key);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the top bits pick one of SHARDS tables"
+        )]
+        let i = (hash >> (64 - SHARDS.trailing_zeros())) as usize;
+        (hash, &self.tables[i])
+    }
+
+    fn expired(&self, f: &Fact, now: Instant) -> bool {
+        now.saturating_duration_since(f.verified_at) > self.ttl
     }
 
     /// The fact about `key`, if any.
     pub(crate) fn get(&self, key: &Bytes) -> Option<Fact> {
-        self.table.get(key)
+        let (hash, t) = self.table(key);
+        let t = t.lock();
+        let f = t.map.find(hash, |h| h.hash == hash && h.key == *key)?.fact;
+        (!self.expired(&f, Instant::now())).then_some(f)
     }
 
     /// Records `fact` about `key` against the one held (atomically per key).
     pub(crate) fn learn(&self, key: &Bytes, fact: Fact) {
-        let _ = self
-            .table
-            .entry(key.clone())
-            .and_compute_with(|old| match old {
-                None => Op::Put(fact),
-                Some(old) => match order(old.value(), &fact) {
-                    Keep::New => Op::Put(fact),
-                    Keep::Old => Op::Nop,
-                    Keep::Neither => Op::Remove,
-                },
+        let (hash, t) = self.table(key);
+        let mut t = t.lock();
+        let now = Instant::now();
+        match t.map.find_entry(hash, |h| h.hash == hash && h.key == *key) {
+            Ok(mut e) => {
+                let held = e.get_mut();
+                let keep = if self.expired(&held.fact, now) {
+                    Keep::New
+                } else {
+                    order(&held.fact, &fact)
+                };
+                match keep {
+                    Keep::New => held.fact = fact,
+                    Keep::Old => {}
+                    Keep::Neither => {
+                        let (held, _) = e.remove();
+                        t.bytes -= held.weight();
+                    }
+                }
+            }
+            Err(_) => {
+                let held = Held {
+                    hash,
+                    key: key.clone(),
+                    fact,
+                };
+                let w = held.weight();
+                if t.bytes + w > self.per_table_bytes {
+                    self.sweep(&mut t, now);
+                }
+                t.bytes += w;
+                t.map.insert_unique(hash, held, |h| h.hash);
+            }
+        }
+    }
+
+    /// Makes room in a full table.
+    #[cold]
+    fn sweep(&self, t: &mut Table, now: Instant) {
+        let budget = self.per_table_bytes;
+        let mut freed = 0;
+        t.map.retain(|h| {
+            let keep = !self.expired(&h.fact, now);
+            if !keep {
+                freed += h.weight();
+            }
+            keep
+        });
+        t.bytes -= freed;
+        if t.bytes + budget / 4 > budget && !t.map.is_empty() {
+            let mut ats: Vec<Instant> = t.map.iter().map(|h| h.fact.verified_at).collect();
+            let quarter = (ats.len() / 4).min(ats.len() - 1);
+            let (_, cut, _) = ats.select_nth_unstable(quarter);
+            let cut = *cut;
+            let mut freed = 0;
+            t.map.retain(|h| {
+                let keep = h.fact.verified_at > cut;
+                if !keep {
+                    freed += h.weight();
+                }
+                keep
             });
+            t.bytes -= freed;
+        }
     }
 
     /// Forgets what is known about `key`.
     pub(crate) fn forget(&self, key: &Bytes) {
-        self.table.invalidate(key);
+        let (hash, t) = self.table(key);
+        let mut t = t.lock();
+        if let Ok(e) = t.map.find_entry(hash, |h| h.hash == hash && h.key == *key) {
+            let (held, _) = e.remove();
+            t.bytes -= held.weight();
+        }
+    }
+
+    /// Facts held.
+    pub(crate) fn len(&self) -> usize {
+        self.tables.iter().map(|t| t.lock().map.len()).sum()
+    }
+
+    /// Bytes the facts are counted at (tests).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.lock().bytes).sum()
     }
 }

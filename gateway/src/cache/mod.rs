@@ -29,7 +29,7 @@ use tierkv_engine::types::{Entry, EntryKind, ReadConsistency, SeqNo, ShardId};
 use tokio::time::Instant;
 
 pub(crate) use self::flight::Answer;
-use self::flight::{Driver, Flights, Joined, Resolved};
+use self::flight::{Driver, FlightResult, Flights, Joined, Resolved};
 use self::fresh::{Fact, Facts, State};
 pub use self::store::{CachedValue, StoreError, ValueStore};
 use crate::backend::{Backend, BackendError, Revalidated};
@@ -299,7 +299,7 @@ impl ReadTier {
             Want::Eventual(s) => Some(arrival.checked_sub(s)),
         };
         if let Some(bound) = bound
-            && let Some(hit) = self.from_cache(key, bound, self.inner.planted).await
+            && let Some(hit) = self.cached_answer(key, bound, self.inner.planted).await
         {
             self.inner.metrics.count(Answer::Hit);
             return Ok(ReadOutcome {
@@ -314,26 +314,20 @@ impl ReadTier {
         // without the value crossing the network again.
         let disk = bound.is_some();
         let resolved = if self.inner.coalesce {
-            match self.inner.flights.join(key, bound) {
-                Joined::Member(f) => {
-                    self.inner.metrics.coalesced.inc();
-                    f.wait().await
-                }
-                Joined::Driver(d) => {
-                    let flight = Arc::clone(&d.flight);
-                    tokio::spawn(Arc::clone(&self.inner).drive(shard, key.clone(), d, true, disk));
-                    flight.wait().await
+            loop {
+                match self.inner.flights.join(key, bound) {
+                    Joined::Member(f) => {
+                        self.inner.metrics.coalesced.inc();
+                        if let Some(r) = f.wait().await {
+                            break r;
+                        }
+                        // Abandoned by the read that drove it: start over.
+                    }
+                    Joined::Driver(d) => break self.inner.drive(shard, key, d, disk).await,
                 }
             }
         } else {
-            // Shared with nobody: driven right here (no task; a reader that goes away
-            // cancels only its own read).
-            let d = Flights::alone();
-            let flight = Arc::clone(&d.flight);
-            Arc::clone(&self.inner)
-                .drive(shard, key.clone(), d, false, disk)
-                .await;
-            flight.wait().await
+            self.inner.drive(shard, key, Flights::alone(), disk).await
         }?;
         self.inner.metrics.count(resolved.answer);
         Ok(ReadOutcome {
@@ -344,7 +338,7 @@ impl ReadTier {
 
     /// The cached state of `key` if a fact verified since `bound` vouches for it: `Some(None)`
     /// for a known absence. `any`: any cached value will do (the planted bug).
-    async fn from_cache(
+    async fn cached_answer(
         &self,
         key: &Bytes,
         bound: Option<Instant>,
@@ -407,38 +401,19 @@ impl ReadTier {
 /// Longest a flight waits for the key's previous flight before it is sent anyway.
 const PREVIOUS_WAIT_MAX: Duration = Duration::from_millis(100);
 
-/// Removes a flight from the table when its task ends, however it ends.
-struct Finish {
-    inner: Arc<Inner>,
-    key: Bytes,
-    flight: Arc<flight::Flight>,
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.inner.flights.finish(&self.key, &self.flight);
-    }
-}
-
 impl Inner {
-    /// Drives flight `d` for user key `key`: waits for the key's previous flight, looks up
-    /// the cached version (in the disk tier too when `disk`), closes the flight, asks the
-    /// leader, publishes the answer and what it teaches.
+    /// Drives flight `d` for user key `key` in the reading request: waits for the key's
+    /// previous flight, looks up the cached version (in the disk tier too when `disk`),
+    /// closes the flight, asks the leader, learns from the answer and hands it to the
+    /// flight's members. Dropped before that (the request went away), `d` abandons the
+    /// flight and its members start over.
     async fn drive(
-        self: Arc<Self>,
+        &self,
         shard: ShardId,
-        key: Bytes,
-        d: Driver,
-        shared: bool,
+        key: &Bytes,
+        mut d: Driver<'_>,
         disk: bool,
-    ) {
-        // Whatever happens to this task (a panic in the backend included), the flight leaves
-        // the table, so that later reads of the key never wait on it.
-        let _finish = shared.then(|| Finish {
-            inner: Arc::clone(&self),
-            key: key.clone(),
-            flight: Arc::clone(&d.flight),
-        });
+    ) -> FlightResult {
         if let Some(prev) = &d.previous {
             // Its answer is not ours to use (a strong read may not join it): just wait, so
             // that a hot key costs a bounded number of requests per round trip. Not for long:
@@ -446,17 +421,13 @@ impl Inner {
             let _ = tokio::time::timeout(PREVIOUS_WAIT_MAX, prev.wait()).await;
         }
         let known = match &self.store {
-            Some(s) if disk => s.get(&key).await,
-            Some(s) => s.get_memory(&key),
+            Some(s) if disk => s.get(key).await,
+            Some(s) => s.get_memory(key),
             None => None,
         };
-        let sent_at = if shared {
-            self.flights.close(&key, &d.flight)
-        } else {
-            Instant::now()
-        };
+        let sent_at = d.close();
         self.metrics.flights.inc();
-        let dkey = keys::data_key(&key);
+        let dkey = keys::data_key(key);
         let result = match known {
             Some(cached) => self
                 .backend
@@ -482,9 +453,10 @@ impl Inner {
                 }),
         };
         if let Ok(r) = &result {
-            self.learn(&key, r, sent_at);
+            self.learn(key, r, sent_at);
         }
-        let _ = d.tx.send(Some(result));
+        d.answer(&result);
+        result
     }
 
     /// What a flight's answer teaches the cache.

@@ -248,18 +248,57 @@ async fn an_older_flight_answer_is_never_handed_to_a_later_strong_read() {
     assert_eq!(b.revalidations.load(Ordering::SeqCst), 2);
 }
 
-/// A flight whose task dies (a panicking backend) answers its readers with an error and
-/// leaves the table: the next reads of the key are served.
+/// A flight whose driving read goes away (its request cancelled, or a panicking backend)
+/// leaves the table, and the reads that joined it start over with a flight of their own:
+/// they are answered, with the current value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flight_that_dies_does_not_stick() {
+async fn a_flight_whose_driver_goes_away_does_not_stick() {
     let b = Scripted::new();
     b.set(1, "one", None);
-    b.panic_once.store(true, Ordering::SeqCst);
+    b.gated.store(true, Ordering::SeqCst);
     let t = tier(&b, &CacheOptions::default()).await;
-    let e = t.read(ShardId(0), &key(), Want::Strong, 0).await;
-    assert!(matches!(e, Err(BackendError::Protocol { .. })), "{e:?}");
-    until("the dead flight left", || t.inner.flights.pending() == 0).await;
-    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(1));
+    let driver = tokio::spawn({
+        let t = t.clone();
+        async move { read(&t, Want::Strong, 0).await }
+    });
+    until("first flight sent", || {
+        b.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Eventual reads with a generous bound join the flight in the air.
+    let members: Vec<_> = (0..10)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(
+                async move { read(&t, Want::Eventual(Duration::from_secs(3600)), 0).await },
+            )
+        })
+        .collect();
+    until("members joined", || t.inner.metrics.coalesced.get() >= 10).await;
+    b.set(2, "two", None);
+    driver.abort();
+    assert!(driver.await.expect_err("aborted").is_cancelled());
+    // One of them drives a new flight; the rest join it.
+    until("a new flight sent", || {
+        b.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    b.gate.add_permits(10);
+    for m in members {
+        assert_eq!(version(&m.await.expect("task")), Some(2));
+    }
+    assert_eq!(b.calls(), 2, "one flight replaced the abandoned one");
+    assert_eq!(t.inner.flights.pending(), 0);
+    // A panic in the backend fails the read that drove the flight, and only it.
+    b.gated.store(false, Ordering::SeqCst);
+    b.panic_once.store(true, Ordering::SeqCst);
+    let panicked = tokio::spawn({
+        let t = t.clone();
+        async move { read(&t, Want::Strong, 0).await }
+    });
+    assert!(panicked.await.expect_err("panics").is_panic());
+    assert_eq!(t.inner.flights.pending(), 0);
+    assert_eq!(version(&read(&t, Want::Strong, 0).await), Some(2));
 }
 
 /// Many concurrent strong reads of one key cost a handful of upstream requests.
@@ -588,6 +627,51 @@ fn facts_order_by_version_then_by_time() {
         order(&fact(p(5), 10, 20, t), &fact(absent, 15, 30, t)),
         Keep::Neither
     );
+}
+
+/// The facts table keeps what `learn` decides per key, counts facts older than its time to
+/// live as absent, and stays within its bytes however many keys pass, keeping the most
+/// recently verified ones.
+#[tokio::test(start_paused = true)]
+async fn facts_stay_bounded_and_expire() {
+    let facts = Facts::new(64 << 10, Duration::from_secs(60));
+    let k = Bytes::from_static(b"k");
+    let now = Instant::now();
+    let at = |v: u64, ms: u64| Fact {
+        state: State::Present(v),
+        verified_at: now + Duration::from_millis(ms),
+        learned_at: now + Duration::from_millis(ms + 1),
+    };
+    facts.learn(&k, at(5, 0));
+    facts.learn(&k, at(4, 10));
+    assert_eq!(facts.get(&k).map(|f| f.state), Some(State::Present(5)));
+    facts.learn(&k, fact(State::Absent(None), 0, 20, now));
+    assert_eq!(facts.get(&k), None, "unordered facts: forgotten");
+    facts.learn(&k, at(6, 0));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(facts.get(&k), None, "expired");
+    // An expired fact gives way to any new one.
+    facts.learn(&k, at(1, 61_000));
+    assert_eq!(facts.get(&k).map(|f| f.state), Some(State::Present(1)));
+    for i in 0..20_000u64 {
+        tokio::time::advance(Duration::from_micros(10)).await;
+        let now = Instant::now();
+        facts.learn(
+            &Bytes::from(format!("key{i}")),
+            Fact {
+                state: State::Present(i),
+                verified_at: now,
+                learned_at: now,
+            },
+        );
+        assert!(facts.bytes() <= 64 << 10, "{} bytes", facts.bytes());
+    }
+    let last = Bytes::from_static(b"key19999");
+    assert_eq!(
+        facts.get(&last).map(|f| f.state),
+        Some(State::Present(19_999))
+    );
+    assert!(facts.len() > 200, "{} facts kept", facts.len());
 }
 
 /// A value as large as the gateway accepts fits a disk block: it reaches the disk tier and

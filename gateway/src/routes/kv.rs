@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::extract::{self, AppQuery, KeyPath, NoQuery, RawBody, ReadQuery};
+use crate::extract::{self, AppQuery, IfNoneMatch, KeyPath, NoQuery, RawBody, ReadQuery};
 use crate::idempotency::{Idem, PutFingerprint};
 use crate::keys::{self, Encoding};
 use crate::limits::Access;
@@ -67,7 +67,23 @@ pub(crate) struct TtlQuery {
 }
 
 fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+    // `"<version>"` written in place (at most 20 digits): one allocation, the header's.
+    let mut buf = [b'"'; 22];
+    let mut n = version;
+    let mut start = 21;
+    loop {
+        start -= 1;
+        let digit = (n % 10) as u8;
+        if let Some(b) = buf.get_mut(start) {
+            *b = b'0' + digit;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let quoted = buf.get(start - 1..).unwrap_or(b"\"0\"");
+    HeaderValue::from_bytes(quoted).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
@@ -117,11 +133,11 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
 pub(crate) async fn get_kv(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     AppQuery(read): AppQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let want = extract::read_want(&read, state.reads().default_staleness())?;
-    let inm = extract::header_str(&headers, &header::IF_NONE_MATCH)?;
+    let inm = if_none_match.as_str()?;
     state.admit(&key, Access::Read)?;
     let out = ops::read(&state, &key, want).await?;
     let cache_header = HeaderValue::from_static(out.answer.as_str());
@@ -280,4 +296,16 @@ pub(crate) async fn delete_kv(
 /// `/v1/kv/` with no key.
 pub(crate) async fn empty_key() -> ApiError {
     ApiError::KeyEmpty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag;
+
+    #[test]
+    fn etags_quote_the_version() {
+        for v in [0, 7, 10, 12_345, u64::MAX] {
+            assert_eq!(etag(v).to_str().ok(), Some(format!("\"{v}\"").as_str()));
+        }
+    }
 }
