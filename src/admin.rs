@@ -56,9 +56,17 @@ enum AdminOp {
         wait: WaitArgs,
     },
     /// Remove a drained member that hosts nothing any more; its node can then be stopped.
+    /// With --drain, one command: drain it first (unless it is draining already), wait
+    /// until its replicas moved and it released them, then remove it.
     Remove {
         /// The member's node id.
         id: u32,
+        /// Drain the member first and wait (with a progress bar) until it hosts nothing.
+        #[arg(long)]
+        drain: bool,
+        /// With --drain: give up after this long (e.g. `30m`).
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Replace a member lost for good by a new node (its id is retired for ever).
     Replace {
@@ -134,11 +142,70 @@ impl Gateway {
         let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let code = problem["code"].as_str().unwrap_or("unknown");
         let detail = problem["detail"].as_str().unwrap_or(text.as_str());
-        bail!(
-            "refused ({code}, HTTP {}): {detail}{}",
-            status.as_u16(),
-            hint(code)
-        )
+        Err(Refusal {
+            code: code.to_owned(),
+            message: format!(
+                "refused ({code}, HTTP {}): {detail}{}",
+                status.as_u16(),
+                hint(code)
+            ),
+        }
+        .into())
+    }
+}
+
+/// A refusal by the gateway: its problem code and the message shown to the operator.
+#[derive(Debug)]
+struct Refusal {
+    code: String,
+    message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// The problem code of `e` when it is a refusal.
+fn refusal_code(e: &anyhow::Error) -> Option<&str> {
+    e.downcast_ref::<Refusal>().map(|r| r.code.as_str())
+}
+
+/// `remove --drain`: drains member `id` (a member draining already is left as it is),
+/// follows the moves, then removes it, retrying while it still releases its replicas
+/// (`member_not_empty`) until `timeout` has passed since the start.
+async fn drain_then_remove(gw: &Gateway, id: u32, timeout: Duration) -> anyhow::Result<Value> {
+    use reqwest::Method;
+    let started = tokio::time::Instant::now();
+    match gw
+        .call(Method::POST, &format!("/admin/v1/members/{id}/drain"), None)
+        .await
+    {
+        Ok(v) => {
+            println!("draining node {id}: its replicas move to the other members");
+            follow(gw, v["map_version"].as_u64().unwrap_or(0), timeout).await?;
+        }
+        // Draining already (or not drainable: the removal below says why).
+        Err(e) if refusal_code(&e) == Some("member_state") => {
+            follow(gw, 0, timeout).await?;
+        }
+        Err(e) => return Err(e),
+    }
+    loop {
+        match gw
+            .call(Method::DELETE, &format!("/admin/v1/members/{id}"), None)
+            .await
+        {
+            Err(e)
+                if refusal_code(&e) == Some("member_not_empty") && started.elapsed() < timeout =>
+            {
+                tokio::time::sleep(POLL).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -148,7 +215,7 @@ fn hint(code: &str) -> &'static str {
         "unauthorized" => {
             "\n  the credential is the cluster secret: set cluster.secret in --config or TIERKV_CLUSTER__SECRET"
         }
-        "member_not_empty" => "\n  drain it first and wait: tierkv admin drain <id> --wait",
+        "member_not_empty" => "\n  drain it first and wait: tierkv admin remove <id> --drain",
         "member_state" => "\n  remove takes a draining member; replace takes one not retired",
         "too_few_members" => {
             "\n  add a member first: a shard needs N active members for its N replicas"
@@ -212,10 +279,13 @@ async fn run(gw: &Gateway, op: AdminOp) -> anyhow::Result<()> {
             println!("draining node {id}: its replicas move to the other members");
             (Some(v), wait)
         }
-        AdminOp::Remove { id } => {
-            let v = gw
-                .call(Method::DELETE, &format!("/admin/v1/members/{id}"), None)
-                .await?;
+        AdminOp::Remove { id, drain, timeout } => {
+            let v = if drain {
+                drain_then_remove(gw, id, timeout).await?
+            } else {
+                gw.call(Method::DELETE, &format!("/admin/v1/members/{id}"), None)
+                    .await?
+            };
             println!("removed node {id}: its process can be stopped");
             (
                 Some(v),
