@@ -317,14 +317,19 @@ test("API keys: created in the browser, shown once, listed without the secret, u
   all = await (await api("/admin/v1/keys")).json();
   expect(all.keys.map((k: { id: string }) => k.id)).not.toContain(id);
 
-  // A key revoked elsewhere meanwhile: the API's problem detail shows.
+  // A key revoked elsewhere while the page still lists it (its list reads held back, so
+  // that no poll removes the row first): the API's problem detail shows.
   const gone = page.locator("tbody tr", { hasText: "analytics" });
   const goneId = await gone.getAttribute("data-key-id");
+  await page.route("**/admin/v1/keys", (r) => (r.request().method() === "GET" ? r.abort() : r.continue()));
   expect((await api(`/admin/v1/keys/${goneId}`, { method: "DELETE" })).status).toBe(204);
   await gone.getByRole("button", { name: /^Revoke analytics/ }).click();
   await confirm.getByRole("button", { name: "Revoke key" }).click();
   await expect(page.getByRole("alert")).toContainText("not_found");
   await expect(page.getByRole("alert")).toContainText("HTTP 404");
+  await page.unroute("**/admin/v1/keys");
+  await page.reload();
+  await expect(page.getByTestId("api-keys-table").locator("tbody tr")).toHaveCount(1);
   await expect(gone).toHaveCount(0);
 });
 

@@ -253,7 +253,7 @@ type FieldErrors = Partial<Record<"name" | "prefixes", string>>;
 const chars = (s: string) => [...s].length;
 
 /** The request for a draft, or what is wrong with it, field by field. */
-export function validate(d: Draft): { errors: FieldErrors; body?: CreateKey } {
+function validate(d: Draft): { errors: FieldErrors; body?: CreateKey } {
   const errors: FieldErrors = {};
   const name = d.name.trim();
   if (chars(name) === 0) errors.name = "Give the key a name: who or what uses it.";
