@@ -194,7 +194,9 @@ pub(crate) fn main(args: AdminArgs) -> anyhow::Result<()> {
 async fn run(gw: &Gateway, op: AdminOp) -> anyhow::Result<()> {
     use reqwest::Method;
     let (changed, wait) = match op {
-        AdminOp::Keys { .. } => anyhow::bail!("`tierkv admin keys` works on the object store, not a gateway"),
+        AdminOp::Keys { .. } => {
+            anyhow::bail!("`tierkv admin keys` works on the object store, not a gateway")
+        }
         AdminOp::Add { id, address, wait } => {
             let body = json!({ "id": id, "address": address });
             let v = gw

@@ -335,6 +335,11 @@ fn admin_keys(config: Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
         store_url: target.store_url,
         worker_threads: None,
     };
-    load(&common, Some(&target.storage), None, ClusterOverrides::default())
-        .and_then(|cfg| keys::keys(&cfg, cmd))
+    load(
+        &common,
+        Some(&target.storage),
+        None,
+        ClusterOverrides::default(),
+    )
+    .and_then(|cfg| keys::keys(&cfg, cmd))
 }

@@ -280,6 +280,7 @@ async fn the_cli_adds_a_node_and_follows_its_moves() {
     let status: Value = c
         .http
         .get(format!("http://{addr}/status"))
+        .bearer_auth(c.secret())
         .send()
         .await
         .expect("node 4 status")

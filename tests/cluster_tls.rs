@@ -84,6 +84,16 @@ fn der_of(pem: &str) -> Vec<u8> {
 }
 
 /// A client trusting the cluster CA, presenting `identity` (if any), on a new connection.
+/// A client of the public API: trusts `ca`, sends `headers` (the API key) with every request.
+fn api_client(ca: &TestCa, headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA")])
+        .default_headers(headers)
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client")
+}
+
 fn client(ca: &TestCa, identity: Option<&Pem>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA")])
@@ -164,7 +174,7 @@ async fn a_cluster_over_tls_serves_authenticates_by_certificate_and_rotates() {
     assert!(c.url.starts_with("https://127.0.0.1:"), "{}", c.url);
 
     // Writes and strong reads through the gateway, whose certificate the client verifies.
-    let api = client(&pki.ca, None);
+    let api = api_client(&pki.ca, c.auth_headers());
     for i in 0..20 {
         let r = api
             .put(format!("{}/v1/kv/tls-{i}", c.url))
@@ -253,10 +263,12 @@ async fn a_cluster_over_tls_serves_authenticates_by_certificate_and_rotates() {
         let stop = Arc::clone(&stop);
         let url = c.url.clone();
         let ca = pki.ca.cert_pem();
+        let headers = c.auth_headers();
         tokio::spawn(async move {
             let trust = || {
                 reqwest::Client::builder()
                     .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA")])
+                    .default_headers(headers.clone())
                     .timeout(Duration::from_secs(15))
                     .build()
                     .expect("client")
@@ -421,7 +433,7 @@ async fn serve_answers_over_tls() {
     let _killed = KillOnDrop(child);
     {
         assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-        let api = client(&pki.ca, None);
+        let api = api_client(&pki.ca, cluster::dev_key_headers(&dir.path().join("data")));
         let put = api
             .put(format!("{url}/v1/kv/k"))
             .body("over tls")

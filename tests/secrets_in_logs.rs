@@ -48,7 +48,14 @@ async fn no_secret_reaches_the_logs_or_an_answer() {
     let data = dir.path().join("data");
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let child = Command::new(env!("CARGO_BIN_EXE_tierkv"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--shards", "4", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "4",
+            "--data-dir",
+        ])
         .arg(&data)
         .env("TIERKV_CLUSTER__SECRET", SECRET)
         .env("TIERKV_CACHE__DISK_BYTES", "0")
@@ -66,18 +73,21 @@ async fn no_secret_reaches_the_logs_or_an_answer() {
         .build()
         .expect("client");
     let bodies = std::cell::RefCell::new(String::new());
-    let call = async |method: reqwest::Method, path: &str, key: &str, body: Option<serde_json::Value>| {
-        let mut req = http.request(method, format!("{url}{path}")).bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("answer");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        bodies.borrow_mut().push_str(&text);
-        bodies.borrow_mut().push('\n');
-        (status, text)
-    };
+    let call =
+        async |method: reqwest::Method, path: &str, key: &str, body: Option<serde_json::Value>| {
+            let mut req = http
+                .request(method, format!("{url}{path}"))
+                .bearer_auth(key);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let r = req.send().await.expect("answer");
+            let status = r.status().as_u16();
+            let text = r.text().await.expect("body");
+            bodies.borrow_mut().push_str(&text);
+            bodies.borrow_mut().push('\n');
+            (status, text)
+        };
     // Wait until the replicas took over: a write with the admin key succeeds.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -101,20 +111,55 @@ async fn no_secret_reaches_the_logs_or_an_answer() {
         made["id"].as_str().expect("id").to_owned(),
         made["key"].as_str().expect("key").to_owned(),
     );
-    assert_eq!(call(reqwest::Method::PUT, "/v1/kv/t/1", &key, None).await.0, 201);
-    assert_eq!(call(reqwest::Method::PUT, "/v1/kv/u/1", &key, None).await.0, 403);
-    assert_eq!(call(reqwest::Method::GET, "/admin/v1/keys", &key, None).await.0, 403);
-    assert_eq!(call(reqwest::Method::GET, "/v1/kv/a", SECRET, None).await.0, 200);
+    assert_eq!(
+        call(reqwest::Method::PUT, "/v1/kv/t/1", &key, None).await.0,
+        201
+    );
+    assert_eq!(
+        call(reqwest::Method::PUT, "/v1/kv/u/1", &key, None).await.0,
+        403
+    );
+    assert_eq!(
+        call(reqwest::Method::GET, "/admin/v1/keys", &key, None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(reqwest::Method::GET, "/v1/kv/a", SECRET, None).await.0,
+        200
+    );
     let unknown = "tkv_0123456789abcdef_c2VjcmV0LXRoYXQtZG9lcy1ub3QtZXhpc3QtYXQtYWxs";
-    assert_eq!(call(reqwest::Method::GET, "/v1/kv/a", unknown, None).await.0, 401);
+    assert_eq!(
+        call(reqwest::Method::GET, "/v1/kv/a", unknown, None)
+            .await
+            .0,
+        401
+    );
     let wrong_secret = format!("{SECRET}-but-wrong");
-    assert_eq!(call(reqwest::Method::GET, "/metrics", &wrong_secret, None).await.0, 401);
-    let (st, _) = call(reqwest::Method::DELETE, &format!("/admin/v1/keys/{id}"), &admin, None).await;
+    assert_eq!(
+        call(reqwest::Method::GET, "/metrics", &wrong_secret, None)
+            .await
+            .0,
+        401
+    );
+    let (st, _) = call(
+        reqwest::Method::DELETE,
+        &format!("/admin/v1/keys/{id}"),
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
-    assert_eq!(call(reqwest::Method::GET, "/v1/kv/t/1", &key, None).await.0, 401);
+    assert_eq!(
+        call(reqwest::Method::GET, "/v1/kv/t/1", &key, None).await.0,
+        401
+    );
     drop(serve);
     // The created key is in the one answer that hands it over; nowhere else.
-    let bodies = bodies.borrow().replacen(&key, "<the created key, shown once>", 1);
+    let bodies = bodies
+        .borrow()
+        .replacen(&key, "<the created key, shown once>", 1);
 
     let stdout = std::fs::read_to_string(&out_path).expect("stdout");
     let stderr = std::fs::read_to_string(&err_path).expect("stderr");
@@ -123,7 +168,10 @@ async fn no_secret_reaches_the_logs_or_an_answer() {
         "debug logging produced output to search: {stdout}{stderr}"
     );
     // The development key is handed over once, on its own line; nowhere else.
-    let handed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("admin key:")).collect();
+    let handed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("admin key:"))
+        .collect();
     assert_eq!(handed.len(), 1, "{stdout}");
     let logs: String = stdout
         .lines()
@@ -152,5 +200,8 @@ async fn no_secret_reaches_the_logs_or_an_answer() {
     assert!(cfg.status.success());
     let printed = String::from_utf8_lossy(&cfg.stdout);
     assert!(printed.contains("secret"), "{printed}");
-    assert!(!printed.contains(SECRET), "tierkv config shows the secret: {printed}");
+    assert!(
+        !printed.contains(SECRET),
+        "tierkv config shows the secret: {printed}"
+    );
 }

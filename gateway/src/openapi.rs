@@ -89,7 +89,9 @@ fn describe(status: u16) -> &'static str {
             "unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session)."
         }
         403 => "forbidden: the API key's role or key prefixes do not allow this request.",
-        404 => "key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids).",
+        404 => {
+            "key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids)."
+        }
         409 => {
             "A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported."
         }

@@ -266,7 +266,11 @@ impl Cluster {
             api_key: String::new(),
         };
         c.api_key = c.create_key(&["--role", "admin", "--name", "tests"]);
-        c.http = reqwest::Client::builder()
+        c.http = c
+            .opts
+            .tls
+            .as_ref()
+            .map_or_else(reqwest::Client::builder, HarnessTls::client)
             .timeout(Duration::from_secs(15))
             .default_headers(c.auth_headers())
             .build()

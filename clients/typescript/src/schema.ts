@@ -14,6 +14,7 @@ export interface paths {
         /**
          * Cluster overview: health, shard map, members with their last heartbeat, versions and
          *     leader counts, replica roles.
+         * @description Role: `admin`.
          */
         get: operations["cluster"];
         put?: never;
@@ -34,6 +35,7 @@ export interface paths {
         /**
          * Recent events: leader changes, handovers, node starts, WAL failures (from the nodes) and
          *     members that stopped or resumed answering (from this gateway), newest first.
+         * @description Role: `admin`.
          */
         get: operations["events"];
         put?: never;
@@ -55,11 +57,57 @@ export interface paths {
          * The hottest keys this gateway sees (reads and writes apart, space-saving counts over a
          *     sliding window; design note 0008) and its value cache's hits per tier (the disk tier only
          *     when the gateway has one).
+         * @description Role: `admin`.
          */
         get: operations["hot_keys"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every API key (never a secret nor a hash), with its last use.
+         * @description Role: `admin`.
+         */
+        get: operations["list_keys"];
+        put?: never;
+        /**
+         * Creates an API key; the answer holds the key, once.
+         * @description Role: `admin`.
+         */
+        post: operations["create_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revokes an API key: every gateway refuses it within `gateway.auth.poll_interval` (plus
+         *     one object-store read).
+         * @description Role: `admin`.
+         */
+        delete: operations["revoke_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -78,6 +126,7 @@ export interface paths {
          * Adds a member (design note 0009 §6): start its node first (same object store, no
          *     `initial_members`); it waits until this version lists it, then gets learners of the
          *     shards the ring now places on it, which become voters as they catch up.
+         * @description Role: `admin`.
          */
         post: operations["add_member"];
         delete?: never;
@@ -99,6 +148,7 @@ export interface paths {
         /**
          * Removes a drained member from the map: refused unless it is draining, its node says it
          *     hosts nothing and no shard's configuration lists it. Its node can then be stopped.
+         * @description Role: `admin`.
          */
         delete: operations["remove_member"];
         options?: never;
@@ -119,6 +169,7 @@ export interface paths {
          * Drains a member: it leaves the ring, and its replicas move to the active members (it
          *     keeps serving them until each move is done). Refused when fewer than N active members
          *     would remain.
+         * @description Role: `admin`.
          */
         post: operations["drain_member"];
         delete?: never;
@@ -140,6 +191,7 @@ export interface paths {
          * Replaces a member lost for good by a new one: the old id is retired (it never serves
          *     again; a process started with it is refused) and the new member takes its place in the
          *     ring; the old member's replicas are re-created from the survivors.
+         * @description Role: `admin`.
          */
         post: operations["replace_member"];
         delete?: never;
@@ -159,6 +211,7 @@ export interface paths {
          * Every shard's move toward the newest map's placement: the configuration at its leader,
          *     the target, the phase and its learners' lag; overall progress and an ETA from the
          *     completion rate of the last minute.
+         * @description Role: `admin`.
          */
         get: operations["moves"];
         put?: never;
@@ -179,6 +232,7 @@ export interface paths {
         /**
          * Per node: shards led and followed, WAL, memtable and unflushed bytes, segments, block
          *     cache hit ratio, load, last heartbeat.
+         * @description Role: `admin`.
          */
         get: operations["nodes"];
         put?: never;
@@ -196,7 +250,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who the caller is signed in as. */
+        /**
+         * Who the caller is signed in as.
+         * @description Role: `admin`.
+         */
         get: operations["session"];
         put?: never;
         /**
@@ -221,6 +278,7 @@ export interface paths {
         /**
          * Per shard: leader, epoch, replicas with roles, sequence numbers and lag, segments, memory,
          *     load.
+         * @description Role: `admin`.
          */
         get: operations["shards"];
         put?: never;
@@ -241,6 +299,7 @@ export interface paths {
         /**
          * This gateway's `/v1/` traffic over the last ten minutes, every two seconds: request
          *     rate, p50/p99 latency, 4xx and 5xx rates.
+         * @description Role: `admin`.
          */
         get: operations["traffic"];
         put?: never;
@@ -292,7 +351,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics. */
+        /**
+         * Prometheus metrics.
+         * @description Role: `admin`.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -328,7 +390,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Runs a batch. */
+        /**
+         * Runs a batch.
+         * @description Role: `write` or above.
+         */
         post: operations["batch"];
         delete?: never;
         options?: never;
@@ -343,7 +408,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Lists keys. */
+        /**
+         * Lists keys.
+         * @description Role: `read` or above.
+         */
         get: operations["list"];
         put?: never;
         post?: never;
@@ -360,15 +428,27 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Reads a value. */
+        /**
+         * Reads a value.
+         * @description Role: `read` or above.
+         */
         get: operations["get_kv"];
-        /** Writes a value. */
+        /**
+         * Writes a value.
+         * @description Role: `write` or above.
+         */
         put: operations["put_kv"];
         post?: never;
-        /** Deletes a key (204 also when it was absent). */
+        /**
+         * Deletes a key (204 also when it was absent).
+         * @description Role: `write` or above.
+         */
         delete: operations["delete_kv"];
         options?: never;
-        /** Reads a value's headers (documentation only: `GET` serves `HEAD`). */
+        /**
+         * Reads a value's headers (documentation only: `GET` serves `HEAD`).
+         * @description Role: `read` or above.
+         */
         head: operations["head_kv"];
         patch?: never;
         trace?: never;
@@ -494,6 +574,36 @@ export interface components {
             /** @description Replica roles over every shard and member. */
             roles: components["schemas"]["RoleCounts"];
         };
+        /** @description `POST /admin/v1/keys`. */
+        CreateKey: {
+            /** @description What the key is for: 1..=128 characters, no control characters. */
+            name: string;
+            /** @description Key prefixes it is limited to (not for `admin` keys: 400); none: every key. */
+            prefixes?: string[];
+            /** @description What it may do. */
+            role: components["schemas"]["Role"];
+        };
+        /** @description A key just created: the only answer that ever holds `key`. */
+        CreatedKey: {
+            /**
+             * Format: int64
+             * @description When it was made, unix milliseconds.
+             */
+            created_at_ms: number;
+            /** @description The key's public id. */
+            id: string;
+            /**
+             * @description The whole key, `tkv_<id>_<secret>`: send it as `Authorization: Bearer <key>`. It is
+             *     not stored and cannot be shown again.
+             */
+            key: string;
+            /** @description Its name. */
+            name: string;
+            /** @description Its prefixes. */
+            prefixes: string[];
+            /** @description Its role. */
+            role: components["schemas"]["Role"];
+        };
         /**
          * @description How a key or value is written in a JSON string.
          * @enum {string}
@@ -504,7 +614,7 @@ export interface components {
          *     meaning.
          * @enum {string}
          */
-        ErrorCode: "key_empty" | "key_too_long" | "value_too_large" | "body_too_large" | "batch_too_large" | "batch_empty" | "invalid_ttl" | "invalid_idempotency_key" | "idempotency_key_reused" | "malformed_json" | "unknown_field" | "invalid_request" | "unauthorized" | "unsupported_media_type" | "key_not_found" | "not_found" | "method_not_allowed" | "precondition_failed" | "rate_limited" | "backpressure" | "storage_unavailable" | "not_leader" | "outcome_unknown" | "shutting_down" | "overloaded" | "timeout" | "data_corruption" | "internal" | "member_not_found" | "member_exists" | "member_state" | "too_few_members" | "member_not_empty" | "members_outdated" | "membership_unsupported";
+        ErrorCode: "key_empty" | "key_too_long" | "value_too_large" | "body_too_large" | "batch_too_large" | "batch_empty" | "invalid_ttl" | "invalid_idempotency_key" | "idempotency_key_reused" | "malformed_json" | "unknown_field" | "invalid_request" | "unauthorized" | "forbidden" | "unsupported_media_type" | "key_not_found" | "not_found" | "method_not_allowed" | "precondition_failed" | "rate_limited" | "backpressure" | "storage_unavailable" | "not_leader" | "outcome_unknown" | "shutting_down" | "overloaded" | "timeout" | "data_corruption" | "internal" | "member_not_found" | "member_exists" | "member_state" | "too_few_members" | "member_not_empty" | "members_outdated" | "membership_unsupported";
         /** @description Something that happened. */
         Event: {
             /**
@@ -653,6 +763,33 @@ export interface components {
              * @description Version read or written.
              */
             version?: number | null;
+        };
+        /** @description One key, without its secret. */
+        KeyInfo: {
+            /**
+             * Format: int64
+             * @description When it was made, unix milliseconds.
+             */
+            created_at_ms: number;
+            /** @description The key's public id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description When a gateway last accepted it, unix milliseconds (other gateways' use is written
+             *     once a minute); null if never.
+             */
+            last_used_at_ms?: number | null;
+            /** @description Its name. */
+            name: string;
+            /** @description Its prefixes (empty: every key). */
+            prefixes: string[];
+            /** @description Its role. */
+            role: components["schemas"]["Role"];
+        };
+        /** @description `GET /admin/v1/keys`. */
+        KeyList: {
+            /** @description Every key, oldest first. */
+            keys: components["schemas"]["KeyInfo"][];
         };
         /** @description One listed key. */
         ListItem: {
@@ -985,6 +1122,11 @@ export interface components {
             /** @description Its node answered the last status poll. */
             up?: boolean | null;
         };
+        /**
+         * @description What a key may do.
+         * @enum {string}
+         */
+        Role: "read" | "write" | "admin";
         /** @description Replica roles summed over every shard. */
         RoleCounts: {
             /**
@@ -1020,7 +1162,10 @@ export interface components {
              * @description When the session ends, unix milliseconds (null for bearer).
              */
             expires_at_ms?: number | null;
-            /** @description `bearer` (the secret in `Authorization`) or `cookie`. */
+            /**
+             * @description `bearer` (the secret in `Authorization`), `cookie`, `key` (an admin API key) or
+             *     `open` (authentication turned off).
+             */
             method: string;
         };
         /** @description One shard. */
@@ -1232,11 +1377,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1304,11 +1469,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1376,11 +1561,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1410,6 +1615,218 @@ export interface operations {
             /** @description timeout. */
             504: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyList"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateKey"];
+            };
+        };
+        responses: {
+            /** @description Created: `key` is shown only now. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedKey"];
+                };
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description value_too_large, body_too_large or batch_too_large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body must be application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id (16 hex characters). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1449,11 +1866,20 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1481,6 +1907,17 @@ export interface operations {
             /** @description unsupported_media_type: the body must be application/json. */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1548,10 +1985,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1559,7 +1996,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1571,6 +2017,17 @@ export interface operations {
             /** @description A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported. */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1638,10 +2095,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1649,7 +2106,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1661,6 +2127,17 @@ export interface operations {
             /** @description A membership change was refused, nothing changed: member_exists, member_state, too_few_members, member_not_empty, members_outdated or membership_unsupported. */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1733,10 +2210,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1744,7 +2221,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1774,6 +2260,17 @@ export interface operations {
             /** @description unsupported_media_type: the body must be application/json. */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1838,11 +2335,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1907,11 +2424,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1976,11 +2513,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2050,10 +2607,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2195,11 +2752,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2264,11 +2841,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unauthorized: the admin API needs the cluster secret as a bearer token or a session cookie (or the credentials given are wrong). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
             401: {
                 headers: {
-                    /** @description `Bearer realm="tierkv-admin"` */
+                    /** @description `Bearer realm="tierkv"` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2422,6 +3019,37 @@ export interface operations {
                     "text/plain; version=0.0.4": string;
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description data_corruption or internal. */
             500: {
                 headers: {
@@ -2536,6 +3164,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description value_too_large, body_too_large or batch_too_large. */
             413: {
                 headers: {
@@ -2557,6 +3205,17 @@ export interface operations {
             /** @description idempotency_key_reused: the Idempotency-Key was first used for a different request. */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2637,6 +3296,37 @@ export interface operations {
             /** @description Bad request: key_empty, key_too_long, batch_empty, invalid_ttl, invalid_idempotency_key, malformed_json, unknown_field, invalid_request. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (not on shutting_down). */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2742,7 +3432,27 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2751,7 +3461,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */
@@ -2857,6 +3567,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description precondition_failed: If-Match / If-None-Match did not hold. */
             412: {
                 headers: {
@@ -2884,7 +3614,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */
@@ -2961,6 +3691,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description precondition_failed: If-Match / If-None-Match did not hold. */
             412: {
                 headers: {
@@ -2979,7 +3729,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */
@@ -3065,7 +3815,27 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description key_not_found, member_not_found (or not_found for unknown routes). */
+            /** @description unauthorized: no valid credentials (an API key, the cluster secret, or a dashboard session). */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="tierkv"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the API key's role or key prefixes do not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description key_not_found, member_not_found (or not_found for unknown routes and unknown API key ids). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3074,7 +3844,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: this key got more requests than its per-key limit allows; retry after Retry-After seconds. */
+            /** @description rate_limited: this key got more requests than its per-key limit allows, or this address presented too many wrong credentials; retry after Retry-After seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (not on shutting_down). */

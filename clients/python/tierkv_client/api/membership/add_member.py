@@ -64,6 +64,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 409:
         response_409 = Problem.from_dict(response.json())
 
@@ -84,6 +91,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
         return response_415
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -131,6 +145,8 @@ def sync_detailed(
     `initial_members`); it waits until this version lists it, then gets learners of the
     shards the ring now places on it, which become voters as they catch up.
 
+     Role: `admin`.
+
     Args:
         body (NewMember): `POST /admin/v1/members`: the member to add (design note 0009 §6). Start
             its node first
@@ -166,6 +182,8 @@ def sync(
     `initial_members`); it waits until this version lists it, then gets learners of the
     shards the ring now places on it, which become voters as they catch up.
 
+     Role: `admin`.
+
     Args:
         body (NewMember): `POST /admin/v1/members`: the member to add (design note 0009 §6). Start
             its node first
@@ -195,6 +213,8 @@ async def asyncio_detailed(
     """ Adds a member (design note 0009 §6): start its node first (same object store, no
     `initial_members`); it waits until this version lists it, then gets learners of the
     shards the ring now places on it, which become voters as they catch up.
+
+     Role: `admin`.
 
     Args:
         body (NewMember): `POST /admin/v1/members`: the member to add (design note 0009 §6). Start
@@ -230,6 +250,8 @@ async def asyncio(
     """ Adds a member (design note 0009 §6): start its node first (same object store, no
     `initial_members`); it waits until this version lists it, then gets learners of the
     shards the ring now places on it, which become voters as they catch up.
+
+     Role: `admin`.
 
     Args:
         body (NewMember): `POST /admin/v1/members`: the member to add (design note 0009 §6). Start

@@ -56,6 +56,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -69,6 +76,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
         return response_409
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -116,6 +130,8 @@ def sync_detailed(
     keeps serving them until each move is done). Refused when fewer than N active members
     would remain.
 
+     Role: `admin`.
+
     Args:
         id (int):
 
@@ -149,6 +165,8 @@ def sync(
     keeps serving them until each move is done). Refused when fewer than N active members
     would remain.
 
+     Role: `admin`.
+
     Args:
         id (int):
 
@@ -176,6 +194,8 @@ async def asyncio_detailed(
     """ Drains a member: it leaves the ring, and its replicas move to the active members (it
     keeps serving them until each move is done). Refused when fewer than N active members
     would remain.
+
+     Role: `admin`.
 
     Args:
         id (int):
@@ -209,6 +229,8 @@ async def asyncio(
     """ Drains a member: it leaves the ring, and its replicas move to the active members (it
     keeps serving them until each move is done). Refused when fewer than N active members
     would remain.
+
+     Role: `admin`.
 
     Args:
         id (int):

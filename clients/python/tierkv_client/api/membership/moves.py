@@ -55,6 +55,20 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -100,6 +114,8 @@ def sync_detailed(
     the target, the phase and its learners' lag; overall progress and an ETA from the
     completion rate of the last minute.
 
+     Role: `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -128,6 +144,8 @@ def sync(
     the target, the phase and its learners' lag; overall progress and an ETA from the
     completion rate of the last minute.
 
+     Role: `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -150,6 +168,8 @@ async def asyncio_detailed(
     """ Every shard's move toward the newest map's placement: the configuration at its leader,
     the target, the phase and its learners' lag; overall progress and an ETA from the
     completion rate of the last minute.
+
+     Role: `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -178,6 +198,8 @@ async def asyncio(
     """ Every shard's move toward the newest map's placement: the configuration at its leader,
     the target, the phase and its learners' lag; overall progress and an ETA from the
     completion rate of the last minute.
+
+     Role: `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

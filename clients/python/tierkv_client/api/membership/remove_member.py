@@ -56,6 +56,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -69,6 +76,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
         return response_409
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -115,6 +129,8 @@ def sync_detailed(
     """ Removes a drained member from the map: refused unless it is draining, its node says it
     hosts nothing and no shard's configuration lists it. Its node can then be stopped.
 
+     Role: `admin`.
+
     Args:
         id (int):
 
@@ -147,6 +163,8 @@ def sync(
     """ Removes a drained member from the map: refused unless it is draining, its node says it
     hosts nothing and no shard's configuration lists it. Its node can then be stopped.
 
+     Role: `admin`.
+
     Args:
         id (int):
 
@@ -173,6 +191,8 @@ async def asyncio_detailed(
 ) -> Response[MembershipChange | Problem]:
     """ Removes a drained member from the map: refused unless it is draining, its node says it
     hosts nothing and no shard's configuration lists it. Its node can then be stopped.
+
+     Role: `admin`.
 
     Args:
         id (int):
@@ -205,6 +225,8 @@ async def asyncio(
 ) -> MembershipChange | Problem | None:
     """ Removes a drained member from the map: refused unless it is draining, its node says it
     hosts nothing and no shard's configuration lists it. Its node can then be stopped.
+
+     Role: `admin`.
 
     Args:
         id (int):

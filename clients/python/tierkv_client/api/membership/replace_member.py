@@ -65,6 +65,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -92,6 +99,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
         return response_415
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -140,6 +154,8 @@ def sync_detailed(
     again; a process started with it is refused) and the new member takes its place in the
     ring; the old member's replicas are re-created from the survivors.
 
+     Role: `admin`.
+
     Args:
         id (int):
         body (NewMember): `POST /admin/v1/members`: the member to add (design note 0009 §6). Start
@@ -178,6 +194,8 @@ def sync(
     again; a process started with it is refused) and the new member takes its place in the
     ring; the old member's replicas are re-created from the survivors.
 
+     Role: `admin`.
+
     Args:
         id (int):
         body (NewMember): `POST /admin/v1/members`: the member to add (design note 0009 §6). Start
@@ -210,6 +228,8 @@ async def asyncio_detailed(
     """ Replaces a member lost for good by a new one: the old id is retired (it never serves
     again; a process started with it is refused) and the new member takes its place in the
     ring; the old member's replicas are re-created from the survivors.
+
+     Role: `admin`.
 
     Args:
         id (int):
@@ -248,6 +268,8 @@ async def asyncio(
     """ Replaces a member lost for good by a new one: the old id is retired (it never serves
     again; a process started with it is refused) and the new member takes its place in the
     ring; the old member's replicas are re-created from the survivors.
+
+     Role: `admin`.
 
     Args:
         id (int):
