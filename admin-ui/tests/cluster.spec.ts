@@ -256,12 +256,16 @@ test("API keys: created in the browser, shown once, listed without the secret, u
   await expect(box.getByTestId("new-key-value")).toBeFocused();
   const key = await box.getByTestId("new-key-value").inputValue();
   expect(key).toMatch(/^tkv_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: cluster.url });
+  await box.getByRole("button", { name: "Copy" }).click();
+  await expect(box.getByRole("status")).toHaveText("Copied to the clipboard.");
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
   const id = key.slice(4, 20);
   const secret = key.slice(21);
   const row = page.locator(`tr[data-key-id="${id}"]`);
   await expect(row).toContainText("orders service");
   await expect(row.locator("td").nth(2)).toHaveText("write");
-  await expect(row.locator(".chip")).toHaveText(["orders/", "carts/"]);
+  await expect(row.locator("td").nth(3).locator(".chip")).toHaveText(["orders/", "carts/"]);
   await expect(row.locator("td").nth(5)).toHaveText("never");
   await expect(page.getByTestId("api-keys-table")).not.toContainText(secret);
   await bothWidths("apikeys-created");

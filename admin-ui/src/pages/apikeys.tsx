@@ -88,8 +88,8 @@ export function ApiKeys() {
                 <tr>
                   <th>Name</th>
                   <th class="hide-narrow">ID</th>
-                  <th>Role</th>
-                  <th>Prefixes</th>
+                  <th class="hide-narrow">Role</th>
+                  <th class="hide-narrow">Prefixes</th>
                   <th class="hide-narrow">Created</th>
                   <th>Last used</th>
                   <th>
@@ -169,11 +169,15 @@ function KeyRow({
       <tr class={fresh || confirming ? "selected" : undefined} data-key-id={k.id}>
         <td class="name-cell">
           <strong>{k.name}</strong>
+          {/* Narrow screens: the id, role and prefixes under the name. */}
           <div class="muted small mono only-narrow">{k.id}</div>
+          <div class="only-narrow narrow-facts">
+            {roleBadge(k.role)} <Prefixes prefixes={k.prefixes} />
+          </div>
         </td>
         <td class="mono hide-narrow">{k.id}</td>
-        <td>{roleBadge(k.role)}</td>
-        <td>
+        <td class="hide-narrow">{roleBadge(k.role)}</td>
+        <td class="hide-narrow">
           <Prefixes prefixes={k.prefixes} />
         </td>
         <td class="nowrap hide-narrow" title={f.dateTime(k.created_at_ms)}>
@@ -414,10 +418,10 @@ function NewKey({ k, onDone }: { k: CreatedKey; onDone: () => void }) {
         <button type="button" class="primary" onClick={copy}>
           Copy
         </button>
+        <span class="small muted copied" role="status">
+          {copied}
+        </span>
       </div>
-      <p class="small muted copied" role="status">
-        {copied}
-      </p>
       <p class="small">
         {roleBadge(k.role)} <Prefixes prefixes={k.prefixes} /> · id <code>{k.id}</code> · send it as <code>Authorization: Bearer tkv_…</code>
       </p>
