@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, call, onUnauthorized, toApiError } from "./api/client";
 import { Spinner } from "./components/states";
+import { ApiKeys } from "./pages/apikeys";
 import { Events } from "./pages/events";
 import { HotKeysPage } from "./pages/hotkeys";
 import { Keys } from "./pages/keys";
@@ -103,6 +104,7 @@ export function App() {
         {page === "keys" && <Keys search={loc.search} />}
         {page === "hotkeys" && <HotKeysPage />}
         {page === "events" && <Events />}
+        {page === "apikeys" && <ApiKeys />}
       </main>
     </div>
   );

@@ -10,6 +10,8 @@ export interface Loaded<T> {
   loading: boolean;
   /** When the data last arrived (unix ms). */
   at: number | undefined;
+  /** Fetches again now (or right after the fetch that is running: its answer may predate
+   *  a change the caller just made). */
   refresh: () => void;
 }
 
@@ -23,12 +25,16 @@ export function usePoll<T>(load: () => Promise<T>, everyMs: number | null, deps:
   const [loading, setLoading] = useState(true);
   const [at, setAt] = useState<number | undefined>(undefined);
   const running = useRef(false);
+  const again = useRef(false);
   const generation = useRef(0);
   const loadRef = useRef(load);
   loadRef.current = load;
 
-  const run = useCallback(() => {
-    if (running.current) return;
+  const run = useCallback((queue: boolean) => {
+    if (running.current) {
+      if (queue) again.current = true;
+      return;
+    }
     running.current = true;
     const gen = generation.current;
     setLoading(true);
@@ -46,22 +52,29 @@ export function usePoll<T>(load: () => Promise<T>, everyMs: number | null, deps:
       })
       .finally(() => {
         running.current = false;
-        if (gen === generation.current) setLoading(false);
+        if (gen !== generation.current) return;
+        setLoading(false);
+        if (again.current) {
+          again.current = false;
+          run(false);
+        }
       });
   }, []);
+  const refresh = useCallback(() => run(true), [run]);
 
   useEffect(() => {
     generation.current++;
     running.current = false;
+    again.current = false;
     setData(undefined);
     setError(undefined);
-    run();
+    run(false);
     if (everyMs === null) return undefined;
     const timer = window.setInterval(() => {
-      if (!document.hidden) run();
+      if (!document.hidden) run(false);
     }, everyMs);
     const onVisible = () => {
-      if (!document.hidden) run();
+      if (!document.hidden) run(false);
     };
     document.addEventListener("visibilitychange", onVisible);
     return () => {
@@ -71,7 +84,7 @@ export function usePoll<T>(load: () => Promise<T>, everyMs: number | null, deps:
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [everyMs, ...deps]);
 
-  return { data, error, loading, at, refresh: run };
+  return { data, error, loading, at, refresh };
 }
 
 /** The current time, ticking every `everyMs` (for "3 s ago"). */

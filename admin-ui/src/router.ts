@@ -3,7 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 
 export const BASE = "/ui/";
 
-export type Page = "overview" | "shards" | "keys" | "hotkeys" | "events";
+export type Page = "overview" | "shards" | "keys" | "hotkeys" | "events" | "apikeys";
 
 export const PAGES: { page: Page; path: string; label: string }[] = [
   { page: "overview", path: "", label: "Overview" },
@@ -11,6 +11,7 @@ export const PAGES: { page: Page; path: string; label: string }[] = [
   { page: "keys", path: "keys", label: "Keys" },
   { page: "hotkeys", path: "hot-keys", label: "Hot keys" },
   { page: "events", path: "events", label: "Events" },
+  { page: "apikeys", path: "api-keys", label: "API keys" },
 ];
 
 export function pageOf(pathname: string): Page {

@@ -1,6 +1,7 @@
 // The dashboard against a cluster of real processes (three nodes, one gateway): every page
 // renders real data; keys written through the API appear in the browser; puts and deletes
-// made in the browser are visible through the API; a leader killed with SIGKILL shows on the
+// made in the browser are visible through the API; an API key created in the browser works
+// on the API until it is revoked in the browser; a leader killed with SIGKILL shows on the
 // overview and the events page. Screenshots of every page at 1280 px and phone width go to
 // target/ui-screenshots/.
 import { type BrowserContext, type Page, expect, test } from "@playwright/test";
@@ -220,6 +221,120 @@ test("events: node starts and leaderships", async () => {
   await expect(table.locator('tr[data-kind="node_started"]')).toHaveCount(3);
   await page.getByLabel("Kind", { exact: true }).selectOption("");
   await bothWidths("events");
+});
+
+test("API keys: created in the browser, shown once, listed without the secret, usable, revoked", async () => {
+  const keysUrl = (key: string) => `${cluster.url}/v1/kv/${encodeURIComponent(key)}`;
+  await page.goto("/ui/api-keys");
+  await expect(page.getByRole("heading", { name: "API keys", level: 1 })).toBeVisible();
+  // Processes started as `tierkv node` and `tierkv gateway` make no key of their own.
+  await expect(page.getByText("No API keys yet")).toBeVisible();
+  await shot(page, "apikeys-empty-desktop");
+
+  // The form checks what the server would refuse, next to the field.
+  const form = page.getByTestId("create-api-key");
+  const create = form.getByRole("button", { name: "Create key" });
+  await create.click();
+  await expect(form.locator("#apikey-name-error")).toContainText("Give the key a name");
+  await expect(form.getByLabel("Name", { exact: true })).toBeFocused();
+  await form.getByLabel("Name", { exact: true }).fill("orders service");
+  await form.getByLabel("Role", { exact: true }).selectOption("admin");
+  await form.getByLabel("Prefixes", { exact: true }).fill("orders/");
+  await create.click();
+  await expect(form.locator("#apikey-prefixes-error")).toContainText("An admin key reaches every key");
+  await expect(form.getByLabel("Prefixes", { exact: true })).toBeFocused();
+  await shot(page, "apikeys-invalid-desktop");
+  let all = await (await api("/admin/v1/keys")).json();
+  expect(all.keys).toEqual([]);
+
+  // Created: the key is shown once, in a box that says so.
+  await form.getByLabel("Role", { exact: true }).selectOption("write");
+  await form.getByLabel("Prefixes", { exact: true }).fill(" orders/, carts/ ,");
+  await create.click();
+  const box = page.getByTestId("new-key");
+  await expect(box).toContainText("it is shown only once");
+  await expect(box.getByTestId("new-key-value")).toBeFocused();
+  const key = await box.getByTestId("new-key-value").inputValue();
+  expect(key).toMatch(/^tkv_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: cluster.url });
+  await box.getByRole("button", { name: "Copy" }).click();
+  await expect(box.getByRole("status")).toHaveText("Copied to the clipboard.");
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
+  const id = key.slice(4, 20);
+  const secret = key.slice(21);
+  const row = page.locator(`tr[data-key-id="${id}"]`);
+  await expect(row).toContainText("orders service");
+  await expect(row.locator("td").nth(2)).toHaveText("write");
+  await expect(row.locator("td").nth(3).locator(".chip")).toHaveText(["orders/", "carts/"]);
+  await expect(row.locator("td").nth(5)).toHaveText("never");
+  await expect(page.getByTestId("api-keys-table")).not.toContainText(secret);
+  await bothWidths("apikeys-created");
+  all = await (await api("/admin/v1/keys")).json();
+  expect(all.keys).toEqual([expect.objectContaining({ id, name: "orders service", role: "write", prefixes: ["orders/", "carts/"] })]);
+  expect(JSON.stringify(all)).not.toContain(secret);
+
+  // The key works on the public API, inside its prefixes only.
+  const bearer = { authorization: `Bearer ${key}` };
+  expect((await fetch(keysUrl("orders/1"), { method: "PUT", headers: bearer, body: "one" })).status).toBe(201);
+  const got = await fetch(keysUrl("orders/1"), { headers: bearer });
+  expect(got.status).toBe(200);
+  expect(await got.text()).toBe("one");
+  expect((await fetch(keysUrl("users/1"), { headers: bearer })).status).toBe(403);
+
+  // Dismissed, the key is gone from the page for good; the list shows its use.
+  await box.getByRole("button", { name: "Done: I have stored it" }).click();
+  await expect(box).toHaveCount(0);
+  await expect(form.getByLabel("Name", { exact: true })).toBeFocused();
+  for (const [name, role, prefixes] of [
+    ["analytics", "read", ["events/"]],
+    ["operator", "admin", []],
+  ] as const) {
+    const r = await api("/admin/v1/keys", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name, role, prefixes }) });
+    expect(r.status).toBe(201);
+  }
+  await page.reload();
+  await expect(page.getByTestId("api-keys-table").locator("tbody tr")).toHaveCount(3);
+  await expect(row.locator("td").nth(5)).toHaveText(/^(just now|\d+ s ago)$/);
+  expect(await page.content()).not.toContain(secret);
+  await bothWidths("apikeys");
+
+  // Revoking asks first (Escape cancels), by keyboard alone.
+  const revoke = row.getByRole("button", { name: `Revoke orders service (${id})` });
+  await revoke.focus();
+  await page.keyboard.press("Enter");
+  const confirm = page.getByTestId("confirm-revoke");
+  await expect(confirm).toContainText("This cannot be undone");
+  await expect(confirm.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await page.keyboard.press("Escape");
+  await expect(confirm).toHaveCount(0);
+  await expect(revoke).toBeFocused();
+  expect((await fetch(keysUrl("orders/1"), { headers: bearer })).status).toBe(200);
+  await page.keyboard.press("Enter");
+  await shot(page, "apikeys-confirm-desktop");
+  await page.keyboard.press("Shift+Tab");
+  await expect(confirm.getByRole("button", { name: "Revoke key" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page.locator(".toast")).toContainText(`Revoked “orders service” (${id})`);
+  await expect(row).toHaveCount(0);
+  // Refused from now on (this gateway adopts the change at once; others within ~1 s).
+  await until("the revoked key to be refused", 5_000, async () => ((await fetch(keysUrl("orders/1"), { headers: bearer })).status === 401 ? true : undefined));
+  all = await (await api("/admin/v1/keys")).json();
+  expect(all.keys.map((k: { id: string }) => k.id)).not.toContain(id);
+
+  // A key revoked elsewhere while the page still lists it (its list reads held back, so
+  // that no poll removes the row first): the API's problem detail shows.
+  const gone = page.locator("tbody tr", { hasText: "analytics" });
+  const goneId = await gone.getAttribute("data-key-id");
+  await page.route("**/admin/v1/keys", (r) => (r.request().method() === "GET" ? r.abort() : r.continue()));
+  expect((await api(`/admin/v1/keys/${goneId}`, { method: "DELETE" })).status).toBe(204);
+  await gone.getByRole("button", { name: /^Revoke analytics/ }).click();
+  await confirm.getByRole("button", { name: "Revoke key" }).click();
+  await expect(page.getByRole("alert")).toContainText("not_found");
+  await expect(page.getByRole("alert")).toContainText("HTTP 404");
+  await page.unroute("**/admin/v1/keys");
+  await page.reload();
+  await expect(page.getByTestId("api-keys-table").locator("tbody tr")).toHaveCount(1);
+  await expect(gone).toHaveCount(0);
 });
 
 test("a leader killed with SIGKILL shows on the overview and the events page", async () => {

@@ -18,6 +18,10 @@ export type HotKeys = Schemas["HotKeys"];
 export type ListPage = Schemas["ListPage"];
 export type ListItem = Schemas["ListItem"];
 export type Encoding = Schemas["Encoding"];
+export type ApiKey = Schemas["KeyInfo"];
+export type CreatedKey = Schemas["CreatedKey"];
+export type CreateKey = Schemas["CreateKey"];
+export type Role = Schemas["Role"];
 
 // Object query parameters are exploded into plain ones, as the contract says
 // (`style: form, explode: true`: `expiry: { ttl: 60 }` is sent as `?ttl=60`).
