@@ -278,9 +278,16 @@ async fn a_flight_whose_driver_goes_away_does_not_stick() {
     b.set(2, "two", None);
     driver.abort();
     assert!(driver.await.expect_err("aborted").is_cancelled());
-    // One of them drives a new flight; the rest join it.
+    // One of them drives a new flight; the rest join it (each join counts once more: 10
+    // joins of the first flight, 9 of the second). Waiting for them before the answer is
+    // released keeps a member that a loaded machine wakes late from finding the key with
+    // no flight and no cache (this tier has no value store) and sending a flight of its own.
     until("a new flight sent", || {
         b.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    until("the other members joined it", || {
+        t.inner.metrics.coalesced.get() >= 19
     })
     .await;
     b.gate.add_permits(10);
