@@ -42,6 +42,32 @@ struct Running {
     dir: tempfile::TempDir,
 }
 
+impl Running {
+    /// Stops serving and waits for the server task; the node's address and directory.
+    async fn stop(self) -> (String, tempfile::TempDir) {
+        let _ = self.stop.send(());
+        self.served.await.expect("server task").expect("served");
+        (self.addr, self.dir)
+    }
+}
+
+/// Four listeners on 127.0.0.1, their addresses, and the `initial_members` entries
+/// (`id=addr`, ids from 1) of the first `members` of them.
+async fn four_listeners(members: usize) -> (Vec<TcpListener>, Vec<String>, Vec<String>) {
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect();
+    let initial = (0..members)
+        .map(|i| format!("{}={}", i + 1, addrs[i]))
+        .collect();
+    (listeners, addrs, initial)
+}
+
 fn settings(id: u32, addr: &str, initial: &[String]) -> ClusterSettings {
     ClusterSettings {
         node_id: id,
@@ -152,15 +178,7 @@ async fn value(h: &ShardHandle, key: &str) -> Option<Bytes> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
     let store = ObjStore::in_memory();
-    let mut listeners = Vec::new();
-    for _ in 0..4 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-    }
-    let addrs: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").to_string())
-        .collect();
-    let initial: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let (listeners, addrs, initial) = four_listeners(3).await;
     let mut listeners = listeners.into_iter();
     let mut nodes = Vec::new();
     for id in 1..=3 {
@@ -251,9 +269,7 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
     }
     let mut dirs = Vec::new();
     for r in nodes {
-        let _ = r.stop.send(());
-        r.served.await.expect("server task").expect("served");
-        dirs.push((r.addr, r.dir));
+        dirs.push(r.stop().await);
     }
     // Node 4 restarted alone (its `HOSTED` file): the replicas it got by reconciliation are
     // back, as voters, with their writes (from its WAL and the shared segments).
@@ -280,15 +296,7 @@ async fn a_new_member_gets_learners_that_become_voters_with_every_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_member_ends_up_hosting_nothing_and_no_write_is_lost() {
     let store = ObjStore::in_memory();
-    let mut listeners = Vec::new();
-    for _ in 0..4 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-    }
-    let addrs: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").to_string())
-        .collect();
-    let initial: Vec<String> = (0..4).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let (listeners, _, initial) = four_listeners(4).await;
     let mut nodes = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         nodes.push(start(i as u32 + 1, l, &store, &initial).await);
@@ -335,8 +343,7 @@ async fn a_draining_member_ends_up_hosting_nothing_and_no_write_is_lost() {
         }
     }
     for r in nodes {
-        let _ = r.stop.send(());
-        r.served.await.expect("server task").expect("served");
+        r.stop().await;
     }
 }
 
@@ -346,15 +353,7 @@ async fn a_draining_member_ends_up_hosting_nothing_and_no_write_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_member_is_replaced_and_its_id_is_refused_afterwards() {
     let store = ObjStore::in_memory();
-    let mut listeners = Vec::new();
-    for _ in 0..4 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-    }
-    let addrs: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").to_string())
-        .collect();
-    let initial: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let (listeners, addrs, initial) = four_listeners(3).await;
     let mut listeners = listeners.into_iter();
     let mut nodes = Vec::new();
     for id in 1..=3 {
@@ -428,8 +427,7 @@ async fn a_lost_member_is_replaced_and_its_id_is_refused_afterwards() {
         refused.err()
     );
     for r in nodes {
-        let _ = r.stop.send(());
-        r.served.await.expect("server task").expect("served");
+        r.stop().await;
     }
 }
 
@@ -442,15 +440,7 @@ async fn a_lost_member_is_replaced_and_its_id_is_refused_afterwards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_replica_that_missed_the_last_append_is_released_by_asking_the_leader() {
     let store = ObjStore::in_memory();
-    let mut listeners = Vec::new();
-    for _ in 0..4 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-    }
-    let addrs: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").to_string())
-        .collect();
-    let initial: Vec<String> = (0..4).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let (listeners, _, initial) = four_listeners(4).await;
     let mut nodes = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         nodes.push(start(i as u32 + 1, l, &store, &initial).await);
@@ -517,8 +507,7 @@ async fn a_removed_replica_that_missed_the_last_append_is_released_by_asking_the
     }
     back.shutdown(Duration::from_secs(1)).await;
     for r in nodes {
-        let _ = r.stop.send(());
-        r.served.await.expect("server task").expect("served");
+        r.stop().await;
     }
 }
 
@@ -529,15 +518,7 @@ async fn a_removed_replica_that_missed_the_last_append_is_released_by_asking_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_moves_learn_one_at_a_time_and_still_finish() {
     let store = ObjStore::in_memory();
-    let mut listeners = Vec::new();
-    for _ in 0..4 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-    }
-    let addrs: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").to_string())
-        .collect();
-    let initial: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, addrs[i])).collect();
+    let (listeners, addrs, initial) = four_listeners(3).await;
     let mut listeners = listeners.into_iter();
     let throttled = |c: &mut ClusterSettings| {
         c.max_moves_per_node = 1;
@@ -605,7 +586,6 @@ async fn throttled_moves_learn_one_at_a_time_and_still_finish() {
         }
     }
     for r in nodes {
-        let _ = r.stop.send(());
-        r.served.await.expect("server task").expect("served");
+        r.stop().await;
     }
 }
