@@ -60,7 +60,6 @@ use crate::admin::{EventFields, EventLog, OpCounters};
 use crate::driver::{self, DriverSettings, NodeClock, ShardHandle, StatusSnapshot};
 use crate::metrics::ReplicaFigures;
 use crate::server::RpcMetrics;
-use crate::settings::ClusterSettings;
 use crate::transport::Transport;
 use tierkv_wire::proto::describe::EventKind;
 use tierkv_wire::proto::{RemoteError, Request, Response};
@@ -209,7 +208,7 @@ impl Node {
         let cancel = CancellationToken::new();
         // One memory budget for every hosted shard's memtables (note 0007).
         let buffers = WriteBuffers::new(&opts.engine, &opts.wal);
-        let http = rpc_client(&opts.cluster)?;
+        let http = crate::transport::rpc_client(&opts.cluster)?;
         let transport = Arc::new(
             Transport::new(me, &opts.cluster.secret, http.clone(), cancel.child_token())
                 .with_scheme(opts.cluster.tls.scheme()),
@@ -592,31 +591,4 @@ impl Node {
 /// Whether a replica leads its shard or is on the way to (a drained node waits for none).
 fn leading(st: &StatusSnapshot) -> bool {
     matches!(st.role, Role::Leader | Role::Recovering | Role::Candidate)
-}
-
-/// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
-/// lives as long as its connection), keep-alive pings to notice a silent peer (a crashed
-/// host, a half-open connection) within three quarters of the lease
-/// ([`ClusterSettings::keep_alive`]; 1.5 s by default); over TLS verified against the
-/// cluster CA when `cluster.tls` says so (design note 0013).
-pub(crate) fn rpc_client(
-    cluster: &ClusterSettings,
-) -> Result<reqwest::Client, crate::settings::SettingsError> {
-    let (ping_every, ping_timeout) = cluster.keep_alive();
-    let builder = match tierkv_tls::client_config(&cluster.tls)? {
-        Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
-        None => reqwest::Client::builder(),
-    };
-    Ok(builder
-        .http2_prior_knowledge()
-        .connect_timeout(Duration::from_millis(500))
-        .http2_keep_alive_interval(ping_every)
-        .http2_keep_alive_timeout(ping_timeout)
-        .http2_keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "building the RPC client failed; using defaults");
-            reqwest::Client::new()
-        }))
 }

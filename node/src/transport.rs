@@ -338,6 +338,33 @@ impl Link {
     }
 }
 
+/// The HTTP/2 client of node-to-node replication streams: no overall timeout (a stream
+/// lives as long as its connection), keep-alive pings to notice a silent peer (a crashed
+/// host, a half-open connection) within three quarters of the lease
+/// ([`crate::settings::ClusterSettings::keep_alive`]; 1.5 s by default); over TLS verified against the
+/// cluster CA when `cluster.tls` says so (design note 0013).
+pub(crate) fn rpc_client(
+    cluster: &crate::settings::ClusterSettings,
+) -> Result<reqwest::Client, crate::settings::SettingsError> {
+    let (ping_every, ping_timeout) = cluster.keep_alive();
+    let builder = match tierkv_tls::client_config(&cluster.tls)? {
+        Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
+        None => reqwest::Client::builder(),
+    };
+    Ok(builder
+        .http2_prior_knowledge()
+        .connect_timeout(Duration::from_millis(500))
+        .http2_keep_alive_interval(ping_every)
+        .http2_keep_alive_timeout(ping_timeout)
+        .http2_keep_alive_while_idle(true)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "building the RPC client failed; using defaults");
+            reqwest::Client::new()
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
