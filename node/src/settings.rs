@@ -151,6 +151,13 @@ pub enum SettingsError {
         /// Why.
         reason: &'static str,
     },
+    /// The replication RPC client could not be built from these settings (its TLS backend
+    /// refused the configuration, for one); the node does not start without it.
+    #[error("cluster: the replication RPC client could not be built: {message}")]
+    RpcClient {
+        /// The client builder's error.
+        message: String,
+    },
 }
 
 impl ClusterSettings {

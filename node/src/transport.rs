@@ -342,7 +342,8 @@ impl Link {
 /// lives as long as its connection), keep-alive pings to notice a silent peer (a crashed
 /// host, a half-open connection) within three quarters of the lease
 /// ([`crate::settings::ClusterSettings::keep_alive`]; 1.5 s by default); over TLS verified against the
-/// cluster CA when `cluster.tls` says so (design note 0013).
+/// cluster CA when `cluster.tls` says so (design note 0013). A builder failure is a start-up
+/// error: falling back to a default client would silently drop TLS and HTTP/2.
 pub(crate) fn rpc_client(
     cluster: &crate::settings::ClusterSettings,
 ) -> Result<reqwest::Client, crate::settings::SettingsError> {
@@ -359,10 +360,10 @@ pub(crate) fn rpc_client(
         .http2_keep_alive_while_idle(true)
         .tcp_nodelay(true)
         .build()
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "building the RPC client failed; using defaults");
-            reqwest::Client::new()
-        }))
+        .map_err(|e| crate::settings::SettingsError::RpcClient {
+            // A default client instead would drop the cluster's TLS and HTTP/2 settings.
+            message: e.to_string(),
+        })?)
 }
 
 #[cfg(test)]
