@@ -59,6 +59,7 @@ use super::auditor::Auditor;
 
 mod actors;
 mod history;
+mod leases;
 mod membership;
 
 const SHARD: ShardId = ShardId(3);
@@ -104,6 +105,9 @@ pub(crate) struct Params {
     /// (design note 0002, "A leader that hears no quorum steps down"). Message loss,
     /// duplicates, delays, clock drift and lost object-store answers stay.
     pub(crate) deaf_leader: bool,
+    /// Read leases (design note 0014): the leaders grant them (300 ms, after 20 ms without
+    /// a proposal) and a caching reader serves strong reads from its cache under them.
+    pub(crate) read_leases: bool,
 }
 
 impl Params {
@@ -124,6 +128,7 @@ impl Params {
             membership: false,
             config_checks: true,
             deaf_leader: false,
+            read_leases: false,
         }
     }
     /// Three replicas that add, remove and replace replicas during the faults.
@@ -206,6 +211,10 @@ pub(crate) struct Stats {
     pub(crate) configs_committed: u64,
     /// Replicas released after a change removed them.
     pub(crate) releases: u64,
+    /// Read leases granted to the caching reader (design note 0014).
+    pub(crate) read_leases: u64,
+    /// Strong reads the caching reader answered from its cache under a lease.
+    pub(crate) leased_reads: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -216,6 +225,8 @@ impl std::ops::AddAssign for Stats {
         self.moves += o.moves;
         self.configs_committed += o.configs_committed;
         self.releases += o.releases;
+        self.read_leases += o.read_leases;
+        self.leased_reads += o.leased_reads;
         self.crashes += o.crashes;
         self.leaders += o.leaders;
         self.truncations += o.truncations;
@@ -277,6 +288,17 @@ enum Ev {
     Membership,
     /// Node reconciliation: releases replicas that a committed configuration removed.
     Reconcile,
+    /// The caching reader reads a key (`sim/leases.rs`).
+    LeaseRead,
+    /// Its leased revalidation reaches a node.
+    LeaseArrive {
+        node: usize,
+        key: Bytes,
+        sent_local: u64,
+        invoked: u64,
+    },
+    /// The node's answer reaches it.
+    LeaseAnswer(Box<leases::LeaseAnswer>),
 }
 
 #[derive(Debug, Default)]
@@ -373,6 +395,8 @@ pub(crate) struct Sim {
     /// The deaf leader of `Params::deaf_leader` and whether another replica served as
     /// leader since it went deaf.
     deaf_window: Option<(usize, bool)>,
+    /// The caching reader of `Params::read_leases`.
+    reader: leases::CachingReader,
 }
 
 impl Sim {
@@ -441,6 +465,7 @@ impl Sim {
             target: Vec::new(),
             retired: Vec::new(),
             deaf_window: None,
+            reader: leases::CachingReader::default(),
         };
         sim.target = sim.genesis();
         for i in 0..sim.p.n {
@@ -454,6 +479,10 @@ impl Sim {
         }
         sim.at(500 * MS, Ev::Flush);
         sim.at(30 * MS, Ev::Read);
+        if sim.p.read_leases {
+            sim.reader.drift_ppm = sim.rng.random_range(-sim.p.clock_rate_ppm..=sim.p.clock_rate_ppm);
+            sim.at(40 * MS, Ev::LeaseRead);
+        }
         let t = sim.rng.random_range(500 * MS..3000 * MS);
         let victim = sim.rng.random_range(0..sim.p.n);
         if sim.p.deaf_leader {
@@ -488,6 +517,10 @@ impl Sim {
         c.handover_after = Some(Millis(2500));
         // Small, so that a learner promoted too early shows (`Bug::PromoteUncaughtLearner`).
         c.move_lag_records = 8;
+        if self.p.read_leases {
+            c.read_lease = Millis(300);
+            c.read_lease_quiet = Millis(20);
+        }
         c
     }
 
@@ -1014,6 +1047,22 @@ impl Sim {
                     .max();
                 self.audit.catch_up_target = leader_commit;
             }
+            Ev::LeaseRead => {
+                self.lease_read();
+                let t = self.now + self.rng.random_range(5 * MS..30 * MS);
+                self.at(t, Ev::LeaseRead);
+            }
+            Ev::LeaseArrive {
+                node,
+                key,
+                sent_local,
+                invoked,
+            } => {
+                if self.nodes[node].up {
+                    self.lease_arrive(node, key, sent_local, invoked);
+                }
+            }
+            Ev::LeaseAnswer(a) => self.lease_answer(*a),
             Ev::Membership => self.membership_change(),
             Ev::Reconcile => {
                 self.reconcile();
