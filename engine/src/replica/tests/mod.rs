@@ -49,6 +49,7 @@ pub(crate) enum Bug {
 mod auditor;
 mod codec;
 mod membership;
+mod read_lease;
 mod sim;
 mod sim_tests;
 mod unit;
