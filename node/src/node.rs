@@ -62,7 +62,7 @@ use crate::metrics::ReplicaFigures;
 use crate::server::RpcMetrics;
 use crate::transport::Transport;
 use tierkv_wire::proto::describe::EventKind;
-use tierkv_wire::proto::{RemoteError, Request, Response};
+use tierkv_wire::proto::{LeasedRead, RemoteError, Request, Response};
 use tierkv_wire::shardmap::ShardMap;
 
 use crate::map::{genesis_map, join_map, refresh_map};
@@ -443,6 +443,21 @@ impl Node {
                 Some(h) => match h.get(&key, ReadConsistency::Strong).await {
                     Ok(Some(e)) if e.seq == known => Response::Unchanged,
                     Ok(entry) => Response::Got(entry),
+                    Err(e) => err(e),
+                },
+            },
+            Request::GetLeased { shard, key, known } => match self.counted(shard, false) {
+                None => not_hosted(shard),
+                // A strong read after the leader recorded a read lease (design note 0014).
+                Some(h) => match h.get_leased(&key).await {
+                    Ok((lease, entry)) => {
+                        let lease_ms = u32::try_from(lease.0).unwrap_or(u32::MAX);
+                        let read = match entry {
+                            Some(e) if Some(e.seq) == known => LeasedRead::Unchanged,
+                            other => LeasedRead::Got(other),
+                        };
+                        Response::Leased { lease_ms, read }
+                    }
                     Err(e) => err(e),
                 },
             },

@@ -196,6 +196,15 @@ impl Replica {
         now < self.reads.until
     }
 
+    /// While the commit point is held for a read lease with records waiting (as leader):
+    /// when the hold ends. The caller ticks the replica then, rather than up to a tick later.
+    #[must_use]
+    pub fn commit_hold_until(&self, now: Millis) -> Option<Millis> {
+        let leading = matches!(self.role, RoleState::Leader(_));
+        (leading && self.commit_seq < self.log.last_seq() && self.commit_held(now))
+            .then_some(self.reads.until)
+    }
+
     /// A proposal was sequenced at `now`.
     pub(super) fn note_proposal(&mut self, now: Millis) {
         self.reads.last_propose = Some(now);

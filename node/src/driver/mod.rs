@@ -146,6 +146,16 @@ struct Driver {
     traces: WriteTraces,
     /// Catch-up bandwidth of this replica's learners (design note 0009).
     throttle: MoveThrottle,
+    /// When a read lease that holds the commit of proposed writes ends (design note 0014).
+    hold_until: Option<tokio::time::Instant>,
+}
+
+/// Resolves at `at` (never when `None`; the loop only polls it when set).
+async fn hold_wake(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
@@ -205,6 +215,11 @@ impl Driver {
                     }
                     None => break,
                 },
+                // The end of a read lease that holds the commit of writes (design note 0014).
+                () = hold_wake(self.hold_until), if self.hold_until.is_some() => {
+                    self.hold_until = None;
+                    self.step(Input::Tick);
+                }
                 _ = tick.tick() => {
                     self.check_peers();
                     self.step(Input::Tick);
@@ -213,6 +228,7 @@ impl Driver {
                     self.status.publish_followers(self.replica.follower_progress());
                     self.status.publish_learners(self.replica.learners());
                     self.status.publish_configurations(&self.replica);
+                    *self.status.read_leases.lock() = self.replica.read_lease_counts();
                 }
             }
         }
@@ -261,6 +277,10 @@ impl Driver {
         }
         let outs = self.replica.handle(self.clock.now(), input);
         self.execute(outs);
+        self.hold_until = self
+            .replica
+            .commit_hold_until(self.clock.now())
+            .map(|t| self.clock.instant_of(t));
     }
 
     fn execute(&mut self, outs: Vec<Output>) {
@@ -426,6 +446,15 @@ impl Driver {
                 self.step(Input::Message { from, msg });
             }
             Cmd::Drain => self.step(Input::Drain),
+            Cmd::GrantReadLease { reply } => {
+                let r = if self.poisoned || !self.caught_up() {
+                    Err(tierkv_engine::replica::ReadLeaseRefusal::NotLeader)
+                } else {
+                    self.replica.grant_read_lease(self.clock.now())
+                };
+                *self.status.read_leases.lock() = self.replica.read_lease_counts();
+                let _ = reply.send(r);
+            }
             Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
             Cmd::SetTarget { voters } => self.step(Input::SetTarget { voters }),
             Cmd::Retired { node } => self.step(Input::Retired { node }),
