@@ -248,7 +248,10 @@ async fn until_leased(c: &Cluster, url: &str, key: &str) -> String {
         if r.cache.as_deref() == Some("leased") {
             return r.body;
         }
-        assert!(Instant::now() < deadline, "{key}: no read lease within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "{key}: no read lease within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

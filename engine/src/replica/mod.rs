@@ -60,10 +60,10 @@ pub mod invariants;
 mod leader;
 mod lease;
 pub mod log;
-mod read_lease;
 pub mod membership;
 pub mod msg;
 mod persist;
+mod read_lease;
 mod reconfig;
 #[cfg(test)]
 mod tests;
@@ -73,8 +73,8 @@ use crate::wal::WalRecord;
 
 pub use self::core::Replica;
 pub use self::membership::Membership;
-pub use self::read_lease::{ReadLeaseCounts, ReadLeaseRefusal};
 pub use self::msg::Msg;
+pub use self::read_lease::{ReadLeaseCounts, ReadLeaseRefusal};
 pub use self::reconfig::{ChangePhase, LearnerProgress};
 
 pub use crate::types::NodeId;

@@ -28,8 +28,8 @@
 //!   and no lease is granted while one is in progress. The only replica of a shard takes
 //!   over at once after a restart (no lease to wait for), so it grants no read leases.
 
-use super::core::{Replica, RoleState};
 use super::Millis;
+use super::core::{Replica, RoleState};
 
 /// Why a read lease was not granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

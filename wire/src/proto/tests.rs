@@ -138,13 +138,13 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         any::<u32>().prop_map(|max_events| Request::Describe { max_events }),
         Just(Request::StatusWithConfigurations),
-        (shard(), bytes(24), proptest::option::of(any::<u64>())).prop_map(
-            |(shard, key, known)| Request::GetLeased {
+        (shard(), bytes(24), proptest::option::of(any::<u64>())).prop_map(|(shard, key, known)| {
+            Request::GetLeased {
                 shard,
                 key,
                 known: known.map(SeqNo),
             }
-        ),
+        }),
     ]
 }
 
@@ -404,12 +404,14 @@ fn response() -> impl Strategy<Value = Response> {
         remote_error().prop_map(Response::Error),
         Just(Response::Unchanged),
         description().prop_map(|d| Response::Described(Box::new(d))),
-        (any::<u32>(), proptest::option::of(proptest::option::of(entry()))).prop_map(
-            |(lease_ms, read)| Response::Leased {
+        (
+            any::<u32>(),
+            proptest::option::of(proptest::option::of(entry()))
+        )
+            .prop_map(|(lease_ms, read)| Response::Leased {
                 lease_ms,
                 read: read.map_or(LeasedRead::Unchanged, LeasedRead::Got),
-            }
-        ),
+            }),
     ]
 }
 

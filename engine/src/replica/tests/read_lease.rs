@@ -38,7 +38,10 @@ fn a_leader_grants_read_leases_only_when_quiet_and_holds_commits_until_they_end(
     let got = r.handle(held_until.minus(Millis(1)), Input::Tick);
     assert!(!got.contains(&Output::Committed { upto: SeqNo(3) }));
     let got = r.handle(held_until, Input::Tick);
-    assert!(got.contains(&Output::Committed { upto: SeqNo(3) }), "{got:?}");
+    assert!(
+        got.contains(&Output::Committed { upto: SeqNo(3) }),
+        "{got:?}"
+    );
 
     // Committed, but a write was proposed within the quiet window.
     assert_eq!(

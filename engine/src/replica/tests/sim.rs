@@ -480,7 +480,9 @@ impl Sim {
         sim.at(500 * MS, Ev::Flush);
         sim.at(30 * MS, Ev::Read);
         if sim.p.read_leases {
-            sim.reader.drift_ppm = sim.rng.random_range(-sim.p.clock_rate_ppm..=sim.p.clock_rate_ppm);
+            sim.reader.drift_ppm = sim
+                .rng
+                .random_range(-sim.p.clock_rate_ppm..=sim.p.clock_rate_ppm);
             sim.at(40 * MS, Ev::LeaseRead);
         }
         let t = sim.rng.random_range(500 * MS..3000 * MS);

@@ -457,7 +457,10 @@ fn sim_catches_commits_under_a_read_lease() {
         ..Params::n3()
     };
     let seed = finds_bug_in(&p, 40);
-    assert!(seed.is_some(), "the simulator missed commits under a read lease");
+    assert!(
+        seed.is_some(),
+        "the simulator missed commits under a read lease"
+    );
 }
 
 /// A leader that hands the shard over while a read lease it granted is outstanding: the

@@ -54,7 +54,8 @@ impl Sim {
         {
             self.stats.leased_reads += 1;
             let value = value.clone();
-            self.history.push(HistOp::read(READER, key, value, self.now, self.now));
+            self.history
+                .push(HistOp::read(READER, key, value, self.now, self.now));
             return;
         }
         let leader = (0..self.nodes.len()).find(|j| {
