@@ -50,7 +50,7 @@ use tierkv_engine::clock::Clock;
 use tierkv_engine::metrics::Registry;
 use tierkv_engine::replica::{NodeId, Record, Recovered, Role};
 use tierkv_engine::shard::{Shard, ShardComponents};
-use tierkv_engine::types::{ReadConsistency, SeqNo, ShardId};
+use tierkv_engine::types::{SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalStats};
 use tierkv_engine::write_buffers::WriteBuffers;
 use tokio::task::JoinHandle;
@@ -62,7 +62,7 @@ use crate::metrics::ReplicaFigures;
 use crate::server::RpcMetrics;
 use crate::transport::Transport;
 use tierkv_wire::proto::describe::EventKind;
-use tierkv_wire::proto::{LeasedRead, RemoteError, Request, Response};
+use tierkv_wire::proto::{RemoteError, Request, Response};
 use tierkv_wire::shardmap::ShardMap;
 
 use crate::map::{genesis_map, join_map, refresh_map};
@@ -437,29 +437,11 @@ impl Node {
             Request::StatusWithConfigurations => Response::Status(self.status(true)),
             Request::GetIfChanged { shard, key, known } => match self.counted(shard, false) {
                 None => not_hosted(shard),
-                // Served exactly like a strong `Get` (the lease is checked before the read);
-                // only the answer differs when the caller's version is still the live one
-                // (design note 0008).
-                Some(h) => match h.get(&key, ReadConsistency::Strong).await {
-                    Ok(Some(e)) if e.seq == known => Response::Unchanged,
-                    Ok(entry) => Response::Got(entry),
-                    Err(e) => err(e),
-                },
+                Some(h) => crate::reads::get_if_changed(&h, &key, known).await,
             },
             Request::GetLeased { shard, key, known } => match self.counted(shard, false) {
                 None => not_hosted(shard),
-                // A strong read after the leader recorded a read lease (design note 0014).
-                Some(h) => match h.get_leased(&key).await {
-                    Ok((lease, entry)) => {
-                        let lease_ms = u32::try_from(lease.0).unwrap_or(u32::MAX);
-                        let read = match entry {
-                            Some(e) if Some(e.seq) == known => LeasedRead::Unchanged,
-                            other => LeasedRead::Got(other),
-                        };
-                        Response::Leased { lease_ms, read }
-                    }
-                    Err(e) => err(e),
-                },
+                Some(h) => crate::reads::get_leased(&h, &key, known).await,
             },
             Request::Describe { max_events } => Response::Described(Box::new(
                 self.describe(usize::try_from(max_events).unwrap_or(usize::MAX)),

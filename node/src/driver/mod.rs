@@ -36,6 +36,7 @@
 
 mod handle;
 mod io;
+mod read_lease;
 mod spawn;
 mod throttle;
 mod traces;
@@ -66,6 +67,7 @@ pub(crate) use self::handle::{Cmd, ProposeReply};
 pub use self::handle::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
+use self::read_lease::hold_wake;
 pub(crate) use self::spawn::spawn;
 use self::throttle::MoveThrottle;
 use self::traces::WriteTraces;
@@ -148,14 +150,6 @@ struct Driver {
     throttle: MoveThrottle,
     /// When a read lease that holds the commit of proposed writes ends (design note 0014).
     hold_until: Option<tokio::time::Instant>,
-}
-
-/// Resolves at `at` (never when `None`; the loop only polls it when set).
-async fn hold_wake(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
@@ -277,10 +271,6 @@ impl Driver {
         }
         let outs = self.replica.handle(self.clock.now(), input);
         self.execute(outs);
-        self.hold_until = self
-            .replica
-            .commit_hold_until(self.clock.now())
-            .map(|t| self.clock.instant_of(t));
     }
 
     fn execute(&mut self, outs: Vec<Output>) {
@@ -326,6 +316,7 @@ impl Driver {
             }
         }
         self.status.publish(&self.replica, self.caught_up());
+        self.arm_hold();
     }
 
     /// Whether every committed record is visible in the shard's view (applied, or covered by
@@ -446,15 +437,7 @@ impl Driver {
                 self.step(Input::Message { from, msg });
             }
             Cmd::Drain => self.step(Input::Drain),
-            Cmd::GrantReadLease { reply } => {
-                let r = if self.poisoned || !self.caught_up() {
-                    Err(tierkv_engine::replica::ReadLeaseRefusal::NotLeader)
-                } else {
-                    self.replica.grant_read_lease(self.clock.now())
-                };
-                *self.status.read_leases.lock() = self.replica.read_lease_counts();
-                let _ = reply.send(r);
-            }
+            Cmd::GrantReadLease { reply } => self.grant_read_lease(reply),
             Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
             Cmd::SetTarget { voters } => self.step(Input::SetTarget { voters }),
             Cmd::Retired { node } => self.step(Input::Retired { node }),
