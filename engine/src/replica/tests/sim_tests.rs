@@ -66,6 +66,7 @@ fn run_many(p: &Params, seeds: std::ops::Range<u64>) -> Stats {
 /// `TIERKV_SIM_N=1` or `5` picks that many replicas; three otherwise.
 /// `TIERKV_SIM_MEMBERSHIP=1` adds membership changes (three or five replicas).
 /// `TIERKV_SIM_DEAF=1` runs the deaf-leader scenario (`Params::deaf_leader`).
+/// `TIERKV_SIM_READ_LEASES=1` adds read leases and the caching reader (design note 0014).
 fn params_from_env() -> Params {
     let p = match std::env::var("TIERKV_SIM_N").as_deref() {
         Ok("1") => Params::n1(),
@@ -75,6 +76,7 @@ fn params_from_env() -> Params {
     Params {
         membership: p.n > 1 && std::env::var("TIERKV_SIM_MEMBERSHIP").is_ok_and(|v| v == "1"),
         deaf_leader: std::env::var("TIERKV_SIM_DEAF").is_ok_and(|v| v == "1"),
+        read_leases: std::env::var("TIERKV_SIM_READ_LEASES").is_ok_and(|v| v == "1"),
         ..p
     }
 }
@@ -464,7 +466,8 @@ fn sim_catches_commits_under_a_read_lease() {
 }
 
 /// A leader that hands the shard over while a read lease it granted is outstanding: the
-/// target commits writes before the lease ended.
+/// target takes over (and commits writes) before the lease ended. Caught by the takeover
+/// check, and end to end by the caching reader's history.
 #[test]
 fn sim_catches_a_handover_under_a_read_lease() {
     let p = Params {
@@ -472,9 +475,18 @@ fn sim_catches_a_handover_under_a_read_lease() {
         bug: Some(Bug::HandoverIgnoresReadLease),
         ..Params::n3()
     };
-    let seed = finds_bug_in(&p, 400);
+    let seed = finds_bug_in(&p, 200);
     assert!(
         seed.is_some(),
         "the simulator missed a handover under a read lease"
+    );
+    let end_to_end = Params {
+        send_checks: false,
+        ..p
+    };
+    let seed = finds_bug_in(&end_to_end, 400);
+    assert!(
+        seed.is_some(),
+        "the linearizability check missed a handover under a read lease"
     );
 }
