@@ -475,42 +475,39 @@ impl Inner {
         self.metrics.flights.inc();
         let dkey = keys::data_key(key);
         let known_version = known.as_ref().map(|c| SeqNo(c.version));
-        let resolve = |r: Revalidated, lease: Duration| match r {
-            Revalidated::Unchanged => match &known {
-                Some(cached) => Resolved {
-                    value: Some(cached.clone()),
-                    answer: Answer::Revalidated,
-                    lease,
-                },
-                None => Resolved {
-                    value: None,
-                    answer: Answer::Miss,
-                    lease: Duration::ZERO,
-                },
-            },
-            Revalidated::Current(e) => Resolved {
+        let resolve = |r: Revalidated, lease: Duration| match (r, &known) {
+            (Revalidated::Unchanged, Some(cached)) => Ok(Resolved {
+                value: Some(cached.clone()),
+                answer: Answer::Revalidated,
+                lease,
+            }),
+            (Revalidated::Unchanged, None) => Err(BackendError::Protocol {
+                node: None,
+                what: "unchanged answer to a read without a known version",
+            }),
+            (Revalidated::Current(e), _) => Ok(Resolved {
                 value: from_entry(e),
                 answer: Answer::Miss,
                 lease,
-            },
+            }),
         };
         let result = if self.leases && self.store.is_some() {
             self.backend
                 .get_leased(shard, dkey, known_version)
                 .await
-                .map(|(r, lease)| resolve(r, lease))
+                .and_then(|(r, lease)| resolve(r, lease))
         } else {
             match known_version {
                 Some(v) => self
                     .backend
                     .get_if_changed(shard, dkey, v)
                     .await
-                    .map(|r| resolve(r, Duration::ZERO)),
+                    .and_then(|r| resolve(r, Duration::ZERO)),
                 None => self
                     .backend
                     .get(shard, dkey, ReadConsistency::Strong)
                     .await
-                    .map(|e| resolve(Revalidated::Current(e), Duration::ZERO)),
+                    .and_then(|e| resolve(Revalidated::Current(e), Duration::ZERO)),
             }
         };
         if let Ok(r) = &result {
