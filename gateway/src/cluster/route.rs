@@ -96,9 +96,11 @@ impl Body {
         if node_revision >= self.revision {
             return (self.bytes.clone(), self.revision);
         }
+        // The newest equivalent the node knows (the oldest one if it announced less).
         self.older
             .iter()
             .find(|(rev, _)| *rev <= node_revision)
+            .or_else(|| self.older.last())
             .map_or_else(
                 || (self.bytes.clone(), self.revision),
                 |(rev, bytes)| (bytes.clone(), *rev),
