@@ -3,7 +3,9 @@
 //! strong reads after writes through the other gateway are never stale; eventual reads are
 //! served from the cache and never staler than `max_staleness`; a gateway restarted with a
 //! warm disk tier serves nothing unconfirmed; concurrent strong reads of one key cost the
-//! nodes far fewer operations than reads, and none misses a write completed before it began.
+//! nodes far fewer operations than reads, and none misses a write completed before it began;
+//! strong reads under a leader's read lease (design note 0014) need no round trip, and a
+//! write through the other gateway waits for the lease, so the next strong read sees it.
 
 mod cluster;
 
@@ -233,5 +235,50 @@ async fn concurrent_strong_reads_of_one_key_coalesce() {
     assert!(
         coalesced > reads / 2,
         "{coalesced} of {reads} reads coalesced"
+    );
+}
+
+/// Polls strong reads of `key` through `url` until one is answered under a read lease (the
+/// shard was quiet for `cluster.read_lease_quiet`, 1 s by default); returns its body.
+async fn until_leased(c: &Cluster, url: &str, key: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(c, url, key, "").await;
+        assert_eq!(r.status, 200, "{key}: {}", r.body);
+        if r.cache.as_deref() == Some("leased") {
+            return r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key}: no read lease within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_through_another_gateway_wait_for_read_leases_and_are_never_missed() {
+    let c = Cluster::start(two_gateways()).await;
+    let (a, b) = (c.gateway_url(0), c.gateway_url(1));
+    put(&c, &a, "leased", "v0").await;
+    for i in 1..=3 {
+        // B holds a lease on the key's shard: its strong reads need no round trip...
+        let body = until_leased(&c, &b, "leased").await;
+        assert_eq!(body, format!("v{}", i - 1));
+        // ...until A's write, which the leader holds until the lease ended, has completed:
+        // the next strong read through B sees it.
+        put(&c, &a, "leased", &format!("v{i}")).await;
+        let r = get(&c, &b, "leased", "").await;
+        assert_eq!((r.status, r.body.as_str()), (200, format!("v{i}").as_str()));
+        assert_ne!(r.cache.as_deref(), Some("leased"));
+    }
+    assert!(node_sum(&c, "tierkv_replica_read_lease_writes_held_total").await >= 3);
+    let text = c.metrics_text(&b).await.expect("metrics");
+    assert!(
+        text.lines().any(|l| l
+            .strip_prefix("tierkv_gateway_cache_reads_total{answer=\"leased\"} ")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v >= 3)),
+        "no leased reads counted:\n{text}"
     );
 }

@@ -209,7 +209,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
     };
     assert_eq!(
         label_values(&gateway, "tierkv_gateway_cache_reads_total", "answer"),
-        set(&["hit", "miss", "revalidated"])
+        set(&["hit", "leased", "miss", "revalidated"])
     );
     assert_eq!(
         label_values(&gateway, "tierkv_gateway_cache_lookups_total", "tier"),
@@ -261,6 +261,8 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_replica_learners", "gauge"),
             ("tierkv_replica_move_lag_records", "gauge"),
             ("tierkv_replica_moves_total", "counter"),
+            ("tierkv_replica_read_lease_requests_total", "counter"),
+            ("tierkv_replica_read_lease_writes_held_total", "counter"),
             ("tierkv_replication_batches_total", "counter"),
             ("tierkv_replication_messages_dropped_total", "counter"),
             ("tierkv_replication_messages_sent_total", "counter"),
@@ -297,6 +299,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
         "tierkv_flush_triggers_total{reason}",
         "tierkv_node_replicas{role}",
         "tierkv_replica_moves_total{kind}",
+        "tierkv_replica_read_lease_requests_total{result}",
         "tierkv_object_store_request_duration_seconds_bucket{le}",
         "tierkv_wal_fsync_duration_seconds_bucket{le}",
     ]

@@ -40,6 +40,23 @@ pub trait Backend: Send + Sync + 'static {
         let entry = self.get(shard, key, ReadConsistency::Strong).await?;
         Ok(Revalidated::compare(entry, known))
     }
+    /// A strong read of engine key `key` (a revalidation of `known` when given) that also
+    /// asks the shard's leader for a read lease (design note 0014): the answer, and how long
+    /// from before the request was sent the answer stays the key's committed state (zero: no
+    /// lease). The default asks without a lease; the cluster client sends `GetLeased` to
+    /// nodes that announced wire revision 6.
+    async fn get_leased(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        known: Option<SeqNo>,
+    ) -> Result<(Revalidated, std::time::Duration), BackendError> {
+        let r = match known {
+            Some(k) => self.get_if_changed(shard, key, k).await?,
+            None => Revalidated::Current(self.get(shard, key, ReadConsistency::Strong).await?),
+        };
+        Ok((r, std::time::Duration::ZERO))
+    }
     /// Applies `batch` atomically in `shard`; returns its version and, when
     /// `batch.report_prior` is set, each op's prior live version (else empty).
     async fn write(

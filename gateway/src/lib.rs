@@ -39,7 +39,7 @@
 //!   JSON `{key, key_encoding, version, expires_at}`, `ETag: "<version>"`. `If-Match`,
 //!   `If-None-Match: *`, `?ttl=<seconds>` or `?expires_at=<unix seconds>`, `Idempotency-Key`.
 //! - `GET`/`HEAD /v1/kv/{key}`: the value with `Content-Type`, `ETag`, `X-TierKV-Version`,
-//!   `X-TierKV-Expires-At` (unix millis), `X-TierKV-Cache` (`hit`, `revalidated`, `miss`);
+//!   `X-TierKV-Expires-At` (unix millis), `X-TierKV-Cache` (`hit`, `revalidated`, `leased`, `miss`);
 //!   `If-None-Match` → 304. `?consistency=strong` (default, linearizable) or `eventual` with
 //!   `max_staleness=<n>ms|<n>s` (default 1 s): possibly stale, never staler than that.
 //! - `DELETE /v1/kv/{key}`: 204 with the tombstone's `ETag` (also for absent keys).

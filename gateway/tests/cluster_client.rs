@@ -184,7 +184,8 @@ fn shard_of(r: &Request) -> ShardId {
         Request::Get { shard, .. }
         | Request::Write { shard, .. }
         | Request::Scan { shard, .. }
-        | Request::GetIfChanged { shard, .. } => *shard,
+        | Request::GetIfChanged { shard, .. }
+        | Request::GetLeased { shard, .. } => *shard,
         Request::Status | Request::StatusWithConfigurations | Request::Describe { .. } => {
             ShardId(u32::MAX)
         }
@@ -213,6 +214,14 @@ fn leader(r: &Request) -> Response {
         Request::Get { key, .. } => Response::Got(Some(entry(key, 3))),
         Request::GetIfChanged { known, .. } if known.0 == 3 => Response::Unchanged,
         Request::GetIfChanged { key, .. } => Response::Got(Some(entry(key, 3))),
+        Request::GetLeased { key, known, .. } => Response::Leased {
+            lease_ms: 250,
+            read: if *known == Some(SeqNo(3)) {
+                proto::LeasedRead::Unchanged
+            } else {
+                proto::LeasedRead::Got(Some(entry(key, 3)))
+            },
+        },
         Request::Scan { prefix, .. } => Response::Scanned(ScanPage {
             entries: vec![entry(prefix, 3)],
             next: None,
@@ -897,4 +906,47 @@ async fn get_if_changed_goes_only_to_nodes_that_announced_it() {
     assert_eq!(got.expect("revalidate"), Revalidated::Unchanged);
     assert_eq!(n1.count(is_gic), 1, "the refused batch was not recorded");
     assert_eq!(n1.gets(ReadConsistency::Strong), 4);
+}
+
+/// Read leases (design note 0014): a node that announced wire revision 6 gets `GetLeased`
+/// and its lease comes back; a node of revisions 2–5 gets `GetIfChanged`, one that
+/// announced nothing a strong `Get`, and neither gives a lease.
+#[tokio::test]
+async fn get_leased_goes_only_to_nodes_that_announced_revision_6() {
+    let revision = Arc::new(AtomicU16::new(0));
+    let n1 = fake_node_with(1, Arc::clone(&revision), node(1, leader)).await;
+    let store = memory_store();
+    publish_map(&store, &[(1, &n1.addr)], 1).await;
+    let b = connect(&store, opts()).await;
+    wait_ready(&b, Result::is_ok).await;
+    let key = Bytes::from_static(b"k");
+    let is_leased = |r: &Request| matches!(r, Request::GetLeased { .. });
+    let is_gic = |r: &Request| matches!(r, Request::GetIfChanged { .. });
+    let got = b.get_leased(ShardId(0), key.clone(), Some(SeqNo(3))).await;
+    assert_eq!(got.expect("read"), (Revalidated::Unchanged, Duration::ZERO));
+    assert_eq!(n1.gets(ReadConsistency::Strong), 1);
+    // Revision 5: the revalidation of revision 2, no lease.
+    revision.store(5, Ordering::SeqCst);
+    b.get(ShardId(0), key.clone(), ReadConsistency::Strong)
+        .await
+        .expect("get");
+    let got = b.get_leased(ShardId(0), key.clone(), Some(SeqNo(3))).await;
+    assert_eq!(got.expect("read"), (Revalidated::Unchanged, Duration::ZERO));
+    assert_eq!((n1.count(is_gic), n1.count(is_leased)), (1, 0));
+    // Without a known version: a strong Get.
+    let got = b.get_leased(ShardId(0), key.clone(), None).await;
+    let want = Revalidated::Current(Some(entry(&key, 3)));
+    assert_eq!(got.expect("read"), (want.clone(), Duration::ZERO));
+    assert_eq!(n1.gets(ReadConsistency::Strong), 3);
+    // Revision 6: GetLeased, and the node's lease.
+    revision.store(6, Ordering::SeqCst);
+    b.get(ShardId(0), key.clone(), ReadConsistency::Strong)
+        .await
+        .expect("get");
+    let lease = Duration::from_millis(250);
+    let got = b.get_leased(ShardId(0), key.clone(), Some(SeqNo(3))).await;
+    assert_eq!(got.expect("read"), (Revalidated::Unchanged, lease));
+    let got = b.get_leased(ShardId(0), key.clone(), None).await;
+    assert_eq!(got.expect("read"), (want, lease));
+    assert_eq!((n1.count(is_gic), n1.count(is_leased)), (1, 2));
 }

@@ -13,7 +13,8 @@
 //!   shard, shutdown; `options` (what it is built from, why it may not start), `map`
 //!   (joining the shard map, the genesis map, the refresher), `spawner` (replica settings,
 //!   building a replica and starting its driver), `reconcile` (learners, targets, release:
-//!   design note 0009 §6), `facts` (the `Status` and `Describe` answers).
+//!   design note 0009 §6), `facts` (the `Status` and `Describe` answers), `reads` (the
+//!   answers of `GetIfChanged` and `GetLeased`: notes 0008, 0014).
 //! - [`driver`]: the task that runs one shard's replica state machine
 //!   ([`tierkv_engine::replica`]) against the WAL, the shard's storage, object storage and
 //!   the transport; the read path checks its published lease.
@@ -45,6 +46,7 @@ mod map;
 mod metrics;
 pub mod node;
 mod options;
+mod reads;
 mod reconcile;
 mod rejoin;
 pub mod server;

@@ -1,14 +1,14 @@
 //! The node's replica figures on `/metrics`, read when scraped from what each shard's driver
 //! publishes ([`crate::driver::ShardHandle::status`]): replicas by role, read leases,
 //! leaderships and handovers, records not yet committed or applied, poisoned and rejoining
-//! replicas. The other families of a node's `/metrics` are registered where they are
+//! replicas, read leases granted to gateways and writes they held. The other families of a node's `/metrics` are registered where they are
 //! measured: [`crate::server`] (client RPCs), [`crate::transport`] (replication messages),
 //! the engine's WAL and shards ([`crate::node::Node::register_metrics`] gathers them).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use tierkv_engine::replica::Role;
+use tierkv_engine::replica::{ReadLeaseCounts, ReadLeaseRefusal, Role};
 
 use crate::driver::{ShardHandle, StatusSnapshot};
 use crate::node::WeakNode;
@@ -23,7 +23,13 @@ type Figure = (
     fn(&ShardHandle, &StatusSnapshot) -> u64,
 );
 
-const FIGURES: [Figure; 9] = [
+const FIGURES: [Figure; 10] = [
+    (
+        "tierkv_replica_read_lease_writes_held",
+        "Writes the leaders here sequenced while a read lease they granted was outstanding: their commit waited for its end (design note 0014).",
+        MetricType::Counter,
+        |h, _| h.read_lease_counts().writes_held,
+    ),
     (
         "tierkv_node_read_leases",
         "Leader replicas here holding a valid strong-read lease.",
@@ -137,6 +143,30 @@ impl Collector for ReplicaFigures {
             moves
                 .encode_family(&[("kind", kind)])?
                 .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+        let leases = replicas
+            .iter()
+            .fold(ReadLeaseCounts::default(), |mut sum, (h, _)| {
+                let c = h.read_lease_counts();
+                sum.granted += c.granted;
+                for (a, b) in sum.refused.iter_mut().zip(c.refused) {
+                    *a += b;
+                }
+                sum
+            });
+        let mut grants = encoder.encode_descriptor(
+            "tierkv_replica_read_lease_requests",
+            "Read leases gateways asked the leaders here for, by result: granted, or the reason of a refusal (design note 0014).",
+            None,
+            MetricType::Counter,
+        )?;
+        grants
+            .encode_family(&[("result", "granted")])?
+            .encode_counter::<NoLabelSet, _, u64>(&leases.granted, None)?;
+        for why in ReadLeaseRefusal::ALL {
+            grants
+                .encode_family(&[("result", why.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&leases.refused(why), None)?;
         }
         for (name, help, kind, figure) in FIGURES {
             let value: u64 = replicas.iter().map(|(h, s)| figure(h, s)).sum();

@@ -50,7 +50,7 @@ use tierkv_engine::clock::Clock;
 use tierkv_engine::metrics::Registry;
 use tierkv_engine::replica::{NodeId, Record, Recovered, Role};
 use tierkv_engine::shard::{Shard, ShardComponents};
-use tierkv_engine::types::{ReadConsistency, SeqNo, ShardId};
+use tierkv_engine::types::{SeqNo, ShardId};
 use tierkv_engine::wal::{TornTail, Wal, WalFaults, WalStats};
 use tierkv_engine::write_buffers::WriteBuffers;
 use tokio::task::JoinHandle;
@@ -437,14 +437,11 @@ impl Node {
             Request::StatusWithConfigurations => Response::Status(self.status(true)),
             Request::GetIfChanged { shard, key, known } => match self.counted(shard, false) {
                 None => not_hosted(shard),
-                // Served exactly like a strong `Get` (the lease is checked before the read);
-                // only the answer differs when the caller's version is still the live one
-                // (design note 0008).
-                Some(h) => match h.get(&key, ReadConsistency::Strong).await {
-                    Ok(Some(e)) if e.seq == known => Response::Unchanged,
-                    Ok(entry) => Response::Got(entry),
-                    Err(e) => err(e),
-                },
+                Some(h) => crate::reads::get_if_changed(&h, &key, known).await,
+            },
+            Request::GetLeased { shard, key, known } => match self.counted(shard, false) {
+                None => not_hosted(shard),
+                Some(h) => crate::reads::get_leased(&h, &key, known).await,
             },
             Request::Describe { max_events } => Response::Described(Box::new(
                 self.describe(usize::try_from(max_events).unwrap_or(usize::MAX)),

@@ -45,9 +45,9 @@ use tierkv_wire::proto;
 /// send `GetIfChanged` only to nodes that announced revision 2.
 const REVISION_HEADER: header::HeaderName = header::HeaderName::from_static(proto::REVISION_HEADER);
 /// [`proto::REVISION`] as a header value.
-const REVISION_VALUE: &str = "5";
+const REVISION_VALUE: &str = "6";
 const _: () = assert!(
-    proto::REVISION == 5,
+    proto::REVISION == 6,
     "REVISION_VALUE announces proto::REVISION"
 );
 

@@ -58,6 +58,18 @@ pub struct ClusterSettings {
     /// it stops (SIGTERM). At least `lease_duration`. Default: 4s.
     #[serde(with = "humantime_serde")]
     pub handover_after: Duration,
+    /// Longest read lease a shard's leader grants a gateway (design note 0014): the gateway
+    /// answers strong reads of a key it revalidated from its cache, without a round trip,
+    /// for this long; the leader holds the commit of writes to the shard until the leases it
+    /// granted ended. `0s`: no read leases. Below `lease_duration − max_clock_drift`.
+    /// Default: 300ms.
+    #[serde(with = "humantime_serde")]
+    pub read_lease: Duration,
+    /// A leader grants read leases only after this long without a write to the shard (and
+    /// none uncommitted): under steady writes no lease is granted and writes never wait.
+    /// Default: 1s.
+    #[serde(with = "humantime_serde")]
+    pub read_lease_quiet: Duration,
     /// How often a follower re-reads the manifest (compactions change segment lists).
     /// Default: 30s.
     #[serde(with = "humantime_serde")]
@@ -101,6 +113,8 @@ impl Default for ClusterSettings {
             max_clock_drift: Duration::from_millis(250),
             tick: Duration::from_millis(50),
             handover_after: Duration::from_secs(4),
+            read_lease: Duration::from_millis(300),
+            read_lease_quiet: Duration::from_secs(1),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),
             peer_addresses: Vec::new(),
@@ -203,6 +217,12 @@ impl ClusterSettings {
             return Err(SettingsError::Timing {
                 field: "handover_after",
                 reason: "must be 0s (off) or at least lease_duration",
+            });
+        }
+        if self.read_lease + self.max_clock_drift >= self.lease_duration {
+            return Err(SettingsError::Timing {
+                field: "read_lease",
+                reason: "must be below lease_duration minus max_clock_drift (0s: off)",
             });
         }
         if self.max_moves_per_node == 0 {
@@ -354,6 +374,23 @@ mod tests {
             with(1999).validate(),
             Err(SettingsError::Timing {
                 field: "handover_after",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn read_lease_is_shorter_than_the_leaders_lease() {
+        let with = |d| ClusterSettings {
+            read_lease: Duration::from_millis(d),
+            ..ClusterSettings::default()
+        };
+        assert!(with(0).validate().is_ok());
+        assert!(with(1749).validate().is_ok());
+        assert!(matches!(
+            with(1750).validate(),
+            Err(SettingsError::Timing {
+                field: "read_lease",
                 ..
             })
         ));

@@ -46,6 +46,8 @@ pub(crate) fn replica_config(
     cfg.max_clock_drift = millis(c.max_clock_drift);
     cfg.takeover_timeout = millis(c.lease_duration);
     cfg.handover_after = (!c.handover_after.is_zero()).then(|| millis(c.handover_after));
+    cfg.read_lease = millis(c.read_lease);
+    cfg.read_lease_quiet = millis(c.read_lease_quiet);
     cfg
 }
 

@@ -16,6 +16,7 @@ fn kind_name(req: &Request) -> &'static str {
         Request::Status => "status",
         Request::StatusWithConfigurations => "status_with_configurations",
         Request::GetIfChanged { .. } => "get_if_changed",
+        Request::GetLeased { .. } => "get_leased",
         Request::Describe { .. } => "describe",
     }
 }
@@ -25,7 +26,8 @@ fn shard_of(req: &Request) -> Option<u32> {
         Request::Get { shard, .. }
         | Request::Write { shard, .. }
         | Request::Scan { shard, .. }
-        | Request::GetIfChanged { shard, .. } => Some(shard.0),
+        | Request::GetIfChanged { shard, .. }
+        | Request::GetLeased { shard, .. } => Some(shard.0),
         Request::Status | Request::StatusWithConfigurations | Request::Describe { .. } => None,
     }
 }

@@ -123,3 +123,47 @@ async fn failed_fsync_poisons_the_shard_but_reads_continue() {
     assert!(s.status().poisoned);
     node.abandon().await;
 }
+
+/// `GetLeased` (design note 0014) on a shard's only replica: answered like a strong read or
+/// revalidation, without a lease (the only replica takes over at once after a restart, so
+/// it may not promise to hold writes for a gateway), and the refusal is counted.
+#[tokio::test]
+async fn get_leased_on_the_only_replica_reads_without_a_lease() {
+    use tierkv_wire::proto::{LeasedRead, Request, Response};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = OneReplica::default()
+        .open(
+            dir.path(),
+            &ObjStore::in_memory(),
+            ManualClock::new(1_000_000),
+        )
+        .await;
+    let s = shard(&node, S);
+    let (v, _) = s.write(WriteBatch::new().put("k", "1")).await.expect("put");
+    let ask = |known| Request::GetLeased {
+        shard: S,
+        key: Bytes::from_static(b"k"),
+        known,
+    };
+    let r = node.execute(ask(Some(v))).await;
+    assert_eq!(
+        r,
+        Response::Leased {
+            lease_ms: 0,
+            read: LeasedRead::Unchanged
+        }
+    );
+    let Response::Leased {
+        lease_ms: 0,
+        read: LeasedRead::Got(Some(e)),
+    } = node.execute(ask(None)).await
+    else {
+        panic!("not a leased read");
+    };
+    assert_eq!(e.seq, v);
+    let refused = s
+        .read_lease_counts()
+        .refused(tierkv_engine::replica::ReadLeaseRefusal::Off);
+    assert_eq!((s.read_lease_counts().granted, refused), (0, 2));
+    node.shutdown(std::time::Duration::from_secs(5)).await;
+}

@@ -69,11 +69,20 @@ pub fn samples() -> (Vec<Request>, Vec<Response>) {
             key: Bytes::from_static(b"k"),
             known: SeqNo(41),
         },
+        Request::GetLeased {
+            shard: ShardId(2),
+            key: Bytes::from_static(b"k"),
+            known: Some(SeqNo(41)),
+        },
         Request::Describe { max_events: 100 },
         Request::StatusWithConfigurations,
     ];
     let responses = vec![
         Response::Unchanged,
+        Response::Leased {
+            lease_ms: 300,
+            read: crate::proto::LeasedRead::Got(Some(entry.clone())),
+        },
         Response::Got(Some(entry.clone())),
         Response::Written {
             seq: SeqNo(10),

@@ -3401,7 +3401,7 @@ export interface operations {
                 headers: {
                     /** @description `"<version>"` */
                     ETag?: string;
-                    /** @description How the gateway answered: `hit` (from its cache, no round trip; eventual reads only), `revalidated` (the shard's leader confirmed the cached version), `miss` (the value came from the node). */
+                    /** @description How the gateway answered: `hit` (from its cache, no round trip; eventual reads only), `revalidated` (the shard's leader confirmed the cached version), `leased` (a strong read from its cache, no round trip, under a read lease the shard's leader granted with an earlier revalidation), `miss` (the value came from the node). */
                     "X-TierKV-Cache"?: string;
                     /** @description Expiry in unix milliseconds, when set. */
                     "X-TierKV-Expires-At"?: number | null;

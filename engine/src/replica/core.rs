@@ -38,6 +38,7 @@ use super::leader::LeaderState;
 use super::lease::PromiseWindow;
 use super::log::Log;
 use super::persist::PersistQueue;
+use super::read_lease::ReadLeases;
 use super::{Config, Input, Membership, Millis, Msg, NodeId, Output, PersistOp, Recovered, Role};
 
 /// One replica of one shard. See the module docs of [`crate::replica`].
@@ -93,6 +94,8 @@ pub struct Replica {
     /// own `commit_seq` is capped at the prefix we matched). Observation only: nothing in
     /// the protocol depends on it.
     pub(super) leader_commit: SeqNo,
+    /// Read leases granted to gateways and the commit hold they impose (design note 0014).
+    pub(super) reads: ReadLeases,
     pub(super) out: Vec<Output>,
 }
 
@@ -184,6 +187,7 @@ impl Replica {
             deferred_handover: None,
             rejoin_floor: recovered.amnesia_floor,
             leader_commit: SeqNo(0),
+            reads: ReadLeases::default(),
             out: Vec::new(),
             cfg,
         };

@@ -163,6 +163,7 @@ impl Replica {
         }
         self.log.push(record.clone());
         self.persist(PersistOp::Append(vec![record]));
+        self.note_proposal(now);
         self.out.push(Output::Proposed { seq });
         self.send_to_in_sync(now, seq);
     }
@@ -195,6 +196,10 @@ impl Replica {
             self.heartbeat(now);
         }
         self.reconfigure_tick(now);
+        if self.commit_seq < self.log.last_seq() && !self.commit_held(now) {
+            // Acks that came while a read lease held the commit point (design note 0014).
+            self.advance_commit(now);
+        }
         self.handover_tick(now);
     }
 
@@ -266,7 +271,9 @@ impl Replica {
                 if let Some(to) = target
                     && let RoleState::Leader(l) = &mut self.role
                 {
-                    l.handover = Some((to, now.plus(Millis(2 * hb.0))));
+                    // Outstanding read leases end first (design note 0014).
+                    let from = now.max(self.reads.until);
+                    l.handover = Some((to, from.plus(Millis(2 * hb.0))));
                     self.try_finish_handover(now);
                 }
             }
@@ -352,7 +359,10 @@ impl Replica {
         let Some((target, _)) = l.handover else {
             return;
         };
-        if self.commit_seq < last || l.peers.get(&target).is_none_or(|p| p.match_seq < last) {
+        if self.commit_seq < last
+            || l.peers.get(&target).is_none_or(|p| p.match_seq < last)
+            || self.handover_held(now)
+        {
             return;
         }
         let epoch = l.epoch;
@@ -536,6 +546,9 @@ impl Replica {
         }
         if invariants::commit_after_barrier(candidate, l.barrier_seq).is_err() {
             return; // adopted records commit only through the barrier
+        }
+        if self.commit_held(now) {
+            return; // a read lease is outstanding: the tick commits once it ended
         }
         let config_before = self
             .log

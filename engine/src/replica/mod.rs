@@ -24,6 +24,8 @@
 //!   joint configuration, final configuration, release ([`Input::SetTarget`]).
 //! - `persist.rs`: persistence requests and what is durable.
 //! - `lease.rs`: lease arithmetic (the leader's read lease, the follower's promise window).
+//! - `read_lease.rs`: read leases a serving leader grants gateways, and the commit hold
+//!   that keeps them true (design note 0014).
 //! - [`invariants`]: the safety rules as named functions, used by the core and the auditor.
 //!
 //! # Durability contract with the caller
@@ -61,6 +63,7 @@ pub mod log;
 pub mod membership;
 pub mod msg;
 mod persist;
+mod read_lease;
 mod reconfig;
 #[cfg(test)]
 mod tests;
@@ -71,6 +74,7 @@ use crate::wal::WalRecord;
 pub use self::core::Replica;
 pub use self::membership::Membership;
 pub use self::msg::Msg;
+pub use self::read_lease::{ReadLeaseCounts, ReadLeaseRefusal};
 pub use self::reconfig::{ChangePhase, LearnerProgress};
 
 pub use crate::types::NodeId;
@@ -201,6 +205,14 @@ pub struct Config {
     /// learner far behind would leave the new configuration without a working quorum.
     /// Default: 64 records.
     pub move_lag_records: u64,
+    /// Longest read lease a serving leader grants a gateway (design note 0014): a promise
+    /// that no write of the shard commits before it ends. `Millis(0)`: none are granted.
+    /// Default: 0 (off; the node sets `cluster.read_lease`).
+    pub read_lease: Millis,
+    /// A leader grants read leases only when no write was proposed for this long (and none
+    /// is uncommitted): under steady writes no lease is granted, so writes never wait.
+    /// Default: 1 s.
+    pub read_lease_quiet: Millis,
     /// Deliberate protocol bugs, to show that the simulator finds them.
     #[cfg(test)]
     pub(crate) bug: Option<tests::Bug>,
@@ -225,6 +237,8 @@ impl Config {
             max_records_per_append: 64,
             handover_after: Some(Millis(4000)),
             move_lag_records: 64,
+            read_lease: Millis(0),
+            read_lease_quiet: Millis(1000),
             #[cfg(test)]
             bug: None,
         }

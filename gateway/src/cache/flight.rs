@@ -35,6 +35,9 @@ pub(crate) enum Answer {
     Hit,
     /// The leader confirmed the cached version.
     Revalidated,
+    /// A strong read answered from the cache without a round trip, under a read lease the
+    /// leader granted with an earlier revalidation (design note 0014).
+    Leased,
     /// The value (or its absence) came from the node.
     Miss,
 }
@@ -45,6 +48,7 @@ impl Answer {
         match self {
             Self::Hit => "hit",
             Self::Revalidated => "revalidated",
+            Self::Leased => "leased",
             Self::Miss => "miss",
         }
     }
@@ -55,6 +59,8 @@ impl Answer {
 pub(crate) struct Resolved {
     pub(crate) value: Option<CachedValue>,
     pub(crate) answer: Answer,
+    /// The read lease that came with the answer (zero: none), counted from `sent_at`.
+    pub(crate) lease: std::time::Duration,
 }
 
 /// What members of a flight receive.

@@ -26,12 +26,15 @@ pub(crate) enum State {
     Absent(Option<u64>),
 }
 
-/// What was true of a key at some instant in `[verified_at, learned_at]`.
+/// What was true of a key at some instant in `[verified_at, learned_at]`, and, with a read
+/// lease, at every instant of `[verified_at, leased_until)` (design note 0014).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fact {
     pub(crate) state: State,
     pub(crate) verified_at: Instant,
     pub(crate) learned_at: Instant,
+    /// End of the read lease the leader granted with this state (none: not leased).
+    pub(crate) leased_until: Option<Instant>,
 }
 
 impl Fact {
@@ -40,6 +43,11 @@ impl Fact {
             State::Present(v) => Some(v),
             State::Absent(v) => v,
         }
+    }
+
+    /// Whether a read lease vouches for the state at `now`.
+    pub(crate) fn leased_at(&self, now: Instant) -> bool {
+        self.leased_until.is_some_and(|t| now < t)
     }
 
     /// Whether the fact's instant is no earlier than `bound` (an eventual read's arrival
@@ -166,7 +174,19 @@ impl Facts {
                     order(&held.fact, &fact)
                 };
                 match keep {
-                    Keep::New => held.fact = fact,
+                    Keep::New => {
+                        // Two true statements of one state: its lease is the longer one.
+                        let same = held.fact.state == fact.state && fact.version().is_some();
+                        let lease = if same {
+                            held.fact.leased_until.max(fact.leased_until)
+                        } else {
+                            fact.leased_until
+                        };
+                        held.fact = Fact {
+                            leased_until: lease,
+                            ..fact
+                        };
+                    }
                     Keep::Old => {}
                     Keep::Neither => {
                         let (held, _) = e.remove();

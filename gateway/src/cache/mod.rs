@@ -71,6 +71,12 @@ pub struct CacheOptions {
     /// Concurrent reads of one key share one upstream request (a strong read only one sent
     /// after it arrived). Default: true.
     pub coalesce: bool,
+    /// Ask shards' leaders for read leases with each revalidation (design note 0014) and
+    /// answer strong reads of a key from the cache, without a round trip, while the lease
+    /// of its last revalidation holds (the leader then holds writes to the shard until the
+    /// lease ends; leaders grant none under steady writes). Needs nodes of wire revision 6
+    /// with `cluster.read_lease` set. Default: true.
+    pub read_leases: bool,
 }
 
 impl Default for CacheOptions {
@@ -83,6 +89,7 @@ impl Default for CacheOptions {
             freshness_bytes: 16 << 20,
             default_max_staleness: Duration::from_secs(1),
             coalesce: true,
+            read_leases: true,
         }
     }
 }
@@ -116,6 +123,7 @@ struct ReadMetrics {
     reads: Family<ReadLabels, Counter>,
     hit: Counter,
     revalidated: Counter,
+    leased: Counter,
     miss: Counter,
     flights: Counter,
     coalesced: Counter,
@@ -128,6 +136,7 @@ impl ReadMetrics {
         Self {
             hit: get("hit"),
             revalidated: get("revalidated"),
+            leased: get("leased"),
             miss: get("miss"),
             reads,
             flights: Counter::default(),
@@ -139,7 +148,8 @@ impl ReadMetrics {
         registry.register(
             "tierkv_gateway_cache_reads",
             "Single-key reads by how they were answered: hit (from the cache, no round trip), \
-             revalidated (the leader confirmed the cached version), miss (value from the node)",
+             revalidated (the leader confirmed the cached version), leased (a strong read from \
+             the cache under a leader's read lease, no round trip), miss (value from the node)",
             self.reads.clone(),
         );
         registry.register(
@@ -158,6 +168,7 @@ impl ReadMetrics {
         let c = match a {
             Answer::Hit => &self.hit,
             Answer::Revalidated => &self.revalidated,
+            Answer::Leased => &self.leased,
             Answer::Miss => &self.miss,
         };
         c.inc();
@@ -187,6 +198,8 @@ struct Inner {
     facts: Facts,
     flights: Flights,
     coalesce: bool,
+    /// Ask for read leases and serve strong reads under them (design note 0014).
+    leases: bool,
     default_staleness: Duration,
     metrics: ReadMetrics,
     /// The planted bug is on (tests only).
@@ -247,6 +260,7 @@ impl ReadTier {
                 facts: Facts::new(opts.freshness_bytes, MAX_STALENESS),
                 flights: Flights::default(),
                 coalesce: opts.coalesce,
+                leases: opts.read_leases,
                 default_staleness: opts.default_max_staleness,
                 metrics,
                 planted,
@@ -298,6 +312,15 @@ impl ReadTier {
             Want::Strong => None,
             Want::Eventual(s) => Some(arrival.checked_sub(s)),
         };
+        if bound.is_none()
+            && let Some(leased) = self.leased_answer(key)
+        {
+            self.inner.metrics.count(Answer::Leased);
+            return Ok(ReadOutcome {
+                value: leased.filter(|v| !v.expired(now_ms)),
+                answer: Answer::Leased,
+            });
+        }
         if let Some(bound) = bound
             && let Some(hit) = self.cached_answer(key, bound, self.inner.planted).await
         {
@@ -361,6 +384,27 @@ impl ReadTier {
         }
     }
 
+    /// The cached state of `key` if a read lease vouches for it now (design note 0014): the
+    /// leader confirmed it with a lease that has not ended (counted from before the request
+    /// was sent), so no write of the key committed since, nor can commit before the lease
+    /// ends; this instant, inside the read, is its linearization point. Memory tier only.
+    fn leased_answer(&self, key: &Bytes) -> Option<Option<CachedValue>> {
+        if !self.inner.leases {
+            return None;
+        }
+        let store = self.inner.store.as_ref()?;
+        let fact = self.inner.facts.get(key)?;
+        match fact.state {
+            State::Absent(_) if fact.leased_at(Instant::now()) => Some(None),
+            State::Present(v) => {
+                let cached = store.get_memory(key)?;
+                // Checked after the lookup: the instant of the answer is within the lease.
+                (cached.version == v && fact.leased_at(Instant::now())).then_some(Some(cached))
+            }
+            State::Absent(_) => None,
+        }
+    }
+
     /// This gateway wrote `value` to `key`; the write was sent at `sent`.
     pub(crate) fn wrote(&self, key: &Bytes, value: CachedValue, sent: Instant) {
         let Some(store) = &self.inner.store else {
@@ -370,6 +414,7 @@ impl ReadTier {
             state: State::Present(value.version),
             verified_at: sent,
             learned_at: Instant::now(),
+            leased_until: None,
         };
         store.insert(key.clone(), value);
         self.inner.facts.learn(key, fact);
@@ -387,6 +432,7 @@ impl ReadTier {
                 state: State::Absent(Some(version)),
                 verified_at: sent,
                 learned_at: Instant::now(),
+                leased_until: None,
             },
         );
     }
@@ -428,29 +474,41 @@ impl Inner {
         let sent_at = d.close();
         self.metrics.flights.inc();
         let dkey = keys::data_key(key);
-        let result = match known {
-            Some(cached) => self
-                .backend
-                .get_if_changed(shard, dkey, SeqNo(cached.version))
+        let known_version = known.as_ref().map(|c| SeqNo(c.version));
+        let resolve = |r: Revalidated, lease: Duration| match (r, &known) {
+            (Revalidated::Unchanged, Some(cached)) => Ok(Resolved {
+                value: Some(cached.clone()),
+                answer: Answer::Revalidated,
+                lease,
+            }),
+            (Revalidated::Unchanged, None) => Err(BackendError::Protocol {
+                node: None,
+                what: "unchanged answer to a read without a known version",
+            }),
+            (Revalidated::Current(e), _) => Ok(Resolved {
+                value: from_entry(e),
+                answer: Answer::Miss,
+                lease,
+            }),
+        };
+        let result = if self.leases && self.store.is_some() {
+            self.backend
+                .get_leased(shard, dkey, known_version)
                 .await
-                .map(|r| match r {
-                    Revalidated::Unchanged => Resolved {
-                        value: Some(cached),
-                        answer: Answer::Revalidated,
-                    },
-                    Revalidated::Current(e) => Resolved {
-                        value: from_entry(e),
-                        answer: Answer::Miss,
-                    },
-                }),
-            None => self
-                .backend
-                .get(shard, dkey, ReadConsistency::Strong)
-                .await
-                .map(|e| Resolved {
-                    value: from_entry(e),
-                    answer: Answer::Miss,
-                }),
+                .and_then(|(r, lease)| resolve(r, lease))
+        } else {
+            match known_version {
+                Some(v) => self
+                    .backend
+                    .get_if_changed(shard, dkey, v)
+                    .await
+                    .and_then(|r| resolve(r, Duration::ZERO)),
+                None => self
+                    .backend
+                    .get(shard, dkey, ReadConsistency::Strong)
+                    .await
+                    .and_then(|e| resolve(Revalidated::Current(e), Duration::ZERO)),
+            }
         };
         if let Ok(r) = &result {
             self.learn(key, r, sent_at);
@@ -476,12 +534,18 @@ impl Inner {
                 State::Absent(None)
             }
         };
+        // The lease counts from `sent_at`, before the request left: never later than the
+        // leader's grant (design note 0014).
+        let leased_until = (!r.lease.is_zero())
+            .then(|| sent_at.checked_add(r.lease))
+            .flatten();
         self.facts.learn(
             key,
             Fact {
                 state,
                 verified_at: sent_at,
                 learned_at: Instant::now(),
+                leased_until,
             },
         );
     }

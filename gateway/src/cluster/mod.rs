@@ -85,7 +85,7 @@ use self::route::Mode;
 use self::stats::{ClientMetrics, Retry};
 use crate::backend::{Backend, BackendError, NotReady, Revalidated};
 use tierkv_wire::peer_addresses::PeerAddresses;
-use tierkv_wire::proto::{Request, Response};
+use tierkv_wire::proto::{LeasedRead, Request, Response};
 use tierkv_wire::shardmap::{Member, ShardMap, ShardMapError};
 
 /// Path of the (batched) client-operation endpoint on every node.
@@ -403,6 +403,40 @@ impl Backend for ClusterBackend {
         match self.shared.route(shard, mode, &req).await? {
             (_, Response::Unchanged) => Ok(Revalidated::Unchanged),
             (_, Response::Got(entry)) => Ok(Revalidated::compare(entry, known)),
+            (node, other) => Err(unexpected(shard, mode, node, &other)),
+        }
+    }
+
+    /// `GetLeased` to the shard's leader (design note 0014); to a node that has not
+    /// announced wire revision 6, `GetIfChanged` or a strong `Get`, and no lease.
+    async fn get_leased(
+        &self,
+        shard: ShardId,
+        key: Bytes,
+        known: Option<SeqNo>,
+    ) -> Result<(Revalidated, Duration), BackendError> {
+        let mode = Mode::StrongRead;
+        let req = Request::GetLeased { shard, key, known };
+        let compare = |entry| match known {
+            Some(k) => Revalidated::compare(entry, k),
+            None => Revalidated::Current(entry),
+        };
+        match self.shared.route(shard, mode, &req).await? {
+            (_, Response::Leased { lease_ms, read }) => {
+                let lease = Duration::from_millis(u64::from(lease_ms));
+                match read {
+                    LeasedRead::Unchanged if known.is_some() => Ok((Revalidated::Unchanged, lease)),
+                    LeasedRead::Got(entry) => Ok((compare(entry), lease)),
+                    LeasedRead::Unchanged => Err(BackendError::Protocol {
+                        node: None,
+                        what: "unchanged answer to a read without a known version",
+                    }),
+                }
+            }
+            (_, Response::Unchanged) if known.is_some() => {
+                Ok((Revalidated::Unchanged, Duration::ZERO))
+            }
+            (_, Response::Got(entry)) => Ok((compare(entry), Duration::ZERO)),
             (node, other) => Err(unexpected(shard, mode, node, &other)),
         }
     }

@@ -44,30 +44,45 @@ impl Mode {
 }
 
 /// A request encoded for every node it may go to: as itself, and, when its kind is newer
-/// than wire revision 1, as the equivalent revision-1 request for nodes that did not announce
-/// its revision (design note 0008).
+/// than wire revision 1, as the equivalent requests of older revisions for nodes that did
+/// not announce its revision (design notes 0008 and 0014).
 pub(super) struct Body {
     bytes: Bytes,
     revision: u16,
-    older: Option<Bytes>,
+    /// Equivalents of older revisions, newest first: (revision, bytes).
+    older: Vec<(u16, Bytes)>,
 }
 
 impl Body {
     fn new(req: &Request) -> Self {
+        let strong_get = |shard: &ShardId, key: &Bytes| {
+            proto::encode_request(&Request::Get {
+                shard: *shard,
+                key: key.clone(),
+                consistency: ReadConsistency::Strong,
+            })
+        };
         let older = match req {
-            Request::GetIfChanged { shard, key, .. } => {
-                Some(proto::encode_request(&Request::Get {
-                    shard: *shard,
-                    key: key.clone(),
-                    consistency: ReadConsistency::Strong,
-                }))
+            Request::GetIfChanged { shard, key, .. } => vec![(1, strong_get(shard, key))],
+            Request::GetLeased { shard, key, known } => {
+                let mut v = Vec::with_capacity(2);
+                if let Some(known) = known {
+                    let gic = Request::GetIfChanged {
+                        shard: *shard,
+                        key: key.clone(),
+                        known: *known,
+                    };
+                    v.push((gic.revision(), proto::encode_request(&gic)));
+                }
+                v.push((1, strong_get(shard, key)));
+                v
             }
             Request::Get { .. }
             | Request::Write { .. }
             | Request::Scan { .. }
             | Request::Status
             | Request::StatusWithConfigurations
-            | Request::Describe { .. } => None,
+            | Request::Describe { .. } => Vec::new(),
         };
         Self {
             bytes: proto::encode_request(req),
@@ -78,10 +93,18 @@ impl Body {
 
     /// The bytes to send to a node that announced `node_revision`, and their revision.
     fn for_revision(&self, node_revision: u16) -> (Bytes, u16) {
-        match &self.older {
-            Some(older) if node_revision < self.revision => (older.clone(), 1),
-            _ => (self.bytes.clone(), self.revision),
+        if node_revision >= self.revision {
+            return (self.bytes.clone(), self.revision);
         }
+        // The newest equivalent the node knows (the oldest one if it announced less).
+        self.older
+            .iter()
+            .find(|(rev, _)| *rev <= node_revision)
+            .or_else(|| self.older.last())
+            .map_or_else(
+                || (self.bytes.clone(), self.revision),
+                |(rev, bytes)| (bytes.clone(), *rev),
+            )
     }
 }
 

@@ -21,7 +21,8 @@ pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 pub(crate) const VERSION_HEADER: &str = "x-tierkv-version";
 /// Expiry header (unix millis).
 pub(crate) const EXPIRES_HEADER: &str = "x-tierkv-expires-at";
-/// How a read was answered: `hit`, `revalidated` or `miss` (design note 0008).
+/// How a read was answered: `hit`, `revalidated`, `leased` or `miss` (design notes 0008,
+/// 0014).
 pub(crate) const CACHE_HEADER: &str = "x-tierkv-cache";
 
 /// Result of a write.
@@ -124,7 +125,7 @@ fn write_response(key: &[u8], o: &WriteOutcome) -> Response {
                 ("ETag" = String, description = "`\"<version>\"`"),
                 ("X-TierKV-Version" = u64, description = "The version."),
                 ("X-TierKV-Expires-At" = Option<u64>, description = "Expiry in unix milliseconds, when set."),
-                ("X-TierKV-Cache" = String, description = "How the gateway answered: `hit` (from its cache, no round trip; eventual reads only), `revalidated` (the shard's leader confirmed the cached version), `miss` (the value came from the node)."),
+                ("X-TierKV-Cache" = String, description = "How the gateway answered: `hit` (from its cache, no round trip; eventual reads only), `revalidated` (the shard's leader confirmed the cached version), `leased` (a strong read from its cache, no round trip, under a read lease the shard's leader granted with an earlier revalidation), `miss` (the value came from the node)."),
             )),
         (status = 304, description = "The version matches If-None-Match.",
             headers(("ETag" = String, description = "`\"<version>\"`"))),

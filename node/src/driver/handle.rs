@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use tierkv_engine::error::{Error, Result};
 use tierkv_engine::replica::{
-    ChangePhase, LearnerProgress, Membership, Millis, Msg, NodeId, Replica, Role,
+    ChangePhase, LearnerProgress, Membership, Millis, Msg, NodeId, ReadLeaseCounts,
+    ReadLeaseRefusal, Replica, Role,
 };
 use tierkv_engine::shard::{Prepared, ScanPage, Shard};
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
@@ -33,6 +34,12 @@ impl NodeClock {
     #[must_use]
     pub fn now(&self) -> Millis {
         Millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The instant of reading `t` (for timers).
+    #[must_use]
+    pub fn instant_of(&self, t: Millis) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + std::time::Duration::from_millis(t.0))
     }
 }
 
@@ -71,6 +78,11 @@ pub(crate) enum Cmd {
     },
     /// An unprepared batch (the TTL sweeper's): the driver prepares it itself.
     ProposeRaw { batch: WriteBatch, reply: Reply },
+    /// A gateway asks for a read lease (design note 0014): the driver grants it (or says
+    /// why not) before the caller reads.
+    GrantReadLease {
+        reply: oneshot::Sender<std::result::Result<Millis, ReadLeaseRefusal>>,
+    },
     /// The node is stopping: hand leadership over, take nothing over.
     Drain,
     /// The node's write buffers want this shard flushed: a follower asks its leader
@@ -125,6 +137,8 @@ pub struct ShardStatus {
     learners: parking_lot::Mutex<Vec<LearnerProgress>>,
     /// The replica's configurations (design note 0009), copied by the driver once per tick.
     configurations: parking_lot::Mutex<Configurations>,
+    /// [`Replica::read_lease_counts`], copied by the driver after grants and once per tick.
+    pub(super) read_leases: parking_lot::Mutex<ReadLeaseCounts>,
     /// Woken when the role changes or the read lease starts or ends
     /// ([`ShardHandle::wait_serving`]).
     changed: Notify,
@@ -151,6 +165,7 @@ impl Default for ShardStatus {
             followers: parking_lot::Mutex::new(Vec::new()),
             learners: parking_lot::Mutex::new(Vec::new()),
             configurations: parking_lot::Mutex::new(Configurations::default()),
+            read_leases: parking_lot::Mutex::new(ReadLeaseCounts::default()),
             changed: Notify::new(),
         }
     }
@@ -378,6 +393,13 @@ impl ShardHandle {
         self.status.configurations.lock().clone()
     }
 
+    /// Read leases granted and refused, and writes held for them, by this replica (as of
+    /// the driver's last grant or tick; design note 0014).
+    #[must_use]
+    pub fn read_lease_counts(&self) -> ReadLeaseCounts {
+        *self.status.read_leases.lock()
+    }
+
     /// The shard's storage.
     #[must_use]
     pub fn shard(&self) -> &Shard {
@@ -443,6 +465,30 @@ impl ShardHandle {
     pub async fn get(&self, key: &[u8], level: ReadConsistency) -> Result<Option<Entry>> {
         self.check_read(level)?;
         self.shard.get(key).await
+    }
+
+    /// A strong read of `key` with a read lease (design note 0014): the lease granted (0:
+    /// refused; the read is then an ordinary strong read) and the live entry, read after
+    /// the grant was recorded.
+    pub async fn get_leased(&self, key: &[u8]) -> Result<(Millis, Option<Entry>)> {
+        self.check_read(ReadConsistency::Strong)?;
+        let lease = if self.status.last_seq.load(Ordering::SeqCst)
+            > self.status.commit_seq.load(Ordering::SeqCst)
+        {
+            // A write is in flight: the driver would refuse; spare it the message.
+            Millis(0)
+        } else {
+            let (reply, rx) = oneshot::channel();
+            self.tx
+                .send(Cmd::GrantReadLease { reply })
+                .await
+                .map_err(|_| Error::Closed)?;
+            rx.await.map_err(|_| Error::Closed)?.unwrap_or(Millis(0))
+        };
+        // Checked again after the grant: the read must be a strong read too.
+        self.check_read(ReadConsistency::Strong)?;
+        let entry = self.shard.get(key).await?;
+        Ok((lease, entry))
     }
 
     /// A page of live entries, read at `level`.

@@ -36,6 +36,7 @@
 
 mod handle;
 mod io;
+mod read_lease;
 mod spawn;
 mod throttle;
 mod traces;
@@ -66,6 +67,7 @@ pub(crate) use self::handle::{Cmd, ProposeReply};
 pub use self::handle::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
+use self::read_lease::hold_wake;
 pub(crate) use self::spawn::spawn;
 use self::throttle::MoveThrottle;
 use self::traces::WriteTraces;
@@ -146,6 +148,8 @@ struct Driver {
     traces: WriteTraces,
     /// Catch-up bandwidth of this replica's learners (design note 0009).
     throttle: MoveThrottle,
+    /// When a read lease that holds the commit of proposed writes ends (design note 0014).
+    hold_until: Option<tokio::time::Instant>,
 }
 
 /// Most commands taken from the inbox in one turn of the loop (the other inputs wait that
@@ -205,6 +209,11 @@ impl Driver {
                     }
                     None => break,
                 },
+                // The end of a read lease that holds the commit of writes (design note 0014).
+                () = hold_wake(self.hold_until), if self.hold_until.is_some() => {
+                    self.hold_until = None;
+                    self.step(Input::Tick);
+                }
                 _ = tick.tick() => {
                     self.check_peers();
                     self.step(Input::Tick);
@@ -213,6 +222,7 @@ impl Driver {
                     self.status.publish_followers(self.replica.follower_progress());
                     self.status.publish_learners(self.replica.learners());
                     self.status.publish_configurations(&self.replica);
+                    *self.status.read_leases.lock() = self.replica.read_lease_counts();
                 }
             }
         }
@@ -306,6 +316,7 @@ impl Driver {
             }
         }
         self.status.publish(&self.replica, self.caught_up());
+        self.arm_hold();
     }
 
     /// Whether every committed record is visible in the shard's view (applied, or covered by
@@ -426,6 +437,7 @@ impl Driver {
                 self.step(Input::Message { from, msg });
             }
             Cmd::Drain => self.step(Input::Drain),
+            Cmd::GrantReadLease { reply } => self.grant_read_lease(reply),
             Cmd::RequestFlush { upto, hard } => self.step(Input::RequestFlush { upto, hard }),
             Cmd::SetTarget { voters } => self.step(Input::SetTarget { voters }),
             Cmd::Retired { node } => self.step(Input::Retired { node }),

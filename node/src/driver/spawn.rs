@@ -84,6 +84,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
         known_leader: None,
         traces: WriteTraces::default(),
         throttle: MoveThrottle::new(move_bytes_per_sec),
+        hold_until: None,
     };
     let task = tokio::spawn(async move { d.run().await });
     (handle, task)

@@ -16,6 +16,7 @@ pub(super) const REQ_GET_IF_CHANGED: u8 = 5;
 pub(super) const REQ_DESCRIBE: u8 = 6;
 pub(super) const REQ_TRACED: u8 = 7;
 pub(super) const REQ_STATUS_WITH_CONFIGURATIONS: u8 = 8;
+pub(super) const REQ_GET_LEASED: u8 = 9;
 pub(super) const RESP_GOT: u8 = 16;
 pub(super) const RESP_WRITTEN: u8 = 17;
 pub(super) const RESP_SCANNED: u8 = 18;
@@ -24,6 +25,7 @@ pub(super) const RESP_ERROR: u8 = 20;
 pub(super) const RESP_UNCHANGED: u8 = 21;
 pub(super) const RESP_DESCRIBED: u8 = 22;
 pub(super) const RESP_STATUS_WITH_CONFIGURATIONS: u8 = 23;
+pub(super) const RESP_LEASED: u8 = 24;
 
 pub(super) fn header(kind: u8) -> Enc {
     let mut enc = Enc::with_capacity(64);

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | u32 | magic [`MAGIC`]: the bytes `"TKVC"` as a little-endian u32 |
 //! | 4 | u16 | format version, [`VERSION`] = 1; others are rejected |
-//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3), 7 Traced (revision 4), 8 StatusWithConfigurations (revision 5); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3), 23 Status with configurations (revision 5) |
+//! | 6 | u8 | kind: requests 1 Get, 2 Write, 3 Scan, 4 Status, 5 GetIfChanged (revision 2), 6 Describe (revision 3), 7 Traced (revision 4), 8 StatusWithConfigurations (revision 5), 9 GetLeased (revision 6); responses 16 Got, 17 Written, 18 Scanned, 19 Status, 20 Error, 21 Unchanged (revision 2), 22 Described (revision 3), 23 Status with configurations (revision 5), 24 Leased (revision 6) |
 //! | 7 | ... | fields of the kind, in declaration order (below) |
 //! | end−4 | u32 | crc32c of bytes `0..end−4` |
 //!
@@ -27,14 +27,16 @@
 //! | Status | (none) |
 //! | GetIfChanged | shard, key: bytes, known: u64 |
 //! | Describe | max_events: u32 |
-//! | Traced | trace_id: 16 bytes, span_id: 8 bytes, flags: u8, inner: bytes (one whole request envelope of kinds 1–6 or 8) |
+//! | Traced | trace_id: 16 bytes, span_id: 8 bytes, flags: u8, inner: bytes (one whole request envelope of kinds 1–6, 8 or 9) |
 //! | StatusWithConfigurations | (none) |
+//! | GetLeased | shard, key: bytes, known: opt\<u64\> |
 //! | Got | opt\<entry\> |
 //! | Written | seq, count, priors: opt\<u64\> each |
 //! | Scanned | count, entries, next: opt\<bytes\> |
 //! | Status | node, map_version, count, shards: shard, role: u8 (1 follower, 2 candidate, 3 recovering, 4 leader), epoch, leader: opt\<u32\>, commit_seq, last_seq, flushed_seq |
 //! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
 //! | Unchanged | (none) |
+//! | Leased | lease_ms: u32, answer: u8 (0 unchanged, 1 no live entry, 2 entry follows), entry if 2 |
 //! | Described | format: u16 ([`DESCRIBE_FORMAT`]), document: bytes (UTF-8 JSON of [`NodeDescription`]) |
 //! | Status with configurations (23) | as Status, each shard followed by an opt\<configuration\>: committed: membership, in_force: membership, target count: u16 and that many u32 ids, phase: u8 (0 done, 1 learning, 2 joint, 3 final, 4 releasing) |
 //!
@@ -83,6 +85,13 @@
 //! refuses it (HTTP 400) and the replica is kept. `Status` (kind 4) keeps answering kind 19
 //! byte for byte: a [`ShardStatus`] without a configuration.
 //!
+//! Revision 6 (design note 0014) adds request kind 9 `GetLeased` and response kind 24
+//! `Leased`: a strong read (`known` absent) or revalidation (`known` present) that also asks
+//! the shard's leader for a read lease; the answer carries the lease in ms (0: refused) and
+//! the read's outcome (`Unchanged` only when `known` is the live version). A gateway sends it
+//! only to nodes that announced revision 6; to others it sends `GetIfChanged` (revision 2)
+//! or a strong `Get`, and holds no lease.
+//!
 //! [`decode_request`] and [`decode_response`] never panic: short, corrupt or oversized
 //! input is a [`DecodeError`].
 //!
@@ -123,7 +132,7 @@ pub const VERSION: u16 = 1;
 /// Versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u16] = &[VERSION];
 /// The revision of format version 1 this build speaks (the kinds it knows; see "Revisions").
-pub const REVISION: u16 = 5;
+pub const REVISION: u16 = 6;
 /// The first revision with `GetIfChanged` / `Unchanged`.
 pub const REVISION_GET_IF_CHANGED: u16 = 2;
 /// The first revision with `Describe` / `Described`.
@@ -132,6 +141,8 @@ pub const REVISION_DESCRIBE: u16 = 3;
 pub const REVISION_TRACE_CONTEXT: u16 = 4;
 /// The first revision with `StatusWithConfigurations` (design note 0009).
 pub const REVISION_CONFIGURATIONS: u16 = 5;
+/// The first revision with `GetLeased` / `Leased` (design note 0014).
+pub const REVISION_READ_LEASES: u16 = 6;
 
 /// The W3C trace context of one operation, carried by a `Traced` envelope (design note
 /// 0011): the caller's span for the operation, which the node's spans take as parent.
@@ -207,6 +218,17 @@ pub enum Request {
     /// `Status` with each shard's configuration (revision 5, design note 0009): answered by
     /// a `Status` whose shards carry [`ShardStatus::configuration`].
     StatusWithConfigurations,
+    /// A strong read that also asks for a read lease (revision 6, design note 0014): served
+    /// like `GetIfChanged` when `known` is given, like a strong `Get` otherwise, and
+    /// answered `Leased` with the lease granted (0 ms: refused).
+    GetLeased {
+        /// The shard.
+        shard: ShardId,
+        /// The engine key.
+        key: Bytes,
+        /// The version the caller holds, if any.
+        known: Option<SeqNo>,
+    },
     /// The node's description of itself for the admin API (design note 0010).
     Describe {
         /// The newest events to include (capped at [`describe::MAX_EVENTS`]).
@@ -223,6 +245,7 @@ impl Request {
             Self::GetIfChanged { .. } => REVISION_GET_IF_CHANGED,
             Self::Describe { .. } => REVISION_DESCRIBE,
             Self::StatusWithConfigurations => REVISION_CONFIGURATIONS,
+            Self::GetLeased { .. } => REVISION_READ_LEASES,
         }
     }
 }
@@ -251,6 +274,23 @@ pub enum Response {
     /// Answer to `GetIfChanged`: the key's live version is still the one the caller holds
     /// (revision 2).
     Unchanged,
+    /// Answer to `GetLeased` (revision 6): the read lease and the read.
+    Leased {
+        /// How long, from when the caller sent the request and on its clock, the value read
+        /// stays the shard's committed state for this key (0: no lease).
+        lease_ms: u32,
+        /// The read.
+        read: LeasedRead,
+    },
+}
+
+/// The read of a [`Response::Leased`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeasedRead {
+    /// The caller's known version is the live one.
+    Unchanged,
+    /// The key's live entry, if any.
+    Got(Option<Entry>),
 }
 
 /// A node's status.

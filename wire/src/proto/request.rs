@@ -6,10 +6,10 @@ use tierkv_engine::codec::{Dec, DecodeError, Enc};
 use tierkv_engine::types::{Mutation, ReadConsistency, SeqNo, ShardId, WriteBatch, WriteOp};
 
 use super::codec::{
-    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_SCAN, REQ_STATUS,
+    REQ_DESCRIBE, REQ_GET, REQ_GET_IF_CHANGED, REQ_GET_LEASED, REQ_SCAN, REQ_STATUS,
     REQ_STATUS_WITH_CONFIGURATIONS, REQ_TRACED, REQ_WRITE, dec_at, finish, get_bytes,
-    get_condition, get_count, get_flag, get_opt_bytes, header, len32, open, put_condition,
-    put_opt_bytes,
+    get_condition, get_count, get_flag, get_opt_bytes, get_opt_u64, header, len32, open,
+    put_condition, put_opt_bytes, put_opt_u64,
 };
 use super::{Request, TraceContext};
 
@@ -98,6 +98,13 @@ pub fn encode_request(req: &Request) -> Bytes {
             enc.u32(shard.0);
             enc.bytes32(key);
             enc.u64(known.0);
+            finish(enc)
+        }
+        Request::GetLeased { shard, key, known } => {
+            let mut enc = header(REQ_GET_LEASED);
+            enc.u32(shard.0);
+            enc.bytes32(key);
+            put_opt_u64(&mut enc, known.map(|k| k.0));
             finish(enc)
         }
         Request::Describe { max_events } => {
@@ -199,7 +206,7 @@ pub fn decode_traced_request(buf: &Bytes) -> Result<(Request, Option<TraceContex
     decode_plain(&isrc, ipos, ikind).map(|req| (req, Some(ctx)))
 }
 
-/// Decodes the fields of a request of kinds 1–6 (`src` is the envelope without its
+/// Decodes the fields of a request of kinds 1–6, 8 and 9 (`src` is the envelope without its
 /// trailer, `pos` just after the kind byte).
 fn decode_plain(src: &Bytes, pos: usize, kind: u8) -> Result<Request, DecodeError> {
     let src = src.clone();
@@ -242,6 +249,11 @@ fn decode_plain(src: &Bytes, pos: usize, kind: u8) -> Result<Request, DecodeErro
         },
         REQ_DESCRIBE => Request::Describe {
             max_events: d.u32()?,
+        },
+        REQ_GET_LEASED => Request::GetLeased {
+            shard: ShardId(d.u32()?),
+            key: get_bytes(&mut d, &src)?,
+            known: get_opt_u64(&mut d)?.map(SeqNo),
         },
         _ => {
             return Err(DecodeError {

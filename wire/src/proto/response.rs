@@ -8,15 +8,15 @@ use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
 
 use super::codec::{
-    RESP_DESCRIBED, RESP_ERROR, RESP_GOT, RESP_SCANNED, RESP_STATUS,
+    RESP_DESCRIBED, RESP_ERROR, RESP_GOT, RESP_LEASED, RESP_SCANNED, RESP_STATUS,
     RESP_STATUS_WITH_CONFIGURATIONS, RESP_UNCHANGED, RESP_WRITTEN, dec_at, finish, get_count,
     get_flag, get_opt_bytes, get_opt_u32, get_opt_u64, header, len32, open, put_opt_bytes,
     put_opt_u64,
 };
 use super::error::{get_error, put_error};
 use super::{
-    DESCRIBE_FORMAT, NodeDescription, NodeStatus, ReplicaRole, Response, ShardConfiguration,
-    ShardStatus,
+    DESCRIBE_FORMAT, LeasedRead, NodeDescription, NodeStatus, ReplicaRole, Response,
+    ShardConfiguration, ShardStatus,
 };
 
 /// Smallest encoded prior version.
@@ -176,6 +176,19 @@ pub fn encode_response(resp: &Response) -> Bytes {
             finish(enc)
         }
         Response::Unchanged => finish(header(RESP_UNCHANGED)),
+        Response::Leased { lease_ms, read } => {
+            let mut enc = header(RESP_LEASED);
+            enc.u32(*lease_ms);
+            match read {
+                LeasedRead::Unchanged => enc.u8(0),
+                LeasedRead::Got(None) => enc.u8(1),
+                LeasedRead::Got(Some(e)) => {
+                    enc.u8(2);
+                    put_entry(&mut enc, e);
+                }
+            }
+            finish(enc)
+        }
     }
 }
 
@@ -270,6 +283,16 @@ pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
         }
         RESP_ERROR => Response::Error(get_error(&mut d, &src)?),
         RESP_UNCHANGED => Response::Unchanged,
+        RESP_LEASED => {
+            let lease_ms = d.u32()?;
+            let read = match d.u8()? {
+                0 => LeasedRead::Unchanged,
+                1 => LeasedRead::Got(None),
+                2 => LeasedRead::Got(Some(get_entry(&mut d, &src)?)),
+                _ => return Err(d.err("unknown leased answer")),
+            };
+            Response::Leased { lease_ms, read }
+        }
         _ => {
             return Err(DecodeError {
                 what: "unknown response kind",

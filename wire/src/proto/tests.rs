@@ -9,7 +9,7 @@ use tierkv_engine::types::{Condition, EntryKind, Mutation, WriteOp};
 use tierkv_engine::{Error, ErrorKind};
 
 use super::codec::{
-    REQ_STATUS, REQ_WRITE, RESP_DESCRIBED, RESP_STATUS, RESP_WRITTEN, finish, header,
+    REQ_STATUS, REQ_WRITE, RESP_DESCRIBED, RESP_LEASED, RESP_STATUS, RESP_WRITTEN, finish, header,
 };
 use super::describe::{CacheFacts, FollowerFacts, LearnerFacts, NodeEvent, ShardFacts, WalFacts};
 use super::*;
@@ -138,6 +138,13 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         any::<u32>().prop_map(|max_events| Request::Describe { max_events }),
         Just(Request::StatusWithConfigurations),
+        (shard(), bytes(24), proptest::option::of(any::<u64>())).prop_map(|(shard, key, known)| {
+            Request::GetLeased {
+                shard,
+                key,
+                known: known.map(SeqNo),
+            }
+        }),
     ]
 }
 
@@ -397,6 +404,14 @@ fn response() -> impl Strategy<Value = Response> {
         remote_error().prop_map(Response::Error),
         Just(Response::Unchanged),
         description().prop_map(|d| Response::Described(Box::new(d))),
+        (
+            any::<u32>(),
+            proptest::option::of(proptest::option::of(entry()))
+        )
+            .prop_map(|(lease_ms, read)| Response::Leased {
+                lease_ms,
+                read: read.map_or(LeasedRead::Unchanged, LeasedRead::Got),
+            }),
     ]
 }
 
@@ -563,12 +578,60 @@ const GOLDEN_GET_IF_CHANGED: &str = "544b564301000507000000020000006b31090000000
 /// "TKVC", version 1, kind 21 (Unchanged, revision 2), crc32c.
 const GOLDEN_UNCHANGED: &str = "544b56430100150827f2c3";
 
+/// `GetLeased` and `Leased` (revision 6, design note 0014).
+#[test]
+fn read_lease_golden_bytes() {
+    let req = encode_request(&Request::GetLeased {
+        shard: ShardId(7),
+        key: Bytes::from_static(b"k1"),
+        known: Some(SeqNo(9)),
+    });
+    assert_eq!(hex(&req), GOLDEN_GET_LEASED);
+    let miss = encode_request(&Request::GetLeased {
+        shard: ShardId(7),
+        key: Bytes::from_static(b"k1"),
+        known: None,
+    });
+    assert_eq!(hex(&miss), GOLDEN_GET_LEASED_MISS);
+    let unchanged = encode_response(&Response::Leased {
+        lease_ms: 300,
+        read: LeasedRead::Unchanged,
+    });
+    assert_eq!(hex(&unchanged), GOLDEN_LEASED_UNCHANGED);
+    let absent = encode_response(&Response::Leased {
+        lease_ms: 0,
+        read: LeasedRead::Got(None),
+    });
+    assert_eq!(hex(&absent), GOLDEN_LEASED_ABSENT);
+    // An unknown answer code does not decode.
+    let mut enc = header(RESP_LEASED);
+    enc.u32(300);
+    enc.u8(3);
+    assert!(decode_response(&finish(enc)).is_err());
+}
+
+/// "TKVC", version 1, kind 9 (GetLeased, revision 6), shard 7, key length 2, "k1", known
+/// present 9, crc32c.
+const GOLDEN_GET_LEASED: &str = "544b564301000907000000020000006b31010900000000000000a90e1c90";
+/// The same without a known version.
+const GOLDEN_GET_LEASED_MISS: &str = "544b564301000907000000020000006b3100d45b285c";
+/// "TKVC", version 1, kind 24 (Leased), lease_ms 300, answer 0 (unchanged), crc32c.
+const GOLDEN_LEASED_UNCHANGED: &str = "544b56430100182c010000003788c432";
+/// Kind 24, lease_ms 0, answer 1 (no live entry), crc32c.
+const GOLDEN_LEASED_ABSENT: &str = "544b56430100180000000001faa16023";
+
 /// The kinds of revision 1 keep their bytes (the golden bytes above), and each request
 /// names the revision that introduced it: a gateway sends revision-2 kinds only to nodes
 /// that announced revision 2 (design note 0008).
 #[test]
 fn revisions_of_request_kinds() {
-    assert_eq!(REVISION, 5);
+    assert_eq!(REVISION, 6);
+    let leased = Request::GetLeased {
+        shard: ShardId(1),
+        key: Bytes::from_static(b"k"),
+        known: None,
+    };
+    assert_eq!(leased.revision(), REVISION_READ_LEASES);
     assert_eq!(
         Request::StatusWithConfigurations.revision(),
         REVISION_CONFIGURATIONS

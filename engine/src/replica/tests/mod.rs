@@ -38,11 +38,18 @@ pub(crate) enum Bug {
     /// A leader that no quorum acks any more keeps leading (and heartbeating), so that
     /// followers that hear it but cannot reach it never take over (a one-way partition).
     LeaderIgnoresLostQuorum,
+    /// A leader commits (and acknowledges) writes while a read lease it granted is
+    /// outstanding, instead of holding its commit point until the lease ended (note 0014).
+    ProposeDuringReadLease,
+    /// A leader hands the shard over while a read lease it granted is outstanding (the
+    /// target commits at once, note 0014).
+    HandoverIgnoresReadLease,
 }
 
 mod auditor;
 mod codec;
 mod membership;
+mod read_lease;
 mod sim;
 mod sim_tests;
 mod unit;

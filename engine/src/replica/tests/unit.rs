@@ -320,7 +320,7 @@ pub(super) fn leader() -> (Replica, Millis) {
 
 /// Replica `me` as the serving leader of epoch 2 (barrier at seq 2 committed), elected with
 /// the promise and ack of `peer`.
-fn leader_on(me: u32, peer: u32) -> (Replica, Millis) {
+pub(super) fn leader_on(me: u32, peer: u32) -> (Replica, Millis) {
     let mut r = replica(me, 1, vec![rec(1, 1)]);
     let t = Millis(3000);
     r.handle(t, Input::Tick);
@@ -623,7 +623,7 @@ fn handover(outs: &[Output]) -> bool {
 }
 
 /// The replicas `outs` send a `Handover` to.
-fn handed_to(outs: &[Output]) -> Vec<NodeId> {
+pub(super) fn handed_to(outs: &[Output]) -> Vec<NodeId> {
     sends(outs)
         .into_iter()
         .filter(|(_, m)| matches!(m, Msg::Handover { .. }))

@@ -30,6 +30,27 @@ fn text(b: &Bytes) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+impl HistOp {
+    /// A read of `key` by `client` that returned `value`.
+    pub(super) fn read(
+        client: usize,
+        key: Bytes,
+        value: Option<Bytes>,
+        invoked: u64,
+        returned: u64,
+    ) -> Self {
+        Self {
+            client,
+            key,
+            write: None,
+            read: Some(value),
+            invoked,
+            returned: Some(returned),
+            proposed: None,
+        }
+    }
+}
+
 impl Sim {
     pub(super) fn begin_write(&mut self, c: usize) {
         let e = self.payload(c);
