@@ -258,7 +258,12 @@ async fn until_leased(c: &Cluster, url: &str, key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_through_another_gateway_wait_for_read_leases_and_are_never_missed() {
-    let c = Cluster::start(two_gateways()).await;
+    let c = Cluster::start(Opts {
+        // Read leases are off by default (design note 0014).
+        env: vec![("TIERKV_CLUSTER__READ_LEASE".to_owned(), "300ms".to_owned())],
+        ..two_gateways()
+    })
+    .await;
     let (a, b) = (c.gateway_url(0), c.gateway_url(1));
     put(&c, &a, "leased", "v0").await;
     for i in 1..=3 {

@@ -3,9 +3,11 @@
 //! CAS and create a few keys, each operation through a gateway chosen at random (so writes go
 //! through one gateway and reads through the other), while a nemesis stops and restarts
 //! leaders (`kill -9` or SIGTERM). Each key's history is checked with the Wing–Gong checker.
-//! Read leases (design note 0014) are on, granted without a quiet period
-//! (`cluster.read_lease_quiet = 0s`), so that strong reads are served from the caches under
-//! leases between writes, and writes wait for them; the test requires that some were.
+//! It runs twice: with the default settings (no read leases: every strong read revalidates
+//! at the leader), and with read leases (design note 0014) on and granted without a quiet
+//! period (`cluster.read_lease = 300ms`, `read_lease_quiet = 0s`), so that strong reads are
+//! served from the caches under leases between writes, and writes wait for them; each run
+//! requires that its path was taken.
 //!
 //! The second test plants a bug (`TIERKV_PLANTED_BUG=strong-reads-from-cache`: strong reads
 //! served from the cache without revalidation) and shows that the checker rejects the
@@ -207,14 +209,19 @@ async fn verdicts(rec: &Recorder, keys: &[&str]) -> Vec<(String, usize, Verdict)
         .collect()
 }
 
-fn two_gateways(env: Vec<(String, String)>) -> Opts {
+fn two_gateways(env: Vec<(String, String)>, read_leases: bool) -> Opts {
+    let node_env = if read_leases {
+        vec![
+            ("TIERKV_CLUSTER__READ_LEASE".to_owned(), "300ms".to_owned()),
+            ("TIERKV_CLUSTER__READ_LEASE_QUIET".to_owned(), "0s".to_owned()),
+        ]
+    } else {
+        Vec::new()
+    };
     Opts {
         gateways: 2,
         gateway_env: env,
-        env: vec![(
-            "TIERKV_CLUSTER__READ_LEASE_QUIET".to_owned(),
-            "0s".to_owned(),
-        )],
+        env: node_env,
         ..Opts::default()
     }
 }
@@ -231,8 +238,19 @@ async fn cache_reads(c: &Cluster, url: &str, answer: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cached_reads_through_two_gateways_under_leader_kills_are_linearizable() {
+    under_leader_kills(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leased_reads_through_two_gateways_under_leader_kills_are_linearizable() {
+    under_leader_kills(true).await;
+}
+
+/// Clients through both gateways while a nemesis stops and restarts leaders; every key's
+/// history must be linearizable, and the cache path under test must have been taken.
+async fn under_leader_kills(read_leases: bool) {
     let seed = seed();
-    let opts = two_gateways(Vec::new());
+    let opts = two_gateways(Vec::new(), read_leases);
     let shards = opts.shards;
     let mut c = Cluster::start(opts).await;
     let urls = Arc::new(std::sync::Mutex::new(vec![
@@ -275,8 +293,8 @@ async fn cached_reads_through_two_gateways_under_leader_kills_are_linearizable()
         kills + stops
     );
     assert!(n > 200, "only {n} operations");
-    // The caches were used: strong reads revalidated cached versions, and some were served
-    // under read leases without a round trip.
+    // The caches were used: strong reads revalidated cached versions and, with read leases
+    // on, some were served under a lease without a round trip (without, none).
     let (mut revalidated, mut leased) = (0, 0);
     for g in [c.gateway_url(0), c.gateway_url(1)] {
         revalidated += cache_reads(&c, &g, "revalidated").await;
@@ -284,7 +302,11 @@ async fn cached_reads_through_two_gateways_under_leader_kills_are_linearizable()
     }
     println!("{revalidated} revalidated and {leased} leased strong reads");
     assert!(revalidated > 0, "no read was revalidated");
-    assert!(leased > 0, "no read was served under a read lease");
+    if read_leases {
+        assert!(leased > 0, "no read was served under a read lease");
+    } else {
+        assert_eq!(leased, 0, "read leases are off by default");
+    }
     for (key, n, v) in verdicts(&rec, &KEYS).await {
         match v {
             Verdict::Linearizable => println!("{key}: {n} operations, linearizable"),
@@ -301,7 +323,7 @@ async fn the_checker_catches_strong_reads_served_without_revalidation() {
         tierkv_gateway::cache::PLANTED_BUG_ENV.to_owned(),
         tierkv_gateway::cache::PLANTED_BUG_VALUE.to_owned(),
     )];
-    let c = Cluster::start(two_gateways(planted)).await;
+    let c = Cluster::start(two_gateways(planted, false)).await;
     let (a, b) = (c.gateway_url(0), c.gateway_url(1));
     let rec = Recorder::new();
     // A write through one gateway, a read through the other, another write, another read:

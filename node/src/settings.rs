@@ -62,7 +62,9 @@ pub struct ClusterSettings {
     /// answers strong reads of a key it revalidated from its cache, without a round trip,
     /// for this long; the leader holds the commit of writes to the shard until the leases it
     /// granted ended. `0s`: no read leases. Below `lease_duration − max_clock_drift`.
-    /// Default: 300ms.
+    /// Default: 0s (off): a write to a shard that was read-only for `read_lease_quiet`
+    /// waits up to one lease, which read-mostly data with rare writes would see as write
+    /// latency; turn it on (300ms is a good start) where strong reads dominate.
     #[serde(with = "humantime_serde")]
     pub read_lease: Duration,
     /// A leader grants read leases only after this long without a write to the shard (and
@@ -113,7 +115,7 @@ impl Default for ClusterSettings {
             max_clock_drift: Duration::from_millis(250),
             tick: Duration::from_millis(50),
             handover_after: Duration::from_secs(4),
-            read_lease: Duration::from_millis(300),
+            read_lease: Duration::ZERO,
             read_lease_quiet: Duration::from_secs(1),
             manifest_refresh: Duration::from_secs(30),
             map_refresh: Duration::from_secs(2),

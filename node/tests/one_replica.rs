@@ -126,18 +126,22 @@ async fn failed_fsync_poisons_the_shard_but_reads_continue() {
 
 /// `GetLeased` (design note 0014) on a shard's only replica: answered like a strong read or
 /// revalidation, without a lease (the only replica takes over at once after a restart, so
-/// it may not promise to hold writes for a gateway), and the refusal is counted.
+/// it may not promise to hold writes for a gateway) even with read leases configured, and
+/// the refusal is counted.
 #[tokio::test]
 async fn get_leased_on_the_only_replica_reads_without_a_lease() {
     use tierkv_wire::proto::{LeasedRead, Request, Response};
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = OneReplica::default()
-        .open(
-            dir.path(),
-            &ObjStore::in_memory(),
-            ManualClock::new(1_000_000),
-        )
-        .await;
+    let node = OneReplica {
+        read_lease: std::time::Duration::from_millis(300),
+        ..OneReplica::default()
+    }
+    .open(
+        dir.path(),
+        &ObjStore::in_memory(),
+        ManualClock::new(1_000_000),
+    )
+    .await;
     let s = shard(&node, S);
     let (v, _) = s.write(WriteBatch::new().put("k", "1")).await.expect("put");
     let ask = |known| Request::GetLeased {

@@ -116,6 +116,13 @@ pub(super) struct ReadLeases {
 }
 
 impl Replica {
+    /// Whether this replica may ever grant read leases (`read_lease` is set and the shard
+    /// has other voters); when not, every [`Replica::grant_read_lease`] is refused `Off`.
+    #[must_use]
+    pub fn read_leases_configured(&self) -> bool {
+        self.cfg.read_lease.0 > 0
+    }
+
     /// Grants a read lease at `now` (design note 0014): the duration a gateway may serve
     /// what it reads next from this shard for strong reads, counted from before it sent the
     /// request. Read the value only after this returns `Ok`; a refusal leaves reads as they

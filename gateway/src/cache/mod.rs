@@ -449,7 +449,8 @@ const PREVIOUS_WAIT_MAX: Duration = Duration::from_millis(100);
 
 impl Inner {
     /// Drives flight `d` for user key `key` in the reading request: waits for the key's
-    /// previous flight, looks up the cached version (in the disk tier too when `disk`),
+    /// previous flight, looks up the cached version (in the disk tier too when `disk`: an
+    /// eventual read opened it; only a strong one asks for a read lease),
     /// closes the flight, asks the leader, learns from the answer and hands it to the
     /// flight's members. Dropped before that (the request went away), `d` abandons the
     /// flight and its members start over.
@@ -491,7 +492,9 @@ impl Inner {
                 lease,
             }),
         };
-        let result = if self.leases && self.store.is_some() {
+        // Only a flight a strong read opened asks for a lease: eventual reads have no use
+        // for one, and a lease granted for nothing would hold the shard's next write.
+        let result = if self.leases && !disk && self.store.is_some() {
             self.backend
                 .get_leased(shard, dkey, known_version)
                 .await

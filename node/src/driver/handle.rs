@@ -137,6 +137,9 @@ pub struct ShardStatus {
     learners: parking_lot::Mutex<Vec<LearnerProgress>>,
     /// The replica's configurations (design note 0009), copied by the driver once per tick.
     configurations: parking_lot::Mutex<Configurations>,
+    /// [`Replica::read_leases_configured`]: when not, `GetLeased` is answered without asking
+    /// the driver (a refusal it would count as `off`).
+    pub(super) leases_configured: AtomicBool,
     /// [`Replica::read_lease_counts`], copied by the driver after grants and once per tick.
     pub(super) read_leases: parking_lot::Mutex<ReadLeaseCounts>,
     /// Woken when the role changes or the read lease starts or ends
@@ -165,6 +168,7 @@ impl Default for ShardStatus {
             followers: parking_lot::Mutex::new(Vec::new()),
             learners: parking_lot::Mutex::new(Vec::new()),
             configurations: parking_lot::Mutex::new(Configurations::default()),
+            leases_configured: AtomicBool::new(false),
             read_leases: parking_lot::Mutex::new(ReadLeaseCounts::default()),
             changed: Notify::new(),
         }
@@ -472,10 +476,12 @@ impl ShardHandle {
     /// the grant was recorded.
     pub async fn get_leased(&self, key: &[u8]) -> Result<(Millis, Option<Entry>)> {
         self.check_read(ReadConsistency::Strong)?;
-        let lease = if self.status.last_seq.load(Ordering::SeqCst)
-            > self.status.commit_seq.load(Ordering::SeqCst)
+        let lease = if !self.status.leases_configured.load(Ordering::Relaxed)
+            || self.status.last_seq.load(Ordering::SeqCst)
+                > self.status.commit_seq.load(Ordering::SeqCst)
         {
-            // A write is in flight: the driver would refuse; spare it the message.
+            // Read leases are off, or a write is in flight: the driver would refuse; spare it
+            // the message (the refusal is not counted).
             Millis(0)
         } else {
             let (reply, rx) = oneshot::channel();

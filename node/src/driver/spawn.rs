@@ -21,6 +21,10 @@ pub(crate) fn spawn(parts: DriverParts) -> (ShardHandle, tokio::task::JoinHandle
     let move_bytes_per_sec = parts.settings.move_bytes_per_sec;
     let id = parts.shard.id();
     let status = Arc::new(ShardStatus::default());
+    status.leases_configured.store(
+        parts.replica.read_leases_configured(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     status.publish(&parts.replica, false);
     status.publish_configurations(&parts.replica);
     let handle = ShardHandle {

@@ -24,6 +24,8 @@ pub struct OneReplica {
     pub wal: WalSettings,
     pub cache_bytes: usize,
     pub faults: Option<Arc<WalFaults>>,
+    /// `cluster.read_lease` (off by default, as in a node's settings).
+    pub read_lease: Duration,
 }
 
 impl Default for OneReplica {
@@ -34,6 +36,7 @@ impl Default for OneReplica {
             wal: WalSettings::default(),
             cache_bytes: 1 << 20,
             faults: None,
+            read_lease: Duration::ZERO,
         }
     }
 }
@@ -43,6 +46,7 @@ impl OneReplica {
     pub async fn open(&self, dir: &Path, store: &ObjStore, clock: Arc<dyn Clock>) -> Node {
         let base = ClusterSettings {
             tick: Duration::from_millis(10),
+            read_lease: self.read_lease,
             ..ClusterSettings::default()
         };
         // Nobody connects to it: the address is only recorded in the shard map.
