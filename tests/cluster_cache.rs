@@ -259,8 +259,12 @@ async fn until_leased(c: &Cluster, url: &str, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_through_another_gateway_wait_for_read_leases_and_are_never_missed() {
     let c = Cluster::start(Opts {
-        // Read leases are off by default (design note 0014).
+        // Read leases are off by default, in nodes and gateways (design note 0014).
         env: vec![("TIERKV_CLUSTER__READ_LEASE".to_owned(), "300ms".to_owned())],
+        gateway_env: vec![(
+            "TIERKV_GATEWAY__CACHE__READ_LEASES".to_owned(),
+            "true".to_owned(),
+        )],
         ..two_gateways()
     })
     .await;

@@ -209,8 +209,12 @@ async fn verdicts(rec: &Recorder, keys: &[&str]) -> Vec<(String, usize, Verdict)
         .collect()
 }
 
-fn two_gateways(env: Vec<(String, String)>, read_leases: bool) -> Opts {
+fn two_gateways(mut env: Vec<(String, String)>, read_leases: bool) -> Opts {
     let node_env = if read_leases {
+        env.push((
+            "TIERKV_GATEWAY__CACHE__READ_LEASES".to_owned(),
+            "true".to_owned(),
+        ));
         vec![
             ("TIERKV_CLUSTER__READ_LEASE".to_owned(), "300ms".to_owned()),
             ("TIERKV_CLUSTER__READ_LEASE_QUIET".to_owned(), "0s".to_owned()),

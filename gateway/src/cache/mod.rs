@@ -75,7 +75,8 @@ pub struct CacheOptions {
     /// answer strong reads of a key from the cache, without a round trip, while the lease
     /// of its last revalidation holds (the leader then holds writes to the shard until the
     /// lease ends; leaders grant none under steady writes). Needs nodes of wire revision 6
-    /// with `cluster.read_lease` set. Default: true.
+    /// with `cluster.read_lease` set. Default: false (leases are opt-in on both sides: a
+    /// write to a shard under a lease waits for it).
     pub read_leases: bool,
 }
 
@@ -89,7 +90,7 @@ impl Default for CacheOptions {
             freshness_bytes: 16 << 20,
             default_max_staleness: Duration::from_secs(1),
             coalesce: true,
-            read_leases: true,
+            read_leases: false,
         }
     }
 }

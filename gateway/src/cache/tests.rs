@@ -730,6 +730,32 @@ async fn values_up_to_the_limit_reach_the_disk_tier() {
     store.close().await.expect("close");
 }
 
+/// The cache with read leases on (off by default, design note 0014).
+fn leasing() -> CacheOptions {
+    CacheOptions {
+        read_leases: true,
+        ..CacheOptions::default()
+    }
+}
+
+/// Only strong reads ask for read leases: an eventual read's flight asks no lease (a lease
+/// granted for nothing would hold the shard's next write), and by default none asks.
+#[tokio::test(start_paused = true)]
+async fn eventual_reads_and_the_default_ask_for_no_lease() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    *b.lease.lock() = Duration::from_millis(300);
+    let t = tier(&b, &leasing()).await;
+    let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
+    assert_eq!((version(&r), r.answer), (Some(1), Answer::Miss));
+    assert_eq!((b.calls(), b.leased.load(Ordering::SeqCst)), (1, 0));
+    let t = tier(&b, &CacheOptions::default()).await;
+    for _ in 0..2 {
+        assert_ne!(read(&t, Want::Strong, 0).await.answer, Answer::Leased);
+    }
+    assert_eq!((b.calls(), b.leased.load(Ordering::SeqCst)), (3, 0));
+}
+
 /// Read leases (design note 0014): a strong read within the lease of the key's last
 /// revalidation is answered from the cache without a round trip; at the lease's end (counted
 /// from when the request was sent) it asks the leader again.
@@ -738,7 +764,7 @@ async fn strong_reads_under_a_read_lease_need_no_round_trip_until_it_ends() {
     let b = Scripted::new();
     b.set(1, "one", None);
     *b.lease.lock() = Duration::from_millis(300);
-    let t = tier(&b, &CacheOptions::default()).await;
+    let t = tier(&b, &leasing()).await;
     let r = read(&t, Want::Strong, 0).await;
     assert_eq!((version(&r), r.answer), (Some(1), Answer::Miss));
     assert_eq!(b.calls(), 1);
@@ -786,7 +812,7 @@ async fn an_own_write_drops_the_lease_and_the_option_turns_leases_off() {
     let b = Scripted::new();
     b.set(1, "one", None);
     *b.lease.lock() = Duration::from_millis(300);
-    let t = tier(&b, &CacheOptions::default()).await;
+    let t = tier(&b, &leasing()).await;
     read(&t, Want::Strong, 0).await;
     assert_eq!(read(&t, Want::Strong, 0).await.answer, Answer::Leased);
     let calls = b.calls();
