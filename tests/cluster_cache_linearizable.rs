@@ -217,7 +217,10 @@ fn two_gateways(mut env: Vec<(String, String)>, read_leases: bool) -> Opts {
         ));
         vec![
             ("TIERKV_CLUSTER__READ_LEASE".to_owned(), "300ms".to_owned()),
-            ("TIERKV_CLUSTER__READ_LEASE_QUIET".to_owned(), "0s".to_owned()),
+            (
+                "TIERKV_CLUSTER__READ_LEASE_QUIET".to_owned(),
+                "0s".to_owned(),
+            ),
         ]
     } else {
         Vec::new()

@@ -183,7 +183,10 @@ async fn no_secret_reaches_the_logs_or_an_answer() {
     // must never leak.
     let secret_part = |k: &str| {
         let s = k.splitn(3, '_').nth(2).expect("secret part").to_owned();
-        assert!(s.len() >= 32, "{k}: a secret part this short proves nothing");
+        assert!(
+            s.len() >= 32,
+            "{k}: a secret part this short proves nothing"
+        );
         s
     };
     for (what, s) in [
