@@ -352,7 +352,7 @@ pub(crate) fn rpc_client(
         Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
         None => reqwest::Client::builder(),
     };
-    Ok(builder
+    builder
         .http2_prior_knowledge()
         .connect_timeout(Duration::from_millis(500))
         .http2_keep_alive_interval(ping_every)
@@ -363,7 +363,7 @@ pub(crate) fn rpc_client(
         .map_err(|e| crate::settings::SettingsError::RpcClient {
             // A default client instead would drop the cluster's TLS and HTTP/2 settings.
             message: e.to_string(),
-        })?)
+        })
 }
 
 #[cfg(test)]

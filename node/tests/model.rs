@@ -113,6 +113,7 @@ impl Harness {
             },
             cache_bytes: 64 << 10,
             faults: None,
+            ..OneReplica::default()
         };
         let node = one
             .open(self.data_dir.path(), &self.store, self.clock.clone())
