@@ -169,8 +169,26 @@ impl Drop for Cluster {
     }
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
+/// A port of 127.0.0.1 that was free a moment ago, for a process started later (a node's
+/// address must be known before it starts: the members list names it, and a restarted node
+/// binds it again). Chosen below the kernel's ephemeral range when there is room: outgoing
+/// connections of every process take their source ports from that range, so a port picked
+/// inside it (what binding port 0 gives) can be taken by some connection before the node
+/// binds it, or while a killed node is down ("Address already in use"). Random and checked
+/// by binding, so that concurrent test processes rarely pick the same one.
 pub fn free_port() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(0);
+    if ephemeral_low > 20_000 {
+        for _ in 0..1_000 {
+            let port = rand::random_range(10_000..ephemeral_low);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
