@@ -141,7 +141,7 @@ pub struct ShardStatus {
     /// the driver (a refusal it would count as `off`).
     pub(super) leases_configured: AtomicBool,
     /// [`Replica::read_lease_counts`], copied by the driver after grants and once per tick.
-    pub(super) read_leases: parking_lot::Mutex<ReadLeaseCounts>,
+    read_leases: parking_lot::Mutex<ReadLeaseCounts>,
     /// Woken when the role changes or the read lease starts or ends
     /// ([`ShardHandle::wait_serving`]).
     changed: Notify,
@@ -304,6 +304,20 @@ impl ShardStatus {
     /// Replaces the published learner progress (empty unless a leader is moving).
     pub(super) fn publish_learners(&self, progress: Vec<LearnerProgress>) {
         *self.learners.lock() = progress;
+    }
+
+    /// Copies `r`'s read-lease counts (design note 0014).
+    pub(super) fn publish_read_leases(&self, r: &Replica) {
+        *self.read_leases.lock() = r.read_lease_counts();
+    }
+
+    /// What the driver copies once per tick, fresh enough for the admin API and metrics:
+    /// follower and learner progress, configurations, read-lease counts.
+    pub(super) fn publish_each_tick(&self, r: &Replica) {
+        self.publish_followers(r.follower_progress());
+        self.publish_learners(r.learners());
+        self.publish_configurations(r);
+        self.publish_read_leases(r);
     }
 
     /// The current values.

@@ -210,19 +210,12 @@ impl Driver {
                     None => break,
                 },
                 // The end of a read lease that holds the commit of writes (design note 0014).
-                () = hold_wake(self.hold_until), if self.hold_until.is_some() => {
-                    self.hold_until = None;
-                    self.step(Input::Tick);
-                }
+                () = hold_wake(self.hold_until), if self.hold_until.is_some() => self.on_hold_end(),
                 _ = tick.tick() => {
                     self.check_peers();
                     self.step(Input::Tick);
                     self.maybe_refresh_manifest();
-                    // For the admin API's follower lag: once per tick is fresh enough.
-                    self.status.publish_followers(self.replica.follower_progress());
-                    self.status.publish_learners(self.replica.learners());
-                    self.status.publish_configurations(&self.replica);
-                    *self.status.read_leases.lock() = self.replica.read_lease_counts();
+                    self.status.publish_each_tick(&self.replica);
                 }
             }
         }
@@ -248,7 +241,6 @@ impl Driver {
         }
     }
 
-    /// Runs one input through the replica and executes its outputs.
     /// Tells the replica about every peer whose replication stream broke since the last
     /// tick (it may have restarted).
     fn check_peers(&mut self) {
@@ -265,6 +257,7 @@ impl Driver {
         }
     }
 
+    /// Runs one input through the replica and executes its outputs.
     fn step(&mut self, input: Input) {
         if self.poisoned {
             return;

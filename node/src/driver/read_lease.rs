@@ -26,8 +26,14 @@ impl Driver {
         } else {
             self.replica.grant_read_lease(self.clock.now())
         };
-        *self.status.read_leases.lock() = self.replica.read_lease_counts();
+        self.status.publish_read_leases(&self.replica);
         let _ = reply.send(r);
+    }
+
+    /// The commit hold ended: the replica's tick commits what waited for it.
+    pub(super) fn on_hold_end(&mut self) {
+        self.hold_until = None;
+        self.step(tierkv_engine::replica::Input::Tick);
     }
 
     /// Arms the wake-up for the end of the replica's commit hold, if records wait for it.
