@@ -8,7 +8,7 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use tierkv_engine::ErrorKind;
 use tierkv_engine::replica::NodeId;
-use tierkv_engine::types::{ReadConsistency, ShardId};
+use tierkv_engine::types::{ReadConsistency, SeqNo, ShardId};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -43,68 +43,62 @@ impl Mode {
     }
 }
 
-/// A request encoded for every node it may go to: as itself, and, when its kind is newer
-/// than wire revision 1, as the equivalent requests of older revisions for nodes that did
-/// not announce its revision (design notes 0008 and 0014).
+/// A request encoded for every node it may go to: as itself, and, when it is a read whose
+/// kind is newer than wire revision 1, as the equivalent request of an older revision for a
+/// node that did not announce its revision (design notes 0008 and 0014). The older
+/// equivalents are encoded only when such a node is asked (during a rolling upgrade).
 pub(super) struct Body {
     bytes: Bytes,
     revision: u16,
-    /// Equivalents of older revisions, newest first: (revision, bytes).
-    older: Vec<(u16, Bytes)>,
+    /// For a read newer than revision 1: its shard, key and the version it revalidates.
+    read: Option<(ShardId, Bytes, Option<SeqNo>)>,
 }
 
 impl Body {
     fn new(req: &Request) -> Self {
-        let strong_get = |shard: &ShardId, key: &Bytes| {
-            proto::encode_request(&Request::Get {
-                shard: *shard,
-                key: key.clone(),
-                consistency: ReadConsistency::Strong,
-            })
-        };
-        let older = match req {
-            Request::GetIfChanged { shard, key, .. } => vec![(1, strong_get(shard, key))],
-            Request::GetLeased { shard, key, known } => {
-                let mut v = Vec::with_capacity(2);
-                if let Some(known) = known {
-                    let gic = Request::GetIfChanged {
-                        shard: *shard,
-                        key: key.clone(),
-                        known: *known,
-                    };
-                    v.push((gic.revision(), proto::encode_request(&gic)));
-                }
-                v.push((1, strong_get(shard, key)));
-                v
+        let read = match req {
+            Request::GetIfChanged { shard, key, known } => {
+                Some((*shard, key.clone(), Some(*known)))
             }
+            Request::GetLeased { shard, key, known } => Some((*shard, key.clone(), *known)),
             Request::Get { .. }
             | Request::Write { .. }
             | Request::Scan { .. }
             | Request::Status
             | Request::StatusWithConfigurations
-            | Request::Describe { .. } => Vec::new(),
+            | Request::Describe { .. } => None,
         };
         Self {
             bytes: proto::encode_request(req),
             revision: req.revision(),
-            older,
+            read,
         }
     }
 
-    /// The bytes to send to a node that announced `node_revision`, and their revision.
+    /// The bytes to send to a node that announced `node_revision`, and their revision: the
+    /// newest equivalent the node knows (`GetIfChanged` for a revalidation, else a strong
+    /// `Get`; the strong `Get` also to a node that announced less than either).
     fn for_revision(&self, node_revision: u16) -> (Bytes, u16) {
+        let Some((shard, key, known)) = &self.read else {
+            return (self.bytes.clone(), self.revision);
+        };
         if node_revision >= self.revision {
             return (self.bytes.clone(), self.revision);
         }
-        // The newest equivalent the node knows (the oldest one if it announced less).
-        self.older
-            .iter()
-            .find(|(rev, _)| *rev <= node_revision)
-            .or_else(|| self.older.last())
-            .map_or_else(
-                || (self.bytes.clone(), self.revision),
-                |(rev, bytes)| (bytes.clone(), *rev),
-            )
+        let revalidation = known.map(|known| Request::GetIfChanged {
+            shard: *shard,
+            key: key.clone(),
+            known,
+        });
+        let older = match revalidation {
+            Some(r) if r.revision() <= node_revision => r,
+            _ => Request::Get {
+                shard: *shard,
+                key: key.clone(),
+                consistency: ReadConsistency::Strong,
+            },
+        };
+        (proto::encode_request(&older), older.revision())
     }
 }
 
