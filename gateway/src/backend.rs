@@ -12,9 +12,21 @@ use std::fmt;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tierkv_engine::replica::LeaseMark;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, EntryKind, NodeId, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_wire::proto::RemoteError;
+
+/// A read lease a shard's leader granted with an answer (design note 0014): for
+/// `duration`, counted from before the request was sent, the shard's committed state stays
+/// the one `mark` names, which the answer was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// How long.
+    pub duration: std::time::Duration,
+    /// The committed state it vouches for (the leader's epoch and commit point).
+    pub mark: LeaseMark,
+}
 
 /// What the gateway needs from storage.
 #[async_trait]
@@ -41,21 +53,20 @@ pub trait Backend: Send + Sync + 'static {
         Ok(Revalidated::compare(entry, known))
     }
     /// A strong read of engine key `key` (a revalidation of `known` when given) that also
-    /// asks the shard's leader for a read lease (design note 0014): the answer, and how long
-    /// from before the request was sent the answer stays the key's committed state (zero: no
-    /// lease). The default asks without a lease; the cluster client sends `GetLeased` to
-    /// nodes that announced wire revision 6.
+    /// asks the shard's leader for a read lease (design note 0014): the answer, and the
+    /// lease if one was granted. The default asks without a lease; the cluster client sends
+    /// `GetLeased` to nodes that announced wire revision 6.
     async fn get_leased(
         &self,
         shard: ShardId,
         key: Bytes,
         known: Option<SeqNo>,
-    ) -> Result<(Revalidated, std::time::Duration), BackendError> {
+    ) -> Result<(Revalidated, Option<Lease>), BackendError> {
         let r = match known {
             Some(k) => self.get_if_changed(shard, key, k).await?,
             None => Revalidated::Current(self.get(shard, key, ReadConsistency::Strong).await?),
         };
-        Ok((r, std::time::Duration::ZERO))
+        Ok((r, None))
     }
     /// Applies `batch` atomically in `shard`; returns its version and, when
     /// `batch.report_prior` is set, each op's prior live version (else empty).

@@ -15,12 +15,12 @@ use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tierkv_engine::metrics::{Registry, encode_text};
-use tierkv_engine::replica::NodeId;
+use tierkv_engine::replica::{LeaseMark, NodeId};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::{ObjStore, StoreOptions};
 use tierkv_engine::types::{Entry, EntryKind, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tierkv_gateway::Backend;
-use tierkv_gateway::backend::{BackendError, NotReady, Revalidated};
+use tierkv_gateway::backend::{BackendError, Lease, NotReady, Revalidated};
 use tierkv_gateway::cluster::{ClientOptions, ClusterBackend, ConnectError, RPC_PATH};
 use tierkv_wire::proto::{
     self, NodeStatus, RemoteError, ReplicaRole, Request, Response, ShardStatus,
@@ -216,6 +216,7 @@ fn leader(r: &Request) -> Response {
         Request::GetIfChanged { key, .. } => Response::Got(Some(entry(key, 3))),
         Request::GetLeased { key, known, .. } => Response::Leased {
             lease_ms: 250,
+            mark: FAKE_MARK,
             read: if *known == Some(SeqNo(3)) {
                 proto::LeasedRead::Unchanged
             } else {
@@ -908,6 +909,12 @@ async fn get_if_changed_goes_only_to_nodes_that_announced_it() {
     assert_eq!(n1.gets(ReadConsistency::Strong), 4);
 }
 
+/// The mark of the fake nodes' read leases.
+const FAKE_MARK: LeaseMark = LeaseMark {
+    epoch: Epoch(2),
+    seq: SeqNo(40),
+};
+
 /// Read leases (design note 0014): a node that announced wire revision 6 gets `GetLeased`
 /// and its lease comes back; a node of revisions 2–5 gets `GetIfChanged`, one that
 /// announced nothing a strong `Get`, and neither gives a lease.
@@ -923,7 +930,7 @@ async fn get_leased_goes_only_to_nodes_that_announced_revision_6() {
     let is_leased = |r: &Request| matches!(r, Request::GetLeased { .. });
     let is_gic = |r: &Request| matches!(r, Request::GetIfChanged { .. });
     let got = b.get_leased(ShardId(0), key.clone(), Some(SeqNo(3))).await;
-    assert_eq!(got.expect("read"), (Revalidated::Unchanged, Duration::ZERO));
+    assert_eq!(got.expect("read"), (Revalidated::Unchanged, None));
     assert_eq!(n1.gets(ReadConsistency::Strong), 1);
     // Revision 5: the revalidation of revision 2, no lease.
     revision.store(5, Ordering::SeqCst);
@@ -931,19 +938,22 @@ async fn get_leased_goes_only_to_nodes_that_announced_revision_6() {
         .await
         .expect("get");
     let got = b.get_leased(ShardId(0), key.clone(), Some(SeqNo(3))).await;
-    assert_eq!(got.expect("read"), (Revalidated::Unchanged, Duration::ZERO));
+    assert_eq!(got.expect("read"), (Revalidated::Unchanged, None));
     assert_eq!((n1.count(is_gic), n1.count(is_leased)), (1, 0));
     // Without a known version: a strong Get.
     let got = b.get_leased(ShardId(0), key.clone(), None).await;
     let want = Revalidated::Current(Some(entry(&key, 3)));
-    assert_eq!(got.expect("read"), (want.clone(), Duration::ZERO));
+    assert_eq!(got.expect("read"), (want.clone(), None));
     assert_eq!(n1.gets(ReadConsistency::Strong), 3);
     // Revision 6: GetLeased, and the node's lease.
     revision.store(6, Ordering::SeqCst);
     b.get(ShardId(0), key.clone(), ReadConsistency::Strong)
         .await
         .expect("get");
-    let lease = Duration::from_millis(250);
+    let lease = Some(Lease {
+        duration: Duration::from_millis(250),
+        mark: FAKE_MARK,
+    });
     let got = b.get_leased(ShardId(0), key.clone(), Some(SeqNo(3))).await;
     assert_eq!(got.expect("read"), (Revalidated::Unchanged, lease));
     let got = b.get_leased(ShardId(0), key.clone(), None).await;

@@ -1,7 +1,8 @@
 //! The answers of the reads that compare a caller's cached version (design notes 0008 and
 //! 0014): `GetIfChanged` and `GetLeased`.
 
-use tierkv_engine::types::{ReadConsistency, SeqNo};
+use tierkv_engine::replica::LeaseMark;
+use tierkv_engine::types::{Epoch, ReadConsistency, SeqNo};
 use tierkv_wire::proto::{LeasedRead, RemoteError, Response};
 
 use crate::driver::ShardHandle;
@@ -25,12 +26,23 @@ pub(crate) async fn get_if_changed(h: &ShardHandle, key: &[u8], known: SeqNo) ->
 pub(crate) async fn get_leased(h: &ShardHandle, key: &[u8], known: Option<SeqNo>) -> Response {
     match h.get_leased(key).await {
         Ok((lease, entry)) => {
-            let lease_ms = u32::try_from(lease.0).unwrap_or(u32::MAX);
+            let lease_ms = lease.map_or(0, |l| u32::try_from(l.duration.0).unwrap_or(u32::MAX));
+            let mark = lease.map_or(
+                LeaseMark {
+                    epoch: Epoch(0),
+                    seq: SeqNo(0),
+                },
+                |l| l.mark,
+            );
             let read = match entry {
                 Some(e) if Some(e.seq) == known => LeasedRead::Unchanged,
                 other => LeasedRead::Got(other),
             };
-            Response::Leased { lease_ms, read }
+            Response::Leased {
+                lease_ms,
+                mark,
+                read,
+            }
         }
         Err(e) => err(&e),
     }

@@ -81,6 +81,10 @@ pub fn samples() -> (Vec<Request>, Vec<Response>) {
         Response::Unchanged,
         Response::Leased {
             lease_ms: 300,
+            mark: tierkv_engine::replica::LeaseMark {
+                epoch: tierkv_engine::types::Epoch(3),
+                seq: SeqNo(10),
+            },
             read: crate::proto::LeasedRead::Got(Some(entry.clone())),
         },
         Response::Got(Some(entry.clone())),

@@ -74,7 +74,7 @@ use crate::wal::WalRecord;
 pub use self::core::Replica;
 pub use self::membership::Membership;
 pub use self::msg::Msg;
-pub use self::read_lease::{ReadLeaseCounts, ReadLeaseRefusal};
+pub use self::read_lease::{LeaseMark, ReadLease, ReadLeaseCounts, ReadLeaseRefusal};
 pub use self::reconfig::{ChangePhase, LearnerProgress};
 
 pub use crate::types::NodeId;

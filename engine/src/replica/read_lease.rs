@@ -21,6 +21,12 @@
 //!   after the grant was appended after it (nothing was uncommitted then), so the state at
 //!   the grant is the state until `read_lease_until`. The leader's tick moves the commit
 //!   point once the hold ends.
+//! - **Mark** ([`LeaseMark`]): a grant also names the leader's epoch and commit point. Two
+//!   grants with the same mark saw the same committed state with no commit between them (the
+//!   commit point only grows within a leadership, and an epoch has one leader), so the
+//!   shard's committed state is constant from the first of them to the end of the last one's
+//!   hold: a gateway may serve any key it read under one of them until the latest of their
+//!   leases ends, not just the key each one came with.
 //! - **Leadership changes**: `now + d + margin` never passes the leader's own lease, and a
 //!   new leader can only take over once that lease ended (note 0002), so its barrier commits
 //!   after every read lease ended. A handover (note 0006) is the exception that does not wait
@@ -30,6 +36,27 @@
 
 use super::Millis;
 use super::core::{Replica, RoleState};
+use crate::types::{Epoch, SeqNo};
+
+/// Which committed state of a shard a read lease vouches for: the granting leader's epoch
+/// and commit point. Ordered by epoch, then commit point: a later mark is a later state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeaseMark {
+    /// The leader's epoch.
+    pub epoch: Epoch,
+    /// Its commit point when it granted (every record of its log was committed).
+    pub seq: SeqNo,
+}
+
+/// A granted read lease: how long (from before the gateway sent its request) the committed
+/// state named by `mark` stays the shard's committed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLease {
+    /// The lease's length.
+    pub duration: Millis,
+    /// The state it vouches for.
+    pub mark: LeaseMark,
+}
 
 /// Why a read lease was not granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,9 +152,10 @@ impl Replica {
 
     /// Grants a read lease at `now` (design note 0014): the duration a gateway may serve
     /// what it reads next from this shard for strong reads, counted from before it sent the
-    /// request. Read the value only after this returns `Ok`; a refusal leaves reads as they
-    /// were (check [`Replica::can_serve_strong_read`] as usual).
-    pub fn grant_read_lease(&mut self, now: Millis) -> Result<Millis, ReadLeaseRefusal> {
+    /// request, and the mark of the state it vouches for. Read the value only after this
+    /// returns `Ok`; a refusal leaves reads as they were (check
+    /// [`Replica::can_serve_strong_read`] as usual).
+    pub fn grant_read_lease(&mut self, now: Millis) -> Result<ReadLease, ReadLeaseRefusal> {
         let r = self.try_grant(now);
         match r {
             Ok(_) => self.reads.counts.granted += 1,
@@ -136,7 +164,7 @@ impl Replica {
         r
     }
 
-    fn try_grant(&mut self, now: Millis) -> Result<Millis, ReadLeaseRefusal> {
+    fn try_grant(&mut self, now: Millis) -> Result<ReadLease, ReadLeaseRefusal> {
         let max = self.cfg.read_lease;
         if max.0 == 0 || self.membership().voters().len() < 2 {
             return Err(ReadLeaseRefusal::Off);
@@ -168,7 +196,20 @@ impl Replica {
             return Err(ReadLeaseRefusal::LeaseShort);
         }
         self.reads.until = self.reads.until.max(now.plus(d).plus(margin));
-        Ok(d)
+        let mark = LeaseMark {
+            epoch: l.epoch,
+            seq: self.commit_seq,
+        };
+        #[cfg(test)]
+        let mark = if self.cfg.bug == Some(super::tests::Bug::ReadLeaseMarkIgnoresCommits) {
+            LeaseMark {
+                seq: SeqNo(0),
+                ..mark
+            }
+        } else {
+            mark
+        };
+        Ok(ReadLease { duration: d, mark })
     }
 
     /// The drift margin of a read lease: `max_clock_drift` (a bound per `lease_duration`)

@@ -59,8 +59,8 @@ impl Answer {
 pub(crate) struct Resolved {
     pub(crate) value: Option<CachedValue>,
     pub(crate) answer: Answer,
-    /// The read lease that came with the answer (zero: none), counted from `sent_at`.
-    pub(crate) lease: std::time::Duration,
+    /// The read lease that came with the answer, counted from `sent_at`.
+    pub(crate) lease: Option<crate::backend::Lease>,
 }
 
 /// What members of a flight receive.

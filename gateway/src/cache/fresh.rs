@@ -12,8 +12,10 @@ use std::hash::BuildHasher as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hashbrown::HashTable;
-use parking_lot::Mutex;
+use hashbrown::{HashMap, HashTable};
+use parking_lot::{Mutex, RwLock};
+use tierkv_engine::replica::LeaseMark;
+use tierkv_engine::types::ShardId;
 use tokio::time::Instant;
 
 /// A key's committed state.
@@ -27,7 +29,8 @@ pub(crate) enum State {
 }
 
 /// What was true of a key at some instant in `[verified_at, learned_at]`, and, with a read
-/// lease, at every instant of `[verified_at, leased_until)` (design note 0014).
+/// lease, at every instant of `[verified_at, leased_until)` (design note 0014) and while the
+/// shard holds a lease of the same mark ([`ShardLeases`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fact {
     pub(crate) state: State,
@@ -35,6 +38,8 @@ pub(crate) struct Fact {
     pub(crate) learned_at: Instant,
     /// End of the read lease the leader granted with this state (none: not leased).
     pub(crate) leased_until: Option<Instant>,
+    /// The mark of that lease: the shard's committed state this one was read from.
+    pub(crate) mark: Option<LeaseMark>,
 }
 
 impl Fact {
@@ -175,15 +180,20 @@ impl Facts {
                 };
                 match keep {
                     Keep::New => {
-                        // Two true statements of one state: its lease is the longer one.
+                        // Two true statements of one state: its lease is the longer one, its
+                        // mark the later one (the shard's lease follows the latest mark).
                         let same = held.fact.state == fact.state && fact.version().is_some();
-                        let lease = if same {
-                            held.fact.leased_until.max(fact.leased_until)
+                        let (lease, mark) = if same {
+                            (
+                                held.fact.leased_until.max(fact.leased_until),
+                                held.fact.mark.max(fact.mark),
+                            )
                         } else {
-                            fact.leased_until
+                            (fact.leased_until, fact.mark)
                         };
                         held.fact = Fact {
                             leased_until: lease,
+                            mark,
                             ..fact
                         };
                     }
@@ -259,5 +269,40 @@ impl Facts {
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> u64 {
         self.tables.iter().map(|t| t.lock().bytes).sum()
+    }
+}
+
+/// Per shard, the latest read lease this gateway holds by its mark (design note 0014): the
+/// latest end of a lease of that mark. Leases of one mark vouch for one committed state of
+/// the shard, constant from the first grant to the end of the last one's hold, so every
+/// fact read under that mark is current until then, whichever key's read renewed it.
+#[derive(Debug, Default)]
+pub(crate) struct ShardLeases {
+    leases: RwLock<HashMap<ShardId, (LeaseMark, Instant)>>,
+}
+
+impl ShardLeases {
+    /// A lease of `mark` on `shard` that ends at `until`: extends the held lease of the same
+    /// mark, replaces one of an earlier mark (its facts then need a round trip again),
+    /// leaves one of a later mark.
+    pub(crate) fn extend(&self, shard: ShardId, mark: LeaseMark, until: Instant) {
+        let mut leases = self.leases.write();
+        let held = leases.entry(shard).or_insert((mark, until));
+        if held.0 == mark {
+            held.1 = held.1.max(until);
+        } else if held.0 < mark {
+            *held = (mark, until);
+        }
+    }
+
+    /// Whether the shard's lease vouches for a fact of `mark` at `now`.
+    pub(crate) fn vouches(&self, shard: ShardId, mark: Option<LeaseMark>, now: Instant) -> bool {
+        let Some(mark) = mark else {
+            return false;
+        };
+        self.leases
+            .read()
+            .get(&shard)
+            .is_some_and(|(m, until)| *m == mark && now < *until)
     }
 }

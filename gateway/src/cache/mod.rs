@@ -30,9 +30,9 @@ use tokio::time::Instant;
 
 pub(crate) use self::flight::Answer;
 use self::flight::{Driver, FlightResult, Flights, Joined, Resolved};
-use self::fresh::{Fact, Facts, State};
+use self::fresh::{Fact, Facts, ShardLeases, State};
 pub use self::store::{CachedValue, StoreError, ValueStore};
-use crate::backend::{Backend, BackendError, Revalidated};
+use crate::backend::{Backend, BackendError, Lease, Revalidated};
 use crate::keys;
 
 /// The largest `max_staleness` a read may ask for; facts live this long.
@@ -72,11 +72,11 @@ pub struct CacheOptions {
     /// after it arrived). Default: true.
     pub coalesce: bool,
     /// Ask shards' leaders for read leases with each revalidation (design note 0014) and
-    /// answer strong reads of a key from the cache, without a round trip, while the lease
-    /// of its last revalidation holds (the leader then holds writes to the shard until the
-    /// lease ends; leaders grant none under steady writes). Needs nodes of wire revision 6
-    /// with `cluster.read_lease` set. Default: false (leases are opt-in on both sides: a
-    /// write to a shard under a lease waits for it).
+    /// answer strong reads of a key from the cache, without a round trip, while a lease for
+    /// the shard's committed state it was read at holds (the leader then holds writes to the
+    /// shard until the lease ends; leaders grant none under steady writes). Needs nodes of
+    /// wire revision 6 with `cluster.read_lease` set. Default: false (leases are opt-in on
+    /// both sides: a write to a shard under a lease waits for it).
     pub read_leases: bool,
 }
 
@@ -197,6 +197,8 @@ struct Inner {
     backend: Arc<dyn Backend>,
     store: Option<ValueStore>,
     facts: Facts,
+    /// Each shard's latest read lease by mark (design note 0014).
+    shard_leases: ShardLeases,
     flights: Flights,
     coalesce: bool,
     /// Ask for read leases and serve strong reads under them (design note 0014).
@@ -259,6 +261,7 @@ impl ReadTier {
                 backend,
                 store,
                 facts: Facts::new(opts.freshness_bytes, MAX_STALENESS),
+                shard_leases: ShardLeases::default(),
                 flights: Flights::default(),
                 coalesce: opts.coalesce,
                 leases: opts.read_leases,
@@ -314,7 +317,7 @@ impl ReadTier {
             Want::Eventual(s) => Some(arrival.checked_sub(s)),
         };
         if bound.is_none()
-            && let Some(leased) = self.leased_answer(key)
+            && let Some(leased) = self.leased_answer(shard, key)
         {
             self.inner.metrics.count(Answer::Leased);
             return Ok(ReadOutcome {
@@ -385,22 +388,26 @@ impl ReadTier {
         }
     }
 
-    /// The cached state of `key` if a read lease vouches for it now (design note 0014): the
-    /// leader confirmed it with a lease that has not ended (counted from before the request
-    /// was sent), so no write of the key committed since, nor can commit before the lease
-    /// ends; this instant, inside the read, is its linearization point. Memory tier only.
-    fn leased_answer(&self, key: &Bytes) -> Option<Option<CachedValue>> {
+    /// The cached state of `key` (in `shard`) if a read lease vouches for it now (design
+    /// note 0014): the leader confirmed it with a lease that has not ended (counted from
+    /// before the request was sent), or read it at the committed state that the shard's
+    /// current lease vouches for (its mark), so no write of the shard committed since, nor
+    /// can commit before the lease ends; this instant, inside the read, is its
+    /// linearization point. Memory tier only.
+    fn leased_answer(&self, shard: ShardId, key: &Bytes) -> Option<Option<CachedValue>> {
         if !self.inner.leases {
             return None;
         }
         let store = self.inner.store.as_ref()?;
         let fact = self.inner.facts.get(key)?;
+        let leased =
+            |now| fact.leased_at(now) || self.inner.shard_leases.vouches(shard, fact.mark, now);
         match fact.state {
-            State::Absent(_) if fact.leased_at(Instant::now()) => Some(None),
+            State::Absent(_) if leased(Instant::now()) => Some(None),
             State::Present(v) => {
                 let cached = store.get_memory(key)?;
                 // Checked after the lookup: the instant of the answer is within the lease.
-                (cached.version == v && fact.leased_at(Instant::now())).then_some(Some(cached))
+                (cached.version == v && leased(Instant::now())).then_some(Some(cached))
             }
             State::Absent(_) => None,
         }
@@ -416,6 +423,7 @@ impl ReadTier {
             verified_at: sent,
             learned_at: Instant::now(),
             leased_until: None,
+            mark: None,
         };
         store.insert(key.clone(), value);
         self.inner.facts.learn(key, fact);
@@ -434,6 +442,7 @@ impl ReadTier {
                 verified_at: sent,
                 learned_at: Instant::now(),
                 leased_until: None,
+                mark: None,
             },
         );
     }
@@ -477,7 +486,7 @@ impl Inner {
         self.metrics.flights.inc();
         let dkey = keys::data_key(key);
         let known_version = known.as_ref().map(|c| SeqNo(c.version));
-        let resolve = |r: Revalidated, lease: Duration| match (r, &known) {
+        let resolve = |r: Revalidated, lease: Option<Lease>| match (r, &known) {
             (Revalidated::Unchanged, Some(cached)) => Ok(Resolved {
                 value: Some(cached.clone()),
                 answer: Answer::Revalidated,
@@ -506,23 +515,23 @@ impl Inner {
                     .backend
                     .get_if_changed(shard, dkey, v)
                     .await
-                    .and_then(|r| resolve(r, Duration::ZERO)),
+                    .and_then(|r| resolve(r, None)),
                 None => self
                     .backend
                     .get(shard, dkey, ReadConsistency::Strong)
                     .await
-                    .and_then(|e| resolve(Revalidated::Current(e), Duration::ZERO)),
+                    .and_then(|e| resolve(Revalidated::Current(e), None)),
             }
         };
         if let Ok(r) = &result {
-            self.learn(key, r, sent_at);
+            self.learn(shard, key, r, sent_at);
         }
         d.answer(&result);
         result
     }
 
-    /// What a flight's answer teaches the cache.
-    fn learn(&self, key: &Bytes, r: &Resolved, sent_at: Instant) {
+    /// What a flight's answer teaches the cache (and, with a lease, the shard's lease).
+    fn learn(&self, shard: ShardId, key: &Bytes, r: &Resolved, sent_at: Instant) {
         let Some(store) = &self.store else {
             return;
         };
@@ -540,16 +549,20 @@ impl Inner {
         };
         // The lease counts from `sent_at`, before the request left: never later than the
         // leader's grant (design note 0014).
-        let leased_until = (!r.lease.is_zero())
-            .then(|| sent_at.checked_add(r.lease))
-            .flatten();
+        let lease = r
+            .lease
+            .and_then(|l| Some((sent_at.checked_add(l.duration)?, l.mark)));
+        if let Some((until, mark)) = lease {
+            self.shard_leases.extend(shard, mark, until);
+        }
         self.facts.learn(
             key,
             Fact {
                 state,
                 verified_at: sent_at,
                 learned_at: Instant::now(),
-                leased_until,
+                leased_until: lease.map(|(until, _)| until),
+                mark: lease.map(|(_, mark)| mark),
             },
         );
     }

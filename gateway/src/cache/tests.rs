@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::fresh::{Keep, order};
 use super::*;
 use crate::backend::NotReady;
+use tierkv_engine::replica::LeaseMark;
 
 /// A one-key store whose reads wait for a permit when `gated`, counting calls.
 struct Scripted {
@@ -24,8 +25,10 @@ struct Scripted {
     started: AtomicUsize,
     /// The next read panics (a bug in a backend).
     panic_once: std::sync::atomic::AtomicBool,
-    /// The read lease `get_leased` answers with (zero: none).
+    /// The read lease `get_leased` answers with (zero: none), with the mark below.
     lease: parking_lot::Mutex<Duration>,
+    /// The shard's committed state: its commit point follows `set`'s versions.
+    mark: parking_lot::Mutex<LeaseMark>,
     /// `get_leased` calls.
     leased: AtomicUsize,
 }
@@ -41,11 +44,16 @@ impl Scripted {
             started: AtomicUsize::new(0),
             panic_once: std::sync::atomic::AtomicBool::new(false),
             lease: parking_lot::Mutex::new(Duration::ZERO),
+            mark: parking_lot::Mutex::new(LeaseMark {
+                epoch: tierkv_engine::types::Epoch(1),
+                seq: SeqNo(0),
+            }),
             leased: AtomicUsize::new(0),
         })
     }
 
     fn set(&self, version: u64, value: &'static str, expires_at: Option<u64>) {
+        self.mark.lock().seq = SeqNo(version);
         *self.entry.lock() = Some(Entry {
             key: keys::data_key(&Bytes::from_static(KEY)),
             seq: SeqNo(version),
@@ -103,13 +111,18 @@ impl Backend for Scripted {
         shard: ShardId,
         key: Bytes,
         known: Option<SeqNo>,
-    ) -> Result<(Revalidated, Duration), BackendError> {
+    ) -> Result<(Revalidated, Option<Lease>), BackendError> {
         self.leased.fetch_add(1, Ordering::SeqCst);
         let r = match known {
             Some(k) => self.get_if_changed(shard, key, k).await?,
             None => Revalidated::Current(self.get(shard, key, ReadConsistency::Strong).await?),
         };
-        Ok((r, *self.lease.lock()))
+        let duration = *self.lease.lock();
+        let lease = (!duration.is_zero()).then(|| Lease {
+            duration,
+            mark: *self.mark.lock(),
+        });
+        Ok((r, lease))
     }
     async fn write(
         &self,
@@ -161,6 +174,18 @@ fn tier_with(backend: &Arc<Scripted>, store: Option<ValueStore>, opts: &CacheOpt
 
 async fn read(t: &ReadTier, want: Want, now: u64) -> ReadOutcome {
     t.read(ShardId(0), &key(), want, now).await.expect("read")
+}
+
+/// A strong read of user key `k` (the scripted store answers every key alike).
+async fn read_strong(t: &ReadTier, k: &'static str) -> ReadOutcome {
+    t.read(
+        ShardId(0),
+        &Bytes::from_static(k.as_bytes()),
+        Want::Strong,
+        0,
+    )
+    .await
+    .expect("read")
 }
 
 fn version(o: &ReadOutcome) -> Option<u64> {
@@ -419,11 +444,12 @@ async fn own_writes_teach_the_cache() {
     assert_eq!((version(&r), r.answer), (Some(5), Answer::Hit));
     // An older fact (a read that began before the write) does not replace it.
     t.inner.learn(
+        ShardId(0),
         &key(),
         &Resolved {
             value: Some(value(4)),
             answer: Answer::Miss,
-            lease: Duration::ZERO,
+            lease: None,
         },
         Instant::now(),
     );
@@ -617,6 +643,7 @@ fn fact(state: State, from: u64, to: u64, base: Instant) -> Fact {
         verified_at: base + Duration::from_millis(from),
         learned_at: base + Duration::from_millis(to),
         leased_until: None,
+        mark: None,
     }
 }
 
@@ -670,6 +697,7 @@ async fn facts_stay_bounded_and_expire() {
         verified_at: now + Duration::from_millis(ms),
         learned_at: now + Duration::from_millis(ms + 1),
         leased_until: None,
+        mark: None,
     };
     facts.learn(&k, at(5, 0));
     facts.learn(&k, at(4, 10));
@@ -692,6 +720,7 @@ async fn facts_stay_bounded_and_expire() {
                 verified_at: now,
                 learned_at: now,
                 leased_until: None,
+                mark: None,
             },
         );
         assert!(facts.bytes() <= 64 << 10, "{} bytes", facts.bytes());
@@ -850,4 +879,54 @@ async fn an_own_write_drops_the_lease_and_the_option_turns_leases_off() {
         assert_ne!(read(&t, Want::Strong, 0).await.answer, Answer::Leased);
     }
     assert_eq!((b.calls(), b.leased.load(Ordering::SeqCst)), (3, 0));
+}
+
+/// A lease renewed through one key renews every key read under the same mark (design note
+/// 0014): the shard's committed state has not moved since they were read. A write anywhere
+/// in the shard moves the mark, and keys read before it need a round trip again.
+#[tokio::test(start_paused = true)]
+async fn a_lease_of_the_same_mark_vouches_for_every_key_read_under_it() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    *b.lease.lock() = Duration::from_millis(300);
+    let t = tier(&b, &leasing()).await;
+    assert_eq!(read_strong(&t, "a").await.answer, Answer::Miss);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    assert_eq!(read_strong(&t, "b").await.answer, Answer::Miss);
+    // 350 ms: a's own lease ended at 300, b's (same mark) runs to 500.
+    tokio::time::advance(Duration::from_millis(150)).await;
+    let r = read_strong(&t, "a").await;
+    assert_eq!((version(&r), r.answer), (Some(1), Answer::Leased));
+    assert_eq!(b.calls(), 2, "no round trip under the shard's lease");
+    // 500 ms: every lease of that mark has ended.
+    tokio::time::advance(Duration::from_millis(150)).await;
+    assert_eq!(read_strong(&t, "a").await.answer, Answer::Revalidated);
+    assert_eq!(b.calls(), 3);
+    // A write to another key of the shard moves the commit point: b renews the shard's lease
+    // under the new mark, which does not vouch for a (read before the write).
+    b.mark.lock().seq = SeqNo(2);
+    tokio::time::advance(Duration::from_millis(301)).await;
+    assert_eq!(read_strong(&t, "b").await.answer, Answer::Revalidated);
+    assert_eq!(read_strong(&t, "b").await.answer, Answer::Leased);
+    assert_eq!(read_strong(&t, "a").await.answer, Answer::Revalidated);
+    assert_eq!(b.calls(), 5);
+    assert_eq!(read_strong(&t, "a").await.answer, Answer::Leased);
+    // An answer under an earlier mark (a late one) does not replace the shard's lease.
+    let mark = |seq| {
+        Some(LeaseMark {
+            epoch: tierkv_engine::types::Epoch(1),
+            seq: SeqNo(seq),
+        })
+    };
+    let leases = &t.inner.shard_leases;
+    let now = Instant::now();
+    assert!(leases.vouches(ShardId(0), mark(2), now));
+    if let Some(m) = mark(1) {
+        leases.extend(ShardId(0), m, now + Duration::from_secs(5));
+    }
+    assert!(leases.vouches(ShardId(0), mark(2), now));
+    assert!(!leases.vouches(ShardId(0), mark(1), now));
+    assert!(!leases.vouches(ShardId(1), mark(2), now), "per shard");
+    tokio::time::advance(Duration::from_millis(301)).await;
+    assert!(!leases.vouches(ShardId(0), mark(2), Instant::now()));
 }

@@ -83,7 +83,7 @@ use tracing::warn;
 use self::refresh::{run_background, wait_for_map};
 use self::route::Mode;
 use self::stats::{ClientMetrics, Retry};
-use crate::backend::{Backend, BackendError, NotReady, Revalidated};
+use crate::backend::{Backend, BackendError, Lease, NotReady, Revalidated};
 use tierkv_wire::peer_addresses::PeerAddresses;
 use tierkv_wire::proto::{LeasedRead, Request, Response};
 use tierkv_wire::shardmap::{Member, ShardMap, ShardMapError};
@@ -414,7 +414,7 @@ impl Backend for ClusterBackend {
         shard: ShardId,
         key: Bytes,
         known: Option<SeqNo>,
-    ) -> Result<(Revalidated, Duration), BackendError> {
+    ) -> Result<(Revalidated, Option<Lease>), BackendError> {
         let mode = Mode::StrongRead;
         let req = Request::GetLeased { shard, key, known };
         let compare = |entry| match known {
@@ -422,8 +422,18 @@ impl Backend for ClusterBackend {
             None => Revalidated::Current(entry),
         };
         match self.shared.route(shard, mode, &req).await? {
-            (_, Response::Leased { lease_ms, read }) => {
-                let lease = Duration::from_millis(u64::from(lease_ms));
+            (
+                _,
+                Response::Leased {
+                    lease_ms,
+                    mark,
+                    read,
+                },
+            ) => {
+                let lease = (lease_ms > 0).then(|| Lease {
+                    duration: Duration::from_millis(u64::from(lease_ms)),
+                    mark,
+                });
                 match read {
                     LeasedRead::Unchanged if known.is_some() => Ok((Revalidated::Unchanged, lease)),
                     LeasedRead::Got(entry) => Ok((compare(entry), lease)),
@@ -433,10 +443,8 @@ impl Backend for ClusterBackend {
                     }),
                 }
             }
-            (_, Response::Unchanged) if known.is_some() => {
-                Ok((Revalidated::Unchanged, Duration::ZERO))
-            }
-            (_, Response::Got(entry)) => Ok((compare(entry), Duration::ZERO)),
+            (_, Response::Unchanged) if known.is_some() => Ok((Revalidated::Unchanged, None)),
+            (_, Response::Got(entry)) => Ok((compare(entry), None)),
             (node, other) => Err(unexpected(shard, mode, node, &other)),
         }
     }

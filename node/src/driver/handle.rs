@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tierkv_engine::error::{Error, Result};
 use tierkv_engine::replica::{
-    ChangePhase, LearnerProgress, Membership, Millis, Msg, NodeId, ReadLeaseCounts,
+    ChangePhase, LearnerProgress, Membership, Millis, Msg, NodeId, ReadLease, ReadLeaseCounts,
     ReadLeaseRefusal, Replica, Role,
 };
 use tierkv_engine::shard::{Prepared, ScanPage, Shard};
@@ -81,7 +81,7 @@ pub(crate) enum Cmd {
     /// A gateway asks for a read lease (design note 0014): the driver grants it (or says
     /// why not) before the caller reads.
     GrantReadLease {
-        reply: oneshot::Sender<std::result::Result<Millis, ReadLeaseRefusal>>,
+        reply: oneshot::Sender<std::result::Result<ReadLease, ReadLeaseRefusal>>,
     },
     /// The node is stopping: hand leadership over, take nothing over.
     Drain,
@@ -485,10 +485,10 @@ impl ShardHandle {
         self.shard.get(key).await
     }
 
-    /// A strong read of `key` with a read lease (design note 0014): the lease granted (0:
+    /// A strong read of `key` with a read lease (design note 0014): the lease granted (none:
     /// refused; the read is then an ordinary strong read) and the live entry, read after
     /// the grant was recorded.
-    pub async fn get_leased(&self, key: &[u8]) -> Result<(Millis, Option<Entry>)> {
+    pub async fn get_leased(&self, key: &[u8]) -> Result<(Option<ReadLease>, Option<Entry>)> {
         self.check_read(ReadConsistency::Strong)?;
         let lease = if !self.status.leases_configured.load(Ordering::Relaxed)
             || self.status.last_seq.load(Ordering::SeqCst)
@@ -496,14 +496,14 @@ impl ShardHandle {
         {
             // Read leases are off, or a write is in flight: the driver would refuse; spare it
             // the message (the refusal is not counted).
-            Millis(0)
+            None
         } else {
             let (reply, rx) = oneshot::channel();
             self.tx
                 .send(Cmd::GrantReadLease { reply })
                 .await
                 .map_err(|_| Error::Closed)?;
-            rx.await.map_err(|_| Error::Closed)?.unwrap_or(Millis(0))
+            rx.await.map_err(|_| Error::Closed)?.ok()
         };
         // Checked again after the grant: the read must be a strong read too.
         self.check_read(ReadConsistency::Strong)?;

@@ -1,7 +1,7 @@
 //! The driver's part of read leases (design note 0014): grants asked for by the read path,
 //! and a wake-up at the end of a commit hold (rather than up to a tick later).
 
-use tierkv_engine::replica::{Millis, ReadLeaseRefusal};
+use tierkv_engine::replica::{ReadLease, ReadLeaseRefusal};
 use tokio::sync::oneshot;
 
 use super::Driver;
@@ -19,7 +19,7 @@ impl Driver {
     /// view holds every committed record may, and the grant is recorded before the answer.
     pub(super) fn grant_read_lease(
         &mut self,
-        reply: oneshot::Sender<Result<Millis, ReadLeaseRefusal>>,
+        reply: oneshot::Sender<Result<ReadLease, ReadLeaseRefusal>>,
     ) {
         let r = if self.poisoned || !self.caught_up() {
             Err(ReadLeaseRefusal::NotLeader)

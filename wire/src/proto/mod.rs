@@ -36,7 +36,7 @@
 //! | Status | node, map_version, count, shards: shard, role: u8 (1 follower, 2 candidate, 3 recovering, 4 leader), epoch, leader: opt\<u32\>, commit_seq, last_seq, flushed_seq |
 //! | Error | code: u8, then the code's fields (see [`RemoteError`]; codes 1–8 in declaration order) |
 //! | Unchanged | (none) |
-//! | Leased | lease_ms: u32, answer: u8 (0 unchanged, 1 no live entry, 2 entry follows), entry if 2 |
+//! | Leased | lease_ms: u32, mark epoch: u64, mark seq: u64, answer: u8 (0 unchanged, 1 no live entry, 2 entry follows), entry if 2 |
 //! | Described | format: u16 ([`DESCRIBE_FORMAT`]), document: bytes (UTF-8 JSON of [`NodeDescription`]) |
 //! | Status with configurations (23) | as Status, each shard followed by an opt\<configuration\>: committed: membership, in_force: membership, target count: u16 and that many u32 ids, phase: u8 (0 done, 1 learning, 2 joint, 3 final, 4 releasing) |
 //!
@@ -87,8 +87,9 @@
 //!
 //! Revision 6 (design note 0014) adds request kind 9 `GetLeased` and response kind 24
 //! `Leased`: a strong read (`known` absent) or revalidation (`known` present) that also asks
-//! the shard's leader for a read lease; the answer carries the lease in ms (0: refused) and
-//! the read's outcome (`Unchanged` only when `known` is the live version). A gateway sends it
+//! the shard's leader for a read lease; the answer carries the lease in ms (0: refused), its
+//! mark (the leader's epoch and commit point at the grant; zeros when refused) and the
+//! read's outcome (`Unchanged` only when `known` is the live version). A gateway sends it
 //! only to nodes that announced revision 6; to others it sends `GetIfChanged` (revision 2)
 //! or a strong `Get`, and holds no lease.
 //!
@@ -116,7 +117,7 @@ mod response;
 mod tests;
 
 use bytes::Bytes;
-use tierkv_engine::replica::{ChangePhase, Membership, NodeId, Role};
+use tierkv_engine::replica::{ChangePhase, LeaseMark, Membership, NodeId, Role};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 
@@ -279,6 +280,10 @@ pub enum Response {
         /// How long, from when the caller sent the request and on its clock, the value read
         /// stays the shard's committed state for this key (0: no lease).
         lease_ms: u32,
+        /// The committed state the lease vouches for (the leader's epoch and commit point);
+        /// every key read under a lease of the same mark stays current until the latest such
+        /// lease ends. Zeros when refused.
+        mark: LeaseMark,
         /// The read.
         read: LeasedRead,
     },

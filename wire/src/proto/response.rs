@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use tierkv_engine::codec::{Dec, DecodeError, Enc, get_entry_body, put_entry_body};
-use tierkv_engine::replica::{ChangePhase, Membership, NodeId};
+use tierkv_engine::replica::{ChangePhase, LeaseMark, Membership, NodeId};
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::types::{Entry, Epoch, SeqNo, ShardId};
 
@@ -176,9 +176,15 @@ pub fn encode_response(resp: &Response) -> Bytes {
             finish(enc)
         }
         Response::Unchanged => finish(header(RESP_UNCHANGED)),
-        Response::Leased { lease_ms, read } => {
+        Response::Leased {
+            lease_ms,
+            mark,
+            read,
+        } => {
             let mut enc = header(RESP_LEASED);
             enc.u32(*lease_ms);
+            enc.u64(mark.epoch.0);
+            enc.u64(mark.seq.0);
             match read {
                 LeasedRead::Unchanged => enc.u8(0),
                 LeasedRead::Got(None) => enc.u8(1),
@@ -285,13 +291,21 @@ pub fn decode_response(buf: &Bytes) -> Result<Response, DecodeError> {
         RESP_UNCHANGED => Response::Unchanged,
         RESP_LEASED => {
             let lease_ms = d.u32()?;
+            let mark = LeaseMark {
+                epoch: Epoch(d.u64()?),
+                seq: SeqNo(d.u64()?),
+            };
             let read = match d.u8()? {
                 0 => LeasedRead::Unchanged,
                 1 => LeasedRead::Got(None),
                 2 => LeasedRead::Got(Some(get_entry(&mut d, &src)?)),
                 _ => return Err(d.err("unknown leased answer")),
             };
-            Response::Leased { lease_ms, read }
+            Response::Leased {
+                lease_ms,
+                mark,
+                read,
+            }
         }
         _ => {
             return Err(DecodeError {

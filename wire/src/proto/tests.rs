@@ -5,7 +5,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use tierkv_engine::codec::Enc;
 use tierkv_engine::error::InvalidReason;
-use tierkv_engine::types::{Condition, EntryKind, Mutation, WriteOp};
+use tierkv_engine::types::{Condition, EntryKind, Epoch, Mutation, WriteOp};
 use tierkv_engine::{Error, ErrorKind};
 
 use super::codec::{
@@ -14,7 +14,7 @@ use super::codec::{
 use super::describe::{CacheFacts, FollowerFacts, LearnerFacts, NodeEvent, ShardFacts, WalFacts};
 use super::*;
 use crate::fuzzing::{sample_configured_status, samples};
-use tierkv_engine::replica::ChangePhase;
+use tierkv_engine::replica::{ChangePhase, LeaseMark};
 
 fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..max).prop_map(Bytes::from)
@@ -406,10 +406,15 @@ fn response() -> impl Strategy<Value = Response> {
         description().prop_map(|d| Response::Described(Box::new(d))),
         (
             any::<u32>(),
+            any::<(u64, u64)>(),
             proptest::option::of(proptest::option::of(entry()))
         )
-            .prop_map(|(lease_ms, read)| Response::Leased {
+            .prop_map(|(lease_ms, (epoch, seq), read)| Response::Leased {
                 lease_ms,
+                mark: LeaseMark {
+                    epoch: Epoch(epoch),
+                    seq: SeqNo(seq),
+                },
                 read: read.map_or(LeasedRead::Unchanged, LeasedRead::Got),
             }),
     ]
@@ -595,17 +600,27 @@ fn read_lease_golden_bytes() {
     assert_eq!(hex(&miss), GOLDEN_GET_LEASED_MISS);
     let unchanged = encode_response(&Response::Leased {
         lease_ms: 300,
+        mark: LeaseMark {
+            epoch: Epoch(4),
+            seq: SeqNo(11),
+        },
         read: LeasedRead::Unchanged,
     });
     assert_eq!(hex(&unchanged), GOLDEN_LEASED_UNCHANGED);
     let absent = encode_response(&Response::Leased {
         lease_ms: 0,
+        mark: LeaseMark {
+            epoch: Epoch(0),
+            seq: SeqNo(0),
+        },
         read: LeasedRead::Got(None),
     });
     assert_eq!(hex(&absent), GOLDEN_LEASED_ABSENT);
     // An unknown answer code does not decode.
     let mut enc = header(RESP_LEASED);
     enc.u32(300);
+    enc.u64(4);
+    enc.u64(11);
     enc.u8(3);
     assert!(decode_response(&finish(enc)).is_err());
 }
@@ -615,10 +630,13 @@ fn read_lease_golden_bytes() {
 const GOLDEN_GET_LEASED: &str = "544b564301000907000000020000006b31010900000000000000a90e1c90";
 /// The same without a known version.
 const GOLDEN_GET_LEASED_MISS: &str = "544b564301000907000000020000006b3100d45b285c";
-/// "TKVC", version 1, kind 24 (Leased), lease_ms 300, answer 0 (unchanged), crc32c.
-const GOLDEN_LEASED_UNCHANGED: &str = "544b56430100182c010000003788c432";
-/// Kind 24, lease_ms 0, answer 1 (no live entry), crc32c.
-const GOLDEN_LEASED_ABSENT: &str = "544b56430100180000000001faa16023";
+/// "TKVC", version 1, kind 24 (Leased), lease_ms 300, mark epoch 4 and seq 11, answer 0
+/// (unchanged), crc32c.
+const GOLDEN_LEASED_UNCHANGED: &str =
+    "544b56430100182c01000004000000000000000b0000000000000000b1cfb988";
+/// Kind 24, lease_ms 0, mark zeros, answer 1 (no live entry), crc32c.
+const GOLDEN_LEASED_ABSENT: &str =
+    "544b5643010018000000000000000000000000000000000000000001b191eb6e";
 
 /// The kinds of revision 1 keep their bytes (the golden bytes above), and each request
 /// names the revision that introduced it: a gateway sends revision-2 kinds only to nodes

@@ -44,6 +44,9 @@ pub(crate) enum Bug {
     /// A leader hands the shard over while a read lease it granted is outstanding (the
     /// target commits at once, note 0014).
     HandoverIgnoresReadLease,
+    /// A read lease's mark names the leader's epoch but not its commit point, so a gateway
+    /// takes keys read before a write as current under a lease granted after it (note 0014).
+    ReadLeaseMarkIgnoresCommits,
 }
 
 mod auditor;

@@ -2,6 +2,7 @@
 //! hold, and a handover that waits for the lease.
 
 use crate::replica::{Input, Millis, NodeId, Output, ReadLeaseRefusal, Role, SeqNo};
+use crate::types::Epoch;
 
 use super::unit::{ack, handed_to, leader_on, msg_from, persisted_all, rec};
 
@@ -13,7 +14,13 @@ fn a_leader_grants_read_leases_only_when_quiet_and_holds_commits_until_they_end(
     r.cfg.read_lease = Millis(300);
     r.cfg.read_lease_quiet = Millis(1000);
     // The own lease runs to t + 2000 − 250; the margin is 250 × 300 / 2000 + 1 = 39 ms.
-    assert_eq!(r.grant_read_lease(t), Ok(Millis(300)));
+    let first = r.grant_read_lease(t).map(|l| l.duration);
+    assert_eq!(first, Ok(Millis(300)));
+    let mark = r.grant_read_lease(t).map(|l| l.mark);
+    assert_eq!(
+        mark.map(|m| (m.epoch, m.seq)),
+        Ok((r.leader_epoch().unwrap_or(Epoch(0)), SeqNo(2)))
+    );
     let held_until = t.plus(Millis(339));
 
     // A write proposed under the lease is sequenced, persisted and acked, but not committed.
@@ -49,11 +56,22 @@ fn a_leader_grants_read_leases_only_when_quiet_and_holds_commits_until_they_end(
         Err(ReadLeaseRefusal::Recent)
     );
     let quiet = now.plus(Millis(1000));
-    assert_eq!(r.grant_read_lease(quiet), Ok(Millis(300)));
+    let after = r.grant_read_lease(quiet);
+    assert_eq!(after.map(|l| l.duration), Ok(Millis(300)));
+    // The write moved the mark: keys read under the first lease are not vouched for now.
+    let after_mark = after.map(|l| l.mark);
+    assert_eq!(after_mark.map(|m| m.seq), Ok(SeqNo(3)));
+    match (after_mark, mark) {
+        (Ok(a), Ok(b)) => assert!(a > b, "{a:?} after {b:?}"),
+        other => panic!("{other:?}"),
+    }
     // Near the end of the own lease (the ack of the write sent at `now` renewed it to
     // now + 1750) the lease is shortened, then refused.
     let late = now.plus(Millis(1600));
-    assert_eq!(r.grant_read_lease(late), Ok(Millis(111)));
+    assert_eq!(
+        r.grant_read_lease(late).map(|l| l.duration),
+        Ok(Millis(111))
+    );
     assert_eq!(
         r.grant_read_lease(now.plus(Millis(1720))),
         Err(ReadLeaseRefusal::LeaseShort)
@@ -63,7 +81,7 @@ fn a_leader_grants_read_leases_only_when_quiet_and_holds_commits_until_they_end(
         Err(ReadLeaseRefusal::NotLeader)
     );
     let counts = r.read_lease_counts();
-    assert_eq!(counts.granted, 3);
+    assert_eq!(counts.granted, 4);
     assert_eq!(counts.writes_held, 1);
     assert_eq!(counts.refused(ReadLeaseRefusal::Pending), 1);
     assert_eq!(counts.refused(ReadLeaseRefusal::Recent), 1);
@@ -80,7 +98,7 @@ fn a_draining_leader_hands_over_only_once_its_read_leases_ended() {
     let now = t.plus(Millis(100));
     r.handle(now, msg_from(3, ack(2, now)));
     r.handle(now, msg_from(2, ack(2, now)));
-    assert_eq!(r.grant_read_lease(now), Ok(Millis(300)));
+    assert_eq!(r.grant_read_lease(now).map(|l| l.duration), Ok(Millis(300)));
     let until = now.plus(Millis(339));
     let outs = r.handle(now, Input::Drain);
     assert!(handed_to(&outs).is_empty(), "{outs:?}");

@@ -217,6 +217,9 @@ pub(crate) struct Stats {
     pub(crate) read_leases: u64,
     /// Strong reads the caching reader answered from its cache under a lease.
     pub(crate) leased_reads: u64,
+    /// Of those, reads whose own lease had ended, answered under a later lease of the same
+    /// mark that another key's read brought.
+    pub(crate) mark_leased_reads: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -229,6 +232,7 @@ impl std::ops::AddAssign for Stats {
         self.releases += o.releases;
         self.read_leases += o.read_leases;
         self.leased_reads += o.leased_reads;
+        self.mark_leased_reads += o.mark_leased_reads;
         self.crashes += o.crashes;
         self.leaders += o.leaders;
         self.truncations += o.truncations;

@@ -428,6 +428,7 @@ fn sim_n3_read_leases_many_seeds() {
     let stats = run_many(&p, 5000..5080);
     assert!(stats.read_leases > 1000, "{stats:?}");
     assert!(stats.leased_reads > 1000, "{stats:?}");
+    assert!(stats.mark_leased_reads > 100, "{stats:?}");
     assert!(stats.handovers > 0 && stats.crashes > 0, "{stats:?}");
 }
 
@@ -462,6 +463,22 @@ fn sim_catches_commits_under_a_read_lease() {
     assert!(
         seed.is_some(),
         "the simulator missed commits under a read lease"
+    );
+}
+
+/// A lease mark that names the leader's epoch but not its commit point: the caching reader
+/// serves a key it read before a write under a lease granted after the write.
+#[test]
+fn sim_catches_a_lease_mark_that_ignores_commits() {
+    let p = Params {
+        read_leases: true,
+        bug: Some(Bug::ReadLeaseMarkIgnoresCommits),
+        ..Params::n3()
+    };
+    let seed = finds_bug_in(&p, 40);
+    assert!(
+        seed.is_some(),
+        "the simulator missed a lease mark that ignores commits"
     );
 }
 

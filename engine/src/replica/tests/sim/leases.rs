@@ -4,13 +4,19 @@
 //! sent the request) holds. Every read it answers goes into the history that the
 //! linearizability check sees, so a leader that lets a write commit under an outstanding
 //! read lease (or hands the shard over under one) fails the run.
+//!
+//! Like the gateway, the reader also keeps the shard's latest lease by its mark (the
+//! leader's epoch and commit point at the grant) and serves any key it last read under a
+//! lease of that mark while the shard's lease holds: a renewal through one key renews every
+//! key read at the same committed state. A mark that does not change with commits lets it
+//! serve a key older than a write, which the history check catches.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::replica::Role;
+use crate::replica::{LeaseMark, Role};
 
 use super::history::HistOp;
 use super::{Ev, MS, Sim};
@@ -18,13 +24,31 @@ use super::{Ev, MS, Sim};
 /// The history's client id of the caching reader.
 const READER: usize = 200;
 
-/// The reader's cache: per key, the value a leased answer confirmed and the end of its
-/// lease on the reader's clock (µs; 0: not leased).
+/// What the reader knows of a key: the value a leased answer confirmed, the end of its
+/// lease on the reader's clock (µs; 0: not leased), and the lease's mark.
+#[derive(Debug)]
+struct Cached {
+    value: Option<Bytes>,
+    until: u64,
+    mark: Option<LeaseMark>,
+}
+
+/// The reader's cache, and the shard's latest lease: its mark and the latest end of a
+/// lease of that mark (reader's clock, µs).
 #[derive(Debug, Default)]
 pub(crate) struct CachingReader {
-    cache: BTreeMap<Bytes, (Option<Bytes>, u64)>,
+    cache: BTreeMap<Bytes, Cached>,
+    shard: Option<(LeaseMark, u64)>,
     /// Its clock's rate error (parts per million).
     pub(crate) drift_ppm: i64,
+}
+
+impl CachingReader {
+    /// Whether a lease vouches for `c` at `local`: its own, or the shard's lease of its mark.
+    fn leased(&self, c: &Cached, local: u64) -> bool {
+        local < c.until
+            || matches!((c.mark, self.shard), (Some(m), Some((sm, until))) if m == sm && local < until)
+    }
 }
 
 /// A leased revalidation on its way back to the reader.
@@ -33,6 +57,7 @@ pub(crate) struct LeaseAnswer {
     key: Bytes,
     value: Option<Bytes>,
     lease_ms: u64,
+    mark: Option<LeaseMark>,
     sent_local: u64,
     invoked: u64,
 }
@@ -49,11 +74,14 @@ impl Sim {
     pub(super) fn lease_read(&mut self) {
         let key = Bytes::from(format!("k{}", self.rng.random_range(0..4)));
         let local = self.reader_local();
-        if let Some((value, until)) = self.reader.cache.get(&key)
-            && local < *until
+        if let Some(c) = self.reader.cache.get(&key)
+            && self.reader.leased(c, local)
         {
             self.stats.leased_reads += 1;
-            let value = value.clone();
+            if local >= c.until {
+                self.stats.mark_leased_reads += 1;
+            }
+            let value = c.value.clone();
             self.history
                 .push(HistOp::read(READER, key, value, self.now, self.now));
             return;
@@ -99,7 +127,8 @@ impl Sim {
         if !rep.can_serve_strong_read(now) {
             return; // not_leader: the reader tries again on its next read
         }
-        let lease_ms = rep.grant_read_lease(now).map_or(0, |d| d.0);
+        let lease = rep.grant_read_lease(now).ok();
+        let lease_ms = lease.map_or(0, |l| l.duration.0);
         if lease_ms > 0 {
             self.stats.read_leases += 1;
         }
@@ -114,6 +143,7 @@ impl Sim {
             key,
             value,
             lease_ms,
+            mark: lease.map(|l| l.mark),
             sent_local,
             invoked,
         };
@@ -121,7 +151,8 @@ impl Sim {
     }
 
     /// The answer is back: the read returns, and the cache keeps the value with its lease
-    /// (counted from the send).
+    /// (counted from the send) and mark; a lease of the shard's mark extends the shard's
+    /// lease, a later mark replaces it.
     pub(super) fn lease_answer(&mut self, a: LeaseAnswer) {
         self.history.push(HistOp::read(
             READER,
@@ -130,11 +161,24 @@ impl Sim {
             a.invoked,
             self.now,
         ));
-        let until = if a.lease_ms > 0 {
-            a.sent_local + a.lease_ms * 1000
-        } else {
-            0
+        let (until, mark) = match a.mark {
+            Some(m) if a.lease_ms > 0 => (a.sent_local + a.lease_ms * 1000, Some(m)),
+            _ => (0, None),
         };
-        self.reader.cache.insert(a.key, (a.value, until));
+        if let Some(m) = mark {
+            self.reader.shard = match self.reader.shard {
+                Some((sm, su)) if sm == m => Some((m, su.max(until))),
+                Some((sm, su)) if sm > m => Some((sm, su)),
+                _ => Some((m, until)),
+            };
+        }
+        self.reader.cache.insert(
+            a.key,
+            Cached {
+                value: a.value,
+                until,
+                mark,
+            },
+        );
     }
 }
