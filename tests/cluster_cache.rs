@@ -125,7 +125,23 @@ async fn strong_reads_are_never_stale_and_eventual_reads_respect_their_bound() {
         assert!(written.elapsed() < Duration::from_secs(10), "never fresh");
     }
     println!("{saw_old} eventual reads were answered from the cache within the bound");
-    // A write through a gateway is visible to its own eventual reads at once.
+    // A write through a gateway is visible to its own eventual reads at once: from the
+    // cache when it held the key (the write replaced the value), from the leader when not
+    // (a write adds no value to the cache).
+    put(&c, &b, "fresh-key", "mine").await;
+    let own = get(
+        &c,
+        &b,
+        "fresh-key",
+        "?consistency=eventual&max_staleness=3600s",
+    )
+    .await;
+    assert_eq!(
+        (own.body.as_str(), own.cache.as_deref()),
+        ("mine", Some("miss"))
+    );
+    put(&c, &b, "own", "first").await;
+    assert_eq!(get(&c, &b, "own", "").await.body, "first");
     put(&c, &b, "own", "mine").await;
     let own = get(&c, &b, "own", "?consistency=eventual&max_staleness=3600s").await;
     assert_eq!(

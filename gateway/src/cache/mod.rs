@@ -413,7 +413,9 @@ impl ReadTier {
         }
     }
 
-    /// This gateway wrote `value` to `key`; the write was sent at `sent`.
+    /// This gateway wrote `value` to `key`; the write was sent at `sent`. The key's fact
+    /// becomes the write's version; a cached value of the key is replaced, but an uncached
+    /// key's value is not added (`ValueStore::update`: values enter the cache when read).
     pub(crate) fn wrote(&self, key: &Bytes, value: CachedValue, sent: Instant) {
         let Some(store) = &self.inner.store else {
             return;
@@ -425,7 +427,7 @@ impl ReadTier {
             leased_until: None,
             mark: None,
         };
-        store.insert(key.clone(), value);
+        store.update(key, value);
         self.inner.facts.learn(key, fact);
     }
 

@@ -496,6 +496,24 @@ impl ValueStore {
         );
     }
 
+    /// Replaces the memory tier's value of `key` with `value` when it holds an older version
+    /// (this gateway wrote the key). A key the memory tier does not hold stays out: values
+    /// enter the cache when they are read, so writes of keys nobody reads through this
+    /// gateway cost no copy, no memory and no eviction (a cached older version elsewhere is
+    /// never served: the key's fact names the new version).
+    pub(crate) fn update(&self, key: &Bytes, value: CachedValue) {
+        let k = StoreKey(key.clone());
+        let older = self
+            .inner
+            .cache
+            .memory()
+            .get(&k)
+            .is_some_and(|e| e.value().version < value.version);
+        if older {
+            drop(self.inner.cache.insert(StoreKey(owned(key)), value.owned()));
+        }
+    }
+
     /// Drops `key` from both tiers.
     pub(crate) fn remove(&self, key: &Bytes) {
         self.inner.cache.remove(&StoreKey(key.clone()));

@@ -428,10 +428,13 @@ async fn eventual_reads_respect_the_staleness_bound() {
     );
 }
 
-/// This gateway's own writes and deletes are visible to its eventual reads at once.
+/// This gateway's own writes and deletes are visible to its eventual reads at once: a write
+/// replaces the cached value of a key the cache holds, and adds none for a key it does not
+/// (values enter the cache when read).
 #[tokio::test(start_paused = true)]
 async fn own_writes_teach_the_cache() {
     let b = Scripted::new();
+    b.set(4, "old", None);
     let t = tier(&b, &CacheOptions::default()).await;
     let value = |v: u64| CachedValue {
         version: v,
@@ -439,9 +442,23 @@ async fn own_writes_teach_the_cache() {
         content_type: None,
         expires_at: None,
     };
+    let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
+    assert_eq!((version(&r), r.answer), (Some(4), Answer::Miss));
     t.wrote(&key(), value(5), Instant::now());
     let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
     assert_eq!((version(&r), r.answer), (Some(5), Answer::Hit));
+    assert_eq!(r.value.map(|v| v.value), Some(Bytes::from_static(b"mine")));
+    let other = Bytes::from_static(b"other");
+    t.wrote(&other, value(7), Instant::now());
+    let store = t.inner.store.as_ref().expect("a cache");
+    assert!(
+        store.get_memory(&other).is_none(),
+        "an uncached key stays out"
+    );
+    assert_eq!(
+        t.inner.facts.get(&other).map(|f| f.state),
+        Some(State::Present(7))
+    );
     // An older fact (a read that began before the write) does not replace it.
     t.inner.learn(
         ShardId(0),
@@ -460,11 +477,11 @@ async fn own_writes_teach_the_cache() {
     t.deleted(&key(), 6, Instant::now());
     let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
     assert_eq!((version(&r), r.answer), (None, Answer::Hit));
-    assert_eq!(b.calls(), 0);
+    assert_eq!(b.calls(), 1);
     t.forget(&key());
     let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
-    assert_eq!((version(&r), r.answer), (None, Answer::Miss));
-    assert_eq!(b.calls(), 1);
+    assert_eq!((version(&r), r.answer), (Some(4), Answer::Miss));
+    assert_eq!(b.calls(), 2);
 }
 
 /// A cached value owns its bytes: a value that arrived as a slice of a larger buffer (an
