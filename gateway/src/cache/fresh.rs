@@ -9,6 +9,7 @@
 //! facts when it can tell which is later, and forgets the key when it cannot.
 
 use std::hash::BuildHasher as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -278,20 +279,47 @@ impl Facts {
 /// fact read under that mark is current until then, whichever key's read renewed it.
 #[derive(Debug, Default)]
 pub(crate) struct ShardLeases {
-    leases: RwLock<HashMap<ShardId, (LeaseMark, Instant)>>,
+    leases: RwLock<HashMap<ShardId, ShardLease>>,
+}
+
+/// One shard's lease.
+#[derive(Debug)]
+struct ShardLease {
+    mark: LeaseMark,
+    until: Instant,
+    /// The length of the latest lease that extended it: a renewal is due in its second half.
+    length: Duration,
+    /// A renewal was started and has not ended (one at a time per shard).
+    renewing: AtomicBool,
 }
 
 impl ShardLeases {
-    /// A lease of `mark` on `shard` that ends at `until`: extends the held lease of the same
-    /// mark, replaces one of an earlier mark (its facts then need a round trip again),
-    /// leaves one of a later mark.
-    pub(crate) fn extend(&self, shard: ShardId, mark: LeaseMark, until: Instant) {
+    /// A lease of `mark` on `shard`, `length` long, that ends at `until`: extends the held
+    /// lease of the same mark, replaces one of an earlier mark (its facts then need a round
+    /// trip again), leaves one of a later mark.
+    pub(crate) fn extend(&self, shard: ShardId, mark: LeaseMark, until: Instant, length: Duration) {
         let mut leases = self.leases.write();
-        let held = leases.entry(shard).or_insert((mark, until));
-        if held.0 == mark {
-            held.1 = held.1.max(until);
-        } else if held.0 < mark {
-            *held = (mark, until);
+        let fresh = ShardLease {
+            mark,
+            until,
+            length,
+            renewing: AtomicBool::new(false),
+        };
+        match leases.entry(shard) {
+            hashbrown::hash_map::Entry::Vacant(e) => {
+                e.insert(fresh);
+            }
+            hashbrown::hash_map::Entry::Occupied(mut e) => {
+                let held = e.get_mut();
+                if held.mark == mark {
+                    if until > held.until {
+                        held.until = until;
+                        held.length = length;
+                    }
+                } else if held.mark < mark {
+                    *held = fresh;
+                }
+            }
         }
     }
 
@@ -303,6 +331,25 @@ impl ShardLeases {
         self.leases
             .read()
             .get(&shard)
-            .is_some_and(|(m, until)| *m == mark && now < *until)
+            .is_some_and(|l| l.mark == mark && now < l.until)
+    }
+
+    /// Whether the caller should renew the shard's lease now, ahead of its end: it is in the
+    /// second half of its latest length and no renewal is under way (the caller then owns
+    /// the renewal and calls [`ShardLeases::renewed`] when it ends). Reads of a busy shard so
+    /// never all find its lease ended at once and go to the leader together.
+    pub(crate) fn renewal_due(&self, shard: ShardId, now: Instant) -> bool {
+        self.leases.read().get(&shard).is_some_and(|l| {
+            now < l.until
+                && l.until.saturating_duration_since(now) < l.length / 2
+                && !l.renewing.swap(true, Ordering::AcqRel)
+        })
+    }
+
+    /// A renewal [`ShardLeases::renewal_due`] handed out ended (renewed or not).
+    pub(crate) fn renewed(&self, shard: ShardId) {
+        if let Some(l) = self.leases.read().get(&shard) {
+            l.renewing.store(false, Ordering::Release);
+        }
     }
 }

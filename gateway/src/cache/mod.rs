@@ -320,6 +320,7 @@ impl ReadTier {
             && let Some(leased) = self.leased_answer(shard, key)
         {
             self.inner.metrics.count(Answer::Leased);
+            self.renew_early(shard, key);
             return Ok(ReadOutcome {
                 value: leased.filter(|v| !v.expired(now_ms)),
                 answer: Answer::Leased,
@@ -411,6 +412,22 @@ impl ReadTier {
             }
             State::Absent(_) => None,
         }
+    }
+
+    /// Renews `shard`'s read lease ahead of its end when that is due (design note 0014, point
+    /// 6): a revalidation of `key` in the background, whose leased answer extends the
+    /// shard's lease. One at a time per shard; the read that found it due does not wait.
+    fn renew_early(&self, shard: ShardId, key: &Bytes) {
+        if !self.inner.shard_leases.renewal_due(shard, Instant::now()) {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        tokio::spawn(async move {
+            // Errors and refusals are the next reads' to meet: they find the lease ended.
+            let _ = inner.drive(shard, &key, Flights::alone(), false).await;
+            inner.shard_leases.renewed(shard);
+        });
     }
 
     /// This gateway wrote `value` to `key`; the write was sent at `sent`. The key's fact
@@ -554,8 +571,8 @@ impl Inner {
         let lease = r
             .lease
             .and_then(|l| Some((sent_at.checked_add(l.duration)?, l.mark)));
-        if let Some((until, mark)) = lease {
-            self.shard_leases.extend(shard, mark, until);
+        if let (Some((until, mark)), Some(l)) = (lease, r.lease) {
+            self.shard_leases.extend(shard, mark, until, l.duration);
         }
         self.facts.learn(
             key,

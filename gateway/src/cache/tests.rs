@@ -814,8 +814,10 @@ async fn strong_reads_under_a_read_lease_need_no_round_trip_until_it_ends() {
     let r = read(&t, Want::Strong, 0).await;
     assert_eq!((version(&r), r.answer), (Some(1), Answer::Miss));
     assert_eq!(b.calls(), 1);
+    // (In the lease's first half: the second half would start an early renewal, tested
+    // below.)
     for _ in 0..3 {
-        tokio::time::advance(Duration::from_millis(99)).await;
+        tokio::time::advance(Duration::from_millis(49)).await;
         let r = read(&t, Want::Strong, 0).await;
         assert_eq!((version(&r), r.answer), (Some(1), Answer::Leased));
     }
@@ -823,7 +825,7 @@ async fn strong_reads_under_a_read_lease_need_no_round_trip_until_it_ends() {
     assert_eq!(t.inner.metrics.leased.get(), 3);
     // 300 ms after the request was sent the lease has ended: the leader is asked, and
     // (quiet shard) grants a new one.
-    tokio::time::advance(Duration::from_millis(3)).await;
+    tokio::time::advance(Duration::from_millis(153)).await;
     let r = read(&t, Want::Strong, 0).await;
     assert_eq!((version(&r), r.answer), (Some(1), Answer::Revalidated));
     assert_eq!(b.calls(), 2);
@@ -939,11 +941,62 @@ async fn a_lease_of_the_same_mark_vouches_for_every_key_read_under_it() {
     let now = Instant::now();
     assert!(leases.vouches(ShardId(0), mark(2), now));
     if let Some(m) = mark(1) {
-        leases.extend(ShardId(0), m, now + Duration::from_secs(5));
+        leases.extend(
+            ShardId(0),
+            m,
+            now + Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
     }
     assert!(leases.vouches(ShardId(0), mark(2), now));
     assert!(!leases.vouches(ShardId(0), mark(1), now));
     assert!(!leases.vouches(ShardId(1), mark(2), now), "per shard");
     tokio::time::advance(Duration::from_millis(301)).await;
     assert!(!leases.vouches(ShardId(0), mark(2), Instant::now()));
+}
+
+/// A shard's lease is renewed ahead of its end (design note 0014, point 6): a leased read in
+/// the lease's second half starts one background revalidation, whose lease extends the
+/// shard's, so busy keys never find the lease ended and never all go to the leader at once.
+#[tokio::test(start_paused = true)]
+async fn a_shard_lease_is_renewed_in_its_second_half_by_one_background_read() {
+    let b = Scripted::new();
+    b.set(1, "one", None);
+    *b.lease.lock() = Duration::from_millis(300);
+    let t = tier(&b, &leasing()).await;
+    assert_eq!(read_strong(&t, "a").await.answer, Answer::Miss);
+    assert_eq!(read_strong(&t, "b").await.answer, Answer::Miss);
+    // First half: leased, nothing renewed.
+    tokio::time::advance(Duration::from_millis(140)).await;
+    assert_eq!(read_strong(&t, "a").await.answer, Answer::Leased);
+    tokio::task::yield_now().await;
+    assert_eq!(b.calls(), 2);
+    // Second half: leased, and one renewal (however many reads see it due).
+    tokio::time::advance(Duration::from_millis(20)).await;
+    for k in ["a", "b", "a"] {
+        assert_eq!(read_strong(&t, k).await.answer, Answer::Leased);
+    }
+    let renewed_to = Instant::now() + Duration::from_millis(190);
+    until("the renewal extended the shard's lease", || {
+        t.inner
+            .shard_leases
+            .vouches(ShardId(0), Some(*b.mark.lock()), renewed_to)
+    })
+    .await;
+    assert_eq!(b.calls(), 3, "one renewal");
+    // 350 ms: past the first leases, inside the renewed one (sent at 160 ms): both keys
+    // (same mark) are still leased without another round trip.
+    tokio::time::advance(Duration::from_millis(190)).await;
+    for k in ["a", "b"] {
+        let r = read_strong(&t, k).await;
+        assert_eq!((version(&r), r.answer), (Some(1), Answer::Leased));
+    }
+    // Those reads were in the renewed lease's second half: one more renewal (sent at 350).
+    until("the second renewal was answered", || b.calls() == 4).await;
+    // Once the reads stop, the leases end with the last renewal (650 ms); a write then moves
+    // the mark and the next read goes to the leader.
+    tokio::time::advance(Duration::from_millis(301)).await;
+    b.set(2, "two", None);
+    let r = read_strong(&t, "a").await;
+    assert_eq!((version(&r), r.answer), (Some(2), Answer::Miss));
 }
