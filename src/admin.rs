@@ -360,13 +360,19 @@ fn set(v: &Value) -> String {
 }
 
 fn print_moves(m: &Value) {
+    // (Gateways before `shards_unreported` send none.)
+    let unreported = match m["shards_unreported"].as_u64() {
+        Some(n) if n > 0 => format!("; {n} with no leader reporting"),
+        _ => String::new(),
+    };
     println!(
-        "shard map version {}: {} of {} shards moving; progress {:.0}%{}",
+        "shard map version {}: {} of {} shards moving; progress {:.0}%{}{}",
         m["map_version"],
         m["shards_moving"],
         m["shards_total"],
         m["progress"].as_f64().unwrap_or(0.0) * 100.0,
-        eta(m)
+        eta(m),
+        unreported
     );
     println!(
         "{:>5}  {:>6}  {:<20} {:<12} {:<9} {:>8} {:>10}",

@@ -231,7 +231,11 @@ fn two_gateways(mut env: Vec<(String, String)>, read_leases: bool) -> Opts {
         env: node_env,
         // With read leases, one shard: every key is read under the marks that the others'
         // reads renew (design note 0014, I5), and a write to one key moves the mark of all.
-        shards: if read_leases { 1 } else { Opts::default().shards },
+        shards: if read_leases {
+            1
+        } else {
+            Opts::default().shards
+        },
         ..Opts::default()
     }
 }

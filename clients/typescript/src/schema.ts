@@ -924,7 +924,9 @@ export interface components {
             shards: components["schemas"]["ShardMove"][];
             /**
              * Format: int32
-             * @description Shards whose configuration is not their target yet (or whose leader did not report).
+             * @description Shards whose configuration is not their target yet. A shard whose leader did not
+             *     report counts as this gateway last saw it under the same map version (settled after
+             *     a failover stays settled), and as moving when it never saw it settled.
              */
             shards_moving: number;
             /**
@@ -938,6 +940,12 @@ export interface components {
              * @description Shards of the keyspace.
              */
             shards_total: number;
+            /**
+             * Format: int32
+             * @description Shards whose serving leader did not report (a failover in progress, a member
+             *     unreachable): their `phase` is `unknown` and `leader` null.
+             */
+            shards_unreported: number;
         };
         /**
          * @description `POST /admin/v1/members`: the member to add (design note 0009 §6). Start its node first

@@ -459,8 +459,13 @@ pub struct Moves {
     pub map_version: u64,
     /// Shards of the keyspace.
     pub shards_total: u32,
-    /// Shards whose configuration is not their target yet (or whose leader did not report).
+    /// Shards whose configuration is not their target yet. A shard whose leader did not
+    /// report counts as this gateway last saw it under the same map version (settled after
+    /// a failover stays settled), and as moving when it never saw it settled.
     pub shards_moving: u32,
+    /// Shards whose serving leader did not report (a failover in progress, a member
+    /// unreachable): their `phase` is `unknown` and `leader` null.
+    pub shards_unreported: u32,
     /// Shards that had to move since the cluster was last settled (the largest number seen
     /// moving since then, by this gateway).
     pub shards_to_move: u32,

@@ -1,9 +1,9 @@
 //! `GET /admin/v1/moves` (design note 0009 §7): each shard's configuration at its serving
 //! leader against the newest map's placement, the learners' lag, and overall progress with
 //! an ETA from the recent completion rate ([`MoveLog`], this gateway's memory of the last
-//! minute of readings).
+//! minute of readings, and of which shards it last saw settled).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use tierkv_engine::types::ShardId;
@@ -22,6 +22,10 @@ pub(crate) struct MoveLog {
     to_move: u32,
     /// `(when, shards moving)`, oldest first, within [`RATE_WINDOW`].
     readings: VecDeque<(Instant, u32)>,
+    /// Shards whose leader last reported them settled at their target, with the map
+    /// version of that target: a shard whose leader does not report now (a failover, an
+    /// unreachable member) counts as it was last seen under the same map version.
+    settled: HashMap<u32, u64>,
 }
 
 impl MoveLog {
@@ -85,14 +89,26 @@ pub(crate) fn moves(g: &Gathered, log: &mut MoveLog, at: Instant) -> Moves {
         }
     }
     for s in &mut shards {
+        if s.leader.is_none() {
+            // Not reported: as last seen under this map version, else moving (unknown).
+            s.moving = log.settled.get(&s.shard) != Some(&map.version());
+            continue;
+        }
         let target: BTreeSet<u32> = s.target.iter().copied().collect();
         let settled = match s.current.as_slice() {
             [steady] => steady.iter().copied().collect::<BTreeSet<u32>>() == target,
             _ => false,
         };
         s.moving = !(settled && s.phase == "done");
+        if s.moving {
+            log.settled.remove(&s.shard);
+        } else {
+            log.settled.insert(s.shard, map.version());
+        }
     }
     let moving = u32::try_from(shards.iter().filter(|s| s.moving).count()).unwrap_or(u32::MAX);
+    let unreported =
+        u32::try_from(shards.iter().filter(|s| s.leader.is_none()).count()).unwrap_or(u32::MAX);
     let (to_move, eta_secs) = log.observe(at, moving);
     let progress = if to_move == 0 {
         1.0
@@ -103,6 +119,7 @@ pub(crate) fn moves(g: &Gathered, log: &mut MoveLog, at: Instant) -> Moves {
         map_version: map.version(),
         shards_total: map.shards(),
         shards_moving: moving,
+        shards_unreported: unreported,
         shards_to_move: to_move,
         progress,
         eta_secs,
@@ -112,7 +129,80 @@ pub(crate) fn moves(g: &Gathered, log: &mut MoveLog, at: Instant) -> Moves {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tierkv_engine::types::NodeId;
+    use tierkv_wire::proto::describe::{NodeDescription, ShardFacts};
+    use tierkv_wire::shardmap::{DEFAULT_VNODES, Member, ShardMap};
+
     use super::*;
+    use crate::admin::view::MemberFacts;
+
+    /// Three members, four shards on all three; each member leads the shards in `leads`,
+    /// settled at their target.
+    fn gathered(version: u64, leads: &[&[u32]; 3]) -> Gathered {
+        let members = (1..=3)
+            .map(|id| Member::active(NodeId(id), format!("127.0.0.1:{id}")))
+            .collect();
+        let map = Arc::new(ShardMap::new(version, 4, 3, DEFAULT_VNODES, members).expect("map"));
+        let members = (1..=3u32)
+            .map(|id| {
+                let shards = leads[id as usize - 1]
+                    .iter()
+                    .map(|&s| ShardFacts {
+                        shard: s,
+                        role: "leader".to_owned(),
+                        leader: Some(id),
+                        configuration: vec![map.replicas(ShardId(s)).iter().map(|n| n.0).collect()],
+                        phase: "done".to_owned(),
+                        ..ShardFacts::default()
+                    })
+                    .collect();
+                MemberFacts {
+                    id: NodeId(id),
+                    addr: format!("127.0.0.1:{id}"),
+                    answering: Some(true),
+                    last_seen_ms: Some(1),
+                    facts: Facts::Described(Box::new(NodeDescription {
+                        node: id,
+                        shards,
+                        ..NodeDescription::default()
+                    })),
+                }
+            })
+            .collect();
+        Gathered {
+            map,
+            members,
+            events: Vec::new(),
+        }
+    }
+
+    /// A shard whose leader does not report counts as this gateway last saw it under the
+    /// same map version: settled stays settled through a failover; never seen settled, or
+    /// seen under an older map, it counts as moving. Either way it is `unreported`.
+    #[test]
+    fn unreported_shards_count_as_last_seen_under_the_same_map() {
+        let mut log = MoveLog::default();
+        let t = Instant::now();
+        // Nothing seen yet and shard 3 unreported: moving (unknown).
+        let m = moves(&gathered(1, &[&[0, 1], &[2], &[]]), &mut log, t);
+        assert_eq!((m.shards_moving, m.shards_unreported), (1, 1));
+        assert!(m.shards[3].moving && m.shards[3].leader.is_none());
+        assert_eq!(m.shards[3].phase, "unknown");
+        // All four reported settled.
+        let m = moves(&gathered(1, &[&[0, 1], &[2], &[3]]), &mut log, t);
+        assert_eq!((m.shards_moving, m.shards_unreported), (0, 0));
+        assert_eq!(m.progress, 1.0);
+        // Shard 3's leader fails over: unreported, still settled.
+        let m = moves(&gathered(1, &[&[0, 1], &[2], &[]]), &mut log, t);
+        assert_eq!((m.shards_moving, m.shards_unreported), (0, 1));
+        assert!(!m.shards[3].moving);
+        assert_eq!(m.shards[3].phase, "unknown");
+        // A newer map: what was seen under the old one does not count.
+        let m = moves(&gathered(2, &[&[0, 1], &[2], &[]]), &mut log, t);
+        assert_eq!((m.shards_moving, m.shards_unreported), (1, 1));
+    }
 
     /// Progress counts against the most shards seen moving; the ETA comes from the rate of
     /// the last minute; nothing moving resets both.

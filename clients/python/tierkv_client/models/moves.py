@@ -30,10 +30,14 @@ class Moves:
             map_version (int): The shard map version the targets come from.
             progress (float): Done fraction of those, 0..=1 (1 when nothing moves).
             shards (list[ShardMove]): Every shard, in order.
-            shards_moving (int): Shards whose configuration is not their target yet (or whose leader did not report).
+            shards_moving (int): Shards whose configuration is not their target yet. A shard whose leader did not
+                report counts as this gateway last saw it under the same map version (settled after
+                a failover stays settled), and as moving when it never saw it settled.
             shards_to_move (int): Shards that had to move since the cluster was last settled (the largest number seen
                 moving since then, by this gateway).
             shards_total (int): Shards of the keyspace.
+            shards_unreported (int): Shards whose serving leader did not report (a failover in progress, a member
+                unreachable): their `phase` is `unknown` and `leader` null.
             eta_secs (int | None | Unset): Estimated seconds until every move is done, from the completion rate of the last
                 minute (null when nothing completed lately, or nothing moves).
      """
@@ -44,6 +48,7 @@ class Moves:
     shards_moving: int
     shards_to_move: int
     shards_total: int
+    shards_unreported: int
     eta_secs: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -70,6 +75,8 @@ class Moves:
 
         shards_total = self.shards_total
 
+        shards_unreported = self.shards_unreported
+
         eta_secs: int | None | Unset
         if isinstance(self.eta_secs, Unset):
             eta_secs = UNSET
@@ -86,6 +93,7 @@ class Moves:
             "shards_moving": shards_moving,
             "shards_to_move": shards_to_move,
             "shards_total": shards_total,
+            "shards_unreported": shards_unreported,
         })
         if eta_secs is not UNSET:
             field_dict["eta_secs"] = eta_secs
@@ -118,6 +126,8 @@ class Moves:
 
         shards_total = d.pop("shards_total")
 
+        shards_unreported = d.pop("shards_unreported")
+
         def _parse_eta_secs(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -135,6 +145,7 @@ class Moves:
             shards_moving=shards_moving,
             shards_to_move=shards_to_move,
             shards_total=shards_total,
+            shards_unreported=shards_unreported,
             eta_secs=eta_secs,
         )
 
