@@ -259,6 +259,7 @@ async fn metric_families_keep_their_names_types_and_labels() {
             ("tierkv_replica_handovers_total", "counter"),
             ("tierkv_replica_leaderships_total", "counter"),
             ("tierkv_replica_learners", "gauge"),
+            ("tierkv_replica_move_appends_throttled_total", "counter"),
             ("tierkv_replica_move_lag_records", "gauge"),
             ("tierkv_replica_moves_total", "counter"),
             ("tierkv_replica_read_lease_requests_total", "counter"),

@@ -23,7 +23,7 @@ type Figure = (
     fn(&ShardHandle, &StatusSnapshot) -> u64,
 );
 
-const FIGURES: [Figure; 10] = [
+const FIGURES: [Figure; 11] = [
     (
         "tierkv_replica_read_lease_writes_held",
         "Writes the leaders here sequenced while a read lease they granted was outstanding: their commit waited for its end (design note 0014).",
@@ -71,6 +71,12 @@ const FIGURES: [Figure; 10] = [
         "Learners the leaders here replicate to while they move their shards' configurations (design note 0009).",
         MetricType::Gauge,
         |h, _| h.learner_progress().len() as u64,
+    ),
+    (
+        "tierkv_replica_move_appends_throttled",
+        "Appends to learners the leaders here dropped to hold cluster.move_bytes_per_sec; each is sent again once the learner made no progress for a heartbeat (design note 0009).",
+        MetricType::Counter,
+        |h, _| h.throttled_appends(),
     ),
     (
         "tierkv_replica_move_lag_records",

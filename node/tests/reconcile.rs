@@ -577,6 +577,12 @@ async fn throttled_moves_learn_one_at_a_time_and_still_finish() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(saw_bytes_behind, "no leader reported bytes behind");
+    let throttled: u64 = nodes[..3]
+        .iter()
+        .flat_map(|r| r.node.shards())
+        .map(|h| h.throttled_appends())
+        .sum();
+    assert!(throttled > 0, "the throttle dropped no Append");
     for &s in &moved {
         let h = nodes[3].node.shard(s).expect("hosted");
         let deadline = Instant::now() + DEADLINE;

@@ -129,6 +129,9 @@ pub struct ShardStatus {
     pub(super) moves: [AtomicU64; 2],
     /// Times this replica handed the shard over (design note 0006).
     pub(super) handovers: AtomicU64,
+    /// `Append`s to learners the catch-up throttle dropped (design note 0009 §2, "Learn";
+    /// the leader sends them again).
+    pub(super) throttled_appends: AtomicU64,
     /// On a leader: each follower's durably acknowledged seq, copied by the driver once per
     /// tick (the admin API's follower lag). A lock held only to copy.
     followers: parking_lot::Mutex<Vec<(NodeId, SeqNo)>>,
@@ -165,6 +168,7 @@ impl Default for ShardStatus {
             leaderships: AtomicU64::new(0),
             moves: [AtomicU64::new(0), AtomicU64::new(0)],
             handovers: AtomicU64::new(0),
+            throttled_appends: AtomicU64::new(0),
             followers: parking_lot::Mutex::new(Vec::new()),
             learners: parking_lot::Mutex::new(Vec::new()),
             configurations: parking_lot::Mutex::new(Configurations::default()),
@@ -409,6 +413,13 @@ impl ShardHandle {
     #[must_use]
     pub fn configurations(&self) -> Configurations {
         self.status.configurations.lock().clone()
+    }
+
+    /// `Append`s to learners the catch-up throttle dropped since this replica started
+    /// (design note 0009 §2).
+    #[must_use]
+    pub fn throttled_appends(&self) -> u64 {
+        self.status.throttled_appends.load(Ordering::Relaxed)
     }
 
     /// Read leases granted and refused, and writes held for them, by this replica (as of

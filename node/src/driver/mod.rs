@@ -285,6 +285,9 @@ impl Driver {
                     if !self.throttle.allows(&self.replica, to, &msg) {
                         // Dropped: a leader rewinds a follower that made no progress for a
                         // heartbeat and sends again (design note 0009 §2, "Learn").
+                        self.status
+                            .throttled_appends
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     self.transport.send(to, self.id, &msg);
