@@ -316,14 +316,19 @@ impl ReadTier {
             Want::Strong => None,
             Want::Eventual(s) => Some(arrival.checked_sub(s)),
         };
-        if bound.is_none()
-            && let Some(leased) = self.leased_answer(shard, key)
-        {
-            self.inner.metrics.count(Answer::Leased);
-            self.renew_early(shard, key);
+        if let Some(leased) = self.leased_answer(shard, key) {
+            // Current now: a strong read's answer, and an eventual read's whatever its bound
+            // (a hit; only strong reads renew leases, as only they ask for them).
+            let answer = if bound.is_none() {
+                self.renew_early(shard, key);
+                Answer::Leased
+            } else {
+                Answer::Hit
+            };
+            self.inner.metrics.count(answer);
             return Ok(ReadOutcome {
                 value: leased.filter(|v| !v.expired(now_ms)),
-                answer: Answer::Leased,
+                answer,
             });
         }
         if let Some(bound) = bound

@@ -917,6 +917,18 @@ async fn a_lease_of_the_same_mark_vouches_for_every_key_read_under_it() {
     let r = read_strong(&t, "a").await;
     assert_eq!((version(&r), r.answer), (Some(1), Answer::Leased));
     assert_eq!(b.calls(), 2, "no round trip under the shard's lease");
+    // An eventual read of a leased key is current whatever its bound: a hit.
+    let r = t
+        .read(
+            ShardId(0),
+            &Bytes::from_static(b"a"),
+            Want::Eventual(Duration::ZERO),
+            0,
+        )
+        .await
+        .expect("read");
+    assert_eq!((version(&r), r.answer), (Some(1), Answer::Hit));
+    assert_eq!(b.calls(), 2);
     // 500 ms: every lease of that mark has ended.
     tokio::time::advance(Duration::from_millis(150)).await;
     assert_eq!(read_strong(&t, "a").await.answer, Answer::Revalidated);
