@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `settings` | the `[tls]` ([`ServerTlsSettings`]) and `[cluster.tls]` ([`ClientTlsSettings`]) sections, [`TlsError`] |
 //! | `load` | PEM files → rustls material (certificate chains, keys checked against their certificate, CA stores), a listener's `ServerConfig`, file stamps |
-//! | `reload` | the watch task: reloads a configuration when its files change, keeps the old one when the new files are bad |
+//! | `reload` | the watch task: reloads a configuration when its files change, keeps the old one when the new files are bad, counts both in its [`TlsFigures`] |
 //! | `listener` | [`Listener`] (plain or TLS, handshakes off the accept path), [`Peer`] (address, verified client certificate), [`serve`] |
 //! | `client` | [`client_config`]: the rustls configuration of connections to nodes, for `reqwest` ([`ClientTls`]) |
 //! | `figures` | [`TlsFigures`]: reloads that succeeded and failed, the not-after time of the certificate in force (plain atomics: the process exports them) |
