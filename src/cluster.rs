@@ -21,6 +21,7 @@ use tierkv_gateway::cluster::ClusterBackend;
 use tierkv_gateway::{AppState, ValueStore};
 use tierkv_node::node::{Node, NodeComponents, NodeOptions};
 use tierkv_node::settings::{ClusterSettings, DEV_SECRET};
+use tierkv_tls::TlsFigures;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -143,22 +144,31 @@ async fn open_node(
 }
 
 /// What a node's `/metrics` serves: the node's figures, the calls of its object-store
-/// handle and its block cache's.
-fn node_metrics(node: &Node, store: &ObjStore, cache: &FoyerBlockCache) -> Registry {
+/// handle and its block cache's, and the reloads of its listener's TLS (`listener_tls`) and
+/// its RPC client's.
+fn node_metrics(
+    node: &Node,
+    store: &ObjStore,
+    cache: &FoyerBlockCache,
+    listener_tls: Option<Arc<TlsFigures>>,
+) -> Registry {
     let mut metrics = Registry::default();
     node.register_metrics(&mut metrics);
     store.register_metrics(&mut metrics);
     cache.register_metrics(&mut metrics);
+    crate::tls_metrics::register(&mut metrics, [listener_tls, node.tls_figures()]);
     metrics
 }
 
 /// The API over the cluster whose shard map is in `store`, with its value cache (when
 /// `gateway.cache.enabled`; closed by the caller after serving); its `/metrics` serves the
-/// gateway's figures and its cluster client's.
+/// gateway's figures and its cluster client's, and the reloads of the TLS of its listener
+/// (`listener_tls`) and of its cluster client.
 async fn gateway_state(
     cfg: &Config,
     store: ObjStore,
     clock: Arc<dyn Clock>,
+    listener_tls: Option<Arc<TlsFigures>>,
 ) -> anyhow::Result<(AppState, Option<ValueStore>)> {
     crate::keys::check_auth_setting(cfg, cfg.listen)?;
     let mut opts = cfg.gateway.cluster.clone();
@@ -167,6 +177,7 @@ async fn gateway_state(
     let backend = Arc::new(ClusterBackend::connect(store.clone(), opts).await?);
     let mut metrics = Registry::default();
     backend.register_metrics(&mut metrics);
+    crate::tls_metrics::register(&mut metrics, [listener_tls, backend.tls_figures()]);
     let cache = if cfg.gateway.cache.enabled {
         Some(ValueStore::open(&cfg.gateway.cache, cfg.gateway.max_value_bytes).await?)
     } else {
@@ -223,7 +234,7 @@ pub(crate) async fn run_node(
         hand_over: !cfg.cluster.handover_after.is_zero(),
         flush_timeout: cfg.shutdown_flush_timeout,
     };
-    let metrics = node_metrics(&node, &store, &cache);
+    let metrics = node_metrics(&node, &store, &cache, listener.figures());
     tierkv_node::server::serve(node, listener, metrics, shutdown, stop).await?;
     if let Err(e) = cache.close().await {
         tracing::warn!(error = %e, "closing the block cache");
@@ -242,7 +253,7 @@ pub(crate) async fn run_gateway(
     let store = ObjStore::open(&cfg.store_options())?;
     // The listener's certificate files are checked before waiting for a shard map.
     let listener = secure(&cfg, bind(cfg.listen).await?)?;
-    let (state, cache) = gateway_state(&cfg, store.clone(), clock).await?;
+    let (state, cache) = gateway_state(&cfg, store.clone(), clock, listener.figures()).await?;
     let addr = listener.local_addr()?;
     let scheme = listener.scheme();
     println!(
@@ -346,7 +357,8 @@ pub(crate) async fn run_dev(
             Arc::clone(&clock),
         )
         .await?;
-        let metrics = node_metrics(&node, &node_store, &cache);
+        // In-process nodes listen in plain HTTP.
+        let metrics = node_metrics(&node, &node_store, &cache, None);
         caches.push(cache);
         let stop = stop_nodes.clone();
         nodes.push(tokio::spawn(tierkv_node::server::serve(
@@ -369,8 +381,14 @@ pub(crate) async fn run_dev(
     }
     // Before the gateway reads the key set, so that it knows the key from its first request.
     let admin_key = crate::keys::dev_admin_key(&store, &dir, clock.now_millis()).await?;
-    let (state, cache) = gateway_state(&gw_cfg, store.clone(), Arc::clone(&clock)).await?;
     let listener = secure(&cfg, bind(cfg.listen).await?)?;
+    let (state, cache) = gateway_state(
+        &gw_cfg,
+        store.clone(),
+        Arc::clone(&clock),
+        listener.figures(),
+    )
+    .await?;
     let addr = listener.local_addr()?;
     let scheme = listener.scheme();
     println!(

@@ -16,6 +16,7 @@ mod config;
 mod keys;
 mod server;
 mod telemetry;
+mod tls_metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -69,6 +69,7 @@ pub(crate) async fn run(
     node.register_metrics(&mut metrics);
     store.register_metrics(&mut metrics);
     cache.register_metrics(&mut metrics);
+    crate::tls_metrics::register(&mut metrics, [listener.figures(), node.tls_figures()]);
     let backend = Arc::new(InProcess::new(
         node.clone(),
         store.clone(),

@@ -134,7 +134,9 @@ fn owned(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 /// The families a node and a gateway export, with their types and label sets: the names
 /// dashboards and alerts use. A node exports its replicas, client RPCs, transport, WAL,
 /// shards, object-store calls and block cache; a gateway its HTTP figures and its cluster
-/// client's, its read tier's and its per-key limits', and no storage figures.
+/// client's, its read tier's and its per-key limits', and no storage figures. This cluster
+/// speaks plain HTTP, so neither exports the `tierkv_tls_*` families (the lists below are
+/// exact; `cluster_tls.rs` checks those families on a cluster over TLS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metric_families_keep_their_names_types_and_labels() {
     let c = Cluster::start(Opts::default()).await;

@@ -2,7 +2,7 @@
 //! every listener and every connection between them over TLS with certificates made here,
 //! the nodes' RPC authenticated by client certificates (each process has its own cluster
 //! secret, so nothing between them could work on the secret), certificate rotation while
-//! serving, and the refusals.
+//! serving (and its figures on `/metrics`), and the refusals.
 
 mod cluster;
 
@@ -39,7 +39,15 @@ impl Pki {
     /// Writes a new certificate for 127.0.0.1 as `<name>.pem` / `<name>.key` (renamed over
     /// the old files, key first); returns it.
     fn issue(&self, name: &str) -> Pem {
-        let pem = self.ca.leaf(&["127.0.0.1"]);
+        self.write(name, self.ca.leaf(&["127.0.0.1"]))
+    }
+
+    /// [`Self::issue`] with a certificate valid until midnight UTC of `date`.
+    fn issue_until(&self, name: &str, date: (i32, u8, u8)) -> Pem {
+        self.write(name, self.ca.leaf_until(&["127.0.0.1"], date))
+    }
+
+    fn write(&self, name: &str, pem: Pem) -> Pem {
         write_file(&self.dir, &format!("{name}.key"), &pem.key);
         write_file(&self.dir, &format!("{name}.pem"), &pem.cert);
         pem
@@ -306,8 +314,8 @@ async fn a_cluster_over_tls_serves_authenticates_by_certificate_and_rotates() {
         })
     };
     let old_gateway = presented(&pki.ca, &c.url).await.expect("gateway answers");
-    let new_gateway = pki.issue("gateway");
-    let new_node = pki.issue("node-1");
+    let new_gateway = pki.issue_until("gateway", (2031, 3, 4));
+    let new_node = pki.issue_until("node-1", (2031, 3, 4));
     assert_ne!(old_gateway, der_of(&new_gateway.cert));
     let deadline = Instant::now() + Duration::from_secs(20);
     for (url, want) in [
@@ -325,6 +333,20 @@ async fn a_cluster_over_tls_serves_authenticates_by_certificate_and_rotates() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // The reloads show on `/metrics` (design note 0013, "Observability"): on the gateway and
+    // on node 1, the listener's and the node client's (both read the rotated files), with
+    // the new certificates' expiry.
+    reloads_on_metrics("the gateway", async || {
+        api.get(format!("{}/metrics", c.url))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })
+    .await;
+    reloads_on_metrics("node 1", async || c.metrics_text(&n1).await).await;
     // Node 1 with its new certificate still takes part: a client certificate from the
     // (same) CA still authenticates, and the cluster still writes.
     assert_eq!(
@@ -345,6 +367,47 @@ async fn a_cluster_over_tls_serves_authenticates_by_certificate_and_rotates() {
             .await
             .expect("get after rotation");
         assert_eq!(r.text().await.expect("body"), format!("v{i}"));
+    }
+}
+
+/// `date -u -d 2031-03-04 +%s`: when the rotated certificates expire.
+const MARCH_2031: f64 = 1_930_348_800.0;
+
+/// The value of the sample `series` (its name and labels as printed) in a `/metrics` text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Polls `fetch` (a process's `/metrics`) until its listener and its node client each show
+/// a successful reload and the expiry of the certificates issued until March 2031; fails
+/// after 20 s with the last text seen.
+async fn reloads_on_metrics(who: &str, fetch: impl AsyncFn() -> Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    loop {
+        if let Some(text) = fetch().await {
+            let shown = ["listener", "node_client"].iter().all(|what| {
+                let ok = format!("tierkv_tls_reloads_total{{what=\"{what}\",result=\"ok\"}}");
+                let expiry = format!("tierkv_tls_certificate_expiry_seconds{{what=\"{what}\"}}");
+                sample(&text, &ok).is_some_and(|n| n >= 1.0)
+                    && sample(&text, &expiry) == Some(MARCH_2031)
+            });
+            if shown {
+                return;
+            }
+            last = text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who}: the reloads are not on /metrics within 20 s:\n{last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -91,6 +91,8 @@ pub(crate) struct NodeInner {
     pub(crate) reconciled: tokio::sync::Mutex<Reconciled>,
     /// HTTP/2 client for asking other nodes (reconciliation asks a shard's leader).
     pub(crate) http: reqwest::Client,
+    /// The reloads of `http`'s `cluster.tls` (`None`: plain HTTP).
+    pub(crate) tls: Option<Arc<tierkv_tls::TlsFigures>>,
     pub(crate) wal: Wal,
     /// The node's write buffers (note 0007).
     pub(crate) buffers: WriteBuffers,
@@ -208,7 +210,7 @@ impl Node {
         let cancel = CancellationToken::new();
         // One memory budget for every hosted shard's memtables (note 0007).
         let buffers = WriteBuffers::new(&opts.engine, &opts.wal);
-        let http = crate::transport::rpc_client(&opts.cluster)?;
+        let (http, tls) = crate::transport::rpc_client(&opts.cluster)?;
         let transport = Arc::new(
             Transport::new(me, &opts.cluster.secret, http.clone(), cancel.child_token())
                 .with_scheme(opts.cluster.tls.scheme()),
@@ -302,6 +304,7 @@ impl Node {
             spawner,
             reconciled: tokio::sync::Mutex::new(Reconciled::default()),
             http,
+            tls,
             wal,
             buffers,
             transport,
@@ -457,6 +460,14 @@ impl Node {
             self.inner.ops.read(shard);
         }
         self.shard(shard)
+    }
+
+    /// The reloads of the node's `cluster.tls` configuration (its RPC client to other nodes)
+    /// and its client certificate's expiry; `None` over plain HTTP. The process exports them
+    /// with its listener's.
+    #[must_use]
+    pub fn tls_figures(&self) -> Option<Arc<tierkv_tls::TlsFigures>> {
+        self.inner.tls.clone()
     }
 
     /// Registers the node's figures into `registry`: its replicas (by role, read leases,

@@ -41,6 +41,7 @@ use tierkv_engine::metrics::{Counter, Registry};
 use tierkv_engine::replica::msg;
 use tierkv_engine::replica::{Msg, NodeId};
 use tierkv_engine::types::ShardId;
+use tierkv_tls::TlsFigures;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -343,16 +344,20 @@ impl Link {
 /// host, a half-open connection) within three quarters of the lease
 /// ([`crate::settings::ClusterSettings::keep_alive`]; 1.5 s by default); over TLS verified against the
 /// cluster CA when `cluster.tls` says so (design note 0013). A builder failure is a start-up
-/// error: falling back to a default client would silently drop TLS and HTTP/2.
+/// error: falling back to a default client would silently drop TLS and HTTP/2. With TLS, the
+/// figures of its reloads come along.
 pub(crate) fn rpc_client(
     cluster: &crate::settings::ClusterSettings,
-) -> Result<reqwest::Client, crate::settings::SettingsError> {
+) -> Result<(reqwest::Client, Option<Arc<TlsFigures>>), crate::settings::SettingsError> {
     let (ping_every, ping_timeout) = cluster.keep_alive();
-    let builder = match tierkv_tls::client_config(&cluster.tls)? {
-        Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
-        None => reqwest::Client::builder(),
+    let (builder, figures) = match tierkv_tls::client_config(&cluster.tls)? {
+        Some(t) => (
+            reqwest::Client::builder().tls_backend_preconfigured(t.config),
+            Some(t.figures),
+        ),
+        None => (reqwest::Client::builder(), None),
     };
-    builder
+    let client = builder
         .http2_prior_knowledge()
         .connect_timeout(Duration::from_millis(500))
         .http2_keep_alive_interval(ping_every)
@@ -363,7 +368,8 @@ pub(crate) fn rpc_client(
         .map_err(|e| crate::settings::SettingsError::RpcClient {
             // A default client instead would drop the cluster's TLS and HTTP/2 settings.
             message: e.to_string(),
-        })
+        })?;
+    Ok((client, figures))
 }
 
 #[cfg(test)]

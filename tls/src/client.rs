@@ -11,6 +11,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use crate::figures::{NODE_CLIENT, TlsFigures, not_after};
 use crate::load::{certified_key, provider, roots};
 use crate::reload::watch;
 use crate::settings::{ClientTlsSettings, TlsError};
@@ -48,6 +49,24 @@ fn load(s: &ClientTlsSettings) -> Result<Material, TlsError> {
         _ => None,
     };
     Ok(Material { verifier, identity })
+}
+
+impl Material {
+    /// The not-after time of the client certificate, when there is one.
+    fn not_after(&self) -> Option<i64> {
+        self.identity.as_deref().and_then(not_after)
+    }
+}
+
+/// A cluster client's TLS: the rustls configuration for `reqwest` and the figures of its
+/// reloads (`what` = [`NODE_CLIENT`]; the expiry is the client certificate's, when one is
+/// configured).
+#[derive(Debug)]
+pub struct ClientTls {
+    /// The configuration of connections to nodes.
+    pub config: ClientConfig,
+    /// What its reloads did.
+    pub figures: Arc<TlsFigures>,
 }
 
 /// The current material, read at each handshake.
@@ -117,13 +136,16 @@ impl ResolvesClientCert for Current {
 
 /// The rustls configuration of connections to nodes, or `None` when `[cluster.tls]` is off
 /// (plain HTTP). Loads the files now (an error names the setting and the file) and watches
-/// them every `reload_interval`. ALPN offers `h2` only: node RPC is HTTP/2.
-pub fn client_config(s: &ClientTlsSettings) -> Result<Option<ClientConfig>, TlsError> {
+/// them every `reload_interval`, counting the reloads in [`ClientTls::figures`]. ALPN
+/// offers `h2` only: node RPC is HTTP/2.
+pub fn client_config(s: &ClientTlsSettings) -> Result<Option<ClientTls>, TlsError> {
     s.validate()?;
     if !s.enabled() {
         return Ok(None);
     }
-    let current = Arc::new(ArcSwap::from_pointee(load(s)?));
+    let material = load(s)?;
+    let figures = Arc::new(TlsFigures::new(NODE_CLIENT, material.not_after()));
+    let current = Arc::new(ArcSwap::from_pointee(material));
     let files = [&s.ca_file, &s.cert_file, &s.key_file]
         .into_iter()
         .flatten()
@@ -132,10 +154,15 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Option<ClientConfig>, TlsE
     let settings = s.clone();
     watch(
         "cluster.tls",
+        &figures,
         files,
         s.reload_interval,
         &current,
-        move || load(&settings),
+        move || {
+            let m = load(&settings)?;
+            let expires = m.not_after();
+            Ok((m, expires))
+        },
     );
     let shared = Arc::new(Current(current));
     let mut cfg = ClientConfig::builder_with_provider(provider())
@@ -152,5 +179,8 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Option<ClientConfig>, TlsE
         .with_custom_certificate_verifier(Arc::clone(&shared) as Arc<dyn ServerCertVerifier>)
         .with_client_cert_resolver(shared);
     cfg.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Some(cfg))
+    Ok(Some(ClientTls {
+        config: cfg,
+        figures,
+    }))
 }

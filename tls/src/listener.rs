@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 
+use crate::figures::{LISTENER, TlsFigures};
 use crate::load::server_config;
 use crate::reload::watch;
 use crate::settings::{ServerTlsSettings, TlsError};
@@ -49,6 +50,8 @@ pub struct Listener {
     tcp: TcpListener,
     /// The configuration new handshakes use (swapped by the reload task); `None`: plain.
     tls: Option<Arc<ArcSwap<ServerConfig>>>,
+    /// The reloads of `tls` and its certificate's expiry (`None`: plain).
+    figures: Option<Arc<TlsFigures>>,
     /// Handshakes under way; `accept` returns the ones that complete.
     handshakes: JoinSet<Option<(TlsStream<TcpStream>, Peer)>>,
 }
@@ -67,6 +70,7 @@ impl From<TcpListener> for Listener {
         Self {
             tcp,
             tls: None,
+            figures: None,
             handshakes: JoinSet::new(),
         }
     }
@@ -75,13 +79,15 @@ impl From<TcpListener> for Listener {
 impl Listener {
     /// `tcp` with the TLS of `settings` (plain when it names no certificate). Loads the files
     /// now (an error names the setting and the file) and watches them for changes every
-    /// `settings.reload_interval`.
+    /// `settings.reload_interval`, counting the reloads in [`Self::figures`].
     pub fn new(tcp: TcpListener, settings: &ServerTlsSettings) -> Result<Self, TlsError> {
         settings.validate()?;
         if !settings.enabled() {
             return Ok(Self::from(tcp));
         }
-        let current = Arc::new(ArcSwap::from_pointee(server_config(settings)?));
+        let (cfg, not_after) = server_config(settings)?;
+        let current = Arc::new(ArcSwap::from_pointee(cfg));
+        let figures = Arc::new(TlsFigures::new(LISTENER, not_after));
         let files = [
             &settings.cert_file,
             &settings.key_file,
@@ -94,6 +100,7 @@ impl Listener {
         let s = settings.clone();
         watch(
             "tls",
+            &figures,
             files,
             settings.reload_interval,
             &current,
@@ -102,8 +109,17 @@ impl Listener {
         Ok(Self {
             tcp,
             tls: Some(current),
+            figures: Some(figures),
             handshakes: JoinSet::new(),
         })
+    }
+
+    /// The reloads of the TLS configuration and its certificate's expiry (`what` =
+    /// [`LISTENER`]); `None` for a plain listener. Take it before serving: [`serve`] consumes
+    /// the listener.
+    #[must_use]
+    pub fn figures(&self) -> Option<Arc<TlsFigures>> {
+        self.figures.clone()
     }
 
     /// Whether connections are TLS.
@@ -185,6 +201,7 @@ impl axum::serve::Listener for Listener {
             tcp,
             tls,
             handshakes,
+            ..
         } = self;
         let Some(tls) = tls else {
             let (s, addr) = accept_tcp(tcp).await;

@@ -12,6 +12,7 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::figures::not_after;
 use crate::settings::{ServerTlsSettings, TlsError};
 
 /// ALPN protocols a listener offers: HTTP/2 first (node RPC and replication are long-lived
@@ -108,8 +109,11 @@ fn internal(setting: &'static str, path: &Path, e: impl std::fmt::Display) -> Tl
     content(setting, path, e.to_string())
 }
 
-/// A complete listener configuration from the files `s` names (`s.cert_file` must be set).
-pub(crate) fn server_config(s: &ServerTlsSettings) -> Result<ServerConfig, TlsError> {
+/// A complete listener configuration from the files `s` names (`s.cert_file` must be set),
+/// and the not-after time of the certificate it serves.
+pub(crate) fn server_config(
+    s: &ServerTlsSettings,
+) -> Result<(ServerConfig, Option<i64>), TlsError> {
     let (Some(cert), Some(key)) = (&s.cert_file, &s.key_file) else {
         return Err(TlsError::Settings {
             setting: "tls.cert_file / tls.key_file",
@@ -118,6 +122,7 @@ pub(crate) fn server_config(s: &ServerTlsSettings) -> Result<ServerConfig, TlsEr
     };
     let provider = provider();
     let ck = certified_key(("tls.cert_file", cert), ("tls.key_file", key), &provider)?;
+    let expires = not_after(&ck);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| internal("tls.cert_file", cert, e))?;
@@ -139,7 +144,7 @@ pub(crate) fn server_config(s: &ServerTlsSettings) -> Result<ServerConfig, TlsEr
     };
     let mut cfg = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(ck)));
     cfg.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok(cfg)
+    Ok((cfg, expires))
 }
 
 /// What identifies a version of a file: modification time, size and inode (a file renamed

@@ -55,6 +55,22 @@ impl TestCa {
     /// When key generation or signing fails (tests only).
     #[must_use]
     pub fn leaf(&self, names: &[&str]) -> Pem {
+        self.leaf_with(names, |_| {})
+    }
+
+    /// [`Self::leaf`] valid until midnight UTC of `(year, month, day)`.
+    ///
+    /// # Panics
+    ///
+    /// When the date is invalid, or key generation or signing fails (tests only).
+    #[must_use]
+    pub fn leaf_until(&self, names: &[&str], (year, month, day): (i32, u8, u8)) -> Pem {
+        self.leaf_with(names, |p| {
+            p.not_after = rcgen::date_time_ymd(year, month, day);
+        })
+    }
+
+    fn leaf_with(&self, names: &[&str], adjust: impl FnOnce(&mut CertificateParams)) -> Pem {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf params");
         params.distinguished_name.push(
@@ -65,6 +81,7 @@ impl TestCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        adjust(&mut params);
         let key = KeyPair::generate().expect("leaf key");
         let cert = params
             .signed_by(&key, &self.issuer)

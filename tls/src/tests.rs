@@ -2,6 +2,7 @@
 //! certificates made here.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -10,7 +11,10 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::testing::{Pem, TestCa, write_file};
-use crate::{ClientTlsSettings, Listener, Peer, ServerTlsSettings, TlsError, client_config, serve};
+use crate::{
+    ClientTlsSettings, LISTENER, Listener, NODE_CLIENT, Peer, ServerTlsSettings, TlsError,
+    TlsFigures, client_config, serve,
+};
 
 struct Files {
     dir: tempfile::TempDir,
@@ -43,12 +47,15 @@ fn server_settings(f: &Files, client_ca: bool) -> ServerTlsSettings {
 }
 
 /// A server on 127.0.0.1 answering `/peer` with whether the connection's client certificate
-/// verified; it stops when the token is cancelled.
-async fn start(settings: &ServerTlsSettings) -> (String, CancellationToken) {
+/// verified; it stops when the token is cancelled. Also the listener's figures.
+async fn start(
+    settings: &ServerTlsSettings,
+) -> (String, CancellationToken, Option<Arc<TlsFigures>>) {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let listener = Listener::new(tcp, settings).expect("listener");
+    let figures = listener.figures();
     let url = format!(
         "{}://{}",
         listener.scheme(),
@@ -61,7 +68,7 @@ async fn start(settings: &ServerTlsSettings) -> (String, CancellationToken) {
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(serve(listener, app, async move { s.cancelled().await }));
-    (url, stop)
+    (url, stop, figures)
 }
 
 fn client(ca: &str, identity: Option<&Pem>) -> reqwest::Client {
@@ -178,7 +185,7 @@ async fn client_certificates_identify_and_certificates_reload() {
     f.put("ca.pem", &ca.cert_pem());
     f.put("server.pem", &first.cert);
     f.put("server.key", &first.key);
-    let (url, _stop) = start(&server_settings(&f, true)).await;
+    let (url, _stop, _) = start(&server_settings(&f, true)).await;
     assert!(url.starts_with("https://"));
     let member = ca.leaf(&["member"]);
     let stranger = other.leaf(&["member"]);
@@ -215,7 +222,7 @@ async fn client_certificates_identify_and_certificates_reload() {
     .expect("enabled");
     let cluster = reqwest::Client::builder()
         .http2_prior_knowledge()
-        .tls_backend_preconfigured(cfg)
+        .tls_backend_preconfigured(cfg.config)
         .build()
         .expect("client");
     let r = cluster
@@ -257,7 +264,7 @@ async fn required_client_certificates_refuse_handshakes_without_one() {
     f.put("ca.pem", &ca.cert_pem());
     f.put("server.pem", &server.cert);
     f.put("server.key", &server.key);
-    let (url, _stop) = start(&ServerTlsSettings {
+    let (url, _stop, _) = start(&ServerTlsSettings {
         require_client_cert: true,
         ..server_settings(&f, true)
     })
@@ -277,4 +284,124 @@ async fn plain_listeners_stay_plain() {
     let l = Listener::new(tcp, &ServerTlsSettings::default()).expect("plain");
     assert!(!l.is_tls());
     assert_eq!(l.scheme(), "http");
+    assert!(l.figures().is_none(), "nothing reloads");
+}
+
+/// Midnight UTC of the dates the certificates below expire, as Unix seconds (computed
+/// outside this code: `date -u -d 2031-03-04 +%s`).
+const MARCH_2031: i64 = 1_930_348_800;
+const JULY_2032: i64 = 1_972_252_800;
+const JANUARY_2033: i64 = 1_989_360_000;
+
+/// One file holding a certificate and its key, so that a rename replaces both at once (the
+/// watch then sees exactly one change).
+fn both(p: &Pem) -> String {
+    format!("{}{}", p.cert, p.key)
+}
+
+#[tokio::test]
+async fn reloads_are_counted_and_the_expiry_follows_the_certificate_in_force() {
+    let f = Files::new();
+    let ca = TestCa::new("cluster");
+    let first = ca.leaf_until(&["127.0.0.1"], (2031, 3, 4));
+    f.put("server.both", &both(&first));
+    let settings = ServerTlsSettings {
+        cert_file: Some(f.path("server.both")),
+        key_file: Some(f.path("server.both")),
+        ..server_settings(&f, false)
+    };
+    let (url, _stop, figures) = start(&settings).await;
+    let figures = figures.expect("a TLS listener has figures");
+    assert_eq!(figures.what(), LISTENER);
+    assert_eq!((figures.reloads_ok(), figures.reloads_failed()), (0, 0));
+    assert_eq!(figures.not_after(), Some(MARCH_2031));
+    let presented = async || {
+        peer(&client(&ca.cert_pem(), None), &url)
+            .await
+            .expect("serving")
+            .1
+    };
+
+    // A good new certificate: one reload, counted once it is in force.
+    let second = ca.leaf_until(&["127.0.0.1"], (2032, 7, 1));
+    f.put("server.both", &both(&second));
+    until("the reload", async || {
+        (figures.reloads_ok() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(figures.reloads_failed(), 0);
+    assert_eq!(figures.not_after(), Some(JULY_2032));
+    assert_eq!(presented().await, der_of(&second.cert));
+
+    // A bad file: counted as an error; the second certificate and its expiry stay.
+    f.put("server.both", "not a certificate");
+    until("the failed reload", async || {
+        (figures.reloads_failed() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(figures.reloads_ok(), 1);
+    assert_eq!(figures.not_after(), Some(JULY_2032));
+    assert_eq!(presented().await, der_of(&second.cert));
+
+    // The watch goes on after a failure.
+    let third = ca.leaf_until(&["127.0.0.1"], (2033, 1, 15));
+    f.put("server.both", &both(&third));
+    until("the next reload", async || {
+        (figures.reloads_ok() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(figures.reloads_failed(), 1);
+    assert_eq!(figures.not_after(), Some(JANUARY_2033));
+    assert_eq!(presented().await, der_of(&third.cert));
+}
+
+#[tokio::test]
+async fn a_node_client_counts_its_reloads_and_shows_its_own_certificate_only() {
+    let f = Files::new();
+    let ca = TestCa::new("cluster");
+    f.put("ca.pem", &ca.cert_pem());
+    f.put(
+        "member.both",
+        &both(&ca.leaf_until(&["member"], (2031, 3, 4))),
+    );
+    // Kept: the watch stops when the configuration is dropped.
+    let member = client_config(&ClientTlsSettings {
+        ca_file: Some(f.path("ca.pem")),
+        cert_file: Some(f.path("member.both")),
+        key_file: Some(f.path("member.both")),
+        reload_interval: Duration::from_millis(50),
+    })
+    .expect("loads")
+    .expect("enabled");
+    let with_identity = &member.figures;
+    assert_eq!(with_identity.what(), NODE_CLIENT);
+    assert_eq!(with_identity.not_after(), Some(MARCH_2031));
+    let ca_only = client_config(&ClientTlsSettings {
+        ca_file: Some(f.path("ca.pem")),
+        reload_interval: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .expect("loads")
+    .expect("enabled")
+    .figures;
+    assert_eq!(ca_only.not_after(), None, "no certificate of its own");
+
+    f.put(
+        "member.both",
+        &both(&ca.leaf_until(&["member"], (2032, 7, 1))),
+    );
+    until("the reload", async || {
+        (with_identity.reloads_ok() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(with_identity.not_after(), Some(JULY_2032));
+    f.put("member.both", "no key here");
+    until("the failed reload", async || {
+        (with_identity.reloads_failed() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        (with_identity.reloads_ok(), with_identity.not_after()),
+        (1, Some(JULY_2032))
+    );
 }

@@ -77,6 +77,7 @@ use tierkv_engine::replica::NodeId;
 use tierkv_engine::shard::ScanPage;
 use tierkv_engine::store::ObjStore;
 use tierkv_engine::types::{Entry, ReadConsistency, SeqNo, ShardId, WriteBatch};
+use tierkv_tls::TlsFigures;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
 
@@ -268,6 +269,8 @@ struct Shared {
     pipes: parking_lot::RwLock<HashMap<String, rpc::PipeTx>>,
     /// Counters for the gateway's `/metrics`.
     stats: Arc<ClientMetrics>,
+    /// The reloads of `cluster.tls` (`None`: plain HTTP).
+    tls: Option<Arc<TlsFigures>>,
     /// What the status polls saw, for the admin API (`admin.rs`).
     polls: admin::PollLog,
 }
@@ -284,9 +287,13 @@ impl ClusterBackend {
             }
         })?;
         auth.set_sensitive(true);
-        let builder = match tierkv_tls::client_config(&opts.tls)? {
-            Some(cfg) => reqwest::Client::builder().tls_backend_preconfigured(cfg),
-            None => reqwest::Client::builder(),
+        let tls = tierkv_tls::client_config(&opts.tls)?;
+        let (builder, tls) = match tls {
+            Some(t) => (
+                reqwest::Client::builder().tls_backend_preconfigured(t.config),
+                Some(t.figures),
+            ),
+            None => (reqwest::Client::builder(), None),
         };
         let http = builder
             .http2_prior_knowledge()
@@ -307,6 +314,7 @@ impl ClusterBackend {
             store,
             opts,
             stats: Arc::new(ClientMetrics::new(&map)),
+            tls,
             map: ArcSwap::from_pointee(map),
             refresh: tokio::sync::Mutex::new(()),
             hints: parking_lot::Mutex::new(HashMap::new()),
@@ -334,6 +342,13 @@ impl ClusterBackend {
     /// give-ups, outcome-unknown writes, the map in use and the members answering.
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.shared.stats.register(registry);
+    }
+
+    /// The reloads of the client's `cluster.tls` configuration and its client certificate's
+    /// expiry; `None` over plain HTTP. The process exports them with its listener's.
+    #[must_use]
+    pub fn tls_figures(&self) -> Option<Arc<TlsFigures>> {
+        self.shared.tls.clone()
     }
 
     /// The node this client currently believes leads `shard`.
