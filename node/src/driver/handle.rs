@@ -1,53 +1,21 @@
 //! The node's side of a shard: [`ShardHandle`] (reads, writes, delivering messages), the
-//! lock-free [`ShardStatus`] the driver publishes, the node clock, and the commands and
-//! replies exchanged with the driver task.
+//! lock-free [`ShardStatus`] the driver publishes, and the commands and replies exchanged
+//! with the driver task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tierkv_engine::error::{Error, Result};
 use tierkv_engine::replica::{
-    ChangePhase, LearnerProgress, Membership, Millis, Msg, NodeId, ReadLease, ReadLeaseCounts,
+    ChangePhase, LearnerProgress, Membership, Msg, NodeId, ReadLease, ReadLeaseCounts,
     ReadLeaseRefusal, Replica, Role,
 };
 use tierkv_engine::shard::{Prepared, ScanPage, Shard};
 use tierkv_engine::types::{Entry, Epoch, ReadConsistency, SeqNo, ShardId, WriteBatch};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-/// Monotonic milliseconds since the node started: the replicas' clock.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeClock {
-    start: Instant,
-}
-
-impl NodeClock {
-    /// A clock starting now.
-    #[must_use]
-    pub fn new() -> Self {
-        Self {
-            start: Instant::now(),
-        }
-    }
-
-    /// Milliseconds since the start.
-    #[must_use]
-    pub fn now(&self) -> Millis {
-        Millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
-    }
-
-    /// The instant of reading `t` (for timers).
-    #[must_use]
-    pub fn instant_of(&self, t: Millis) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.start + std::time::Duration::from_millis(t.0))
-    }
-}
-
-impl Default for NodeClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+use super::clock::NodeClock;
 
 /// A proposal's answer.
 pub(super) type Reply = oneshot::Sender<ProposeReply>;

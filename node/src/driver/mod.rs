@@ -32,8 +32,9 @@
 //! changes. The node-facing [`ShardHandle`] and [`ShardStatus`] are in `handle.rs`; the
 //! object-store calls (epoch claims, manifest loads) and their completions in `io.rs`; the
 //! task's start in `spawn.rs`; the catch-up throttle of learners (design note 0009,
-//! `cluster.move_bytes_per_sec`) in `throttle.rs`.
+//! `cluster.move_bytes_per_sec`) in `throttle.rs`; the replicas' clock ([`NodeClock`]) in `clock.rs`.
 
+mod clock;
 mod handle;
 mod io;
 mod read_lease;
@@ -62,9 +63,10 @@ use tierkv_engine::wal::Wal;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use self::clock::NodeClock;
 use self::handle::Reply;
 pub(crate) use self::handle::{Cmd, ProposeReply};
-pub use self::handle::{Configurations, NodeClock, ShardHandle, ShardStatus, StatusSnapshot};
+pub use self::handle::{Configurations, ShardHandle, ShardStatus, StatusSnapshot};
 use self::io::Io;
 pub(crate) use self::io::latest_manifest;
 use self::read_lease::hold_wake;
