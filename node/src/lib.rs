@@ -13,8 +13,9 @@
 //!   shard, shutdown; `options` (what it is built from, why it may not start), `map`
 //!   (joining the shard map, the genesis map, the refresher), `spawner` (replica settings,
 //!   building a replica and starting its driver), `reconcile` (learners, targets, release:
-//!   design note 0009 §6), `facts` (the `Status` and `Describe` answers), `reads` (the
-//!   answers of `GetIfChanged` and `GetLeased`: notes 0008, 0014).
+//!   design note 0009 §6), `execute` (one client operation on the shard it names),
+//!   `facts` (the `Status` and `Describe` answers), `reads` (the answers of `GetIfChanged`
+//!   and `GetLeased`: notes 0008, 0014).
 //! - [`driver`]: the task that runs one shard's replica state machine
 //!   ([`tierkv_engine::replica`]) against the WAL, the shard's storage, object storage and
 //!   the transport; the read path checks its published lease.
@@ -39,6 +40,7 @@ pub use tierkv_wire as wire;
 
 mod admin;
 mod driver;
+mod execute;
 mod facts;
 mod hosted;
 mod identity;

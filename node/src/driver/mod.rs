@@ -32,7 +32,8 @@
 //! changes. The node-facing [`ShardHandle`] and [`ShardStatus`] are in `handle.rs`; the
 //! object-store calls (epoch claims, manifest loads) and their completions in `io.rs`; the
 //! task's start in `spawn.rs`; the catch-up throttle of learners (design note 0009,
-//! `cluster.move_bytes_per_sec`) in `throttle.rs`; the replicas' clock ([`NodeClock`]) in `clock.rs`.
+//! `cluster.move_bytes_per_sec`) in `throttle.rs`; the replicas' clock ([`NodeClock`]) in
+//! `clock.rs`.
 
 mod clock;
 mod handle;
