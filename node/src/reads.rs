@@ -2,7 +2,7 @@
 //! 0014): `GetIfChanged` and `GetLeased`.
 
 use tierkv_engine::replica::LeaseMark;
-use tierkv_engine::types::{Epoch, ReadConsistency, SeqNo};
+use tierkv_engine::types::{ReadConsistency, SeqNo};
 use tierkv_wire::proto::{LeasedRead, RemoteError, Response};
 
 use crate::driver::ShardHandle;
@@ -27,13 +27,7 @@ pub(crate) async fn get_leased(h: &ShardHandle, key: &[u8], known: Option<SeqNo>
     match h.get_leased(key).await {
         Ok((lease, entry)) => {
             let lease_ms = lease.map_or(0, |l| u32::try_from(l.duration.0).unwrap_or(u32::MAX));
-            let mark = lease.map_or(
-                LeaseMark {
-                    epoch: Epoch(0),
-                    seq: SeqNo(0),
-                },
-                |l| l.mark,
-            );
+            let mark = lease.map_or(LeaseMark::NONE, |l| l.mark);
             let read = match entry {
                 Some(e) if Some(e.seq) == known => LeasedRead::Unchanged,
                 other => LeasedRead::Got(other),

@@ -154,10 +154,7 @@ async fn get_leased_on_the_only_replica_reads_without_a_lease() {
         r,
         Response::Leased {
             lease_ms: 0,
-            mark: tierkv_engine::replica::LeaseMark {
-                epoch: tierkv_engine::types::Epoch(0),
-                seq: tierkv_engine::types::SeqNo(0),
-            },
+            mark: tierkv_engine::replica::LeaseMark::NONE,
             read: LeasedRead::Unchanged
         }
     );

@@ -48,6 +48,14 @@ pub struct LeaseMark {
     pub seq: SeqNo,
 }
 
+impl LeaseMark {
+    /// The mark of no lease: what a refusal carries (zeros on the wire).
+    pub const NONE: Self = Self {
+        epoch: Epoch(0),
+        seq: SeqNo(0),
+    };
+}
+
 /// A granted read lease: how long (from before the gateway sent its request) the committed
 /// state named by `mark` stays the shard's committed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -575,9 +575,9 @@ impl Inner {
         // leader's grant (design note 0014).
         let lease = r
             .lease
-            .and_then(|l| Some((sent_at.checked_add(l.duration)?, l.mark)));
-        if let (Some((until, mark)), Some(l)) = (lease, r.lease) {
-            self.shard_leases.extend(shard, mark, until, l.duration);
+            .and_then(|l| Some((sent_at.checked_add(l.duration)?, l)));
+        if let Some((until, l)) = lease {
+            self.shard_leases.extend(shard, l.mark, until, l.duration);
         }
         self.facts.learn(
             key,
@@ -586,7 +586,7 @@ impl Inner {
                 verified_at: sent_at,
                 learned_at: Instant::now(),
                 leased_until: lease.map(|(until, _)| until),
-                mark: lease.map(|(_, mark)| mark),
+                mark: lease.map(|(_, l)| l.mark),
             },
         );
     }

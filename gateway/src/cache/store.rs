@@ -483,17 +483,12 @@ impl ValueStore {
     /// Caches `value` for `key`, unless the memory tier already holds this version or a
     /// newer one.
     pub(crate) fn insert(&self, key: Bytes, value: CachedValue) {
-        let k = StoreKey(key);
-        if let Some(e) = self.inner.cache.memory().get(&k)
-            && e.value().version >= value.version
+        if self
+            .memory_version(&key)
+            .is_none_or(|held| held < value.version)
         {
-            return;
+            self.put(&key, &value);
         }
-        drop(
-            self.inner
-                .cache
-                .insert(StoreKey(owned(&k.0)), value.owned()),
-        );
     }
 
     /// Replaces the memory tier's value of `key` with `value` when it holds an older version
@@ -502,16 +497,23 @@ impl ValueStore {
     /// gateway cost no copy, no memory and no eviction (a cached older version elsewhere is
     /// never served: the key's fact names the new version).
     pub(crate) fn update(&self, key: &Bytes, value: CachedValue) {
-        let k = StoreKey(key.clone());
-        let older = self
-            .inner
-            .cache
-            .memory()
-            .get(&k)
-            .is_some_and(|e| e.value().version < value.version);
-        if older {
-            drop(self.inner.cache.insert(StoreKey(owned(key)), value.owned()));
+        if self
+            .memory_version(key)
+            .is_some_and(|held| held < value.version)
+        {
+            self.put(key, &value);
         }
+    }
+
+    /// The version of `key` the memory tier holds, if any.
+    fn memory_version(&self, key: &Bytes) -> Option<u64> {
+        let e = self.inner.cache.memory().get(&StoreKey(key.clone()))?;
+        Some(e.value().version)
+    }
+
+    /// Caches an owned copy of `value` for `key` (no buffer it arrived in stays pinned).
+    fn put(&self, key: &Bytes, value: &CachedValue) {
+        drop(self.inner.cache.insert(StoreKey(owned(key)), value.owned()));
     }
 
     /// Drops `key` from both tiers.

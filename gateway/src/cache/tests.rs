@@ -784,14 +784,21 @@ fn leasing() -> CacheOptions {
     }
 }
 
-/// Only strong reads ask for read leases: an eventual read's flight asks no lease (a lease
-/// granted for nothing would hold the shard's next write), and by default none asks.
-#[tokio::test(start_paused = true)]
-async fn eventual_reads_and_the_default_ask_for_no_lease() {
+/// A store holding version 1 whose leader grants 300 ms read leases, and a tier that asks
+/// for them.
+async fn leasing_tier() -> (Arc<Scripted>, ReadTier) {
     let b = Scripted::new();
     b.set(1, "one", None);
     *b.lease.lock() = Duration::from_millis(300);
     let t = tier(&b, &leasing()).await;
+    (b, t)
+}
+
+/// Only strong reads ask for read leases: an eventual read's flight asks no lease (a lease
+/// granted for nothing would hold the shard's next write), and by default none asks.
+#[tokio::test(start_paused = true)]
+async fn eventual_reads_and_the_default_ask_for_no_lease() {
+    let (b, t) = leasing_tier().await;
     let r = read(&t, Want::Eventual(Duration::from_secs(1)), 0).await;
     assert_eq!((version(&r), r.answer), (Some(1), Answer::Miss));
     assert_eq!((b.calls(), b.leased.load(Ordering::SeqCst)), (1, 0));
@@ -807,10 +814,7 @@ async fn eventual_reads_and_the_default_ask_for_no_lease() {
 /// from when the request was sent) it asks the leader again.
 #[tokio::test(start_paused = true)]
 async fn strong_reads_under_a_read_lease_need_no_round_trip_until_it_ends() {
-    let b = Scripted::new();
-    b.set(1, "one", None);
-    *b.lease.lock() = Duration::from_millis(300);
-    let t = tier(&b, &leasing()).await;
+    let (b, t) = leasing_tier().await;
     let r = read(&t, Want::Strong, 0).await;
     assert_eq!((version(&r), r.answer), (Some(1), Answer::Miss));
     assert_eq!(b.calls(), 1);
@@ -857,10 +861,7 @@ async fn strong_reads_under_a_read_lease_need_no_round_trip_until_it_ends() {
 /// leased); eventual reads and the lease of other keys are unaffected. Off by option.
 #[tokio::test(start_paused = true)]
 async fn an_own_write_drops_the_lease_and_the_option_turns_leases_off() {
-    let b = Scripted::new();
-    b.set(1, "one", None);
-    *b.lease.lock() = Duration::from_millis(300);
-    let t = tier(&b, &leasing()).await;
+    let (b, t) = leasing_tier().await;
     read(&t, Want::Strong, 0).await;
     assert_eq!(read(&t, Want::Strong, 0).await.answer, Answer::Leased);
     let calls = b.calls();
@@ -905,10 +906,7 @@ async fn an_own_write_drops_the_lease_and_the_option_turns_leases_off() {
 /// in the shard moves the mark, and keys read before it need a round trip again.
 #[tokio::test(start_paused = true)]
 async fn a_lease_of_the_same_mark_vouches_for_every_key_read_under_it() {
-    let b = Scripted::new();
-    b.set(1, "one", None);
-    *b.lease.lock() = Duration::from_millis(300);
-    let t = tier(&b, &leasing()).await;
+    let (b, t) = leasing_tier().await;
     assert_eq!(read_strong(&t, "a").await.answer, Answer::Miss);
     tokio::time::advance(Duration::from_millis(200)).await;
     assert_eq!(read_strong(&t, "b").await.answer, Answer::Miss);
@@ -972,10 +970,7 @@ async fn a_lease_of_the_same_mark_vouches_for_every_key_read_under_it() {
 /// shard's, so busy keys never find the lease ended and never all go to the leader at once.
 #[tokio::test(start_paused = true)]
 async fn a_shard_lease_is_renewed_in_its_second_half_by_one_background_read() {
-    let b = Scripted::new();
-    b.set(1, "one", None);
-    *b.lease.lock() = Duration::from_millis(300);
-    let t = tier(&b, &leasing()).await;
+    let (b, t) = leasing_tier().await;
     assert_eq!(read_strong(&t, "a").await.answer, Answer::Miss);
     assert_eq!(read_strong(&t, "b").await.answer, Answer::Miss);
     // First half: leased, nothing renewed.
