@@ -316,23 +316,20 @@ impl ReadTier {
             Want::Strong => None,
             Want::Eventual(s) => Some(arrival.checked_sub(s)),
         };
-        if let Some(leased) = self.leased_answer(shard, key) {
-            // Current now: a strong read's answer, and an eventual read's whatever its bound
-            // (a hit; only strong reads renew leases, as only they ask for them).
-            let answer = if bound.is_none() {
-                self.renew_early(shard, key);
-                Answer::Leased
-            } else {
-                Answer::Hit
-            };
-            self.inner.metrics.count(answer);
+        if bound.is_none()
+            && let Some(leased) = self.leased_answer(shard, key)
+        {
+            self.inner.metrics.count(Answer::Leased);
+            self.renew_early(shard, key);
             return Ok(ReadOutcome {
                 value: leased.filter(|v| !v.expired(now_ms)),
-                answer,
+                answer: Answer::Leased,
             });
         }
         if let Some(bound) = bound
-            && let Some(hit) = self.cached_answer(key, bound, self.inner.planted).await
+            && let Some(hit) = self
+                .cached_answer(shard, key, bound, self.inner.planted)
+                .await
         {
             self.inner.metrics.count(Answer::Hit);
             return Ok(ReadOutcome {
@@ -373,6 +370,7 @@ impl ReadTier {
     /// for a known absence. `any`: any cached value will do (the planted bug).
     async fn cached_answer(
         &self,
+        shard: ShardId,
         key: &Bytes,
         bound: Option<Instant>,
         any: bool,
@@ -382,7 +380,9 @@ impl ReadTier {
             return store.get(key).await.map(Some);
         }
         let fact = self.inner.facts.get(key)?;
-        if !fact.verified_since(bound) {
+        // A leased state is current now, whatever the bound (only strong reads renew
+        // leases, as only they ask for them).
+        if !fact.verified_since(bound) && !self.leased(shard, &fact, Instant::now()) {
             return None;
         }
         match fact.state {
@@ -406,17 +406,23 @@ impl ReadTier {
         }
         let store = self.inner.store.as_ref()?;
         let fact = self.inner.facts.get(key)?;
-        let leased =
-            |now| fact.leased_at(now) || self.inner.shard_leases.vouches(shard, fact.mark, now);
         match fact.state {
-            State::Absent(_) if leased(Instant::now()) => Some(None),
+            State::Absent(_) if self.leased(shard, &fact, Instant::now()) => Some(None),
             State::Present(v) => {
                 let cached = store.get_memory(key)?;
                 // Checked after the lookup: the instant of the answer is within the lease.
-                (cached.version == v && leased(Instant::now())).then_some(Some(cached))
+                (cached.version == v && self.leased(shard, &fact, Instant::now()))
+                    .then_some(Some(cached))
             }
             State::Absent(_) => None,
         }
+    }
+
+    /// Whether a read lease vouches for `fact` (of a key in `shard`) at `now`: its own, or
+    /// the shard's lease of its mark. Never with read leases off.
+    fn leased(&self, shard: ShardId, fact: &Fact, now: Instant) -> bool {
+        self.inner.leases
+            && (fact.leased_at(now) || self.inner.shard_leases.vouches(shard, fact.mark, now))
     }
 
     /// Renews `shard`'s read lease ahead of its end when that is due (design note 0014, point
